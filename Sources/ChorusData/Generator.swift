@@ -1,0 +1,280 @@
+import ChorusModel
+import Foundation
+
+/// SplitMix64: a tiny, fast, well-mixed deterministic PRNG (same sequence on every platform).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    public mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
+    /// Standard normal (Box-Muller).
+    public mutating func normal() -> Double {
+        let u1 = max(unit(), 1e-12), u2 = unit()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+}
+
+/// The files `chorus generate` writes.
+public enum GeneratedFile: String, CaseIterable, Sendable {
+    case users = "users.jsonl"
+    case content = "content.jsonl"
+    case interactions = "interactions.jsonl"
+    case follows = "follows.jsonl"
+    case commentSentiment = "truth/comment_sentiment.csv"
+    case userTastes = "truth/user_tastes.csv"
+}
+
+/// Deterministic synthetic social network. Same `users` and `seed` give byte-identical files on any machine.
+///
+/// Users live on several channels and have hidden topic tastes; interactions are driven by those tastes, with
+/// daily and weekly seasonality; comments carry a known sentiment (kept in `truth/`). Output is streamed through
+/// `sink` in chunks, so memory stays flat at any size (only the content catalog, users/5 items, is held).
+public struct SyntheticNetwork: Sendable {
+    public struct Counts: Sendable, Codable, Equatable {
+        public var users = 0, content = 0, interactions = 0, follows = 0, comments = 0
+    }
+
+    public static let channels = ["weibo", "wechat", "x", "instagram", "tiktok"]
+    static let channelWeights = [0.25, 0.2, 0.2, 0.2, 0.15]
+    public static let topics = ["sports", "music", "fashion", "food", "travel", "tech", "gaming", "beauty", "fitness",
+                                "movies", "finance", "parenting", "pets", "cars", "books", "art", "health", "education",
+                                "comedy", "news"]
+    static let westernCountries = ["US", "GB", "BR", "IN", "ID", "JP", "DE", "FR", "MX", "NG"]
+    static let ageBands = ["13-17", "18-24", "25-34", "35-44", "45+"]
+    static let mediaTypes = ["text", "image", "video", "live"]
+    /// Hour-of-day weights (UTC): low at night, peaks at lunch and in the evening.
+    static let hourWeights: [Double] = [3, 2, 1.2, 0.8, 0.6, 0.7, 1.2, 2.5, 3.5, 3.8, 4, 4.5,
+                                        5.5, 5, 4.2, 4, 4.3, 5, 6, 7, 8, 8.5, 7, 5]
+    /// Weekday weights, Monday first: weekends busier.
+    static let weekdayWeights: [Double] = [1, 0.95, 0.95, 1, 1.1, 1.35, 1.3]
+
+    static let posEN = ["love this", "absolutely amazing", "great job", "so happy with it", "best thing ever",
+                        "really good", "awesome", "brilliant work", "highly recommend", "beautiful"]
+    static let negEN = ["hate this", "terrible", "so disappointed", "worst ever", "really bad", "awful quality",
+                        "waste of money", "broken again", "not good at all", "annoying"]
+    static let neuEN = ["ok", "saw this today", "what time is it on", "is this new", "tagging a friend",
+                        "first time here", "interesting", "how much is it", "where is this", "noted"]
+    static let posZH = ["太棒了", "非常喜欢", "好看", "真不错", "支持", "赞", "很满意", "推荐", "厉害", "开心"]
+    static let negZH = ["太差了", "很失望", "垃圾", "不好用", "后悔", "难看", "质量差", "生气", "退货", "糟糕"]
+    static let neuZH = ["一般", "看看", "什么时候", "多少钱", "在哪里", "路过", "收到", "了解", "今天", "请问"]
+
+    public let users: Int
+    public let seed: UInt64
+    public let startTime: Int64 = 1_756_684_800  // 2025-09-01T00:00:00Z, a Monday
+    public let days = 28
+    public let meanSessions = 12.0
+
+    public init(users: Int, seed: UInt64) {
+        self.users = max(users, 2)
+        self.seed = seed
+    }
+
+    public var contentCount: Int { max(10, users / 5) }
+
+    public static func userId(_ i: Int) -> String { "u" + pad(i, 7) }
+    public static func contentId(_ i: Int) -> String { "c" + pad(i, 7) }
+    static func pad(_ i: Int, _ w: Int) -> String {
+        let s = String(i)
+        return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s
+    }
+
+    struct UserTraits {
+        var channel: Int, country: String, language: String, ageBand: String
+        var tastes: [(topic: Int, weight: Double)]
+        var sessions: Int
+        var follows: Int
+    }
+
+    private func rng(_ stream: UInt64, _ index: Int) -> SplitMix64 {
+        var g = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ stream &* 0xD1B5_4A32_D192_ED03 ^ UInt64(index))
+        _ = g.next()
+        return g
+    }
+
+    private static func pick(_ weights: [Double], _ g: inout SplitMix64) -> Int {
+        let total = weights.reduce(0, +)
+        var r = g.unit() * total
+        for (i, w) in weights.enumerated() {
+            r -= w
+            if r < 0 { return i }
+        }
+        return weights.count - 1
+    }
+
+    func traits(_ i: Int) -> UserTraits {
+        var g = rng(1, i)
+        let ch = Self.pick(Self.channelWeights, &g)
+        let chinese = ch <= 1
+        let country = chinese ? (g.unit() < 0.9 ? "CN" : "SG") : Self.westernCountries[g.below(Self.westernCountries.count)]
+        let language = chinese ? "zh" : (country == "JP" ? "ja" : "en")
+        let age = Self.ageBands[Self.pick([0.1, 0.3, 0.3, 0.18, 0.12], &g)]
+        let n = 2 + g.below(2)
+        var tastes: [(Int, Double)] = []
+        var used = Set<Int>()
+        for k in 0..<n {
+            var t = g.below(Self.topics.count)
+            while used.contains(t) { t = (t + 1) % Self.topics.count }
+            used.insert(t)
+            tastes.append((t, k == 0 ? 0.5 + g.unit() * 0.3 : 0.1 + g.unit() * 0.3))
+        }
+        let total = tastes.reduce(0) { $0 + $1.1 }
+        tastes = tastes.map { ($0.0, $0.1 / total) }
+        let sessions = max(1, Int((exp(g.normal() * 0.8) * meanSessions / 1.377).rounded()))
+        let follows = min(users - 1, max(1, Int(3.0 / pow(max(g.unit(), 1e-6), 0.7))), 300)
+        return UserTraits(channel: ch, country: country, language: language, ageBand: age,
+                          tastes: tastes, sessions: sessions, follows: follows)
+    }
+
+    /// Writes the whole network through `sink(file, bytes)` and returns the record counts.
+    public func generate(_ sink: (GeneratedFile, [UInt8]) throws -> Void) throws -> Counts {
+        var counts = Counts()
+        var buffers: [GeneratedFile: [UInt8]] = [:]
+        func emit(_ f: GeneratedFile, _ line: String) throws {
+            buffers[f, default: []].append(contentsOf: line.utf8)
+            buffers[f, default: []].append(0x0A)
+            if buffers[f]!.count >= 1 << 20 {
+                try sink(f, buffers[f]!)
+                buffers[f]!.removeAll(keepingCapacity: true)
+            }
+        }
+        try emit(.commentSentiment, "interaction_id,label,language")
+        try emit(.userTastes, "user_id,topic,weight")
+
+        // Users.
+        for i in 0..<users {
+            let t = traits(i)
+            counts.users += 1
+            var cg = rng(2, i)
+            let created = startTime - Int64(86400 * (30 + cg.below(700)))
+            try emit(.users, "{\"user_id\":\"\(Self.userId(i))\",\"channel\":\"\(Self.channels[t.channel])\","
+                     + "\"country\":\"\(t.country)\",\"language\":\"\(t.language)\",\"age_band\":\"\(t.ageBand)\","
+                     + "\"created_at\":\"\(Timestamp.iso(created))\"}")
+            for (topic, w) in t.tastes {
+                try emit(.userTastes, "\(Self.userId(i)),\(Self.topics[topic]),\(String(format3: w))")
+            }
+        }
+
+        // Content, grouped by primary topic for taste-driven sampling.
+        var byTopic = [[Int]](repeating: [], count: Self.topics.count)
+        var contentTopics: [Int] = []
+        contentTopics.reserveCapacity(contentCount)
+        for c in 0..<contentCount {
+            var g = rng(3, c)
+            let topic = g.below(Self.topics.count)
+            byTopic[topic].append(c)
+            contentTopics.append(topic)
+            var topics = [Self.topics[topic]]
+            if g.unit() < 0.3 {
+                let second = (topic + 1 + g.below(Self.topics.count - 1)) % Self.topics.count
+                topics.append(Self.topics[second])
+            }
+            let tagBase = Self.topics[topic].capitalized1
+            var tags = ["#\(tagBase)\(["Daily", "Life", "Fans"][g.below(3)])"]
+            if g.unit() < 0.5 { tags.append("#\(tagBase)") }
+            if g.unit() < 0.1 { tags.append("#Trending") }
+            // Heavy-tailed authorship: low user indices create more.
+            let author = Int(Double(users) * pow(g.unit(), 3))
+            let at = traits(author)
+            let created = startTime + Int64(g.below(days * 86400))
+            let media = Self.mediaTypes[Self.pick([0.2, 0.35, 0.4, 0.05], &g)]
+            let topicsJSON = topics.map { "\"\($0)\"" }.joined(separator: ",")
+            let tagsJSON = tags.map { "\"\($0)\"" }.joined(separator: ",")
+            try emit(.content, "{\"content_id\":\"\(Self.contentId(c))\",\"author_id\":\"\(Self.userId(author))\","
+                     + "\"channel\":\"\(Self.channels[at.channel])\",\"media_type\":\"\(media)\","
+                     + "\"topics\":[\(topicsJSON)],\"hashtags\":[\(tagsJSON)],"
+                     + "\"created_at\":\"\(Timestamp.iso(created))\"}")
+            counts.content += 1
+        }
+        for t in 0..<byTopic.count where byTopic[t].isEmpty { byTopic[t] = [t % contentCount] }
+
+        // Follows and interactions, one user at a time.
+        var iid = 0
+        for i in 0..<users {
+            let t = traits(i)
+            var g = rng(4, i)
+            var followees = Set<Int>()
+            var attempts = 0
+            while followees.count < t.follows, attempts < t.follows * 4 {
+                attempts += 1
+                let f = Int(Double(users) * pow(g.unit(), 2.5))
+                if f != i { followees.insert(f) }
+            }
+            for f in followees.sorted() {
+                let ts = startTime - Int64(g.below(365 * 86400))
+                try emit(.follows, "{\"follower_id\":\"\(Self.userId(i))\",\"followee_id\":\"\(Self.userId(f))\","
+                         + "\"channel\":\"\(Self.channels[t.channel])\",\"ts\":\(ts)}")
+                counts.follows += 1
+            }
+            let channel = Self.channels[t.channel]
+            let uid = Self.userId(i)
+            for _ in 0..<t.sessions {
+                let topic = t.tastes[Self.pick(t.tastes.map(\.weight), &g)].topic
+                let list = byTopic[topic]
+                let c = list[Int(Double(list.count) * pow(g.unit(), 2))]
+                let day = Self.pick((0..<days).map { Self.weekdayWeights[$0 % 7] }, &g)
+                let hour = Self.pick(Self.hourWeights, &g)
+                let ts = startTime + Int64(day * 86400 + hour * 3600 + g.below(3600))
+                let affinity = t.tastes.first { $0.topic == contentTopics[c] }?.weight ?? 0.05
+                var events: [(InteractionKind, Int64)] = [(.view, ts)]
+                if g.unit() < 0.05 + 0.5 * affinity { events.append((.like, ts + 1 + Int64(g.below(300)))) }
+                if g.unit() < 0.02 + 0.2 * affinity { events.append((.comment, ts + 5 + Int64(g.below(600)))) }
+                if g.unit() < 0.01 + 0.1 * affinity { events.append((.share, ts + 5 + Int64(g.below(600)))) }
+                if g.unit() < 0.05 + 0.2 * affinity {
+                    events.append((.click, ts + 1 + Int64(g.below(120))))
+                    if g.unit() < 0.1 { events.append((.conversion, ts + 200 + Int64(g.below(3000)))) }
+                }
+                for (kind, ets) in events {
+                    iid += 1
+                    let id = "i" + Self.pad(iid, 9)
+                    var line = "{\"interaction_id\":\"\(id)\",\"user_id\":\"\(uid)\",\"content_id\":\"\(Self.contentId(c))\","
+                        + "\"type\":\"\(kind.name)\",\"channel\":\"\(channel)\",\"ts\":\"\(Timestamp.iso(ets))\""
+                    if kind == .comment {
+                        let pPos = 0.25 + 0.6 * affinity
+                        let r = g.unit()
+                        let label = r < pPos ? "positive" : (r < pPos + 0.25 ? "neutral" : "negative")
+                        let zh = t.language == "zh"
+                        let pool: [String]
+                        switch (label, zh) {
+                        case ("positive", false): pool = Self.posEN
+                        case ("negative", false): pool = Self.negEN
+                        case ("neutral", false): pool = Self.neuEN
+                        case ("positive", true): pool = Self.posZH
+                        case ("negative", true): pool = Self.negZH
+                        default: pool = Self.neuZH
+                        }
+                        var text = pool[g.below(pool.count)]
+                        if g.unit() < 0.4 { text += (zh ? "，" : ", ") + pool[g.below(pool.count)] }
+                        if label == "positive", g.unit() < 0.3 { text += zh ? "！" : "!" }
+                        line += ",\"text\":" + JSONText.quote(text)
+                        try emit(.commentSentiment, "\(id),\(label),\(t.language)")
+                        counts.comments += 1
+                    }
+                    if kind == .conversion { line += ",\"value\":\(10 + g.below(190))" }
+                    line += "}"
+                    try emit(.interactions, line)
+                    counts.interactions += 1
+                }
+            }
+        }
+        for f in GeneratedFile.allCases {
+            if let b = buffers[f], !b.isEmpty { try sink(f, b) }
+        }
+        return counts
+    }
+}
+
+extension String {
+    init(format3 v: Double) {
+        let scaled = Int((v * 1000).rounded())
+        self = "\(scaled / 1000).\(SyntheticNetwork.pad(scaled % 1000, 3))"
+    }
+    var capitalized1: String { prefix(1).uppercased() + dropFirst() }
+}

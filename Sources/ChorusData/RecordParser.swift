@@ -1,0 +1,283 @@
+import ChorusModel
+
+/// The input formats ingest reads.
+public enum InputFormat: String, Sendable {
+    case jsonl, csv
+}
+
+/// What one input line turned into.
+public enum ParseOutcome: Sendable, Equatable {
+    case record(Record)
+    /// A malformed record: the reason is shown to the user with the file and line.
+    case reject(String)
+    /// A CSV header line or a blank line: not a record.
+    case skip
+}
+
+/// Validates and converts input lines into records. Pure: no I/O.
+public struct RecordParser: Sendable {
+    /// Longest accepted line (1 MiB); longer lines are rejected as "record too large".
+    public static let maxLineBytes = 1 << 20
+    public static let maxIdBytes = 256
+    public static let maxTextBytes = 64 << 10
+
+    enum Field {
+        case str(String)
+        case num(Double)
+        case bool(Bool)
+        case list([String])
+        case null
+        case other(String)
+    }
+
+    public let kind: RecordKind
+    public let format: InputFormat
+    public let mapping: FieldMapping?
+    private var header: [String]?
+
+    public init(kind: RecordKind, format: InputFormat, mapping: FieldMapping? = nil) {
+        self.kind = kind
+        self.format = format
+        self.mapping = mapping
+    }
+
+    /// Parses one line (without its newline). For CSV the first non-blank line is the header.
+    public mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> ParseOutcome {
+        var bytes = line
+        if let last = bytes.last, last == 0x0D { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
+        if bytes.count > Self.maxLineBytes {
+            return .reject("record too large (\(bytes.count) bytes, limit \(Self.maxLineBytes))")
+        }
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return .skip }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            return .reject("invalid UTF-8")
+        }
+        var fields: [String: Field] = [:]
+        switch format {
+        case .jsonl:
+            let obj: [(String, JSONValue)]
+            do { obj = try JSONParser.parseObject(bytes) } catch {
+                return .reject("bad JSON at column \(error.offset + 1): \(error.reason)")
+            }
+            for (k, v) in obj { fields[k] = Self.field(v) }
+        case .csv:
+            let cols: [String]
+            do { cols = try CSVLine.split(Substring(text)) } catch {
+                return .reject("bad CSV at column \(error.offset): \(error.reason)")
+            }
+            guard let header else {
+                self.header = cols.map { $0.trimmingSpaces() }
+                return .skip
+            }
+            if cols.count != header.count {
+                return .reject("expected \(header.count) columns (as in the header), got \(cols.count)")
+            }
+            for (k, v) in zip(header, cols) where !v.isEmpty { fields[k] = .str(v) }
+        }
+        if let mapping { fields = Self.apply(mapping, to: fields) }
+        do {
+            return .record(try build(fields))
+        } catch {
+            return .reject(error.reason)
+        }
+    }
+
+    public mutating func parse(_ line: String) -> ParseOutcome {
+        var s = line
+        return s.withUTF8 { parse($0) }
+    }
+
+    static func field(_ v: JSONValue) -> Field {
+        switch v {
+        case let .string(s): return .str(s)
+        case let .number(d): return .num(d)
+        case let .bool(b): return .bool(b)
+        case .null: return .null
+        case let .array(items):
+            var out: [String] = []
+            for item in items {
+                guard case let .string(s) = item else { return .other("array with non-string items") }
+                out.append(s)
+            }
+            return .list(out)
+        case .object: return .other("object")
+        }
+    }
+
+    static func apply(_ m: FieldMapping, to fields: [String: Field]) -> [String: Field] {
+        var out: [String: Field] = [:]
+        for (k, v) in fields { out[m.fields?[k] ?? k] = v }
+        if let values = m.values {
+            for (field, table) in values {
+                if case let .str(s)? = out[field], let mapped = table[s] { out[field] = .str(mapped) }
+            }
+        }
+        for (k, v) in m.defaults ?? [:] where out[k] == nil { out[k] = .str(v) }
+        return out
+    }
+
+    struct Invalid: Error { let reason: String }
+
+    private func build(_ f: [String: Field]) throws(Invalid) -> Record {
+        switch kind {
+        case .users:
+            return .user(UserRecord(
+                id: try id(f, "user_id"), channel: try id(f, "channel"),
+                country: try optString(f, "country"), language: try optString(f, "language"),
+                ageBand: try optString(f, "age_band"), createdAt: try optTime(f, "created_at") ?? 0,
+                name: try optString(f, "name")))
+        case .content:
+            return .content(ContentRecord(
+                id: try id(f, "content_id"), authorId: try id(f, "author_id"), channel: try id(f, "channel"),
+                mediaType: try optString(f, "media_type"), topics: try list(f, "topics"),
+                hashtags: try list(f, "hashtags"), createdAt: try optTime(f, "created_at") ?? 0,
+                text: try optString(f, "text", limit: Self.maxTextBytes)))
+        case .interactions:
+            let user = try id(f, "user_id"), content = try id(f, "content_id")
+            let typeName = try id(f, "type")
+            guard let type = InteractionKind(name: typeName.lowercased()) else {
+                throw Invalid(reason: "unknown interaction type '\(typeName)' "
+                              + "(expected view, like, comment, share, click or conversion)")
+            }
+            let channel = try id(f, "channel")
+            guard let ts = try optTime(f, "ts") else { throw Invalid(reason: "missing required field 'ts'") }
+            let text = try optString(f, "text", limit: Self.maxTextBytes)
+            let value = try optNumber(f, "value") ?? 0
+            let given = try optString(f, "interaction_id")
+            if given.utf8.count > Self.maxIdBytes || given.utf8.contains(0) {
+                throw Invalid(reason: "field 'interaction_id' is too long or holds a NUL byte")
+            }
+            let iid = given.isEmpty ? Self.derivedInteractionId(user: user, content: content, type: type,
+                                                                ts: ts, channel: channel, text: text) : given
+            return .interaction(InteractionRecord(id: iid, userId: user, contentId: content, kind: type,
+                                                  channel: channel, ts: ts, text: text, value: value))
+        case .follows:
+            let a = try id(f, "follower_id"), b = try id(f, "followee_id")
+            if a == b { throw Invalid(reason: "a user cannot follow itself ('\(a)')") }
+            return .follow(FollowRecord(followerId: a, followeeId: b, channel: try id(f, "channel"),
+                                        ts: try optTime(f, "ts") ?? 0))
+        }
+    }
+
+    /// The id given to an interaction that has none: `i-` + FNV-1a 64 (hex) of its fields joined by U+001F.
+    public static func derivedInteractionId(user: String, content: String, type: InteractionKind, ts: Int64,
+                                            channel: String, text: String) -> String {
+        let canon = [user, content, type.name, String(ts), channel, text].joined(separator: "\u{1F}")
+        let h = StableHash.fnv1a64(canon)
+        let hex = String(h, radix: 16)
+        return "i-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    private func id(_ f: [String: Field], _ name: String) throws(Invalid) -> String {
+        guard let v = f[name] else { throw Invalid(reason: "missing required field '\(name)'") }
+        switch v {
+        case let .str(s):
+            let t = s.trimmingSpaces()
+            if t.isEmpty { throw Invalid(reason: "missing required field '\(name)' (empty)") }
+            if t.utf8.count > Self.maxIdBytes {
+                throw Invalid(reason: "field '\(name)' is too long (\(t.utf8.count) bytes, limit \(Self.maxIdBytes))")
+            }
+            if t.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+                throw Invalid(reason: "field '\(name)' holds a control character")
+            }
+            return t
+        case .null: throw Invalid(reason: "missing required field '\(name)' (null)")
+        default: throw Invalid(reason: "field '\(name)' must be a string, got \(Self.typeName(v))")
+        }
+    }
+
+    private func optString(_ f: [String: Field], _ name: String, limit: Int = maxIdBytes) throws(Invalid) -> String {
+        guard let v = f[name] else { return "" }
+        switch v {
+        case let .str(s):
+            if s.utf8.count > limit {
+                throw Invalid(reason: "field '\(name)' is too long (\(s.utf8.count) bytes, limit \(limit))")
+            }
+            return s
+        case .null: return ""
+        default: throw Invalid(reason: "field '\(name)' must be a string, got \(Self.typeName(v))")
+        }
+    }
+
+    private func optNumber(_ f: [String: Field], _ name: String) throws(Invalid) -> Double? {
+        guard let v = f[name] else { return nil }
+        switch v {
+        case let .num(d): return d
+        case let .str(s):
+            guard let d = Double(s.trimmingSpaces()), d.isFinite else {
+                throw Invalid(reason: "field '\(name)' must be a number, got '\(s.prefix(40))'")
+            }
+            return d
+        case .null: return nil
+        default: throw Invalid(reason: "field '\(name)' must be a number, got \(Self.typeName(v))")
+        }
+    }
+
+    private func optTime(_ f: [String: Field], _ name: String) throws(Invalid) -> Int64? {
+        guard let v = f[name] else { return nil }
+        switch v {
+        case let .num(d):
+            guard let t = Timestamp.fromNumber(d) else {
+                throw Invalid(reason: "bad timestamp in '\(name)': \(d) (expected unix seconds 2000-2100)")
+            }
+            return t
+        case let .str(s):
+            guard let t = Timestamp.parse(s.trimmingSpaces()) else {
+                throw Invalid(reason: "bad timestamp in '\(name)': '\(s.prefix(40))' "
+                              + "(expected ISO 8601 like 2025-03-01T14:05:09Z, or unix seconds)")
+            }
+            return t
+        case .null: return nil
+        default: throw Invalid(reason: "bad timestamp in '\(name)': got \(Self.typeName(v))")
+        }
+    }
+
+    private func list(_ f: [String: Field], _ name: String) throws(Invalid) -> [String] {
+        guard let v = f[name] else { return [] }
+        let items: [String]
+        switch v {
+        case let .list(l): items = l
+        case let .str(s): items = s.split(separator: "|").map { String($0).trimmingSpaces() }
+        case .null: return []
+        default: throw Invalid(reason: "field '\(name)' must be an array of strings, got \(Self.typeName(v))")
+        }
+        let cleaned = items.filter { !$0.isEmpty }
+        if cleaned.count > 64 { throw Invalid(reason: "field '\(name)' has more than 64 items") }
+        if cleaned.contains(where: { $0.utf8.count > Self.maxIdBytes }) {
+            throw Invalid(reason: "an item of '\(name)' is longer than \(Self.maxIdBytes) bytes")
+        }
+        return cleaned
+    }
+
+    static func typeName(_ v: Field) -> String {
+        switch v {
+        case .str: return "string"
+        case .num: return "number"
+        case .bool: return "boolean"
+        case .list: return "array"
+        case .null: return "null"
+        case let .other(s): return s
+        }
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension RecordKind {
+    /// The kind a file name implies: users*, content*, interactions*, follows* (case-insensitive).
+    public static func infer(fromFileName name: String) -> RecordKind? {
+        let n = name.lowercased()
+        if n.hasPrefix("users") || n.hasPrefix("user") { return .users }
+        if n.hasPrefix("content") || n.hasPrefix("posts") { return .content }
+        if n.hasPrefix("interactions") || n.hasPrefix("interaction") { return .interactions }
+        if n.hasPrefix("follows") || n.hasPrefix("follow") || n.hasPrefix("edges") { return .follows }
+        return nil
+    }
+}

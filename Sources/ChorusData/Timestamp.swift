@@ -1,0 +1,113 @@
+/// Timestamp parsing for ingest: unix seconds (integers above 10^11 are read as milliseconds),
+/// or ISO 8601 / RFC 3339 text such as `2025-03-01T14:05:09Z`, `2025-03-01T14:05:09.250+08:00`
+/// or `2025-03-01 14:05:09` (UTC). Accepted range: 2000-01-01 to 2100-01-01.
+public enum Timestamp {
+    public static let minimum: Int64 = 946_684_800     // 2000-01-01T00:00:00Z
+    public static let maximum: Int64 = 4_102_444_800   // 2100-01-01T00:00:00Z
+
+    public static func fromNumber(_ d: Double) -> Int64? {
+        guard d.isFinite, d == d.rounded(.towardZero) || d > 1e11 else { return nil }
+        var s = d
+        if s > 1e11 { s /= 1000 }
+        let v = Int64(s.rounded(.down))
+        return (minimum...maximum).contains(v) ? v : nil
+    }
+
+    public static func parse(_ text: String) -> Int64? {
+        let u = Array(text.utf8)
+        if u.isEmpty { return nil }
+        if u.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            guard u.count <= 15, let v = Double(text) else { return nil }
+            return fromNumber(v)
+        }
+        // YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±HH:MM|±HHMM]
+        func num(_ from: Int, _ len: Int) -> Int? {
+            guard from + len <= u.count else { return nil }
+            var v = 0
+            for k in from..<(from + len) {
+                let c = u[k]
+                guard c >= 0x30, c <= 0x39 else { return nil }
+                v = v * 10 + Int(c - 0x30)
+            }
+            return v
+        }
+        guard u.count >= 10, let y = num(0, 4), u[4] == 0x2D, let mo = num(5, 2), u[7] == 0x2D, let d = num(8, 2)
+        else { return nil }
+        var h = 0, mi = 0, s = 0
+        var i = 10
+        if u.count > 10 {
+            guard u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: " "), let hh = num(11, 2), u.count > 13,
+                  u[13] == 0x3A, let mm = num(14, 2) else { return nil }
+            h = hh; mi = mm; i = 16
+            if i < u.count, u[i] == 0x3A {
+                guard let ss = num(17, 2) else { return nil }
+                s = ss; i = 19
+            }
+            if i < u.count, u[i] == UInt8(ascii: ".") {
+                i += 1
+                let st = i
+                while i < u.count, u[i] >= 0x30, u[i] <= 0x39 { i += 1 }
+                if i == st { return nil }
+            }
+        }
+        var offset = 0
+        if i < u.count {
+            if u[i] == UInt8(ascii: "Z") || u[i] == UInt8(ascii: "z") {
+                i += 1
+            } else if u[i] == UInt8(ascii: "+") || u[i] == UInt8(ascii: "-") {
+                let sign = u[i] == UInt8(ascii: "+") ? 1 : -1
+                guard let oh = num(i + 1, 2) else { return nil }
+                var om = 0
+                if i + 3 < u.count, u[i + 3] == 0x3A {
+                    guard let m = num(i + 4, 2) else { return nil }
+                    om = m; i += 6
+                } else if let m = num(i + 3, 2) {
+                    om = m; i += 5
+                } else {
+                    i += 3
+                }
+                guard oh <= 14, om < 60 else { return nil }
+                offset = sign * (oh * 3600 + om * 60)
+            }
+        }
+        guard i == u.count else { return nil }
+        guard (1...12).contains(mo), d >= 1, d <= daysIn(month: mo, year: y), h < 24, mi < 60, s < 61 else { return nil }
+        let v = Int64(daysFromCivil(y, mo, d)) * 86400 + Int64(h * 3600 + mi * 60 + s) - Int64(offset)
+        return (minimum...maximum).contains(v) ? v : nil
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    public static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146097 + doe - 719468
+    }
+
+    /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+    public static func iso(_ t: Int64) -> String {
+        let days = Int(t >= 0 ? t / 86400 : (t - 86399) / 86400)
+        let secs = Int(t - Int64(days) * 86400)
+        let z = days + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(y)-\(p2(m))-\(p2(d))T\(p2(secs / 3600)):\(p2(secs / 60 % 60)):\(p2(secs % 60))Z"
+    }
+}

@@ -1,0 +1,143 @@
+import ChorusModel
+import ChorusWire
+import Foundation
+import SwiftProtobuf
+
+/// The client side of the CLI: talks to the coordinator and, for data, directly to partition owners.
+public final class ChorusClient: Sendable {
+    public let coordinatorAddress: String
+    let coordinator: Peer
+    let timeout: Duration
+    let workerPeers = WorkerPeers()
+
+    public init(coordinator: String, timeout: Duration = .seconds(4)) throws {
+        coordinatorAddress = coordinator
+        self.coordinator = try Peer(endpoint: coordinator, role: "coordinator")
+        self.timeout = timeout
+    }
+
+    public func close() {
+        coordinator.close()
+        workerPeers.closeAll()
+    }
+
+    public func clusterStatus() async throws -> Chorus_V1_ClusterStatus {
+        guard case let .clusterStatus(s) = try await coordinator.call(.clusterStatus(.init()), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return s
+    }
+
+    public func partitionMap() async throws -> Chorus_V1_PartitionMap {
+        guard case let .partitionMap(m) = try await coordinator.call(.partitionMap(.init()), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return m
+    }
+
+    public func submit(kind: String, params: [String: String]) async throws -> Chorus_V1_JobInfo {
+        var s = Chorus_V1_SubmitJob()
+        s.kind = kind
+        s.params = params
+        return try job(try await coordinator.call(.submitJob(s), timeout: timeout))
+    }
+
+    public func jobStatus(_ id: String) async throws -> Chorus_V1_JobInfo {
+        var r = Chorus_V1_JobRef(); r.id = id
+        return try job(try await coordinator.call(.jobStatus(r), timeout: timeout))
+    }
+
+    public func cancel(_ id: String) async throws -> Chorus_V1_JobInfo {
+        var r = Chorus_V1_JobRef(); r.id = id
+        return try job(try await coordinator.call(.jobCancel(r), timeout: timeout))
+    }
+
+    public func jobs(limit: Int) async throws -> [Chorus_V1_JobInfo] {
+        var l = Chorus_V1_JobListRequest(); l.limit = UInt32(limit)
+        guard case let .jobList(list) = try await coordinator.call(.jobList(l), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return list.jobs
+    }
+
+    /// Polls a job until it ends, calling `update` on every change.
+    public func watch(_ id: String, every: Duration = .milliseconds(300),
+                      update: (Chorus_V1_JobInfo) -> Void) async throws -> Chorus_V1_JobInfo {
+        var last: Chorus_V1_JobInfo?
+        while true {
+            let j = try await jobStatus(id)
+            if j != last { update(j) }
+            last = j
+            if [.succeeded, .failed, .cancelled].contains(j.state) { return j }
+            try await Task.sleep(for: every)
+        }
+    }
+
+    private func job(_ body: ResponseBody) throws -> Chorus_V1_JobInfo {
+        guard case let .job(j) = body else { throw ChorusError(.internal, "unexpected reply") }
+        return j
+    }
+
+    func owner(_ map: Chorus_V1_PartitionMap, _ partition: UInt32) throws -> Peer {
+        let owner = map.assignments[Int(partition)].owner
+        guard !owner.isEmpty, let node = map.nodes.first(where: { $0.id == owner }) else {
+            throw ChorusError(.unavailable, "partition \(partition) has no owner yet", hint: "start a worker")
+        }
+        if node.state == .dead {
+            throw ChorusError(.unavailable, "partition \(partition) is on worker \(node.name), which is dead",
+                              hint: "restart that worker")
+        }
+        return try workerPeers.peer(node)
+    }
+
+    /// Reads one user's global profile from the owner of the user's partition.
+    public func profile(userId: String) async throws -> Chorus_V1_ProfileReply {
+        let map = try await partitionMap()
+        let p = Placement(partitionCount: map.partitionCount).partition(of: userId)
+        var g = Chorus_V1_ProfileGet()
+        g.userID = userId
+        g.partition = p
+        guard case let .profile(r) = try await owner(map, p).call(.profileGet(g), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r
+    }
+
+    /// Streams every stored profile (JSON objects), partition by partition, in pages.
+    public func exportProfiles(_ body: (String) throws -> Void) async throws -> Int {
+        let map = try await partitionMap()
+        var n = 0
+        for p in 0..<map.partitionCount {
+            let peer = try owner(map, p)
+            var after = ""
+            repeat {
+                var s = Chorus_V1_ProfileScan()
+                s.partition = p; s.after = after; s.limit = 2000
+                guard case let .profileScan(r) = try await peer.call(.profileScan(s), timeout: .seconds(30)) else {
+                    throw ChorusError(.internal, "unexpected reply")
+                }
+                for j in r.profilesJson { try body(j); n += 1 }
+                after = r.nextAfter
+            } while !after.isEmpty
+        }
+        return n
+    }
+}
+
+/// One Peer per worker address, created on first use.
+final class WorkerPeers: Sendable {
+    private let peers = Mutex<[String: Peer]>([:])
+
+    func peer(_ node: Chorus_V1_NodeInfo) throws -> Peer {
+        try peers.withLock { d in
+            if let p = d[node.address] { return p }
+            let p = try Peer(endpoint: node.address, role: "worker \(node.name)")
+            d[node.address] = p
+            return p
+        }
+    }
+
+    func closeAll() { peers.withLock { d in d.values.forEach { $0.close() }; d.removeAll() } }
+}
+
+import Synchronization

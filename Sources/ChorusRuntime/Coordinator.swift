@@ -1,0 +1,257 @@
+import ChorusAnalytics
+import ChorusModel
+import ChorusStorage
+import ChorusWire
+import Foundation
+import Logging
+import Synchronization
+import SwiftProtobuf
+
+public struct CoordinatorOptions: Sendable {
+    public var bind: String
+    public var dataDir: String
+    public var partitions: UInt32?
+    public var timing = MembershipTiming()
+    public var maxTaskAttempts = 5
+    public init(bind: String, dataDir: String, partitions: UInt32? = nil) {
+        self.bind = bind; self.dataDir = dataDir; self.partitions = partitions
+    }
+}
+
+/// The coordinator: membership, the partition map, the job history, and the job engine.
+public final class Coordinator: Sendable {
+    let state: CoordinatorState
+    let server: RequestServer
+    let logger: Logger
+    let options: CoordinatorOptions
+    let store: Store
+    public var endpoint: String { server.endpoint }
+
+    public init(options: CoordinatorOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        do {
+            store = try Store(path: options.dataDir + "/coordinator")
+        } catch {
+            throw ChorusError(.storage, "\(error)")
+        }
+        state = try CoordinatorState(store: store, partitionCount: options.partitions, timing: options.timing)
+        server = try RequestServer(bind: options.bind, logger: logger)
+    }
+
+    public func run() async {
+        logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.server.serve(logger: self.logger) { try await self.handle($0) } }
+            group.addTask {
+                while !Task.isCancelled {
+                    do { try await self.state.sweep() } catch {
+                        self.logger.error("membership sweep failed", metadata: ["error": "\(error)"])
+                    }
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+            }
+        }
+    }
+
+    public func shutdown() { server.close() }
+
+    func handle(_ req: Chorus_V1_Request) async throws -> ResponseBody {
+        switch req.body {
+        case let .registerWorker(r):
+            let map = try await state.register(r)
+            logger.info("worker registered", metadata: ["node-id": "\(r.nodeID)", "name": "\(r.name)",
+                                                        "address": "\(r.address)"])
+            var reply = Chorus_V1_RegisterReply()
+            reply.partitionMap = map
+            reply.heartbeatIntervalMs = 500
+            return .registerWorker(reply)
+        case let .heartbeat(h): return .heartbeat(try await state.heartbeat(h))
+        case let .sealPartitions(s):
+            try await state.seal(s)
+            return .ack(.init())
+        case .clusterStatus: return .clusterStatus(await state.status())
+        case .partitionMap: return .partitionMap(await state.mapWithNodes())
+        case let .submitJob(s):
+            let job = try await state.createJob(kind: s.kind, params: s.params)
+            logger.info("job submitted", metadata: ["job-id": "\(job.id)", "kind": "\(job.kind)"])
+            Task { await self.runJob(job.id) }
+            return .job(job)
+        case let .jobStatus(j): return .job(try await state.job(j.id))
+        case let .jobCancel(j): return .job(try await state.cancel(j.id))
+        case let .jobList(l):
+            var list = Chorus_V1_JobList()
+            list.jobs = await state.list(limit: Int(l.limit == 0 ? 50 : l.limit))
+            return .jobList(list)
+        default:
+            throw ChorusError(.usage, "the coordinator does not serve this request; send it to a worker")
+        }
+    }
+}
+
+// MARK: - Job engine
+
+/// Tracks which nodes (by incarnation) already hold a job's broadcast catalog.
+final class BroadcastTracker: Sendable {
+    let acked = Mutex<Set<String>>([])
+    func has(_ node: String, _ inc: Int) -> Bool { acked.withLock { $0.contains("\(node)#\(inc)") } }
+    func add(_ node: String, _ inc: Int) { _ = acked.withLock { $0.insert("\(node)#\(inc)") } }
+    func forget(_ node: String, _ inc: Int) { _ = acked.withLock { $0.remove("\(node)#\(inc)") } }
+}
+
+extension Coordinator {
+    struct JobFailure: Error { let message: String }
+
+    func runJob(_ id: String) async {
+        do {
+            let job = try await state.update(id) { $0.state = .running; $0.startedAtMs = nowMs() }
+            var summary = GlobalSummary()
+            var catalog = Chorus_V1_Catalog()
+            let tracker = BroadcastTracker()
+            var broadcast: Chorus_V1_JobBroadcast?
+            for stage in JobKinds.stages(job.kind) {
+                _ = try await state.update(id) { $0.stage = stage }
+                if stage == "compute" {
+                    var b = Chorus_V1_JobBroadcast()
+                    b.jobID = id
+                    b.catalog = catalog
+                    broadcast = b
+                    catalog = Chorus_V1_Catalog()
+                }
+                try await runStage(job: job, stage: stage, broadcast: broadcast, tracker: tracker) { result in
+                    if stage == "catalog" {
+                        catalog.users.append(contentsOf: result.catalog.users)
+                        catalog.contents.append(contentsOf: result.catalog.contents)
+                    } else {
+                        let partial = try JSONDecoder().decode(GlobalSummary.self, from: Data(result.partialJson.utf8))
+                        summary.merge(partial)
+                    }
+                }
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let report = String(decoding: try encoder.encode(summary.report), as: UTF8.self)
+            _ = try await state.update(id) { j in
+                if j.state == .running {
+                    j.state = .succeeded
+                    j.summaryJson = report
+                    j.finishedAtMs = nowMs()
+                    j.stage = "done"
+                }
+            }
+            logger.info("job succeeded", metadata: ["job-id": "\(id)"])
+        } catch let f as JobFailure {
+            logger.warning("job failed", metadata: ["job-id": "\(id)", "error": "\(f.message)"])
+            _ = try? await state.update(id) { j in
+                if j.state == .running || j.state == .queued {
+                    j.state = .failed; j.error = f.message; j.finishedAtMs = nowMs()
+                }
+            }
+        } catch {
+            logger.error("job failed", metadata: ["job-id": "\(id)", "error": "\(error)"])
+            _ = try? await state.update(id) { j in
+                if j.state == .running || j.state == .queued {
+                    j.state = .failed; j.error = "\(error)"; j.finishedAtMs = nowMs()
+                }
+            }
+        }
+        // Workers drop the job's broadcast data.
+        for (_, peer) in await state.livePeers() {
+            var r = Chorus_V1_JobRef()
+            r.id = id
+            _ = try? await peer.call(.jobRelease(r), timeout: .seconds(2))
+        }
+    }
+
+    /// Runs one stage: one task per partition on its owner, at most `cores` at a time per worker.
+    /// A failed task (worker died, timed out, or answered with an error) is retried once its partition has a live
+    /// owner again, up to `maxTaskAttempts` times.
+    func runStage(job: Chorus_V1_JobInfo, stage: String, broadcast: Chorus_V1_JobBroadcast?,
+                  tracker: BroadcastTracker,
+                  merge: (Chorus_V1_TaskResult) throws -> Void) async throws {
+        let partitionCount = await state.map.partitionCount
+        var pending = Array(0..<partitionCount)
+        var attempts: [UInt32: Int] = [:]
+        var notBefore: [UInt32: ContinuousClock.Instant] = [:]
+        var inflight: [String: Int] = [:]
+        var waitingSince: ContinuousClock.Instant?
+        let taskTimeout = Duration.seconds(Int(job.params["task_timeout_s"] ?? "") ?? 1800)
+        let mapVersion = await state.map.version
+
+        try await withThrowingTaskGroup(of: (UInt32, String, Result<Chorus_V1_TaskResult, any Error>).self) { group in
+            var running = 0
+            while !pending.isEmpty || running > 0 {
+                if await state.isCancelled(job.id) {
+                    group.cancelAll()
+                    throw JobFailure(message: "cancelled")
+                }
+                // Dispatch whatever can run now.
+                var still: [UInt32] = []
+                let now = ContinuousClock.now
+                for p in pending {
+                    if let nb = notBefore[p], nb > now { still.append(p); continue }
+                    guard let owner = await state.owner(of: p), inflight[owner.id, default: 0] < owner.cores else {
+                        still.append(p); continue
+                    }
+                    inflight[owner.id, default: 0] += 1
+                    running += 1
+                    var t = Chorus_V1_RunTask()
+                    t.jobID = job.id; t.kind = job.kind; t.stage = stage; t.partition = p
+                    t.mapVersion = await state.map.version; t.params = job.params
+                    t.attempt = UInt32(attempts[p, default: 0] + 1)
+                    let task = t
+                    _ = mapVersion
+                    group.addTask {
+                        do {
+                            if let b = broadcast, !tracker.has(owner.id, owner.incarnation) {
+                                _ = try await owner.peer.call(.jobBroadcast(b), timeout: .seconds(120))
+                                tracker.add(owner.id, owner.incarnation)
+                            }
+                            guard case let .taskResult(r) = try await owner.peer.call(.runTask(task), timeout: taskTimeout)
+                            else { throw ChorusError(.internal, "unexpected reply to a task") }
+                            return (p, owner.id, .success(r))
+                        } catch {
+                            if let e = error as? ChorusError, e.code == .unavailable {
+                                tracker.forget(owner.id, owner.incarnation)
+                            }
+                            return (p, owner.id, .failure(error))
+                        }
+                    }
+                }
+                pending = still
+                if running == 0 {
+                    // Nothing can run: some partitions have no live owner (or are backing off).
+                    let since = waitingSince ?? .now
+                    waitingSince = since
+                    if ContinuousClock.now - since > .seconds(600) {
+                        throw JobFailure(message: "partitions \(pending.prefix(8).map(String.init).joined(separator: ",")) "
+                                         + "had no live owner for 10 minutes; start their worker again and resubmit")
+                    }
+                    _ = try? await state.update(job.id) { $0.stage = "\(stage): waiting for owners of \(pending.count) partition(s)" }
+                    try await Task.sleep(for: .milliseconds(200))
+                    continue
+                }
+                waitingSince = nil
+                guard let (p, node, result) = try await group.next() else { continue }
+                running -= 1
+                inflight[node, default: 1] -= 1
+                switch result {
+                case let .success(r):
+                    try merge(r)
+                    _ = try await state.update(job.id) { $0.tasksDone += 1; $0.stage = stage }
+                case let .failure(error):
+                    let n = attempts[p, default: 0] + 1
+                    attempts[p] = n
+                    logger.warning("task failed; will retry", metadata: [
+                        "job-id": "\(job.id)", "partition": "\(p)", "attempt": "\(n)", "error": "\(error)"])
+                    if n >= options.maxTaskAttempts {
+                        throw JobFailure(message: "partition \(p), stage \(stage) failed \(n) times; last error: \(error)")
+                    }
+                    _ = try await state.update(job.id) { $0.taskRetries += 1 }
+                    notBefore[p] = .now + .milliseconds(250 * n)
+                    pending.append(p)
+                }
+            }
+        }
+    }
+}

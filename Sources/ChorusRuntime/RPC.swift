@@ -1,0 +1,157 @@
+import ChorusModel
+import ChorusTransport
+import ChorusWire
+import Foundation
+import Logging
+import Synchronization
+import SwiftProtobuf
+
+typealias RequestBody = Chorus_V1_Request.OneOf_Body
+typealias ResponseBody = Chorus_V1_Response.OneOf_Body
+
+/// Reads the correlation id of a serialized Response without decoding the rest (field 1, varint).
+@Sendable func responseCorrelationId(_ bytes: [UInt8]) -> UInt64? {
+    (try? Chorus_V1_Response(serializedBytes: bytes))?.correlationID
+}
+
+private let correlationCounter = Atomic<UInt64>(1)
+
+/// A typed request/reply client to one Chorus process (coordinator or worker).
+public final class Peer: Sendable {
+    public let endpoint: String
+    let role: String
+    let sender: String
+    private let client: DealerClient
+
+    /// `role` names the peer in error messages ("coordinator", "worker w-1").
+    public init(endpoint: String, role: String, sender: String = "client") throws {
+        self.endpoint = endpoint
+        self.role = role
+        self.sender = sender
+        do {
+            client = try DealerClient(connect: endpoint, correlate: responseCorrelationId)
+        } catch {
+            throw ChorusError(.usage, "bad \(role) address '\(endpoint)': \(error)",
+                              hint: "use a ZeroMQ endpoint such as tcp://127.0.0.1:7100")
+        }
+    }
+
+    func call(_ body: RequestBody, timeout: Duration) async throws -> ResponseBody {
+        var req = Chorus_V1_Request()
+        req.protocolVersion = Wire.protocolVersion
+        req.correlationID = correlationCounter.wrappingAdd(1, ordering: .relaxed).oldValue
+        req.sender = sender
+        req.body = body
+        let bytes: [UInt8] = try req.serializedBytes()
+        let reply: [UInt8]
+        do {
+            reply = try await client.request(bytes, correlationId: req.correlationID, timeout: timeout)
+        } catch let e as TransportError {
+            switch e {
+            case let .timeout(_, ms):
+                throw ChorusError(.unreachable, "no reply from the \(role) at \(endpoint) within \(ms / 1000 > 0 ? "\(ms / 1000) s" : "\(ms) ms")",
+                                  hint: role == "coordinator"
+                                      ? "is `chorus coordinator` running there? set --coordinator or CHORUS_COORDINATOR"
+                                      : "is the worker up? see `chorus node list`")
+            default:
+                throw ChorusError(.unreachable, "\(role) at \(endpoint): \(e)")
+            }
+        }
+        let resp = try Chorus_V1_Response(serializedBytes: reply)
+        guard let rb = resp.body else { throw ChorusError(.internal, "empty reply from the \(role) at \(endpoint)") }
+        if case let .error(err) = rb { throw Self.error(err, role: role) }
+        return rb
+    }
+
+    static func error(_ e: Chorus_V1_ErrorReply, role: String) -> ChorusError {
+        switch e.code {
+        case .badRequest: return ChorusError(.usage, "the \(role) rejected the request: \(e.message)")
+        case .notFound: return ChorusError(.notFound, e.message)
+        case .wrongOwner: return ChorusError(.wrongOwner, e.message, hint: "refresh the partition map and retry")
+        case .unavailable: return ChorusError(.unavailable, e.message, hint: "retry when workers are up")
+        case .cancelled: return ChorusError(.jobFailed, e.message)
+        case .unknownNode: return ChorusError(.notFound, e.message, hint: "re-register")
+        default: return ChorusError(.internal, "\(role) error: \(e.message)")
+        }
+    }
+
+    public func close() { client.close() }
+}
+
+extension ChorusError {
+    /// The wire form of an error, for replies.
+    var wire: Chorus_V1_ErrorReply {
+        var e = Chorus_V1_ErrorReply()
+        e.message = description
+        switch code {
+        case .usage, .invalidInput: e.code = .badRequest
+        case .notFound: e.code = .notFound
+        case .wrongOwner: e.code = .wrongOwner
+        case .unavailable, .unreachable: e.code = .unavailable
+        case .jobFailed: e.code = .cancelled
+        default: e.code = .internal
+        }
+        return e
+    }
+}
+
+/// Serves requests from a ROUTER socket: decodes each frame, runs `handler` in its own Task, and replies.
+/// Garbage frames get a BAD_REQUEST reply (or are dropped by the transport) and never crash the process.
+public final class RequestServer: Sendable {
+    public let endpoint: String
+    private let server: RouterServer
+
+    public init(bind: String, logger: Logger) throws {
+        do {
+            server = try RouterServer(bind: bind)
+        } catch {
+            throw ChorusError(.usage, "\(error)", hint: "is the port already in use? pick another --bind")
+        }
+        endpoint = server.endpoint
+        _ = logger
+    }
+
+    /// Runs until the server is closed. `handler` returns the reply body or throws a ChorusError.
+    func serve(logger: Logger, _ handler: @escaping @Sendable (Chorus_V1_Request) async throws -> ResponseBody) async {
+        let server = self.server
+        await withDiscardingTaskGroup { group in
+            for await msg in server.messages {
+                group.addTask {
+                    var resp = Chorus_V1_Response()
+                    let req: Chorus_V1_Request
+                    do {
+                        req = try Chorus_V1_Request(serializedBytes: msg.payload)
+                    } catch {
+                        var e = Chorus_V1_ErrorReply()
+                        e.code = .badRequest
+                        e.message = "undecodable request (\(msg.payload.count) bytes): not a chorus.v1.Request"
+                        resp.body = .error(e)
+                        if let bytes: [UInt8] = try? resp.serializedBytes() { server.reply(to: msg.peer, bytes) }
+                        return
+                    }
+                    resp.correlationID = req.correlationID
+                    if req.body == nil {
+                        var e = Chorus_V1_ErrorReply()
+                        e.code = .badRequest
+                        e.message = "request has no body (unknown request type or protocol version \(req.protocolVersion))"
+                        resp.body = .error(e)
+                    } else {
+                        do {
+                            resp.body = try await handler(req)
+                        } catch let e as ChorusError {
+                            resp.body = .error(e.wire)
+                        } catch {
+                            logger.error("request failed", metadata: ["error": "\(error)"])
+                            resp.body = .error(ChorusError(.internal, "\(error)").wire)
+                        }
+                    }
+                    if let bytes: [UInt8] = try? resp.serializedBytes() { server.reply(to: msg.peer, bytes) }
+                }
+            }
+        }
+    }
+
+    public func close() { server.close() }
+}
+
+func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

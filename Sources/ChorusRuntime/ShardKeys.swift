@@ -1,0 +1,31 @@
+import ChorusWire
+
+/// Storage layout on a worker: one RocksDB keyspace, every key `[partition u32 BE][role u8][key id]`.
+/// A partition is therefore one contiguous key range: it can be scanned, copied or deleted as a unit.
+public enum ShardKeys {
+    /// Derived data (not ingested) also lives inside the partition range.
+    public enum Derived: UInt8 {
+        /// The user's global profile (features, JSON).
+        case profile = 0x50  // 'P'
+        /// Content features (JSON).
+        case contentStats = 0x51  // 'Q'
+    }
+
+    public static func prefix(partition: UInt32) -> [UInt8] {
+        [UInt8(partition >> 24), UInt8(partition >> 16 & 0xFF), UInt8(partition >> 8 & 0xFF), UInt8(partition & 0xFF)]
+    }
+
+    public static func prefix(partition: UInt32, role: UInt8) -> [UInt8] {
+        prefix(partition: partition) + [role]
+    }
+
+    public static func key(partition: UInt32, role: UInt8, id: [UInt8]) -> [UInt8] {
+        var k = prefix(partition: partition)
+        k.reserveCapacity(5 + id.count)
+        k.append(role)
+        k.append(contentsOf: id)
+        return k
+    }
+
+    public static func role(_ r: Chorus_V1_PutRole) -> UInt8 { UInt8(r.rawValue) }
+}

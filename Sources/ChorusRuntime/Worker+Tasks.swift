@@ -1,0 +1,179 @@
+import ChorusAnalytics
+import ChorusModel
+import ChorusStorage
+import ChorusWire
+import Foundation
+import SwiftProtobuf
+
+/// Job kinds and their stages. A stage runs once per partition on the partition's owner.
+public enum JobKinds {
+    public static let features = "features"
+    public static let all = [features]
+    /// features: "catalog" collects the small dimension tables; the coordinator broadcasts them;
+    /// "compute" builds user profiles and content features with local reads only.
+    public static func stages(_ kind: String) -> [String] {
+        kind == features ? ["catalog", "compute"] : []
+    }
+}
+
+extension Worker {
+    func runTask(_ t: Chorus_V1_RunTask) async throws -> Chorus_V1_TaskResult {
+        guard t.kind == JobKinds.features else { throw ChorusError(.usage, "unknown job kind '\(t.kind)'") }
+        try await checkOwnership([t.partition], clientVersion: t.mapVersion)
+        state.withLock { $0.runningTasks += 1 }
+        defer { state.withLock { $0.runningTasks -= 1 } }
+        let store = self.store
+        switch t.stage {
+        case "catalog":
+            return try await computeQueue.run { try Self.catalogTask(store: store, t) }
+        case "compute":
+            guard let catalog = state.withLock({ $0.catalogs[t.jobID] }) else {
+                throw ChorusError(.unavailable, "job \(t.jobID): catalog broadcast not received on \(name)")
+            }
+            let asOf = Int64(t.params["as_of"] ?? "") ?? Int64(Date().timeIntervalSince1970)
+            return try await computeQueue.run { try Self.computeTask(store: store, t, catalog: catalog, asOf: asOf) }
+        default:
+            throw ChorusError(.usage, "unknown stage '\(t.stage)' for job kind \(t.kind)")
+        }
+    }
+
+    static func idPart(_ key: UnsafeRawBufferPointer) -> String {
+        String(decoding: key[5...], as: UTF8.self)
+    }
+
+    /// The key id up to the 0x00 separator (the grouping id of a two-part key).
+    static func groupId(_ key: UnsafeRawBufferPointer) -> String {
+        let rest = key[5...]
+        let end = rest.firstIndex(of: 0) ?? rest.endIndex
+        return String(decoding: key[5..<end], as: UTF8.self)
+    }
+
+    static func catalogTask(store: Store, _ t: Chorus_V1_RunTask) throws -> Chorus_V1_TaskResult {
+        var result = Chorus_V1_TaskResult()
+        result.jobID = t.jobID; result.stage = t.stage; result.partition = t.partition
+        try store.scan(prefix: ShardKeys.prefix(partition: t.partition, role: ShardKeys.role(.user))) { _, value in
+            let u = try Chorus_V1_User(serializedBytes: UnsafeRawBufferPointer(value))
+            var cu = Chorus_V1_CatalogUser()
+            cu.id = u.id; cu.channel = u.channel; cu.country = u.country
+            result.catalog.users.append(cu)
+            result.recordsRead += 1
+            return true
+        }
+        try store.scan(prefix: ShardKeys.prefix(partition: t.partition, role: ShardKeys.role(.content))) { _, value in
+            let c = try Chorus_V1_Content(serializedBytes: UnsafeRawBufferPointer(value))
+            var cc = Chorus_V1_CatalogContent()
+            cc.id = c.id; cc.topics = c.topics; cc.hashtags = c.hashtags
+            result.catalog.contents.append(cc)
+            result.recordsRead += 1
+            return true
+        }
+        return result
+    }
+
+    /// Streams records of one role grouped by their first key part (records of one id are contiguous).
+    static func scanGroups(store: Store, partition: UInt32, role: UInt8,
+                           _ body: (String, [InteractionRecord]) throws -> Void) throws -> Int {
+        var current: String?
+        var group: [InteractionRecord] = []
+        var n = 0
+        try store.scan(prefix: ShardKeys.prefix(partition: partition, role: role)) { key, value in
+            let gid = groupId(key)
+            if gid != current {
+                if let c = current { try body(c, group) }
+                current = gid
+                group.removeAll(keepingCapacity: true)
+            }
+            let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(value))
+            if let rec = Wire.decode(m) { group.append(rec) }
+            n += 1
+            return true
+        }
+        if let c = current { try body(c, group) }
+        return n
+    }
+
+    static func computeTask(store: Store, _ t: Chorus_V1_RunTask, catalog: FeatureCatalog,
+                            asOf: Int64) throws -> Chorus_V1_TaskResult {
+        let p = t.partition
+        var summary = GlobalSummary()
+        var read: UInt64 = 0
+
+        // Small per-partition tables: user records and follow counts.
+        var users: [String: UserRecord] = [:]
+        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.user))) { _, v in
+            let u = Wire.decode(try Chorus_V1_User(serializedBytes: UnsafeRawBufferPointer(v)))
+            users[u.id] = u
+            read += 1
+            return true
+        }
+        var following: [String: Int] = [:], followers: [String: Int] = [:]
+        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.followOut))) { k, _ in
+            following[groupId(k), default: 0] += 1
+            read += 1
+            return true
+        }
+        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.followIn))) { k, _ in
+            followers[groupId(k), default: 0] += 1
+            read += 1
+            return true
+        }
+
+        var batch = WriteBatch()
+        // Replace the previous results of this partition.
+        for d in [ShardKeys.Derived.profile, .contentStats] {
+            let pre = ShardKeys.prefix(partition: p, role: d.rawValue)
+            if let end = Store.prefixEnd(pre) { batch.deleteRange(from: pre, to: end) }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var done = Set<String>()
+        func emitUser(_ id: String, _ interactions: [InteractionRecord]) throws {
+            let f = FeatureMath.userFeatures(userId: id, user: users[id], interactions: interactions,
+                                             followers: followers[id] ?? 0, following: following[id] ?? 0,
+                                             catalog: catalog, asOf: asOf)
+            summary.add(f)
+            for it in interactions {
+                if let c = catalog.contents[it.contentId] { summary.addInterest(it.kind, c) }
+            }
+            batch.put(ShardKeys.key(partition: p, role: ShardKeys.Derived.profile.rawValue, id: Array(id.utf8)),
+                      Array(try encoder.encode(f)))
+            done.insert(id)
+        }
+        read += UInt64(try scanGroups(store: store, partition: p, role: ShardKeys.role(.interactionByUser)) {
+            try emitUser($0, $1)
+        })
+        // Users with no interactions still get a profile (ids in sorted order for determinism).
+        for id in Set(users.keys).union(following.keys).union(followers.keys).subtracting(done).sorted() {
+            try emitUser(id, [])
+        }
+
+        // Content.
+        var contents: [String: ContentRecord] = [:]
+        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.content))) { _, v in
+            let c = Wire.decode(try Chorus_V1_Content(serializedBytes: UnsafeRawBufferPointer(v)))
+            contents[c.id] = c
+            read += 1
+            return true
+        }
+        var doneContent = Set<String>()
+        func emitContent(_ id: String, _ interactions: [InteractionRecord]) throws {
+            let f = FeatureMath.contentFeatures(contentId: id, content: contents[id], interactions: interactions,
+                                                catalog: catalog)
+            summary.contents += 1
+            batch.put(ShardKeys.key(partition: p, role: ShardKeys.Derived.contentStats.rawValue, id: Array(id.utf8)),
+                      Array(try encoder.encode(f)))
+            doneContent.insert(id)
+        }
+        read += UInt64(try scanGroups(store: store, partition: p, role: ShardKeys.role(.interactionByContent)) {
+            try emitContent($0, $1)
+        })
+        for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id, []) }
+        try store.write(batch)
+
+        var result = Chorus_V1_TaskResult()
+        result.jobID = t.jobID; result.stage = t.stage; result.partition = p
+        result.partialJson = String(decoding: try encoder.encode(summary), as: UTF8.self)
+        result.recordsRead = read
+        return result
+    }
+}

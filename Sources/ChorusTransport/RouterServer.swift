@@ -1,0 +1,92 @@
+import CZeroMQ
+import Synchronization
+
+/// One request as it arrived on a server socket.
+public struct InboundMessage: Sendable {
+    /// The ZeroMQ routing identity of the peer; pass it back to `reply`.
+    public let peer: [UInt8]
+    public let payload: [UInt8]
+}
+
+/// A ZeroMQ ROUTER socket bound to an endpoint and driven by its own OS thread.
+///
+/// Requests come out of `messages` (an AsyncStream); replies go in through `reply`, which never blocks.
+/// Frames from peers that do not follow the one-frame protocol are dropped and counted, never crash the server.
+/// SAFETY: the raw socket is touched only by the I/O thread after `init` hands it over (thread start is a
+/// full memory barrier). Other threads share only the mutex-protected outbox and the eventfd waker.
+public final class RouterServer: @unchecked Sendable {
+    public let endpoint: String
+    public let messages: AsyncStream<InboundMessage>
+    private let continuation: AsyncStream<InboundMessage>.Continuation
+    private let state = Mutex<(outbox: [[[UInt8]]], closed: Bool, malformed: Int)>(([], false, 0))
+    private let waker: Waker
+
+    /// Binds `endpoint` (e.g. `tcp://127.0.0.1:7100` or `tcp://127.0.0.1:*` for any free port).
+    public init(bind endpoint: String, maxMessageBytes: Int64 = 512 << 20) throws(TransportError) {
+        let socket = try RawSocket(type: ZMQ_ROUTER)
+        socket.setInt64(ZMQ_MAXMSGSIZE, maxMessageBytes)
+        socket.setInt(ZMQ_SNDHWM, 100_000)
+        socket.setInt(ZMQ_RCVHWM, 100_000)
+        if zmq_bind(socket.raw, endpoint) != 0 {
+            let reason = zmqErrorString()
+            socket.close()
+            throw .bind(endpoint: endpoint, reason: reason)
+        }
+        self.endpoint = socket.lastEndpoint()
+        self.waker = try Waker()
+        (messages, continuation) = AsyncStream.makeStream(of: InboundMessage.self, bufferingPolicy: .unbounded)
+        let box = SocketBox(socket)
+        startDedicatedThread(name: "zmq-router") { [self] in self.run(box.socket) }
+    }
+
+    /// Queues a reply to `peer`. Never blocks; dropped silently if the peer went away.
+    public func reply(to peer: [UInt8], _ payload: [UInt8]) {
+        state.withLock { $0.outbox.append([peer, payload]) }
+        waker.wake()
+    }
+
+    /// Number of malformed frames received and dropped so far.
+    public var malformedCount: Int { state.withLock { $0.malformed } }
+
+    public func close() {
+        state.withLock { $0.closed = true }
+        waker.wake()
+    }
+
+    private func run(_ socket: RawSocket) {
+        while true {
+            let (outbox, closed) = state.withLock { s -> ([[[UInt8]]], Bool) in
+                let o = s.outbox
+                s.outbox.removeAll(keepingCapacity: true)
+                return (o, s.closed)
+            }
+            for frames in outbox { _ = socket.send(frames) }
+            if closed { break }
+            let (readable, woken) = poll(socket: socket, waker: waker, timeoutMs: 200)
+            if woken { waker.drain() }
+            if readable {
+                var n = 0
+                while n < 1000, let frames = socket.receive() {
+                    n += 1
+                    // ROUTER prepends the identity. Accept [id, payload] and REQ-style [id, "", payload].
+                    if frames.count == 2 {
+                        continuation.yield(InboundMessage(peer: frames[0], payload: frames[1]))
+                    } else if frames.count == 3, frames[1].isEmpty {
+                        continuation.yield(InboundMessage(peer: frames[0], payload: frames[2]))
+                    } else {
+                        state.withLock { $0.malformed += 1 }
+                    }
+                }
+            }
+        }
+        continuation.finish()
+        socket.close()
+        waker.close()
+    }
+}
+
+/// SAFETY: carries a socket to the thread that will own it; never used by two threads at once.
+struct SocketBox: @unchecked Sendable {
+    let socket: RawSocket
+    init(_ socket: RawSocket) { self.socket = socket }
+}

@@ -1,0 +1,141 @@
+import CZeroMQ
+import Foundation
+import Glibc
+import Synchronization
+
+/// Errors from the message transport. Callers turn them into `ChorusError`s with advice.
+public enum TransportError: Error, Sendable, CustomStringConvertible {
+    case bind(endpoint: String, reason: String)
+    case connect(endpoint: String, reason: String)
+    case timeout(endpoint: String, milliseconds: Int)
+    case closed
+    case system(String)
+
+    public var description: String {
+        switch self {
+        case let .bind(e, r): return "cannot bind \(e): \(r)"
+        case let .connect(e, r): return "cannot connect to \(e): \(r)"
+        case let .timeout(e, ms): return "no reply from \(e) within \(ms) ms"
+        case .closed: return "transport closed"
+        case let .system(s): return s
+        }
+    }
+}
+
+func zmqErrorString() -> String {
+    String(cString: zmq_strerror(zmq_errno()))
+}
+
+/// The process-wide ZeroMQ context.
+///
+/// SAFETY: a zmq context is documented thread-safe; the pointer is created once and never freed
+/// (it lives as long as the process), so sharing it across threads is sound.
+final class ZMQContext: @unchecked Sendable {
+    static let shared = ZMQContext()
+    let raw: UnsafeMutableRawPointer
+
+    private init() {
+        guard let ctx = zmq_ctx_new() else { fatalError("zmq_ctx_new failed: out of memory") }
+        zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1)
+        raw = ctx
+    }
+}
+
+/// A wake-up channel (Linux eventfd) that sits in the I/O thread's zmq_poll set.
+/// SAFETY: eventfd reads/writes are atomic syscalls; the fd is closed only by the owning I/O thread at exit.
+final class Waker: @unchecked Sendable {
+    let fd: Int32
+    init() throws(TransportError) {
+        let fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard fd >= 0 else { throw .system("eventfd failed: errno \(errno)") }
+        self.fd = fd
+    }
+    func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
+    }
+    func drain() {
+        var v: UInt64 = 0
+        _ = withUnsafeMutableBytes(of: &v) { read(fd, $0.baseAddress, 8) }
+    }
+    func close() { _ = Glibc.close(fd) }
+}
+
+/// Thin helpers over one raw socket. Only ever used from the thread that owns the socket.
+struct RawSocket {
+    let raw: UnsafeMutableRawPointer
+
+    init(type: Int32) throws(TransportError) {
+        guard let s = zmq_socket(ZMQContext.shared.raw, type) else { throw .system("zmq_socket: \(zmqErrorString())") }
+        raw = s
+        setInt(ZMQ_LINGER, 0)
+    }
+
+    func setInt(_ option: Int32, _ value: Int32) {
+        var v = value
+        _ = zmq_setsockopt(raw, option, &v, MemoryLayout<Int32>.size)
+    }
+
+    func setInt64(_ option: Int32, _ value: Int64) {
+        var v = value
+        _ = zmq_setsockopt(raw, option, &v, MemoryLayout<Int64>.size)
+    }
+
+    func lastEndpoint() -> String {
+        var buf = [CChar](repeating: 0, count: 512)
+        var len = buf.count
+        _ = zmq_getsockopt(raw, ZMQ_LAST_ENDPOINT, &buf, &len)
+        return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Sends frames as one multipart message without blocking. Returns false when the message could not be queued.
+    func send(_ frames: [[UInt8]]) -> Bool {
+        for (i, frame) in frames.enumerated() {
+            let more = i < frames.count - 1 ? ZMQ_SNDMORE : 0
+            let rc = frame.withUnsafeBytes { zmq_send(raw, $0.baseAddress, $0.count, more | ZMQ_DONTWAIT) }
+            if rc < 0 { return false }
+        }
+        return true
+    }
+
+    /// Receives one whole multipart message without blocking; nil when none is waiting.
+    func receive() -> [[UInt8]]? {
+        var frames: [[UInt8]] = []
+        while true {
+            var msg = zmq_msg_t()
+            zmq_msg_init(&msg)
+            defer { zmq_msg_close(&msg) }
+            let rc = zmq_msg_recv(&msg, raw, frames.isEmpty ? ZMQ_DONTWAIT : 0)
+            if rc < 0 { return frames.isEmpty ? nil : frames }
+            let size = zmq_msg_size(&msg)
+            let frame: [UInt8]
+            if size > 0, let data = zmq_msg_data(&msg) {
+                frame = Array(UnsafeRawBufferPointer(start: data, count: size))
+            } else {
+                frame = []
+            }
+            frames.append(frame)
+            if zmq_msg_more(&msg) == 0 { return frames }
+        }
+    }
+
+    func close() { zmq_close(raw) }
+}
+
+/// Polls a socket and a waker. Returns (socketReadable, wakerReadable).
+func poll(socket: RawSocket, waker: Waker, timeoutMs: Int) -> (Bool, Bool) {
+    var items = [
+        zmq_pollitem_t(socket: socket.raw, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0),
+        zmq_pollitem_t(socket: nil, fd: waker.fd, events: Int16(ZMQ_POLLIN), revents: 0),
+    ]
+    let rc = zmq_poll(&items, 2, timeoutMs)
+    if rc <= 0 { return (false, false) }
+    return (items[0].revents & Int16(ZMQ_POLLIN) != 0, items[1].revents & Int16(ZMQ_POLLIN) != 0)
+}
+
+/// Starts a dedicated OS thread (never the Swift cooperative pool) for blocking I/O.
+public func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    let t = Thread { body() }
+    t.name = name
+    t.start()
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import ChorusModel
+import ChorusRuntime
+import Foundation
+import Logging
+
+@main
+struct Chorus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chorus",
+        abstract: "Chorus: a distributed audience-analytics cluster for social-media marketing.",
+        discussion: """
+        Start a cluster with `chorus coordinator` and `chorus worker`, or try everything at once with
+        `chorus local`. Client commands talk to the coordinator given by --coordinator (or the
+        CHORUS_COORDINATOR environment variable; default tcp://127.0.0.1:7100) and print JSON with --json.
+
+        Exit codes: 0 ok, 1 job failed or cancelled, 2 internal error, 64 usage, 65 invalid input,
+        66 not found, 69 coordinator/worker unreachable or unavailable, 74 storage error.
+        """,
+        subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
+                      Job.self, Profile.self, Node.self, Cluster.self]
+    )
+}
+
+/// Options every client command takes.
+struct ClientOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Coordinator endpoint.", valueName: "ADDR"))
+    var coordinator: String = ProcessInfo.processInfo.environment["CHORUS_COORDINATOR"] ?? "tcp://127.0.0.1:7100"
+
+    @Flag(help: "Print machine-readable JSON (keys documented in docs/cli.md).")
+    var json = false
+
+    @Option(help: "Seconds to wait for a reply before giving up.")
+    var timeout: Double = 4
+
+    func client() throws -> ChorusClient {
+        try ChorusClient(coordinator: coordinator, timeout: .milliseconds(Int(timeout * 1000)))
+    }
+}
+
+func setupLogging(level: Logger.Level) {
+    let env = ProcessInfo.processInfo.environment["CHORUS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+    LoggingSystem.bootstrap { label in
+        var h = StreamLogHandler.standardError(label: label)
+        h.logLevel = env ?? level
+        return h
+    }
+}
+
+/// Runs a command body, turning ChorusErrors into a clear message and a stable exit code.
+func guarded(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let e as ChorusError {
+        FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+        if let hint = e.hint { FileHandle.standardError.write(Data("hint: \(hint)\n".utf8)) }
+        throw ExitCode(e.exitCode)
+    } catch let e as ExitCode {
+        throw e
+    } catch is CancellationError {
+        throw ExitCode(130)
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+func printJSON(_ object: Any) {
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted,
+                                                                                  .withoutEscapingSlashes]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+func encodeJSON<T: Encodable>(_ v: T) -> Any {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys]
+    guard let data = try? enc.encode(v), let obj = try? JSONSerialization.jsonObject(with: data) else { return [:] }
+    return obj
+}
+
+/// Waits for SIGINT/SIGTERM.
+func waitForTermination() async {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let (stream, cont) = AsyncStream.makeStream(of: Void.self)
+    let sources = SignalSources([SIGINT, SIGTERM]) { cont.yield() }
+    for await _ in stream { break }
+    sources.cancel()
+}
+
+/// SAFETY: the dispatch sources are created, resumed and cancelled on one task; handlers only yield to a stream.
+final class SignalSources: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+    init(_ signals: [Int32], handler: @escaping @Sendable () -> Void) {
+        sources = signals.map { sig in
+            let s = DispatchSource.makeSignalSource(signal: sig)
+            s.setEventHandler(handler: handler)
+            s.resume()
+            return s
+        }
+    }
+    func cancel() { sources.forEach { $0.cancel() } }
+}

@@ -1,0 +1,356 @@
+import ArgumentParser
+import ChorusData
+import ChorusModel
+import ChorusRuntime
+import ChorusWire
+import Foundation
+import Logging
+
+// MARK: generate
+
+struct Generate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a deterministic synthetic social network in the ingest format.",
+        discussion: """
+        Writes users.jsonl, content.jsonl, interactions.jsonl, follows.jsonl and the hidden truth
+        (truth/comment_sentiment.csv, truth/user_tastes.csv) to --out. About 20 interactions per user:
+        --users 500000 gives ~10 M interactions. Output is streamed, so memory stays flat.
+        """)
+
+    @Option(help: "Number of users.") var users: Int
+    @Option(help: "Random seed; the same seed gives byte-identical files.") var seed: UInt64 = 42
+    @Option(help: ArgumentHelp("Output directory.", valueName: "DIR")) var out: String
+    @Flag(help: "Print the counts as JSON.") var json = false
+
+    func validate() throws {
+        if users < 2 { throw ValidationError("--users must be at least 2") }
+    }
+
+    func run() async throws {
+        try await guarded {
+            let counts = try DataGenerator.write(users: users, seed: seed, to: out)
+            if json {
+                printJSON(encodeJSON(counts) as! [String: Any])
+            } else {
+                print("wrote \(counts.users) users, \(counts.content) content, \(counts.interactions) interactions, "
+                      + "\(counts.follows) follows (\(counts.comments) comments) to \(out)")
+            }
+        }
+    }
+}
+
+enum DataGenerator {
+    static func write(users: Int, seed: UInt64, to dir: String) throws -> SyntheticNetwork.Counts {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: dir + "/truth", withIntermediateDirectories: true)
+        } catch {
+            throw ChorusError(.storage, "cannot create \(dir): \(error.localizedDescription)")
+        }
+        var handles: [GeneratedFile: FileHandle] = [:]
+        for f in GeneratedFile.allCases {
+            let path = dir + "/" + f.rawValue
+            guard fm.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+                throw ChorusError(.storage, "cannot write \(path)")
+            }
+            handles[f] = h
+        }
+        defer { handles.values.forEach { try? $0.close() } }
+        let net = SyntheticNetwork(users: users, seed: seed)
+        return try net.generate { file, bytes in try handles[file]!.write(contentsOf: bytes) }
+    }
+}
+
+// MARK: ingest
+
+struct Ingest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load JSONL or CSV files of users, content, interactions and follows into the cluster.",
+        discussion: """
+        The record kind comes from the file name (users*, content*, interactions*, follows*), a mapping
+        profile, or --kind. Malformed records are written to --rejects with file, line and reason, and
+        counted; they never stop the rest of the file. Re-running the same ingest changes nothing and
+        counts every record as a duplicate. The final count always reconciles:
+        read = stored + duplicates + rejected. Schema: docs/data-format.md.
+
+        Example: chorus ingest data/users.jsonl data/interactions.jsonl --json
+        """)
+
+    @OptionGroup var client: ClientOptions
+    @Argument(help: ArgumentHelp("Input files (.jsonl/.ndjson/.json lines, or .csv with a header).", valueName: "PATH"))
+    var paths: [String]
+    @Option(help: "Record kind for every file: users, content, interactions or follows.") var kind: String?
+    @Option(help: ArgumentHelp("Field-mapping file for channel exports (docs/data-format.md).", valueName: "FILE"))
+    var mapping: String?
+    @Option(help: "Mapping profile to apply to every file (default: chosen by each profile's match globs).")
+    var profile: String?
+    @Option(help: ArgumentHelp("Where rejected records go (JSONL).", valueName: "FILE"))
+    var rejects = "chorus-rejects.jsonl"
+    @Option(help: "Records per write batch.") var batchSize = 4000
+    @Flag(inversion: .prefixedNo, help: "Show live progress on stderr (default: when stderr is a terminal).")
+    var progress: Bool?
+
+    func validate() throws {
+        if let kind, RecordKind(rawValue: kind) == nil {
+            throw ValidationError("--kind must be users, content, interactions or follows")
+        }
+        if batchSize < 1 || batchSize > 100_000 { throw ValidationError("--batch-size must be 1...100000") }
+    }
+
+    func run() async throws {
+        setupLogging(level: .warning)
+        try await guarded {
+            var mappingConfig: MappingConfig?
+            if let mapping {
+                guard let data = FileManager.default.contents(atPath: mapping) else {
+                    throw ChorusError(.notFound, "mapping file not found: \(mapping)")
+                }
+                mappingConfig = try MappingConfig.decode(data)
+            }
+            let c = try client.client()
+            defer { c.close() }
+            var opts = IngestOptions(paths: paths, kind: kind.flatMap(RecordKind.init(rawValue:)),
+                                     mapping: mappingConfig, profile: profile, rejectsPath: rejects)
+            opts.batchSize = batchSize
+            let showProgress = progress ?? (isatty(2) != 0)
+            let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? printIngestProgress : nil)
+            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            if client.json {
+                printJSON(encodeJSON(report))
+            } else {
+                print("read \(report.read): stored \(report.stored), duplicates \(report.duplicates), "
+                      + "rejected \(report.rejected) in \(String(format: "%.1f", report.seconds)) s "
+                      + "(\(Int(report.recordsPerSecond)) records/s)")
+                if let r = report.rejectsFile { print("rejected records with file, line and reason: \(r)") }
+            }
+        }
+    }
+}
+
+@Sendable func printIngestProgress(_ p: IngestProgress) {
+    let rate = p.seconds > 0 ? Double(p.read) / p.seconds : 0
+    var line = "ingest: \(p.read) read, \(p.acknowledged) acknowledged, \(p.rejected) rejected, \(Int(rate)) records/s"
+    if p.bytesTotal > 0, p.bytesRead > 0 {
+        let frac = Double(p.bytesRead) / Double(p.bytesTotal)
+        let eta = frac > 0 ? p.seconds * (1 - frac) / frac : 0
+        line += String(format: ", %.0f%%, ETA %.0fs", frac * 100, eta)
+    }
+    FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
+}
+
+// MARK: jobs
+
+func jobState(_ s: Chorus_V1_JobState) -> String {
+    switch s {
+    case .queued: return "queued"
+    case .running: return "running"
+    case .succeeded: return "succeeded"
+    case .failed: return "failed"
+    case .cancelled: return "cancelled"
+    default: return "unknown"
+    }
+}
+
+func jobDict(_ j: Chorus_V1_JobInfo) -> [String: Any] {
+    var d: [String: Any] = [
+        "id": j.id, "kind": j.kind, "state": jobState(j.state), "progress": j.progress, "stage": j.stage,
+        "tasks_total": Int(j.tasksTotal), "tasks_done": Int(j.tasksDone), "task_retries": Int(j.taskRetries),
+        "params": j.params, "submitted_at": iso(j.submittedAtMs),
+    ]
+    if j.startedAtMs > 0 { d["started_at"] = iso(j.startedAtMs) }
+    if j.finishedAtMs > 0 {
+        d["finished_at"] = iso(j.finishedAtMs)
+        if j.startedAtMs > 0 { d["seconds"] = Double(j.finishedAtMs - j.startedAtMs) / 1000 }
+    }
+    if !j.error.isEmpty { d["error"] = j.error }
+    if !j.summaryJson.isEmpty, let obj = try? JSONSerialization.jsonObject(with: Data(j.summaryJson.utf8)) {
+        d["summary"] = obj
+    }
+    return d
+}
+
+func iso(_ ms: Int64) -> String {
+    let f = ISO8601DateFormatter()
+    return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+}
+
+func jobLine(_ j: Chorus_V1_JobInfo) -> String {
+    var s = "\(j.id)  \(j.kind)  \(jobState(j.state))  \(String(format: "%5.1f%%", j.progress * 100))  "
+        + "\(j.tasksDone)/\(j.tasksTotal) tasks"
+    if !j.stage.isEmpty, j.state == .running { s += "  [\(j.stage)]" }
+    if !j.error.isEmpty { s += "  error: \(j.error)" }
+    return s
+}
+
+func printJob(_ j: Chorus_V1_JobInfo, json: Bool) {
+    if json { printJSON(jobDict(j)); return }
+    print(jobLine(j))
+    if j.finishedAtMs > 0, j.startedAtMs > 0 {
+        print("  wall time: \(String(format: "%.2f", Double(j.finishedAtMs - j.startedAtMs) / 1000)) s")
+    }
+    if !j.summaryJson.isEmpty, let data = j.summaryJson.data(using: .utf8),
+       let report = try? JSONDecoder().decode(SummaryView.self, from: data) {
+        print(report.text)
+    }
+}
+
+/// A readable rendering of the features job's global summary.
+struct SummaryView: Decodable {
+    struct Term: Decodable { var name: String; var weight: Double }
+    var users: Int, contents: Int, interactions: Int, follows: Int
+    var users_by_channel: [String: Int]
+    var interactions_by_channel: [String: Int]
+    var interactions_by_type: [String: Int]
+    var top_topics: [Term]
+    var top_hashtags: [Term]
+    var active_hours: [Int]
+
+    var text: String {
+        var out = "  users \(users), content \(contents), interactions \(interactions), follows \(follows)\n"
+        out += "  interactions by channel: " + interactions_by_channel.sorted { $0.key < $1.key }
+            .map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        out += "  interactions by type: " + interactions_by_type.sorted { $0.key < $1.key }
+            .map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        out += "  top topics: " + top_topics.prefix(8).map { "\($0.name) (\(Int($0.weight)))" }.joined(separator: ", ") + "\n"
+        out += "  top hashtags: " + top_hashtags.prefix(8).map { "\($0.name) (\(Int($0.weight)))" }.joined(separator: ", ") + "\n"
+        let bars = Array(" ▁▂▃▄▅▆▇█")
+        let mx = max(active_hours.max() ?? 1, 1)
+        out += "  active hours (UTC 0-23): " + String(active_hours.map { bars[min(8, $0 * 8 / mx)] })
+        return out
+    }
+}
+
+struct Job: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit, watch, list and cancel jobs.",
+        subcommands: [Submit.self, Status.self, Watch.self, List.self, Cancel.self])
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Submit a job. Kinds: features.",
+            discussion: """
+            features: per-user profiles (counts by type and channel, engagement rate, active hours and weekdays,
+            recency and frequency, top topics and hashtags, followers and following) and per-content features.
+            Example: chorus job submit features --as-of 2025-09-29T00:00:00Z --wait
+            """)
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Job kind.") var kind: String
+        @Option(help: "Reference time for recency (ISO 8601 or unix seconds; default: now).") var asOf: String?
+        @Option(name: .customLong("param"), help: ArgumentHelp("Extra job parameter.", valueName: "KEY=VALUE"))
+        var params: [String] = []
+        @Flag(help: "Wait for the job to finish, showing progress.") var wait = false
+
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                var p: [String: String] = [:]
+                for kv in params {
+                    let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { throw ChorusError(.usage, "--param wants KEY=VALUE, got '\(kv)'") }
+                    p[parts[0]] = parts[1]
+                }
+                if let asOf {
+                    guard let t = Timestamp.parse(asOf) else {
+                        throw ChorusError(.usage, "--as-of: bad time '\(asOf)'", hint: "use ISO 8601 or unix seconds")
+                    }
+                    p["as_of"] = String(t)
+                } else if p["as_of"] == nil {
+                    p["as_of"] = String(Int64(Date().timeIntervalSince1970))
+                }
+                let c = try client.client()
+                defer { c.close() }
+                var j = try await c.submit(kind: kind, params: p)
+                if wait {
+                    j = try await watchJob(c, j.id, json: client.json)
+                    printJob(j, json: client.json)
+                    if j.state != .succeeded { throw ExitCode(1) }
+                } else {
+                    printJob(j, json: client.json)
+                }
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a job's state, progress and merged summary.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Job id, e.g. job-000001.") var id: String
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                printJob(try await c.jobStatus(id), json: client.json)
+            }
+        }
+    }
+
+    struct Watch: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Follow a job's progress until it ends.",
+                                                        discussion: "Exit code 0 when it succeeded, 1 otherwise.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Job id.") var id: String
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                let j = try await watchJob(c, id, json: client.json)
+                printJob(j, json: client.json)
+                if j.state != .succeeded { throw ExitCode(1) }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List recent jobs, newest first.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "How many.") var limit = 50
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                let jobs = try await c.jobs(limit: limit)
+                if client.json { printJSON(["jobs": jobs.map(jobDict)]) } else {
+                    if jobs.isEmpty { print("no jobs yet: submit one with `chorus job submit features`") }
+                    jobs.forEach { print(jobLine($0)) }
+                }
+            }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a queued or running job.",
+            discussion: "No new tasks start; tasks already running finish and their results are discarded.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Job id.") var id: String
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                printJob(try await c.cancel(id), json: client.json)
+            }
+        }
+    }
+}
+
+/// Follows a job: a live line on a terminal (stderr), or one JSON line per change with --json.
+func watchJob(_ c: ChorusClient, _ id: String, json: Bool) async throws -> Chorus_V1_JobInfo {
+    let tty = isatty(2) != 0
+    let j = try await c.watch(id) { j in
+        if json {
+            var d = jobDict(j)
+            d.removeValue(forKey: "summary")
+            if let data = try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys]) {
+                FileHandle.standardError.write(data + Data("\n".utf8))
+            }
+        } else if tty {
+            FileHandle.standardError.write(Data(("\r" + jobLine(j) + "   ").utf8))
+        }
+    }
+    if tty && !json { FileHandle.standardError.write(Data("\n".utf8)) }
+    return j
+}

@@ -1,0 +1,132 @@
+import ArgumentParser
+import ChorusData
+import ChorusModel
+import ChorusRuntime
+import ChorusWire
+import Foundation
+import Logging
+
+struct Local: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the whole pipeline on an embedded local cluster (the default way to try Chorus).",
+        discussion: """
+        Starts a coordinator and N workers on loopback in this process, generates the bundled sample
+        network (deterministic: --users, --seed), ingests it, runs the features job, exports the profiles,
+        and prints a summary that says where the results are. With --keep-running the cluster keeps
+        serving so you can try the client commands against it; stop it with Ctrl-C.
+        """)
+
+    @Option(help: "Number of workers.") var workers = 3
+    @Option(help: ArgumentHelp("Data directory for the cluster, the sample and the results.", valueName: "DIR"))
+    var data = "chorus-data/local"
+    @Option(help: "Sample size in users (about 20 interactions each).") var users = 2000
+    @Option(help: "Sample seed.") var seed: UInt64 = 7
+    @Option(help: "Partition count for a new local cluster.") var partitions: UInt32 = 64
+    @Option(help: ArgumentHelp("Coordinator endpoint to bind.", valueName: "ADDR"))
+    var bind = "tcp://127.0.0.1:*"
+    @Flag(help: "Keep the cluster running after the pipeline.") var keepRunning = false
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func validate() throws {
+        if workers < 1 || workers > 32 { throw ValidationError("--workers must be 1...32") }
+        if users < 2 { throw ValidationError("--users must be at least 2") }
+    }
+
+    func run() async throws {
+        setupLogging(level: .warning)
+        try await guarded {
+            let log = Logger(label: "chorus.local")
+            let root = (data as NSString).standardizingPath
+            func say(_ s: String) { if !json { print(s); fflush(nil) } }
+            say("chorus local: \(workers) workers, data in \(root)")
+            let coord = try Coordinator(options: CoordinatorOptions(bind: bind, dataDir: root + "/coordinator",
+                                                                    partitions: partitions),
+                                        logger: Logger(label: "chorus.coordinator"))
+            let coordTask = Task { await coord.run() }
+            var ws: [Worker] = []
+            var tasks: [Task<Void, Never>] = [coordTask]
+            for i in 1...workers {
+                let cores = max(1, ProcessInfo.processInfo.activeProcessorCount / workers)
+                let w = try Worker(options: WorkerOptions(coordinator: coord.endpoint, bind: "tcp://127.0.0.1:*",
+                                                          dataDir: root + "/worker-\(i)", name: "worker-\(i)",
+                                                          cores: max(cores, 1)),
+                                   logger: Logger(label: "chorus.worker"))
+                ws.append(w)
+                tasks.append(Task { await w.run() })
+            }
+            defer {
+                ws.forEach { $0.shutdown() }
+                coord.shutdown()
+                tasks.forEach { $0.cancel() }
+            }
+            let client = try ChorusClient(coordinator: coord.endpoint)
+            defer { client.close() }
+            // Wait until every worker registered and every partition has an owner.
+            let deadline = ContinuousClock.now + .seconds(20)
+            while true {
+                let s = try await client.clusterStatus()
+                if s.nodes.filter({ $0.state == .active }).count >= workers, s.unassignedPartitions == 0 {
+                    let m = try await client.partitionMap()
+                    let counts = Dictionary(grouping: m.assignments, by: \.owner).mapValues(\.count)
+                    if counts.count >= min(workers, Int(m.partitionCount)) { break }
+                }
+                if ContinuousClock.now > deadline {
+                    throw ChorusError(.unavailable, "local workers did not register within 20 s")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            say("cluster up: coordinator \(coord.endpoint)")
+
+            let sample = root + "/sample"
+            if !FileManager.default.fileExists(atPath: sample + "/interactions.jsonl") {
+                let counts = try DataGenerator.write(users: users, seed: seed, to: sample)
+                say("generated sample: \(counts.users) users, \(counts.content) content, "
+                    + "\(counts.interactions) interactions, \(counts.follows) follows in \(sample)")
+            }
+            let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { sample + "/" + $0 }
+            let report = try await Ingestor(client: client, options: IngestOptions(
+                paths: files, rejectsPath: root + "/rejects.jsonl")).run()
+            say("ingested: read \(report.read), stored \(report.stored), duplicates \(report.duplicates), "
+                + "rejected \(report.rejected) (\(Int(report.recordsPerSecond)) records/s)")
+
+            // The sample's clock ends on 2025-09-29; recency is measured from there.
+            let asOf = SyntheticNetwork(users: users, seed: seed).startTime + 28 * 86400
+            let submitted = try await client.submit(kind: "features", params: ["as_of": String(asOf)])
+            let job = try await watchJob(client, submitted.id, json: json)
+            guard job.state == .succeeded else {
+                throw ChorusError(.jobFailed, "features job \(job.id) \(jobState(job.state)): \(job.error)")
+            }
+            try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
+            let export = root + "/results/profiles.jsonl"
+            let n = try await exportProfiles(client, format: .jsonl, out: export)
+            let status = try await client.clusterStatus()
+            if json {
+                var d = jobDict(job)
+                d["ingest"] = encodeJSON(report)
+                d["profiles_exported"] = n
+                d["profiles_file"] = export
+                d["data_dir"] = root
+                d["coordinator"] = coord.endpoint
+                printJSON(d)
+            } else {
+                printJob(job, json: false)
+                print("")
+                print("results:")
+                print("  \(n) user profiles exported to \(export)")
+                print("  profiles and content features are stored in the workers' shards under \(root)/worker-*/shard")
+                print("  cluster state and job history: \(root)/coordinator")
+                print("  \(status.nodes.count) workers, \(status.partitionCount) partitions, map version \(status.mapVersion)")
+                if let line = try? String(contentsOfFile: export, encoding: .utf8).split(separator: "\n").first,
+                   let d = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] {
+                    print("  example: user \(d["user_id"] ?? "") has \(d["interactions"] ?? 0) interactions; "
+                          + "try `chorus profile get \(d["user_id"] ?? "") --coordinator ADDR` with --keep-running")
+                }
+            }
+            if keepRunning {
+                say("serving on \(coord.endpoint); press Ctrl-C to stop")
+                await waitForTermination()
+            }
+            _ = log
+        }
+    }
+}

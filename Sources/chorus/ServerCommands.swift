@@ -1,0 +1,88 @@
+import ArgumentParser
+import ChorusModel
+import ChorusRuntime
+import Foundation
+import Logging
+
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator: membership, partition map, job history and job engine.",
+        discussion: """
+        State is kept in RocksDB under --data, so a restart keeps the map, the members and the job history.
+        Example: chorus coordinator --bind tcp://127.0.0.1:7100 --data /var/lib/chorus/coord
+        """)
+
+    @Option(help: ArgumentHelp("ZeroMQ endpoint to listen on.", valueName: "ADDR"))
+    var bind = "tcp://127.0.0.1:7100"
+
+    @Option(help: ArgumentHelp("Data directory.", valueName: "DIR"))
+    var data: String
+
+    @Option(help: "Partition count, fixed when the cluster is created (default 64).")
+    var partitions: UInt32?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        try await guarded {
+            let c = try Coordinator(options: CoordinatorOptions(bind: bind, dataDir: data, partitions: partitions),
+                                    logger: Logger(label: "chorus.coordinator"))
+            print("coordinator listening on \(c.endpoint)")
+            fflush(nil)
+            let task = Task { await c.run() }
+            await waitForTermination()
+            c.shutdown()
+            task.cancel()
+        }
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker: a RocksDB shard of partitions that applies writes and runs tasks.",
+        discussion: """
+        The worker's id is minted once and kept in --data, so a restart rejoins as the same node.
+        Example: chorus worker --coordinator tcp://127.0.0.1:7100 --bind tcp://127.0.0.1:7101 --data /var/lib/chorus/w1
+        """)
+
+    @Option(help: ArgumentHelp("Coordinator endpoint.", valueName: "ADDR"))
+    var coordinator: String = ProcessInfo.processInfo.environment["CHORUS_COORDINATOR"] ?? "tcp://127.0.0.1:7100"
+
+    @Option(help: ArgumentHelp("ZeroMQ endpoint to listen on (port * = any free port).", valueName: "ADDR"))
+    var bind = "tcp://127.0.0.1:*"
+
+    @Option(help: ArgumentHelp("Address other processes use to reach this worker (default: the bound one).",
+                               valueName: "ADDR"))
+    var advertise: String?
+
+    @Option(help: ArgumentHelp("Data directory.", valueName: "DIR"))
+    var data: String
+
+    @Option(help: "Human-readable node name (default: derived from the node id).")
+    var name: String?
+
+    @Option(help: "Cores to use for tasks (default: all).")
+    var cores: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        try await guarded {
+            var o = WorkerOptions(coordinator: coordinator, bind: bind, advertise: advertise, dataDir: data, name: name)
+            if let cores { o.cores = cores }
+            let w = try Worker(options: o, logger: Logger(label: "chorus.worker"))
+            print("worker \(w.name) (\(w.nodeId)) listening on \(w.endpoint)")
+            fflush(nil)
+            let task = Task { await w.run() }
+            await waitForTermination()
+            w.shutdown()
+            task.cancel()
+        }
+    }
+}
