@@ -151,10 +151,13 @@ public final class Worker: Sendable {
                     }
                 }
                 try await Task.sleep(for: .milliseconds(500))
+            } catch is CancellationError {
+                return
             } catch let e as ChorusError where e.code == .notFound {
                 logger.warning("coordinator does not know this worker; re-registering")
                 state.withLock { $0.registered = false }
             } catch {
+                if Task.isCancelled { return }
                 logger.warning("coordinator unreachable; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))

@@ -1,0 +1,182 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Finds the built `chorus` binary: $CHORUS_BIN, or the package's .build/{debug,release}.
+enum Binary {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static var chorus: String {
+        if let p = ProcessInfo.processInfo.environment["CHORUS_BIN"] { return p }
+        for c in [".build/debug/chorus", ".build/release/chorus"] where FileManager.default.isExecutableFile(atPath: root + "/" + c) {
+            return root + "/" + c
+        }
+        return root + "/.build/debug/chorus"
+    }
+}
+
+/// Output of a finished command.
+struct Result {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var seconds: Double
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any] ?? [:]
+    }
+}
+
+/// Runs `chorus ARGS...` to completion (with a hard time limit).
+@discardableResult
+func chorus(_ args: [String], timeout: Double = 120) throws -> Result {
+    try run(Binary.chorus, args, timeout: timeout)
+}
+
+func run(_ exe: String, _ args: [String], timeout: Double = 120) throws -> Result {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    let dir = NSTemporaryDirectory() + "chorus-run-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+    FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+    p.standardOutput = FileHandle(forWritingAtPath: dir + "/out")
+    p.standardError = FileHandle(forWritingAtPath: dir + "/err")
+    p.standardInput = FileHandle.nullDevice
+    let start = Date()
+    try p.run()
+    while p.isRunning {
+        if Date().timeIntervalSince(start) > timeout {
+            p.terminate()
+            Issue.record("command timed out after \(timeout) s: chorus \(args.joined(separator: " "))")
+            break
+        }
+        usleep(20_000)
+    }
+    p.waitUntilExit()
+    return Result(status: p.terminationStatus,
+                  stdout: (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? "",
+                  stderr: (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? "",
+                  seconds: Date().timeIntervalSince(start))
+}
+
+/// A long-running chorus process (coordinator or worker). Killed when the test ends.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+    let outPath: String
+    /// The endpoint the process printed ("... listening on tcp://...").
+    private(set) var endpoint = ""
+
+    init(_ args: [String], logDir: String, name: String) throws {
+        logPath = logDir + "/\(name).log"
+        outPath = logDir + "/\(name).out"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Binary.chorus)
+        process.arguments = args
+        process.standardOutput = FileHandle(forWritingAtPath: outPath)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let out = try? String(contentsOfFile: outPath, encoding: .utf8),
+               let r = out.range(of: "listening on ") {
+                endpoint = String(out[r.upperBound...].prefix { !$0.isWhitespace })
+                if !endpoint.isEmpty { return }
+            }
+            if !process.isRunning { break }
+            usleep(20_000)
+        }
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        throw HarnessError("\(name) did not start: \(log)")
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// A coordinator and N workers as separate OS processes on loopback.
+final class TestCluster: @unchecked Sendable {
+    let dir: String
+    var coordinator: ServerProcess
+    var workers: [ServerProcess] = []
+    var address: String { coordinator.endpoint }
+
+    init(workers n: Int, partitions: Int = 16) throws {
+        dir = NSTemporaryDirectory() + "chorus-it-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        coordinator = try ServerProcess(["coordinator", "--bind", "tcp://127.0.0.1:*", "--data", dir + "/coord",
+                                         "--partitions", String(partitions)], logDir: dir, name: "coordinator")
+        for i in 1...n { try addWorker(i) }
+        try waitUntil("all workers active and every partition owned", seconds: 30) {
+            let s = try chorus(["cluster", "status", "--coordinator", address, "--json"]).json
+            let nodes = s["nodes"] as? [[String: Any]] ?? []
+            return nodes.filter { ($0["state"] as? String) == "active" }.count == n
+                && (s["unassigned_partitions"] as? Int) == 0
+                && nodes.allSatisfy { ($0["partitions"] as? Int ?? 0) > 0 }
+        }
+    }
+
+    func addWorker(_ i: Int) throws {
+        workers.append(try ServerProcess(["worker", "--coordinator", address, "--bind", "tcp://127.0.0.1:*",
+                                          "--data", dir + "/w\(i)", "--name", "w\(i)", "--cores", "2"],
+                                         logDir: dir, name: "w\(i)"))
+    }
+
+    /// Restarts the coordinator on the same data dir and port.
+    func restartCoordinator(kill9: Bool) throws {
+        let addr = address
+        if kill9 { coordinator.kill9() } else { coordinator.stop() }
+        coordinator = try ServerProcess(["coordinator", "--bind", addr, "--data", dir + "/coord"], logDir: dir,
+                                        name: "coordinator-2")
+    }
+
+    func logs() -> String {
+        ([coordinator] + workers).map { "---- \($0.logPath)\n" + $0.log().suffix(4000) }.joined(separator: "\n")
+    }
+
+    func shutdown() {
+        workers.forEach { $0.stop() }
+        coordinator.stop()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+func waitUntil(_ what: String, seconds: Double, _ cond: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if (try? cond()) == true { return }
+        usleep(100_000)
+    }
+    throw HarnessError("timed out after \(seconds) s waiting for: \(what)")
+}

@@ -1,0 +1,121 @@
+import ChorusData
+import ChorusModel
+import Testing
+
+@Suite struct ParsingTests {
+    @Test func jsonObjects() throws {
+        let f = try JSONParser.parseObject(#"{"a":"x\"y\u00e9\ud83d\ude00","b":-1.5e2,"c":[true,false,null],"d":{}}"#)
+        #expect(f.map(\.0) == ["a", "b", "c", "d"])
+        #expect(f[0].1 == .string("x\"yé😀"))
+        #expect(f[1].1 == .number(-150))
+        #expect(f[2].1 == .array([.bool(true), .bool(false), .null]))
+    }
+
+    @Test(arguments: [
+        (#"{"a":1"#, "unterminated object"),
+        (#"{"a":tru}"#, "invalid literal"),
+        (#"[1,2]"#, "expected a JSON object '{'"),
+        (#"{"a":1} x"#, "unexpected text after the JSON object"),
+        (#"{"a":"\x"}"#, "invalid escape '\\x'"),
+        (#"{"a":01.}"#, "invalid number"),
+    ])
+    func jsonErrors(_ input: String, _ reason: String) {
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parseObject(input) }
+        do { _ = try JSONParser.parseObject(input) } catch { #expect(error.reason == reason) }
+    }
+
+    @Test func csvSplit() throws {
+        #expect(try CSVLine.split("a,b,,c") == ["a", "b", "", "c"])
+        #expect(try CSVLine.split(#""x,y","say ""hi""",z"#) == ["x,y", "say \"hi\"", "z"])
+        #expect(throws: JSONSyntaxError.self) { try CSVLine.split(#""open,b"#) }
+    }
+
+    @Test func timestamps() {
+        #expect(Timestamp.parse("2025-09-01T00:00:00Z") == 1_756_684_800)
+        #expect(Timestamp.parse("2025-09-01T08:00:00+08:00") == 1_756_684_800)
+        #expect(Timestamp.parse("2025-09-01 00:00:00") == 1_756_684_800)
+        #expect(Timestamp.parse("2025-09-01T00:00:00.250Z") == 1_756_684_800)
+        #expect(Timestamp.parse("1756684800") == 1_756_684_800)
+        #expect(Timestamp.parse("1756684800000") == 1_756_684_800)  // milliseconds
+        #expect(Timestamp.parse("2025-02-30T00:00:00Z") == nil)
+        #expect(Timestamp.parse("yesterday") == nil)
+        #expect(Timestamp.parse("1899-01-01T00:00:00Z") == nil)
+        #expect(Timestamp.iso(1_756_684_800) == "2025-09-01T00:00:00Z")
+    }
+
+    @Test func validInteraction() {
+        var p = RecordParser(kind: .interactions, format: .jsonl)
+        let r = p.parse(#"{"interaction_id":"i1","user_id":"u1","content_id":"c1","type":"like","channel":"x","ts":"2025-09-01T10:00:00Z"}"#)
+        #expect(r == .record(.interaction(InteractionRecord(id: "i1", userId: "u1", contentId: "c1", kind: .like,
+                                                             channel: "x", ts: 1_756_720_800))))
+    }
+
+    @Test func derivedIdIsStable() {
+        var p = RecordParser(kind: .interactions, format: .jsonl)
+        let line = #"{"user_id":"u1","content_id":"c1","type":"view","channel":"x","ts":1756720800}"#
+        guard case let .record(.interaction(a)) = p.parse(line), case let .record(.interaction(b)) = p.parse(line) else {
+            Issue.record("not parsed"); return
+        }
+        #expect(a.id == b.id)
+        #expect(a.id.hasPrefix("i-") && a.id.count == 18)
+    }
+
+    @Test(arguments: [
+        (#"{"user_id":"u1","content_id":"c1","type":"like","channel":"x"}"#, "missing required field 'ts'"),
+        (#"{"user_id":7,"content_id":"c1","type":"like","channel":"x","ts":1756720800}"#,
+         "field 'user_id' must be a string, got number"),
+        (#"{"user_id":"u1","content_id":"c1","type":"poke","channel":"x","ts":1756720800}"#,
+         "unknown interaction type 'poke' (expected view, like, comment, share, click or conversion)"),
+        (#"{"user_id":"u1","content_id":"c1","type":"like","channel":"x","ts":"tomorrow"}"#,
+         "bad timestamp in 'ts': 'tomorrow' (expected ISO 8601 like 2025-03-01T14:05:09Z, or unix seconds)"),
+        (#"{"user_id":"","content_id":"c1","type":"like","channel":"x","ts":1756720800}"#,
+         "missing required field 'user_id' (empty)"),
+        (#"{"user_id":"u1","#, "bad JSON at column 17: expected a field name in quotes"),
+    ])
+    func rejects(_ line: String, _ reason: String) {
+        var p = RecordParser(kind: .interactions, format: .jsonl)
+        #expect(p.parse(line) == .reject(reason))
+    }
+
+    @Test func invalidUTF8AndSize() {
+        var p = RecordParser(kind: .users, format: .jsonl)
+        let bad: [UInt8] = Array(#"{"user_id":""#.utf8) + [0xFF, 0xFE] + Array(#"","channel":"x"}"#.utf8)
+        #expect(bad.withUnsafeBufferPointer { p.parse($0) } == .reject("invalid UTF-8"))
+        let big = #"{"user_id":"u","channel":"x","name":""# + String(repeating: "a", count: RecordParser.maxLineBytes) + "\"}"
+        guard case let .reject(reason) = p.parse(big) else { Issue.record("accepted a huge line"); return }
+        #expect(reason.hasPrefix("record too large"))
+    }
+
+    @Test func csvWithHeaderAndMapping() {
+        let mapping = FieldMapping(name: "weibo", fields: ["uid": "user_id", "mid": "content_id", "action": "type",
+                                                           "time": "ts"],
+                                   values: ["type": ["repost": "share"]], defaults: ["channel": "weibo"])
+        var p = RecordParser(kind: .interactions, format: .csv, mapping: mapping)
+        #expect(p.parse("uid,mid,action,time") == .skip)
+        guard case let .record(.interaction(i)) = p.parse("u9,c3,repost,2025-09-02T01:02:03Z") else {
+            Issue.record("not parsed"); return
+        }
+        #expect(i.userId == "u9" && i.contentId == "c3" && i.kind == .share && i.channel == "weibo")
+        #expect(p.parse("u9,c3") == .reject("expected 4 columns (as in the header), got 2"))
+    }
+
+    @Test func contentListsFromJSONAndCSV() {
+        var j = RecordParser(kind: .content, format: .jsonl)
+        var c = RecordParser(kind: .content, format: .csv)
+        _ = c.parse("content_id,author_id,channel,topics,hashtags")
+        let a = j.parse(##"{"content_id":"c1","author_id":"u1","channel":"x","topics":["a","b"],"hashtags":["#t"]}"##)
+        let b = c.parse("c1,u1,x,a|b,#t")
+        #expect(a == b)
+        #expect(j.parse(#"{"content_id":"c1","author_id":"u1","channel":"x","topics":5}"#)
+                == .reject("field 'topics' must be an array of strings, got number"))
+    }
+
+    @Test func kindFromFileName() {
+        #expect(RecordKind.infer(fromFileName: "users.jsonl") == .users)
+        #expect(RecordKind.infer(fromFileName: "interactions_weibo.csv") == .interactions)
+        #expect(RecordKind.infer(fromFileName: "follows.jsonl") == .follows)
+        #expect(RecordKind.infer(fromFileName: "data.jsonl") == nil)
+        #expect(Glob.matches("weibo_*.csv", "weibo_2025.csv"))
+        #expect(!Glob.matches("weibo_*.csv", "x_2025.csv"))
+    }
+}
