@@ -31,7 +31,7 @@ struct ClientOptions: ParsableArguments {
     var json = false
 
     @Option(help: "Seconds to wait for a reply before giving up.")
-    var timeout: Double = 4
+    var timeout: Double = 3
 
     func client() throws -> ChorusClient {
         try ChorusClient(coordinator: coordinator, timeout: .milliseconds(Int(timeout * 1000)))
