@@ -37,7 +37,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "chorus", dependencies: [
-            "ChorusRuntime", "ChorusData", "ChorusModel",
+            "ChorusRuntime", "ChorusData", "ChorusModel", "ChorusStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Re-runnable benchmark: ingest throughput (JSONL into a 3-worker local cluster of separate processes) and the
+# features job wall time, with peak memory (VmHWM) per process, plus the raw RocksDB batch-write rate on the same
+# machine as the limit.
+#
+#   bench/ingest-features.sh [USERS] [WORKERS]     # USERS=50000 gives ~1 M interactions, 500000 ~10 M
+#
+# Prints a Markdown table row set; figures go into docs/benchmarks.md by hand with the command and the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=${1:-50000}
+WORKERS=${2:-3}
+OUT=${BENCH_DIR:-/tmp/chorus-bench-$USERS}
+BIN=.build-release/release/chorus
+scripts/install-deps.sh >/dev/null
+swift build -c release --scratch-path .build-release --product chorus 2>&1 | { grep -v "prohibited flag" || true; } | tail -1
+rm -rf "$OUT/cluster"; mkdir -p "$OUT/cluster"
+if [ ! -f "$OUT/gen/interactions.jsonl" ]; then
+  /usr/bin/time -f "generate: %e s, peak %M KB" $BIN generate --users "$USERS" --seed 42 --out "$OUT/gen"
+fi
+INTERACTIONS=$(wc -l < "$OUT/gen/interactions.jsonl")
+BYTES=$(stat -c %s "$OUT/gen/interactions.jsonl")
+echo "data: $USERS users, $INTERACTIONS interactions ($((BYTES / 1048576)) MiB JSONL)"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+$BIN coordinator --bind "tcp://127.0.0.1:*" --data "$OUT/cluster/coord" --log-level warning > "$OUT/cluster/coord.out" 2>&1 &
+pids+=($!)
+COORD_PID=$!
+for _ in $(seq 100); do grep -q "listening on" "$OUT/cluster/coord.out" 2>/dev/null && break; sleep 0.1; done
+ADDR=$(grep -o 'tcp://[0-9.:]*' "$OUT/cluster/coord.out" | head -1)
+WPIDS=()
+for i in $(seq "$WORKERS"); do
+  $BIN worker --coordinator "$ADDR" --data "$OUT/cluster/w$i" --name "w$i" --log-level warning > "$OUT/cluster/w$i.out" 2>&1 &
+  pids+=($!); WPIDS+=($!)
+done
+for _ in $(seq 100); do
+  n=$($BIN node list --coordinator "$ADDR" --json | grep -c '"state" : "active"' || true)
+  [ "$n" -ge "$WORKERS" ] && break; sleep 0.2
+done
+sleep 2  # let the rebalance settle (empty partitions move to the new workers)
+
+# Ingest the interactions file alone (the headline figure), then the rest.
+START=$(date +%s.%N)
+$BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/gen/interactions.jsonl" > "$OUT/ingest.json"
+END=$(date +%s.%N)
+SECS=$(echo "$END - $START" | bc -l)
+RATE=$(echo "$INTERACTIONS / $SECS" | bc -l)
+printf "ingest interactions: %d in %.2f s = %.0f interactions/s (client wall time, 2 puts each)\n" "$INTERACTIONS" "$SECS" "$RATE"
+$BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/gen/users.jsonl" "$OUT/gen/content.jsonl" "$OUT/gen/follows.jsonl" > "$OUT/ingest-rest.json"
+
+START=$(date +%s.%N)
+$BIN job submit features --coordinator "$ADDR" --as-of 2025-09-29T00:00:00Z --wait --json > "$OUT/job.json" 2>/dev/null
+END=$(date +%s.%N)
+printf "features job: %.2f s wall (submit to done)\n" "$(echo "$END - $START" | bc -l)"
+grep -E '"(state|seconds)"' "$OUT/job.json" | tr -d ' ,'
+
+echo "peak memory (VmHWM):"
+echo "  coordinator: $(grep VmHWM /proc/$COORD_PID/status | awk '{print $2, $3}')"
+for i in "${!WPIDS[@]}"; do echo "  worker w$((i + 1)): $(grep VmHWM /proc/${WPIDS[$i]}/status | awk '{print $2, $3}')"; done
+
+echo "raw RocksDB batch-write limit on this machine (same key/value sizes, one process, WAL on):"
+$BIN bench-store --records "$((INTERACTIONS * 2))" --data "$OUT/rawstore"

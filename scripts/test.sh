@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, the generated-code staleness check, the C client and the
+# multi-process integration tests. Installs missing Debian packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build --build-tests 2>&1 | { grep -v "prohibited flag" || true; }
+# protoc-gen-swift (from the swift-protobuf dependency) is needed by the staleness test.
+swift build --product protoc-gen-swift 2>&1 | { grep -v "prohibited flag" || true; }
+test -x .build/debug/chorus || { echo "test: build failed" >&2; swift build; exit 1; }
+export CHORUS_BIN="$PWD/.build/debug/chorus"
+export PROTOC_GEN_SWIFT="$PWD/.build/debug/protoc-gen-swift"
+swift test --skip-build "$@"
