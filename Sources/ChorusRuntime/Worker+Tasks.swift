@@ -23,6 +23,10 @@ extension Worker {
         state.withLock { $0.runningTasks += 1 }
         defer { state.withLock { $0.runningTasks -= 1 } }
         let store = self.store
+        // Test knob: slow every task down so tests can disturb a running job (documented in docs/cli.md).
+        if let ms = Int(t.params["debug_task_delay_ms"] ?? ""), ms > 0 {
+            try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
+        }
         switch t.stage {
         case "catalog":
             return try await computeQueue.run { try Self.catalogTask(store: store, t) }

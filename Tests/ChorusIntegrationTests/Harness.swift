@@ -153,6 +153,15 @@ final class TestCluster: @unchecked Sendable {
                                          logDir: dir, name: "w\(i)"))
     }
 
+    /// Kills worker `i` (1-based) with SIGKILL and starts it again on the same data dir (same node id).
+    func restartWorker(_ i: Int, after delay: Double = 0) throws {
+        workers[i - 1].kill9()
+        if delay > 0 { usleep(UInt32(delay * 1_000_000)) }
+        workers[i - 1] = try ServerProcess(["worker", "--coordinator", address, "--bind", "tcp://127.0.0.1:*",
+                                            "--data", dir + "/w\(i)", "--name", "w\(i)", "--cores", "2"],
+                                           logDir: dir, name: "w\(i)-restarted")
+    }
+
     /// Restarts the coordinator on the same data dir and port.
     func restartCoordinator(kill9: Bool) throws {
         let addr = address

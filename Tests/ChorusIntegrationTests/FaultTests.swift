@@ -1,0 +1,71 @@
+import ChorusAnalytics
+import ChorusData
+import Foundation
+import Testing
+
+/// Jobs under faults: a worker killed mid-job, a coordinator restarted mid-job.
+@Suite(.serialized) struct FaultTests {
+    func loadedCluster() throws -> (TestCluster, [String]) {
+        let cluster = try TestCluster(workers: 2, partitions: 8)
+        let gen = cluster.dir + "/gen"
+        #expect(try chorus(["generate", "--users", "120", "--seed", "3", "--out", gen]).status == 0)
+        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
+        let ing = try chorus(["ingest", "--coordinator", cluster.address, "--json"] + files)
+        #expect(ing.status == 0, "\(ing.stderr)")
+        return (cluster, files)
+    }
+
+    @Test func taskOfAKilledWorkerIsRetriedWhenItsPartitionHasAnOwnerAgain() throws {
+        let (cluster, files) = try loadedCluster()
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let asOf = "1759104000"
+        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--as-of", asOf,
+                              "--param", "debug_task_delay_ms=250", "--json"])
+        let id = sub.json["id"] as? String ?? ""
+        try waitUntil("the job made progress", seconds: 30) {
+            (try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["tasks_done"] as? Int ?? 0) >= 2
+        }
+        // kill -9 a worker in the middle of the job; bring it back 1.5 s later on the same data dir.
+        try cluster.restartWorker(1, after: 1.5)
+        let w = try chorus(["job", "watch", id, "--coordinator", a, "--json"], timeout: 180)
+        #expect(w.status == 0, "\(w.stderr)\n\(cluster.logs())")
+        let j = w.json
+        #expect(j["state"] as? String == "succeeded")
+        #expect(j["task_retries"] as? Int ?? 0 >= 1)
+        // The results equal an undisturbed computation.
+        let reference = try referenceProfiles(files: files, mapping: MappingConfig(profiles: []), asOf: 1_759_104_000)
+        let out = cluster.dir + "/p.jsonl"
+        #expect(try chorus(["profile", "export", "--coordinator", a, "--out", out]).status == 0)
+        var n = 0
+        for line in try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n") {
+            let f = try JSONDecoder().decode(UserFeatures.self, from: Data(line.utf8))
+            #expect(reference[f.userId] == f)
+            n += 1
+        }
+        #expect(n == reference.count)
+    }
+
+    @Test func jobRunningDuringACoordinatorRestartIsFailedWithAReason() throws {
+        let (cluster, _) = try loadedCluster()
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--param", "debug_task_delay_ms=500",
+                              "--json"])
+        let id = sub.json["id"] as? String ?? ""
+        try waitUntil("the job is running", seconds: 30) {
+            try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["state"] as? String == "running"
+        }
+        try cluster.restartCoordinator(kill9: true)
+        let st = try chorus(["job", "status", id, "--coordinator", a, "--json"]).json
+        #expect(st["state"] as? String == "failed")
+        #expect((st["error"] as? String ?? "").contains("coordinator restarted"))
+        // A resubmitted job succeeds once the workers are back.
+        try waitUntil("workers back", seconds: 30) {
+            let s = try chorus(["cluster", "status", "--coordinator", a, "--json"]).json
+            return (s["nodes"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "active" }.count == 2
+        }
+        let again = try chorus(["job", "submit", "features", "--coordinator", a, "--wait", "--json"], timeout: 120)
+        #expect(again.json["state"] as? String == "succeeded", "\(again.stderr)")
+    }
+}
