@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+/// deploy/ and cluster/ are exercised, so they cannot rot.
+@Suite(.serialized) struct DeployTests {
+    @Test func systemdUnitsUseRealSubcommandsAndFlags() throws {
+        let dir = Binary.root + "/deploy/systemd"
+        let units = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".service") }
+        #expect(units.count == 2)
+        for unit in units {
+            let text = try String(contentsOfFile: dir + "/" + unit, encoding: .utf8)
+            guard let exec = text.split(separator: "\n").first(where: { $0.hasPrefix("ExecStart=") }) else {
+                Issue.record("\(unit) has no ExecStart"); continue
+            }
+            let words = exec.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
+            #expect(words.first == "/usr/local/bin/chorus")
+            let sub = words[1]
+            let help = try chorus([sub, "--help"])
+            #expect(help.status == 0, "chorus \(sub) --help failed")
+            for flag in words.dropFirst(2) where flag.hasPrefix("--") {
+                #expect(help.stdout.contains(flag), "\(unit): chorus \(sub) has no \(flag)")
+            }
+        }
+    }
+
+    @Test func clusterScriptsStartAndStopARealCluster() throws {
+        let dir = NSTemporaryDirectory() + "chorus-script-" + UUID().uuidString
+        defer {
+            _ = try? run("/bin/bash", [Binary.root + "/cluster/stop.sh", dir])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let base = Int.random(in: 20_000...50_000) / 10 * 10
+        setenv("CHORUS_PORT_BASE", String(base), 1)
+        setenv("CHORUS_BIN", Binary.chorus, 1)
+        let start = try run("/bin/bash", [Binary.root + "/cluster/start.sh", "3", dir], timeout: 60)
+        unsetenv("CHORUS_PORT_BASE")
+        #expect(start.status == 0, "\(start.stdout)\n\(start.stderr)")
+        let nodes = try chorus(["node", "list", "--coordinator", "tcp://127.0.0.1:\(base)", "--json"])
+            .json["nodes"] as? [[String: Any]] ?? []
+        #expect(nodes.count == 3)
+        let stop = try run("/bin/bash", [Binary.root + "/cluster/stop.sh", dir])
+        #expect(stop.status == 0)
+        #expect(try chorus(["cluster", "status", "--coordinator", "tcp://127.0.0.1:\(base)", "--timeout", "1"]).status == 69)
+    }
+}
