@@ -121,6 +121,12 @@ public final class Ingestor: Sendable {
         if map.assignments.contains(where: { $0.owner.isEmpty }) {
             throw ChorusError(.unavailable, "the cluster has partitions without an owner", hint: "start at least one worker")
         }
+        let dead = map.nodes.filter { $0.state == .dead }.map(\.id)
+        if let d = map.nodes.first(where: { dead.contains($0.id) }),
+           map.assignments.contains(where: { dead.contains($0.owner) }) {
+            throw ChorusError(.unavailable, "worker \(d.name) (\(d.id)) owns partitions but is dead",
+                              hint: "start it again on its data dir, then run this ingest")
+        }
         let shared = Shared(maxInFlight: options.maxInFlight)
         let totalBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         let (stream, cont) = AsyncStream.makeStream(of: Outbound.self)
@@ -197,6 +203,10 @@ public final class Ingestor: Sendable {
             var retry: [Chorus_V1_Put] = []
             for (node, puts) in groups {
                 guard let info = m.nodes.first(where: { $0.id == node }) else { retry += puts; continue }
+                if info.state == .dead {
+                    throw ChorusError(.unavailable, "worker \(info.name) (\(info.id)) owns partitions but is dead",
+                                      hint: "start it again on its data dir, then re-run this ingest")
+                }
                 var wb = Chorus_V1_WriteBatch()
                 wb.mapVersion = m.version
                 wb.puts = puts

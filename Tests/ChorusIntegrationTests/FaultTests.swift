@@ -68,4 +68,29 @@ import Testing
         let again = try chorus(["job", "submit", "features", "--coordinator", a, "--wait", "--json"], timeout: 120)
         #expect(again.json["state"] as? String == "succeeded", "\(again.stderr)")
     }
+
+    @Test func ingestToADeadWorkerFailsFastAndSucceedsAfterItReturns() throws {
+        let (cluster, files) = try loadedCluster()
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        cluster.workers[1].kill9()
+        try waitUntil("w2 declared dead", seconds: 20) {
+            let nodes = try chorus(["node", "list", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
+            return nodes.contains { $0["name"] as? String == "w2" && $0["state"] as? String == "dead" }
+        }
+        let failed = try chorus(["ingest", "--coordinator", a, "--json"] + files, timeout: 60)
+        #expect(failed.status == 69)
+        #expect(failed.seconds < 5)
+        #expect(failed.stderr.contains("is dead") && failed.stderr.contains("hint:"))
+        try cluster.restartWorker(2)
+        try waitUntil("w2 active again", seconds: 20) {
+            let nodes = try chorus(["node", "list", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
+            return nodes.filter { $0["state"] as? String == "active" }.count == 2
+        }
+        let ok = try chorus(["ingest", "--coordinator", a, "--json"] + files, timeout: 60)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        // Everything was already stored by the first (undisturbed) ingest: nothing lost, nothing counted twice.
+        #expect(ok.json["stored"] as? Int == 0)
+        #expect(ok.json["duplicates"] as? Int == ok.json["read"] as? Int)
+    }
 }
