@@ -54,7 +54,11 @@ public final class Coordinator: Sendable {
         }
     }
 
+    /// Stops accepting requests. Cancel the task running `run()` and await it, then call `closeStore()`.
     public func shutdown() { server.close() }
+
+    /// Closes RocksDB. Call only after `run()` has returned.
+    public func closeStore() { store.close() }
 
     func handle(_ req: Chorus_V1_Request) async throws -> ResponseBody {
         switch req.body {

@@ -112,10 +112,14 @@ public final class Worker: Sendable {
         }
     }
 
+    /// Stops accepting requests. Cancel the task running `run()` and await it, then call `closeStore()`.
     public func shutdown() {
         server.close()
         coordinator.close()
     }
+
+    /// Closes RocksDB. Call only after `run()` has returned, when no request can touch the store.
+    public func closeStore() { store.close() }
 
     // MARK: membership
 
@@ -240,22 +244,31 @@ public final class Worker: Sendable {
         }
         let store = self.store
         let reply = try await writeQueue.run { () throws -> Chorus_V1_WriteReply in
-            var wb = WriteBatch()
-            var seen: [[UInt8]: [UInt8]] = [:]
             var reply = Chorus_V1_WriteReply()
+            var rows: [(key: [UInt8], value: [UInt8])] = []
+            rows.reserveCapacity(batch.puts.count)
+            var seen: [[UInt8]: [UInt8]] = [:]  // counted keys written earlier in this same batch
             for put in batch.puts {
                 let key = ShardKeys.key(partition: put.partition, role: ShardKeys.role(put.role), id: [UInt8](put.keyID))
                 let value = [UInt8](put.value)
-                let existing = try seen[key] ?? store.get(key)
-                if existing == value {
-                    if put.counted { reply.duplicates += 1 }
-                    continue
+                // Only the counted copy needs the duplicate check; the other copy of a record is
+                // written as is (rewriting identical bytes changes nothing).
+                if put.counted {
+                    if try (seen[key] ?? store.get(key)) == value {
+                        reply.duplicates += 1
+                        continue
+                    }
+                    seen[key] = value
+                    reply.stored += 1
                 }
-                seen[key] = value
-                wb.put(key, value)
-                reply.written += 1
-                if put.counted { reply.stored += 1 }
+                rows.append((key, value))
             }
+            // Sorted inserts are cheaper for the memtable skip list. Equal keys keep their order (last wins).
+            let order = rows.indices.sorted { rows[$0].key.lexicographicallyPrecedes(rows[$1].key)
+                || (rows[$0].key == rows[$1].key && $0 < $1) }
+            var wb = WriteBatch()
+            for i in order { wb.put(rows[i].key, rows[i].value) }
+            reply.written = UInt32(rows.count)
             try store.write(wb)
             return reply
         }

@@ -48,7 +48,8 @@ public final class Store: @unchecked Sendable {
         let table = rocksdb_block_based_options_create()
         rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom_full(10))
         rocksdb_block_based_options_set_block_cache(table, rocksdb_cache_create_lru(64 << 20))
-        rocksdb_block_based_options_set_cache_index_and_filter_blocks(table, 1)
+        // Index and filter blocks stay pinned in the table readers (not in the sharded block cache, whose
+        // 1 MiB shards cannot hold the multi-megabyte full filters of large SST files).
         rocksdb_options_set_block_based_table_factory(opts, table)
         rocksdb_block_based_options_destroy(table)  // the options keep their own copy
         rocksdb_options_set_memtable_prefix_bloom_size_ratio(opts, 0.05)

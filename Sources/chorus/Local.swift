@@ -35,7 +35,6 @@ struct Local: AsyncParsableCommand {
     func run() async throws {
         setupLogging(level: .warning)
         try await guarded {
-            let log = Logger(label: "chorus.local")
             let root = (data as NSString).standardizingPath
             func say(_ s: String) { if !json { print(s); fflush(nil) } }
             say("chorus local: \(workers) workers, data in \(root)")
@@ -44,7 +43,7 @@ struct Local: AsyncParsableCommand {
                                         logger: Logger(label: "chorus.coordinator"))
             let coordTask = Task { await coord.run() }
             var ws: [Worker] = []
-            var tasks: [Task<Void, Never>] = [coordTask]
+            var tasks: [Task<Void, Never>] = []
             for i in 1...workers {
                 let cores = max(1, ProcessInfo.processInfo.activeProcessorCount / workers)
                 let w = try Worker(options: WorkerOptions(coordinator: coord.endpoint, bind: "tcp://127.0.0.1:*",
@@ -54,13 +53,33 @@ struct Local: AsyncParsableCommand {
                 ws.append(w)
                 tasks.append(Task { await w.run() })
             }
-            defer {
-                ws.forEach { $0.shutdown() }
-                coord.shutdown()
-                tasks.forEach { $0.cancel() }
-            }
             let client = try ChorusClient(coordinator: coord.endpoint)
-            defer { client.close() }
+            do {
+                try await pipeline(coord: coord, client: client, root: root, say: say)
+            } catch {
+                await stop(coord, coordTask, ws, tasks, client)
+                throw error
+            }
+            await stop(coord, coordTask, ws, tasks, client)
+        }
+    }
+
+    /// Orderly shutdown: stop serving, wait for in-flight requests, then close the stores.
+    func stop(_ coord: Coordinator, _ coordTask: Task<Void, Never>, _ ws: [Worker], _ tasks: [Task<Void, Never>],
+              _ client: ChorusClient) async {
+        client.close()
+        ws.forEach { $0.shutdown() }
+        tasks.forEach { $0.cancel() }
+        for t in tasks { await t.value }
+        ws.forEach { $0.closeStore() }
+        coord.shutdown()
+        coordTask.cancel()
+        await coordTask.value
+        coord.closeStore()
+    }
+
+    func pipeline(coord: Coordinator, client: ChorusClient, root: String, say: (String) -> Void) async throws {
+        do {
             // Wait until every worker registered and every partition has an owner.
             let deadline = ContinuousClock.now + .seconds(20)
             while true {
@@ -126,7 +145,6 @@ struct Local: AsyncParsableCommand {
                 say("serving on \(coord.endpoint); press Ctrl-C to stop")
                 await waitForTermination()
             }
-            _ = log
         }
     }
 }

@@ -36,6 +36,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
             await waitForTermination()
             c.shutdown()
             task.cancel()
+            await task.value
+            c.closeStore()
         }
     }
 }
@@ -83,6 +85,8 @@ struct WorkerCommand: AsyncParsableCommand {
             await waitForTermination()
             w.shutdown()
             task.cancel()
+            await task.value
+            w.closeStore()
         }
     }
 }

@@ -93,4 +93,29 @@ import Testing
         #expect(ok.json["stored"] as? Int == 0)
         #expect(ok.json["duplicates"] as? Int == ok.json["read"] as? Int)
     }
+
+    @Test func cancelStopsARunningJob() throws {
+        let (cluster, _) = try loadedCluster()
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--param", "debug_task_delay_ms=400",
+                              "--json"])
+        let id = sub.json["id"] as? String ?? ""
+        try waitUntil("the job is running", seconds: 30) {
+            try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["state"] as? String == "running"
+        }
+        let c = try chorus(["job", "cancel", id, "--coordinator", a, "--json"])
+        #expect(c.status == 0 && c.json["state"] as? String == "cancelled")
+        let w = try chorus(["job", "watch", id, "--coordinator", a, "--json"], timeout: 30)
+        #expect(w.status == 1)
+        #expect(w.json["state"] as? String == "cancelled")
+        // No task starts after the cancel: the count stops moving once the tasks in flight are done.
+        usleep(1_500_000)
+        let done1 = try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["tasks_done"] as? Int ?? -1
+        usleep(1_000_000)
+        let done2 = try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["tasks_done"] as? Int ?? -2
+        #expect(done1 == done2 && done1 < 16)
+        let list = try chorus(["job", "list", "--coordinator", a, "--json"]).json["jobs"] as? [[String: Any]] ?? []
+        #expect(list.first?["state"] as? String == "cancelled")
+    }
 }
