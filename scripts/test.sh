@@ -10,4 +10,5 @@ swift build --product protoc-gen-swift 2>&1 | { grep -v "prohibited flag" || tru
 test -x .build/debug/chorus || { echo "test: build failed" >&2; swift build; exit 1; }
 export CHORUS_BIN="$PWD/.build/debug/chorus"
 export PROTOC_GEN_SWIFT="$PWD/.build/debug/protoc-gen-swift"
-swift test --skip-build "$@"
+# Serial: the integration tests start real clusters and must not compete for the 2 cores with each other.
+swift test --skip-build --no-parallel "$@"

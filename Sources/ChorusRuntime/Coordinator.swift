@@ -36,7 +36,7 @@ public final class Coordinator: Sendable {
             throw ChorusError(.storage, "\(error)")
         }
         state = try CoordinatorState(store: store, partitionCount: options.partitions, timing: options.timing)
-        server = try RequestServer(bind: options.bind, logger: logger)
+        server = try RequestServer(bind: options.bind)
     }
 
     public func run() async {
@@ -180,7 +180,6 @@ extension Coordinator {
         var inflight: [String: Int] = [:]
         var waitingSince: ContinuousClock.Instant?
         let taskTimeout = Duration.seconds(Int(job.params["task_timeout_s"] ?? "") ?? 1800)
-        let mapVersion = await state.map.version
 
         try await withThrowingTaskGroup(of: (UInt32, String, Result<Chorus_V1_TaskResult, any Error>).self) { group in
             var running = 0
@@ -204,7 +203,6 @@ extension Coordinator {
                     t.mapVersion = await state.map.version; t.params = job.params
                     t.attempt = UInt32(attempts[p, default: 0] + 1)
                     let task = t
-                    _ = mapVersion
                     group.addTask {
                         do {
                             if let b = broadcast, !tracker.has(owner.id, owner.incarnation) {

@@ -17,7 +17,6 @@ actor CoordinatorState {
     struct Node {
         var info: Chorus_V1_NodeInfo
         var lastHeartbeatMs: Int64
-        var nonEmpty: Set<UInt32>?
         var peer: Peer?
         var incarnation: Int
     }
@@ -63,7 +62,7 @@ actor CoordinatorState {
         try store.scan(prefix: Array("node/".utf8)) { _, v in
             var info = try Chorus_V1_NodeInfo(serializedBytes: UnsafeRawBufferPointer(v))
             info.state = .dead
-            loadedNodes[info.id] = Node(info: info, lastHeartbeatMs: 0, nonEmpty: nil, peer: nil, incarnation: 0)
+            loadedNodes[info.id] = Node(info: info, lastHeartbeatMs: 0, peer: nil, incarnation: 0)
             return true
         }
         nodes = loadedNodes
@@ -117,8 +116,7 @@ actor CoordinatorState {
         guard !r.nodeID.isEmpty, r.address.hasPrefix("tcp://") || r.address.hasPrefix("ipc://") else {
             throw ChorusError(.usage, "register: node id and a tcp:// or ipc:// address are required")
         }
-        var node = nodes[r.nodeID] ?? Node(info: Chorus_V1_NodeInfo(), lastHeartbeatMs: 0, nonEmpty: nil, peer: nil,
-                                           incarnation: 0)
+        var node = nodes[r.nodeID] ?? Node(info: Chorus_V1_NodeInfo(), lastHeartbeatMs: 0, peer: nil, incarnation: 0)
         if node.peer == nil || node.info.address != r.address {
             node.peer?.close()
             node.peer = try Peer(endpoint: r.address, role: "worker \(r.name)", sender: coordinatorId)
@@ -145,7 +143,6 @@ actor CoordinatorState {
         node.info.state = .active
         node.info.bytesHeld = h.bytesHeld
         node.info.runningTasks = h.runningTasks
-        node.nonEmpty = Set(h.nonemptyPartitions)
         nodes[h.nodeID] = node
         if wasDead { try persist(node: node.info) }
         var reply = Chorus_V1_HeartbeatReply()
@@ -170,7 +167,7 @@ actor CoordinatorState {
         }
     }
 
-    /// Marks silent nodes suspect or dead; returns true when membership changed.
+    /// Marks silent nodes suspect or dead, and rebalances when a node died.
     func sweep() throws {
         let now = nowMs()
         var changed = false
@@ -191,8 +188,7 @@ actor CoordinatorState {
                 nodes[id] = n
             }
         }
-        _ = changed
-        try rebalance()
+        if changed { try rebalance() }
     }
 
     /// Recomputes placement; bumps and persists the map version when anything changed.

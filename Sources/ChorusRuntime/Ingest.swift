@@ -199,6 +199,11 @@ public final class Ingestor: Sendable {
         var total = Chorus_V1_WriteReply()
         while !groups.isEmpty {
             attempt += 1
+            if attempt > 6 {
+                throw ChorusError(.unavailable, "a write batch could not be delivered after 5 re-routes: "
+                                  + "its partitions have no reachable owner",
+                                  hint: "check `chorus node list`, then re-run this ingest (it is idempotent)")
+            }
             let m = map.withLock { $0 }
             var retry: [Chorus_V1_Put] = []
             for (node, puts) in groups {

@@ -101,14 +101,13 @@ public final class RequestServer: Sendable {
     public let endpoint: String
     private let server: RouterServer
 
-    public init(bind: String, logger: Logger) throws {
+    public init(bind: String) throws {
         do {
             server = try RouterServer(bind: bind)
         } catch {
             throw ChorusError(.usage, "\(error)", hint: "is the port already in use? pick another --bind")
         }
         endpoint = server.endpoint
-        _ = logger
     }
 
     /// Runs until the server is closed. `handler` returns the reply body or throws a ChorusError.

@@ -59,7 +59,7 @@ public final class Worker: Sendable {
         } catch {
             throw ChorusError(.storage, "\(error)")
         }
-        server = try RequestServer(bind: options.bind, logger: log)
+        server = try RequestServer(bind: options.bind)
         let adv = options.advertise ?? server.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
         endpoint = adv
         coordinator = try Peer(endpoint: options.coordinator, role: "coordinator", sender: nodeId)
