@@ -15,6 +15,17 @@ import Testing
         return (cluster, files)
     }
 
+    /// Submits a features job whose tasks each take `delayMs` longer, and waits until it runs.
+    func startSlowJob(_ a: String, delayMs: Int) throws -> String {
+        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--param",
+                              "debug_task_delay_ms=\(delayMs)", "--json"])
+        let id = sub.json["id"] as? String ?? ""
+        try waitUntil("the job is running", seconds: 30) {
+            try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["state"] as? String == "running"
+        }
+        return id
+    }
+
     @Test func taskOfAKilledWorkerIsRetriedWhenItsPartitionHasAnOwnerAgain() throws {
         let (cluster, files) = try loadedCluster()
         defer { cluster.shutdown() }
@@ -50,12 +61,7 @@ import Testing
         let (cluster, _) = try loadedCluster()
         defer { cluster.shutdown() }
         let a = cluster.address
-        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--param", "debug_task_delay_ms=500",
-                              "--json"])
-        let id = sub.json["id"] as? String ?? ""
-        try waitUntil("the job is running", seconds: 30) {
-            try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["state"] as? String == "running"
-        }
+        let id = try startSlowJob(a, delayMs: 500)
         try cluster.restartCoordinator(kill9: true)
         let st = try chorus(["job", "status", id, "--coordinator", a, "--json"]).json
         #expect(st["state"] as? String == "failed")
@@ -98,12 +104,7 @@ import Testing
         let (cluster, _) = try loadedCluster()
         defer { cluster.shutdown() }
         let a = cluster.address
-        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--param", "debug_task_delay_ms=400",
-                              "--json"])
-        let id = sub.json["id"] as? String ?? ""
-        try waitUntil("the job is running", seconds: 30) {
-            try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["state"] as? String == "running"
-        }
+        let id = try startSlowJob(a, delayMs: 400)
         let c = try chorus(["job", "cancel", id, "--coordinator", a, "--json"])
         #expect(c.status == 0 && c.json["state"] as? String == "cancelled")
         let w = try chorus(["job", "watch", id, "--coordinator", a, "--json"], timeout: 30)
