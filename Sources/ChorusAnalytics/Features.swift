@@ -108,15 +108,15 @@ public enum FeatureMath {
             .prefix(n).map { $0 }
     }
 
-    static func emptyTypeCounts() -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: InteractionKind.allCases.map { ($0.name, 0) })
+    static func typeCountDictionary(_ counts: [Int]) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: InteractionKind.allCases.map { ($0.name, counts[$0.rawValue]) })
     }
 
     /// Computes one user's features from the user's record (if any), all the user's interactions and follow counts.
     public static func userFeatures(userId: String, user: UserRecord?, interactions: [InteractionRecord],
                                     followers: Int, following: Int, catalog: FeatureCatalog,
                                     asOf: Int64) -> UserFeatures {
-        var byType = emptyTypeCounts()
+        var typeCounts = [Int](repeating: 0, count: InteractionKind.allCases.count + 1)  // by raw value
         var byChannel: [String: Int] = [:]
         var hours = [Int](repeating: 0, count: 24)
         var weekdays = [Int](repeating: 0, count: 7)
@@ -126,7 +126,7 @@ public enum FeatureMath {
         var first = Int64.max, last = Int64.min
         var engagements = 0
         for it in interactions {
-            byType[it.kind.name, default: 0] += 1
+            typeCounts[it.kind.rawValue] += 1
             byChannel[it.channel, default: 0] += 1
             if it.kind.isEngagement { engagements += 1 }
             hours[hour(it.ts)] += 1
@@ -140,7 +140,8 @@ public enum FeatureMath {
                 for h in c.hashtags { tags[h, default: 0] += w }
             }
         }
-        let views = byType[InteractionKind.view.name] ?? 0
+        let views = typeCounts[InteractionKind.view.rawValue]
+        let byType = typeCountDictionary(typeCounts)
         let n = interactions.count
         return UserFeatures(
             userId: userId, channel: user?.channel ?? "", country: user?.country ?? "",
@@ -157,11 +158,11 @@ public enum FeatureMath {
     /// Computes one content item's features from its record (if any) and all its interactions.
     public static func contentFeatures(contentId: String, content: ContentRecord?, interactions: [InteractionRecord],
                                        catalog: FeatureCatalog) -> ContentFeatures {
-        var byType = emptyTypeCounts()
+        var typeCounts = [Int](repeating: 0, count: InteractionKind.allCases.count + 1)
         var engagements = 0
         var audience = Set<String>()
         for it in interactions {
-            byType[it.kind.name, default: 0] += 1
+            typeCounts[it.kind.rawValue] += 1
             if it.kind.isEngagement { engagements += 1 }
             audience.insert(it.userId)
         }
@@ -172,7 +173,8 @@ public enum FeatureMath {
             let country = info?.country ?? ""
             byCountry[country.isEmpty ? "unknown" : country, default: 0] += 1
         }
-        let views = byType[InteractionKind.view.name] ?? 0
+        let views = typeCounts[InteractionKind.view.rawValue]
+        let byType = typeCountDictionary(typeCounts)
         return ContentFeatures(
             contentId: contentId, authorId: content?.authorId ?? "", channel: content?.channel ?? "",
             mediaType: content?.mediaType ?? "", knownContent: content != nil, impressions: views,
@@ -216,8 +218,14 @@ public struct GlobalSummary: Codable, Sendable, Equatable {
 
     /// Adds the interest weights of one interaction (all topics/hashtags, not only a user's top N).
     public mutating func addInterest(_ kind: InteractionKind, _ content: FeatureCatalog.ContentInfo) {
-        for t in content.topics { topicWeights[t, default: 0] += kind.interestWeight }
-        for h in content.hashtags { hashtagWeights[h, default: 0] += kind.interestWeight }
+        addInterest(weight: kind.interestWeight, topics: content.topics, hashtags: content.hashtags)
+    }
+
+    /// Adds `weight` (the summed interest weights of all interactions with one content item) to its terms.
+    public mutating func addInterest(weight: Double, topics: [String], hashtags: [String]) {
+        guard weight > 0 else { return }
+        for t in topics { topicWeights[t, default: 0] += weight }
+        for h in hashtags { hashtagWeights[h, default: 0] += weight }
     }
 
     public mutating func merge(_ o: GlobalSummary) {

@@ -136,9 +136,6 @@ extension Worker {
                                              followers: followers[id] ?? 0, following: following[id] ?? 0,
                                              catalog: catalog, asOf: asOf)
             summary.add(f)
-            for it in interactions {
-                if let c = catalog.contents[it.contentId] { summary.addInterest(it.kind, c) }
-            }
             batch.put(ShardKeys.key(partition: p, role: ShardKeys.Derived.profile.rawValue, id: Array(id.utf8)),
                       Array(try encoder.encode(f)))
             done.insert(id)
@@ -164,6 +161,11 @@ extension Worker {
             let f = FeatureMath.contentFeatures(contentId: id, content: contents[id], interactions: interactions,
                                                 catalog: catalog)
             summary.contents += 1
+            // Interest totals are taken here, on the content side, where topics and hashtags are local.
+            if let c = contents[id] {
+                summary.addInterest(weight: interactions.reduce(0) { $0 + $1.kind.interestWeight },
+                                    topics: c.topics, hashtags: c.hashtags)
+            }
             batch.put(ShardKeys.key(partition: p, role: ShardKeys.Derived.contentStats.rawValue, id: Array(id.utf8)),
                       Array(try encoder.encode(f)))
             doneContent.insert(id)
