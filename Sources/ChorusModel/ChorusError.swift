@@ -14,6 +14,9 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
         case invalidInput
         /// A partition is owned elsewhere: refresh the partition map and retry.
         case wrongOwner
+        /// Refused by fencing: the receiver's lease expired, or the sender acted on a stale partition map.
+        /// Refresh the map and retry.
+        case fenced
         /// Storage or I/O failure on this machine.
         case storage
         /// A job failed or was cancelled.
@@ -44,7 +47,7 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
         case .usage: return 64
         case .invalidInput: return 65
         case .notFound: return 66
-        case .unreachable, .unavailable, .wrongOwner: return 69
+        case .unreachable, .unavailable, .wrongOwner, .fenced: return 69
         case .storage: return 74
         case .jobFailed: return 1
         case .internal: return 2

@@ -35,6 +35,27 @@ public final class ChorusClient: Sendable {
         return m
     }
 
+    /// Drains, undrains or removes a worker; returns the coordinator's message and the cluster status after it.
+    public func nodeAdmin(_ node: String, _ action: Chorus_V1_NodeAction, force: Bool = false) async throws
+        -> Chorus_V1_AdminReply {
+        var a = Chorus_V1_NodeAdmin()
+        a.node = node
+        a.action = action
+        a.force = force
+        guard case let .admin(r) = try await coordinator.call(.nodeAdmin(a), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r
+    }
+
+    /// Asks the coordinator to plan now and start whatever moves balance the cluster.
+    public func rebalance() async throws -> Chorus_V1_AdminReply {
+        guard case let .admin(r) = try await coordinator.call(.rebalance(.init()), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r
+    }
+
     public func submit(kind: String, params: [String: String]) async throws -> Chorus_V1_JobInfo {
         var s = Chorus_V1_SubmitJob()
         s.kind = kind

@@ -11,10 +11,13 @@ public struct CoordinatorOptions: Sendable {
     public var bind: String
     public var dataDir: String
     public var partitions: UInt32?
+    /// Replication factor R for a new cluster (default 2); fixed once the cluster exists.
+    public var replication: UInt32?
     public var timing = MembershipTiming()
-    public var maxTaskAttempts = 5
-    public init(bind: String, dataDir: String, partitions: UInt32? = nil) {
-        self.bind = bind; self.dataDir = dataDir; self.partitions = partitions
+    public var moves = MoveLimits()
+    public var maxTaskAttempts = 8
+    public init(bind: String, dataDir: String, partitions: UInt32? = nil, replication: UInt32? = nil) {
+        self.bind = bind; self.dataDir = dataDir; self.partitions = partitions; self.replication = replication
     }
 }
 
@@ -35,9 +38,16 @@ public final class Coordinator: Sendable {
         } catch {
             throw ChorusError(.storage, "\(error)")
         }
-        state = try CoordinatorState(store: store, partitionCount: options.partitions, timing: options.timing)
+        state = try CoordinatorState(store: store, partitionCount: options.partitions,
+                                     replicationFactor: options.replication, timing: options.timing,
+                                     limits: options.moves)
         server = try RequestServer(bind: options.bind)
+        (mapChanges, mapChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
+
+    /// Signals the map pusher; coalesces bursts of changes into one push of the newest map.
+    let mapChanges: AsyncStream<Void>
+    let mapChanged: AsyncStream<Void>.Continuation
 
     public func run() async {
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)"])
@@ -45,10 +55,102 @@ public final class Coordinator: Sendable {
             group.addTask { await self.server.serve(logger: self.logger) { try await self.handle($0) } }
             group.addTask {
                 while !Task.isCancelled {
-                    do { try await self.state.sweep() } catch {
+                    do {
+                        if try await self.state.sweep() {
+                            self.logger.warning("worker declared dead; its partitions failed over to replicas")
+                            self.mapChanged.yield()
+                        }
+                    } catch {
                         self.logger.error("membership sweep failed", metadata: ["error": "\(error)"])
                     }
                     try? await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            group.addTask { await self.reconcileLoop() }
+            group.addTask { await self.pushLoop() }
+            for id in await self.state.resumable {
+                self.logger.notice("resuming job after a coordinator restart", metadata: ["job-id": "\(id)"])
+                group.addTask { await self.runJob(id) }
+            }
+        }
+    }
+
+    /// Plans and starts partition moves every 300 ms (and right after each one ends).
+    func reconcileLoop() async {
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                do {
+                    let before = await state.map.version
+                    let started = try await state.reconcile()
+                    if await state.map.version != before { mapChanged.yield() }
+                    for m in started {
+                        logger.info("partition move started", metadata: [
+                            "partition": "\(m.partition)", "from": "\(m.from)", "to": "\(m.to)",
+                            "leaving": "\(m.leaving ?? "-")"])
+                        group.addTask { await self.runMove(m) }
+                    }
+                } catch {
+                    logger.error("planning failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+    }
+
+    /// Runs one move: make sure the primary forwards new writes to the learner, have the learner copy the
+    /// partition from the primary, then flip the map. Any failure drops the learner (its partial copy is deleted
+    /// by the learner when it sees the map) and leaves the old holders serving.
+    func runMove(_ m: PlannedMove) async {
+        do {
+            // 1. The primary must hold the learner's map version with no write in flight from an older one.
+            let deadline = ContinuousClock.now + .seconds(15)
+            while await state.applied(m.from) < m.version {
+                if ContinuousClock.now > deadline {
+                    throw ChorusError(.unavailable, "primary \(m.from) did not apply map version \(m.version)")
+                }
+                let push = await state.mapWithNodes()
+                if case let .mapPush(r) = try await m.fromPeer.call(.mapPush(push), timeout: .seconds(5)) {
+                    await state.noteApplied(m.from, r.appliedVersion)
+                }
+                if await state.applied(m.from) < m.version { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            // 2. The learner copies (throttled); new writes reach it through replication meanwhile.
+            var c = Chorus_V1_CopyPartition()
+            c.partition = m.partition
+            c.sourceID = m.from
+            c.sourceAddress = m.fromAddress
+            c.mapVersion = m.version
+            c.rateBytesPerS = options.moves.rateBytesPerSecond
+            guard case let .copyPartition(reply) = try await m.toPeer.call(.copyPartition(c), timeout: .seconds(6 * 3600))
+            else { throw ChorusError(.internal, "unexpected reply to copy_partition") }
+            // 3. Flip.
+            if try await state.completeMove(m) {
+                logger.info("partition move done", metadata: [
+                    "partition": "\(m.partition)", "to": "\(m.to)", "keys": "\(reply.keys)", "bytes": "\(reply.bytes)"])
+            } else {
+                logger.warning("partition move dropped: the learner left the map meanwhile",
+                               metadata: ["partition": "\(m.partition)", "to": "\(m.to)"])
+            }
+        } catch {
+            logger.warning("partition move failed; the old holders keep serving", metadata: [
+                "partition": "\(m.partition)", "to": "\(m.to)", "error": "\(error)"])
+            try? await state.abortMove(m)
+        }
+        mapChanged.yield()
+    }
+
+    /// Pushes the newest map to every live worker after changes (heartbeats would bring it within 500 ms too).
+    func pushLoop() async {
+        for await _ in mapChanges {
+            let map = await state.mapWithNodes()
+            let peers = await state.livePeers()
+            await withDiscardingTaskGroup { group in
+                for (id, peer) in peers {
+                    group.addTask {
+                        if case let .mapPush(r)? = try? await peer.call(.mapPush(map), timeout: .seconds(2)) {
+                            await self.state.noteApplied(id, r.appliedVersion)
+                        }
+                    }
                 }
             }
         }
@@ -68,12 +170,31 @@ public final class Coordinator: Sendable {
                                                         "address": "\(r.address)"])
             var reply = Chorus_V1_RegisterReply()
             reply.partitionMap = map
-            reply.heartbeatIntervalMs = 500
+            reply.heartbeatIntervalMs = UInt32(options.timing.heartbeatIntervalMs)
             return .registerWorker(reply)
+        case let .nodeAdmin(a):
+            var reply = Chorus_V1_AdminReply()
+            reply.message = try await state.admin(a)
+            logger.notice("node admin", metadata: ["node": "\(a.node)", "action": "\(a.action)", "result": "\(reply.message)"])
+            mapChanged.yield()
+            reply.status = await state.status()
+            return .admin(reply)
+        case .rebalance:
+            let before = await state.map.version
+            let started = try await state.reconcile()
+            for m in started { Task { await self.runMove(m) } }
+            if await state.map.version != before { mapChanged.yield() }
+            var reply = Chorus_V1_AdminReply()
+            let planned = await state.plannedCopies()
+            let after = await state.map.version
+            reply.message = started.isEmpty && planned == 0 && before == after
+                ? "already balanced: nothing to move"
+                : "started \(started.count) move(s); \(planned) more planned"
+            reply.status = await state.status()
+            return .admin(reply)
         case let .heartbeat(h): return .heartbeat(try await state.heartbeat(h))
-        case let .sealPartitions(s):
-            try await state.seal(s)
-            return .ack(.init())
+        case .sealPartitions:
+            return .ack(.init())  // deprecated no-op
         case .clusterStatus: return .clusterStatus(await state.status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
@@ -176,6 +297,7 @@ extension Coordinator {
         let partitionCount = await state.map.partitionCount
         var pending = Array(0..<partitionCount)
         var attempts: [UInt32: Int] = [:]
+        var softRetries: [UInt32: Int] = [:]
         var notBefore: [UInt32: ContinuousClock.Instant] = [:]
         var inflight: [String: Int] = [:]
         var waitingSince: ContinuousClock.Instant?
@@ -238,11 +360,22 @@ extension Coordinator {
                 running -= 1
                 inflight[node, default: 1] -= 1
                 switch result {
+                case let .success(r) where !(await state.holds(node, p)):
+                    // Fencing: the worker lost the partition while the task ran; its result may be stale.
+                    logger.warning("task result refused: its worker no longer holds the partition", metadata: [
+                        "job-id": "\(job.id)", "partition": "\(p)", "node": "\(node)", "result-map-version": "\(r.mapVersion)"])
+                    _ = try await state.update(job.id) { $0.fencedResults += 1 }
+                    notBefore[p] = .now + .milliseconds(100)
+                    pending.append(p)
                 case let .success(r):
                     try merge(r)
                     _ = try await state.update(job.id) { $0.tasksDone += 1; $0.stage = stage }
                 case let .failure(error):
-                    let n = attempts[p, default: 0] + 1
+                    // Membership churn (a moved partition, a dead or fenced worker) is retried on the new primary
+                    // without using up the attempts meant for real task failures.
+                    let churn = (error as? ChorusError).map { [.wrongOwner, .fenced, .unreachable, .unavailable].contains($0.code) } ?? false
+                    if churn { softRetries[p, default: 0] += 1 }
+                    let n = churn && softRetries[p]! <= 100 ? attempts[p, default: 0] : attempts[p, default: 0] + 1
                     attempts[p] = n
                     logger.warning("task failed; will retry", metadata: [
                         "job-id": "\(job.id)", "partition": "\(p)", "attempt": "\(n)", "error": "\(error)"])
@@ -250,7 +383,7 @@ extension Coordinator {
                         throw JobFailure(message: "partition \(p), stage \(stage) failed \(n) times; last error: \(error)")
                     }
                     _ = try await state.update(job.id) { $0.taskRetries += 1 }
-                    notBefore[p] = .now + .milliseconds(250 * n)
+                    notBefore[p] = .now + .milliseconds(250 * max(1, min(n, 8)))
                     pending.append(p)
                 }
             }

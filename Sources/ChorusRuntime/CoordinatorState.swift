@@ -4,11 +4,40 @@ import ChorusWire
 import Foundation
 import SwiftProtobuf
 
-/// Timing of membership. Heartbeats every 500 ms; suspect after 2 s of silence; dead after 5 s.
+/// Timing of membership (docs/operations.md): workers heartbeat every 500 ms; a worker is suspect after 2 s of
+/// silence and dead after 5 s. A worker's own lease runs 3 s from the moment it sent its last acknowledged
+/// heartbeat, so it stops accepting writes and tasks before the coordinator can declare it dead and move its
+/// partitions.
 public struct MembershipTiming: Sendable {
+    public var heartbeatIntervalMs: Int64 = 500
     public var suspectAfterMs: Int64 = 2_000
     public var deadAfterMs: Int64 = 5_000
+    public var leaseMs: Int64 = 3_000
     public init() {}
+}
+
+/// Limits of background partition moves.
+public struct MoveLimits: Sendable {
+    /// Moves in flight in the whole cluster.
+    public var maxMoves = 4
+    /// Moves in flight into one node.
+    public var maxPerTarget = 2
+    /// Copy throttle per move (bytes per second, 0 = unlimited).
+    public var rateBytesPerSecond: UInt64 = 32 << 20
+    public init() {}
+}
+
+/// A move the coordinator has started: a learner was added to `partition` at map version `version`.
+struct PlannedMove: Sendable {
+    var partition: UInt32
+    var to: String
+    var toPeer: Peer
+    var from: String
+    var fromPeer: Peer
+    var fromAddress: String
+    var leaving: String?
+    var order: [String]
+    var version: UInt64
 }
 
 /// The coordinator's durable state and membership, guarded by an actor. Everything it changes is written to the
@@ -19,23 +48,31 @@ actor CoordinatorState {
         var lastHeartbeatMs: Int64
         var peer: Peer?
         var incarnation: Int
+        var appliedVersion: UInt64 = 0
+        var progress: [UInt32: Chorus_V1_MoveProgress] = [:]
     }
 
     let store: Store
     let coordinatorId: String
     let startedMs = nowMs()
     let timing: MembershipTiming
+    let limits: MoveLimits
     private(set) var map = Chorus_V1_PartitionMap()
     private(set) var nodes: [String: Node] = [:]
     private(set) var jobs: [String: Chorus_V1_JobInfo] = [:]
     var cancelled = Set<String>()
     private var jobSeq = 0
-    /// Partitions that hold data. They keep their owner until a partition move (issue 3) transfers them.
-    private(set) var sealed = Set<UInt32>()
+    private(set) var moves: [UInt32: Chorus_V1_MoveInfo] = [:]
+    /// Jobs that were queued or running when the coordinator last stopped; `Coordinator.run` starts them again.
+    private(set) var resumable: [String] = []
+    private(set) var lastRecoveredMs: Int64 = 0
+    private var degraded = false
 
-    init(store: Store, partitionCount requested: UInt32?, timing: MembershipTiming) throws {
+    init(store: Store, partitionCount requested: UInt32?, replicationFactor requestedR: UInt32?,
+         timing: MembershipTiming, limits: MoveLimits) throws {
         self.store = store
         self.timing = timing
+        self.limits = limits
         if let id = try store.get(Array("meta/coordinator_id".utf8)) {
             coordinatorId = String(decoding: id, as: UTF8.self)
         } else {
@@ -48,48 +85,64 @@ actor CoordinatorState {
                 throw ChorusError(.usage, "this cluster was created with \(map.partitionCount) partitions, "
                                   + "not \(requested)", hint: "the partition count is fixed at creation; drop --partitions")
             }
+            if map.replicationFactor == 0 { map.replicationFactor = 1 }  // a cluster created before replication
+            if let requestedR, requestedR != map.replicationFactor {
+                throw ChorusError(.usage, "this cluster was created with replication factor \(map.replicationFactor), "
+                                  + "not \(requestedR)", hint: "R is fixed at creation; drop --replication")
+            }
+            // Moves in flight died with the previous coordinator: drop their learners (workers delete the partial
+            // copies when they see the new map) and let the planner start them again.
+            if map.assignments.contains(where: { !$0.learners.isEmpty }) {
+                map.version += 1
+                for i in map.assignments.indices where !map.assignments[i].learners.isEmpty {
+                    map.assignments[i].learners = []
+                    map.assignments[i].epoch = map.version
+                }
+            }
         } else {
             let p = requested ?? 64
             guard p >= 1, p <= 65_536 else { throw ChorusError(.usage, "--partitions must be 1...65536") }
+            let r = requestedR ?? 2
+            guard r >= 1, r <= 5 else { throw ChorusError(.usage, "--replication must be 1...5") }
             map.version = 1
             map.partitionCount = p
+            map.replicationFactor = r
             map.hash = StableHash.name
             map.assignments = (0..<p).map { var a = Chorus_V1_PartitionAssignment(); a.partition = $0; return a }
-            try store.put(Array("map".utf8), try map.serializedBytes(), sync: true)
         }
-        // Members come back as dead until they heartbeat again.
+        map.clusterID = coordinatorId
+        try store.put(Array("map".utf8), try map.serializedBytes(), sync: true)
+        // Members come back as they were, with a fresh grace period: they must heartbeat (and re-register) within
+        // the dead timeout, or they are declared dead as usual.
         var loadedNodes: [String: Node] = [:]
+        let now = nowMs()
         try store.scan(prefix: Array("node/".utf8)) { _, v in
             var info = try Chorus_V1_NodeInfo(serializedBytes: UnsafeRawBufferPointer(v))
-            info.state = .dead
-            loadedNodes[info.id] = Node(info: info, lastHeartbeatMs: 0, peer: nil, incarnation: 0)
+            if info.state != .dead { info.state = .suspect }
+            loadedNodes[info.id] = Node(info: info, lastHeartbeatMs: info.state == .dead ? 0 : now, peer: nil,
+                                        incarnation: 0)
             return true
         }
         nodes = loadedNodes
-        // Jobs that were running when the coordinator stopped are failed with a clear reason.
-        var interrupted: [Chorus_V1_JobInfo] = []
+        // Jobs that were queued or running are resumed: they start again from their first stage (every task is
+        // idempotent: it recomputes its partition and overwrites the previous result).
         var loadedJobs: [String: Chorus_V1_JobInfo] = [:]
+        var resumed: [String] = []
         try store.scan(prefix: Array("job/".utf8)) { _, v in
             var j = try Chorus_V1_JobInfo(serializedBytes: UnsafeRawBufferPointer(v))
             if j.state == .queued || j.state == .running {
-                let was = j.state == .queued ? "queued" : "running"
-                j.state = .failed
-                j.error = "the coordinator restarted while this job was \(was); "
-                    + "resubmit it (results of finished partitions were kept)"
-                j.finishedAtMs = nowMs()
-                interrupted.append(j)
+                j.state = .queued
+                j.stage = "resuming after a coordinator restart"
+                j.tasksDone = 0
+                j.progress = 0
+                resumed.append(j.id)
             }
             loadedJobs[j.id] = j
             return true
         }
-        for j in interrupted {
-            loadedJobs[j.id] = j
-            try store.put(Array("job/\(j.id)".utf8), try j.serializedBytes())
-        }
         jobs = loadedJobs
-        if let s = try store.get(Array("sealed".utf8)) {
-            sealed = Set(String(decoding: s, as: UTF8.self).split(separator: ",").compactMap { UInt32($0) })
-        }
+        resumable = resumed.sorted()
+        for id in resumable { try store.put(Array("job/\(id)".utf8), try loadedJobs[id]!.serializedBytes()) }
         if let s = try store.get(Array("meta/job_seq".utf8)) { jobSeq = Int(String(decoding: s, as: UTF8.self)) ?? 0 }
     }
 
@@ -110,6 +163,22 @@ actor CoordinatorState {
         try store.put(Array("job/\(job.id)".utf8), try job.serializedBytes())
     }
 
+    /// Applies `change` to the map; when it changed anything, bumps the version, stamps the changed partitions'
+    /// epochs and persists (synced) before anyone can see the new map.
+    @discardableResult
+    private func changeMap(_ change: (inout [Chorus_V1_PartitionAssignment]) -> Void) throws -> Bool {
+        var a = map.assignments
+        change(&a)
+        guard a != map.assignments else { return false }
+        let v = map.version + 1
+        for i in a.indices where a[i] != map.assignments[i] { a[i].epoch = v }
+        map.assignments = a
+        map.version = v
+        try persistMap()
+        noteReplication()
+        return true
+    }
+
     // MARK: membership
 
     func register(_ r: Chorus_V1_RegisterWorker) throws -> Chorus_V1_PartitionMap {
@@ -128,9 +197,10 @@ actor CoordinatorState {
         node.info.state = .active
         node.lastHeartbeatMs = nowMs()
         node.incarnation += 1
+        node.appliedVersion = 0
+        node.progress = [:]
         nodes[r.nodeID] = node
         try persist(node: node.info)
-        try rebalance()
         return mapWithNodes()
     }
 
@@ -138,69 +208,269 @@ actor CoordinatorState {
         guard var node = nodes[h.nodeID], node.peer != nil else {
             throw ChorusError(.notFound, "unknown worker \(h.nodeID): register first")
         }
-        let wasDead = node.info.state == .dead
         node.lastHeartbeatMs = nowMs()
-        node.info.state = .active
+        if node.info.state == .suspect || node.info.state == .dead { node.info.state = .active }
         node.info.bytesHeld = h.bytesHeld
         node.info.runningTasks = h.runningTasks
+        node.info.fenced = h.fenced
+        node.appliedVersion = h.appliedVersion
+        node.progress = Dictionary(h.moves.map { ($0.partition, $0) }, uniquingKeysWith: { a, _ in a })
         nodes[h.nodeID] = node
-        if wasDead { try persist(node: node.info) }
         var reply = Chorus_V1_HeartbeatReply()
         reply.mapVersion = map.version
         if h.mapVersion < map.version { reply.partitionMap = mapWithNodes() }
         return reply
     }
 
-    /// Records that `partitions` now hold data on their owner. Refused for partitions the node does not own.
-    func seal(_ r: Chorus_V1_SealPartitions) throws {
-        for p in r.partitions {
-            guard p < map.partitionCount else { throw ChorusError(.usage, "partition \(p) does not exist") }
-            guard map.assignments[Int(p)].owner == r.nodeID else {
-                throw ChorusError(.wrongOwner, "partition \(p) is owned by another node (map version \(map.version))")
-            }
-        }
-        let before = sealed.count
-        sealed.formUnion(r.partitions)
-        if sealed.count != before {
-            try store.put(Array("sealed".utf8), Array(sealed.sorted().map(String.init).joined(separator: ",").utf8),
-                          sync: true)
+    /// Records the map version a worker reported after a map push.
+    func noteApplied(_ node: String, _ version: UInt64) {
+        if var n = nodes[node], version > n.appliedVersion {
+            n.appliedVersion = version
+            nodes[node] = n
         }
     }
 
-    /// Marks silent nodes suspect or dead, and rebalances when a node died.
-    func sweep() throws {
+    /// Marks silent nodes suspect or dead. A dead node is dropped from every partition at once: where it was
+    /// primary, its first in-sync replica is promoted. The planner then re-replicates in the background.
+    /// Returns true when the map changed.
+    @discardableResult
+    func sweep() throws -> Bool {
         let now = nowMs()
-        var changed = false
+        var died: [String] = []
         for (id, var n) in nodes where n.info.state != .dead {
             let age = now - n.lastHeartbeatMs
             if age > timing.deadAfterMs {
                 n.info.state = .dead
-                n.peer?.close()  // fails tasks in flight to it at once
+                n.peer?.close()  // fails calls in flight to it at once
                 n.peer = nil
+                n.progress = [:]
                 nodes[id] = n
                 try persist(node: n.info)
-                changed = true
+                died.append(id)
             } else if age > timing.suspectAfterMs, n.info.state != .suspect {
                 n.info.state = .suspect
                 nodes[id] = n
-            } else if age <= timing.suspectAfterMs, n.info.state == .suspect {
-                n.info.state = .active
-                nodes[id] = n
             }
         }
-        if changed { try rebalance() }
+        guard !died.isEmpty else { return false }
+        let gone = Set(died)
+        for p in moves.keys where gone.contains(moves[p]!.to) || gone.contains(moves[p]!.from) { moves[p] = nil }
+        return try dropHolders(gone)
     }
 
-    /// Recomputes placement; bumps and persists the map version when anything changed.
-    func rebalance() throws {
-        let live = nodes.values.filter { $0.info.state != .dead && $0.peer != nil }.map(\.info.id).sorted()
-        let owners: [String?] = map.assignments.map { $0.owner.isEmpty ? nil : $0.owner }
-        let sealed = self.sealed
-        let planned = PartitionPlanner.plan(owners: owners, live: live) { !sealed.contains($0) }
-        if planned != owners {
-            for i in map.assignments.indices { map.assignments[i].owner = planned[i] ?? "" }
-            map.version += 1
-            try persistMap()
+    /// Removes `gone` from every partition's holders, promoting the next in-sync replica where a primary went.
+    /// A partition whose only holder is gone keeps it as owner: its data lives nowhere else.
+    private func dropHolders(_ gone: Set<String>) throws -> Bool {
+        try changeMap { a in
+            for i in a.indices {
+                a[i].learners.removeAll { gone.contains($0) }
+                a[i].replicas.removeAll { gone.contains($0) }
+                if gone.contains(a[i].owner), !a[i].replicas.isEmpty {
+                    a[i].owner = a[i].replicas.removeFirst()
+                }
+            }
+        }
+    }
+
+    func isLive(_ id: String) -> Bool {
+        guard let n = nodes[id] else { return false }
+        return n.info.state != .dead && n.peer != nil
+    }
+
+    /// In-sync holders of each partition, primary first (learners excluded).
+    func holders() -> [[String]] {
+        map.assignments.map { a in a.owner.isEmpty ? [] : [a.owner] + a.replicas }
+    }
+
+    /// True when `node` is the primary or an in-sync replica of `partition` in the current map.
+    func holds(_ node: String, _ partition: UInt32) -> Bool {
+        let a = map.assignments[Int(partition)]
+        return a.owner == node || a.replicas.contains(node)
+    }
+
+    private func noteReplication() {
+        let under = !underReplicated().isEmpty
+        if degraded && !under { lastRecoveredMs = nowMs() }
+        degraded = under
+    }
+
+    /// Partitions with fewer than R live in-sync copies.
+    func underReplicated() -> [UInt32] {
+        let r = Int(map.replicationFactor)
+        return map.assignments.filter { a in
+            let live = (a.owner.isEmpty ? [] : [a.owner] + a.replicas).filter { isLive($0) }.count
+            return live < r
+        }.map(\.partition)
+    }
+
+    // MARK: planning
+
+    /// One planning round: applies changes that need no data copy (first assignment of never-used partitions,
+    /// leadership hand-offs, dropping surplus holders), adds learners for new moves within the limits, and returns
+    /// the moves to run. Partitions with a move in flight are left alone.
+    func reconcile() throws -> [PlannedMove] {
+        // Right after a coordinator restart, wait until the known workers re-registered (or their grace ran out),
+        // so that a slow re-registration does not look like a reason to move data.
+        if nowMs() - startedMs < timing.deadAfterMs,
+           nodes.values.contains(where: { $0.info.state != .dead && $0.peer == nil }) { return [] }
+        let eligible = nodes.values.filter { $0.info.state != .dead && $0.peer != nil && !$0.info.draining }
+            .map(\.info.id).sorted()
+        guard !eligible.isEmpty else { return [] }
+        let current = holders()
+        let r = Int(map.replicationFactor)
+        let target = ReplicaPlanner.plan(current: current, eligible: eligible, replicationFactor: r)
+        var inFlight = moves.count
+        var perTarget: [String: Int] = [:]
+        for m in moves.values { perTarget[m.to, default: 0] += 1 }
+        var started: [(UInt32, String, String?, [String])] = []
+        // Under-replicated partitions first, then the rest in partition order.
+        let order = current.indices.sorted { (current[$0].count, $0) < (current[$1].count, $1) }
+        try changeMap { a in
+            for i in order {
+                let p = UInt32(i)
+                guard moves[p] == nil, target[i] != current[i] else { continue }
+                if a[i].owner.isEmpty {
+                    // Never used: no data anywhere, assign directly.
+                    a[i].owner = target[i][0]
+                    a[i].replicas = Array(target[i].dropFirst())
+                    continue
+                }
+                let liveHolders = current[i].filter { isLive($0) }
+                guard !liveHolders.isEmpty else { continue }  // its data is only on a dead node: wait for it
+                let adds = target[i].filter { !current[i].contains($0) }
+                let removes = current[i].filter { !target[i].contains($0) }
+                if adds.isEmpty {
+                    // Leadership hand-off and surplus holders: in-sync copies, so no data moves.
+                    var h = current[i].filter { !removes.contains($0) || target[i].isEmpty }
+                    h.sort { (target[i].firstIndex(of: $0) ?? 99) < (target[i].firstIndex(of: $1) ?? 99) }
+                    if let first = h.first {
+                        a[i].owner = first
+                        a[i].replicas = Array(h.dropFirst())
+                    }
+                    continue
+                }
+                guard inFlight < limits.maxMoves else { continue }
+                guard let to = adds.first(where: { perTarget[$0, default: 0] < limits.maxPerTarget }) else { continue }
+                guard isLive(a[i].owner) else { continue }
+                a[i].learners = [to]
+                inFlight += 1
+                perTarget[to, default: 0] += 1
+                started.append((p, to, removes.first, target[i]))
+            }
+        }
+        var planned: [PlannedMove] = []
+        for (p, to, leaving, order) in started {
+            let from = map.assignments[Int(p)].owner
+            guard let toPeer = nodes[to]?.peer, let fromNode = nodes[from], let fromPeer = fromNode.peer else { continue }
+            var info = Chorus_V1_MoveInfo()
+            info.partition = p
+            info.from = from
+            info.to = to
+            info.leaving = leaving ?? ""
+            info.startedAtMs = nowMs()
+            info.reason = leaving.map { nodes[$0]?.info.draining == true ? "drain" : "rebalance" } ?? "re-replicate"
+            moves[p] = info
+            planned.append(PlannedMove(partition: p, to: to, toPeer: toPeer, from: from, fromPeer: fromPeer,
+                                       fromAddress: fromNode.info.address, leaving: leaving, order: order,
+                                       version: map.version))
+        }
+        return planned
+    }
+
+    /// How many copies the planner still wants beyond the moves in flight.
+    func plannedCopies() -> Int {
+        let eligible = nodes.values.filter { $0.info.state != .dead && $0.peer != nil && !$0.info.draining }
+            .map(\.info.id)
+        guard !eligible.isEmpty else { return 0 }
+        let current = holders()
+        let target = ReplicaPlanner.plan(current: current, eligible: eligible,
+                                         replicationFactor: Int(map.replicationFactor))
+        return max(0, ReplicaPlanner.copies(from: current, to: target) - moves.count)
+    }
+
+    /// The learner finished copying: it becomes an in-sync holder and the leaving node (if any) gives the partition
+    /// up, in one map change. Fails if the learner was dropped meanwhile (it died, or the coordinator restarted).
+    func completeMove(_ m: PlannedMove) throws -> Bool {
+        defer { moves[m.partition] = nil }
+        let i = Int(m.partition)
+        guard map.assignments[i].learners.contains(m.to), isLive(m.to) else { return false }
+        try changeMap { a in
+            a[i].learners.removeAll { $0 == m.to }
+            var h = [a[i].owner] + a[i].replicas + [m.to]
+            if let l = m.leaving { h.removeAll { $0 == l } }
+            h = h.filter { !$0.isEmpty }
+            h.sort { (m.order.firstIndex(of: $0) ?? 99) < (m.order.firstIndex(of: $1) ?? 99) }
+            a[i].owner = h[0]
+            a[i].replicas = Array(h.dropFirst())
+        }
+        return true
+    }
+
+    func abortMove(_ m: PlannedMove) throws {
+        moves[m.partition] = nil
+        let i = Int(m.partition)
+        try changeMap { a in a[i].learners.removeAll { $0 == m.to } }
+    }
+
+    func applied(_ node: String) -> UInt64 { nodes[node]?.appliedVersion ?? 0 }
+
+    // MARK: operator commands
+
+    func resolve(_ ref: String) throws -> String {
+        if nodes[ref] != nil { return ref }
+        let byName = nodes.values.filter { $0.info.name == ref }
+        if byName.count == 1 { return byName[0].info.id }
+        if byName.count > 1 {
+            throw ChorusError(.usage, "more than one node is named '\(ref)'", hint: "use the node id from `chorus node list`")
+        }
+        throw ChorusError(.notFound, "no node '\(ref)'", hint: "see `chorus node list`")
+    }
+
+    func admin(_ r: Chorus_V1_NodeAdmin) throws -> String {
+        let id = try resolve(r.node)
+        var n = nodes[id]!
+        let held = map.assignments.filter { $0.owner == id || $0.replicas.contains(id) || $0.learners.contains(id) }.count
+        switch r.action {
+        case .drain:
+            let others = nodes.values.filter { $0.info.id != id && $0.info.state != .dead && !$0.info.draining }
+            if held > 0 && others.isEmpty {
+                throw ChorusError(.usage, "cannot drain \(n.info.name): no other live worker can take its \(held) partitions",
+                                  hint: "start another worker first")
+            }
+            n.info.draining = true
+            nodes[id] = n
+            try persist(node: n.info)
+            return "draining \(n.info.name): \(held) partition copies will move off it in the background; "
+                + "watch `chorus node list` until it says drained"
+        case .undrain:
+            n.info.draining = false
+            nodes[id] = n
+            try persist(node: n.info)
+            return "\(n.info.name) takes partitions again; `chorus cluster rebalance` is automatic"
+        case .remove:
+            if isLive(id) {
+                throw ChorusError(.usage, "\(n.info.name) is still running",
+                                  hint: held > 0 ? "drain it (chorus node drain \(id)), stop it, then remove it"
+                                             : "stop its process first; it is declared dead within "
+                                             + "\(timing.deadAfterMs / 1000) s")
+            }
+            if held > 0 {
+                guard r.force, n.info.state == .dead else {
+                    throw ChorusError(.usage, "\(n.info.name) still holds \(held) partition copies",
+                                      hint: n.info.state == .dead
+                                        ? "it is dead: --force drops its copies (replicas elsewhere take over)"
+                                        : "drain it first: chorus node drain \(id)")
+                }
+                _ = try dropHolders([id])
+            }
+            n.peer?.close()
+            nodes[id] = nil
+            var wb = WriteBatch()
+            wb.delete(Array("node/\(id)".utf8))
+            try store.write(wb, sync: true)
+            return "removed \(n.info.name) (\(id))"
+        default:
+            throw ChorusError(.usage, "unknown node action")
         }
     }
 
@@ -212,13 +482,27 @@ actor CoordinatorState {
 
     func nodeInfos() -> [Chorus_V1_NodeInfo] {
         let now = nowMs()
-        var counts: [String: UInt32] = [:]
-        for a in map.assignments where !a.owner.isEmpty { counts[a.owner, default: 0] += 1 }
+        var prim: [String: UInt32] = [:], rep: [String: UInt32] = [:], learn: [String: UInt32] = [:]
+        for a in map.assignments {
+            if !a.owner.isEmpty { prim[a.owner, default: 0] += 1 }
+            for r in a.replicas { rep[r, default: 0] += 1 }
+            for l in a.learners { learn[l, default: 0] += 1 }
+        }
         return nodes.values.sorted { $0.info.name < $1.info.name || ($0.info.name == $1.info.name && $0.info.id < $1.info.id) }
             .map { n in
                 var i = n.info
-                i.partitions = counts[i.id] ?? 0
+                i.primaries = prim[i.id] ?? 0
+                i.replicas = rep[i.id] ?? 0
+                i.learners = learn[i.id] ?? 0
+                i.partitions = i.primaries + i.replicas
                 i.heartbeatAgeMs = n.lastHeartbeatMs == 0 ? -1 : now - n.lastHeartbeatMs
+                if i.state == .active {
+                    if i.draining {
+                        i.state = i.partitions + i.learners == 0 ? .drained : .draining
+                    } else if i.partitions == 0 && i.learners > 0 {
+                        i.state = .joining
+                    }
+                }
                 return i
             }
     }
@@ -228,17 +512,27 @@ actor CoordinatorState {
         s.coordinatorID = coordinatorId
         s.mapVersion = map.version
         s.partitionCount = map.partitionCount
-        s.unassignedPartitions = UInt32(map.assignments.filter {
-            $0.owner.isEmpty || nodes[$0.owner]?.info.state == .dead
-        }.count)
+        s.replicationFactor = map.replicationFactor
+        s.unassignedPartitions = UInt32(map.assignments.filter { $0.owner.isEmpty || !isLive($0.owner) }.count)
+        s.underReplicated = underReplicated()
         s.nodes = nodeInfos()
+        s.moves = moves.values.sorted { $0.partition < $1.partition }.map { m in
+            var m = m
+            if let p = nodes[m.to]?.progress[m.partition] {
+                m.keysCopied = p.keysCopied
+                m.bytesCopied = p.bytesCopied
+            }
+            return m
+        }
+        s.movesPlanned = UInt32(plannedCopies())
+        s.lastRecoveredMs = lastRecoveredMs
         s.jobsRunning = UInt32(jobs.values.filter { $0.state == .running || $0.state == .queued }.count)
         s.jobsTotal = UInt32(jobs.count)
         s.uptimeMs = nowMs() - startedMs
         return s
     }
 
-    /// The live peer that owns `partition` (nil while its owner is dead or missing) and its incarnation.
+    /// The live primary of `partition` (nil while it has none) and its incarnation.
     func owner(of partition: UInt32) -> (id: String, peer: Peer, cores: Int, incarnation: Int)? {
         let o = map.assignments[Int(partition)].owner
         guard let n = nodes[o], n.info.state != .dead, let peer = n.peer else { return nil }

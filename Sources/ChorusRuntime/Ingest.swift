@@ -16,6 +16,8 @@ public struct IngestOptions: Sendable {
     public var rejectsPath: String
     public var batchSize = 4000
     public var maxInFlight = 8
+    /// How long one batch keeps being retried through failovers and moves before the ingest gives up.
+    public var retryWindow: Duration = .seconds(60)
 
     public init(paths: [String], kind: RecordKind? = nil, mapping: MappingConfig? = nil, profile: String? = nil,
                 rejectsPath: String) {
@@ -121,12 +123,6 @@ public final class Ingestor: Sendable {
         if map.assignments.contains(where: { $0.owner.isEmpty }) {
             throw ChorusError(.unavailable, "the cluster has partitions without an owner", hint: "start at least one worker")
         }
-        let dead = map.nodes.filter { $0.state == .dead }.map(\.id)
-        if let d = map.nodes.first(where: { dead.contains($0.id) }),
-           map.assignments.contains(where: { dead.contains($0.owner) }) {
-            throw ChorusError(.unavailable, "worker \(d.name) (\(d.id)) owns partitions but is dead",
-                              hint: "start it again on its data dir, then run this ingest")
-        }
         let shared = Shared(maxInFlight: options.maxInFlight)
         let totalBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         let (stream, cont) = AsyncStream.makeStream(of: Outbound.self)
@@ -192,47 +188,60 @@ public final class Ingestor: Sendable {
         return report
     }
 
-    /// Sends one batch; on WRONG_OWNER refreshes the map and re-routes the puts.
+    /// Sends one batch to the primaries of its partitions. When a primary refuses (the partition moved, a replica
+    /// did not confirm, the worker is fenced) or cannot be reached, refreshes the map and re-routes the puts, with
+    /// backoff, for up to `retryWindow` (long enough to ride out a worker's death and the failover that follows).
     func send(_ batch: Outbound, map: Locked<Chorus_V1_PartitionMap>) async throws -> Chorus_V1_WriteReply {
+        let deadline = ContinuousClock.now + options.retryWindow
         var attempt = 0
         var groups = [batch.node: batch.puts]
         var total = Chorus_V1_WriteReply()
+        var lastError: (any Error)?
         while !groups.isEmpty {
             attempt += 1
-            if attempt > 6 {
-                throw ChorusError(.unavailable, "a write batch could not be delivered after 5 re-routes: "
-                                  + "its partitions have no reachable owner",
-                                  hint: "check `chorus node list`, then re-run this ingest (it is idempotent)")
-            }
             let m = map.withLock { $0 }
             var retry: [Chorus_V1_Put] = []
             for (node, puts) in groups {
-                guard let info = m.nodes.first(where: { $0.id == node }) else { retry += puts; continue }
+                guard let info = m.nodes.first(where: { $0.id == node }) else {
+                    retry += puts
+                    lastError = ChorusError(.unavailable, "partitions have no primary yet")
+                    continue
+                }
                 if info.state == .dead {
-                    throw ChorusError(.unavailable, "worker \(info.name) (\(info.id)) owns partitions but is dead",
-                                      hint: "start it again on its data dir, then re-run this ingest")
+                    // The coordinator promotes a replica as soon as it declares a worker dead, so a dead primary
+                    // in the map means the partition's only copy is on that worker: waiting will not help.
+                    throw ChorusError(.unavailable, "worker \(info.name) (\(info.id)) is dead and holds the only copy "
+                                      + "of some partitions", hint: "start it again on its data dir, then re-run this ingest")
                 }
                 var wb = Chorus_V1_WriteBatch()
                 wb.mapVersion = m.version
                 wb.puts = puts
                 do {
                     guard case let .writeBatch(r) = try await client.workerPeers.peer(info)
-                        .call(.writeBatch(wb), timeout: .seconds(30)) else {
+                        .call(.writeBatch(wb), timeout: .seconds(20)) else {
                         throw ChorusError(.internal, "unexpected reply to a write batch")
                     }
                     total.stored += r.stored
                     total.duplicates += r.duplicates
                     total.written += r.written
-                } catch let e as ChorusError where (e.code == .wrongOwner || e.code == .unreachable) && attempt < 5 {
+                } catch let e as ChorusError where [.wrongOwner, .fenced, .unavailable, .unreachable].contains(e.code) {
                     retry += puts
-                    try await Task.sleep(for: .milliseconds(200 * attempt))
+                    lastError = e
                 }
             }
             groups = [:]
             if retry.isEmpty { break }
-            let fresh = try await client.partitionMap()
-            map.withLock { if fresh.version >= $0.version { $0 = fresh } }
-            for put in retry { groups[fresh.assignments[Int(put.partition)].owner, default: []].append(put) }
+            if ContinuousClock.now > deadline {
+                let why = lastError.map { "\($0)" } ?? "no reachable primary"
+                throw ChorusError(.unavailable, "a write batch could not be delivered within \(Int(options.retryWindow.seconds)) s: \(why)",
+                                  hint: "check `chorus cluster status`, then re-run this ingest (it is idempotent)")
+            }
+            try await Task.sleep(for: .milliseconds(min(100 * attempt, 1000)))
+            if let fresh = try? await client.partitionMap() {
+                map.withLock { if fresh.version >= $0.version { $0 = fresh } }
+            }
+            let now = map.withLock { $0 }
+            for put in retry { groups[now.assignments[Int(put.partition)].owner, default: []].append(put) }
         }
         return total
     }

@@ -71,6 +71,7 @@ public final class Peer: Sendable {
         case .unavailable: return ChorusError(.unavailable, e.message, hint: "retry when workers are up")
         case .cancelled: return ChorusError(.jobFailed, e.message)
         case .unknownNode: return ChorusError(.notFound, e.message, hint: "re-register")
+        case .fenced: return ChorusError(.fenced, e.message, hint: "refresh the partition map and retry")
         default: return ChorusError(.internal, "\(role) error: \(e.message)")
         }
     }
@@ -87,6 +88,7 @@ extension ChorusError {
         case .usage, .invalidInput: e.code = .badRequest
         case .notFound: e.code = .notFound
         case .wrongOwner: e.code = .wrongOwner
+        case .fenced: e.code = .fenced
         case .unavailable, .unreachable: e.code = .unavailable
         case .jobFailed: e.code = .cancelled
         default: e.code = .internal

@@ -28,4 +28,12 @@ public enum ShardKeys {
     }
 
     public static func role(_ r: Chorus_V1_PutRole) -> UInt8 { UInt8(r.rawValue) }
+
+    /// The partition a shard key belongs to (nil for keys shorter than the prefix).
+    public static func partition<C: Collection>(ofKey key: C) -> UInt32? where C.Element == UInt8 {
+        guard key.count >= 4 else { return nil }
+        var p: UInt32 = 0
+        for b in key.prefix(4) { p = p << 8 | UInt32(b) }
+        return p
+    }
 }

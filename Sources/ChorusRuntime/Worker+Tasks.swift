@@ -19,7 +19,9 @@ public enum JobKinds {
 extension Worker {
     func runTask(_ t: Chorus_V1_RunTask) async throws -> Chorus_V1_TaskResult {
         guard t.kind == JobKinds.features else { throw ChorusError(.usage, "unknown job kind '\(t.kind)'") }
-        try await checkOwnership([t.partition], clientVersion: t.mapVersion)
+        try checkLease("tasks")
+        if state.withLock({ $0.map.version }) < t.mapVersion { try await refreshMap() }
+        try checkPrimary([t.partition], in: state.withLock { $0.map })
         state.withLock { $0.runningTasks += 1 }
         defer { state.withLock { $0.runningTasks -= 1 } }
         let store = self.store
@@ -27,18 +29,30 @@ extension Worker {
         if let ms = Int(t.params["debug_task_delay_ms"] ?? ""), ms > 0 {
             try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
         }
+        var result: Chorus_V1_TaskResult
         switch t.stage {
         case "catalog":
-            return try await computeQueue.run { try Self.catalogTask(store: store, t) }
+            result = try await computeQueue.run { try Self.catalogTask(store: store, t) }
         case "compute":
             guard let catalog = state.withLock({ $0.catalogs[t.jobID] }) else {
                 throw ChorusError(.unavailable, "job \(t.jobID): catalog broadcast not received on \(name)")
             }
             let asOf = Int64(t.params["as_of"] ?? "") ?? Int64(Date().timeIntervalSince1970)
-            return try await computeQueue.run { try Self.computeTask(store: store, t, catalog: catalog, asOf: asOf) }
+            let (r, ops) = try await computeQueue.run { try Self.computeTask(store: store, t, catalog: catalog, asOf: asOf) }
+            // Results are written on the primary and replicated like ingested data.
+            try await writeDerived(ops)
+            result = r
         default:
             throw ChorusError(.usage, "unknown stage '\(t.stage)' for job kind \(t.kind)")
         }
+        // Fencing: a worker that lost its lease or the partition while the task ran returns no result.
+        try checkLease("task results")
+        let map = state.withLock { $0.map }
+        guard map.assignments[Int(t.partition)].owner == nodeId else {
+            throw fence("worker \(name) lost partition \(t.partition) while its task ran (map version \(map.version))")
+        }
+        result.mapVersion = map.version
+        return result
     }
 
     static func idPart(_ key: UnsafeRawBufferPointer) -> String {
@@ -97,7 +111,7 @@ extension Worker {
     }
 
     static func computeTask(store: Store, _ t: Chorus_V1_RunTask, catalog: FeatureCatalog,
-                            asOf: Int64) throws -> Chorus_V1_TaskResult {
+                            asOf: Int64) throws -> (Chorus_V1_TaskResult, [Chorus_V1_ReplicaOp]) {
         let p = t.partition
         var summary = GlobalSummary()
         var read: UInt64 = 0
@@ -122,11 +136,24 @@ extension Worker {
             return true
         }
 
-        var batch = WriteBatch()
+        var ops: [Chorus_V1_ReplicaOp] = []
+        func put(_ key: [UInt8], _ value: [UInt8]) {
+            var op = Chorus_V1_ReplicaOp()
+            op.partition = p
+            op.key = Data(key)
+            op.value = Data(value)
+            ops.append(op)
+        }
         // Replace the previous results of this partition.
         for d in [ShardKeys.Derived.profile, .contentStats] {
             let pre = ShardKeys.prefix(partition: p, role: d.rawValue)
-            if let end = Store.prefixEnd(pre) { batch.deleteRange(from: pre, to: end) }
+            if let end = Store.prefixEnd(pre) {
+                var op = Chorus_V1_ReplicaOp()
+                op.partition = p
+                op.key = Data(pre)
+                op.rangeEnd = Data(end)
+                ops.append(op)
+            }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -136,8 +163,8 @@ extension Worker {
                                              followers: followers[id] ?? 0, following: following[id] ?? 0,
                                              catalog: catalog, asOf: asOf)
             summary.add(f)
-            batch.put(ShardKeys.key(partition: p, role: ShardKeys.Derived.profile.rawValue, id: Array(id.utf8)),
-                      Array(try encoder.encode(f)))
+            put(ShardKeys.key(partition: p, role: ShardKeys.Derived.profile.rawValue, id: Array(id.utf8)),
+                Array(try encoder.encode(f)))
             done.insert(id)
         }
         read += UInt64(try scanGroups(store: store, partition: p, role: ShardKeys.role(.interactionByUser)) {
@@ -166,20 +193,19 @@ extension Worker {
                 summary.addInterest(weight: interactions.reduce(0) { $0 + $1.kind.interestWeight },
                                     topics: c.topics, hashtags: c.hashtags)
             }
-            batch.put(ShardKeys.key(partition: p, role: ShardKeys.Derived.contentStats.rawValue, id: Array(id.utf8)),
-                      Array(try encoder.encode(f)))
+            put(ShardKeys.key(partition: p, role: ShardKeys.Derived.contentStats.rawValue, id: Array(id.utf8)),
+                Array(try encoder.encode(f)))
             doneContent.insert(id)
         }
         read += UInt64(try scanGroups(store: store, partition: p, role: ShardKeys.role(.interactionByContent)) {
             try emitContent($0, $1)
         })
         for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id, []) }
-        try store.write(batch)
 
         var result = Chorus_V1_TaskResult()
         result.jobID = t.jobID; result.stage = t.stage; result.partition = p
         result.partialJson = String(decoding: try encoder.encode(summary), as: UTF8.self)
         result.recordsRead = read
-        return result
+        return (result, ops)
     }
 }

@@ -15,6 +15,9 @@ public struct WorkerOptions: Sendable {
     public var dataDir: String
     public var name: String?
     public var cores: Int
+    /// How long an acknowledged heartbeat keeps this worker allowed to serve writes and tasks (ms). Must stay
+    /// below the coordinator's dead timeout (5 s); see docs/operations.md.
+    public var leaseMs = 3_000
 
     public init(coordinator: String, bind: String, advertise: String? = nil, dataDir: String, name: String? = nil,
                 cores: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -44,8 +47,16 @@ public final class Worker: Sendable {
         var catalogs: [String: FeatureCatalog] = [:]
         var runningTasks = 0
         var registered = false
+        /// Writes and tasks are refused after this instant (see `MembershipTiming.leaseMs`).
+        var leaseUntil: ContinuousClock.Instant?
+        /// Copies this worker is receiving, by partition.
+        var copies: [UInt32: Chorus_V1_MoveProgress] = [:]
+        var fenced: UInt64 = 0
+        var clusterId: String?
     }
     let state = Mutex(State())
+    /// Peers to other workers (replication and partition copies), by address.
+    let workerPeers = WorkerPeers()
 
     public init(options: WorkerOptions, logger: Logger) throws {
         self.options = options
@@ -63,28 +74,30 @@ public final class Worker: Sendable {
         let adv = options.advertise ?? server.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
         endpoint = adv
         coordinator = try Peer(endpoint: options.coordinator, role: "coordinator", sender: nodeId)
-        // Which partitions already hold data (after a restart).
-        var nonEmpty = Set<UInt32>()
-        var p: UInt32 = 0
-        try store.scan(from: ShardKeys.prefix(partition: 0), to: nil) { key, _ in
-            let part = UInt32(key[0]) << 24 | UInt32(key[1]) << 16 | UInt32(key[2]) << 8 | UInt32(key[3])
-            nonEmpty.insert(part)
-            p = part
-            return false
+        let known = try Self.partitionsWithData(store)
+        let cluster = try? String(contentsOfFile: options.dataDir + "/cluster-id", encoding: .utf8)
+        state.withLock {
+            $0.nonEmpty = known
+            $0.clusterId = cluster?.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        // Probe the rest partition by partition (cheap seeks).
+    }
+
+    /// Which partitions hold any key (one seek per non-empty partition).
+    static func partitionsWithData(_ store: Store) throws -> Set<UInt32> {
+        var out = Set<UInt32>()
+        var from = ShardKeys.prefix(partition: 0)
         while true {
             var next: UInt32?
-            try store.scan(from: ShardKeys.prefix(partition: p &+ 1), to: nil) { key, _ in
+            try store.scan(from: from, to: nil) { key, _ in
                 next = UInt32(key[0]) << 24 | UInt32(key[1]) << 16 | UInt32(key[2]) << 8 | UInt32(key[3])
                 return false
             }
-            guard let n = next, n > p else { break }
-            nonEmpty.insert(n)
-            p = n
+            guard let n = next else { break }
+            out.insert(n)
+            if n == UInt32.max { break }
+            from = ShardKeys.prefix(partition: n + 1)
         }
-        let known = nonEmpty
-        state.withLock { $0.nonEmpty = known }
+        return out
     }
 
     static func loadOrMintNodeId(dataDir: String) throws -> String {
@@ -116,6 +129,7 @@ public final class Worker: Sendable {
     public func shutdown() {
         server.close()
         coordinator.close()
+        workerPeers.closeAll()
     }
 
     /// Closes RocksDB. Call only after `run()` has returned, when no request can touch the store.
@@ -125,8 +139,10 @@ public final class Worker: Sendable {
 
     func heartbeatLoop() async {
         var backoff: Duration = .milliseconds(200)
+        var tick = 0
         while !Task.isCancelled {
             let registered = state.withLock { $0.registered }
+            let sent = ContinuousClock.now
             do {
                 if !registered {
                     var r = Chorus_V1_RegisterWorker()
@@ -135,31 +151,40 @@ public final class Worker: Sendable {
                                                                                         timeout: .seconds(3)) else {
                         throw ChorusError(.internal, "unexpected reply to register")
                     }
-                    state.withLock { $0.map = reply.partitionMap; $0.registered = true }
+                    try await applyMap(reply.partitionMap)
+                    state.withLock { $0.registered = true; $0.leaseUntil = sent + .milliseconds(options.leaseMs) }
                     logger.info("registered with coordinator",
                                 metadata: ["map-version": "\(reply.partitionMap.version)",
-                                           "partitions": "\(owned(reply.partitionMap).count)"])
+                                           "partitions": "\(held(reply.partitionMap).count)"])
                     backoff = .milliseconds(200)
                 } else {
                     var hb = Chorus_V1_Heartbeat()
-                    let s = state.withLock { ($0.map.version, $0.nonEmpty, $0.runningTasks) }
+                    let s = state.withLock { ($0.map.version, $0.nonEmpty, $0.runningTasks, $0.copies, $0.fenced) }
                     hb.nodeID = nodeId; hb.mapVersion = s.0; hb.nonemptyPartitions = s.1.sorted()
                     hb.runningTasks = UInt32(s.2)
+                    hb.appliedVersion = s.0
+                    hb.moves = s.3.values.sorted { $0.partition < $1.partition }
+                    hb.fenced = s.4
                     hb.bytesHeld = store.approximateBytes()
                     guard case let .heartbeat(reply) = try await coordinator.call(.heartbeat(hb),
-                                                                                   timeout: .seconds(3)) else {
+                                                                                   timeout: .seconds(2)) else {
                         throw ChorusError(.internal, "unexpected reply to heartbeat")
                     }
-                    if reply.hasPartitionMap {
-                        state.withLock { $0.map = reply.partitionMap }
-                    }
+                    if reply.hasPartitionMap { try await applyMap(reply.partitionMap) }
+                    state.withLock { $0.leaseUntil = sent + .milliseconds(options.leaseMs) }
+                    backoff = .milliseconds(200)
                 }
+                tick += 1
+                if tick % 4 == 0 { try await collectGarbage() }
                 try await Task.sleep(for: .milliseconds(500))
             } catch is CancellationError {
                 return
             } catch let e as ChorusError where e.code == .notFound {
                 logger.warning("coordinator does not know this worker; re-registering")
                 state.withLock { $0.registered = false }
+            } catch let e as ChorusError where e.code == .usage && e.message.contains("cluster") {
+                logger.critical("\(e.message)")
+                try? await Task.sleep(for: .seconds(5))
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("coordinator unreachable; retrying", metadata: ["error": "\(error)"])
@@ -169,25 +194,113 @@ public final class Worker: Sendable {
         }
     }
 
-    func owned(_ map: Chorus_V1_PartitionMap) -> [UInt32] {
-        map.assignments.filter { $0.owner == nodeId }.map(\.partition)
+    /// Partitions this worker holds in `map` in any role (primary, replica or learner).
+    func held(_ map: Chorus_V1_PartitionMap) -> Set<UInt32> {
+        Set(map.assignments.filter { $0.owner == nodeId || $0.replicas.contains(nodeId) || $0.learners.contains(nodeId) }
+            .map(\.partition))
     }
 
-    /// Refreshes the partition map from the coordinator (used when a client holds a newer one).
+    /// Adopts a newer map. Runs on the write queue, so every write checked against the old map has finished
+    /// locally before the new one is visible. Data of partitions this worker no longer holds is deleted, and so
+    /// is any leftover of a partition it is about to receive as a learner (the copy starts from nothing).
+    func applyMap(_ m: Chorus_V1_PartitionMap) async throws {
+        if let known = state.withLock({ $0.clusterId }), !m.clusterID.isEmpty, known != m.clusterID {
+            throw ChorusError(.usage, "this worker's data belongs to cluster \(known), but the coordinator runs cluster "
+                              + "\(m.clusterID); refusing to join",
+                              hint: "point --coordinator at the right cluster, or start with an empty --data dir")
+        }
+        if state.withLock({ $0.clusterId }) == nil, !m.clusterID.isEmpty {
+            try? m.clusterID.write(toFile: options.dataDir + "/cluster-id", atomically: true, encoding: .utf8)
+            state.withLock { $0.clusterId = m.clusterID }
+        }
+        let store = self.store
+        let me = nodeId
+        let dropped: [UInt32] = try await writeQueue.run { [self] in
+            let (old, nonEmpty, copying) = state.withLock { ($0.map, $0.nonEmpty, Set($0.copies.keys)) }
+            guard m.version > old.version else { return [] }
+            let keep = Set(m.assignments.filter { $0.owner == me || $0.replicas.contains(me) || $0.learners.contains(me) }
+                .map(\.partition))
+            let wasLearner = Set(old.assignments.filter { $0.learners.contains(me) }.map(\.partition))
+            let newLearner = Set(m.assignments.filter { $0.learners.contains(me) }.map(\.partition)).subtracting(wasLearner)
+            let drop = nonEmpty.subtracting(keep).union(newLearner.intersection(nonEmpty)).subtracting(copying).sorted()
+            if !drop.isEmpty {
+                var wb = WriteBatch()
+                for p in drop {
+                    let pre = ShardKeys.prefix(partition: p)
+                    wb.deleteRange(from: pre, to: Store.prefixEnd(pre) ?? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+                }
+                try store.write(wb, sync: true)
+            }
+            state.withLock { s in
+                s.map = m
+                s.nonEmpty.subtract(drop)
+            }
+            return drop
+        }
+        if !dropped.isEmpty {
+            logger.info("deleted partitions this worker no longer holds",
+                        metadata: ["partitions": "\(dropped.map(String.init).joined(separator: ","))",
+                                   "map-version": "\(m.version)"])
+        }
+    }
+
+    /// Deletes leftovers of partitions not held (for example data written by a write that was checked against an
+    /// older map, or an abandoned copy).
+    func collectGarbage() async throws {
+        let (map, nonEmpty, copying) = state.withLock { ($0.map, $0.nonEmpty, Set($0.copies.keys)) }
+        guard map.version > 0 else { return }
+        let stray = nonEmpty.subtracting(held(map)).subtracting(copying)
+        guard !stray.isEmpty else { return }
+        let store = self.store
+        let me = nodeId
+        try await writeQueue.run { [self] in
+            let now = state.withLock { $0.map }
+            let keep = Set(now.assignments.filter { $0.owner == me || $0.replicas.contains(me) || $0.learners.contains(me) }
+                .map(\.partition))
+            var wb = WriteBatch()
+            var gone: [UInt32] = []
+            for p in stray where !keep.contains(p) {
+                let pre = ShardKeys.prefix(partition: p)
+                wb.deleteRange(from: pre, to: Store.prefixEnd(pre) ?? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+                gone.append(p)
+            }
+            try store.write(wb, sync: true)
+            state.withLock { $0.nonEmpty.subtract(gone) }
+        }
+    }
+
+    /// Refreshes the partition map from the coordinator (used when a peer holds a newer one).
     func refreshMap() async throws {
         guard case let .partitionMap(map) = try await coordinator.call(.partitionMap(.init()), timeout: .seconds(3))
         else { return }
-        state.withLock { if map.version > $0.map.version { $0.map = map } }
+        try await applyMap(map)
     }
 
-    func checkOwnership(_ partitions: Set<UInt32>, clientVersion: UInt64) async throws {
-        if state.withLock({ $0.map.version }) < clientVersion { try await refreshMap() }
-        let (map, mine) = state.withLock { s in (s.map, Set(s.map.assignments.filter { $0.owner == nodeId }.map(\.partition))) }
-        for p in partitions where !mine.contains(p) {
+    /// Refuses work once the lease ran out: the coordinator may already have moved this worker's partitions.
+    func checkLease(_ what: String) throws {
+        let ok = state.withLock { s in s.leaseUntil.map { ContinuousClock.now < $0 } ?? false }
+        if !ok {
+            state.withLock { $0.fenced += 1 }
+            throw ChorusError(.fenced, "worker \(name) refuses \(what): its lease expired (no heartbeat "
+                              + "acknowledged by the coordinator for \(options.leaseMs) ms)")
+        }
+    }
+
+    func fence(_ message: String) -> ChorusError {
+        state.withLock { $0.fenced += 1 }
+        return ChorusError(.fenced, message)
+    }
+
+    /// Throws unless this worker is the primary of every partition in `map`.
+    func checkPrimary(_ partitions: Set<UInt32>, in map: Chorus_V1_PartitionMap) throws {
+        for p in partitions.sorted() {
             if p >= map.partitionCount {
                 throw ChorusError(.usage, "partition \(p) does not exist (partition count \(map.partitionCount))")
             }
-            throw ChorusError(.wrongOwner, "worker \(name) does not own partition \(p) (map version \(map.version))")
+            if map.assignments[Int(p)].owner != nodeId {
+                throw ChorusError(.wrongOwner, "worker \(name) is not the primary of partition \(p) "
+                                  + "(map version \(map.version))")
+            }
         }
     }
 
@@ -196,6 +309,7 @@ public final class Worker: Sendable {
     func handle(_ req: Chorus_V1_Request) async throws -> ResponseBody {
         switch req.body {
         case let .writeBatch(b): return .writeBatch(try await write(b))
+        case let .replicaWrite(r): return .ack(try await replicaWrite(r))
         case let .runTask(t): return .taskResult(try await runTask(t))
         case let .jobBroadcast(b):
             let catalog = FeatureCatalog(b.catalog)
@@ -208,6 +322,14 @@ public final class Worker: Sendable {
         case let .profileScan(s): return .profileScan(try await profileScan(s))
         case .partitionMap:
             return .partitionMap(state.withLock { $0.map })
+        case let .mapPush(m):
+            try await applyMap(m)
+            var r = Chorus_V1_MapPushReply()
+            r.mapVersion = state.withLock { $0.map.version }
+            r.appliedVersion = r.mapVersion
+            return .mapPush(r)
+        case let .partitionChunk(c): return .partitionChunk(try await partitionChunk(c))
+        case let .copyPartition(c): return .copyPartition(try await copyPartition(c))
         default:
             throw ChorusError(.usage, "a worker does not serve this request; send it to the coordinator")
         }
@@ -232,22 +354,19 @@ public final class Worker: Sendable {
             }
             if !ok { throw ChorusError(.usage, "put value does not decode as its role's record type") }
         }
+        try checkLease("writes")
+        if state.withLock({ $0.map.version }) < batch.mapVersion { try await refreshMap() }
         let parts = Set(batch.puts.map(\.partition))
-        try await checkOwnership(parts, clientVersion: batch.mapVersion)
-        let fresh = parts.subtracting(state.withLock { $0.nonEmpty })
-        if !fresh.isEmpty {
-            var seal = Chorus_V1_SealPartitions()
-            seal.nodeID = nodeId
-            seal.partitions = fresh.sorted()
-            _ = try await coordinator.call(.sealPartitions(seal), timeout: .seconds(5))
-            state.withLock { $0.nonEmpty.formUnion(fresh) }
-        }
         let store = self.store
-        let reply = try await writeQueue.run { () throws -> Chorus_V1_WriteReply in
+        let (reply, ops, map) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [Chorus_V1_ReplicaOp], Chorus_V1_PartitionMap) in
+            // Checked against the map inside the write queue: a map change cannot slip in between.
+            let map = state.withLock { $0.map }
+            try checkPrimary(parts, in: map)
             var reply = Chorus_V1_WriteReply()
-            var rows: [(key: [UInt8], value: [UInt8])] = []
+            var rows: [(key: [UInt8], value: [UInt8], partition: UInt32)] = []
             rows.reserveCapacity(batch.puts.count)
             var seen: [[UInt8]: [UInt8]] = [:]  // counted keys written earlier in this same batch
+            var dupOps: [Chorus_V1_ReplicaOp] = []
             for put in batch.puts {
                 let key = ShardKeys.key(partition: put.partition, role: ShardKeys.role(put.role), id: [UInt8](put.keyID))
                 let value = [UInt8](put.value)
@@ -256,27 +375,240 @@ public final class Worker: Sendable {
                 if put.counted {
                     if try (seen[key] ?? store.get(key)) == value {
                         reply.duplicates += 1
+                        // Still sent to the copies: an earlier attempt may have stopped before reaching them.
+                        var op = Chorus_V1_ReplicaOp()
+                        op.partition = put.partition
+                        op.key = Data(key)
+                        op.value = put.value
+                        dupOps.append(op)
                         continue
                     }
                     seen[key] = value
                     reply.stored += 1
                 }
-                rows.append((key, value))
+                rows.append((key, value, put.partition))
             }
             // Sorted inserts are cheaper for the memtable skip list. Equal keys keep their order (last wins).
             let order = rows.indices.sorted { rows[$0].key.lexicographicallyPrecedes(rows[$1].key)
                 || (rows[$0].key == rows[$1].key && $0 < $1) }
             var wb = WriteBatch()
-            for i in order { wb.put(rows[i].key, rows[i].value) }
+            var ops: [Chorus_V1_ReplicaOp] = []
+            ops.reserveCapacity(rows.count)
+            for i in order {
+                wb.put(rows[i].key, rows[i].value)
+                var op = Chorus_V1_ReplicaOp()
+                op.partition = rows[i].partition
+                op.key = Data(rows[i].key)
+                op.value = Data(rows[i].value)
+                ops.append(op)
+            }
             reply.written = UInt32(rows.count)
-            try store.write(wb)
-            return reply
+            try store.write(wb, sync: true)
+            state.withLock { $0.nonEmpty.formUnion(parts) }
+            return (reply, dupOps + ops, map)
+        }
+        try await forward(ops, map: map)
+        return reply
+    }
+
+    /// Sends what the primary just wrote to every replica and learner of the partitions involved, in parallel,
+    /// and returns once all of them wrote it durably. A copy that cannot be confirmed fails the whole request, so
+    /// the client retries it (the retry is idempotent) once the map no longer lists the missing node.
+    func forward(_ ops: [Chorus_V1_ReplicaOp], map: Chorus_V1_PartitionMap) async throws {
+        var byNode: [String: [Chorus_V1_ReplicaOp]] = [:]
+        for op in ops {
+            let a = map.assignments[Int(op.partition)]
+            for n in a.replicas + a.learners where n != nodeId { byNode[n, default: []].append(op) }
+        }
+        guard !byNode.isEmpty else { return }
+        let infos = Dictionary(map.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var missing: [String] = []
+        let failures = Locked<[String]>([])
+        var fencedBy = false
+        await withDiscardingTaskGroup { group in
+            for (node, nodeOps) in byNode {
+                guard let info = infos[node] else { missing.append(node); continue }
+                var rw = Chorus_V1_ReplicaWrite()
+                rw.mapVersion = map.version
+                rw.primary = nodeId
+                rw.ops = nodeOps
+                group.addTask { [workerPeers] in
+                    do {
+                        _ = try await workerPeers.peer(info).call(.replicaWrite(rw), timeout: .seconds(5))
+                    } catch {
+                        failures.withLock { $0.append("\(info.name) (\(node)): \(error)") }
+                    }
+                }
+            }
+        }
+        let failed = failures.withLock { $0 }
+        if failed.contains(where: { $0.contains("lease") || $0.contains("stale") || $0.contains("fenced") }) {
+            fencedBy = true
+        }
+        if !missing.isEmpty || !failed.isEmpty {
+            if fencedBy { try? await refreshMap() }
+            throw ChorusError(.unavailable, "not every replica confirmed the write: "
+                              + (missing.map { "\($0): not in the map" } + failed).joined(separator: "; "),
+                              hint: "retry: the coordinator replaces unreachable replicas within seconds")
+        }
+    }
+
+    /// A replica or learner applies what its primary wrote, if the sender still is the primary in its map.
+    func replicaWrite(_ r: Chorus_V1_ReplicaWrite) async throws -> Chorus_V1_Ack {
+        try checkLease("replicated writes")
+        if state.withLock({ $0.map.version }) < r.mapVersion { try await refreshMap() }
+        let store = self.store
+        let me = nodeId
+        try await writeQueue.run { [self] in
+            let map = state.withLock { $0.map }
+            var parts = Set<UInt32>()
+            var wb = WriteBatch()
+            for op in r.ops {
+                if !parts.contains(op.partition) {
+                    guard op.partition < map.partitionCount else {
+                        throw ChorusError(.usage, "partition \(op.partition) does not exist")
+                    }
+                    let a = map.assignments[Int(op.partition)]
+                    guard a.owner == r.primary, a.replicas.contains(me) || a.learners.contains(me) else {
+                        throw fence("stale primary: \(r.primary) is not the primary of partition \(op.partition) "
+                                    + "with \(name) as a copy in map version \(map.version) (sender's version \(r.mapVersion))")
+                    }
+                    parts.insert(op.partition)
+                }
+                guard op.key.count >= 5, ShardKeys.partition(ofKey: op.key) == op.partition else {
+                    throw ChorusError(.usage, "replicated key outside its partition")
+                }
+                if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
+                else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
+            }
+            try store.write(wb, sync: true)
+            state.withLock { $0.nonEmpty.formUnion(parts) }
+        }
+        return Chorus_V1_Ack()
+    }
+
+    /// Writes derived data (task results) of partitions this worker is primary of, and replicates it.
+    func writeDerived(_ ops: [Chorus_V1_ReplicaOp]) async throws {
+        guard !ops.isEmpty else { return }
+        let store = self.store
+        let parts = Set(ops.map(\.partition))
+        let map = try await writeQueue.run { [self] () throws -> Chorus_V1_PartitionMap in
+            let map = state.withLock { $0.map }
+            try checkPrimary(parts, in: map)
+            var wb = WriteBatch()
+            for op in ops {
+                if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
+                else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
+            }
+            try store.write(wb, sync: true)
+            state.withLock { $0.nonEmpty.formUnion(parts) }
+            return map
+        }
+        try await forward(ops, map: map)
+    }
+
+    // MARK: partition moves
+
+    /// Serves one chunk of a partition to a move target, from the primary's store.
+    func partitionChunk(_ c: Chorus_V1_PartitionChunkRequest) async throws -> Chorus_V1_PartitionChunk {
+        try checkLease("partition copies")
+        if state.withLock({ $0.map.version }) < c.mapVersion { try await refreshMap() }
+        let map = state.withLock { $0.map }
+        guard c.partition < map.partitionCount, map.assignments[Int(c.partition)].owner == nodeId else {
+            throw fence("worker \(name) is not the primary of partition \(c.partition) (map version \(map.version))")
+        }
+        let store = self.store
+        let maxBytes = Int(c.maxBytes == 0 ? 1 << 20 : min(c.maxBytes, 16 << 20))
+        return try await computeQueue.run {
+            var out = Chorus_V1_PartitionChunk()
+            let pre = ShardKeys.prefix(partition: c.partition)
+            let from = c.after.isEmpty ? pre : [UInt8](c.after) + [0]
+            var bytes = 0
+            var more = false
+            try store.scan(from: from, to: Store.prefixEnd(pre)) { key, value in
+                if bytes >= maxBytes { more = true; return false }
+                var kv = Chorus_V1_KeyValue()
+                kv.key = Data(key)
+                kv.value = Data(value)
+                bytes += key.count + value.count
+                out.rows.append(kv)
+                return true
+            }
+            out.done = !more
+            out.nextAfter = out.rows.last?.key ?? Data()
+            return out
+        }
+    }
+
+    /// Copies a partition from its primary into this worker (a learner of it), throttled. Keys already present
+    /// came from replication after the move started and are newer, so they are kept.
+    func copyPartition(_ c: Chorus_V1_CopyPartition) async throws -> Chorus_V1_CopyReply {
+        if state.withLock({ $0.map.version }) < c.mapVersion { try await refreshMap() }
+        let p = c.partition
+        func stillLearner() -> Bool {
+            let m = state.withLock { $0.map }
+            return p < m.partitionCount && m.assignments[Int(p)].learners.contains(nodeId)
+        }
+        guard stillLearner() else {
+            throw fence("worker \(name) is not a learner of partition \(p) (map version \(state.withLock { $0.map.version }))")
+        }
+        var info = Chorus_V1_NodeInfo()
+        info.id = c.sourceID
+        info.name = c.sourceID
+        info.address = c.sourceAddress
+        let source = try workerPeers.peer(info)
+        var progress = Chorus_V1_MoveProgress()
+        progress.partition = p
+        state.withLock { $0.copies[p] = progress }
+        defer { _ = state.withLock { $0.copies.removeValue(forKey: p) } }
+        let store = self.store
+        let start = ContinuousClock.now
+        var after = Data()
+        var reply = Chorus_V1_CopyReply()
+        while true {
+            try checkLease("partition copies")
+            guard stillLearner() else { throw fence("partition \(p) copy abandoned: no longer a learner of it") }
+            var req = Chorus_V1_PartitionChunkRequest()
+            req.partition = p
+            req.after = after
+            req.maxBytes = 1 << 20
+            req.mapVersion = c.mapVersion
+            guard case let .partitionChunk(chunk) = try await source.call(.partitionChunk(req), timeout: .seconds(30))
+            else { throw ChorusError(.internal, "unexpected reply to partition_chunk") }
+            let rows = chunk.rows
+            let done = chunk.done
+            let bytes = rows.reduce(0) { $0 + $1.key.count + $1.value.count }
+            try await writeQueue.run { [self] in
+                var wb = WriteBatch()
+                for kv in rows {
+                    let k = [UInt8](kv.key)
+                    guard ShardKeys.partition(ofKey: kv.key) == p else { continue }
+                    if try store.get(k) == nil { wb.put(k, [UInt8](kv.value)) }
+                }
+                try store.write(wb, sync: done)
+                if !rows.isEmpty { state.withLock { _ = $0.nonEmpty.insert(p) } }
+            }
+            reply.keys += UInt64(rows.count)
+            reply.bytes += UInt64(bytes)
+            let snapshot = reply
+            state.withLock { s in
+                s.copies[p]?.keysCopied = snapshot.keys
+                s.copies[p]?.bytesCopied = snapshot.bytes
+            }
+            if done { break }
+            after = chunk.nextAfter
+            // Throttle: stay under rate_bytes_per_s on average.
+            if c.rateBytesPerS > 0 {
+                let due = Double(reply.bytes) / Double(c.rateBytesPerS)
+                let elapsed = (ContinuousClock.now - start).seconds
+                if due > elapsed { try await Task.sleep(for: .milliseconds(Int((due - elapsed) * 1000))) }
+            }
         }
         return reply
     }
 
     func profileGet(_ g: Chorus_V1_ProfileGet) async throws -> Chorus_V1_ProfileReply {
-        try await checkOwnership([g.partition], clientVersion: 0)
+        try checkPrimary([g.partition], in: state.withLock { $0.map })
         let store = self.store
         return try await computeQueue.run {
             var r = Chorus_V1_ProfileReply()
@@ -294,7 +626,7 @@ public final class Worker: Sendable {
     }
 
     func profileScan(_ s: Chorus_V1_ProfileScan) async throws -> Chorus_V1_ProfileScanReply {
-        try await checkOwnership([s.partition], clientVersion: 0)
+        try checkPrimary([s.partition], in: state.withLock { $0.map })
         let store = self.store
         let limit = Int(s.limit == 0 ? 1000 : min(s.limit, 10000))
         return try await computeQueue.run {

@@ -134,22 +134,73 @@ func nodeState(_ s: Chorus_V1_NodeState) -> String {
     case .active: return "active"
     case .suspect: return "suspect"
     case .dead: return "dead"
+    case .joining: return "joining"
+    case .draining: return "draining"
+    case .drained: return "drained"
     default: return "unknown"
     }
 }
 
 func nodeDict(_ n: Chorus_V1_NodeInfo) -> [String: Any] {
     ["id": n.id, "name": n.name, "address": n.address, "state": nodeState(n.state), "partitions": Int(n.partitions),
-     "heartbeat_age_ms": Int(n.heartbeatAgeMs), "bytes_held": Int(n.bytesHeld), "cores": Int(n.cores),
-     "running_tasks": Int(n.runningTasks)]
+     "primaries": Int(n.primaries), "replicas": Int(n.replicas), "learners": Int(n.learners),
+     "draining": n.draining, "heartbeat_age_ms": Int(n.heartbeatAgeMs), "bytes_held": Int(n.bytesHeld),
+     "cores": Int(n.cores), "running_tasks": Int(n.runningTasks), "fenced": Int(n.fenced)]
+}
+
+func moveDict(_ m: Chorus_V1_MoveInfo) -> [String: Any] {
+    ["partition": Int(m.partition), "from": m.from, "to": m.to, "leaving": m.leaving, "reason": m.reason,
+     "keys_copied": Int(m.keysCopied), "bytes_copied": Int(m.bytesCopied),
+     "seconds": Double(nowMillis() - m.startedAtMs) / 1000]
+}
+
+func statusDict(_ s: Chorus_V1_ClusterStatus) -> [String: Any] {
+    [
+        "coordinator_id": s.coordinatorID, "map_version": Int(s.mapVersion),
+        "partition_count": Int(s.partitionCount), "replication_factor": Int(s.replicationFactor),
+        "unassigned_partitions": Int(s.unassignedPartitions),
+        "under_replicated": s.underReplicated.map { Int($0) },
+        "moves": s.moves.map(moveDict), "moves_planned": Int(s.movesPlanned),
+        "last_recovered_ms": Int(s.lastRecoveredMs),
+        "nodes": s.nodes.map(nodeDict), "jobs_running": Int(s.jobsRunning), "jobs_total": Int(s.jobsTotal),
+        "uptime_seconds": Double(s.uptimeMs) / 1000,
+    ]
+}
+
+func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+func humanBytes(_ b: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(b), i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
+}
+
+func printNodes(_ nodes: [Chorus_V1_NodeInfo]) {
+    print(String(format: "%-16@ %-12@ %-9@ %8@ %8@ %8@ %10@ %11@  %@", "ID" as NSString, "NAME" as NSString,
+                 "STATE" as NSString, "PRIMARY" as NSString, "REPLICA" as NSString, "COPYING" as NSString,
+                 "BYTES" as NSString, "HEARTBEAT" as NSString, "ADDRESS" as NSString))
+    for n in nodes {
+        let hb = n.heartbeatAgeMs < 0 ? "never" : String(format: "%.1fs ago", Double(n.heartbeatAgeMs) / 1000)
+        print(String(format: "%-16@ %-12@ %-9@ %8d %8d %8d %10@ %11@  %@", n.id as NSString, n.name as NSString,
+                     nodeState(n.state) as NSString, Int(n.primaries), Int(n.replicas), Int(n.learners),
+                     humanBytes(n.bytesHeld) as NSString, hb as NSString, n.address as NSString))
+    }
 }
 
 struct Node: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Inspect cluster members.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect and manage cluster members.",
+        discussion: """
+        States: joining (receiving its first partitions), active, suspect (missed heartbeats for 2 s), dead (silent
+        for 5 s: its partitions failed over), draining (handing its partitions off), drained (holds nothing; safe to
+        stop). Runbook: docs/operations.md.
+        """,
+        subcommands: [List.self, Drain.self, Undrain.self, Remove.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List workers: id, name, state (active, suspect, dead), partitions, heartbeat age.")
+            abstract: "List workers: state, partitions as primary and replica, bytes held, heartbeat age.")
         @OptionGroup var client: ClientOptions
         func run() async throws {
             setupLogging(level: .warning)
@@ -158,27 +209,97 @@ struct Node: AsyncParsableCommand {
                 defer { c.close() }
                 let s = try await c.clusterStatus()
                 if client.json { printJSON(["nodes": s.nodes.map(nodeDict)]); return }
-                if s.nodes.isEmpty { print("no workers registered yet: start one with `chorus worker`") }
-                print(String(format: "%-16@ %-14@ %-8@ %10@ %12@ %12@  %@", "ID" as NSString, "NAME" as NSString,
-                             "STATE" as NSString, "PARTITIONS" as NSString, "HEARTBEAT" as NSString,
-                             "BYTES" as NSString, "ADDRESS" as NSString))
-                for n in s.nodes {
-                    let hb = n.heartbeatAgeMs < 0 ? "never" : String(format: "%.1fs ago", Double(n.heartbeatAgeMs) / 1000)
-                    print(String(format: "%-16@ %-14@ %-8@ %10d %12@ %12d  %@", n.id as NSString, n.name as NSString,
-                                 nodeState(n.state) as NSString, Int(n.partitions), hb as NSString,
-                                 Int(n.bytesHeld), n.address as NSString))
+                if s.nodes.isEmpty { print("no workers registered yet: start one with `chorus worker`"); return }
+                printNodes(s.nodes)
+            }
+        }
+    }
+
+    static func admin(_ client: ClientOptions, _ node: String, _ action: Chorus_V1_NodeAction, force: Bool = false) async throws {
+        try await guarded {
+            let c = try client.client()
+            defer { c.close() }
+            let r = try await c.nodeAdmin(node, action, force: force)
+            if client.json {
+                printJSON(["message": r.message, "nodes": r.status.nodes.map(nodeDict)])
+            } else {
+                print(r.message)
+            }
+        }
+    }
+
+    struct Drain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move every partition off a worker, in the background, while reads, ingest and jobs go on.",
+            discussion: """
+            The worker keeps serving until each of its partitions has a complete copy elsewhere; then it gives the
+            partition up. `chorus node list` shows it as draining, then drained: only then is stopping it safe.
+            Refused when no other live worker could take its partitions.
+            """)
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Node id or name.") var node: String
+        @Flag(help: "Wait until the node is drained, printing progress.") var wait = false
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await Node.admin(client, node, .drain)
+            if wait {
+                try await guarded {
+                    let c = try client.client()
+                    defer { c.close() }
+                    while true {
+                        let s = try await c.clusterStatus()
+                        guard let n = s.nodes.first(where: { $0.id == node || $0.name == node }) else { return }
+                        let left = n.partitions + n.learners
+                        if !client.json {
+                            FileHandle.standardError.write(Data("\r\(n.name): \(nodeState(n.state)), \(left) partition copies left, \(s.moves.count) moves in flight   ".utf8))
+                        }
+                        if n.state == .drained {
+                            if !client.json { FileHandle.standardError.write(Data("\n".utf8)) }
+                            return
+                        }
+                        if n.state == .dead { throw ChorusError(.unavailable, "\(n.name) died while draining") }
+                        try await Task.sleep(for: .milliseconds(500))
+                    }
                 }
             }
+        }
+    }
+
+    struct Undrain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a drained or draining worker take partitions again.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Node id or name.") var node: String
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await Node.admin(client, node, .undrain)
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Forget a stopped worker.",
+            discussion: """
+            Refused while the node is running or still holds partitions. For a dead node that still holds
+            partitions (it will not come back), --force drops its copies: replicas elsewhere take over and the
+            cluster re-replicates. A partition whose only copy was on that node is lost.
+            """)
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Node id or name.") var node: String
+        @Flag(help: "Remove a dead node even though the map still lists it as a holder.") var force = false
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await Node.admin(client, node, .remove, force: force)
         }
     }
 }
 
 struct Cluster: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cluster-wide views.", subcommands: [Status.self])
+    static let configuration = CommandConfiguration(abstract: "Cluster-wide views and actions.",
+                                                    subcommands: [Status.self, Rebalance.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the coordinator, the partition map version, members and jobs.")
+            abstract: "Show the map version, replication health, moves in flight, members and jobs.")
         @OptionGroup var client: ClientOptions
         func run() async throws {
             setupLogging(level: .warning)
@@ -186,22 +307,52 @@ struct Cluster: AsyncParsableCommand {
                 let c = try client.client()
                 defer { c.close() }
                 let s = try await c.clusterStatus()
-                let d: [String: Any] = [
-                    "coordinator_id": s.coordinatorID, "map_version": Int(s.mapVersion),
-                    "partition_count": Int(s.partitionCount), "unassigned_partitions": Int(s.unassignedPartitions),
-                    "nodes": s.nodes.map(nodeDict), "jobs_running": Int(s.jobsRunning), "jobs_total": Int(s.jobsTotal),
-                    "uptime_seconds": Double(s.uptimeMs) / 1000,
-                ]
-                if client.json { printJSON(d); return }
+                if client.json { printJSON(statusDict(s)); return }
                 let live = s.nodes.filter { $0.state != .dead }.count
                 print("coordinator \(s.coordinatorID) at \(client.coordinator), up \(Int(s.uptimeMs / 1000)) s")
-                print("partitions: \(s.partitionCount), map version \(s.mapVersion), "
-                      + "without a live owner: \(s.unassignedPartitions)")
-                print("workers: \(live) live of \(s.nodes.count)")
-                for n in s.nodes {
-                    print("  \(n.name) (\(n.id)) \(nodeState(n.state)), \(n.partitions) partitions, \(n.address)")
+                print("partitions: \(s.partitionCount), replication factor \(s.replicationFactor), map version \(s.mapVersion)")
+                print("without a live primary: \(s.unassignedPartitions)")
+                if s.underReplicated.isEmpty {
+                    print("under-replicated: none (every partition has \(s.replicationFactor) live copies)")
+                } else {
+                    let shown = s.underReplicated.prefix(16).map(String.init).joined(separator: ",")
+                    print("under-replicated: \(s.underReplicated.count) partition(s) [\(shown)\(s.underReplicated.count > 16 ? ",..." : "")]"
+                          + (live < Int(s.replicationFactor) ? " (only \(live) live workers for R=\(s.replicationFactor))" : ""))
                 }
+                print("moves in flight: \(s.moves.count), more planned: \(s.movesPlanned)")
+                for m in s.moves {
+                    print("  partition \(m.partition): \(m.from) -> \(m.to) (\(m.reason)), "
+                          + "\(m.keysCopied) keys / \(humanBytes(m.bytesCopied)) copied, "
+                          + String(format: "%.1f s", Double(nowMillis() - m.startedAtMs) / 1000))
+                }
+                print("workers: \(live) live of \(s.nodes.count)")
+                if !s.nodes.isEmpty { printNodes(s.nodes) }
                 print("jobs: \(s.jobsRunning) running, \(s.jobsTotal) total")
+            }
+        }
+    }
+
+    struct Rebalance: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Plan now and start the moves that balance partitions over the workers.",
+            discussion: """
+            The coordinator also does this on its own after every join, drain and death; use this after an undrain
+            or to see at once what it would do. Moves run in the background, throttled (see `chorus coordinator
+            --move-rate-mib`); follow them with `chorus cluster status`.
+            """)
+        @OptionGroup var client: ClientOptions
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                let r = try await c.rebalance()
+                if client.json {
+                    printJSON(["message": r.message, "moves": r.status.moves.map(moveDict),
+                               "moves_planned": Int(r.status.movesPlanned)])
+                } else {
+                    print(r.message)
+                }
             }
         }
     }

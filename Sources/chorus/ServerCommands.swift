@@ -9,7 +9,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         commandName: "coordinator",
         abstract: "Run the coordinator: membership, partition map, job history and job engine.",
         discussion: """
-        State is kept in RocksDB under --data, so a restart keeps the map, the members and the job history.
+        State is kept in RocksDB under --data, so a restart keeps the map, the members and the job history;
+        jobs that were running resume from their first stage. Every partition is kept on R workers (--replication);
+        dead workers are replaced and joining workers get their share through throttled background moves.
         Example: chorus coordinator --bind tcp://127.0.0.1:7100 --data /var/lib/chorus/coord
         """)
 
@@ -22,14 +24,25 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Partition count, fixed when the cluster is created (default 64).")
     var partitions: UInt32?
 
+    @Option(help: "Replication factor R (copies of every partition on distinct workers), fixed when the cluster is created (default 2).")
+    var replication: UInt32?
+
+    @Option(help: "Throttle of each partition move, in MiB/s (0 = unlimited).")
+    var moveRateMib: UInt64 = 32
+
+    @Option(help: "Partition moves in flight at once in the whole cluster.")
+    var maxMoves: Int = 4
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() async throws {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         try await guarded {
-            let c = try Coordinator(options: CoordinatorOptions(bind: bind, dataDir: data, partitions: partitions),
-                                    logger: Logger(label: "chorus.coordinator"))
+            var o = CoordinatorOptions(bind: bind, dataDir: data, partitions: partitions, replication: replication)
+            o.moves.rateBytesPerSecond = moveRateMib << 20
+            o.moves.maxMoves = max(1, maxMoves)
+            let c = try Coordinator(options: o, logger: Logger(label: "chorus.coordinator"))
             print("coordinator listening on \(c.endpoint)")
             fflush(nil)
             let task = Task { await c.run() }

@@ -132,19 +132,33 @@ final class TestCluster: @unchecked Sendable {
     var workers: [ServerProcess] = []
     var address: String { coordinator.endpoint }
 
-    init(workers n: Int, partitions: Int = 16) throws {
+    init(workers n: Int, partitions: Int = 16, replication: Int = 2, extraArgs: [String] = []) throws {
         dir = NSTemporaryDirectory() + "chorus-it-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         coordinator = try ServerProcess(["coordinator", "--bind", "tcp://127.0.0.1:*", "--data", dir + "/coord",
-                                         "--partitions", String(partitions)], logDir: dir, name: "coordinator")
+                                         "--partitions", String(partitions), "--replication", String(replication)]
+                                        + extraArgs, logDir: dir, name: "coordinator")
         for i in 1...n { try addWorker(i) }
-        try waitUntil("all workers active and every partition owned", seconds: 30) {
+        try waitUntilSettled(workers: n)
+    }
+
+    /// Waits until `n` workers are active, every partition has a live primary and (with enough workers) R copies,
+    /// and no move is in flight or planned.
+    func waitUntilSettled(workers n: Int, seconds: Double = 60) throws {
+        try waitUntil("all workers active, every partition replicated, no moves left", seconds: seconds) {
             let s = try chorus(["cluster", "status", "--coordinator", address, "--json"]).json
             let nodes = s["nodes"] as? [[String: Any]] ?? []
+            let r = s["replication_factor"] as? Int ?? 1
             return nodes.filter { ($0["state"] as? String) == "active" }.count == n
                 && (s["unassigned_partitions"] as? Int) == 0
+                && ((s["under_replicated"] as? [Int])?.isEmpty == true || n < r)
+                && (s["moves"] as? [Any])?.isEmpty == true && (s["moves_planned"] as? Int) == 0
                 && nodes.allSatisfy { ($0["partitions"] as? Int ?? 0) > 0 }
         }
+    }
+
+    func status() throws -> [String: Any] {
+        try chorus(["cluster", "status", "--coordinator", address, "--json"]).json
     }
 
     func addWorker(_ i: Int) throws {

@@ -27,41 +27,83 @@ import Testing
         #expect(counts.allSatisfy { $0 > 800 && $0 < 1200 })
     }
 
-    @Test func plannerBalancesFreshCluster() {
-        let owners = PartitionPlanner.plan(owners: Array(repeating: nil, count: 64), live: ["a", "b", "c"]) { _ in true }
-        let counts = Dictionary(grouping: owners.compactMap { $0 }, by: { $0 }).mapValues(\.count)
-        #expect(counts.values.sorted() == [21, 21, 22])
-        #expect(owners.allSatisfy { $0 != nil })
+    // MARK: replica planner
+
+    static func loads(_ plan: [[String]]) -> [String: Int] {
+        var l: [String: Int] = [:]
+        for h in plan { for n in h { l[n, default: 0] += 1 } }
+        return l
     }
 
-    @Test func newNodeGetsAShareWithMinimalMoves() {
-        let before = PartitionPlanner.plan(owners: Array(repeating: nil, count: 64), live: ["a", "b", "c"]) { _ in true }
-        let after = PartitionPlanner.plan(owners: before, live: ["a", "b", "c", "d"]) { _ in true }
-        let counts = Dictionary(grouping: after.compactMap { $0 }, by: { $0 }).mapValues(\.count)
-        #expect(counts.values.sorted() == [16, 16, 16, 16])
-        let moves = zip(before, after).filter { $0 != $1 }.count
-        #expect(moves == 16)  // exactly the new node's share, nothing else
-        #expect(zip(before, after).allSatisfy { $0 == $1 || $1 == "d" })
+    static func primaries(_ plan: [[String]]) -> [String: Int] {
+        var l: [String: Int] = [:]
+        for h in plan { if let f = h.first { l[f, default: 0] += 1 } }
+        return l
     }
 
-    @Test func sealedPartitionsDoNotMove() {
-        let before: [String?] = Array(repeating: "a", count: 8)
-        let sealed: Set<UInt32> = [0, 1, 2, 3, 4, 5]
-        let after = PartitionPlanner.plan(owners: before, live: ["a", "b"]) { !sealed.contains($0) }
-        for p in sealed { #expect(after[Int(p)] == "a") }
-        #expect(after[6] == "b" && after[7] == "b")
+    static func spread(_ l: [String: Int], over nodes: [String]) -> Int {
+        let v = nodes.map { l[$0] ?? 0 }
+        return v.max()! - v.min()!
     }
 
-    @Test func deadOwnerKeepsDataPartitions() {
-        let before: [String?] = ["a", "a", "x", "x"]
-        let after = PartitionPlanner.plan(owners: before, live: ["a", "b"]) { $0 != 2 }
-        #expect(after[2] == "x")  // holds data on the dead node x: waits for x to come back
-        #expect(after[3] == "b")  // empty: reassigned
+    @Test func freshClusterIsBalancedWithDistinctHolders() {
+        let nodes = ["a", "b", "c"]
+        let plan = ReplicaPlanner.plan(current: Array(repeating: [], count: 64), eligible: nodes, replicationFactor: 2)
+        #expect(plan.allSatisfy { $0.count == 2 && Set($0).count == 2 })
+        #expect(Self.spread(Self.loads(plan), over: nodes) <= 1)
+        #expect(Self.spread(Self.primaries(plan), over: nodes) <= 1)
     }
 
-    @Test func planIsDeterministic() {
-        let a = PartitionPlanner.plan(owners: Array(repeating: nil, count: 100), live: ["n2", "n1", "n3"]) { _ in true }
-        let b = PartitionPlanner.plan(owners: Array(repeating: nil, count: 100), live: ["n2", "n1", "n3"]) { _ in true }
-        #expect(a == b)
+    @Test func joinMovesOnlyTheNewNodesShare() {
+        let before = ReplicaPlanner.plan(current: Array(repeating: [], count: 64), eligible: ["a", "b", "c"],
+                                         replicationFactor: 2)
+        let nodes = ["a", "b", "c", "d"]
+        let after = ReplicaPlanner.plan(current: before, eligible: nodes, replicationFactor: 2)
+        let l = Self.loads(after)
+        #expect(Self.spread(l, over: nodes) <= 1)
+        #expect(after.allSatisfy { Set($0).count == 2 })
+        // 128 holdings over 4 nodes: d must receive 32, and nothing else moves.
+        #expect(l["d"] == 32)
+        #expect(ReplicaPlanner.copies(from: before, to: after) == 32)
+        #expect(Self.spread(Self.primaries(after), over: nodes) <= 1)
+    }
+
+    @Test func deadNodeIsReplacedWithOneCopyPerLostHolding() {
+        let nodes = ["a", "b", "c", "d"]
+        let before = ReplicaPlanner.plan(current: Array(repeating: [], count: 64), eligible: nodes, replicationFactor: 2)
+        let lost = Self.loads(before)["c"]!
+        // The coordinator first drops the dead node (promoting the next holder), then plans.
+        let survivors = before.map { $0.filter { $0 != "c" } }
+        let after = ReplicaPlanner.plan(current: survivors, eligible: ["a", "b", "d"], replicationFactor: 2)
+        #expect(after.allSatisfy { $0.count == 2 && !$0.contains("c") })
+        #expect(ReplicaPlanner.copies(from: survivors, to: after) == lost)
+        #expect(Self.spread(Self.loads(after), over: ["a", "b", "d"]) <= 1)
+        // Surviving primaries stay primary (no needless leadership change for partitions that kept theirs)
+        for p in before.indices where before[p][0] != "c" { #expect(after[p].contains(before[p][0])) }
+    }
+
+    @Test func drainMovesExactlyTheDrainedHoldings() {
+        let nodes = ["a", "b", "c", "d"]
+        let before = ReplicaPlanner.plan(current: Array(repeating: [], count: 64), eligible: nodes, replicationFactor: 2)
+        let held = Self.loads(before)["b"]!
+        let after = ReplicaPlanner.plan(current: before, eligible: ["a", "c", "d"], replicationFactor: 2)
+        #expect(after.allSatisfy { $0.count == 2 && !$0.contains("b") })
+        #expect(ReplicaPlanner.copies(from: before, to: after) == held)
+        #expect(Self.spread(Self.loads(after), over: ["a", "c", "d"]) <= 1)
+    }
+
+    @Test func replicationIsCappedByTheNumberOfNodes() {
+        let plan = ReplicaPlanner.plan(current: Array(repeating: [], count: 8), eligible: ["a"], replicationFactor: 3)
+        #expect(plan.allSatisfy { $0 == ["a"] })
+        let grown = ReplicaPlanner.plan(current: plan, eligible: ["a", "b"], replicationFactor: 3)
+        #expect(grown.allSatisfy { $0.count == 2 && $0.first == "a" || $0.count == 2 && $0.last == "a" })
+        #expect(ReplicaPlanner.copies(from: plan, to: grown) == 8)
+    }
+
+    @Test func balancedInputIsAFixedPoint() {
+        let nodes = ["n1", "n2", "n3", "n4", "n5"]
+        let plan = ReplicaPlanner.plan(current: Array(repeating: [], count: 64), eligible: nodes, replicationFactor: 3)
+        #expect(ReplicaPlanner.plan(current: plan, eligible: nodes, replicationFactor: 3) == plan)
+        #expect(ReplicaPlanner.plan(current: plan, eligible: nodes.reversed(), replicationFactor: 3) == plan)
     }
 }

@@ -13,6 +13,11 @@
 /// Rules: enum zero is *_UNSPECIFIED, field numbers are never reused, changes within v1 are additive.
 /// No proto3 `optional` (protoc-c 1.4.1 rejects it).
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -49,6 +54,9 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
 
   /// heartbeat from a node the coordinator does not know; re-register
   case unknownNode // = 7
+
+  /// the receiver's lease expired or the sender's map is stale; refresh the map, retry
+  case fenced // = 8
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -65,6 +73,7 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case 5: self = .internal
     case 6: self = .cancelled
     case 7: self = .unknownNode
+    case 8: self = .fenced
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -79,6 +88,7 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case .internal: return 5
     case .cancelled: return 6
     case .unknownNode: return 7
+    case .fenced: return 8
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -93,6 +103,7 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     .internal,
     .cancelled,
     .unknownNode,
+    .fenced,
   ]
 
 }
@@ -105,6 +116,15 @@ public nonisolated enum Chorus_V1_NodeState: SwiftProtobuf.Enum, Swift.CaseItera
   /// missed heartbeats, not yet dead
   case suspect // = 2
   case dead // = 3
+
+  /// registered, partitions still being copied to it
+  case joining // = 4
+
+  /// an operator asked it to hand off every partition
+  case draining // = 5
+
+  /// holds nothing; safe to stop and remove
+  case drained // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -117,6 +137,9 @@ public nonisolated enum Chorus_V1_NodeState: SwiftProtobuf.Enum, Swift.CaseItera
     case 1: self = .active
     case 2: self = .suspect
     case 3: self = .dead
+    case 4: self = .joining
+    case 5: self = .draining
+    case 6: self = .drained
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -127,6 +150,9 @@ public nonisolated enum Chorus_V1_NodeState: SwiftProtobuf.Enum, Swift.CaseItera
     case .active: return 1
     case .suspect: return 2
     case .dead: return 3
+    case .joining: return 4
+    case .draining: return 5
+    case .drained: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -137,6 +163,51 @@ public nonisolated enum Chorus_V1_NodeState: SwiftProtobuf.Enum, Swift.CaseItera
     .active,
     .suspect,
     .dead,
+    .joining,
+    .draining,
+    .drained,
+  ]
+
+}
+
+public nonisolated enum Chorus_V1_NodeAction: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case drain // = 1
+  case undrain // = 2
+  case remove // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .drain
+    case 2: self = .undrain
+    case 3: self = .remove
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .drain: return 1
+    case .undrain: return 2
+    case .remove: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Chorus_V1_NodeAction] = [
+    .unspecified,
+    .drain,
+    .undrain,
+    .remove,
   ]
 
 }
@@ -319,12 +390,67 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .jobRelease(newValue)}
   }
 
+  /// deprecated: acknowledged and ignored since partitions move with their data
   public var sealPartitions: Chorus_V1_SealPartitions {
     get {
       if case .sealPartitions(let v)? = body {return v}
       return Chorus_V1_SealPartitions()
     }
     set {body = .sealPartitions(newValue)}
+  }
+
+  /// primary -> replicas and learners
+  public var replicaWrite: Chorus_V1_ReplicaWrite {
+    get {
+      if case .replicaWrite(let v)? = body {return v}
+      return Chorus_V1_ReplicaWrite()
+    }
+    set {body = .replicaWrite(newValue)}
+  }
+
+  /// client -> coordinator: drain, undrain, remove
+  public var nodeAdmin: Chorus_V1_NodeAdmin {
+    get {
+      if case .nodeAdmin(let v)? = body {return v}
+      return Chorus_V1_NodeAdmin()
+    }
+    set {body = .nodeAdmin(newValue)}
+  }
+
+  /// client -> coordinator
+  public var rebalance: Chorus_V1_RebalanceRequest {
+    get {
+      if case .rebalance(let v)? = body {return v}
+      return Chorus_V1_RebalanceRequest()
+    }
+    set {body = .rebalance(newValue)}
+  }
+
+  /// coordinator -> move target
+  public var copyPartition: Chorus_V1_CopyPartition {
+    get {
+      if case .copyPartition(let v)? = body {return v}
+      return Chorus_V1_CopyPartition()
+    }
+    set {body = .copyPartition(newValue)}
+  }
+
+  /// move target -> partition primary
+  public var partitionChunk: Chorus_V1_PartitionChunkRequest {
+    get {
+      if case .partitionChunk(let v)? = body {return v}
+      return Chorus_V1_PartitionChunkRequest()
+    }
+    set {body = .partitionChunk(newValue)}
+  }
+
+  /// coordinator -> worker, after every map change
+  public var mapPush: Chorus_V1_PartitionMap {
+    get {
+      if case .mapPush(let v)? = body {return v}
+      return Chorus_V1_PartitionMap()
+    }
+    set {body = .mapPush(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -344,7 +470,20 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case profileScan(Chorus_V1_ProfileScan)
     case jobBroadcast(Chorus_V1_JobBroadcast)
     case jobRelease(Chorus_V1_JobRef)
+    /// deprecated: acknowledged and ignored since partitions move with their data
     case sealPartitions(Chorus_V1_SealPartitions)
+    /// primary -> replicas and learners
+    case replicaWrite(Chorus_V1_ReplicaWrite)
+    /// client -> coordinator: drain, undrain, remove
+    case nodeAdmin(Chorus_V1_NodeAdmin)
+    /// client -> coordinator
+    case rebalance(Chorus_V1_RebalanceRequest)
+    /// coordinator -> move target
+    case copyPartition(Chorus_V1_CopyPartition)
+    /// move target -> partition primary
+    case partitionChunk(Chorus_V1_PartitionChunkRequest)
+    /// coordinator -> worker, after every map change
+    case mapPush(Chorus_V1_PartitionMap)
 
   }
 
@@ -456,6 +595,38 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     set {body = .ack(newValue)}
   }
 
+  public var admin: Chorus_V1_AdminReply {
+    get {
+      if case .admin(let v)? = body {return v}
+      return Chorus_V1_AdminReply()
+    }
+    set {body = .admin(newValue)}
+  }
+
+  public var copyPartition: Chorus_V1_CopyReply {
+    get {
+      if case .copyPartition(let v)? = body {return v}
+      return Chorus_V1_CopyReply()
+    }
+    set {body = .copyPartition(newValue)}
+  }
+
+  public var partitionChunk: Chorus_V1_PartitionChunk {
+    get {
+      if case .partitionChunk(let v)? = body {return v}
+      return Chorus_V1_PartitionChunk()
+    }
+    set {body = .partitionChunk(newValue)}
+  }
+
+  public var mapPush: Chorus_V1_MapPushReply {
+    get {
+      if case .mapPush(let v)? = body {return v}
+      return Chorus_V1_MapPushReply()
+    }
+    set {body = .mapPush(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -471,6 +642,10 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     case profile(Chorus_V1_ProfileReply)
     case profileScan(Chorus_V1_ProfileScanReply)
     case ack(Chorus_V1_Ack)
+    case admin(Chorus_V1_AdminReply)
+    case copyPartition(Chorus_V1_CopyReply)
+    case partitionChunk(Chorus_V1_PartitionChunk)
+    case mapPush(Chorus_V1_MapPushReply)
 
   }
 
@@ -564,6 +739,31 @@ public nonisolated struct Chorus_V1_Heartbeat: Sendable {
   /// partitions holding any data on this worker
   public var nonemptyPartitions: [UInt32] = []
 
+  /// every write in flight on this worker was checked against this map version or a newer one
+  public var appliedVersion: UInt64 = 0
+
+  /// partition copies this worker is receiving
+  public var moves: [Chorus_V1_MoveProgress] = []
+
+  /// requests refused since start because of an expired lease or a stale map
+  public var fenced: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_MoveProgress: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  public var keysCopied: UInt64 = 0
+
+  public var bytesCopied: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -626,8 +826,17 @@ public nonisolated struct Chorus_V1_PartitionAssignment: Sendable {
 
   public var partition: UInt32 = 0
 
-  /// node id, empty when unassigned
+  /// the primary's node id, empty when unassigned
   public var owner: String = String()
+
+  /// in-sync copies besides the primary (R-1 when healthy)
+  public var replicas: [String] = []
+
+  /// copies being built by a move; they receive new writes but serve nothing yet
+  public var learners: [String] = []
+
+  /// the map version at which this partition's holders last changed (a fencing token)
+  public var epoch: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -650,6 +859,12 @@ public nonisolated struct Chorus_V1_PartitionMap: Sendable {
 
   /// placement hash name, "fnv1a64"
   public var hash: String = String()
+
+  /// R, fixed at cluster creation
+  public var replicationFactor: UInt32 = 0
+
+  /// the coordinator's id; a worker never joins a second cluster with its data
+  public var clusterID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -678,6 +893,21 @@ public nonisolated struct Chorus_V1_NodeInfo: Sendable {
   public var cores: UInt32 = 0
 
   public var runningTasks: UInt32 = 0
+
+  /// partitions it is primary of
+  public var primaries: UInt32 = 0
+
+  /// partitions it holds as an in-sync replica
+  public var replicas: UInt32 = 0
+
+  /// partitions being copied to it
+  public var learners: UInt32 = 0
+
+  /// the operator asked to drain it (state says draining until it holds nothing)
+  public var draining: Bool = false
+
+  /// requests it refused as stale (see Heartbeat.fenced)
+  public var fenced: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -714,6 +944,240 @@ public nonisolated struct Chorus_V1_ClusterStatus: Sendable {
   public var jobsTotal: UInt32 = 0
 
   public var uptimeMs: Int64 = 0
+
+  public var replicationFactor: UInt32 = 0
+
+  /// partitions with fewer than R live in-sync copies
+  public var underReplicated: [UInt32] = []
+
+  /// partition moves in flight
+  public var moves: [Chorus_V1_MoveInfo] = []
+
+  /// further moves the planner wants once these finish
+  public var movesPlanned: UInt32 = 0
+
+  /// when every partition last got back to R live copies (0: never degraded)
+  public var lastRecoveredMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_MoveInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  /// the node copied from (the partition's primary)
+  public var from: String = String()
+
+  public var to: String = String()
+
+  /// "rebalance", "drain", "re-replicate"
+  public var reason: String = String()
+
+  public var keysCopied: UInt64 = 0
+
+  public var bytesCopied: UInt64 = 0
+
+  public var startedAtMs: Int64 = 0
+
+  /// the node that gives the partition up when the move completes (may be empty)
+  public var leaving: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_NodeAdmin: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// node id or name
+  public var node: String = String()
+
+  public var action: Chorus_V1_NodeAction = .unspecified
+
+  /// remove: allowed for a dead node that still holds partitions
+  public var force: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_RebalanceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_AdminReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var message: String = String()
+
+  public var status: Chorus_V1_ClusterStatus {
+    get {_status ?? Chorus_V1_ClusterStatus()}
+    set {_status = newValue}
+  }
+  /// Returns true if `status` has been explicitly set.
+  public var hasStatus: Bool {self._status != nil}
+  /// Clears the value of `status`. Subsequent reads from it will return its default value.
+  public mutating func clearStatus() {self._status = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _status: Chorus_V1_ClusterStatus? = nil
+}
+
+/// Replication: the primary sends what it wrote to every replica and learner of the partitions involved.
+public nonisolated struct Chorus_V1_ReplicaWrite: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the primary's map version
+  public var mapVersion: UInt64 = 0
+
+  /// the sending node id
+  public var primary: String = String()
+
+  public var ops: [Chorus_V1_ReplicaOp] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_ReplicaOp: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  /// full shard key (partition prefix included)
+  public var key: Data = Data()
+
+  public var value: Data = Data()
+
+  /// set: delete [key, range_end) instead of a put
+  public var rangeEnd: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_MapPushReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the version the worker holds now
+  public var mapVersion: UInt64 = 0
+
+  /// see Heartbeat.applied_version
+  public var appliedVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_CopyPartition: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  public var sourceID: String = String()
+
+  public var sourceAddress: String = String()
+
+  /// the map version that made the receiver a learner
+  public var mapVersion: UInt64 = 0
+
+  /// throttle; 0 = unlimited
+  public var rateBytesPerS: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_CopyReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: UInt64 = 0
+
+  public var bytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_PartitionChunkRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  /// resume after this shard key; empty = from the start
+  public var after: Data = Data()
+
+  public var maxBytes: UInt32 = 0
+
+  public var mapVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_KeyValue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: Data = Data()
+
+  public var value: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_PartitionChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Chorus_V1_KeyValue] = []
+
+  public var nextAfter: Data = Data()
+
+  public var done: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -828,6 +1292,9 @@ public nonisolated struct Chorus_V1_JobInfo: Sendable {
 
   public var taskRetries: UInt32 = 0
 
+  /// task results refused because their worker no longer held the partition
+  public var fencedResults: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -894,6 +1361,9 @@ public nonisolated struct Chorus_V1_TaskResult: Sendable {
   public var partialJson: String = String()
 
   public var recordsRead: UInt64 = 0
+
+  /// the worker's map version when it finished the task
+  public var mapVersion: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1039,11 +1509,15 @@ public nonisolated struct Chorus_V1_ProfileScanReply: Sendable {
 fileprivate nonisolated let _protobuf_package = "chorus.v1"
 
 nonisolated extension Chorus_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_WRONG_OWNER\0\u{1}ERROR_CODE_UNAVAILABLE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_CANCELLED\0\u{1}ERROR_CODE_UNKNOWN_NODE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_WRONG_OWNER\0\u{1}ERROR_CODE_UNAVAILABLE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_CANCELLED\0\u{1}ERROR_CODE_UNKNOWN_NODE\0\u{1}ERROR_CODE_FENCED\0")
 }
 
 nonisolated extension Chorus_V1_NodeState: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_STATE_UNSPECIFIED\0\u{1}NODE_STATE_ACTIVE\0\u{1}NODE_STATE_SUSPECT\0\u{1}NODE_STATE_DEAD\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_STATE_UNSPECIFIED\0\u{1}NODE_STATE_ACTIVE\0\u{1}NODE_STATE_SUSPECT\0\u{1}NODE_STATE_DEAD\0\u{1}NODE_STATE_JOINING\0\u{1}NODE_STATE_DRAINING\0\u{1}NODE_STATE_DRAINED\0")
+}
+
+nonisolated extension Chorus_V1_NodeAction: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_ACTION_UNSPECIFIED\0\u{1}NODE_ACTION_DRAIN\0\u{1}NODE_ACTION_UNDRAIN\0\u{1}NODE_ACTION_REMOVE\0")
 }
 
 nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
@@ -1052,7 +1526,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1258,6 +1732,84 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .sealPartitions(v)
         }
       }()
+      case 25: try {
+        var v: Chorus_V1_ReplicaWrite?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .replicaWrite(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .replicaWrite(v)
+        }
+      }()
+      case 26: try {
+        var v: Chorus_V1_NodeAdmin?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .nodeAdmin(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .nodeAdmin(v)
+        }
+      }()
+      case 27: try {
+        var v: Chorus_V1_RebalanceRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rebalance(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rebalance(v)
+        }
+      }()
+      case 28: try {
+        var v: Chorus_V1_CopyPartition?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .copyPartition(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .copyPartition(v)
+        }
+      }()
+      case 29: try {
+        var v: Chorus_V1_PartitionChunkRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionChunk(v)
+        }
+      }()
+      case 30: try {
+        var v: Chorus_V1_PartitionMap?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .mapPush(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .mapPush(v)
+        }
+      }()
       default: break
       }
     }
@@ -1338,6 +1890,30 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .sealPartitions(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
     }()
+    case .replicaWrite?: try {
+      guard case .replicaWrite(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .nodeAdmin?: try {
+      guard case .nodeAdmin(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .rebalance?: try {
+      guard case .rebalance(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .copyPartition?: try {
+      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .partitionChunk?: try {
+      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .mapPush?: try {
+      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1355,7 +1931,7 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1520,6 +2096,58 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .ack(v)
         }
       }()
+      case 22: try {
+        var v: Chorus_V1_AdminReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .admin(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .admin(v)
+        }
+      }()
+      case 23: try {
+        var v: Chorus_V1_CopyReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .copyPartition(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .copyPartition(v)
+        }
+      }()
+      case 24: try {
+        var v: Chorus_V1_PartitionChunk?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionChunk(v)
+        }
+      }()
+      case 25: try {
+        var v: Chorus_V1_MapPushReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .mapPush(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .mapPush(v)
+        }
+      }()
       default: break
       }
     }
@@ -1581,6 +2209,22 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
     case .ack?: try {
       guard case .ack(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .admin?: try {
+      guard case .admin(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .copyPartition?: try {
+      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .partitionChunk?: try {
+      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .mapPush?: try {
+      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
     }()
     case nil: break
     }
@@ -1740,7 +2384,7 @@ nonisolated extension Chorus_V1_RegisterReply: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1753,6 +2397,9 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.bytesHeld) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.runningTasks) }()
       case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.nonemptyPartitions) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedVersion) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
       default: break
       }
     }
@@ -1774,6 +2421,15 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.nonemptyPartitions.isEmpty {
       try visitor.visitPackedUInt32Field(value: self.nonemptyPartitions, fieldNumber: 5)
     }
+    if self.appliedVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.appliedVersion, fieldNumber: 6)
+    }
+    if !self.moves.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.moves, fieldNumber: 7)
+    }
+    if self.fenced != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fenced, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1783,6 +2439,49 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.bytesHeld != rhs.bytesHeld {return false}
     if lhs.runningTasks != rhs.runningTasks {return false}
     if lhs.nonemptyPartitions != rhs.nonemptyPartitions {return false}
+    if lhs.appliedVersion != rhs.appliedVersion {return false}
+    if lhs.moves != rhs.moves {return false}
+    if lhs.fenced != rhs.fenced {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_MoveProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MoveProgress"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{3}keys_copied\0\u{3}bytes_copied\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.keysCopied) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.bytesCopied) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if self.keysCopied != 0 {
+      try visitor.visitSingularUInt64Field(value: self.keysCopied, fieldNumber: 2)
+    }
+    if self.bytesCopied != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesCopied, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_MoveProgress, rhs: Chorus_V1_MoveProgress) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.keysCopied != rhs.keysCopied {return false}
+    if lhs.bytesCopied != rhs.bytesCopied {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1883,7 +2582,7 @@ nonisolated extension Chorus_V1_PartitionMapRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Chorus_V1_PartitionAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}owner\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}owner\0\u{1}replicas\0\u{1}learners\0\u{1}epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1893,6 +2592,9 @@ nonisolated extension Chorus_V1_PartitionAssignment: SwiftProtobuf.Message, Swif
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.replicas) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.learners) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       default: break
       }
     }
@@ -1905,12 +2607,24 @@ nonisolated extension Chorus_V1_PartitionAssignment: SwiftProtobuf.Message, Swif
     if !self.owner.isEmpty {
       try visitor.visitSingularStringField(value: self.owner, fieldNumber: 2)
     }
+    if !self.replicas.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.replicas, fieldNumber: 3)
+    }
+    if !self.learners.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.learners, fieldNumber: 4)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_PartitionAssignment, rhs: Chorus_V1_PartitionAssignment) -> Bool {
     if lhs.partition != rhs.partition {return false}
     if lhs.owner != rhs.owner {return false}
+    if lhs.replicas != rhs.replicas {return false}
+    if lhs.learners != rhs.learners {return false}
+    if lhs.epoch != rhs.epoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1918,7 +2632,7 @@ nonisolated extension Chorus_V1_PartitionAssignment: SwiftProtobuf.Message, Swif
 
 nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionMap"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}partition_count\0\u{1}assignments\0\u{1}nodes\0\u{1}hash\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}partition_count\0\u{1}assignments\0\u{1}nodes\0\u{1}hash\0\u{3}replication_factor\0\u{3}cluster_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1931,6 +2645,8 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.assignments) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.nodes) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.hash) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.replicationFactor) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.clusterID) }()
       default: break
       }
     }
@@ -1952,6 +2668,12 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
     if !self.hash.isEmpty {
       try visitor.visitSingularStringField(value: self.hash, fieldNumber: 5)
     }
+    if self.replicationFactor != 0 {
+      try visitor.visitSingularUInt32Field(value: self.replicationFactor, fieldNumber: 6)
+    }
+    if !self.clusterID.isEmpty {
+      try visitor.visitSingularStringField(value: self.clusterID, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1961,6 +2683,8 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
     if lhs.assignments != rhs.assignments {return false}
     if lhs.nodes != rhs.nodes {return false}
     if lhs.hash != rhs.hash {return false}
+    if lhs.replicationFactor != rhs.replicationFactor {return false}
+    if lhs.clusterID != rhs.clusterID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1968,7 +2692,7 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1985,6 +2709,11 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.bytesHeld) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.cores) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.runningTasks) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.primaries) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.learners) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
       default: break
       }
     }
@@ -2018,6 +2747,21 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if self.runningTasks != 0 {
       try visitor.visitSingularUInt32Field(value: self.runningTasks, fieldNumber: 9)
     }
+    if self.primaries != 0 {
+      try visitor.visitSingularUInt32Field(value: self.primaries, fieldNumber: 10)
+    }
+    if self.replicas != 0 {
+      try visitor.visitSingularUInt32Field(value: self.replicas, fieldNumber: 11)
+    }
+    if self.learners != 0 {
+      try visitor.visitSingularUInt32Field(value: self.learners, fieldNumber: 12)
+    }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 13)
+    }
+    if self.fenced != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fenced, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2031,6 +2775,11 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.bytesHeld != rhs.bytesHeld {return false}
     if lhs.cores != rhs.cores {return false}
     if lhs.runningTasks != rhs.runningTasks {return false}
+    if lhs.primaries != rhs.primaries {return false}
+    if lhs.replicas != rhs.replicas {return false}
+    if lhs.learners != rhs.learners {return false}
+    if lhs.draining != rhs.draining {return false}
+    if lhs.fenced != rhs.fenced {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2057,7 +2806,7 @@ nonisolated extension Chorus_V1_ClusterStatusRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}coordinator_id\0\u{3}map_version\0\u{3}partition_count\0\u{3}unassigned_partitions\0\u{1}nodes\0\u{3}jobs_running\0\u{3}jobs_total\0\u{3}uptime_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}coordinator_id\0\u{3}map_version\0\u{3}partition_count\0\u{3}unassigned_partitions\0\u{1}nodes\0\u{3}jobs_running\0\u{3}jobs_total\0\u{3}uptime_ms\0\u{3}replication_factor\0\u{3}under_replicated\0\u{1}moves\0\u{3}moves_planned\0\u{3}last_recovered_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2073,6 +2822,11 @@ nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProto
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.jobsRunning) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.jobsTotal) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.uptimeMs) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.replicationFactor) }()
+      case 10: try { try decoder.decodeRepeatedUInt32Field(value: &self.underReplicated) }()
+      case 11: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.movesPlanned) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.lastRecoveredMs) }()
       default: break
       }
     }
@@ -2103,6 +2857,21 @@ nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProto
     if self.uptimeMs != 0 {
       try visitor.visitSingularInt64Field(value: self.uptimeMs, fieldNumber: 8)
     }
+    if self.replicationFactor != 0 {
+      try visitor.visitSingularUInt32Field(value: self.replicationFactor, fieldNumber: 9)
+    }
+    if !self.underReplicated.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.underReplicated, fieldNumber: 10)
+    }
+    if !self.moves.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.moves, fieldNumber: 11)
+    }
+    if self.movesPlanned != 0 {
+      try visitor.visitSingularUInt32Field(value: self.movesPlanned, fieldNumber: 12)
+    }
+    if self.lastRecoveredMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastRecoveredMs, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2115,6 +2884,499 @@ nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProto
     if lhs.jobsRunning != rhs.jobsRunning {return false}
     if lhs.jobsTotal != rhs.jobsTotal {return false}
     if lhs.uptimeMs != rhs.uptimeMs {return false}
+    if lhs.replicationFactor != rhs.replicationFactor {return false}
+    if lhs.underReplicated != rhs.underReplicated {return false}
+    if lhs.moves != rhs.moves {return false}
+    if lhs.movesPlanned != rhs.movesPlanned {return false}
+    if lhs.lastRecoveredMs != rhs.lastRecoveredMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_MoveInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MoveInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}from\0\u{1}to\0\u{1}reason\0\u{3}keys_copied\0\u{3}bytes_copied\0\u{3}started_at_ms\0\u{1}leaving\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.keysCopied) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.bytesCopied) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.startedAtMs) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.leaving) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 2)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    if self.keysCopied != 0 {
+      try visitor.visitSingularUInt64Field(value: self.keysCopied, fieldNumber: 5)
+    }
+    if self.bytesCopied != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesCopied, fieldNumber: 6)
+    }
+    if self.startedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedAtMs, fieldNumber: 7)
+    }
+    if !self.leaving.isEmpty {
+      try visitor.visitSingularStringField(value: self.leaving, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_MoveInfo, rhs: Chorus_V1_MoveInfo) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.keysCopied != rhs.keysCopied {return false}
+    if lhs.bytesCopied != rhs.bytesCopied {return false}
+    if lhs.startedAtMs != rhs.startedAtMs {return false}
+    if lhs.leaving != rhs.leaving {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_NodeAdmin: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".NodeAdmin"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}action\0\u{1}force\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.action) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.force) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if self.action != .unspecified {
+      try visitor.visitSingularEnumField(value: self.action, fieldNumber: 2)
+    }
+    if self.force != false {
+      try visitor.visitSingularBoolField(value: self.force, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_NodeAdmin, rhs: Chorus_V1_NodeAdmin) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.force != rhs.force {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_RebalanceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RebalanceRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_RebalanceRequest, rhs: Chorus_V1_RebalanceRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AdminReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdminReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}message\0\u{1}status\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._status) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 1)
+    }
+    try { if let v = self._status {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_AdminReply, rhs: Chorus_V1_AdminReply) -> Bool {
+    if lhs.message != rhs.message {return false}
+    if lhs._status != rhs._status {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ReplicaWrite: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReplicaWrite"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{1}primary\0\u{1}ops\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.primary) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.ops) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 1)
+    }
+    if !self.primary.isEmpty {
+      try visitor.visitSingularStringField(value: self.primary, fieldNumber: 2)
+    }
+    if !self.ops.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ops, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ReplicaWrite, rhs: Chorus_V1_ReplicaWrite) -> Bool {
+    if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.primary != rhs.primary {return false}
+    if lhs.ops != rhs.ops {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ReplicaOp: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReplicaOp"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}key\0\u{1}value\0\u{3}range_end\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.value) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.rangeEnd) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 2)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 3)
+    }
+    if !self.rangeEnd.isEmpty {
+      try visitor.visitSingularBytesField(value: self.rangeEnd, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ReplicaOp, rhs: Chorus_V1_ReplicaOp) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.rangeEnd != rhs.rangeEnd {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_MapPushReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MapPushReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{3}applied_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.appliedVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 1)
+    }
+    if self.appliedVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.appliedVersion, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_MapPushReply, rhs: Chorus_V1_MapPushReply) -> Bool {
+    if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.appliedVersion != rhs.appliedVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_CopyPartition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CopyPartition"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{3}source_id\0\u{3}source_address\0\u{3}map_version\0\u{3}rate_bytes_per_s\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.sourceID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sourceAddress) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.rateBytesPerS) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.sourceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceID, fieldNumber: 2)
+    }
+    if !self.sourceAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceAddress, fieldNumber: 3)
+    }
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 4)
+    }
+    if self.rateBytesPerS != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rateBytesPerS, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_CopyPartition, rhs: Chorus_V1_CopyPartition) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.sourceID != rhs.sourceID {return false}
+    if lhs.sourceAddress != rhs.sourceAddress {return false}
+    if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.rateBytesPerS != rhs.rateBytesPerS {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_CopyReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CopyReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.keys) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.keys != 0 {
+      try visitor.visitSingularUInt64Field(value: self.keys, fieldNumber: 1)
+    }
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_CopyReply, rhs: Chorus_V1_CopyReply) -> Bool {
+    if lhs.keys != rhs.keys {return false}
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PartitionChunkRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionChunkRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}after\0\u{3}max_bytes\0\u{3}map_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.after) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.maxBytes) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.after.isEmpty {
+      try visitor.visitSingularBytesField(value: self.after, fieldNumber: 2)
+    }
+    if self.maxBytes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxBytes, fieldNumber: 3)
+    }
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PartitionChunkRequest, rhs: Chorus_V1_PartitionChunkRequest) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.after != rhs.after {return false}
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_KeyValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeyValue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 1)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_KeyValue, rhs: Chorus_V1_KeyValue) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PartitionChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{3}next_after\0\u{1}done\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.nextAfter) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.done) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    if !self.nextAfter.isEmpty {
+      try visitor.visitSingularBytesField(value: self.nextAfter, fieldNumber: 2)
+    }
+    if self.done != false {
+      try visitor.visitSingularBoolField(value: self.done, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PartitionChunk, rhs: Chorus_V1_PartitionChunk) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs.nextAfter != rhs.nextAfter {return false}
+    if lhs.done != rhs.done {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2292,7 +3554,7 @@ nonisolated extension Chorus_V1_JobListRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Chorus_V1_JobInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}progress\0\u{3}tasks_total\0\u{3}tasks_done\0\u{1}stage\0\u{3}submitted_at_ms\0\u{3}started_at_ms\0\u{3}finished_at_ms\0\u{1}error\0\u{3}summary_json\0\u{1}params\0\u{3}task_retries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}progress\0\u{3}tasks_total\0\u{3}tasks_done\0\u{1}stage\0\u{3}submitted_at_ms\0\u{3}started_at_ms\0\u{3}finished_at_ms\0\u{1}error\0\u{3}summary_json\0\u{1}params\0\u{3}task_retries\0\u{3}fenced_results\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2314,6 +3576,7 @@ nonisolated extension Chorus_V1_JobInfo: SwiftProtobuf.Message, SwiftProtobuf._M
       case 12: try { try decoder.decodeSingularStringField(value: &self.summaryJson) }()
       case 13: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
       case 14: try { try decoder.decodeSingularUInt32Field(value: &self.taskRetries) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.fencedResults) }()
       default: break
       }
     }
@@ -2362,6 +3625,9 @@ nonisolated extension Chorus_V1_JobInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.taskRetries != 0 {
       try visitor.visitSingularUInt32Field(value: self.taskRetries, fieldNumber: 14)
     }
+    if self.fencedResults != 0 {
+      try visitor.visitSingularUInt32Field(value: self.fencedResults, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2380,6 +3646,7 @@ nonisolated extension Chorus_V1_JobInfo: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.summaryJson != rhs.summaryJson {return false}
     if lhs.params != rhs.params {return false}
     if lhs.taskRetries != rhs.taskRetries {return false}
+    if lhs.fencedResults != rhs.fencedResults {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2477,7 +3744,7 @@ nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2491,6 +3758,7 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       case 4: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.partialJson) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.recordsRead) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
       default: break
       }
     }
@@ -2519,6 +3787,9 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
     if self.recordsRead != 0 {
       try visitor.visitSingularUInt64Field(value: self.recordsRead, fieldNumber: 6)
     }
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2529,6 +3800,7 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
     if lhs._catalog != rhs._catalog {return false}
     if lhs.partialJson != rhs.partialJson {return false}
     if lhs.recordsRead != rhs.recordsRead {return false}
+    if lhs.mapVersion != rhs.mapVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

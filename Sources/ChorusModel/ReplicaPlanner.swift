@@ -1,0 +1,97 @@
+/// Pure replica placement: which nodes should hold each partition, primary first.
+///
+/// Input is the current in-sync holder list of every partition (primary first) and the nodes that may hold data
+/// (live and not draining). The plan:
+/// 1. keeps every current holder that is still eligible (at most R of them), so no data moves without a reason;
+/// 2. tops every partition up to R' = min(R, eligible nodes) holders, each time on the least-loaded eligible node
+///    that does not hold it yet;
+/// 3. moves one holding at a time from the most- to the least-loaded node until all loads are within one
+///    (first re-targeting holdings added in step 2, which cost nothing yet, then holdings where the donor is not
+///    the primary, so leadership rarely changes). Each step lowers the spread, so the number of copies is the
+///    minimum the loads require;
+/// 4. balances primaries by reordering holders inside a partition (a leadership change, no data moves).
+/// Ties break by node id, so the plan is a deterministic function of its input.
+/// Partitions whose holders are all ineligible and that were never empty are left alone by the caller (their data
+/// lives only on those nodes); the planner itself just reports what it would like.
+public enum ReplicaPlanner {
+    public static func plan(current: [[String]], eligible unsorted: [String], replicationFactor: Int) -> [[String]] {
+        let eligible = Array(Set(unsorted)).sorted()
+        guard !eligible.isEmpty, replicationFactor >= 1 else { return current }
+        let r = min(replicationFactor, eligible.count)
+        let ok = Set(eligible)
+        var load = Dictionary(uniqueKeysWithValues: eligible.map { ($0, 0) })
+        var out: [[String]] = current.map { holders in
+            var seen = Set<String>()
+            return Array(holders.filter { ok.contains($0) && seen.insert($0).inserted }.prefix(r))
+        }
+        // How often two nodes hold the same partition. Spreading partners means a dead node's partitions are
+        // re-replicated from (and onto) many nodes, not one.
+        var pairs: [String: Int] = [:]
+        func pairKey(_ x: String, _ y: String) -> String { x < y ? x + "\u{0}" + y : y + "\u{0}" + x }
+        for h in out {
+            for n in h { load[n]! += 1 }
+            for (i, x) in h.enumerated() { for y in h[(i + 1)...] { pairs[pairKey(x, y), default: 0] += 1 } }
+        }
+        func leastLoaded(excluding: [String]) -> String? {
+            func score(_ n: String) -> Int { excluding.reduce(0) { $0 + (pairs[pairKey($1, n)] ?? 0) } }
+            return eligible.filter { !excluding.contains($0) }.min { (load[$0]!, score($0), $0) < (load[$1]!, score($1), $1) }
+        }
+        // 2. Top up. Holdings added here are free to re-target in step 3 (they are not copied yet).
+        var added = Set<String>()
+        for p in out.indices {
+            while out[p].count < r, let n = leastLoaded(excluding: out[p]) {
+                for x in out[p] { pairs[pairKey(x, n), default: 0] += 1 }
+                out[p].append(n)
+                load[n]! += 1
+                added.insert("\(p)/\(n)")
+            }
+        }
+        // 3. Spread holdings.
+        var guardSteps = out.count * r * eligible.count + 16
+        while guardSteps > 0 {
+            guardSteps -= 1
+            let hi = eligible.max { (load[$0]!, $1) < (load[$1]!, $0) }!
+            let lo = eligible.min { (load[$0]!, $0) < (load[$1]!, $1) }!
+            guard load[hi]! - load[lo]! > 1 else { break }
+            let candidates = out.indices.filter { out[$0].contains(hi) && !out[$0].contains(lo) }
+            guard let p = candidates.last(where: { added.contains("\($0)/\(hi)") })
+                    ?? candidates.last(where: { out[$0].first != hi }) ?? candidates.last else { break }
+            if added.remove("\(p)/\(hi)") != nil || current[p].isEmpty { added.insert("\(p)/\(lo)") }
+            let i = out[p].firstIndex(of: hi)!
+            if i == 0 {
+                // The donor was primary: the next holder takes over, the newcomer joins at the end.
+                out[p].remove(at: 0)
+                out[p].append(lo)
+            } else {
+                out[p][i] = lo
+            }
+            load[hi]! -= 1
+            load[lo]! += 1
+        }
+        // 4. Balance primaries by reordering inside each partition.
+        var prim = Dictionary(uniqueKeysWithValues: eligible.map { ($0, 0) })
+        for h in out { if let f = h.first { prim[f]! += 1 } }
+        guardSteps = out.count * eligible.count + 16
+        while guardSteps > 0 {
+            guardSteps -= 1
+            let hi = eligible.max { (prim[$0]!, $1) < (prim[$1]!, $0) }!
+            // The partition led by `hi` whose other holder has the fewest primaries.
+            var best: (p: Int, i: Int, n: String)?
+            for p in out.indices where out[p].first == hi {
+                for (i, n) in out[p].enumerated().dropFirst() where prim[n]! + 1 < prim[hi]! {
+                    if best == nil || (prim[n]!, n, p) < (prim[best!.n]!, best!.n, best!.p) { best = (p, i, n) }
+                }
+            }
+            guard let b = best else { break }
+            out[b.p].swapAt(0, b.i)
+            prim[hi]! -= 1
+            prim[b.n]! += 1
+        }
+        return out
+    }
+
+    /// Copies the plan needs: holders in `target` that are not in `current`, summed over partitions.
+    public static func copies(from current: [[String]], to target: [[String]]) -> Int {
+        zip(current, target).reduce(0) { acc, pair in acc + pair.1.filter { !pair.0.contains($0) }.count }
+    }
+}
