@@ -171,6 +171,7 @@ public final class Coordinator: Sendable {
             var reply = Chorus_V1_RegisterReply()
             reply.partitionMap = map
             reply.heartbeatIntervalMs = UInt32(options.timing.heartbeatIntervalMs)
+            mapChanged.yield()  // other workers learn the (possibly new) address
             return .registerWorker(reply)
         case let .nodeAdmin(a):
             var reply = Chorus_V1_AdminReply()

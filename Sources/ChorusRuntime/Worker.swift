@@ -217,6 +217,11 @@ public final class Worker: Sendable {
         let me = nodeId
         let dropped: [UInt32] = try await writeQueue.run { [self] in
             let (old, nonEmpty, copying) = state.withLock { ($0.map, $0.nonEmpty, Set($0.copies.keys)) }
+            if m.version == old.version, !m.nodes.isEmpty, m.nodes != old.nodes {
+                // Same placement, new member details (a worker restarted on a new address).
+                state.withLock { $0.map.nodes = m.nodes }
+                return []
+            }
             guard m.version > old.version else { return [] }
             let keep = Set(m.assignments.filter { $0.owner == me || $0.replicas.contains(me) || $0.learners.contains(me) }
                 .map(\.partition))
@@ -424,7 +429,6 @@ public final class Worker: Sendable {
         let infos = Dictionary(map.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var missing: [String] = []
         let failures = Locked<[String]>([])
-        var fencedBy = false
         await withDiscardingTaskGroup { group in
             for (node, nodeOps) in byNode {
                 guard let info = infos[node] else { missing.append(node); continue }
@@ -442,11 +446,9 @@ public final class Worker: Sendable {
             }
         }
         let failed = failures.withLock { $0 }
-        if failed.contains(where: { $0.contains("lease") || $0.contains("stale") || $0.contains("fenced") }) {
-            fencedBy = true
-        }
         if !missing.isEmpty || !failed.isEmpty {
-            if fencedBy { try? await refreshMap() }
+            // A newer map may list the copy elsewhere, or at a new address after a restart.
+            try? await refreshMap()
             throw ChorusError(.unavailable, "not every replica confirmed the write: "
                               + (missing.map { "\($0): not in the map" } + failed).joined(separator: "; "),
                               hint: "retry: the coordinator replaces unreachable replicas within seconds")
