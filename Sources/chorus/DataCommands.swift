@@ -295,7 +295,7 @@ struct Node: AsyncParsableCommand {
 
 struct Cluster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Cluster-wide views and actions.",
-                                                    subcommands: [Status.self, Rebalance.self])
+                                                    subcommands: [Status.self, Map.self, Rebalance.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -328,6 +328,37 @@ struct Cluster: AsyncParsableCommand {
                 print("workers: \(live) live of \(s.nodes.count)")
                 if !s.nodes.isEmpty { printNodes(s.nodes) }
                 print("jobs: \(s.jobsRunning) running, \(s.jobsTotal) total")
+            }
+        }
+    }
+
+    struct Map: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the partition map: each partition's primary, replicas, learners and epoch.")
+        @OptionGroup var client: ClientOptions
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                let m = try await c.partitionMap()
+                let names = Dictionary(m.nodes.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+                if client.json {
+                    printJSON(["version": Int(m.version), "partition_count": Int(m.partitionCount),
+                               "replication_factor": Int(m.replicationFactor), "hash": m.hash,
+                               "partitions": m.assignments.map { a in
+                                   ["partition": Int(a.partition), "primary": a.owner, "replicas": a.replicas,
+                                    "learners": a.learners, "epoch": Int(a.epoch)] as [String: Any] },
+                               "nodes": m.nodes.map(nodeDict)])
+                    return
+                }
+                print("map version \(m.version), \(m.partitionCount) partitions, R=\(m.replicationFactor), hash \(m.hash)")
+                for a in m.assignments {
+                    func n(_ id: String) -> String { names[id] ?? (id.isEmpty ? "-" : id) }
+                    print(String(format: "%6d  primary %-12@ replicas %-24@ epoch %d%@", Int(a.partition),
+                                 n(a.owner) as NSString, a.replicas.map(n).joined(separator: ",") as NSString,
+                                 Int(a.epoch), a.learners.isEmpty ? "" : "  copying to \(a.learners.map(n).joined(separator: ","))"))
+                }
             }
         }
     }

@@ -1,0 +1,47 @@
+import ChorusModel
+import ChorusWire
+import Foundation
+
+/// Raw requests sent straight to one worker, bypassing routing — what a client or coordinator holding a stale
+/// partition map would send. Used by `chorus debug` and the fencing tests to prove that stale requests are refused.
+public enum DebugRequests {
+    /// Writes one user record into `partition` on the worker at `address`, claiming map version `mapVersion`.
+    public static func writeUser(worker address: String, partition: UInt32, mapVersion: UInt64, userId: String,
+                                 timeout: Duration = .seconds(3)) async throws -> Chorus_V1_WriteReply {
+        let peer = try Peer(endpoint: address, role: "worker", sender: "debug")
+        defer { peer.close() }
+        var user = Chorus_V1_User()
+        user.id = userId
+        user.channel = "debug"
+        var put = Chorus_V1_Put()
+        put.partition = partition
+        put.role = .user
+        put.keyID = Data(userId.utf8)
+        put.value = try user.serializedData()
+        put.counted = true
+        var wb = Chorus_V1_WriteBatch()
+        wb.mapVersion = mapVersion
+        wb.puts = [put]
+        guard case let .writeBatch(r) = try await peer.call(.writeBatch(wb), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r
+    }
+
+    /// Runs the catalog stage of a features task for `partition` on the worker at `address`.
+    public static func runTask(worker address: String, partition: UInt32, mapVersion: UInt64,
+                               timeout: Duration = .seconds(10)) async throws -> Chorus_V1_TaskResult {
+        let peer = try Peer(endpoint: address, role: "worker", sender: "debug")
+        defer { peer.close() }
+        var t = Chorus_V1_RunTask()
+        t.jobID = "debug"
+        t.kind = JobKinds.features
+        t.stage = "catalog"
+        t.partition = partition
+        t.mapVersion = mapVersion
+        guard case let .taskResult(r) = try await peer.call(.runTask(t), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r
+    }
+}

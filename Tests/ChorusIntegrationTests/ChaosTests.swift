@@ -1,0 +1,240 @@
+import ChorusAnalytics
+import ChorusModel
+import Foundation
+import Synchronization
+import Testing
+
+/// Ingests small files of new users in a loop with `chorus ingest`, one process per file, and records the ids of
+/// every file whose ingest was acknowledged (exit 0). A failed file is retried a few times, then given up (its ids
+/// are then not acknowledged, so they may or may not be present).
+final class ContinuousIngest: @unchecked Sendable {
+    // SAFETY: `acknowledged`, `attempts` and `failures` are only touched under `lock`; the thread is joined via `stop()`.
+    private let lock = NSLock()
+    private var acknowledged: [String] = []
+    private var attempts = 0
+    private var failures: [String] = []
+    private let stopFlag = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+    let dir: String
+    let coordinator: String
+
+    init(dir: String, coordinator: String, usersPerFile: Int = 40) {
+        self.dir = dir
+        self.coordinator = coordinator
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        Thread.detachNewThread { [self] in
+            var batch = 0
+            while !stopFlag.load(ordering: .relaxed) {
+                batch += 1
+                let ids = (0..<usersPerFile).map { "chaos-\(batch)-\($0)" }
+                let path = dir + "/users-\(batch).jsonl"
+                let text = ids.map { #"{"user_id":"\#($0)","channel":"weibo","country":"CN","language":"zh","age_band":"25-34","created_at":"2025-01-01T00:00:00Z"}"# }
+                    .joined(separator: "\n") + "\n"
+                FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+                for _ in 0..<4 {
+                    let r = try? chorus(["ingest", "--coordinator", coordinator, "--json", path], timeout: 120)
+                    lock.withLock { attempts += 1 }
+                    if let r, r.status == 0 {
+                        lock.withLock { acknowledged += ids }
+                        break
+                    }
+                    lock.withLock { failures.append(r.map { "exit \($0.status): \($0.stderr.prefix(300))" } ?? "did not run") }
+                    usleep(300_000)
+                }
+            }
+            done.signal()
+        }
+    }
+
+    func stop() -> (acknowledged: [String], attempts: Int, failures: [String]) {
+        stopFlag.store(true, ordering: .relaxed)
+        done.wait()
+        return lock.withLock { (acknowledged, attempts, failures) }
+    }
+}
+
+/// Membership changes and crashes while ingest and a job run: nothing acknowledged is lost, the job's results
+/// equal an undisturbed run, and R is restored.
+@Suite(.serialized) struct ChaosTests {
+    static let asOf = "1759104000"
+
+    func profiles(_ path: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            let id = obj["user_id"] as? String ?? ""
+            out[id] = String(line)
+        }
+        return out
+    }
+
+    func allUserIds(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line in
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            return obj["user_id"] as? String ?? ""
+        }
+    }
+
+    @Test func joinDrainKillAndCoordinatorRestartLoseNothing() throws {
+        let work = NSTemporaryDirectory() + "chorus-chaos-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let gen = work + "/gen"
+        #expect(try chorus(["generate", "--users", "300", "--seed", "21", "--out", gen]).status == 0)
+        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
+
+        // Reference: the same data and job on an undisturbed cluster.
+        let ref = try TestCluster(workers: 2, partitions: 32, replication: 2)
+        #expect(try chorus(["ingest", "--coordinator", ref.address, "--json"] + files).status == 0)
+        let refJob = try chorus(["job", "submit", "features", "--coordinator", ref.address, "--as-of", Self.asOf,
+                                 "--wait", "--json"], timeout: 120)
+        #expect(refJob.json["state"] as? String == "succeeded", "\(refJob.stderr)")
+        #expect(try chorus(["profile", "export", "--coordinator", ref.address, "--out", work + "/ref.jsonl"]).status == 0)
+        ref.shutdown()
+        let reference = try profiles(work + "/ref.jsonl")
+
+        // The cluster under test: 4 workers, R = 2.
+        let cluster = try TestCluster(workers: 4, partitions: 32, replication: 2)
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let base = try chorus(["ingest", "--coordinator", a, "--json"] + files)
+        #expect(base.status == 0, "\(base.stderr)")
+
+        let ingest = ContinuousIngest(dir: work + "/stream", coordinator: a)
+        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--as-of", Self.asOf,
+                              "--param", "debug_task_delay_ms=700", "--json"])
+        let jobId = sub.json["id"] as? String ?? ""
+        #expect(!jobId.isEmpty, "\(sub.stderr)")
+        usleep(1_500_000)
+        try cluster.addWorker(5)                                       // join
+        usleep(1_000_000)
+        let drain = try chorus(["node", "drain", "w2", "--coordinator", a])  // drain
+        #expect(drain.status == 0, "\(drain.stderr)")
+        usleep(1_000_000)
+        cluster.workers[2].kill9()                                     // kill -9 w3
+        let killedAt = Date()
+        usleep(2_000_000)
+        try cluster.restartCoordinator(kill9: true)                    // coordinator restart
+
+        let watched = try chorus(["job", "watch", jobId, "--coordinator", a, "--json"], timeout: 400)
+        #expect(watched.status == 0, "\(watched.stderr)\n\(cluster.logs())")
+        #expect(watched.json["state"] as? String == "succeeded")
+        // Keep ingesting a little after the job, then stop the client.
+        usleep(1_000_000)
+        let (acked, attempts, failures) = ingest.stop()
+
+        // The job's results equal the undisturbed run (the streamed users have no interactions or follows, so
+        // they do not change any base user's profile).
+        let out = work + "/chaos.jsonl"
+        let exp = try chorus(["profile", "export", "--coordinator", a, "--out", out], timeout: 120)
+        #expect(exp.status == 0, "\(exp.stderr)")
+        let got = try profiles(out)
+        var mismatched = 0
+        for (id, line) in reference where got[id] != line { mismatched += 1 }
+        #expect(mismatched == 0, "\(mismatched) of \(reference.count) profiles differ from the undisturbed run")
+
+        // R is restored: w2 drained, w3 dead, every partition on 2 live workers again.
+        try waitUntil("R restored and w2 drained", seconds: 120) {
+            let s = try cluster.status()
+            let nodes = s["nodes"] as? [[String: Any]] ?? []
+            return (s["under_replicated"] as? [Int])?.isEmpty == true && (s["moves"] as? [Any])?.isEmpty == true
+                && nodes.contains { $0["name"] as? String == "w2" && $0["state"] as? String == "drained" }
+                && nodes.contains { $0["name"] as? String == "w3" && $0["state"] as? String == "dead" }
+        }
+        let status = try cluster.status()
+        let recoveredMs = status["last_recovered_ms"] as? Int ?? 0
+        let recoverySeconds = Double(recoveredMs) / 1000 - killedAt.timeIntervalSince1970
+
+        // Every acknowledged record is present exactly once: a second job gives every user a profile.
+        let verify = try chorus(["job", "submit", "features", "--coordinator", a, "--as-of", Self.asOf, "--wait",
+                                 "--json"], timeout: 180)
+        #expect(verify.json["state"] as? String == "succeeded", "\(verify.stderr)")
+        let all = work + "/all.jsonl"
+        #expect(try chorus(["profile", "export", "--coordinator", a, "--out", all], timeout: 120).status == 0)
+        var counts: [String: Int] = [:]
+        for id in try allUserIds(all) { counts[id, default: 0] += 1 }
+        let found = acked.filter { counts[$0] != nil }.count
+        let lost = acked.count - found
+        let duplicated = counts.values.filter { $0 > 1 }.count
+        print("""
+            chaos: acknowledged \(acked.count) records in \(attempts) ingest runs (\(failures.count) retried), \
+            found \(found), lost \(lost), duplicated \(duplicated); profiles equal to the undisturbed run: \
+            \(reference.count - mismatched)/\(reference.count); R restored \(String(format: "%.1f", recoverySeconds)) s \
+            after the kill -9 (including the coordinator restart)
+            """)
+        #expect(acked.count > 0, "the continuous ingest never succeeded: \(failures.prefix(3))")
+        #expect(lost == 0)
+        #expect(duplicated == 0)
+        // No partition is left on the drained or the dead node.
+        let map = try chorus(["cluster", "map", "--coordinator", a, "--json"]).json
+        let nodes = map["nodes"] as? [[String: Any]] ?? []
+        let gone = Set(nodes.filter { ["w2", "w3"].contains($0["name"] as? String ?? "") }.compactMap { $0["id"] as? String })
+        for p in map["partitions"] as? [[String: Any]] ?? [] {
+            let holders = [p["primary"] as? String ?? ""] + (p["replicas"] as? [String] ?? [])
+            #expect(holders.count == 2 && gone.isDisjoint(with: holders), "partition \(p)")
+        }
+    }
+
+    @Test func aFrozenWorkerIsFencedAfterItsPartitionsMoved() throws {
+        let cluster = try TestCluster(workers: 3, partitions: 8, replication: 2)
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let gen = cluster.dir + "/gen"
+        #expect(try chorus(["generate", "--users", "60", "--seed", "5", "--out", gen]).status == 0)
+        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
+        #expect(try chorus(["ingest", "--coordinator", a, "--json"] + files).status == 0)
+
+        let before = try chorus(["cluster", "map", "--coordinator", a, "--json"]).json
+        let oldVersion = before["version"] as? Int ?? 0
+        let nodes = before["nodes"] as? [[String: Any]] ?? []
+        let w1 = nodes.first { $0["name"] as? String == "w1" } ?? [:]
+        let w1Id = w1["id"] as? String ?? ""
+        let w1Addr = w1["address"] as? String ?? ""
+        let led = (before["partitions"] as? [[String: Any]] ?? []).filter { $0["primary"] as? String == w1Id }
+            .compactMap { $0["partition"] as? Int }
+        #expect(!led.isEmpty)
+        let p = led[0]
+        // A user id that hashes into partition p.
+        let placement = Placement(partitionCount: 8)
+        let uid = (0..<10_000).lazy.map { "fenced-\($0)" }.first { placement.partition(of: $0) == UInt32(p) }!
+
+        // A slow job keeps tasks in flight on w1 when it freezes.
+        let sub = try chorus(["job", "submit", "features", "--coordinator", a, "--param", "debug_task_delay_ms=2500",
+                              "--json"])
+        let jobId = sub.json["id"] as? String ?? ""
+        usleep(800_000)
+        kill(cluster.workers[0].pid, SIGSTOP)
+        try waitUntil("w1 declared dead and its partitions re-replicated", seconds: 60) {
+            let s = try cluster.status()
+            let ns = s["nodes"] as? [[String: Any]] ?? []
+            return ns.contains { $0["name"] as? String == "w1" && $0["state"] as? String == "dead" }
+                && (s["under_replicated"] as? [Int])?.isEmpty == true && (s["moves"] as? [Any])?.isEmpty == true
+        }
+        kill(cluster.workers[0].pid, SIGCONT)
+        // Straight away, as a client or coordinator that still holds the old map would:
+        let write = try chorus(["debug", "write", "--worker", w1Addr, "--partition", String(p), "--map-version",
+                                String(oldVersion), "--user-id", uid])
+        #expect(write.status == 69, "stale write was accepted: \(write.stdout) \(write.stderr)")
+        #expect(write.stderr.contains("lease") || write.stderr.contains("primary"), "\(write.stderr)")
+        let task = try chorus(["debug", "task", "--worker", w1Addr, "--partition", String(p), "--map-version",
+                               String(oldVersion)])
+        #expect(task.status == 69, "stale task was served: \(task.stdout) \(task.stderr)")
+        // Still refused once w1 caught up with the new map (it is no longer the primary).
+        try waitUntil("w1 back", seconds: 30) {
+            let ns = try chorus(["node", "list", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
+            return ns.contains { $0["name"] as? String == "w1" && $0["state"] as? String == "active" }
+        }
+        let later = try chorus(["debug", "write", "--worker", w1Addr, "--partition", String(p), "--map-version",
+                                String(oldVersion), "--user-id", uid])
+        #expect(later.status == 69 && later.stderr.contains("not the primary"), "\(later.stderr)")
+        // The stale write left no trace anywhere.
+        let get = try chorus(["profile", "get", uid, "--coordinator", a])
+        #expect(get.status == 66 && get.stderr.contains("unknown"), "\(get.stderr)")
+        // w1 counted what it refused (stale results of the tasks it was running, and the requests above).
+        let ns = try chorus(["node", "list", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
+        let fenced = ns.first { $0["name"] as? String == "w1" }?["fenced"] as? Int ?? 0
+        #expect(fenced >= 2)
+        // The job still succeeds, on the new primaries.
+        let w = try chorus(["job", "watch", jobId, "--coordinator", a, "--json"], timeout: 300)
+        #expect(w.json["state"] as? String == "succeeded", "\(w.stderr)\n\(cluster.logs())")
+    }
+}
