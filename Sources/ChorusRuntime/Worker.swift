@@ -303,6 +303,7 @@ public final class Worker: Sendable {
                 throw ChorusError(.usage, "partition \(p) does not exist (partition count \(map.partitionCount))")
             }
             if map.assignments[Int(p)].owner != nodeId {
+                state.withLock { $0.fenced += 1 }
                 throw ChorusError(.wrongOwner, "worker \(name) is not the primary of partition \(p) "
                                   + "(map version \(map.version))")
             }

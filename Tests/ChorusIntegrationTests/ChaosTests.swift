@@ -218,21 +218,28 @@ final class ContinuousIngest: @unchecked Sendable {
         let task = try chorus(["debug", "task", "--worker", w1Addr, "--partition", String(p), "--map-version",
                                String(oldVersion)])
         #expect(task.status == 69, "stale task was served: \(task.stdout) \(task.stderr)")
-        // Still refused once w1 caught up with the new map (it is no longer the primary).
+        // Still refused once w1 caught up with the new map, for any partition it does not lead now.
         try waitUntil("w1 back", seconds: 30) {
             let ns = try chorus(["node", "list", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
             return ns.contains { $0["name"] as? String == "w1" && $0["state"] as? String == "active" }
         }
-        let later = try chorus(["debug", "write", "--worker", w1Addr, "--partition", String(p), "--map-version",
-                                String(oldVersion), "--user-id", uid])
-        #expect(later.status == 69 && later.stderr.contains("not the primary"), "\(later.stderr)")
+        let now = try chorus(["cluster", "map", "--coordinator", a, "--json"]).json
+        let notLed = (now["partitions"] as? [[String: Any]] ?? []).filter { $0["primary"] as? String != w1Id }
+            .compactMap { $0["partition"] as? Int }
+        if let q = notLed.first {
+            let uid2 = (0..<10_000).lazy.map { "fenced-b-\($0)" }.first { placement.partition(of: $0) == UInt32(q) }!
+            let later = try chorus(["debug", "write", "--worker", w1Addr, "--partition", String(q), "--map-version",
+                                    String(oldVersion), "--user-id", uid2])
+            #expect(later.status == 69 && later.stderr.contains("not the primary"), "\(later.stderr)")
+        }
         // The stale write left no trace anywhere.
         let get = try chorus(["profile", "get", uid, "--coordinator", a])
         #expect(get.status == 66 && get.stderr.contains("unknown"), "\(get.stderr)")
         // w1 counted what it refused (stale results of the tasks it was running, and the requests above).
-        let ns = try chorus(["node", "list", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
-        let fenced = ns.first { $0["name"] as? String == "w1" }?["fenced"] as? Int ?? 0
-        #expect(fenced >= 2)
+        try waitUntil("w1 reports what it refused", seconds: 10) {
+            let ns = try chorus(["node", "list", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
+            return ns.first { $0["name"] as? String == "w1" }?["fenced"] as? Int ?? 0 >= 3
+        }
         // The job still succeeds, on the new primaries.
         let w = try chorus(["job", "watch", jobId, "--coordinator", a, "--json"], timeout: 300)
         #expect(w.json["state"] as? String == "succeeded", "\(w.stderr)\n\(cluster.logs())")
