@@ -124,6 +124,7 @@ actor CoordinatorState {
             return true
         }
         nodes = loadedNodes
+        degraded = map.assignments.contains { !$0.owner.isEmpty }  // nobody is live until workers re-register
         // Jobs that were queued or running are resumed: they start again from their first stage (every task is
         // idempotent: it recomputes its partition and overwrites the previous result).
         var loadedJobs: [String: Chorus_V1_JobInfo] = [:]
@@ -201,6 +202,7 @@ actor CoordinatorState {
         node.progress = [:]
         nodes[r.nodeID] = node
         try persist(node: node.info)
+        noteReplication()
         return mapWithNodes()
     }
 
@@ -253,6 +255,7 @@ actor CoordinatorState {
             }
         }
         guard !died.isEmpty else { return false }
+        noteReplication()
         let gone = Set(died)
         for p in moves.keys where gone.contains(moves[p]!.to) || gone.contains(moves[p]!.from) { moves[p] = nil }
         return try dropHolders(gone)

@@ -29,6 +29,10 @@ public final class DealerClient: @unchecked Sendable {
         let socket = try RawSocket(type: ZMQ_DEALER)
         socket.setInt(ZMQ_RECONNECT_IVL, 100)
         socket.setInt(ZMQ_RECONNECT_IVL_MAX, 2000)
+        // ZMTP heartbeats: a PING every second; a connection silent for 3 s is dropped and re-dialled (with the
+        // reconnect backoff above), so a half-open TCP connection to a crashed peer does not linger.
+        socket.setInt(ZMQ_HEARTBEAT_IVL, 1000)
+        socket.setInt(ZMQ_HEARTBEAT_TIMEOUT, 3000)
         socket.setInt(ZMQ_SNDHWM, 100_000)
         socket.setInt(ZMQ_RCVHWM, 100_000)
         if zmq_connect(socket.raw, endpoint) != 0 {

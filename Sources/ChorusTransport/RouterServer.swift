@@ -25,6 +25,8 @@ public final class RouterServer: @unchecked Sendable {
     public init(bind endpoint: String, maxMessageBytes: Int64 = 512 << 20) throws(TransportError) {
         let socket = try RawSocket(type: ZMQ_ROUTER)
         socket.setInt64(ZMQ_MAXMSGSIZE, maxMessageBytes)
+        socket.setInt(ZMQ_HEARTBEAT_IVL, 1000)
+        socket.setInt(ZMQ_HEARTBEAT_TIMEOUT, 3000)
         socket.setInt(ZMQ_SNDHWM, 100_000)
         socket.setInt(ZMQ_RCVHWM, 100_000)
         if zmq_bind(socket.raw, endpoint) != 0 {
