@@ -111,14 +111,31 @@ public final class ChorusClient: Sendable {
         return try workerPeers.peer(node)
     }
 
-    /// Reads one user's global profile from the owner of the user's partition.
+    /// Calls the primary of `partition`; when it refuses (the partition just moved or failed over) or cannot be
+    /// reached, refreshes the map and tries the new primary, for up to 15 s.
+    func onPrimary(_ partition: UInt32, _ body: RequestBody, timeout: Duration) async throws -> ResponseBody {
+        let deadline = ContinuousClock.now + .seconds(15)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let map = try await partitionMap()
+            do {
+                return try await owner(map, partition).call(body, timeout: timeout)
+            } catch let e as ChorusError where [.wrongOwner, .fenced, .unreachable].contains(e.code)
+                                              && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(min(100 * attempt, 1000)))
+            }
+        }
+    }
+
+    /// Reads one user's global profile from the primary of the user's partition.
     public func profile(userId: String) async throws -> Chorus_V1_ProfileReply {
         let map = try await partitionMap()
         let p = Placement(partitionCount: map.partitionCount).partition(of: userId)
         var g = Chorus_V1_ProfileGet()
         g.userID = userId
         g.partition = p
-        guard case let .profile(r) = try await owner(map, p).call(.profileGet(g), timeout: timeout) else {
+        guard case let .profile(r) = try await onPrimary(p, .profileGet(g), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return r
@@ -129,12 +146,11 @@ public final class ChorusClient: Sendable {
         let map = try await partitionMap()
         var n = 0
         for p in 0..<map.partitionCount {
-            let peer = try owner(map, p)
             var after = ""
             repeat {
                 var s = Chorus_V1_ProfileScan()
                 s.partition = p; s.after = after; s.limit = 2000
-                guard case let .profileScan(r) = try await peer.call(.profileScan(s), timeout: .seconds(30)) else {
+                guard case let .profileScan(r) = try await onPrimary(p, .profileScan(s), timeout: .seconds(30)) else {
                     throw ChorusError(.internal, "unexpected reply")
                 }
                 for j in r.profilesJson { try body(j); n += 1 }

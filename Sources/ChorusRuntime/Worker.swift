@@ -40,6 +40,8 @@ public final class Worker: Sendable {
     let writeQueue = BlockingQueue(label: "chorus.worker.writes")
     /// Concurrent queue for tasks and reads (RocksDB reads are thread-safe).
     let computeQueue = BlockingQueue(label: "chorus.worker.compute", concurrent: true)
+    /// Background compaction of deleted partitions (gives their disk space back).
+    let maintenanceQueue = BlockingQueue(label: "chorus.worker.maintenance")
 
     struct State {
         var map = Chorus_V1_PartitionMap()
@@ -133,7 +135,10 @@ public final class Worker: Sendable {
     }
 
     /// Closes RocksDB. Call only after `run()` has returned, when no request can touch the store.
-    public func closeStore() { store.close() }
+    public func closeStore() {
+        maintenanceQueue.drain()
+        store.close()
+    }
 
     // MARK: membership
 
@@ -243,6 +248,7 @@ public final class Worker: Sendable {
             return drop
         }
         if !dropped.isEmpty {
+            compactAway(dropped)
             logger.info("deleted partitions this worker no longer holds",
                         metadata: ["partitions": "\(dropped.map(String.init).joined(separator: ","))",
                                    "map-version": "\(m.version)"])
@@ -272,6 +278,16 @@ public final class Worker: Sendable {
             try store.write(wb, sync: true)
             state.withLock { $0.nonEmpty.subtract(gone) }
         }
+        compactAway(stray.sorted())
+    }
+
+    /// Compacts deleted partition ranges in the background.
+    func compactAway(_ partitions: [UInt32]) {
+        guard let lo = partitions.min(), let hi = partitions.max() else { return }
+        let store = self.store
+        let from = ShardKeys.prefix(partition: lo)
+        let to = hi == UInt32.max ? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF] : ShardKeys.prefix(partition: hi + 1)
+        maintenanceQueue.submit { store.compactRange(from: from, to: to) }
     }
 
     /// Refreshes the partition map from the coordinator (used when a peer holds a newer one).

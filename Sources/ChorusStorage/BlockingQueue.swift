@@ -16,4 +16,10 @@ public struct BlockingQueue: Sendable {
             }
         }
     }
+
+    /// Runs `body` later, without waiting for it.
+    public func submit(_ body: @escaping @Sendable () -> Void) { queue.async(execute: body) }
+
+    /// Waits until everything submitted so far has run (serial queues).
+    public func drain() { queue.sync {} }
 }

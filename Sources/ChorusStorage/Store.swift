@@ -198,6 +198,17 @@ public final class Store: @unchecked Sendable {
         return prop("rocksdb.total-sst-files-size") + prop("rocksdb.cur-size-all-mem-tables")
     }
 
+    /// Compacts the key range [from, to) so the space of deleted ranges is given back to the disk. Slow: run it on
+    /// a maintenance thread, never on the write path.
+    public func compactRange(from: [UInt8], to: [UInt8]) {
+        from.withUnsafeBytes { f in
+            to.withUnsafeBytes { t in
+                rocksdb_compact_range(db, f.baseAddress?.assumingMemoryBound(to: CChar.self), f.count,
+                                      t.baseAddress?.assumingMemoryBound(to: CChar.self), t.count)
+            }
+        }
+    }
+
     public func flush() throws(StorageError) {
         let fo = rocksdb_flushoptions_create()
         defer { rocksdb_flushoptions_destroy(fo) }

@@ -154,7 +154,7 @@ func jobState(_ s: Chorus_V1_JobState) -> String {
 func jobDict(_ j: Chorus_V1_JobInfo) -> [String: Any] {
     var d: [String: Any] = [
         "id": j.id, "kind": j.kind, "state": jobState(j.state), "progress": j.progress, "stage": j.stage,
-        "tasks_total": Int(j.tasksTotal), "tasks_done": Int(j.tasksDone), "task_retries": Int(j.taskRetries),
+        "tasks_total": Int(j.tasksTotal), "tasks_done": Int(j.tasksDone), "task_retries": Int(j.taskRetries), "fenced_results": Int(j.fencedResults),
         "params": j.params, "submitted_at": iso(j.submittedAtMs),
     ]
     if j.startedAtMs > 0 { d["started_at"] = iso(j.startedAtMs) }

@@ -176,15 +176,18 @@ func humanBytes(_ b: UInt64) -> String {
     return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
 }
 
+/// Left-aligns `s` in `n` columns (Foundation's `%-Ns` padding is not reliable for Swift strings on Linux).
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(repeating: " ", count: n - s.count) + s }
+
 func printNodes(_ nodes: [Chorus_V1_NodeInfo]) {
-    print(String(format: "%-16@ %-12@ %-9@ %8@ %8@ %8@ %10@ %11@  %@", "ID" as NSString, "NAME" as NSString,
-                 "STATE" as NSString, "PRIMARY" as NSString, "REPLICA" as NSString, "COPYING" as NSString,
-                 "BYTES" as NSString, "HEARTBEAT" as NSString, "ADDRESS" as NSString))
+    print(pad("ID", 17) + pad("NAME", 13) + pad("STATE", 9) + lpad("PRIMARY", 8) + lpad("REPLICA", 8)
+          + lpad("COPYING", 8) + lpad("BYTES", 11) + lpad("HEARTBEAT", 11) + "  ADDRESS")
     for n in nodes {
         let hb = n.heartbeatAgeMs < 0 ? "never" : String(format: "%.1fs ago", Double(n.heartbeatAgeMs) / 1000)
-        print(String(format: "%-16@ %-12@ %-9@ %8d %8d %8d %10@ %11@  %@", n.id as NSString, n.name as NSString,
-                     nodeState(n.state) as NSString, Int(n.primaries), Int(n.replicas), Int(n.learners),
-                     humanBytes(n.bytesHeld) as NSString, hb as NSString, n.address as NSString))
+        print(pad(n.id, 17) + pad(n.name, 13) + pad(nodeState(n.state), 9) + lpad(String(n.primaries), 8)
+              + lpad(String(n.replicas), 8) + lpad(String(n.learners), 8) + lpad(humanBytes(n.bytesHeld), 11)
+              + lpad(hb, 11) + "  " + n.address)
     }
 }
 
@@ -355,9 +358,9 @@ struct Cluster: AsyncParsableCommand {
                 print("map version \(m.version), \(m.partitionCount) partitions, R=\(m.replicationFactor), hash \(m.hash)")
                 for a in m.assignments {
                     func n(_ id: String) -> String { names[id] ?? (id.isEmpty ? "-" : id) }
-                    print(String(format: "%6d  primary %-12@ replicas %-24@ epoch %d%@", Int(a.partition),
-                                 n(a.owner) as NSString, a.replicas.map(n).joined(separator: ",") as NSString,
-                                 Int(a.epoch), a.learners.isEmpty ? "" : "  copying to \(a.learners.map(n).joined(separator: ","))"))
+                    print(lpad(String(a.partition), 6) + "  primary " + pad(n(a.owner), 13) + "replicas "
+                          + pad(a.replicas.map(n).joined(separator: ","), 25) + "epoch \(a.epoch)"
+                          + (a.learners.isEmpty ? "" : "  copying to \(a.learners.map(n).joined(separator: ","))"))
                 }
             }
         }
