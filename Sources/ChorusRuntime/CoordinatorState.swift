@@ -50,6 +50,7 @@ actor CoordinatorState {
         var incarnation: Int
         var appliedVersion: UInt64 = 0
         var progress: [UInt32: Chorus_V1_MoveProgress] = [:]
+        var withData = Set<UInt32>()
     }
 
     let store: Store
@@ -217,6 +218,7 @@ actor CoordinatorState {
         node.info.fenced = h.fenced
         node.appliedVersion = h.appliedVersion
         node.progress = Dictionary(h.moves.map { ($0.partition, $0) }, uniquingKeysWith: { a, _ in a })
+        node.withData = Set(h.nonemptyPartitions)
         nodes[h.nodeID] = node
         var reply = Chorus_V1_HeartbeatReply()
         reply.mapVersion = map.version
@@ -486,10 +488,12 @@ actor CoordinatorState {
     func nodeInfos() -> [Chorus_V1_NodeInfo] {
         let now = nowMs()
         var prim: [String: UInt32] = [:], rep: [String: UInt32] = [:], learn: [String: UInt32] = [:]
+        var held: [String: Set<UInt32>] = [:]
         for a in map.assignments {
             if !a.owner.isEmpty { prim[a.owner, default: 0] += 1 }
             for r in a.replicas { rep[r, default: 0] += 1 }
             for l in a.learners { learn[l, default: 0] += 1 }
+            for n in [a.owner] + a.replicas + a.learners { held[n, default: []].insert(a.partition) }
         }
         return nodes.values.sorted { $0.info.name < $1.info.name || ($0.info.name == $1.info.name && $0.info.id < $1.info.id) }
             .map { n in
@@ -499,6 +503,7 @@ actor CoordinatorState {
                 i.learners = learn[i.id] ?? 0
                 i.partitions = i.primaries + i.replicas
                 i.heartbeatAgeMs = n.lastHeartbeatMs == 0 ? -1 : now - n.lastHeartbeatMs
+                i.strayPartitions = UInt32(n.withData.subtracting(held[i.id] ?? []).count)
                 if i.state == .active {
                     if i.draining {
                         i.state = i.partitions + i.learners == 0 ? .drained : .draining

@@ -145,7 +145,8 @@ func nodeDict(_ n: Chorus_V1_NodeInfo) -> [String: Any] {
     ["id": n.id, "name": n.name, "address": n.address, "state": nodeState(n.state), "partitions": Int(n.partitions),
      "primaries": Int(n.primaries), "replicas": Int(n.replicas), "learners": Int(n.learners),
      "draining": n.draining, "heartbeat_age_ms": Int(n.heartbeatAgeMs), "bytes_held": Int(n.bytesHeld),
-     "cores": Int(n.cores), "running_tasks": Int(n.runningTasks), "fenced": Int(n.fenced)]
+     "cores": Int(n.cores), "running_tasks": Int(n.runningTasks), "fenced": Int(n.fenced),
+     "stray_partitions": Int(n.strayPartitions)]
 }
 
 func moveDict(_ m: Chorus_V1_MoveInfo) -> [String: Any] {

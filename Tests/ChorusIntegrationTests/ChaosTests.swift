@@ -245,3 +245,49 @@ final class ContinuousIngest: @unchecked Sendable {
         #expect(w.json["state"] as? String == "succeeded", "\(w.stderr)\n\(cluster.logs())")
     }
 }
+
+/// Partition moves that fail half-way.
+@Suite(.serialized) struct MoveTests {
+    @Test func aMoveThatFailsHalfWayLeavesTheOldHoldersServingAndItsCopyIsDeleted() throws {
+        // R=1 and a 1 MiB/s throttle: every move is a slow, pure copy.
+        let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--move-rate-mib", "1"])
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let gen = cluster.dir + "/gen"
+        #expect(try chorus(["generate", "--users", "3000", "--seed", "8", "--out", gen]).status == 0)
+        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
+        let first = try chorus(["ingest", "--coordinator", a, "--json"] + files, timeout: 120)
+        #expect(first.status == 0, "\(first.stderr)")
+
+        try cluster.addWorker(3)
+        try waitUntil("a move into w3 has copied some keys", seconds: 60) {
+            let moves = try cluster.status()["moves"] as? [[String: Any]] ?? []
+            return moves.contains { ($0["keys_copied"] as? Int ?? 0) > 0 }
+        }
+        cluster.workers[2].kill9()
+        try waitUntil("w3 dead and its moves abandoned", seconds: 30) {
+            let s = try cluster.status()
+            let nodes = s["nodes"] as? [[String: Any]] ?? []
+            return nodes.contains { $0["name"] as? String == "w3" && $0["state"] as? String == "dead" }
+                && (s["moves"] as? [Any])?.isEmpty == true
+        }
+        let map = try chorus(["cluster", "map", "--coordinator", a, "--json"]).json
+        for p in map["partitions"] as? [[String: Any]] ?? [] {
+            #expect((p["learners"] as? [String])?.isEmpty == true, "\(p)")
+        }
+        #expect(try cluster.status()["unassigned_partitions"] as? Int == 0)
+        // The old holders kept serving: everything is still there, nothing is counted twice.
+        let again = try chorus(["ingest", "--coordinator", a, "--json"] + files, timeout: 120)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.json["stored"] as? Int == 0)
+        #expect(again.json["duplicates"] as? Int == again.json["read"] as? Int)
+        // w3 comes back drained (so it gets nothing new): its partial copy is deleted.
+        #expect(try chorus(["node", "drain", "w3", "--coordinator", a]).status == 0)
+        try cluster.restartWorker(3)
+        try waitUntil("w3 back, drained, holding no data", seconds: 30) {
+            let nodes = try cluster.status()["nodes"] as? [[String: Any]] ?? []
+            return nodes.contains { $0["name"] as? String == "w3" && $0["state"] as? String == "drained"
+                && $0["stray_partitions"] as? Int == 0 && $0["running_tasks"] != nil }
+        }
+    }
+}

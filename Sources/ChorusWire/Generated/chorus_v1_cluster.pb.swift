@@ -909,6 +909,9 @@ public nonisolated struct Chorus_V1_NodeInfo: Sendable {
   /// requests it refused as stale (see Heartbeat.fenced)
   public var fenced: UInt64 = 0
 
+  /// partitions it still has data for although the map gives them to others
+  public var strayPartitions: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2692,7 +2695,7 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2714,6 +2717,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.learners) }()
       case 13: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
       case 14: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.strayPartitions) }()
       default: break
       }
     }
@@ -2762,6 +2766,9 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if self.fenced != 0 {
       try visitor.visitSingularUInt64Field(value: self.fenced, fieldNumber: 14)
     }
+    if self.strayPartitions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.strayPartitions, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2780,6 +2787,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.learners != rhs.learners {return false}
     if lhs.draining != rhs.draining {return false}
     if lhs.fenced != rhs.fenced {return false}
+    if lhs.strayPartitions != rhs.strayPartitions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
