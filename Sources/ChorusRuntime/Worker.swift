@@ -57,6 +57,8 @@ public final class Worker: Sendable {
         var clusterId: String?
     }
     let state = Mutex(State())
+    /// Shared WAL fsyncs for acknowledged writes.
+    let commit: GroupCommit
     /// Peers to other workers (replication and partition copies), by address.
     let workerPeers = WorkerPeers()
 
@@ -72,6 +74,7 @@ public final class Worker: Sendable {
         } catch {
             throw ChorusError(.storage, "\(error)")
         }
+        commit = GroupCommit(store: store)
         server = try RequestServer(bind: options.bind)
         let adv = options.advertise ?? server.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
         endpoint = adv
@@ -380,7 +383,7 @@ public final class Worker: Sendable {
         if state.withLock({ $0.map.version }) < batch.mapVersion { try await refreshMap() }
         let parts = Set(batch.puts.map(\.partition))
         let store = self.store
-        let (reply, ops, map) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [Chorus_V1_ReplicaOp], Chorus_V1_PartitionMap) in
+        let (reply, ops, map, ticket) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [Chorus_V1_ReplicaOp], Chorus_V1_PartitionMap, UInt64) in
             // Checked against the map inside the write queue: a map change cannot slip in between.
             let map = state.withLock { $0.map }
             try checkPrimary(parts, in: map)
@@ -425,11 +428,15 @@ public final class Worker: Sendable {
                 ops.append(op)
             }
             reply.written = UInt32(rows.count)
-            try store.write(wb, sync: true)
+            try store.write(wb)
+            let ticket = commit.noteWritten()
             state.withLock { $0.nonEmpty.formUnion(parts) }
-            return (reply, dupOps + ops, map)
+            return (reply, dupOps + ops, map, ticket)
         }
+        // The local fsync (shared with other batches) and the copies run at the same time.
+        async let durable: Void = commit.waitDurable(ticket)
         try await forward(ops, map: map)
+        try await durable
         return reply
     }
 
@@ -478,7 +485,7 @@ public final class Worker: Sendable {
         if state.withLock({ $0.map.version }) < r.mapVersion { try await refreshMap() }
         let store = self.store
         let me = nodeId
-        try await writeQueue.run { [self] in
+        let ticket = try await writeQueue.run { [self] () throws -> UInt64 in
             let map = state.withLock { $0.map }
             var parts = Set<UInt32>()
             var wb = WriteBatch()
@@ -500,9 +507,11 @@ public final class Worker: Sendable {
                 if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
                 else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
             }
-            try store.write(wb, sync: true)
+            try store.write(wb)
             state.withLock { $0.nonEmpty.formUnion(parts) }
+            return commit.noteWritten()
         }
+        try await commit.waitDurable(ticket)
         return Chorus_V1_Ack()
     }
 
@@ -511,7 +520,7 @@ public final class Worker: Sendable {
         guard !ops.isEmpty else { return }
         let store = self.store
         let parts = Set(ops.map(\.partition))
-        let map = try await writeQueue.run { [self] () throws -> Chorus_V1_PartitionMap in
+        let (map, ticket) = try await writeQueue.run { [self] () throws -> (Chorus_V1_PartitionMap, UInt64) in
             let map = state.withLock { $0.map }
             try checkPrimary(parts, in: map)
             var wb = WriteBatch()
@@ -519,11 +528,13 @@ public final class Worker: Sendable {
                 if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
                 else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
             }
-            try store.write(wb, sync: true)
+            try store.write(wb)
             state.withLock { $0.nonEmpty.formUnion(parts) }
-            return map
+            return (map, commit.noteWritten())
         }
+        async let durable: Void = commit.waitDurable(ticket)
         try await forward(ops, map: map)
+        try await durable
     }
 
     // MARK: partition moves

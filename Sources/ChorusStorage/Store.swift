@@ -198,6 +198,13 @@ public final class Store: @unchecked Sendable {
         return prop("rocksdb.total-sst-files-size") + prop("rocksdb.cur-size-all-mem-tables")
     }
 
+    /// Writes the WAL buffer out and fsyncs it: every write that returned before this call is durable after it.
+    public func syncWAL() throws(StorageError) {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        rocksdb_flush_wal(db, 1, &err)
+        try check(err, "sync WAL")
+    }
+
     /// Compacts the key range [from, to) so the space of deleted ranges is given back to the disk. Slow: run it on
     /// a maintenance thread, never on the write path.
     public func compactRange(from: [UInt8], to: [UInt8]) {
