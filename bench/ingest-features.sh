@@ -3,13 +3,14 @@
 # features job wall time, with peak memory (VmHWM) per process, plus the raw RocksDB batch-write rate on the same
 # machine as the limit.
 #
-#   bench/ingest-features.sh [USERS] [WORKERS]     # USERS=50000 gives ~1 M interactions, 500000 ~10 M
+#   [REPLICATION=R] bench/ingest-features.sh [USERS] [WORKERS]   # USERS=50000 gives ~1 M interactions, 500000 ~10 M
 #
 # Prints a Markdown table row set; figures go into docs/benchmarks.md by hand with the command and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${1:-50000}
 WORKERS=${2:-3}
+REPLICATION=${REPLICATION:-2}   # copies of every partition (REPLICATION=1 for the figures of the first release)
 OUT=${BENCH_DIR:-/tmp/chorus-bench-$USERS}
 BIN=.build-release/release/chorus
 scripts/install-deps.sh >/dev/null
@@ -25,7 +26,7 @@ echo "data: $USERS users, $INTERACTIONS interactions ($((BYTES / 1048576)) MiB J
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-$BIN coordinator --bind "tcp://127.0.0.1:*" --data "$OUT/cluster/coord" --log-level warning > "$OUT/cluster/coord.out" 2>&1 &
+$BIN coordinator --bind "tcp://127.0.0.1:*" --data "$OUT/cluster/coord" --replication "$REPLICATION" --log-level warning > "$OUT/cluster/coord.out" 2>&1 &
 pids+=($!)
 COORD_PID=$!
 for _ in $(seq 100); do grep -q "listening on" "$OUT/cluster/coord.out" 2>/dev/null && break; sleep 0.1; done
@@ -39,7 +40,11 @@ for _ in $(seq 100); do
   n=$($BIN node list --coordinator "$ADDR" --json | grep -c '"state" : "active"' || true)
   [ "$n" -ge "$WORKERS" ] && break; sleep 0.2
 done
-sleep 2  # let the rebalance settle (empty partitions move to the new workers)
+for _ in $(seq 300); do  # let placement settle (replicas of the still-empty partitions)
+  $BIN cluster status --coordinator "$ADDR" --json | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if not s['moves'] and s['moves_planned']==0 and not s['under_replicated'] else 1)" && break
+  sleep 0.2
+done
+echo "replication factor: $REPLICATION"
 
 # Ingest the interactions file alone (the headline figure), then the rest.
 START=$(date +%s.%N)

@@ -401,6 +401,8 @@ public final class Worker: Sendable {
                     if try (seen[key] ?? store.get(key)) == value {
                         reply.duplicates += 1
                         // Still sent to the copies: an earlier attempt may have stopped before reaching them.
+                        let a = map.assignments[Int(put.partition)]
+                        if a.replicas.isEmpty && a.learners.isEmpty { continue }
                         var op = Chorus_V1_ReplicaOp()
                         op.partition = put.partition
                         op.key = Data(key)
@@ -418,9 +420,15 @@ public final class Worker: Sendable {
                 || (rows[$0].key == rows[$1].key && $0 < $1) }
             var wb = WriteBatch()
             var ops: [Chorus_V1_ReplicaOp] = []
-            ops.reserveCapacity(rows.count)
+            // Only rows of partitions that have other copies are sent on (none with R=1).
+            let copied = Set(parts.filter { p in
+                let a = map.assignments[Int(p)]
+                return !a.replicas.isEmpty || !a.learners.isEmpty
+            })
+            if !copied.isEmpty { ops.reserveCapacity(rows.count) }
             for i in order {
                 wb.put(rows[i].key, rows[i].value)
+                guard copied.contains(rows[i].partition) else { continue }
                 var op = Chorus_V1_ReplicaOp()
                 op.partition = rows[i].partition
                 op.key = Data(rows[i].key)
