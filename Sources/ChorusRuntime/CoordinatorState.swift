@@ -258,9 +258,10 @@ actor CoordinatorState {
         }
         guard !died.isEmpty else { return false }
         noteReplication()
-        let gone = Set(died)
-        for p in moves.keys where gone.contains(moves[p]!.to) || gone.contains(moves[p]!.from) { moves[p] = nil }
-        return try dropHolders(gone)
+        // Moves to or from a dead node fail on their own (its connection was just closed, or the learner's chunk
+        // requests time out) and clean up then; forgetting them here could start a second move of the same
+        // partition while the first one still runs.
+        return try dropHolders(Set(died))
     }
 
     /// Removes `gone` from every partition's holders, promoting the next in-sync replica where a primary went.

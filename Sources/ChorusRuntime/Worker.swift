@@ -611,7 +611,7 @@ public final class Worker: Sendable {
             req.after = after
             req.maxBytes = 1 << 20
             req.mapVersion = c.mapVersion
-            guard case let .partitionChunk(chunk) = try await source.call(.partitionChunk(req), timeout: .seconds(30))
+            guard case let .partitionChunk(chunk) = try await source.call(.partitionChunk(req), timeout: .seconds(10))
             else { throw ChorusError(.internal, "unexpected reply to partition_chunk") }
             let rows = chunk.rows
             let done = chunk.done
