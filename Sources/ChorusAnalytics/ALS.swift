@@ -1,0 +1,272 @@
+import ChorusModel
+
+/// Alternating least squares for the user × item interaction matrix (pure: no I/O).
+///
+/// Two modes:
+/// - **explicit** (ratings): minimises Σ (r_ui − μ − b_u − c_i − x_uᵀy_i)² + λ (n_u‖x_u‖² + n_i‖y_i‖² + n_u b_u² + n_i c_i²),
+///   the weighted-λ regularisation of Zhou et al. 2008, with a global mean μ and per-user and per-item biases;
+/// - **implicit** (views, likes, …): minimises Σ_all c_ui (p_ui − x_uᵀy_i)² + λ (‖x_u‖² + ‖y_i‖²) with
+///   p_ui = 1 for observed pairs, c_ui = 1 + α·w_ui (Hu, Koren and Volinsky 2008), using the YᵀY trick so a row
+///   solve costs O(n_u·k² + k³).
+///
+/// A half-iteration solves every row of one side against the fixed other side. Each row solve is independent and
+/// deterministic given its inputs (its ratings in a fixed order and the other side's factors), which is what lets
+/// the distributed job give the same factors on any number of workers.
+public enum ALS {
+    public enum Mode: String, Sendable, Codable { case explicit, implicit }
+
+    public struct Config: Sendable, Codable, Equatable {
+        public var rank = 16
+        public var lambda = 0.05
+        public var alpha = 10.0
+        public var iterations = 10
+        public var seed: UInt64 = 42
+        public var mode = Mode.explicit
+        /// Per-user and per-item biases (explicit mode).
+        public var biases = true
+        public init() {}
+    }
+
+    /// One row's observations: indices into the other side and values (ratings, or implicit weights).
+    public struct Row: Sendable {
+        public var index: [Int32]
+        public var value: [Float]
+        public init(index: [Int32], value: [Float]) { self.index = index; self.value = value }
+    }
+
+    /// Factors of one side, row-major (`count × width`). In explicit mode with biases, width = rank + 1 and the
+    /// last column is the bias.
+    public struct Factors: Sendable, Equatable {
+        public var rank: Int
+        public var width: Int
+        public var data: [Float]
+        public var count: Int { width == 0 ? 0 : data.count / width }
+        public init(rank: Int, width: Int, count: Int) {
+            self.rank = rank; self.width = width; data = [Float](repeating: 0, count: count * width)
+        }
+        @inlinable public func vector(_ i: Int) -> ArraySlice<Float> { data[(i * width)..<(i * width + rank)] }
+        @inlinable public func bias(_ i: Int) -> Float { width > rank ? data[i * width + rank] : 0 }
+    }
+
+    /// A deterministic initial vector for `id`: depends on the id, the seed and the rank only (not on which worker
+    /// or in which order rows are seen). Small values, N(0, 0.1²/rank)-like.
+    public static func initialVector(id: String, seed: UInt64, rank: Int, width: Int) -> [Float] {
+        var rng = DeterministicRNG(seed: StableHash.fnv1a64(Array(id.utf8)) ^ (seed &* 0x9E37_79B9_7F4A_7C15))
+        var v = [Float](repeating: 0, count: width)
+        let scale = 0.1 / Double(rank).squareRoot()
+        for j in 0..<rank { v[j] = Float(rng.normal() * scale) }
+        return v
+    }
+
+    /// YᵀY (k × k, Double) over every row of `factors`, for implicit mode. Rows are summed in index order.
+    public static func gram(_ factors: Factors) -> [Double] {
+        let k = factors.rank, w = factors.width
+        var g = [Double](repeating: 0, count: k * k)
+        factors.data.withUnsafeBufferPointer { d in
+            for i in 0..<factors.count {
+                let base = i * w
+                for a in 0..<k {
+                    let ya = Double(d[base + a])
+                    if ya == 0 { continue }
+                    for b in a..<k { g[a * k + b] += ya * Double(d[base + b]) }
+                }
+            }
+        }
+        for a in 0..<k { for b in 0..<a { g[a * k + b] = g[b * k + a] } }
+        return g
+    }
+
+    /// Adds `other` into `into` (partial Gram matrices from several workers, summed in a fixed order).
+    public static func addGram(_ into: inout [Double], _ other: [Double]) {
+        for i in into.indices { into[i] += other[i] }
+    }
+
+    /// Solves one row in explicit mode. `other` holds the fixed side; `otherBiasIsFixed` says the other side's bias
+    /// column is subtracted from the target (it is fixed), while this row's own bias is solved for (when biases
+    /// are on). Returns the new row (width = other.width), or nil when the row has no observations.
+    public static func solveExplicit(row: Row, other: Factors, mean: Float, lambda: Double, biases: Bool) -> [Float]? {
+        let n = row.index.count
+        guard n > 0 else { return nil }
+        let k = other.rank
+        let m = biases ? k + 1 : k  // unknowns: the vector, plus this row's bias
+        var a = [Double](repeating: 0, count: m * m)
+        var b = [Double](repeating: 0, count: m)
+        var z = [Double](repeating: 0, count: m)
+        other.data.withUnsafeBufferPointer { d in
+            for t in 0..<n {
+                let j = Int(row.index[t])
+                let base = j * other.width
+                for q in 0..<k { z[q] = Double(d[base + q]) }
+                if biases { z[k] = 1 }
+                let target = Double(row.value[t]) - Double(mean) - (biases ? Double(d[base + other.width - 1]) : 0)
+                for p in 0..<m {
+                    let zp = z[p]
+                    b[p] += zp * target
+                    for q in p..<m { a[p * m + q] += zp * z[q] }
+                }
+            }
+        }
+        let reg = lambda * Double(n)  // weighted-λ
+        for p in 0..<m { a[p * m + p] += reg }
+        for p in 0..<m { for q in 0..<p { a[p * m + q] = a[q * m + p] } }
+        guard Cholesky.solve(&a, &b, n: m) else { return nil }
+        var out = [Float](repeating: 0, count: other.width)
+        for q in 0..<k { out[q] = Float(b[q]) }
+        if biases { out[other.width - 1] = Float(b[k]) }
+        return out
+    }
+
+    /// Solves one row in implicit mode: (YᵀY + Y_Iᵀ(C−I)Y_I + λI) x = Y_Iᵀ C p, with c = 1 + α·w.
+    public static func solveImplicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double) -> [Float]? {
+        let k = other.rank
+        guard row.index.count > 0 else { return nil }
+        var a = gram
+        var b = [Double](repeating: 0, count: k)
+        var y = [Double](repeating: 0, count: k)
+        other.data.withUnsafeBufferPointer { d in
+            for t in 0..<row.index.count {
+                let base = Int(row.index[t]) * other.width
+                for q in 0..<k { y[q] = Double(d[base + q]) }
+                let c = 1 + alpha * Double(row.value[t])
+                for p in 0..<k {
+                    let yp = y[p]
+                    b[p] += c * yp
+                    let s = (c - 1) * yp
+                    if s == 0 { continue }
+                    for q in p..<k { a[p * k + q] += s * y[q] }
+                }
+            }
+        }
+        for p in 0..<k { a[p * k + p] += lambda }
+        for p in 0..<k { for q in 0..<p { a[p * k + q] = a[q * k + p] } }
+        guard Cholesky.solve(&a, &b, n: k) else { return nil }
+        var out = [Float](repeating: 0, count: other.width)
+        for q in 0..<k { out[q] = Float(b[q]) }
+        return out
+    }
+
+    /// Predicted score of a (user, item) pair.
+    @inlinable public static func predict(user u: Int, item i: Int, users: Factors, items: Factors, mean: Float) -> Float {
+        var s: Float = 0
+        let ub = u * users.width, ib = i * items.width
+        for q in 0..<users.rank { s += users.data[ub + q] * items.data[ib + q] }
+        return s + mean + users.bias(u) + items.bias(i)
+    }
+
+    /// A whole fit in one process over row-indexed data (users 0..<U, items 0..<I). The distributed job runs the
+    /// same row solves; this is the reference it is tested against, and what the unit tests and benchmarks use.
+    public static func fit(byUser: [Row], byItem: [Row], userIds: [String], itemIds: [String], config: Config,
+                           progress: ((Int, Factors, Factors) -> Void)? = nil) -> (users: Factors, items: Factors, mean: Float) {
+        let k = config.rank
+        let biases = config.mode == .explicit && config.biases
+        let width = biases ? k + 1 : k
+        var users = Factors(rank: k, width: width, count: byUser.count)
+        var items = Factors(rank: k, width: width, count: byItem.count)
+        for (i, id) in userIds.enumerated() {
+            users.data.replaceSubrange((i * width)..<((i + 1) * width),
+                                       with: initialVector(id: "u:" + id, seed: config.seed, rank: k, width: width))
+        }
+        for (i, id) in itemIds.enumerated() {
+            items.data.replaceSubrange((i * width)..<((i + 1) * width),
+                                       with: initialVector(id: "i:" + id, seed: config.seed, rank: k, width: width))
+        }
+        var mean: Float = 0
+        if config.mode == .explicit {
+            var s = 0.0, n = 0
+            for r in byUser { for v in r.value { s += Double(v) }; n += r.value.count }
+            mean = n > 0 ? Float(s / Double(n)) : 0
+        }
+        for it in 0..<config.iterations {
+            halfIteration(rows: byUser, solving: &users, other: items, mean: mean, config: config)
+            halfIteration(rows: byItem, solving: &items, other: users, mean: mean, config: config)
+            progress?(it + 1, users, items)
+        }
+        return (users, items, mean)
+    }
+
+    /// Re-solves every row of `solving` against `other`. Rows without observations keep their vector.
+    public static func halfIteration(rows: [Row], solving: inout Factors, other: Factors, mean: Float, config: Config) {
+        let biases = config.mode == .explicit && config.biases
+        let g = config.mode == .implicit ? gram(other) : []
+        for (i, row) in rows.enumerated() {
+            let solved = config.mode == .explicit
+                ? solveExplicit(row: row, other: other, mean: mean, lambda: config.lambda, biases: biases)
+                : solveImplicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: config.lambda)
+            if let v = solved { solving.data.replaceSubrange((i * solving.width)..<((i + 1) * solving.width), with: v) }
+        }
+    }
+}
+
+/// Dense symmetric positive-definite solves.
+public enum Cholesky {
+    /// Solves A x = b in place (A is n × n row-major, overwritten by its factor; b becomes x).
+    /// Returns false when A is not positive definite.
+    public static func solve(_ a: inout [Double], _ b: inout [Double], n: Int) -> Bool {
+        for j in 0..<n {
+            var d = a[j * n + j]
+            for p in 0..<j { d -= a[j * n + p] * a[j * n + p] }
+            guard d > 0, d.isFinite else { return false }
+            let l = d.squareRoot()
+            a[j * n + j] = l
+            for i in (j + 1)..<max(j + 1, n) {
+                var s = a[i * n + j]
+                for p in 0..<j { s -= a[i * n + p] * a[j * n + p] }
+                a[i * n + j] = s / l
+            }
+        }
+        // L y = b
+        for i in 0..<n {
+            var s = b[i]
+            for p in 0..<i { s -= a[i * n + p] * b[p] }
+            b[i] = s / a[i * n + i]
+        }
+        // Lᵀ x = y
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            var s = b[i]
+            for p in (i + 1)..<max(i + 1, n) { s -= a[p * n + i] * b[p] }
+            b[i] = s / a[i * n + i]
+        }
+        return true
+    }
+}
+
+/// SplitMix64 with a Box-Muller normal; deterministic on every platform.
+public struct DeterministicRNG: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    public mutating func normal() -> Double {
+        let u1 = max(unit(), 1e-300), u2 = unit()
+        return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
+    }
+}
+
+@inline(__always) private func _log(_ x: Double) -> Double {
+    // Natural log without Foundation: ln(x) = log2(x) · ln 2, log2 via the exponent and a series on the mantissa.
+    let e = Double(x.exponent)
+    let m = x.significand  // in [1, 2)
+    let t = (m - 1) / (m + 1), t2 = t * t
+    var s = 0.0, p = t
+    for i in stride(from: 1, through: 39, by: 2) { s += p / Double(i); p *= t2 }
+    return 2 * s + e * 0.693_147_180_559_945_3
+}
+
+@inline(__always) private func _cos(_ x: Double) -> Double {
+    // Reduce to [-π, π], then a Taylor series (enough terms for double precision).
+    var r = x.truncatingRemainder(dividingBy: 2 * Double.pi)
+    if r > Double.pi { r -= 2 * Double.pi } else if r < -Double.pi { r += 2 * Double.pi }
+    let r2 = r * r
+    var term = 1.0, s = 1.0
+    for i in 1...14 {
+        term *= -r2 / Double((2 * i - 1) * (2 * i))
+        s += term
+    }
+    return s
+}
