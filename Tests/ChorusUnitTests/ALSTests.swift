@@ -140,3 +140,20 @@ import Testing
         return e + 2 * s / 0.6931471805599453
     }
 }
+
+@Suite struct ALSNeighbourhoodTests {
+    @Test func correctionIsZeroWithoutSimilarRatedItemsAndBoundedOtherwise() {
+        var users = ALS.Factors(rank: 2, width: 3, count: 1)
+        var items = ALS.Factors(rank: 2, width: 3, count: 3)
+        users.data = [1, 0, 0]
+        items.data = [1, 0, 0,   0.9, 0.1, 0,   -1, 0, 0]
+        let s = ALS.Neighbourhood()
+        // The user rated item 1 (similar to 0) one point above the model, and item 2 (opposite) below.
+        let row = ALS.Row(index: [1, 2], value: [1.9, -3])
+        let c = ALS.correction(userRow: row, user: 0, item: 0, users: users, items: items, mean: 0, settings: s)
+        #expect(c > 0 && c <= Float(s.weight) * 1.0001, "\(c)")
+        let none = ALS.correction(userRow: ALS.Row(index: [2], value: [5]), user: 0, item: 0, users: users,
+                                  items: items, mean: 0, settings: s)
+        #expect(none == 0)
+    }
+}
