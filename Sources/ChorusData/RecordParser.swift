@@ -137,7 +137,7 @@ public struct RecordParser: Sendable {
             let typeName = try id(f, "type")
             guard let type = InteractionKind(name: typeName.lowercased()) else {
                 throw Invalid(reason: "unknown interaction type '\(typeName)' "
-                              + "(expected view, like, comment, share, click or conversion)")
+                              + "(expected view, like, comment, share, click, conversion or rating)")
             }
             let channel = try id(f, "channel")
             guard let ts = try optTime(f, "ts") else { throw Invalid(reason: "missing required field 'ts'") }

@@ -1,8 +1,8 @@
 /// Timestamp parsing for ingest: unix seconds (integers above 10^11 are read as milliseconds),
 /// or ISO 8601 / RFC 3339 text such as `2025-03-01T14:05:09Z`, `2025-03-01T14:05:09.250+08:00`
-/// or `2025-03-01 14:05:09` (UTC). Accepted range: 2000-01-01 to 2100-01-01.
+/// or `2025-03-01 14:05:09` (UTC). Accepted range: 1990-01-01 to 2100-01-01 (MovieLens ratings start in 1995).
 public enum Timestamp {
-    public static let minimum: Int64 = 946_684_800     // 2000-01-01T00:00:00Z
+    public static let minimum: Int64 = 631_152_000     // 1990-01-01T00:00:00Z
     public static let maximum: Int64 = 4_102_444_800   // 2100-01-01T00:00:00Z
 
     public static func fromNumber(_ d: Double) -> Int64? {

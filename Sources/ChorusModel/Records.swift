@@ -1,6 +1,8 @@
 /// The kinds of interaction Chorus understands.
 public enum InteractionKind: Int, Sendable, CaseIterable, Codable, Comparable {
     case view = 1, like, comment, share, click, conversion
+    /// An explicit rating (stars in `value`), e.g. MovieLens.
+    case rating
 
     public var name: String {
         switch self {
@@ -10,6 +12,7 @@ public enum InteractionKind: Int, Sendable, CaseIterable, Codable, Comparable {
         case .share: return "share"
         case .click: return "click"
         case .conversion: return "conversion"
+        case .rating: return "rating"
         }
     }
 
@@ -21,6 +24,7 @@ public enum InteractionKind: Int, Sendable, CaseIterable, Codable, Comparable {
         case "share": self = .share
         case "click": self = .click
         case "conversion": self = .conversion
+        case "rating": self = .rating
         default: return nil
         }
     }
@@ -37,6 +41,7 @@ public enum InteractionKind: Int, Sendable, CaseIterable, Codable, Comparable {
         case .share: return 4
         case .click: return 2
         case .conversion: return 5
+        case .rating: return 3
         }
     }
 

@@ -28,7 +28,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var replication: UInt32?
 
     @Option(help: "Throttle of each partition move, in MiB/s (0 = unlimited).")
-    var moveRateMib: UInt64 = 32
+    var moveRateMib: Double = 32
 
     @Option(help: "Partition moves in flight at once in the whole cluster.")
     var maxMoves: Int = 4
@@ -40,7 +40,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         try await guarded {
             var o = CoordinatorOptions(bind: bind, dataDir: data, partitions: partitions, replication: replication)
-            o.moves.rateBytesPerSecond = moveRateMib << 20
+            o.moves.rateBytesPerSecond = UInt64(max(0, moveRateMib) * 1_048_576)
             o.moves.maxMoves = max(1, maxMoves)
             let c = try Coordinator(options: o, logger: Logger(label: "chorus.coordinator"))
             print("coordinator listening on \(c.endpoint)")

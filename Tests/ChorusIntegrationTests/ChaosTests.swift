@@ -249,8 +249,8 @@ final class ContinuousIngest: @unchecked Sendable {
 /// Partition moves that fail half-way.
 @Suite(.serialized) struct MoveTests {
     @Test func aMoveThatFailsHalfWayLeavesTheOldHoldersServingAndItsCopyIsDeleted() throws {
-        // R=1 and a 1 MiB/s throttle: every move is a slow, pure copy.
-        let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--move-rate-mib", "1"])
+        // R=1 and a 256 KiB/s throttle: every move is a slow, pure copy.
+        let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--move-rate-mib", "0.25"])
         defer { cluster.shutdown() }
         let a = cluster.address
         let gen = cluster.dir + "/gen"

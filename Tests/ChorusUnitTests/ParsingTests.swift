@@ -65,7 +65,7 @@ import Testing
         (#"{"user_id":7,"content_id":"c1","type":"like","channel":"x","ts":1756720800}"#,
          "field 'user_id' must be a string, got number"),
         (#"{"user_id":"u1","content_id":"c1","type":"poke","channel":"x","ts":1756720800}"#,
-         "unknown interaction type 'poke' (expected view, like, comment, share, click or conversion)"),
+         "unknown interaction type 'poke' (expected view, like, comment, share, click, conversion or rating)"),
         (#"{"user_id":"u1","content_id":"c1","type":"like","channel":"x","ts":"tomorrow"}"#,
          "bad timestamp in 'ts': 'tomorrow' (expected ISO 8601 like 2025-03-01T14:05:09Z, or unix seconds)"),
         (#"{"user_id":"","content_id":"c1","type":"like","channel":"x","ts":1756720800}"#,

@@ -38,6 +38,9 @@ public nonisolated enum Chorus_V1_InteractionType: SwiftProtobuf.Enum, Swift.Cas
   case share // = 4
   case click // = 5
   case conversion // = 6
+
+  /// explicit rating, stars in Interaction.value
+  case rating // = 7
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -53,6 +56,7 @@ public nonisolated enum Chorus_V1_InteractionType: SwiftProtobuf.Enum, Swift.Cas
     case 4: self = .share
     case 5: self = .click
     case 6: self = .conversion
+    case 7: self = .rating
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -66,6 +70,7 @@ public nonisolated enum Chorus_V1_InteractionType: SwiftProtobuf.Enum, Swift.Cas
     case .share: return 4
     case .click: return 5
     case .conversion: return 6
+    case .rating: return 7
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -79,6 +84,7 @@ public nonisolated enum Chorus_V1_InteractionType: SwiftProtobuf.Enum, Swift.Cas
     .share,
     .click,
     .conversion,
+    .rating,
   ]
 
 }
@@ -276,7 +282,7 @@ public nonisolated struct Chorus_V1_Put: Sendable {
 fileprivate nonisolated let _protobuf_package = "chorus.v1"
 
 nonisolated extension Chorus_V1_InteractionType: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0INTERACTION_TYPE_UNSPECIFIED\0\u{1}INTERACTION_TYPE_VIEW\0\u{1}INTERACTION_TYPE_LIKE\0\u{1}INTERACTION_TYPE_COMMENT\0\u{1}INTERACTION_TYPE_SHARE\0\u{1}INTERACTION_TYPE_CLICK\0\u{1}INTERACTION_TYPE_CONVERSION\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0INTERACTION_TYPE_UNSPECIFIED\0\u{1}INTERACTION_TYPE_VIEW\0\u{1}INTERACTION_TYPE_LIKE\0\u{1}INTERACTION_TYPE_COMMENT\0\u{1}INTERACTION_TYPE_SHARE\0\u{1}INTERACTION_TYPE_CLICK\0\u{1}INTERACTION_TYPE_CONVERSION\0\u{1}INTERACTION_TYPE_RATING\0")
 }
 
 nonisolated extension Chorus_V1_PutRole: SwiftProtobuf._ProtoNameProviding {
