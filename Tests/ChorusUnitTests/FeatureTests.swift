@@ -34,7 +34,7 @@ import Testing
         let f = FeatureMath.userFeatures(userId: "u1", user: user, interactions: its, followers: 3, following: 2,
                                          catalog: catalog(), asOf: t0 + 10 * 86400)
         #expect(f.interactions == 5)
-        #expect(f.countsByType == ["view": 3, "like": 1, "comment": 0, "share": 1, "click": 0, "conversion": 0])
+        #expect(f.countsByType == ["view": 3, "like": 1, "comment": 0, "share": 1, "click": 0, "conversion": 0, "rating": 0])
         #expect(f.countsByChannel == ["x": 4, "instagram": 1])
         #expect(f.engagements == 2)
         #expect(f.engagementRate == 2.0 / 3.0)
