@@ -49,6 +49,14 @@ public enum Evaluation {
             ap += sumPrec / Double(min(k, relevant.count))
         }
 
+        /// The raw sums (users, precision, recall, NDCG, average precision), for merging across workers.
+        public var sums: (n: Int, p: Double, r: Double, ndcg: Double, ap: Double) { (n, p, r, ndcg, ap) }
+
+        public init(k: Int, sums: (n: Int, p: Double, r: Double, ndcg: Double, ap: Double)) {
+            self.k = k
+            (n, p, r, ndcg, ap) = sums
+        }
+
         public mutating func merge(_ o: RankingAccumulator) {
             n += o.n; p += o.p; r += o.r; ndcg += o.ndcg; ap += o.ap
         }

@@ -231,32 +231,37 @@ extension Coordinator {
     func runJob(_ id: String) async {
         do {
             let job = try await state.update(id) { $0.state = .running; $0.startedAtMs = nowMs() }
-            var summary = GlobalSummary()
-            var catalog = Chorus_V1_Catalog()
-            let tracker = BroadcastTracker()
-            var broadcast: Chorus_V1_JobBroadcast?
-            for stage in JobKinds.stages(job.kind) {
-                _ = try await state.update(id) { $0.stage = stage }
-                if stage == "compute" {
-                    var b = Chorus_V1_JobBroadcast()
-                    b.jobID = id
-                    b.catalog = catalog
-                    broadcast = b
-                    catalog = Chorus_V1_Catalog()
-                }
-                try await runStage(job: job, stage: stage, broadcast: broadcast, tracker: tracker) { result in
-                    if stage == "catalog" {
-                        catalog.users.append(contentsOf: result.catalog.users)
-                        catalog.contents.append(contentsOf: result.catalog.contents)
-                    } else {
-                        let partial = try JSONDecoder().decode(GlobalSummary.self, from: Data(result.partialJson.utf8))
-                        summary.merge(partial)
+            let report: String
+            if job.kind == JobKinds.als {
+                report = try await runALS(job)
+            } else {
+                var summary = GlobalSummary()
+                var catalog = Chorus_V1_Catalog()
+                let tracker = BroadcastTracker()
+                var broadcast: Chorus_V1_JobBroadcast?
+                for stage in JobKinds.stages(job.kind) {
+                    _ = try await state.update(id) { $0.stage = stage }
+                    if stage == "compute" {
+                        var b = Chorus_V1_JobBroadcast()
+                        b.jobID = id
+                        b.catalog = catalog
+                        broadcast = b
+                        catalog = Chorus_V1_Catalog()
+                    }
+                    try await runStage(job: job, stage: stage, broadcast: broadcast, tracker: tracker) { result in
+                        if stage == "catalog" {
+                            catalog.users.append(contentsOf: result.catalog.users)
+                            catalog.contents.append(contentsOf: result.catalog.contents)
+                        } else {
+                            let partial = try JSONDecoder().decode(GlobalSummary.self, from: Data(result.partialJson.utf8))
+                            summary.merge(partial)
+                        }
                     }
                 }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                report = String(decoding: try encoder.encode(summary.report), as: UTF8.self)
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let report = String(decoding: try encoder.encode(summary.report), as: UTF8.self)
             _ = try await state.update(id) { j in
                 if j.state == .running {
                     j.state = .succeeded

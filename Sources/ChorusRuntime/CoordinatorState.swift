@@ -554,6 +554,7 @@ actor CoordinatorState {
         guard JobKinds.all.contains(kind) else {
             throw ChorusError(.usage, "unknown job kind '\(kind)'", hint: "known kinds: \(JobKinds.all.joined(separator: ", "))")
         }
+        if kind == JobKinds.als { _ = try ALSJobConfig(params: params) }  // bad parameters fail the submit
         jobSeq += 1
         try store.put(Array("meta/job_seq".utf8), Array(String(jobSeq).utf8), sync: true)
         var j = Chorus_V1_JobInfo()
@@ -562,7 +563,7 @@ actor CoordinatorState {
         j.state = .queued
         j.params = params
         j.submittedAtMs = nowMs()
-        j.tasksTotal = map.partitionCount * UInt32(JobKinds.stages(kind).count)
+        j.tasksTotal = map.partitionCount * UInt32(JobKinds.stageCount(kind, params: params))
         try persist(job: j)
         return j
     }

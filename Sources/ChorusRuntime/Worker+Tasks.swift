@@ -8,17 +8,24 @@ import SwiftProtobuf
 /// Job kinds and their stages. A stage runs once per partition on the partition's owner.
 public enum JobKinds {
     public static let features = "features"
-    public static let all = [features]
+    public static let als = "als"
+    public static let all = [features, als]
     /// features: "catalog" collects the small dimension tables; the coordinator broadcasts them;
     /// "compute" builds user profiles and content features with local reads only.
     public static func stages(_ kind: String) -> [String] {
         kind == features ? ["catalog", "compute"] : []
     }
+
+    /// Tasks per partition of a job (the progress denominator).
+    public static func stageCount(_ kind: String, params: [String: String]) -> Int {
+        if kind == als { return 2 + 2 * max(1, Int(params["iterations"] ?? "") ?? ALS.Config().iterations) }
+        return stages(kind).count
+    }
 }
 
 extension Worker {
     func runTask(_ t: Chorus_V1_RunTask) async throws -> Chorus_V1_TaskResult {
-        guard t.kind == JobKinds.features else { throw ChorusError(.usage, "unknown job kind '\(t.kind)'") }
+        guard JobKinds.all.contains(t.kind) else { throw ChorusError(.usage, "unknown job kind '\(t.kind)'") }
         try checkLease("tasks")
         if state.withLock({ $0.map.version }) < t.mapVersion { try await refreshMap() }
         try checkPrimary([t.partition], in: state.withLock { $0.map })
@@ -30,7 +37,9 @@ extension Worker {
             try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
         }
         var result: Chorus_V1_TaskResult
-        switch t.stage {
+        switch t.kind == JobKinds.als ? "als" : t.stage {
+        case "als":
+            result = try await runALSTask(t)
         case "catalog":
             result = try await computeQueue.run { try Self.catalogTask(store: store, t) }
         case "compute":

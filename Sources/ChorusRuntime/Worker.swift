@@ -47,6 +47,7 @@ public final class Worker: Sendable {
         var map = Chorus_V1_PartitionMap()
         var nonEmpty = Set<UInt32>()
         var catalogs: [String: FeatureCatalog] = [:]
+        var als: [String: ALSWorkerJob] = [:]
         var runningTasks = 0
         var registered = false
         /// Writes and tasks are refused after this instant (see `MembershipTiming.leaseMs`).
@@ -337,11 +338,18 @@ public final class Worker: Sendable {
         case let .replicaWrite(r): return .ack(try await replicaWrite(r))
         case let .runTask(t): return .taskResult(try await runTask(t))
         case let .jobBroadcast(b):
-            let catalog = FeatureCatalog(b.catalog)
-            state.withLock { $0.catalogs[b.jobID] = catalog }
+            if !b.als.isEmpty {
+                alsBroadcast(b)
+            } else {
+                let catalog = FeatureCatalog(b.catalog)
+                state.withLock { $0.catalogs[b.jobID] = catalog }
+            }
             return .ack(.init())
         case let .jobRelease(r):
-            _ = state.withLock { $0.catalogs.removeValue(forKey: r.id) }
+            state.withLock {
+                _ = $0.catalogs.removeValue(forKey: r.id)
+                _ = $0.als.removeValue(forKey: r.id)
+            }
             return .ack(.init())
         case let .profileGet(g): return .profile(try await profileGet(g))
         case let .profileScan(s): return .profileScan(try await profileScan(s))
@@ -654,6 +662,14 @@ public final class Worker: Sendable {
             if let p = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.profile.rawValue, id: id)) {
                 r.found = true
                 r.profileJson = String(decoding: p, as: UTF8.self)
+            }
+            if let f = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.userFactors, id: id)) {
+                // [rank u16 LE][float32 LE × width]; width = rank + 1 when the last float is the bias.
+                let rank = f.count >= 2 ? Int(f[0]) | Int(f[1]) << 8 : 0
+                let v = FloatPacking.unpack(Data(f.dropFirst(2)))
+                let biasLast = v.count == rank + 1
+                r.embedding = biasLast ? Array(v.dropLast()) : v
+                if biasLast { r.bias = v.last ?? 0 }
             }
             if let u = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.role(.user), id: id)),
                let rec = try? Chorus_V1_User(serializedBytes: u) {

@@ -191,10 +191,37 @@ func printJob(_ j: Chorus_V1_JobInfo, json: Bool) {
     if j.finishedAtMs > 0, j.startedAtMs > 0 {
         print("  wall time: \(String(format: "%.2f", Double(j.finishedAtMs - j.startedAtMs) / 1000)) s")
     }
-    if !j.summaryJson.isEmpty, let data = j.summaryJson.data(using: .utf8),
+    if j.kind == "als", let data = j.summaryJson.data(using: .utf8),
+       let d = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+        print(alsText(d))
+    } else if !j.summaryJson.isEmpty, let data = j.summaryJson.data(using: .utf8),
        let report = try? JSONDecoder().decode(SummaryView.self, from: data) {
         print(report.text)
     }
+}
+
+/// A readable rendering of an `als` job's summary.
+func alsText(_ d: [String: Any]) -> String {
+    func n(_ k: String) -> String {
+        guard let v = d[k] else { return "-" }
+        if let x = v as? Double { return x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(format: "%.4f", x) }
+        return "\(v)"
+    }
+    var out = "  ALS \(n("mode")): rank \(n("rank")), \(n("iterations")) iterations, lambda \(n("lambda"))"
+        + (d["mode"] as? String == "implicit" ? ", alpha \(n("alpha"))" : "") + ", seed \(n("seed"))\n"
+    out += "  \(n("users")) users × \(n("items")) items, \(n("observations")) training pairs, \(n("held_out")) held out; "
+        + "\(String(format: "%.3f", d["seconds_per_iteration"] as? Double ?? 0)) s per iteration\n"
+    if d["rmse"] != nil { out += "  held-out RMSE \(n("rmse")), MAE \(n("mae"))" }
+    if d["precision_at_k"] != nil {
+        let k = n("k")
+        out += "  held-out P@\(k) \(n("precision_at_k")), recall@\(k) \(n("recall_at_k")), NDCG@\(k) \(n("ndcg_at_k")), MAP@\(k) \(n("map_at_k"))"
+        if let b = d["baseline"] as? [String: Any] {
+            func f(_ k: String) -> String { String(format: "%.4f", b[k] as? Double ?? 0) }
+            out += "\n  popularity baseline: P@\(k) \(f("precision_at_k")), recall@\(k) \(f("recall_at_k")), "
+                + "NDCG@\(k) \(f("ndcg_at_k")), MAP@\(k) \(f("map_at_k"))"
+        }
+    }
+    return out
 }
 
 /// A readable rendering of the features job's global summary.

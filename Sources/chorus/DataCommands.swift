@@ -22,10 +22,26 @@ struct Profile: AsyncParsableCommand {
                 let c = try client.client()
                 defer { c.close() }
                 let r = try await c.profile(userId: userId)
-                guard r.found, let obj = try? JSONSerialization.jsonObject(with: Data(r.profileJson.utf8)) else {
+                var obj: Any
+                if r.found, let o = try? JSONSerialization.jsonObject(with: Data(r.profileJson.utf8)) {
+                    obj = o
+                } else if !r.embedding.isEmpty {
+                    obj = ["user_id": userId]
+                } else {
                     throw ChorusError(.notFound, "no profile for user '\(userId)'",
                                       hint: r.userJson.isEmpty ? "the user is unknown; ingest it first"
                                           : "run `chorus job submit features --wait` first")
+                }
+                // The ALS embedding, when an `als` job has run since the user had interactions.
+                if var d = obj as? [String: Any] {
+                    if r.embedding.isEmpty {
+                        d["embedding"] = NSNull()
+                        d["embedding_status"] = "no factors yet (run `chorus job submit als`)"
+                    } else {
+                        d["embedding"] = r.embedding.map { Double($0) }
+                        d["embedding_bias"] = Double(r.bias)
+                    }
+                    obj = d
                 }
                 if client.json {
                     printJSON(obj)

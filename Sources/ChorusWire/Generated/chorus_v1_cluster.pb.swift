@@ -1339,40 +1339,186 @@ public nonisolated struct Chorus_V1_RunTask: Sendable {
   public init() {}
 }
 
-public nonisolated struct Chorus_V1_TaskResult: Sendable {
+public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var jobID: String = String()
+  public var jobID: String {
+    get {_storage._jobID}
+    set {_uniqueStorage()._jobID = newValue}
+  }
 
-  public var stage: String = String()
+  public var stage: String {
+    get {_storage._stage}
+    set {_uniqueStorage()._stage = newValue}
+  }
 
-  public var partition: UInt32 = 0
+  public var partition: UInt32 {
+    get {_storage._partition}
+    set {_uniqueStorage()._partition = newValue}
+  }
 
   /// stage "catalog"
   public var catalog: Chorus_V1_Catalog {
-    get {_catalog ?? Chorus_V1_Catalog()}
-    set {_catalog = newValue}
+    get {_storage._catalog ?? Chorus_V1_Catalog()}
+    set {_uniqueStorage()._catalog = newValue}
   }
   /// Returns true if `catalog` has been explicitly set.
-  public var hasCatalog: Bool {self._catalog != nil}
+  public var hasCatalog: Bool {_storage._catalog != nil}
   /// Clears the value of `catalog`. Subsequent reads from it will return its default value.
-  public mutating func clearCatalog() {self._catalog = nil}
+  public mutating func clearCatalog() {_uniqueStorage()._catalog = nil}
 
   /// stage "compute": the partition's partial summary
-  public var partialJson: String = String()
+  public var partialJson: String {
+    get {_storage._partialJson}
+    set {_uniqueStorage()._partialJson = newValue}
+  }
 
-  public var recordsRead: UInt64 = 0
+  public var recordsRead: UInt64 {
+    get {_storage._recordsRead}
+    set {_uniqueStorage()._recordsRead = newValue}
+  }
 
   /// the worker's map version when it finished the task
-  public var mapVersion: UInt64 = 0
+  public var mapVersion: UInt64 {
+    get {_storage._mapVersion}
+    set {_uniqueStorage()._mapVersion = newValue}
+  }
+
+  /// stage "als-load"
+  public var alsLoad: Chorus_V1_AlsLoadResult {
+    get {_storage._alsLoad ?? Chorus_V1_AlsLoadResult()}
+    set {_uniqueStorage()._alsLoad = newValue}
+  }
+  /// Returns true if `alsLoad` has been explicitly set.
+  public var hasAlsLoad: Bool {_storage._alsLoad != nil}
+  /// Clears the value of `alsLoad`. Subsequent reads from it will return its default value.
+  public mutating func clearAlsLoad() {_uniqueStorage()._alsLoad = nil}
+
+  /// stages "als-users-N"/"als-items-N": float32 LE rows in the order of the partition's ids
+  public var alsFactors: Data {
+    get {_storage._alsFactors}
+    set {_uniqueStorage()._alsFactors = newValue}
+  }
+
+  /// stage "als-save"
+  public var alsEval: Chorus_V1_AlsEvalResult {
+    get {_storage._alsEval ?? Chorus_V1_AlsEvalResult()}
+    set {_uniqueStorage()._alsEval = newValue}
+  }
+  /// Returns true if `alsEval` has been explicitly set.
+  public var hasAlsEval: Bool {_storage._alsEval != nil}
+  /// Clears the value of `alsEval`. Subsequent reads from it will return its default value.
+  public mutating func clearAlsEval() {_uniqueStorage()._alsEval = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _catalog: Chorus_V1_Catalog? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// ALS (job kind "als"). Ratings are read once per partition and cached on the worker for the whole run; only
+/// factor vectors move afterwards: the coordinator assembles each side and broadcasts it once per worker.
+public nonisolated struct Chorus_V1_AlsLoadResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// sorted ids of this partition's users with training observations
+  public var users: [String] = []
+
+  /// sorted ids of this partition's content with training observations
+  public var items: [String] = []
+
+  /// training observations per item (parallel to items): popularity
+  public var itemCounts: [UInt32] = []
+
+  /// sum of training values (explicit: ratings)
+  public var valueSum: Double = 0
+
+  /// training (user, item) pairs
+  public var observations: UInt64 = 0
+
+  /// held-out pairs
+  public var heldOut: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_AlsModel: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "users" or "items": whose factors these are
+  public var side: String = String()
+
+  /// the side's ids in factor order (sent with the first broadcast of each side)
+  public var ids: [String] = []
+
+  /// float32 LE, ids × width
+  public var factors: Data = Data()
+
+  public var rank: UInt32 = 0
+
+  public var width: UInt32 = 0
+
+  /// explicit: global mean
+  public var mean: Float = 0
+
+  /// implicit: float64 LE rank × rank Gram matrix of these factors
+  public var gram: Data = Data()
+
+  /// items: training observations per item (for the popularity baseline)
+  public var popularity: [UInt32] = []
+
+  public var params: Dictionary<String,String> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_AlsEvalResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var squaredError: Double = 0
+
+  public var absoluteError: Double = 0
+
+  public var pairs: UInt64 = 0
+
+  /// ranking: users with held-out items
+  public var users: UInt64 = 0
+
+  public var precisionSum: Double = 0
+
+  public var recallSum: Double = 0
+
+  public var ndcgSum: Double = 0
+
+  public var mapSum: Double = 0
+
+  /// popularity baseline
+  public var basePrecisionSum: Double = 0
+
+  public var baseRecallSum: Double = 0
+
+  public var baseNdcgSum: Double = 0
+
+  public var baseMapSum: Double = 0
+
+  public var factorsStored: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Small dimension tables broadcast to every worker for the join-free compute stage.
@@ -1438,6 +1584,9 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   /// Clears the value of `catalog`. Subsequent reads from it will return its default value.
   public mutating func clearCatalog() {self._catalog = nil}
 
+  /// job kind "als": factors of one or both sides
+  public var als: [Chorus_V1_AlsModel] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1469,6 +1618,11 @@ public nonisolated struct Chorus_V1_ProfileReply: Sendable {
   public var profileJson: String = String()
 
   public var userJson: String = String()
+
+  /// the user's ALS factors (empty: no factors yet)
+  public var embedding: [Float] = []
+
+  public var bias: Float = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3752,7 +3906,140 @@ nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0")
+
+  fileprivate class _StorageClass {
+    var _jobID: String = String()
+    var _stage: String = String()
+    var _partition: UInt32 = 0
+    var _catalog: Chorus_V1_Catalog? = nil
+    var _partialJson: String = String()
+    var _recordsRead: UInt64 = 0
+    var _mapVersion: UInt64 = 0
+    var _alsLoad: Chorus_V1_AlsLoadResult? = nil
+    var _alsFactors: Data = Data()
+    var _alsEval: Chorus_V1_AlsEvalResult? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _jobID = source._jobID
+      _stage = source._stage
+      _partition = source._partition
+      _catalog = source._catalog
+      _partialJson = source._partialJson
+      _recordsRead = source._recordsRead
+      _mapVersion = source._mapVersion
+      _alsLoad = source._alsLoad
+      _alsFactors = source._alsFactors
+      _alsEval = source._alsEval
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._jobID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._stage) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._partition) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._catalog) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._partialJson) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._recordsRead) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._mapVersion) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._alsLoad) }()
+        case 9: try { try decoder.decodeSingularBytesField(value: &_storage._alsFactors) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._alsEval) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._jobID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._jobID, fieldNumber: 1)
+      }
+      if !_storage._stage.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._stage, fieldNumber: 2)
+      }
+      if _storage._partition != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._partition, fieldNumber: 3)
+      }
+      try { if let v = _storage._catalog {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if !_storage._partialJson.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._partialJson, fieldNumber: 5)
+      }
+      if _storage._recordsRead != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._recordsRead, fieldNumber: 6)
+      }
+      if _storage._mapVersion != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._mapVersion, fieldNumber: 7)
+      }
+      try { if let v = _storage._alsLoad {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if !_storage._alsFactors.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._alsFactors, fieldNumber: 9)
+      }
+      try { if let v = _storage._alsEval {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_TaskResult, rhs: Chorus_V1_TaskResult) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._jobID != rhs_storage._jobID {return false}
+        if _storage._stage != rhs_storage._stage {return false}
+        if _storage._partition != rhs_storage._partition {return false}
+        if _storage._catalog != rhs_storage._catalog {return false}
+        if _storage._partialJson != rhs_storage._partialJson {return false}
+        if _storage._recordsRead != rhs_storage._recordsRead {return false}
+        if _storage._mapVersion != rhs_storage._mapVersion {return false}
+        if _storage._alsLoad != rhs_storage._alsLoad {return false}
+        if _storage._alsFactors != rhs_storage._alsFactors {return false}
+        if _storage._alsEval != rhs_storage._alsEval {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AlsLoadResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlsLoadResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}items\0\u{3}item_counts\0\u{3}value_sum\0\u{1}observations\0\u{3}held_out\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3760,55 +4047,206 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.stage) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.partialJson) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.recordsRead) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.users) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.items) }()
+      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.itemCounts) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.valueSum) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.observations) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.heldOut) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.jobID.isEmpty {
-      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    if !self.users.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.users, fieldNumber: 1)
     }
-    if !self.stage.isEmpty {
-      try visitor.visitSingularStringField(value: self.stage, fieldNumber: 2)
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.items, fieldNumber: 2)
     }
-    if self.partition != 0 {
-      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 3)
+    if !self.itemCounts.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.itemCounts, fieldNumber: 3)
     }
-    try { if let v = self._catalog {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if !self.partialJson.isEmpty {
-      try visitor.visitSingularStringField(value: self.partialJson, fieldNumber: 5)
+    if self.valueSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.valueSum, fieldNumber: 4)
     }
-    if self.recordsRead != 0 {
-      try visitor.visitSingularUInt64Field(value: self.recordsRead, fieldNumber: 6)
+    if self.observations != 0 {
+      try visitor.visitSingularUInt64Field(value: self.observations, fieldNumber: 5)
     }
-    if self.mapVersion != 0 {
-      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 7)
+    if self.heldOut != 0 {
+      try visitor.visitSingularUInt64Field(value: self.heldOut, fieldNumber: 6)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Chorus_V1_TaskResult, rhs: Chorus_V1_TaskResult) -> Bool {
-    if lhs.jobID != rhs.jobID {return false}
-    if lhs.stage != rhs.stage {return false}
-    if lhs.partition != rhs.partition {return false}
-    if lhs._catalog != rhs._catalog {return false}
-    if lhs.partialJson != rhs.partialJson {return false}
-    if lhs.recordsRead != rhs.recordsRead {return false}
-    if lhs.mapVersion != rhs.mapVersion {return false}
+  public static func ==(lhs: Chorus_V1_AlsLoadResult, rhs: Chorus_V1_AlsLoadResult) -> Bool {
+    if lhs.users != rhs.users {return false}
+    if lhs.items != rhs.items {return false}
+    if lhs.itemCounts != rhs.itemCounts {return false}
+    if lhs.valueSum != rhs.valueSum {return false}
+    if lhs.observations != rhs.observations {return false}
+    if lhs.heldOut != rhs.heldOut {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AlsModel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlsModel"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}side\0\u{1}ids\0\u{1}factors\0\u{1}rank\0\u{1}width\0\u{1}mean\0\u{1}gram\0\u{1}popularity\0\u{1}params\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.side) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.ids) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.factors) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.width) }()
+      case 6: try { try decoder.decodeSingularFloatField(value: &self.mean) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.gram) }()
+      case 8: try { try decoder.decodeRepeatedUInt32Field(value: &self.popularity) }()
+      case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.side.isEmpty {
+      try visitor.visitSingularStringField(value: self.side, fieldNumber: 1)
+    }
+    if !self.ids.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.ids, fieldNumber: 2)
+    }
+    if !self.factors.isEmpty {
+      try visitor.visitSingularBytesField(value: self.factors, fieldNumber: 3)
+    }
+    if self.rank != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rank, fieldNumber: 4)
+    }
+    if self.width != 0 {
+      try visitor.visitSingularUInt32Field(value: self.width, fieldNumber: 5)
+    }
+    if self.mean.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.mean, fieldNumber: 6)
+    }
+    if !self.gram.isEmpty {
+      try visitor.visitSingularBytesField(value: self.gram, fieldNumber: 7)
+    }
+    if !self.popularity.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.popularity, fieldNumber: 8)
+    }
+    if !self.params.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_AlsModel, rhs: Chorus_V1_AlsModel) -> Bool {
+    if lhs.side != rhs.side {return false}
+    if lhs.ids != rhs.ids {return false}
+    if lhs.factors != rhs.factors {return false}
+    if lhs.rank != rhs.rank {return false}
+    if lhs.width != rhs.width {return false}
+    if lhs.mean != rhs.mean {return false}
+    if lhs.gram != rhs.gram {return false}
+    if lhs.popularity != rhs.popularity {return false}
+    if lhs.params != rhs.params {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlsEvalResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.squaredError) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.absoluteError) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.pairs) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.users) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.precisionSum) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.recallSum) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.ndcgSum) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.mapSum) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.basePrecisionSum) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self.baseRecallSum) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self.baseNdcgSum) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self.baseMapSum) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.factorsStored) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.squaredError.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.squaredError, fieldNumber: 1)
+    }
+    if self.absoluteError.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.absoluteError, fieldNumber: 2)
+    }
+    if self.pairs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pairs, fieldNumber: 3)
+    }
+    if self.users != 0 {
+      try visitor.visitSingularUInt64Field(value: self.users, fieldNumber: 4)
+    }
+    if self.precisionSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.precisionSum, fieldNumber: 5)
+    }
+    if self.recallSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.recallSum, fieldNumber: 6)
+    }
+    if self.ndcgSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.ndcgSum, fieldNumber: 7)
+    }
+    if self.mapSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.mapSum, fieldNumber: 8)
+    }
+    if self.basePrecisionSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.basePrecisionSum, fieldNumber: 9)
+    }
+    if self.baseRecallSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.baseRecallSum, fieldNumber: 10)
+    }
+    if self.baseNdcgSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.baseNdcgSum, fieldNumber: 11)
+    }
+    if self.baseMapSum.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.baseMapSum, fieldNumber: 12)
+    }
+    if self.factorsStored != 0 {
+      try visitor.visitSingularUInt64Field(value: self.factorsStored, fieldNumber: 13)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_AlsEvalResult, rhs: Chorus_V1_AlsEvalResult) -> Bool {
+    if lhs.squaredError != rhs.squaredError {return false}
+    if lhs.absoluteError != rhs.absoluteError {return false}
+    if lhs.pairs != rhs.pairs {return false}
+    if lhs.users != rhs.users {return false}
+    if lhs.precisionSum != rhs.precisionSum {return false}
+    if lhs.recallSum != rhs.recallSum {return false}
+    if lhs.ndcgSum != rhs.ndcgSum {return false}
+    if lhs.mapSum != rhs.mapSum {return false}
+    if lhs.basePrecisionSum != rhs.basePrecisionSum {return false}
+    if lhs.baseRecallSum != rhs.baseRecallSum {return false}
+    if lhs.baseNdcgSum != rhs.baseNdcgSum {return false}
+    if lhs.baseMapSum != rhs.baseMapSum {return false}
+    if lhs.factorsStored != rhs.factorsStored {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3931,7 +4369,7 @@ nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3941,6 +4379,7 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.als) }()
       default: break
       }
     }
@@ -3957,12 +4396,16 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     try { if let v = self._catalog {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if !self.als.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.als, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_JobBroadcast, rhs: Chorus_V1_JobBroadcast) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
     if lhs._catalog != rhs._catalog {return false}
+    if lhs.als != rhs.als {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4005,7 +4448,7 @@ nonisolated extension Chorus_V1_ProfileGet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProfileReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0\u{1}embedding\0\u{1}bias\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4016,6 +4459,8 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularBoolField(value: &self.found) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.profileJson) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.userJson) }()
+      case 4: try { try decoder.decodeRepeatedFloatField(value: &self.embedding) }()
+      case 5: try { try decoder.decodeSingularFloatField(value: &self.bias) }()
       default: break
       }
     }
@@ -4031,6 +4476,12 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if !self.userJson.isEmpty {
       try visitor.visitSingularStringField(value: self.userJson, fieldNumber: 3)
     }
+    if !self.embedding.isEmpty {
+      try visitor.visitPackedFloatField(value: self.embedding, fieldNumber: 4)
+    }
+    if self.bias.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.bias, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4038,6 +4489,8 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if lhs.found != rhs.found {return false}
     if lhs.profileJson != rhs.profileJson {return false}
     if lhs.userJson != rhs.userJson {return false}
+    if lhs.embedding != rhs.embedding {return false}
+    if lhs.bias != rhs.bias {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,183 @@
+import ChorusAnalytics
+import ChorusModel
+import ChorusWire
+import Foundation
+
+/// The summary of an `als` job (the job's `summary` in `chorus job status`).
+struct ALSReport: Codable, Sendable {
+    /// The popularity baseline: the k most popular items the user has not interacted with.
+    struct Baseline: Codable, Sendable {
+        var name = "popularity"
+        var precisionAtK: Double
+        var recallAtK: Double
+        var ndcgAtK: Double
+        var mapAtK: Double
+        enum CodingKeys: String, CodingKey {
+            case name, precisionAtK = "precision_at_k", recallAtK = "recall_at_k", ndcgAtK = "ndcg_at_k", mapAtK = "map_at_k"
+        }
+    }
+
+    var mode: String
+    var rank: Int
+    var iterations: Int
+    var lambda: Double
+    var alpha: Double
+    var seed: UInt64
+    var holdout: Double
+    var users: Int
+    var items: Int
+    var observations: Int
+    var heldOut: Int
+    var secondsPerIteration: Double
+    var rmse: Double?
+    var mae: Double?
+    var k: Int?
+    var precisionAtK: Double?
+    var recallAtK: Double?
+    var ndcgAtK: Double?
+    var mapAtK: Double?
+    var baseline: Baseline?
+    var factorsStored: Int
+
+    enum CodingKeys: String, CodingKey {
+        case mode, rank, iterations, lambda, alpha, seed, holdout, users, items, observations
+        case heldOut = "held_out", secondsPerIteration = "seconds_per_iteration", rmse, mae, k
+        case precisionAtK = "precision_at_k", recallAtK = "recall_at_k", ndcgAtK = "ndcg_at_k", mapAtK = "map_at_k"
+        case baseline, factorsStored = "factors_stored"
+    }
+}
+
+extension Coordinator {
+    /// Runs an `als` job: load (each partition's ratings cached on its worker), then `iterations` × (users half,
+    /// items half), then save. In each half the coordinator broadcasts the fixed side's factors once to every
+    /// worker and collects the solved rows of each partition; nothing else crosses the network.
+    func runALS(_ job: Chorus_V1_JobInfo) async throws -> String {
+        let config = try ALSJobConfig(params: job.params)
+        let k = config.als.rank, width = config.width
+        // 1. Load.
+        _ = try await state.update(job.id) { $0.stage = "als: loading ratings" }
+        var loads: [UInt32: Chorus_V1_AlsLoadResult] = [:]
+        try await runStage(job: job, stage: "als-load", broadcast: nil, tracker: BroadcastTracker()) { r in
+            loads[r.partition] = r.alsLoad
+        }
+        var userIds: [String] = [], itemIds: [String] = [], popularityById: [String: UInt32] = [:]
+        var valueSum = 0.0, observations = 0, heldOut = 0
+        for p in loads.keys.sorted() {
+            let l = loads[p]!
+            userIds.append(contentsOf: l.users)
+            itemIds.append(contentsOf: l.items)
+            for (i, id) in l.items.enumerated() { popularityById[id] = l.itemCounts[i] }
+            valueSum += l.valueSum
+            observations += Int(l.observations)
+            heldOut += Int(l.heldOut)
+        }
+        userIds.sort()
+        itemIds.sort()
+        guard !userIds.isEmpty, !itemIds.isEmpty else {
+            throw JobFailure(message: "no interactions to factorize in \(config.als.mode.rawValue) mode"
+                             + (config.als.mode == .explicit ? " (explicit mode needs interactions with a value, e.g. type rating)" : ""))
+        }
+        let userIndex = Dictionary(uniqueKeysWithValues: userIds.enumerated().map { ($1, $0) })
+        let itemIndex = Dictionary(uniqueKeysWithValues: itemIds.enumerated().map { ($1, $0) })
+        let mean = config.als.mode == .explicit && observations > 0 ? Float(valueSum / Double(observations)) : 0
+        let popularity = itemIds.map { popularityById[$0] ?? 0 }
+        var users = ALS.Factors(rank: k, width: width, count: userIds.count)
+        var items = ALS.Factors(rank: k, width: width, count: itemIds.count)
+        for (i, id) in userIds.enumerated() {
+            users.data.replaceSubrange((i * width)..<((i + 1) * width),
+                                       with: ALS.initialVector(id: "u:" + id, seed: config.als.seed, rank: k, width: width))
+        }
+        for (i, id) in itemIds.enumerated() {
+            items.data.replaceSubrange((i * width)..<((i + 1) * width),
+                                       with: ALS.initialVector(id: "i:" + id, seed: config.als.seed, rank: k, width: width))
+        }
+
+        func model(_ side: String, _ f: ALS.Factors, ids: [String]) -> Chorus_V1_AlsModel {
+            var m = Chorus_V1_AlsModel()
+            m.side = side
+            m.ids = ids
+            m.factors = FloatPacking.pack(f.data)
+            m.rank = UInt32(k)
+            m.width = UInt32(width)
+            m.mean = mean
+            m.params = job.params
+            if config.als.mode == .implicit { m.gram = FloatPacking.packDoubles(ALS.gram(f)) }
+            if side == "items" { m.popularity = popularity }
+            return m
+        }
+        func broadcast(_ models: [Chorus_V1_AlsModel]) -> Chorus_V1_JobBroadcast {
+            var b = Chorus_V1_JobBroadcast()
+            b.jobID = job.id
+            b.als = models
+            return b
+        }
+        /// Writes each partition's solved rows into `into`, at the global indices of the partition's ids.
+        func collect(_ r: Chorus_V1_TaskResult, ids: [String], index: [String: Int], into f: inout ALS.Factors) throws {
+            let v = FloatPacking.unpack(r.alsFactors)
+            guard v.count == ids.count * width else {
+                throw ChorusError(.internal, "partition \(r.partition): \(v.count) floats for \(ids.count) rows")
+            }
+            for (j, id) in ids.enumerated() {
+                guard let g = index[id] else { continue }
+                f.data.replaceSubrange((g * width)..<((g + 1) * width), with: v[(j * width)..<((j + 1) * width)])
+            }
+        }
+
+        // 2. Iterations.
+        let start = ContinuousClock.now
+        for it in 1...config.als.iterations {
+            _ = try await state.update(job.id) { $0.stage = "als: iteration \(it)/\(config.als.iterations)" }
+            var nextUsers = users
+            try await runStage(job: job, stage: "als-users-\(it)",
+                               broadcast: broadcast([model("items", items, ids: itemIds)]), tracker: BroadcastTracker()) { r in
+                try collect(r, ids: loads[r.partition]?.users ?? [], index: userIndex, into: &nextUsers)
+            }
+            users = nextUsers
+            var nextItems = items
+            try await runStage(job: job, stage: "als-items-\(it)",
+                               broadcast: broadcast([model("users", users, ids: userIds)]), tracker: BroadcastTracker()) { r in
+                try collect(r, ids: loads[r.partition]?.items ?? [], index: itemIndex, into: &nextItems)
+            }
+            items = nextItems
+        }
+        let perIteration = (ContinuousClock.now - start).seconds / Double(config.als.iterations)
+
+        // 3. Save factors and evaluate on the held-out interactions.
+        _ = try await state.update(job.id) { $0.stage = "als: saving factors and evaluating" }
+        var eval = Chorus_V1_AlsEvalResult()
+        try await runStage(job: job, stage: "als-save",
+                           broadcast: broadcast([model("users", users, ids: userIds), model("items", items, ids: itemIds)]),
+                           tracker: BroadcastTracker()) { r in
+            let e = r.alsEval
+            eval.squaredError += e.squaredError; eval.absoluteError += e.absoluteError; eval.pairs += e.pairs
+            eval.users += e.users
+            eval.precisionSum += e.precisionSum; eval.recallSum += e.recallSum
+            eval.ndcgSum += e.ndcgSum; eval.mapSum += e.mapSum
+            eval.basePrecisionSum += e.basePrecisionSum; eval.baseRecallSum += e.baseRecallSum
+            eval.baseNdcgSum += e.baseNdcgSum; eval.baseMapSum += e.baseMapSum
+            eval.factorsStored += e.factorsStored
+        }
+        var report = ALSReport(mode: config.als.mode.rawValue, rank: k, iterations: config.als.iterations,
+                               lambda: config.als.lambda, alpha: config.als.alpha, seed: config.als.seed,
+                               holdout: config.holdout, users: userIds.count, items: itemIds.count,
+                               observations: observations, heldOut: heldOut, secondsPerIteration: perIteration,
+                               factorsStored: Int(eval.factorsStored))
+        if config.als.mode == .explicit, eval.pairs > 0 {
+            report.rmse = (eval.squaredError / Double(eval.pairs)).squareRoot()
+            report.mae = eval.absoluteError / Double(eval.pairs)
+        }
+        if config.als.mode == .implicit, eval.users > 0 {
+            let n = Double(eval.users)
+            report.k = config.k
+            report.precisionAtK = eval.precisionSum / n
+            report.recallAtK = eval.recallSum / n
+            report.ndcgAtK = eval.ndcgSum / n
+            report.mapAtK = eval.mapSum / n
+            report.baseline = .init(precisionAtK: eval.basePrecisionSum / n, recallAtK: eval.baseRecallSum / n,
+                                    ndcgAtK: eval.baseNdcgSum / n, mapAtK: eval.baseMapSum / n)
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(decoding: try enc.encode(report), as: UTF8.self)
+    }
+}

@@ -1,0 +1,380 @@
+import ChorusAnalytics
+import ChorusModel
+import ChorusStorage
+import ChorusWire
+import Foundation
+import Synchronization
+
+/// Settings of an `als` job, parsed from its params (documented in docs/cli.md).
+struct ALSJobConfig: Sendable {
+    var als = ALS.Config()
+    /// Fraction of interactions held out for evaluation (decided per interaction id, so both copies agree).
+    var holdout = 0.2
+    /// k of the ranking metrics.
+    var k = 10
+    /// Implicit confidence weight per interaction type.
+    var weights: [InteractionKind: Double] = [.view: 1, .like: 3, .comment: 4, .share: 5, .click: 2, .conversion: 8,
+                                              .rating: 1]
+
+    init(params: [String: String]) throws {
+        func num(_ key: String) throws -> Double? {
+            guard let s = params[key] else { return nil }
+            guard let v = Double(s), v.isFinite else { throw ChorusError(.usage, "als: \(key) must be a number, not '\(s)'") }
+            return v
+        }
+        if let v = try num("rank") { als.rank = Int(v) }
+        if let v = try num("lambda") { als.lambda = v }
+        if let v = try num("alpha") { als.alpha = v }
+        if let v = try num("iterations") { als.iterations = Int(v) }
+        if let v = try num("lambda_exponent") { als.lambdaExponent = v }
+        if let v = try num("bias_lambda") { als.biasLambda = v }
+        if let v = try num("holdout") { holdout = v }
+        if let v = try num("k") { k = Int(v) }
+        if let s = params["seed"] {
+            guard let v = UInt64(s) else { throw ChorusError(.usage, "als: seed must be an unsigned integer") }
+            als.seed = v
+        }
+        if let m = params["mode"] {
+            guard let mode = ALS.Mode(rawValue: m) else { throw ChorusError(.usage, "als: mode must be explicit or implicit") }
+            als.mode = mode
+        }
+        if params["biases"] == "false" { als.biases = false }
+        for kind in InteractionKind.allCases {
+            if let v = try num("weight_" + kind.name) { weights[kind] = v }
+        }
+        guard (1...512).contains(als.rank) else { throw ChorusError(.usage, "als: rank must be 1...512") }
+        guard (1...1000).contains(als.iterations) else { throw ChorusError(.usage, "als: iterations must be 1...1000") }
+        guard als.lambda >= 0, als.alpha >= 0 else { throw ChorusError(.usage, "als: lambda and alpha must be ≥ 0") }
+        guard (0.0..<1.0).contains(holdout) else { throw ChorusError(.usage, "als: holdout must be in [0, 1)") }
+        guard (1...1000).contains(k) else { throw ChorusError(.usage, "als: k must be 1...1000") }
+    }
+
+    var width: Int { als.mode == .explicit && als.biases ? als.rank + 1 : als.rank }
+
+    /// True when the interaction is held out (a stable hash of its id and the seed).
+    func isHeldOut(_ interactionId: String) -> Bool {
+        guard holdout > 0 else { return false }
+        let h = StableHash.fnv1a64(Array(interactionId.utf8) + [0] + Array(String(als.seed).utf8))
+        return Double(h >> 11) * 0x1.0p-53 < holdout
+    }
+
+    /// The observation value of an interaction, or nil when it does not count in this mode.
+    func value(_ it: InteractionRecord) -> Float? {
+        switch als.mode {
+        case .explicit: return it.value > 0 ? Float(it.value) : nil
+        case .implicit:
+            let w = it.kind == .rating ? max(it.value, 1) : (weights[it.kind] ?? 0)
+            return w > 0 ? Float(w) : nil
+        }
+    }
+}
+
+/// One partition's observations, read once per job.
+struct ALSPartition: Sendable {
+    var userIds: [String] = []
+    var userObs: [[(String, Float)]] = []
+    var itemIds: [String] = []
+    var itemObs: [[(String, Float)]] = []
+    var heldOut: [(user: String, item: String, value: Float)] = []
+    var valueSum = 0.0
+    var observations = 0
+    /// Dense rows, built when the other side's index is known.
+    var userRows: [ALS.Row]?
+    var itemRows: [ALS.Row]?
+}
+
+/// A worker's state for one running `als` job.
+final class ALSWorkerJob: Sendable {
+    struct Inner {
+        var parts: [UInt32: ALSPartition] = [:]
+        var userIndex: [String: Int32] = [:]
+        var itemIndex: [String: Int32] = [:]
+        var users: ALS.Factors?
+        var items: ALS.Factors?
+        var usersGram: [Double] = []
+        var itemsGram: [Double] = []
+        var mean: Float = 0
+        var popularity: [UInt32] = []
+        var userIdsVersion = 0
+        var itemIdsVersion = 0
+    }
+    let config: ALSJobConfig
+    let inner = Mutex(Inner())
+    init(config: ALSJobConfig) { self.config = config }
+}
+
+enum FloatPacking {
+    static func pack(_ v: [Float]) -> Data {
+        var d = Data(capacity: v.count * 4)
+        for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { d.append(contentsOf: $0) } }
+        return d
+    }
+
+    static func unpack(_ d: Data) -> [Float] {
+        var out = [Float](repeating: 0, count: d.count / 4)
+        d.withUnsafeBytes { raw in
+            for i in out.indices { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+        }
+        return out
+    }
+
+    static func packDoubles(_ v: [Double]) -> Data {
+        var d = Data(capacity: v.count * 8)
+        for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { d.append(contentsOf: $0) } }
+        return d
+    }
+
+    static func unpackDoubles(_ d: Data) -> [Double] {
+        var out = [Double](repeating: 0, count: d.count / 8)
+        d.withUnsafeBytes { raw in
+            for i in out.indices { out[i] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))) }
+        }
+        return out
+    }
+}
+
+extension ShardKeys.Derived {
+    /// Stored factor roles (float32 LE vector, bias last in explicit mode with biases).
+    static let userFactors: UInt8 = 0x52  // 'R'
+    static let contentFactors: UInt8 = 0x53  // 'S'
+}
+
+extension Worker {
+    func alsJob(_ t: Chorus_V1_RunTask) throws -> ALSWorkerJob {
+        if let j = state.withLock({ $0.als[t.jobID] }) { return j }
+        let j = ALSWorkerJob(config: try ALSJobConfig(params: t.params))
+        return state.withLock { s in
+            if let e = s.als[t.jobID] { return e }
+            s.als[t.jobID] = j
+            return j
+        }
+    }
+
+    /// Applies an ALS broadcast: the factors of one or both sides (with their ids).
+    func alsBroadcast(_ b: Chorus_V1_JobBroadcast) {
+        guard let job = state.withLock({ $0.als[b.jobID] }) ?? {
+            guard let first = b.als.first, let c = try? ALSJobConfig(params: first.params) else { return nil }
+            let j = ALSWorkerJob(config: c)
+            return state.withLock { s in
+                if let e = s.als[b.jobID] { return e }
+                s.als[b.jobID] = j
+                return j
+            }
+        }() else { return }
+        for m in b.als {
+            let data = FloatPacking.unpack(m.factors)
+            var f = ALS.Factors(rank: Int(m.rank), width: Int(m.width), count: 0)
+            f.data = data
+            let gram = m.gram.isEmpty ? [] : FloatPacking.unpackDoubles(m.gram)
+            job.inner.withLock { s in
+                s.mean = m.mean
+                if m.side == "users" {
+                    if !m.ids.isEmpty, m.ids.count != s.userIndex.count {
+                        s.userIndex = Dictionary(uniqueKeysWithValues: m.ids.enumerated().map { ($1, Int32($0)) })
+                        for p in s.parts.keys { s.parts[p]!.itemRows = nil }
+                    }
+                    s.users = f
+                    s.usersGram = gram
+                } else {
+                    if !m.ids.isEmpty, m.ids.count != s.itemIndex.count {
+                        s.itemIndex = Dictionary(uniqueKeysWithValues: m.ids.enumerated().map { ($1, Int32($0)) })
+                        for p in s.parts.keys { s.parts[p]!.userRows = nil }
+                    }
+                    s.items = f
+                    s.itemsGram = gram
+                    if !m.popularity.isEmpty { s.popularity = m.popularity }
+                }
+            }
+        }
+    }
+
+    /// Reads one partition's interactions (both copies) into memory: the ratings cache of the job.
+    static func alsLoad(store: Store, partition p: UInt32, config: ALSJobConfig) throws -> ALSPartition {
+        var part = ALSPartition()
+        func side(_ role: UInt8, user: Bool) throws -> ([String], [[(String, Float)]]) {
+            var ids: [String] = []
+            var obs: [[(String, Float)]] = []
+            var current: String?
+            var acc: [String: (Double, Int)] = [:]
+            func flush() {
+                guard let c = current, !acc.isEmpty else { return }
+                ids.append(c)
+                obs.append(acc.keys.sorted().map { k in
+                    let (s, n) = acc[k]!
+                    return (k, Float(config.als.mode == .explicit ? s / Double(n) : s))
+                })
+            }
+            try store.scan(prefix: ShardKeys.prefix(partition: p, role: role)) { key, value in
+                let gid = groupId(key)
+                if gid != current { flush(); current = gid; acc.removeAll(keepingCapacity: true) }
+                let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(value))
+                guard let it = Wire.decode(m), let v = config.value(it) else { return true }
+                if config.isHeldOut(it.id) {
+                    if user { part.heldOut.append((it.userId, it.contentId, v)) }
+                    return true
+                }
+                let other = user ? it.contentId : it.userId
+                let e = acc[other] ?? (0, 0)
+                acc[other] = (e.0 + Double(v), e.1 + 1)
+                if user { part.valueSum += Double(v); part.observations += 1 }
+                return true
+            }
+            flush()
+            return (ids, obs)
+        }
+        (part.userIds, part.userObs) = try side(ShardKeys.role(.interactionByUser), user: true)
+        (part.itemIds, part.itemObs) = try side(ShardKeys.role(.interactionByContent), user: false)
+        // The user side was averaged per pair above; count pairs, not raw interactions.
+        part.observations = part.userObs.reduce(0) { $0 + $1.count }
+        part.valueSum = part.userObs.reduce(0.0) { $0 + $1.reduce(0.0) { $0 + Double($1.1) } }
+        return part
+    }
+
+    /// The partition's cache, loading it if this worker has not read it yet (a restart, or a moved partition).
+    func alsPartition(_ job: ALSWorkerJob, _ p: UInt32) async throws -> ALSPartition {
+        if let part = job.inner.withLock({ $0.parts[p] }) { return part }
+        let store = self.store
+        let config = job.config
+        let part = try await computeQueue.run { try Self.alsLoad(store: store, partition: p, config: config) }
+        job.inner.withLock { s in if s.parts[p] == nil { s.parts[p] = part } }
+        return part
+    }
+
+    func runALSTask(_ t: Chorus_V1_RunTask) async throws -> Chorus_V1_TaskResult {
+        let job = try alsJob(t)
+        let p = t.partition
+        var result = Chorus_V1_TaskResult()
+        result.jobID = t.jobID; result.stage = t.stage; result.partition = p
+        let part = try await alsPartition(job, p)
+        if t.stage == "als-load" {
+            var r = Chorus_V1_AlsLoadResult()
+            r.users = part.userIds
+            r.items = part.itemIds
+            r.itemCounts = part.itemObs.map { UInt32($0.count) }
+            r.valueSum = part.valueSum
+            r.observations = UInt64(part.observations)
+            r.heldOut = UInt64(part.heldOut.count)
+            result.alsLoad = r
+            result.recordsRead = UInt64(part.observations + part.heldOut.count)
+            return result
+        }
+        let config = job.config
+        if t.stage.hasPrefix("als-users-") || t.stage.hasPrefix("als-items-") {
+            let solvingUsers = t.stage.hasPrefix("als-users-")
+            let (other, gram, index, mean) = job.inner.withLock { s in
+                solvingUsers ? (s.items, s.itemsGram, s.itemIndex, s.mean) : (s.users, s.usersGram, s.userIndex, s.mean)
+            }
+            guard let other else {
+                throw ChorusError(.unavailable, "job \(t.jobID): factors of the other side not received on \(name)")
+            }
+            let ids = solvingUsers ? part.userIds : part.itemIds
+            let obs = solvingUsers ? part.userObs : part.itemObs
+            let packed: Data = try await computeQueue.run {
+                var out = [Float]()
+                out.reserveCapacity(ids.count * other.width)
+                for row in obs {
+                    var pairs: [(Int32, Float)] = []
+                    pairs.reserveCapacity(row.count)
+                    for (id, v) in row { if let i = index[id] { pairs.append((i, v)) } }
+                    pairs.sort { $0.0 < $1.0 }
+                    let r = ALS.Row(index: pairs.map(\.0), value: pairs.map(\.1))
+                    let solved = config.als.mode == .explicit
+                        ? ALS.solveExplicit(row: r, other: other, mean: mean, lambda: config.als.lambda,
+                                            biases: config.als.biases, lambdaExponent: config.als.lambdaExponent,
+                                            biasLambda: config.als.biasLambda)
+                        : ALS.solveImplicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
+                                            lambda: config.als.lambda)
+                    out.append(contentsOf: solved ?? [Float](repeating: 0, count: other.width))
+                }
+                return FloatPacking.pack(out)
+            }
+            result.alsFactors = packed
+            result.recordsRead = UInt64(obs.reduce(0) { $0 + $1.count })
+            return result
+        }
+        if t.stage == "als-save" {
+            let (users, items, userIndex, itemIndex, mean, popularity) = job.inner.withLock {
+                ($0.users, $0.items, $0.userIndex, $0.itemIndex, $0.mean, $0.popularity)
+            }
+            guard let users, let items else {
+                throw ChorusError(.unavailable, "job \(t.jobID): final factors not received on \(name)")
+            }
+            let (ops, eval) = try await computeQueue.run { () throws -> ([Chorus_V1_ReplicaOp], Chorus_V1_AlsEvalResult) in
+                var ops: [Chorus_V1_ReplicaOp] = []
+                func put(_ role: UInt8, _ id: String, _ v: ArraySlice<Float>) {
+                    var op = Chorus_V1_ReplicaOp()
+                    op.partition = p
+                    op.key = Data(ShardKeys.key(partition: p, role: role, id: Array(id.utf8)))
+                    op.value = Data([UInt8(users.rank & 0xFF), UInt8(users.rank >> 8)]) + FloatPacking.pack(Array(v))
+                    ops.append(op)
+                }
+                for role in [ShardKeys.Derived.userFactors, ShardKeys.Derived.contentFactors] {
+                    let pre = ShardKeys.prefix(partition: p, role: role)
+                    var op = Chorus_V1_ReplicaOp()
+                    op.partition = p
+                    op.key = Data(pre)
+                    op.rangeEnd = Data(Store.prefixEnd(pre) ?? pre)
+                    ops.append(op)
+                }
+                var eval = Chorus_V1_AlsEvalResult()
+                for id in part.userIds {
+                    guard let i = userIndex[id] else { continue }
+                    let b = Int(i) * users.width
+                    put(ShardKeys.Derived.userFactors, id, users.data[b..<(b + users.width)])
+                    eval.factorsStored += 1
+                }
+                for id in part.itemIds {
+                    guard let i = itemIndex[id] else { continue }
+                    let b = Int(i) * items.width
+                    put(ShardKeys.Derived.contentFactors, id, items.data[b..<(b + items.width)])
+                    eval.factorsStored += 1
+                }
+                // Evaluation on the held-out interactions of this partition's users.
+                if config.als.mode == .explicit {
+                    for h in part.heldOut {
+                        let u = userIndex[h.user].map(Int.init), it = itemIndex[h.item].map(Int.init)
+                        var pred = mean
+                        if let u, let it {
+                            pred = ALS.predict(user: u, item: it, users: users, items: items, mean: mean)
+                        } else if let u {
+                            pred += users.bias(u)
+                        } else if let it {
+                            pred += items.bias(it)
+                        }
+                        let d = Double(pred) - Double(h.value)
+                        eval.squaredError += d * d
+                        eval.absoluteError += abs(d)
+                        eval.pairs += 1
+                    }
+                } else {
+                    var byUser: [String: Set<Int>] = [:]
+                    for h in part.heldOut { if let it = itemIndex[h.item] { byUser[h.user, default: []].insert(Int(it)) } }
+                    var model = Evaluation.RankingAccumulator(k: config.k)
+                    var base = Evaluation.RankingAccumulator(k: config.k)
+                    let popScores = popularity.map { Float($0) }
+                    let seenOf = Dictionary(uniqueKeysWithValues: zip(part.userIds, part.userObs))
+                    for (user, relevant) in byUser.sorted(by: { $0.key < $1.key }) {
+                        let seen = Set((seenOf[user] ?? []).compactMap { itemIndex[$0.0].map(Int.init) })
+                        if let u = userIndex[user].map(Int.init) {
+                            var scores = [Float](repeating: 0, count: items.count)
+                            for i in 0..<items.count { scores[i] = ALS.predict(user: u, item: i, users: users, items: items, mean: 0) }
+                            model.add(ranked: Evaluation.topN(scores: scores, n: config.k, exclude: seen), relevant: relevant)
+                        } else {
+                            model.add(ranked: [Int](), relevant: relevant)
+                        }
+                        base.add(ranked: Evaluation.topN(scores: popScores, n: config.k, exclude: seen), relevant: relevant)
+                    }
+                    let m = model.sums, bs = base.sums
+                    eval.users = UInt64(m.n)
+                    eval.precisionSum = m.p; eval.recallSum = m.r; eval.ndcgSum = m.ndcg; eval.mapSum = m.ap
+                    eval.basePrecisionSum = bs.p; eval.baseRecallSum = bs.r; eval.baseNdcgSum = bs.ndcg; eval.baseMapSum = bs.ap
+                }
+                return (ops, eval)
+            }
+            try await writeDerived(ops)
+            result.alsEval = eval
+            return result
+        }
+        throw ChorusError(.usage, "unknown stage '\(t.stage)' for job kind als")
+    }
+}
