@@ -48,6 +48,28 @@ public final class ChorusClient: Sendable {
         return r
     }
 
+    /// Top-n recommendations for a user from the latest `als` job (seen items excluded).
+    public func recommend(userId: String, n: Int) async throws -> Chorus_V1_Recommendations {
+        var r = Chorus_V1_RecommendRequest()
+        r.userID = userId
+        r.n = UInt32(max(1, n))
+        guard case let .recommendations(out) = try await coordinator.call(.recommend(r), timeout: timeout + .seconds(10)) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return out
+    }
+
+    /// The n content items closest to `contentId` in the latest `als` job's factor space.
+    public func similar(contentId: String, n: Int) async throws -> Chorus_V1_Recommendations {
+        var r = Chorus_V1_SimilarRequest()
+        r.contentID = contentId
+        r.n = UInt32(max(1, n))
+        guard case let .recommendations(out) = try await coordinator.call(.similar(r), timeout: timeout + .seconds(10)) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return out
+    }
+
     /// Asks the coordinator to plan now and start whatever moves balance the cluster.
     public func rebalance() async throws -> Chorus_V1_AdminReply {
         guard case let .admin(r) = try await coordinator.call(.rebalance(.init()), timeout: timeout) else {

@@ -176,6 +176,12 @@ extension Coordinator {
             report.baseline = .init(precisionAtK: eval.basePrecisionSum / n, recallAtK: eval.baseRecallSum / n,
                                     ndcgAtK: eval.baseNdcgSum / n, mapAtK: eval.baseMapSum / n)
         }
+        // Keep the item side for `chorus recommend` and `chorus similar`.
+        var serving = model("items", items, ids: itemIds)
+        serving.gram = Data()
+        serving.params["job_id"] = job.id
+        serving.params["mode"] = config.als.mode.rawValue
+        try keepALSModel(serving)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return String(decoding: try enc.encode(report), as: UTF8.self)

@@ -45,6 +45,9 @@ public final class Coordinator: Sendable {
         (mapChanges, mapChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// The item factors of the latest `als` job, for `recommend` and `similar`.
+    let servingModel = Mutex<ALSServingModel?>(nil)
+
     /// Signals the map pusher; coalesces bursts of changes into one push of the newest map.
     let mapChanges: AsyncStream<Void>
     let mapChanged: AsyncStream<Void>.Continuation
@@ -196,6 +199,8 @@ public final class Coordinator: Sendable {
         case let .heartbeat(h): return .heartbeat(try await state.heartbeat(h))
         case .sealPartitions:
             return .ack(.init())  // deprecated no-op
+        case let .recommend(r): return .recommendations(try await recommend(r))
+        case let .similar(r): return .recommendations(try similar(r))
         case .clusterStatus: return .clusterStatus(await state.status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):

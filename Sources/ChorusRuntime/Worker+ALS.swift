@@ -378,3 +378,28 @@ extension Worker {
         throw ChorusError(.usage, "unknown stage '\(t.stage)' for job kind als")
     }
 }
+
+extension Worker {
+    /// The stored ALS factors of a user and the content ids the user interacted with (for recommendations).
+    func userHistory(_ r: Chorus_V1_UserHistoryRequest) async throws -> Chorus_V1_UserHistory {
+        try checkPrimary([r.partition], in: state.withLock { $0.map })
+        let store = self.store
+        return try await computeQueue.run {
+            var out = Chorus_V1_UserHistory()
+            let id = Array(r.userID.utf8)
+            if let f = try store.get(ShardKeys.key(partition: r.partition, role: ShardKeys.Derived.userFactors, id: id)),
+               f.count >= 2 {
+                out.rank = UInt32(f[0]) | UInt32(f[1]) << 8
+                out.factors = FloatPacking.unpack(Data(f.dropFirst(2)))
+            }
+            var seen = Set<String>()
+            try store.scan(prefix: ShardKeys.key(partition: r.partition, role: ShardKeys.role(.interactionByUser), id: id + [0])) { _, v in
+                let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(v))
+                seen.insert(m.contentID)
+                return true
+            }
+            out.seen = seen.sorted()
+            return out
+        }
+    }
+}

@@ -363,6 +363,7 @@ public final class Worker: Sendable {
             return .mapPush(r)
         case let .partitionChunk(c): return .partitionChunk(try await partitionChunk(c))
         case let .copyPartition(c): return .copyPartition(try await copyPartition(c))
+        case let .userHistory(r): return .userHistory(try await userHistory(r))
         default:
             throw ChorusError(.usage, "a worker does not serve this request; send it to the coordinator")
         }

@@ -115,12 +115,26 @@ struct Local: AsyncParsableCommand {
             guard job.state == .succeeded else {
                 throw ChorusError(.jobFailed, "features job \(job.id) \(jobState(job.state)): \(job.error)")
             }
+            // ALS on the sample's implicit feedback: embeddings, recommendations, similar content.
+            let alsSubmitted = try await client.submit(kind: "als", params: [
+                "mode": "implicit", "rank": "16", "iterations": "10", "lambda": "0.1", "alpha": "10", "seed": String(seed)])
+            let alsJob = try await watchJob(client, alsSubmitted.id, json: json)
+            guard alsJob.state == .succeeded else {
+                throw ChorusError(.jobFailed, "als job \(alsJob.id) \(jobState(alsJob.state)): \(alsJob.error)")
+            }
             try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
             let export = root + "/results/profiles.jsonl"
             let n = try await exportProfiles(client, format: .jsonl, out: export)
             let status = try await client.clusterStatus()
+            let exampleUser = SyntheticNetwork.userId(0)
+            let recs = try await client.recommend(userId: exampleUser, n: 3)
+            let similarTo = recs.items.first?.contentID
+            var sims: Chorus_V1_Recommendations?
+            if let similarTo { sims = try await client.similar(contentId: similarTo, n: 3) }
             if json {
                 var d = jobDict(job)
+                d["als"] = jobDict(alsJob)
+                d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
                 d["profiles_exported"] = n
                 d["profiles_file"] = export
@@ -134,6 +148,14 @@ struct Local: AsyncParsableCommand {
                 print("  \(n) user profiles exported to \(export)")
                 print("  profiles and content features are stored in the workers' shards under \(root)/worker-*/shard")
                 print("  cluster state and job history: \(root)/coordinator")
+                print("")
+                printJob(alsJob, json: false)
+                print("  recommendations for \(exampleUser) (`chorus recommend \(exampleUser)`):")
+                for (i, r) in recs.items.enumerated() { print("    \(i + 1). \(r.contentID): \(r.reason)") }
+                if let sims, let similarTo {
+                    print("  content similar to \(similarTo) (`chorus similar \(similarTo)`): "
+                          + sims.items.map { String(format: "%@ (%.2f)", $0.contentID, $0.similarity) }.joined(separator: ", "))
+                }
                 print("  \(status.nodes.count) workers, \(status.partitionCount) partitions, map version \(status.mapVersion)")
                 if let line = try? String(contentsOfFile: export, encoding: .utf8).split(separator: "\n").first,
                    let d = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] {

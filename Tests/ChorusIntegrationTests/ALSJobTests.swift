@@ -21,6 +21,17 @@ import Testing
             let p = try chorus(["profile", "get", u, "--coordinator", a, "--json"])
             emb[u] = p.json["embedding"] as? [Double]
         }
+        // Recommendations leave out what the user already interacted with.
+        let seen = try seenItems(gen: gen, user: users[0])
+        #expect(!seen.isEmpty)
+        let rec = try chorus(["recommend", users[0], "--n", "10", "--coordinator", a, "--json"])
+        #expect(rec.status == 0 && rec.json["status"] as? String == "ok", "\(rec.stdout) \(rec.stderr)")
+        let recItems = (rec.json["items"] as? [[String: Any]] ?? []).compactMap { $0["content_id"] as? String }
+        #expect(recItems.count == 10 && seen.isDisjoint(with: recItems), "\(recItems) vs seen \(seen.count)")
+        #expect((rec.json["items"] as? [[String: Any]] ?? []).allSatisfy { ($0["score"] as? Double)?.isFinite == true })
+        let sim = try chorus(["similar", recItems.first ?? "", "--n", "5", "--coordinator", a, "--json"])
+        let simItems = (sim.json["items"] as? [[String: Any]] ?? []).compactMap { $0["content_id"] as? String }
+        #expect(simItems.count == 5 && !simItems.contains(recItems.first ?? ""), "\(sim.stdout)")
         // A user who arrives after training has no factors yet: a clear answer, never NaN.
         let late = cluster.dir + "/users-late.jsonl"
         FileManager.default.createFile(atPath: late, contents: Data(#"{"user_id":"late-user","channel":"x"}"#.utf8))
@@ -29,7 +40,21 @@ import Testing
         let cold = try chorus(["profile", "get", "late-user", "--coordinator", a, "--json"])
         #expect(cold.status == 0 && cold.json["embedding"] is NSNull, "\(cold.stdout)")
         #expect((cold.json["embedding_status"] as? String ?? "").contains("no factors yet"))
+        let coldRec = try chorus(["recommend", "late-user", "--n", "3", "--coordinator", a, "--json"])
+        #expect(coldRec.json["status"] as? String == "no_factors_yet", "\(coldRec.stdout)")
+        #expect((coldRec.json["message"] as? String ?? "").contains("no factors yet"))
+        #expect((coldRec.json["items"] as? [[String: Any]] ?? []).count == 3)
         return (job.json["summary"] as? [String: Any] ?? [:], emb)
+    }
+
+    func seenItems(gen: String, user: String) throws -> Set<String> {
+        var out = Set<String>()
+        for line in try String(contentsOfFile: gen + "/interactions.jsonl", encoding: .utf8).split(separator: "\n")
+        where line.contains("\"user_id\":\"\(user)\"") {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            if let c = obj["content_id"] as? String { out.insert(c) }
+        }
+        return out
     }
 
     @Test func oneAndThreeWorkersGiveTheSameFactorsAndBeatPopularity() throws {
