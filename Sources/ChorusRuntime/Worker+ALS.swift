@@ -347,14 +347,27 @@ extension Worker {
                         eval.pairs += 1
                     }
                 } else {
+                    // Relevant = held-out items the user had not interacted with in training: recommendations leave
+                    // seen items out, so a held-out repeat of a seen item could never be found by any method.
+                    let seenOf = Dictionary(uniqueKeysWithValues: zip(part.userIds, part.userObs))
                     var byUser: [String: Set<Int>] = [:]
-                    for h in part.heldOut { if let it = itemIndex[h.item] { byUser[h.user, default: []].insert(Int(it)) } }
+                    var seenCache: [String: Set<Int>] = [:]
+                    func seenSet(_ user: String) -> Set<Int> {
+                        if let s = seenCache[user] { return s }
+                        let s = Set((seenOf[user] ?? []).compactMap { itemIndex[$0.0].map(Int.init) })
+                        seenCache[user] = s
+                        return s
+                    }
+                    for h in part.heldOut {
+                        if let it = itemIndex[h.item].map(Int.init), !seenSet(h.user).contains(it) {
+                            byUser[h.user, default: []].insert(it)
+                        }
+                    }
                     var model = Evaluation.RankingAccumulator(k: config.k)
                     var base = Evaluation.RankingAccumulator(k: config.k)
                     let popScores = popularity.map { Float($0) }
-                    let seenOf = Dictionary(uniqueKeysWithValues: zip(part.userIds, part.userObs))
                     for (user, relevant) in byUser.sorted(by: { $0.key < $1.key }) {
-                        let seen = Set((seenOf[user] ?? []).compactMap { itemIndex[$0.0].map(Int.init) })
+                        let seen = seenSet(user)
                         if let u = userIndex[user].map(Int.init) {
                             var scores = [Float](repeating: 0, count: items.count)
                             for i in 0..<items.count { scores[i] = ALS.predict(user: u, item: i, users: users, items: items, mean: 0) }
