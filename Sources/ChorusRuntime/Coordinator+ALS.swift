@@ -31,6 +31,8 @@ struct ALSReport: Codable, Sendable {
     var secondsPerIteration: Double
     var rmse: Double?
     var mae: Double?
+    /// RMSE of ALS plus the residual neighbourhood correction (param `neighbours` > 0).
+    var rmseWithNeighbours: Double?
     var k: Int?
     var precisionAtK: Double?
     var recallAtK: Double?
@@ -42,6 +44,7 @@ struct ALSReport: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case mode, rank, iterations, lambda, alpha, seed, holdout, users, items, observations
         case heldOut = "held_out", secondsPerIteration = "seconds_per_iteration", rmse, mae, k
+        case rmseWithNeighbours = "rmse_with_neighbours"
         case precisionAtK = "precision_at_k", recallAtK = "recall_at_k", ndcgAtK = "ndcg_at_k", mapAtK = "map_at_k"
         case baseline, factorsStored = "factors_stored"
     }
@@ -156,6 +159,7 @@ extension Coordinator {
             eval.basePrecisionSum += e.basePrecisionSum; eval.baseRecallSum += e.baseRecallSum
             eval.baseNdcgSum += e.baseNdcgSum; eval.baseMapSum += e.baseMapSum
             eval.factorsStored += e.factorsStored
+            eval.correctedSquaredError += e.correctedSquaredError
         }
         var report = ALSReport(mode: config.als.mode.rawValue, rank: k, iterations: config.als.iterations,
                                lambda: config.als.lambda, alpha: config.als.alpha, seed: config.als.seed,
@@ -165,6 +169,9 @@ extension Coordinator {
         if config.als.mode == .explicit, eval.pairs > 0 {
             report.rmse = (eval.squaredError / Double(eval.pairs)).squareRoot()
             report.mae = eval.absoluteError / Double(eval.pairs)
+            if config.neighbours > 0 {
+                report.rmseWithNeighbours = (eval.correctedSquaredError / Double(eval.pairs)).squareRoot()
+            }
         }
         if config.als.mode == .implicit, eval.users > 0 {
             let n = Double(eval.users)

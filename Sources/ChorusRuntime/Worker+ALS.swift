@@ -12,6 +12,9 @@ struct ALSJobConfig: Sendable {
     var holdout = 0.2
     /// k of the ranking metrics.
     var k = 10
+    /// Explicit mode: also report the RMSE of ALS plus the residual neighbourhood correction over this many of the
+    /// user's rated items (0 = off). See `ALS.correction`.
+    var neighbours = 0
     /// Implicit confidence weight per interaction type.
     var weights: [InteractionKind: Double] = [.view: 1, .like: 3, .comment: 4, .share: 5, .click: 2, .conversion: 8,
                                               .rating: 1]
@@ -30,6 +33,8 @@ struct ALSJobConfig: Sendable {
         if let v = try num("bias_lambda") { als.biasLambda = v }
         if let v = try num("holdout") { holdout = v }
         if let v = try num("k") { k = Int(v) }
+        if let v = try num("neighbours") { neighbours = Int(v) }
+        guard (0...1000).contains(neighbours) else { throw ChorusError(.usage, "als: neighbours must be 0...1000") }
         if let s = params["seed"] {
             guard let v = UInt64(s) else { throw ChorusError(.usage, "als: seed must be an unsigned integer") }
             als.seed = v
@@ -331,6 +336,15 @@ extension Worker {
                 }
                 // Evaluation on the held-out interactions of this partition's users.
                 if config.als.mode == .explicit {
+                    var hood = ALS.Neighbourhood()
+                    hood.neighbours = config.neighbours
+                    var rowsOf: [String: ALS.Row] = [:]
+                    if config.neighbours > 0 {
+                        for (j, id) in part.userIds.enumerated() {
+                            let pairs = part.userObs[j].compactMap { o in itemIndex[o.0].map { (Int32($0), o.1) } }
+                            rowsOf[id] = ALS.Row(index: pairs.map(\.0), value: pairs.map(\.1))
+                        }
+                    }
                     for h in part.heldOut {
                         let u = userIndex[h.user].map(Int.init), it = itemIndex[h.item].map(Int.init)
                         var pred = mean
@@ -345,6 +359,16 @@ extension Worker {
                         eval.squaredError += d * d
                         eval.absoluteError += abs(d)
                         eval.pairs += 1
+                        if config.neighbours > 0 {
+                            var corrected = pred
+                            if let u = userIndex[h.user].map(Int.init), let it = itemIndex[h.item].map(Int.init),
+                               let row = rowsOf[h.user] {
+                                corrected += ALS.correction(userRow: row, user: u, item: it, users: users, items: items,
+                                                            mean: mean, settings: hood)
+                            }
+                            let e = Double(corrected) - Double(h.value)
+                            eval.correctedSquaredError += e * e
+                        }
                     }
                 } else {
                     // Relevant = held-out items the user had not interacted with in training: recommendations leave

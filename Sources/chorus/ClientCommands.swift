@@ -211,7 +211,10 @@ func alsText(_ d: [String: Any]) -> String {
         + (d["mode"] as? String == "implicit" ? ", alpha \(n("alpha"))" : "") + ", seed \(n("seed"))\n"
     out += "  \(n("users")) users × \(n("items")) items, \(n("observations")) training pairs, \(n("held_out")) held out; "
         + "\(String(format: "%.3f", d["seconds_per_iteration"] as? Double ?? 0)) s per iteration\n"
-    if d["rmse"] != nil { out += "  held-out RMSE \(n("rmse")), MAE \(n("mae"))" }
+    if d["rmse"] != nil {
+        out += "  held-out RMSE \(n("rmse")), MAE \(n("mae"))"
+        if d["rmse_with_neighbours"] != nil { out += "; RMSE with the neighbourhood correction \(n("rmse_with_neighbours"))" }
+    }
     if d["precision_at_k"] != nil {
         let k = n("k")
         out += "  held-out P@\(k) \(n("precision_at_k")), recall@\(k) \(n("recall_at_k")), NDCG@\(k) \(n("ndcg_at_k")), MAP@\(k) \(n("map_at_k"))"

@@ -1567,6 +1567,9 @@ public nonisolated struct Chorus_V1_AlsEvalResult: Sendable {
 
   public var factorsStored: UInt64 = 0
 
+  /// explicit, with the neighbourhood correction (param neighbours > 0)
+  public var correctedSquaredError: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -4407,7 +4410,7 @@ nonisolated extension Chorus_V1_AlsModel: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AlsEvalResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0\u{3}corrected_squared_error\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4428,6 +4431,7 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
       case 11: try { try decoder.decodeSingularDoubleField(value: &self.baseNdcgSum) }()
       case 12: try { try decoder.decodeSingularDoubleField(value: &self.baseMapSum) }()
       case 13: try { try decoder.decodeSingularUInt64Field(value: &self.factorsStored) }()
+      case 14: try { try decoder.decodeSingularDoubleField(value: &self.correctedSquaredError) }()
       default: break
       }
     }
@@ -4473,6 +4477,9 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
     if self.factorsStored != 0 {
       try visitor.visitSingularUInt64Field(value: self.factorsStored, fieldNumber: 13)
     }
+    if self.correctedSquaredError.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.correctedSquaredError, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4490,6 +4497,7 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
     if lhs.baseNdcgSum != rhs.baseNdcgSum {return false}
     if lhs.baseMapSum != rhs.baseMapSum {return false}
     if lhs.factorsStored != rhs.factorsStored {return false}
+    if lhs.correctedSquaredError != rhs.correctedSquaredError {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
