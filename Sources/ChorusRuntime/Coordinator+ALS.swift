@@ -147,11 +147,16 @@ extension Coordinator {
 
         // 3. Save factors and evaluate on the held-out interactions.
         _ = try await state.update(job.id) { $0.stage = "als: saving factors and evaluating" }
-        var eval = Chorus_V1_AlsEvalResult()
+        var evals: [UInt32: Chorus_V1_AlsEvalResult] = [:]
         try await runStage(job: job, stage: "als-save",
                            broadcast: broadcast([model("users", users, ids: userIds), model("items", items, ids: itemIds)]),
                            tracker: BroadcastTracker()) { r in
-            let e = r.alsEval
+            evals[r.partition] = r.alsEval
+        }
+        // Summed in partition order, so the figures do not depend on which task finished first.
+        var eval = Chorus_V1_AlsEvalResult()
+        for p in evals.keys.sorted() {
+            let e = evals[p]!
             eval.squaredError += e.squaredError; eval.absoluteError += e.absoluteError; eval.pairs += e.pairs
             eval.users += e.users
             eval.precisionSum += e.precisionSum; eval.recallSum += e.recallSum
