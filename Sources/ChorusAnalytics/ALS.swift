@@ -56,10 +56,10 @@ public enum ALS {
     /// A deterministic initial vector for `id`: depends on the id, the seed and the rank only (not on which worker
     /// or in which order rows are seen). Small values, N(0, 0.1²/rank)-like.
     public static func initialVector(id: String, seed: UInt64, rank: Int, width: Int) -> [Float] {
-        var rng = DeterministicRNG(seed: StableHash.fnv1a64(Array(id.utf8)) ^ (seed &* 0x9E37_79B9_7F4A_7C15))
+        var rng = SplitMix64(seed: StableHash.fnv1a64(Array(id.utf8)) ^ (seed &* 0x9E37_79B9_7F4A_7C15))
         var v = [Float](repeating: 0, count: width)
         let scale = 0.1 / Double(rank).squareRoot()
-        for j in 0..<rank { v[j] = Float(rng.normal() * scale) }
+        for j in 0..<rank { v[j] = Float(rng.gaussian() * scale) }
         return v
     }
 
@@ -263,7 +263,7 @@ extension ALS {
     if y == 1 { return x }
     if y == 2 { return x * x }
     if x <= 0 { return 0 }
-    return _exp(y * _log(x))
+    return _exp(y * PortableMath.log(x))
 }
 
 @inline(__always) private func _exp(_ x: Double) -> Double {
@@ -306,45 +306,4 @@ public enum Cholesky {
         }
         return true
     }
-}
-
-/// SplitMix64 with a Box-Muller normal; deterministic on every platform.
-public struct DeterministicRNG: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-    public mutating func normal() -> Double {
-        let u1 = max(unit(), 1e-300), u2 = unit()
-        return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
-    }
-}
-
-@inline(__always) private func _log(_ x: Double) -> Double {
-    // Natural log without Foundation: ln(x) = log2(x) · ln 2, log2 via the exponent and a series on the mantissa.
-    let e = Double(x.exponent)
-    let m = x.significand  // in [1, 2)
-    let t = (m - 1) / (m + 1), t2 = t * t
-    var s = 0.0, p = t
-    for i in stride(from: 1, through: 39, by: 2) { s += p / Double(i); p *= t2 }
-    return 2 * s + e * 0.693_147_180_559_945_3
-}
-
-@inline(__always) private func _cos(_ x: Double) -> Double {
-    // Reduce to [-π, π], then a Taylor series (enough terms for double precision).
-    var r = x.truncatingRemainder(dividingBy: 2 * Double.pi)
-    if r > Double.pi { r -= 2 * Double.pi } else if r < -Double.pi { r += 2 * Double.pi }
-    let r2 = r * r
-    var term = 1.0, s = 1.0
-    for i in 1...14 {
-        term *= -r2 / Double((2 * i - 1) * (2 * i))
-        s += term
-    }
-    return s
 }

@@ -1,3 +1,5 @@
+import ChorusModel
+
 /// Quality measures for recommendations (pure).
 public enum Evaluation {
     /// Root mean squared error and mean absolute error of (prediction, truth) pairs.
@@ -92,12 +94,4 @@ public enum Evaluation {
     }
 }
 
-@inline(__always) func log2(_ x: Double) -> Double {
-    // log2 for x ≥ 1 small integers + 1 (ranks): exact enough via the exponent and a short series.
-    let e = Double(x.exponent)
-    let m = x.significand
-    let t = (m - 1) / (m + 1), t2 = t * t
-    var s = 0.0, p = t
-    for i in stride(from: 1, through: 39, by: 2) { s += p / Double(i); p *= t2 }
-    return e + 2 * s / 0.693_147_180_559_945_3
-}
+@inline(__always) func log2(_ x: Double) -> Double { PortableMath.log(x) / 0.693_147_180_559_945_3 }

@@ -1,24 +1,11 @@
 import ChorusModel
 import Foundation
 
-/// SplitMix64: a tiny, fast, well-mixed deterministic PRNG (same sequence on every platform).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    public mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-    /// Standard normal (Box-Muller).
+extension SplitMix64 {
+    /// Standard normal (Box-Muller) with the platform's libm: the generator's files were defined with it.
     public mutating func normal() -> Double {
         let u1 = max(unit(), 1e-12), u2 = unit()
-        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+        return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
     }
 }
 

@@ -1,13 +1,14 @@
 import ChorusAnalytics
+import ChorusModel
 import Testing
 
 @Suite struct ALSTests {
     /// A planted rank-r matrix R = U Vᵀ, observed at ~40% of the cells; the rest is held out.
     static func planted(users: Int, items: Int, rank: Int, seed: UInt64)
         -> (train: [(Int, Int, Float)], test: [(Int, Int, Float)]) {
-        var rng = DeterministicRNG(seed: seed)
-        let u = (0..<(users * rank)).map { _ in Float(rng.normal()) }
-        let v = (0..<(items * rank)).map { _ in Float(rng.normal()) }
+        var rng = SplitMix64(seed: seed)
+        let u = (0..<(users * rank)).map { _ in Float(rng.gaussian()) }
+        let v = (0..<(items * rank)).map { _ in Float(rng.gaussian()) }
         var train: [(Int, Int, Float)] = [], test: [(Int, Int, Float)] = []
         for a in 0..<users {
             for b in 0..<items {
@@ -88,7 +89,7 @@ import Testing
 
     @Test func implicitModeRanksHeldOutItemsAboveRandom() {
         // Two taste groups: users in group g interact with items of group g.
-        var rng = DeterministicRNG(seed: 3)
+        var rng = SplitMix64(seed: 3)
         var train: [(Int, Int, Float)] = [], held: [Int: Set<Int>] = [:]
         for u in 0..<80 {
             let g = u % 2
