@@ -63,21 +63,31 @@ public enum ALS {
         return v
     }
 
-    /// YᵀY (k × k, Double) over every row of `factors`, for implicit mode. Rows are summed in index order.
+    /// YᵀY (k × k, Double) over every row of `factors`, for implicit mode. Rows are summed in index order, in
+    /// blocks of 256 through the SIMD kernel (Float sums within a block, Double across blocks).
     public static func gram(_ factors: Factors) -> [Double] {
-        let k = factors.rank, w = factors.width
+        let k = factors.rank, w = factors.width, ld = ALSKernels.leading(k)
         var g = [Double](repeating: 0, count: k * k)
-        factors.data.withUnsafeBufferPointer { d in
-            for i in 0..<factors.count {
-                let base = i * w
-                for a in 0..<k {
-                    let ya = Double(d[base + a])
-                    if ya == 0 { continue }
-                    for b in a..<k { g[a * k + b] += ya * Double(d[base + b]) }
+        let block = 256
+        var z = [Float](repeating: 0, count: block * ld)
+        var a = [Float](repeating: 0, count: ld * ld)
+        var start = 0
+        while start < factors.count {
+            let n = min(block, factors.count - start)
+            for t in 0..<n {
+                let src = (start + t) * w
+                for q in 0..<k { z[t * ld + q] = factors.data[src + q] }
+            }
+            for i in a.indices { a[i] = 0 }
+            z.withUnsafeBufferPointer { zp in
+                a.withUnsafeMutableBufferPointer { ap in
+                    ALSKernels.weightedGram(z: zp.baseAddress!, w: nil, n: n, m: k, ld: ld, into: ap.baseAddress!)
                 }
             }
+            for p in 0..<k { for q in p..<k { g[p * k + q] += Double(a[p * ld + q]) } }
+            start += n
         }
-        for a in 0..<k { for b in 0..<a { g[a * k + b] = g[b * k + a] } }
+        for p in 0..<k { for q in 0..<p { g[p * k + q] = g[q * k + p] } }
         return g
     }
 
@@ -88,68 +98,19 @@ public enum ALS {
 
     /// Solves one row in explicit mode. `other` holds the fixed side; `otherBiasIsFixed` says the other side's bias
     /// column is subtracted from the target (it is fixed), while this row's own bias is solved for (when biases
-    /// are on). Returns the new row (width = other.width), or nil when the row has no observations.
+    /// are on). Returns the new row (width = other.width), or nil when the row has no observations. For many rows,
+    /// keep one `RowSolver` and call it directly (it reuses its scratch space).
     public static func solveExplicit(row: Row, other: Factors, mean: Float, lambda: Double, biases: Bool,
                                      lambdaExponent: Double = 1, biasLambda: Double = 1) -> [Float]? {
-        let n = row.index.count
-        guard n > 0 else { return nil }
-        let k = other.rank
-        let m = biases ? k + 1 : k  // unknowns: the vector, plus this row's bias
-        var a = [Double](repeating: 0, count: m * m)
-        var b = [Double](repeating: 0, count: m)
-        var z = [Double](repeating: 0, count: m)
-        other.data.withUnsafeBufferPointer { d in
-            for t in 0..<n {
-                let j = Int(row.index[t])
-                let base = j * other.width
-                for q in 0..<k { z[q] = Double(d[base + q]) }
-                if biases { z[k] = 1 }
-                let target = Double(row.value[t]) - Double(mean) - (biases ? Double(d[base + other.width - 1]) : 0)
-                for p in 0..<m {
-                    let zp = z[p]
-                    b[p] += zp * target
-                    for q in p..<m { a[p * m + q] += zp * z[q] }
-                }
-            }
-        }
-        let reg = lambda * power(Double(n), lambdaExponent)  // weighted-λ
-        for p in 0..<k { a[p * m + p] += reg }
-        if biases { a[k * m + k] += biasLambda }
-        for p in 0..<m { for q in 0..<p { a[p * m + q] = a[q * m + p] } }
-        guard Cholesky.solve(&a, &b, n: m) else { return nil }
-        var out = [Float](repeating: 0, count: other.width)
-        for q in 0..<k { out[q] = Float(b[q]) }
-        if biases { out[other.width - 1] = Float(b[k]) }
-        return out
+        var s = RowSolver()
+        return s.explicit(row: row, other: other, mean: mean, lambda: lambda, biases: biases,
+                          lambdaExponent: lambdaExponent, biasLambda: biasLambda)
     }
 
     /// Solves one row in implicit mode: (YᵀY + Y_Iᵀ(C−I)Y_I + λI) x = Y_Iᵀ C p, with c = 1 + α·w.
     public static func solveImplicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double) -> [Float]? {
-        let k = other.rank
-        guard row.index.count > 0 else { return nil }
-        var a = gram
-        var b = [Double](repeating: 0, count: k)
-        var y = [Double](repeating: 0, count: k)
-        other.data.withUnsafeBufferPointer { d in
-            for t in 0..<row.index.count {
-                let base = Int(row.index[t]) * other.width
-                for q in 0..<k { y[q] = Double(d[base + q]) }
-                let c = 1 + alpha * Double(row.value[t])
-                for p in 0..<k {
-                    let yp = y[p]
-                    b[p] += c * yp
-                    let s = (c - 1) * yp
-                    if s == 0 { continue }
-                    for q in p..<k { a[p * k + q] += s * y[q] }
-                }
-            }
-        }
-        for p in 0..<k { a[p * k + p] += lambda }
-        for p in 0..<k { for q in 0..<p { a[p * k + q] = a[q * k + p] } }
-        guard Cholesky.solve(&a, &b, n: k) else { return nil }
-        var out = [Float](repeating: 0, count: other.width)
-        for q in 0..<k { out[q] = Float(b[q]) }
-        return out
+        var s = RowSolver()
+        return s.implicit(row: row, other: other, gram: gram, alpha: alpha, lambda: lambda)
     }
 
     /// Predicted score of a (user, item) pair.
@@ -195,11 +156,12 @@ public enum ALS {
     public static func halfIteration(rows: [Row], solving: inout Factors, other: Factors, mean: Float, config: Config) {
         let biases = config.mode == .explicit && config.biases
         let g = config.mode == .implicit ? gram(other) : []
+        var solver = RowSolver()
         for (i, row) in rows.enumerated() {
             let solved = config.mode == .explicit
-                ? solveExplicit(row: row, other: other, mean: mean, lambda: config.lambda, biases: biases,
-                                lambdaExponent: config.lambdaExponent, biasLambda: config.biasLambda)
-                : solveImplicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: config.lambda)
+                ? solver.explicit(row: row, other: other, mean: mean, lambda: config.lambda, biases: biases,
+                                  lambdaExponent: config.lambdaExponent, biasLambda: config.biasLambda)
+                : solver.implicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: config.lambda)
             if let v = solved { solving.data.replaceSubrange((i * solving.width)..<((i + 1) * solving.width), with: v) }
         }
     }
@@ -280,29 +242,47 @@ public enum Cholesky {
     /// Solves A x = b in place (A is n × n row-major, overwritten by its factor; b becomes x).
     /// Returns false when A is not positive definite.
     public static func solve(_ a: inout [Double], _ b: inout [Double], n: Int) -> Bool {
+        precondition(a.count >= n * n && b.count >= n)
+        return a.withUnsafeMutableBufferPointer { ap in
+            b.withUnsafeMutableBufferPointer { bp in solve(ap.baseAddress!, bp.baseAddress!, n: n) }
+        }
+    }
+
+    /// The same on raw storage (a: n × n row-major, b: n).
+    public static func solve(_ a: UnsafeMutablePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int) -> Bool {
+        // Lower factor L in the lower triangle, row by row: L[i][j] = (A[i][j] − Σ_p L[i][p]·L[j][p]) / L[j][j].
         for j in 0..<n {
-            var d = a[j * n + j]
-            for p in 0..<j { d -= a[j * n + p] * a[j * n + p] }
+            let rj = a + j * n
+            var d = rj[j]
+            for p in 0..<j { d -= rj[p] * rj[p] }
             guard d > 0, d.isFinite else { return false }
             let l = d.squareRoot()
-            a[j * n + j] = l
-            for i in (j + 1)..<max(j + 1, n) {
-                var s = a[i * n + j]
-                for p in 0..<j { s -= a[i * n + p] * a[j * n + p] }
-                a[i * n + j] = s / l
+            rj[j] = l
+            let inv = 1 / l
+            var i = j + 1
+            while i < n {
+                let ri = a + i * n
+                var s = ri[j]
+                for p in 0..<j { s -= ri[p] * rj[p] }
+                ri[j] = s * inv
+                i += 1
             }
         }
         // L y = b
         for i in 0..<n {
+            let ri = a + i * n
             var s = b[i]
-            for p in 0..<i { s -= a[i * n + p] * b[p] }
-            b[i] = s / a[i * n + i]
+            for p in 0..<i { s -= ri[p] * b[p] }
+            b[i] = s / ri[i]
         }
         // Lᵀ x = y
-        for i in stride(from: n - 1, through: 0, by: -1) {
+        var i = n - 1
+        while i >= 0 {
             var s = b[i]
-            for p in (i + 1)..<max(i + 1, n) { s -= a[p * n + i] * b[p] }
+            var p = i + 1
+            while p < n { s -= a[p * n + i] * b[p]; p += 1 }
             b[i] = s / a[i * n + i]
+            i -= 1
         }
         return true
     }
