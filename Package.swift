@@ -1,5 +1,14 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+// The ALS kernels (ChorusAnalytics) are compiled for AVX2 + FMA when the building machine has both: 2.4–3.6× the
+// baseline x86-64 code, and faster than OpenBLAS at ranks 16–64 (docs/benchmarks.md, `chorus bench-als-kernels`).
+// Like -march=native, the result then needs such a CPU; set CHORUS_PORTABLE=1 to build for any x86-64.
+let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+let vectorFlags: [SwiftSetting] =
+    ProcessInfo.processInfo.environment["CHORUS_PORTABLE"] == nil && cpuInfo.contains(" avx2") && cpuInfo.contains(" fma")
+    ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
 
 let package = Package(
     name: "Chorus",
@@ -19,7 +28,7 @@ let package = Package(
 
         // Pure modules: no I/O, no C, no wire types.
         .target(name: "ChorusModel"),
-        .target(name: "ChorusAnalytics", dependencies: ["ChorusModel"]),
+        .target(name: "ChorusAnalytics", dependencies: ["ChorusModel"], swiftSettings: vectorFlags),
         .target(name: "ChorusData", dependencies: ["ChorusModel"]),
 
         // Wire contract (generated protobuf code + conversions).

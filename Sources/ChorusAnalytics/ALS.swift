@@ -29,6 +29,9 @@ public enum ALS {
         public var lambdaExponent = 1.0
         /// Regularisation of each bias term (constant, not weighted by n).
         public var biasLambda = 1.0
+        /// Implicit mode: 0 solves each row exactly (normal equations, Cholesky); n > 0 takes n conjugate-gradient
+        /// steps from the row's previous vector instead (`RowSolver.implicitCG`).
+        public var cgSteps = 0
         public init() {}
     }
 
@@ -157,10 +160,15 @@ public enum ALS {
         let biases = config.mode == .explicit && config.biases
         let g = config.mode == .implicit ? gram(other) : []
         var solver = RowSolver()
+        if config.mode == .implicit && config.cgSteps > 0 { solver.prepare(gram: g, rank: other.rank) }
         for (i, row) in rows.enumerated() {
             let solved = config.mode == .explicit
                 ? solver.explicit(row: row, other: other, mean: mean, lambda: config.lambda, biases: biases,
                                   lambdaExponent: config.lambdaExponent, biasLambda: config.biasLambda)
+                : config.cgSteps > 0
+                ? solver.implicitCG(row: row, other: other, alpha: config.alpha, lambda: config.lambda,
+                                    start: solving.data[(i * solving.width)..<((i + 1) * solving.width)],
+                                    steps: config.cgSteps)
                 : solver.implicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: config.lambda)
             if let v = solved { solving.data.replaceSubrange((i * solving.width)..<((i + 1) * solving.width), with: v) }
         }
@@ -246,6 +254,60 @@ public enum Cholesky {
         return a.withUnsafeMutableBufferPointer { ap in
             b.withUnsafeMutableBufferPointer { bp in solve(ap.baseAddress!, bp.baseAddress!, n: n) }
         }
+    }
+
+    /// Solves A x = b for a symmetric positive-definite A given by its upper triangle in padded row-major storage
+    /// (`ld` ≥ n columns, a multiple of 4; entries at columns n..<ld must be zero). A is overwritten by U with
+    /// A = UᵀU (right-looking, each rank-1 update vectorised over a row with SIMD4<Double>); b becomes x.
+    /// Returns false when A is not positive definite.
+    public static func solveUpper(_ a: UnsafeMutablePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int,
+                                  ld: Int) -> Bool {
+        let raw = UnsafeMutableRawPointer(a)
+        for j in 0..<n {
+            let rj = a + j * ld
+            let d = rj[j]
+            guard d > 0, d.isFinite else { return false }
+            let l = d.squareRoot()
+            rj[j] = l
+            let inv = 1 / l
+            for q in (j + 1)..<max(j + 1, n) { rj[q] *= inv }
+            // Rows i > j: U[i][q] −= U[j][i]·U[j][q] for q ≥ i (vectorised from i rounded down to 4; the few
+            // entries left of the diagonal that this touches are never read).
+            var i = j + 1
+            while i < n {
+                let f = rj[i]
+                if f != 0 {
+                    let fv = SIMD4<Double>(repeating: f)
+                    var q = i & ~3
+                    while q < ld {
+                        let src: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: (j * ld + q) * 8, as: SIMD4<Double>.self)
+                        let dstOffset = (i * ld + q) * 8
+                        let dst: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: dstOffset, as: SIMD4<Double>.self)
+                        raw.storeBytes(of: dst - fv * src, toByteOffset: dstOffset, as: SIMD4<Double>.self)
+                        q += 4
+                    }
+                }
+                i += 1
+            }
+        }
+        // Uᵀ y = b, by columns of U (rows of the storage).
+        for p in 0..<n {
+            let rp = a + p * ld
+            let y = b[p] / rp[p]
+            b[p] = y
+            for i in (p + 1)..<max(p + 1, n) { b[i] -= rp[i] * y }
+        }
+        // U x = y
+        var i = n - 1
+        while i >= 0 {
+            let ri = a + i * ld
+            var s = b[i]
+            var q = i + 1
+            while q < n { s -= ri[q] * b[q]; q += 1 }
+            b[i] = s / ri[i]
+            i -= 1
+        }
+        return true
     }
 
     /// The same on raw storage (a: n × n row-major, b: n).

@@ -49,6 +49,38 @@ public enum ALSKernels {
         }
     }
 
+    /// Σ a[i]·b[i] over n (a multiple of 16) elements, in a fixed order.
+    @inlinable @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        var i = 0
+        while i < n {
+            let a0: SIMD8<Float> = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let b0: SIMD8<Float> = rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let a1: SIMD8<Float> = ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            let b1: SIMD8<Float> = rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            s0 += a0 * b0
+            s1 += a1 * b1
+            i += 16
+        }
+        return (s0 + s1).sum()
+    }
+
+    /// y[i] += s·x[i] over n (a multiple of 16) elements.
+    @inlinable @inline(__always)
+    public static func axpy(_ s: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
+        let sv = SIMD8<Float>(repeating: s)
+        var i = 0
+        while i < n {
+            let x0: SIMD8<Float> = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let y0: SIMD8<Float> = ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            ry.storeBytes(of: y0 + sv * x0, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+    }
+
     /// *(p + byteOffset) += v, unaligned.
     @inlinable @inline(__always)
     public static func addInto(_ p: UnsafeMutableRawPointer, byteOffset o: Int, _ v: SIMD8<Float>) {
@@ -114,9 +146,11 @@ extension ALS {
 
         mutating func reset(_ ld: Int) {
             if a.count < ld * ld { a = [Float](repeating: 0, count: ld * ld) } else {
-                for i in 0..<(ld * ld) { a[i] = 0 }
+                a.withUnsafeMutableBufferPointer { $0.baseAddress!.update(repeating: 0, count: ld * ld) }
             }
-            if b.count < ld { b = [Float](repeating: 0, count: ld) } else { for i in 0..<ld { b[i] = 0 } }
+            if b.count < ld { b = [Float](repeating: 0, count: ld) } else {
+                b.withUnsafeMutableBufferPointer { $0.baseAddress!.update(repeating: 0, count: ld) }
+            }
         }
 
         /// Explicit-mode row solve (see `ALS.solveExplicit`).
@@ -187,20 +221,112 @@ extension ALS {
         /// Builds the m × m Double system from the upper triangle of `a` (plus `gram`, plus the diagonal terms)
         /// and solves it with Cholesky; the solution is in bd.
         mutating func solve(m: Int, ld: Int, gram: [Double]?, diagonal: Double, lastDiagonal: Double?) -> Bool {
-            if ad.count != m * m { ad = [Double](repeating: 0, count: m * m) }
-            if bd.count != m { bd = [Double](repeating: 0, count: m) }
-            for p in 0..<m {
-                for q in p..<m {
-                    var v = Double(a[p * ld + q])
-                    if let g = gram { v += g[p * m + q] }
-                    ad[p * m + q] = v
-                    ad[q * m + p] = v
+            if ad.count != ld * ld { ad = [Double](repeating: 0, count: ld * ld) }
+            if bd.count != ld { bd = [Double](repeating: 0, count: ld) }
+            let empty: [Double] = []
+            return ad.withUnsafeMutableBufferPointer { adp in
+                bd.withUnsafeMutableBufferPointer { bdp in
+                    a.withUnsafeBufferPointer { ap in
+                        b.withUnsafeBufferPointer { bp in
+                            (gram ?? empty).withUnsafeBufferPointer { gp in
+                                let A = adp.baseAddress!, B = bdp.baseAddress!, F = ap.baseAddress!
+                                for p in 0..<m {
+                                    let row = p * ld
+                                    if gram != nil {
+                                        let g = gp.baseAddress! + p * m
+                                        for q in p..<m { A[row + q] = Double(F[row + q]) + g[q] }
+                                    } else {
+                                        for q in p..<m { A[row + q] = Double(F[row + q]) }
+                                    }
+                                    for q in m..<ld { A[row + q] = 0 }
+                                    A[row + p] += diagonal
+                                    B[p] = Double(bp[p])
+                                }
+                                if let last = lastDiagonal { A[(m - 1) * ld + (m - 1)] += last - diagonal }
+                                return Cholesky.solveUpper(A, B, n: m, ld: ld)
+                            }
+                        }
+                    }
                 }
-                ad[p * m + p] += diagonal
-                bd[p] = Double(b[p])
             }
-            if let last = lastDiagonal { ad[(m - 1) * m + (m - 1)] += last - diagonal }
-            return Cholesky.solve(&ad, &bd, n: m)
+        }
+
+        /// The Float, padded (ld × ld) copy of YᵀY used by `implicitCG`; set once per half-iteration.
+        var gramF: [Float] = []
+        var gramLd = 0
+
+        /// Prepares `implicitCG` for the fixed side whose YᵀY is `gram` (k × k).
+        public mutating func prepare(gram: [Double], rank k: Int) {
+            let ld = ALSKernels.leading(k)
+            gramLd = ld
+            gramF = [Float](repeating: 0, count: ld * ld)
+            for p in 0..<k { for q in 0..<k { gramF[p * ld + q] = Float(gram[p * k + q]) } }
+        }
+
+        /// Implicit-mode row solve by `steps` conjugate-gradient steps from `start` (the row's previous vector),
+        /// as in Takács, Pilászy and Tikk 2011 (and the `implicit` library's default): each step costs O(k² + n·k)
+        /// instead of the O(n·k² + k³) of the exact solve. Call `prepare(gram:rank:)` first.
+        public mutating func implicitCG(row: Row, other: Factors, alpha: Double, lambda: Double,
+                                        start: ArraySlice<Float>, steps: Int) -> [Float]? {
+            let n = row.index.count
+            guard n > 0 else { return nil }
+            let k = other.rank
+            let ld = ALSKernels.leading(k)
+            precondition(gramLd == ld, "RowSolver.prepare(gram:rank:) was not called for rank \(k)")
+            gather(row, other: other, k: k, ld: ld, one: false)
+            if c.count < n { c = [Float](repeating: 0, count: n); w = [Float](repeating: 0, count: n) }
+            if b.count < 4 * ld { b = [Float](repeating: 0, count: 4 * ld) }
+            let lam = Float(lambda)
+            var out = [Float](repeating: 0, count: other.width)
+            let ok: Bool = z.withUnsafeBufferPointer { zp in
+                gramF.withUnsafeBufferPointer { gp in
+                    b.withUnsafeMutableBufferPointer { bp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            let Z = zp.baseAddress!, G = gp.baseAddress!, C = cp.baseAddress!
+                            // x, r, p, Ap in one scratch block of 4·ld.
+                            let x = bp.baseAddress!, r = x + ld, pv = r + ld, ap = pv + ld
+                            x.update(repeating: 0, count: 4 * ld)
+                            for q in 0..<k { x[q] = start[start.startIndex + q] }
+                            for t in 0..<n { C[t] = Float(alpha * Double(row.value[t])) }  // c − 1
+                            // A·v = YᵀY v + Σ_t (c_t − 1)(z_t·v) z_t + λ v, written to `into`.
+                            func apply(_ v: UnsafeMutablePointer<Float>, into o: UnsafeMutablePointer<Float>) {
+                                for q in 0..<ld { o[q] = lam * v[q] }
+                                for q in 0..<k {
+                                    let s = v[q]
+                                    if s != 0 { ALSKernels.axpy(s, G + q * ld, o, ld) }
+                                }
+                                for t in 0..<n {
+                                    let zt = Z + t * ld
+                                    let d = ALSKernels.dot(zt, v, ld)
+                                    ALSKernels.axpy(C[t] * d, zt, o, ld)
+                                }
+                            }
+                            // r = b − A x with b = Σ c_t z_t.
+                            apply(x, into: ap)
+                            for q in 0..<ld { r[q] = -ap[q] }
+                            for t in 0..<n { ALSKernels.axpy(C[t] + 1, Z + t * ld, r, ld) }
+                            for q in 0..<ld { pv[q] = r[q] }
+                            var rs = ALSKernels.dot(r, r, ld)
+                            for _ in 0..<steps {
+                                if rs < 1e-20 { break }
+                                apply(pv, into: ap)
+                                let pAp = ALSKernels.dot(pv, ap, ld)
+                                guard pAp > 0, pAp.isFinite else { return false }
+                                let step = rs / pAp
+                                ALSKernels.axpy(step, pv, x, ld)
+                                ALSKernels.axpy(-step, ap, r, ld)
+                                let next = ALSKernels.dot(r, r, ld)
+                                let beta = next / rs
+                                for q in 0..<ld { pv[q] = r[q] + beta * pv[q] }
+                                rs = next
+                            }
+                            for q in 0..<k { out[q] = x[q] }
+                            return out.allSatisfy(\.isFinite)
+                        }
+                    }
+                }
+            }
+            return ok ? out : nil
         }
     }
 }

@@ -39,6 +39,10 @@ struct ALSReport: Codable, Sendable {
     var ndcgAtK: Double?
     var mapAtK: Double?
     var baseline: Baseline?
+    /// With repeats=true: the user's own most frequent training items (a strong "buy again" reference).
+    var personalBaseline: Baseline?
+    var holdoutBy: String
+    var repeats: Bool
     var factorsStored: Int
 
     enum CodingKeys: String, CodingKey {
@@ -46,7 +50,8 @@ struct ALSReport: Codable, Sendable {
         case heldOut = "held_out", secondsPerIteration = "seconds_per_iteration", rmse, mae, k
         case rmseWithNeighbours = "rmse_with_neighbours"
         case precisionAtK = "precision_at_k", recallAtK = "recall_at_k", ndcgAtK = "ndcg_at_k", mapAtK = "map_at_k"
-        case baseline, factorsStored = "factors_stored"
+        case baseline, personalBaseline = "personal_baseline", holdoutBy = "holdout_by", repeats
+        case factorsStored = "factors_stored"
     }
 }
 
@@ -57,10 +62,33 @@ extension Coordinator {
     func runALS(_ job: Chorus_V1_JobInfo) async throws -> String {
         let config = try ALSJobConfig(params: job.params)
         let k = config.als.rank, width = config.width
+        // 0. Per-user hold-out: each user's cutoff time, sent with every broadcast of the job.
+        var cutoffs: Chorus_V1_AlsCutoffs?
+        if config.holdoutBy == .last {
+            _ = try await state.update(job.id) { $0.stage = "als: finding each user's last interactions" }
+            var latest: [(String, Int64)] = []
+            try await runStage(job: job, stage: "als-last", broadcast: nil, tracker: BroadcastTracker()) { r in
+                latest.append(contentsOf: zip(r.alsLoad.users, r.alsLoad.lastTs))
+            }
+            latest.sort { $0.0 < $1.0 }
+            var c = Chorus_V1_AlsCutoffs()
+            c.users = latest.map(\.0)
+            c.ts = latest.map(\.1)
+            c.params = job.params
+            cutoffs = c
+        }
+        func broadcast(_ models: [Chorus_V1_AlsModel]) -> Chorus_V1_JobBroadcast {
+            var b = Chorus_V1_JobBroadcast()
+            b.jobID = job.id
+            b.als = models
+            if let cutoffs { b.alsCutoffs = cutoffs }
+            return b
+        }
         // 1. Load.
         _ = try await state.update(job.id) { $0.stage = "als: loading ratings" }
         var loads: [UInt32: Chorus_V1_AlsLoadResult] = [:]
-        try await runStage(job: job, stage: "als-load", broadcast: nil, tracker: BroadcastTracker()) { r in
+        try await runStage(job: job, stage: "als-load", broadcast: cutoffs.map { _ in broadcast([]) },
+                           tracker: BroadcastTracker()) { r in
             loads[r.partition] = r.alsLoad
         }
         var userIds: [String] = [], itemIds: [String] = [], popularityById: [String: UInt32] = [:]
@@ -107,12 +135,6 @@ extension Coordinator {
             if config.als.mode == .implicit { m.gram = FloatPacking.packDoubles(ALS.gram(f)) }
             if side == "items" { m.popularity = popularity }
             return m
-        }
-        func broadcast(_ models: [Chorus_V1_AlsModel]) -> Chorus_V1_JobBroadcast {
-            var b = Chorus_V1_JobBroadcast()
-            b.jobID = job.id
-            b.als = models
-            return b
         }
         /// Writes each partition's solved rows into `into`, at the global indices of the partition's ids.
         func collect(_ r: Chorus_V1_TaskResult, ids: [String], index: [String: Int], into f: inout ALS.Factors) throws {
@@ -165,11 +187,14 @@ extension Coordinator {
             eval.baseNdcgSum += e.baseNdcgSum; eval.baseMapSum += e.baseMapSum
             eval.factorsStored += e.factorsStored
             eval.correctedSquaredError += e.correctedSquaredError
+            eval.personalPrecisionSum += e.personalPrecisionSum; eval.personalRecallSum += e.personalRecallSum
+            eval.personalNdcgSum += e.personalNdcgSum; eval.personalMapSum += e.personalMapSum
         }
         var report = ALSReport(mode: config.als.mode.rawValue, rank: k, iterations: config.als.iterations,
                                lambda: config.als.lambda, alpha: config.als.alpha, seed: config.als.seed,
                                holdout: config.holdout, users: userIds.count, items: itemIds.count,
                                observations: observations, heldOut: heldOut, secondsPerIteration: perIteration,
+                               holdoutBy: config.holdoutBy.rawValue, repeats: config.repeats,
                                factorsStored: Int(eval.factorsStored))
         if config.als.mode == .explicit, eval.pairs > 0 {
             report.rmse = (eval.squaredError / Double(eval.pairs)).squareRoot()
@@ -187,6 +212,11 @@ extension Coordinator {
             report.mapAtK = eval.mapSum / n
             report.baseline = .init(precisionAtK: eval.basePrecisionSum / n, recallAtK: eval.baseRecallSum / n,
                                     ndcgAtK: eval.baseNdcgSum / n, mapAtK: eval.baseMapSum / n)
+            if config.repeats {
+                report.personalBaseline = .init(name: "personal", precisionAtK: eval.personalPrecisionSum / n,
+                                                recallAtK: eval.personalRecallSum / n, ndcgAtK: eval.personalNdcgSum / n,
+                                                mapAtK: eval.personalMapSum / n)
+            }
         }
         // Keep the item side for `chorus recommend` and `chorus similar`.
         var serving = model("items", items, ids: itemIds)

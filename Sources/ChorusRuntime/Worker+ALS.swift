@@ -10,6 +10,15 @@ struct ALSJobConfig: Sendable {
     var als = ALS.Config()
     /// Fraction of interactions held out for evaluation (decided per interaction id, so both copies agree).
     var holdout = 0.2
+    /// How the evaluation set is chosen: `interaction` (a `holdout` fraction, by a hash of the interaction id and
+    /// the seed) or `last` (per user: the interactions at the user's latest timestamp, e.g. the last order, for
+    /// users with earlier ones too; `holdout` is then ignored).
+    var holdoutBy = HoldoutBy.interaction
+    enum HoldoutBy: String, Sendable { case interaction, last }
+    /// Implicit evaluation: may an item the user already interacted with be recommended (and count as a hit)?
+    /// false (default) for discovery; true for repeat consumption such as grocery orders. With true, the report
+    /// also has a `personal` baseline: the user's own most frequent items.
+    var repeats = false
     /// k of the ranking metrics.
     var k = 10
     /// Explicit mode: also report the RMSE of ALS plus the residual neighbourhood correction over this many of the
@@ -31,6 +40,14 @@ struct ALSJobConfig: Sendable {
         if let v = try num("iterations") { als.iterations = Int(v) }
         if let v = try num("lambda_exponent") { als.lambdaExponent = v }
         if let v = try num("bias_lambda") { als.biasLambda = v }
+        if let v = try num("cg_steps") { als.cgSteps = Int(v) }
+        if let sv = params["solver"] {
+            switch sv {
+            case "cholesky": als.cgSteps = 0
+            case "cg": if params["cg_steps"] == nil { als.cgSteps = 3 }
+            default: throw ChorusError(.usage, "als: solver must be cholesky or cg")
+            }
+        }
         if let v = try num("holdout") { holdout = v }
         if let v = try num("k") { k = Int(v) }
         if let v = try num("neighbours") { neighbours = Int(v) }
@@ -44,9 +61,18 @@ struct ALSJobConfig: Sendable {
             als.mode = mode
         }
         if params["biases"] == "false" { als.biases = false }
+        if let h = params["holdout_by"] {
+            guard let v = HoldoutBy(rawValue: h) else { throw ChorusError(.usage, "als: holdout_by must be interaction or last") }
+            holdoutBy = v
+        }
+        if let r = params["repeats"] {
+            guard let v = Bool(r) else { throw ChorusError(.usage, "als: repeats must be true or false") }
+            repeats = v
+        }
         for kind in InteractionKind.allCases {
             if let v = try num("weight_" + kind.name) { weights[kind] = v }
         }
+        guard (0...100).contains(als.cgSteps) else { throw ChorusError(.usage, "als: cg_steps must be 0...100") }
         guard (1...512).contains(als.rank) else { throw ChorusError(.usage, "als: rank must be 1...512") }
         guard (1...1000).contains(als.iterations) else { throw ChorusError(.usage, "als: iterations must be 1...1000") }
         guard als.lambda >= 0, als.alpha >= 0 else { throw ChorusError(.usage, "als: lambda and alpha must be ≥ 0") }
@@ -56,11 +82,18 @@ struct ALSJobConfig: Sendable {
 
     var width: Int { als.mode == .explicit && als.biases ? als.rank + 1 : als.rank }
 
-    /// True when the interaction is held out (a stable hash of its id and the seed).
-    func isHeldOut(_ interactionId: String) -> Bool {
-        guard holdout > 0 else { return false }
-        let h = StableHash.fnv1a64(Array(interactionId.utf8) + [0] + Array(String(als.seed).utf8))
-        return Double(h >> 11) * 0x1.0p-53 < holdout
+    /// True when the interaction is held out: a stable hash of its id and the seed, or (holdout_by=last) its time
+    /// against the user's cutoff.
+    func isHeldOut(_ it: InteractionRecord, cutoffs: [String: Int64]) -> Bool {
+        switch holdoutBy {
+        case .last:
+            guard let c = cutoffs[it.userId] else { return false }
+            return it.ts >= c
+        case .interaction:
+            guard holdout > 0 else { return false }
+            let h = StableHash.fnv1a64(Array(it.id.utf8) + [0] + Array(String(als.seed).utf8))
+            return Double(h >> 11) * 0x1.0p-53 < holdout
+        }
     }
 
     /// The observation value of an interaction, or nil when it does not count in this mode.
@@ -100,8 +133,8 @@ final class ALSWorkerJob: Sendable {
         var itemsGram: [Double] = []
         var mean: Float = 0
         var popularity: [UInt32] = []
-        var userIdsVersion = 0
-        var itemIdsVersion = 0
+        /// holdout_by=last: each user's hold-out cutoff (from the coordinator's broadcast).
+        var cutoffs: [String: Int64]?
     }
     let config: ALSJobConfig
     let inner = Mutex(Inner())
@@ -110,9 +143,13 @@ final class ALSWorkerJob: Sendable {
 
 enum FloatPacking {
     static func pack(_ v: [Float]) -> Data {
+        #if _endian(little)
+        return v.withUnsafeBytes { Data($0) }
+        #else
         var d = Data(capacity: v.count * 4)
         for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { d.append(contentsOf: $0) } }
         return d
+        #endif
     }
 
     static func unpack(_ d: Data) -> [Float] {
@@ -158,7 +195,8 @@ extension Worker {
     /// Applies an ALS broadcast: the factors of one or both sides (with their ids).
     func alsBroadcast(_ b: Chorus_V1_JobBroadcast) {
         guard let job = state.withLock({ $0.als[b.jobID] }) ?? {
-            guard let first = b.als.first, let c = try? ALSJobConfig(params: first.params) else { return nil }
+            let params = b.als.first?.params ?? (b.hasAlsCutoffs ? b.alsCutoffs.params : nil)
+            guard let params, let c = try? ALSJobConfig(params: params) else { return nil }
             let j = ALSWorkerJob(config: c)
             return state.withLock { s in
                 if let e = s.als[b.jobID] { return e }
@@ -166,6 +204,13 @@ extension Worker {
                 return j
             }
         }() else { return }
+        if b.hasAlsCutoffs {
+            job.inner.withLock { s in
+                guard s.cutoffs == nil else { return }
+                let c = b.alsCutoffs
+                s.cutoffs = Dictionary(zip(c.users, c.ts), uniquingKeysWith: { a, _ in a })
+            }
+        }
         for m in b.als {
             let data = FloatPacking.unpack(m.factors)
             var f = ALS.Factors(rank: Int(m.rank), width: Int(m.width), count: 0)
@@ -194,7 +239,8 @@ extension Worker {
     }
 
     /// Reads one partition's interactions (both copies) into memory: the ratings cache of the job.
-    static func alsLoad(store: Store, partition p: UInt32, config: ALSJobConfig) throws -> ALSPartition {
+    static func alsLoad(store: Store, partition p: UInt32, config: ALSJobConfig,
+                        cutoffs: [String: Int64]) throws -> ALSPartition {
         var part = ALSPartition()
         func side(_ role: UInt8, user: Bool) throws -> ([String], [[(String, Float)]]) {
             var ids: [String] = []
@@ -214,7 +260,7 @@ extension Worker {
                 if gid != current { flush(); current = gid; acc.removeAll(keepingCapacity: true) }
                 let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(value))
                 guard let it = Wire.decode(m), let v = config.value(it) else { return true }
-                if config.isHeldOut(it.id) {
+                if config.isHeldOut(it, cutoffs: cutoffs) {
                     if user { part.heldOut.append((it.userId, it.contentId, v)) }
                     return true
                 }
@@ -235,12 +281,44 @@ extension Worker {
         return part
     }
 
+    /// Each user's latest interaction time, for users with an earlier one too (holdout_by=last).
+    static func alsLastTimes(store: Store, partition p: UInt32, config: ALSJobConfig) throws -> Chorus_V1_AlsLoadResult {
+        var r = Chorus_V1_AlsLoadResult()
+        var current: String?
+        var latest = Int64.min, earliest = Int64.max
+        func flush() {
+            if let c = current, earliest < latest { r.users.append(c); r.lastTs.append(latest) }
+        }
+        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.interactionByUser))) { key, value in
+            let gid = groupId(key)
+            if gid != current { flush(); current = gid; latest = .min; earliest = .max }
+            let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(value))
+            guard let it = Wire.decode(m), config.value(it) != nil else { return true }
+            latest = max(latest, it.ts)
+            earliest = min(earliest, it.ts)
+            return true
+        }
+        flush()
+        return r
+    }
+
     /// The partition's cache, loading it if this worker has not read it yet (a restart, or a moved partition).
     func alsPartition(_ job: ALSWorkerJob, _ p: UInt32) async throws -> ALSPartition {
-        if let part = job.inner.withLock({ $0.parts[p] }) { return part }
+        let (cached, received) = job.inner.withLock { ($0.parts[p], $0.cutoffs) }
+        if let part = cached { return part }
         let store = self.store
         let config = job.config
-        let part = try await computeQueue.run { try Self.alsLoad(store: store, partition: p, config: config) }
+        var cutoffs: [String: Int64] = [:]
+        if config.holdoutBy == .last {
+            guard let received else {
+                throw ChorusError(.unavailable, "als: the per-user hold-out cutoffs have not reached \(name) yet")
+            }
+            cutoffs = received
+        }
+        let cut = cutoffs
+        let part = try await computeQueue.run {
+            try Self.alsLoad(store: store, partition: p, config: config, cutoffs: cut)
+        }
         job.inner.withLock { s in if s.parts[p] == nil { s.parts[p] = part } }
         return part
     }
@@ -250,6 +328,12 @@ extension Worker {
         let p = t.partition
         var result = Chorus_V1_TaskResult()
         result.jobID = t.jobID; result.stage = t.stage; result.partition = p
+        if t.stage == "als-last" {
+            let store = self.store
+            let config = job.config
+            result.alsLoad = try await computeQueue.run { try Self.alsLastTimes(store: store, partition: p, config: config) }
+            return result
+        }
         let part = try await alsPartition(job, p)
         if t.stage == "als-load" {
             var r = Chorus_V1_AlsLoadResult()
@@ -269,29 +353,61 @@ extension Worker {
             let (other, gram, index, mean) = job.inner.withLock { s in
                 solvingUsers ? (s.items, s.itemsGram, s.itemIndex, s.mean) : (s.users, s.usersGram, s.userIndex, s.mean)
             }
+            // Conjugate-gradient steps start from the row's current vector: the last broadcast of this side, or the
+            // initial vector before the first one (the same on every worker).
+            let (current, currentIndex) = job.inner.withLock { s in
+                solvingUsers ? (s.users, s.userIndex) : (s.items, s.itemIndex)
+            }
+            let prefix = solvingUsers ? "u:" : "i:"
             guard let other else {
                 throw ChorusError(.unavailable, "job \(t.jobID): factors of the other side not received on \(name)")
             }
             let ids = solvingUsers ? part.userIds : part.itemIds
             let obs = solvingUsers ? part.userObs : part.itemObs
-            let packed: Data = try await computeQueue.run {
-                var out = [Float]()
-                out.reserveCapacity(ids.count * other.width)
-                for row in obs {
+            // Rows with dense indices are built on the first half-iteration and kept with the partition's cache.
+            let cached = job.inner.withLock { s in solvingUsers ? s.parts[p]?.userRows : s.parts[p]?.itemRows }
+            let (packed, built): (Data, [ALS.Row]?) = try await computeQueue.run {
+                let rows = cached ?? obs.map { row in
                     var pairs: [(Int32, Float)] = []
                     pairs.reserveCapacity(row.count)
                     for (id, v) in row { if let i = index[id] { pairs.append((i, v)) } }
                     pairs.sort { $0.0 < $1.0 }
-                    let r = ALS.Row(index: pairs.map(\.0), value: pairs.map(\.1))
-                    let solved = config.als.mode == .explicit
-                        ? ALS.solveExplicit(row: r, other: other, mean: mean, lambda: config.als.lambda,
-                                            biases: config.als.biases, lambdaExponent: config.als.lambdaExponent,
-                                            biasLambda: config.als.biasLambda)
-                        : ALS.solveImplicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
-                                            lambda: config.als.lambda)
-                    out.append(contentsOf: solved ?? [Float](repeating: 0, count: other.width))
+                    return ALS.Row(index: pairs.map(\.0), value: pairs.map(\.1))
                 }
-                return FloatPacking.pack(out)
+                var solver = ALS.RowSolver()
+                let cg = config.als.mode == .implicit && config.als.cgSteps > 0
+                if cg { solver.prepare(gram: gram, rank: other.rank) }
+                var out = [Float]()
+                out.reserveCapacity(ids.count * other.width)
+                let zero = [Float](repeating: 0, count: other.width)
+                for (j, r) in rows.enumerated() {
+                    let solved: [Float]?
+                    if config.als.mode == .explicit {
+                        solved = solver.explicit(row: r, other: other, mean: mean, lambda: config.als.lambda,
+                                                 biases: config.als.biases, lambdaExponent: config.als.lambdaExponent,
+                                                 biasLambda: config.als.biasLambda)
+                    } else if cg {
+                        let start: ArraySlice<Float>
+                        if let current, let g = currentIndex[ids[j]] {
+                            start = current.data[(Int(g) * current.width)..<((Int(g) + 1) * current.width)]
+                        } else {
+                            start = ALS.initialVector(id: prefix + ids[j], seed: config.als.seed, rank: other.rank,
+                                                      width: other.width)[...]
+                        }
+                        solved = solver.implicitCG(row: r, other: other, alpha: config.als.alpha,
+                                                   lambda: config.als.lambda, start: start, steps: config.als.cgSteps)
+                    } else {
+                        solved = solver.implicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
+                                                 lambda: config.als.lambda)
+                    }
+                    out.append(contentsOf: solved ?? zero)
+                }
+                return (FloatPacking.pack(out), cached == nil ? rows : nil)
+            }
+            if let built {
+                job.inner.withLock { s in
+                    if solvingUsers { s.parts[p]?.userRows = built } else { s.parts[p]?.itemRows = built }
+                }
             }
             result.alsFactors = packed
             result.recordsRead = UInt64(obs.reduce(0) { $0 + $1.count })
@@ -371,8 +487,9 @@ extension Worker {
                         }
                     }
                 } else {
-                    // Relevant = held-out items the user had not interacted with in training: recommendations leave
-                    // seen items out, so a held-out repeat of a seen item could never be found by any method.
+                    // Without repeats, relevant = held-out items the user had not interacted with in training:
+                    // recommendations leave seen items out, so a held-out repeat could never be found by any method.
+                    // With repeats, every held-out item counts and seen items may be ranked.
                     let seenOf = Dictionary(uniqueKeysWithValues: zip(part.userIds, part.userObs))
                     var byUser: [String: Set<Int>] = [:]
                     var seenCache: [String: Set<Int>] = [:]
@@ -383,28 +500,38 @@ extension Worker {
                         return s
                     }
                     for h in part.heldOut {
-                        if let it = itemIndex[h.item].map(Int.init), !seenSet(h.user).contains(it) {
+                        if let it = itemIndex[h.item].map(Int.init), config.repeats || !seenSet(h.user).contains(it) {
                             byUser[h.user, default: []].insert(it)
                         }
                     }
                     var model = Evaluation.RankingAccumulator(k: config.k)
                     var base = Evaluation.RankingAccumulator(k: config.k)
+                    var personal = Evaluation.RankingAccumulator(k: config.k)
                     let popScores = popularity.map { Float($0) }
+                    let maxPop = Float(max(1, popularity.max() ?? 1))
+                    var scores = [Float](repeating: 0, count: items.count)
                     for (user, relevant) in byUser.sorted(by: { $0.key < $1.key }) {
-                        let seen = seenSet(user)
+                        let exclude = config.repeats ? [] : seenSet(user)
                         if let u = userIndex[user].map(Int.init) {
-                            var scores = [Float](repeating: 0, count: items.count)
                             for i in 0..<items.count { scores[i] = ALS.predict(user: u, item: i, users: users, items: items, mean: 0) }
-                            model.add(ranked: Evaluation.topN(scores: scores, n: config.k, exclude: seen), relevant: relevant)
+                            model.add(ranked: Evaluation.topN(scores: scores, n: config.k, exclude: exclude), relevant: relevant)
                         } else {
                             model.add(ranked: [Int](), relevant: relevant)
                         }
-                        base.add(ranked: Evaluation.topN(scores: popScores, n: config.k, exclude: seen), relevant: relevant)
+                        base.add(ranked: Evaluation.topN(scores: popScores, n: config.k, exclude: exclude), relevant: relevant)
+                        if config.repeats {
+                            // The user's own items by training weight, then the popular ones.
+                            var own = popScores.map { $0 / maxPop }
+                            for (id, v) in seenOf[user] ?? [] { if let i = itemIndex[id] { own[Int(i)] += 1 + v } }
+                            personal.add(ranked: Evaluation.topN(scores: own, n: config.k, exclude: []), relevant: relevant)
+                        }
                     }
-                    let m = model.sums, bs = base.sums
+                    let m = model.sums, bs = base.sums, ps = personal.sums
                     eval.users = UInt64(m.n)
                     eval.precisionSum = m.p; eval.recallSum = m.r; eval.ndcgSum = m.ndcg; eval.mapSum = m.ap
                     eval.basePrecisionSum = bs.p; eval.baseRecallSum = bs.r; eval.baseNdcgSum = bs.ndcg; eval.baseMapSum = bs.ap
+                    eval.personalPrecisionSum = ps.p; eval.personalRecallSum = ps.r
+                    eval.personalNdcgSum = ps.ndcg; eval.personalMapSum = ps.ap
                 }
                 return (ops, eval)
             }

@@ -18,7 +18,11 @@ public enum JobKinds {
 
     /// Tasks per partition of a job (the progress denominator).
     public static func stageCount(_ kind: String, params: [String: String]) -> Int {
-        if kind == als { return 2 + 2 * max(1, Int(params["iterations"] ?? "") ?? ALS.Config().iterations) }
+        if kind == als {
+            // [als-last] + als-load + 2 per iteration + als-save
+            let last = params["holdout_by"] == "last" ? 1 : 0
+            return last + 2 + 2 * max(1, Int(params["iterations"] ?? "") ?? ALS.Config().iterations)
+        }
         return stages(kind).count
     }
 }

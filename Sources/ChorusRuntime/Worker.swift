@@ -338,7 +338,7 @@ public final class Worker: Sendable {
         case let .replicaWrite(r): return .ack(try await replicaWrite(r))
         case let .runTask(t): return .taskResult(try await runTask(t))
         case let .jobBroadcast(b):
-            if !b.als.isEmpty {
+            if !b.als.isEmpty || b.hasAlsCutoffs {
                 alsBroadcast(b)
             } else {
                 let catalog = FeatureCatalog(b.catalog)

@@ -93,6 +93,28 @@ import Testing
         }
     }
 
+    @Test(arguments: [4, 16, 40])
+    func conjugateGradientConvergesToTheExactSolve(rank: Int) {
+        let other = Self.factors(count: 300, rank: rank, width: rank, seed: UInt64(7 + rank))
+        let gram = ALS.gram(other)
+        var solver = ALS.RowSolver()
+        solver.prepare(gram: gram, rank: rank)
+        let row = Self.row(n: 60, of: 300, seed: UInt64(rank))
+        let exact = solver.implicit(row: row, other: other, gram: gram, alpha: 2, lambda: 0.5)!
+        let zero = [Float](repeating: 0, count: rank)
+        // Enough steps: the CG answer is the exact one (to Float round-off).
+        let many = solver.implicitCG(row: row, other: other, alpha: 2, lambda: 0.5, start: zero[...], steps: 4 * rank)!
+        let norm = exact.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        let err = zip(many, exact).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+        #expect(err <= 1e-3 * max(1, norm), "rank \(rank): ‖cg − exact‖ = \(err), ‖exact‖ = \(norm)")
+        // A few steps from a nearby start already get close; each step does not move away.
+        let near = exact.map { $0 * 0.9 }
+        let three = solver.implicitCG(row: row, other: other, alpha: 2, lambda: 0.5, start: near[...], steps: 3)!
+        let err3 = zip(three, exact).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+        let err0 = zip(near, exact).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+        #expect(err3 < err0, "3 steps: \(err3) from \(err0)")
+    }
+
     func pow(_ x: Double, _ y: Double) -> Double {
         // x^0.75 = sqrt(x)·sqrt(sqrt(x)), enough for this test.
         precondition(y == 0.75)

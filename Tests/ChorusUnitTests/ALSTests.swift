@@ -117,6 +117,18 @@ import Testing
         // Random ranking over ~20 unseen candidates of which half are in-group gives P@10 ≈ 0.1; ALS should find
         // the group.
         #expect(r.precision > 0.15 && r.ndcg > 0.2, "\(r)")
+        // Conjugate-gradient steps instead of exact solves find it too.
+        var cg = c
+        cg.cgSteps = 3
+        let fitCG = ALS.fit(byUser: Self.rows(train, count: 80, byFirst: true), byItem: Self.rows(train, count: 60, byFirst: false),
+                            userIds: (0..<80).map(String.init), itemIds: (0..<60).map(String.init), config: cg)
+        var accCG = Evaluation.RankingAccumulator(k: 10)
+        for u in 0..<80 {
+            let seen = Set(train.filter { $0.0 == u }.map(\.1))
+            let scores = (0..<60).map { ALS.predict(user: u, item: $0, users: fitCG.users, items: fitCG.items, mean: 0) }
+            accCG.add(ranked: Evaluation.topN(scores: scores, n: 10, exclude: seen), relevant: held[u] ?? [])
+        }
+        #expect(accCG.result.precision > 0.15 && accCG.result.ndcg > 0.2, "\(accCG.result)")
     }
 
     @Test func rankingMetricsOnAKnownList() {

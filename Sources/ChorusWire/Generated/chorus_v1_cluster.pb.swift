@@ -1495,6 +1495,9 @@ public nonisolated struct Chorus_V1_AlsLoadResult: Sendable {
   /// held-out pairs
   public var heldOut: UInt64 = 0
 
+  /// stage "als-last": each user's latest interaction time (unix s), parallel to users
+  public var lastTs: [Int64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1534,41 +1537,125 @@ public nonisolated struct Chorus_V1_AlsModel: Sendable {
   public init() {}
 }
 
-public nonisolated struct Chorus_V1_AlsEvalResult: Sendable {
+public nonisolated struct Chorus_V1_AlsEvalResult: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var squaredError: Double = 0
+  public var squaredError: Double {
+    get {_storage._squaredError}
+    set {_uniqueStorage()._squaredError = newValue}
+  }
 
-  public var absoluteError: Double = 0
+  public var absoluteError: Double {
+    get {_storage._absoluteError}
+    set {_uniqueStorage()._absoluteError = newValue}
+  }
 
-  public var pairs: UInt64 = 0
+  public var pairs: UInt64 {
+    get {_storage._pairs}
+    set {_uniqueStorage()._pairs = newValue}
+  }
 
   /// ranking: users with held-out items
-  public var users: UInt64 = 0
+  public var users: UInt64 {
+    get {_storage._users}
+    set {_uniqueStorage()._users = newValue}
+  }
 
-  public var precisionSum: Double = 0
+  public var precisionSum: Double {
+    get {_storage._precisionSum}
+    set {_uniqueStorage()._precisionSum = newValue}
+  }
 
-  public var recallSum: Double = 0
+  public var recallSum: Double {
+    get {_storage._recallSum}
+    set {_uniqueStorage()._recallSum = newValue}
+  }
 
-  public var ndcgSum: Double = 0
+  public var ndcgSum: Double {
+    get {_storage._ndcgSum}
+    set {_uniqueStorage()._ndcgSum = newValue}
+  }
 
-  public var mapSum: Double = 0
+  public var mapSum: Double {
+    get {_storage._mapSum}
+    set {_uniqueStorage()._mapSum = newValue}
+  }
 
   /// popularity baseline
-  public var basePrecisionSum: Double = 0
+  public var basePrecisionSum: Double {
+    get {_storage._basePrecisionSum}
+    set {_uniqueStorage()._basePrecisionSum = newValue}
+  }
 
-  public var baseRecallSum: Double = 0
+  public var baseRecallSum: Double {
+    get {_storage._baseRecallSum}
+    set {_uniqueStorage()._baseRecallSum = newValue}
+  }
 
-  public var baseNdcgSum: Double = 0
+  public var baseNdcgSum: Double {
+    get {_storage._baseNdcgSum}
+    set {_uniqueStorage()._baseNdcgSum = newValue}
+  }
 
-  public var baseMapSum: Double = 0
+  public var baseMapSum: Double {
+    get {_storage._baseMapSum}
+    set {_uniqueStorage()._baseMapSum = newValue}
+  }
 
-  public var factorsStored: UInt64 = 0
+  public var factorsStored: UInt64 {
+    get {_storage._factorsStored}
+    set {_uniqueStorage()._factorsStored = newValue}
+  }
 
   /// explicit, with the neighbourhood correction (param neighbours > 0)
-  public var correctedSquaredError: Double = 0
+  public var correctedSquaredError: Double {
+    get {_storage._correctedSquaredError}
+    set {_uniqueStorage()._correctedSquaredError = newValue}
+  }
+
+  /// "repeats" baseline: the user's own most frequent training items
+  public var personalPrecisionSum: Double {
+    get {_storage._personalPrecisionSum}
+    set {_uniqueStorage()._personalPrecisionSum = newValue}
+  }
+
+  public var personalRecallSum: Double {
+    get {_storage._personalRecallSum}
+    set {_uniqueStorage()._personalRecallSum = newValue}
+  }
+
+  public var personalNdcgSum: Double {
+    get {_storage._personalNdcgSum}
+    set {_uniqueStorage()._personalNdcgSum = newValue}
+  }
+
+  public var personalMapSum: Double {
+    get {_storage._personalMapSum}
+    set {_uniqueStorage()._personalMapSum = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Per-user hold-out (param holdout_by=last): interactions at or after a user's cutoff are held out.
+public nonisolated struct Chorus_V1_AlsCutoffs: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var users: [String] = []
+
+  /// parallel to users (unix s)
+  public var ts: [Int64] = []
+
+  /// the job's params (a worker may see this before any factors)
+  public var params: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1641,11 +1728,22 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   /// job kind "als": factors of one or both sides
   public var als: [Chorus_V1_AlsModel] = []
 
+  /// job kind "als" with holdout_by=last: sent with every broadcast of the job
+  public var alsCutoffs: Chorus_V1_AlsCutoffs {
+    get {_alsCutoffs ?? Chorus_V1_AlsCutoffs()}
+    set {_alsCutoffs = newValue}
+  }
+  /// Returns true if `alsCutoffs` has been explicitly set.
+  public var hasAlsCutoffs: Bool {self._alsCutoffs != nil}
+  /// Clears the value of `alsCutoffs`. Subsequent reads from it will return its default value.
+  public mutating func clearAlsCutoffs() {self._alsCutoffs = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _catalog: Chorus_V1_Catalog? = nil
+  fileprivate var _alsCutoffs: Chorus_V1_AlsCutoffs? = nil
 }
 
 public nonisolated struct Chorus_V1_ProfileGet: Sendable {
@@ -4285,7 +4383,7 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Chorus_V1_AlsLoadResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AlsLoadResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}items\0\u{3}item_counts\0\u{3}value_sum\0\u{1}observations\0\u{3}held_out\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}items\0\u{3}item_counts\0\u{3}value_sum\0\u{1}observations\0\u{3}held_out\0\u{3}last_ts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4299,6 +4397,7 @@ nonisolated extension Chorus_V1_AlsLoadResult: SwiftProtobuf.Message, SwiftProto
       case 4: try { try decoder.decodeSingularDoubleField(value: &self.valueSum) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.observations) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.heldOut) }()
+      case 7: try { try decoder.decodeRepeatedInt64Field(value: &self.lastTs) }()
       default: break
       }
     }
@@ -4323,6 +4422,9 @@ nonisolated extension Chorus_V1_AlsLoadResult: SwiftProtobuf.Message, SwiftProto
     if self.heldOut != 0 {
       try visitor.visitSingularUInt64Field(value: self.heldOut, fieldNumber: 6)
     }
+    if !self.lastTs.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.lastTs, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4333,6 +4435,7 @@ nonisolated extension Chorus_V1_AlsLoadResult: SwiftProtobuf.Message, SwiftProto
     if lhs.valueSum != rhs.valueSum {return false}
     if lhs.observations != rhs.observations {return false}
     if lhs.heldOut != rhs.heldOut {return false}
+    if lhs.lastTs != rhs.lastTs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4410,7 +4513,192 @@ nonisolated extension Chorus_V1_AlsModel: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AlsEvalResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0\u{3}corrected_squared_error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0\u{3}corrected_squared_error\0\u{3}personal_precision_sum\0\u{3}personal_recall_sum\0\u{3}personal_ndcg_sum\0\u{3}personal_map_sum\0")
+
+  fileprivate class _StorageClass {
+    var _squaredError: Double = 0
+    var _absoluteError: Double = 0
+    var _pairs: UInt64 = 0
+    var _users: UInt64 = 0
+    var _precisionSum: Double = 0
+    var _recallSum: Double = 0
+    var _ndcgSum: Double = 0
+    var _mapSum: Double = 0
+    var _basePrecisionSum: Double = 0
+    var _baseRecallSum: Double = 0
+    var _baseNdcgSum: Double = 0
+    var _baseMapSum: Double = 0
+    var _factorsStored: UInt64 = 0
+    var _correctedSquaredError: Double = 0
+    var _personalPrecisionSum: Double = 0
+    var _personalRecallSum: Double = 0
+    var _personalNdcgSum: Double = 0
+    var _personalMapSum: Double = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _squaredError = source._squaredError
+      _absoluteError = source._absoluteError
+      _pairs = source._pairs
+      _users = source._users
+      _precisionSum = source._precisionSum
+      _recallSum = source._recallSum
+      _ndcgSum = source._ndcgSum
+      _mapSum = source._mapSum
+      _basePrecisionSum = source._basePrecisionSum
+      _baseRecallSum = source._baseRecallSum
+      _baseNdcgSum = source._baseNdcgSum
+      _baseMapSum = source._baseMapSum
+      _factorsStored = source._factorsStored
+      _correctedSquaredError = source._correctedSquaredError
+      _personalPrecisionSum = source._personalPrecisionSum
+      _personalRecallSum = source._personalRecallSum
+      _personalNdcgSum = source._personalNdcgSum
+      _personalMapSum = source._personalMapSum
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularDoubleField(value: &_storage._squaredError) }()
+        case 2: try { try decoder.decodeSingularDoubleField(value: &_storage._absoluteError) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._pairs) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._users) }()
+        case 5: try { try decoder.decodeSingularDoubleField(value: &_storage._precisionSum) }()
+        case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._recallSum) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._ndcgSum) }()
+        case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._mapSum) }()
+        case 9: try { try decoder.decodeSingularDoubleField(value: &_storage._basePrecisionSum) }()
+        case 10: try { try decoder.decodeSingularDoubleField(value: &_storage._baseRecallSum) }()
+        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._baseNdcgSum) }()
+        case 12: try { try decoder.decodeSingularDoubleField(value: &_storage._baseMapSum) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._factorsStored) }()
+        case 14: try { try decoder.decodeSingularDoubleField(value: &_storage._correctedSquaredError) }()
+        case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._personalPrecisionSum) }()
+        case 16: try { try decoder.decodeSingularDoubleField(value: &_storage._personalRecallSum) }()
+        case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._personalNdcgSum) }()
+        case 18: try { try decoder.decodeSingularDoubleField(value: &_storage._personalMapSum) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._squaredError.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._squaredError, fieldNumber: 1)
+      }
+      if _storage._absoluteError.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._absoluteError, fieldNumber: 2)
+      }
+      if _storage._pairs != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._pairs, fieldNumber: 3)
+      }
+      if _storage._users != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._users, fieldNumber: 4)
+      }
+      if _storage._precisionSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._precisionSum, fieldNumber: 5)
+      }
+      if _storage._recallSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._recallSum, fieldNumber: 6)
+      }
+      if _storage._ndcgSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._ndcgSum, fieldNumber: 7)
+      }
+      if _storage._mapSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._mapSum, fieldNumber: 8)
+      }
+      if _storage._basePrecisionSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._basePrecisionSum, fieldNumber: 9)
+      }
+      if _storage._baseRecallSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._baseRecallSum, fieldNumber: 10)
+      }
+      if _storage._baseNdcgSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._baseNdcgSum, fieldNumber: 11)
+      }
+      if _storage._baseMapSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._baseMapSum, fieldNumber: 12)
+      }
+      if _storage._factorsStored != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._factorsStored, fieldNumber: 13)
+      }
+      if _storage._correctedSquaredError.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._correctedSquaredError, fieldNumber: 14)
+      }
+      if _storage._personalPrecisionSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._personalPrecisionSum, fieldNumber: 15)
+      }
+      if _storage._personalRecallSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._personalRecallSum, fieldNumber: 16)
+      }
+      if _storage._personalNdcgSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._personalNdcgSum, fieldNumber: 17)
+      }
+      if _storage._personalMapSum.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._personalMapSum, fieldNumber: 18)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_AlsEvalResult, rhs: Chorus_V1_AlsEvalResult) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._squaredError != rhs_storage._squaredError {return false}
+        if _storage._absoluteError != rhs_storage._absoluteError {return false}
+        if _storage._pairs != rhs_storage._pairs {return false}
+        if _storage._users != rhs_storage._users {return false}
+        if _storage._precisionSum != rhs_storage._precisionSum {return false}
+        if _storage._recallSum != rhs_storage._recallSum {return false}
+        if _storage._ndcgSum != rhs_storage._ndcgSum {return false}
+        if _storage._mapSum != rhs_storage._mapSum {return false}
+        if _storage._basePrecisionSum != rhs_storage._basePrecisionSum {return false}
+        if _storage._baseRecallSum != rhs_storage._baseRecallSum {return false}
+        if _storage._baseNdcgSum != rhs_storage._baseNdcgSum {return false}
+        if _storage._baseMapSum != rhs_storage._baseMapSum {return false}
+        if _storage._factorsStored != rhs_storage._factorsStored {return false}
+        if _storage._correctedSquaredError != rhs_storage._correctedSquaredError {return false}
+        if _storage._personalPrecisionSum != rhs_storage._personalPrecisionSum {return false}
+        if _storage._personalRecallSum != rhs_storage._personalRecallSum {return false}
+        if _storage._personalNdcgSum != rhs_storage._personalNdcgSum {return false}
+        if _storage._personalMapSum != rhs_storage._personalMapSum {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AlsCutoffs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlsCutoffs"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}ts\0\u{1}params\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4418,86 +4706,31 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularDoubleField(value: &self.squaredError) }()
-      case 2: try { try decoder.decodeSingularDoubleField(value: &self.absoluteError) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.pairs) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.users) }()
-      case 5: try { try decoder.decodeSingularDoubleField(value: &self.precisionSum) }()
-      case 6: try { try decoder.decodeSingularDoubleField(value: &self.recallSum) }()
-      case 7: try { try decoder.decodeSingularDoubleField(value: &self.ndcgSum) }()
-      case 8: try { try decoder.decodeSingularDoubleField(value: &self.mapSum) }()
-      case 9: try { try decoder.decodeSingularDoubleField(value: &self.basePrecisionSum) }()
-      case 10: try { try decoder.decodeSingularDoubleField(value: &self.baseRecallSum) }()
-      case 11: try { try decoder.decodeSingularDoubleField(value: &self.baseNdcgSum) }()
-      case 12: try { try decoder.decodeSingularDoubleField(value: &self.baseMapSum) }()
-      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.factorsStored) }()
-      case 14: try { try decoder.decodeSingularDoubleField(value: &self.correctedSquaredError) }()
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.users) }()
+      case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.ts) }()
+      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.squaredError.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.squaredError, fieldNumber: 1)
+    if !self.users.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.users, fieldNumber: 1)
     }
-    if self.absoluteError.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.absoluteError, fieldNumber: 2)
+    if !self.ts.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.ts, fieldNumber: 2)
     }
-    if self.pairs != 0 {
-      try visitor.visitSingularUInt64Field(value: self.pairs, fieldNumber: 3)
-    }
-    if self.users != 0 {
-      try visitor.visitSingularUInt64Field(value: self.users, fieldNumber: 4)
-    }
-    if self.precisionSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.precisionSum, fieldNumber: 5)
-    }
-    if self.recallSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.recallSum, fieldNumber: 6)
-    }
-    if self.ndcgSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.ndcgSum, fieldNumber: 7)
-    }
-    if self.mapSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.mapSum, fieldNumber: 8)
-    }
-    if self.basePrecisionSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.basePrecisionSum, fieldNumber: 9)
-    }
-    if self.baseRecallSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.baseRecallSum, fieldNumber: 10)
-    }
-    if self.baseNdcgSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.baseNdcgSum, fieldNumber: 11)
-    }
-    if self.baseMapSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.baseMapSum, fieldNumber: 12)
-    }
-    if self.factorsStored != 0 {
-      try visitor.visitSingularUInt64Field(value: self.factorsStored, fieldNumber: 13)
-    }
-    if self.correctedSquaredError.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.correctedSquaredError, fieldNumber: 14)
+    if !self.params.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 3)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Chorus_V1_AlsEvalResult, rhs: Chorus_V1_AlsEvalResult) -> Bool {
-    if lhs.squaredError != rhs.squaredError {return false}
-    if lhs.absoluteError != rhs.absoluteError {return false}
-    if lhs.pairs != rhs.pairs {return false}
+  public static func ==(lhs: Chorus_V1_AlsCutoffs, rhs: Chorus_V1_AlsCutoffs) -> Bool {
     if lhs.users != rhs.users {return false}
-    if lhs.precisionSum != rhs.precisionSum {return false}
-    if lhs.recallSum != rhs.recallSum {return false}
-    if lhs.ndcgSum != rhs.ndcgSum {return false}
-    if lhs.mapSum != rhs.mapSum {return false}
-    if lhs.basePrecisionSum != rhs.basePrecisionSum {return false}
-    if lhs.baseRecallSum != rhs.baseRecallSum {return false}
-    if lhs.baseNdcgSum != rhs.baseNdcgSum {return false}
-    if lhs.baseMapSum != rhs.baseMapSum {return false}
-    if lhs.factorsStored != rhs.factorsStored {return false}
-    if lhs.correctedSquaredError != rhs.correctedSquaredError {return false}
+    if lhs.ts != rhs.ts {return false}
+    if lhs.params != rhs.params {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4620,7 +4853,7 @@ nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4631,6 +4864,7 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.als) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._alsCutoffs) }()
       default: break
       }
     }
@@ -4650,6 +4884,9 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if !self.als.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.als, fieldNumber: 3)
     }
+    try { if let v = self._alsCutoffs {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4657,6 +4894,7 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if lhs.jobID != rhs.jobID {return false}
     if lhs._catalog != rhs._catalog {return false}
     if lhs.als != rhs.als {return false}
+    if lhs._alsCutoffs != rhs._alsCutoffs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

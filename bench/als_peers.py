@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""ALS peers for bench/als.sh: Spark MLlib ALS (local mode, all cores) and the `implicit` library, on exactly the
+hold-out split Chorus uses, with the same rank and iteration count. Prints one JSON object per line.
+
+The split: Chorus holds out an interaction when FNV-1a 64 of (interaction id, NUL, seed) falls below the hold-out
+fraction (ALSJobConfig.isHeldOut); MovieLens interaction ids are derived by the ingest parser from the record's
+fields (RecordParser.derivedInteractionId). Both are re-implemented here, and the script prints its held-out count
+so it can be checked against the Chorus job's `held_out`.
+
+Seconds per iteration are marginal: (fit with 1 + N iterations − fit with 1 iteration) / N, so that start-up,
+data conversion and caching do not count, as for Chorus's `seconds_per_iteration`.
+
+    bench/als_peers.py RATINGS_CSV --rank K --iterations N --seed S --holdout F --explicit-lambda L \
+        --implicit-rank K2 --implicit-lambda L2 --alpha A [--skip-spark]
+"""
+import argparse, csv, json, math, os, sys, time
+
+FNV_OFFSET, FNV_PRIME, MASK = 0xcbf29ce484222325, 0x100000001b3, (1 << 64) - 1
+
+
+def fnv1a64(data: bytes) -> int:
+    h = FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * FNV_PRIME) & MASK
+    return h
+
+
+def derived_id(user, item, ts, channel="movielens", kind="rating", text=""):
+    canon = "\x1f".join([user, item, kind, str(ts), channel, text])
+    return "i-%016x" % fnv1a64(canon.encode())
+
+
+def held_out(iid, seed, frac):
+    h = fnv1a64(iid.encode() + b"\x00" + str(seed).encode())
+    return (h >> 11) * 2.0 ** -53 < frac
+
+
+def load(path, seed, frac):
+    train, test = {}, {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            u, i, v, ts = r["user_id"], r["item_id"], float(r["rating"]), int(float(r["timestamp"]))
+            d = test if held_out(derived_id(u, i, ts), seed, frac) else train
+            d.setdefault((u, i), []).append(v)
+    avg = lambda d: {k: sum(v) / len(v) for k, v in d.items()}
+    return avg(train), avg(test)
+
+
+def ranking(score_rows, users, items, train, test, k=10):
+    """P@k, recall@k, NDCG@k over users with held-out items they had not seen in training (seen items excluded)."""
+    import numpy as np
+    seen, rel = {}, {}
+    for (u, i) in train:
+        seen.setdefault(u, set()).add(i)
+    for (u, i) in test:
+        if i in items and i not in seen.get(u, ()):
+            rel.setdefault(u, set()).add(items[i])
+    P = R = N = 0.0
+    n = 0
+    for u, relevant in rel.items():
+        n += 1
+        if u not in users:
+            continue
+        s = score_rows(users[u]).astype(np.float64).copy()
+        for i in seen.get(u, ()):
+            if i in items:
+                s[items[i]] = -np.inf
+        top = np.argpartition(-s, k)[:k]
+        top = top[np.argsort(-s[top], kind="stable")]
+        hits = [1 if t in relevant else 0 for t in top]
+        P += sum(hits) / k
+        R += sum(hits) / len(relevant)
+        dcg = sum(h / math.log2(j + 2) for j, h in enumerate(hits))
+        idcg = sum(1 / math.log2(j + 2) for j in range(min(k, len(relevant))))
+        N += dcg / idcg
+    return {"precision_at_k": P / n, "recall_at_k": R / n, "ndcg_at_k": N / n, "users": n}
+
+
+def run_implicit(train, test, a, threads):
+    import numpy as np, scipy.sparse as sp
+    from implicit.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+    users = {u: j for j, u in enumerate(sorted({u for u, _ in train}))}
+    items = {i: j for j, i in enumerate(sorted({i for _, i in train}))}
+    rows = [users[u] for u, _ in train]
+    cols = [items[i] for _, i in train]
+    m = sp.csr_matrix((np.array(list(train.values()), dtype=np.float32), (rows, cols)), shape=(len(users), len(items)))
+    times = {}
+    with threadpool_limits(1):
+        for its in (1, 1 + a.iterations):
+            model = AlternatingLeastSquares(factors=a.implicit_rank, regularization=a.implicit_lambda, alpha=a.alpha,
+                                            iterations=its, random_state=a.seed, num_threads=threads,
+                                            calculate_training_loss=False)
+            t = time.perf_counter()
+            model.fit(m, show_progress=False)
+            times[its] = time.perf_counter() - t
+    per = (times[1 + a.iterations] - times[1]) / a.iterations
+    uf, itf = model.user_factors, model.item_factors
+    q = ranking(lambda u: itf @ uf[u], users, items, train, test)
+    return dict(peer="implicit", mode="implicit", threads=threads, rank=a.implicit_rank,
+                iterations=a.iterations, seconds_per_iteration=per, **q)
+
+
+def run_spark(train, test, a):
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+    from pyspark.ml.recommendation import ALS
+    import numpy as np
+    t0 = time.perf_counter()
+    spark = (SparkSession.builder.master("local[*]").appName("chorus-bench")
+             .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g")
+             .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    startup = time.perf_counter() - t0
+    users = {u: j for j, u in enumerate(sorted({u for u, _ in train}))}
+    items = {i: j for j, i in enumerate(sorted({i for _, i in train}))}
+    df = spark.createDataFrame([(users[u], items[i], float(v)) for (u, i), v in train.items()],
+                               ["user", "item", "rating"]).cache()
+    df.count()
+    out = []
+    for mode in ("explicit", "implicit"):
+        rank = a.rank if mode == "explicit" else a.implicit_rank
+        times = {}
+        for its in (1, 1 + a.iterations):
+            als = ALS(rank=rank, maxIter=its, regParam=a.explicit_lambda if mode == "explicit" else a.implicit_lambda,
+                      implicitPrefs=(mode == "implicit"), alpha=a.alpha, seed=a.seed, userCol="user", itemCol="item",
+                      ratingCol="rating", coldStartStrategy="drop")
+            t = time.perf_counter()
+            model = als.fit(df)
+            model.userFactors.count()  # force the computation
+            times[its] = time.perf_counter() - t
+        per = (times[1 + a.iterations] - times[1]) / a.iterations
+        uf = {r["id"]: np.array(r["features"], dtype=np.float32) for r in model.userFactors.collect()}
+        itf_rows = {r["id"]: np.array(r["features"], dtype=np.float32) for r in model.itemFactors.collect()}
+        itf = np.zeros((len(items), rank), dtype=np.float32)
+        for j, v in itf_rows.items():
+            itf[j] = v
+        res = dict(peer="spark", mode=mode, rank=rank, iterations=a.iterations, seconds_per_iteration=per,
+                   fit_seconds=times[1 + a.iterations], session_start_seconds=startup)
+        if mode == "explicit":
+            se = ae = 0.0
+            n = 0
+            for (u, i), v in test.items():
+                if u in users and i in items and users[u] in uf:
+                    p = float(uf[users[u]] @ itf[items[i]])
+                    se += (p - v) ** 2
+                    ae += abs(p - v)
+                    n += 1
+            res.update(rmse=math.sqrt(se / n), mae=ae / n, pairs=n)
+        else:
+            res.update(ranking(lambda u: itf @ uf.get(u, np.zeros(rank, dtype=np.float32)), users, items, train, test))
+        out.append(res)
+    spark.stop()
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("ratings")
+    p.add_argument("--rank", type=int, default=10)
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--holdout", type=float, default=0.2)
+    p.add_argument("--explicit-lambda", type=float, default=0.1)
+    p.add_argument("--implicit-rank", type=int, default=32)
+    p.add_argument("--implicit-lambda", type=float, default=0.1)
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--skip-spark", action="store_true")
+    a = p.parse_args()
+    train, test = load(a.ratings, a.seed, a.holdout)
+    print(json.dumps({"split": "chorus", "train_pairs": len(train), "held_out": len(test)}), flush=True)
+    for threads in (1, 2):
+        print(json.dumps(run_implicit(train, test, a, threads)), flush=True)
+    if not a.skip_spark:
+        for r in run_spark(train, test, a):
+            print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()
