@@ -46,6 +46,25 @@ def load(path, seed, frac):
     return avg(train), avg(test)
 
 
+# Chorus's default implicit weights per interaction type (ALSJobConfig.weights); pairs sum their weights.
+WEIGHTS = {"view": 1, "like": 3, "comment": 4, "share": 5, "click": 2, "conversion": 8, "rating": 1}
+
+
+def load_jsonl(path, seed, frac):
+    """Generated interactions (chorus generate): implicit weights, the same hash hold-out on the given ids."""
+    train, test = {}, {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            w = WEIGHTS.get(r["type"], 0)
+            if w <= 0:
+                continue
+            d = test if held_out(r["interaction_id"], seed, frac) else train
+            k = (r["user_id"], r["content_id"])
+            d[k] = d.get(k, 0) + w
+    return train, test
+
+
 def ranking(score_rows, users, items, train, test, k=10):
     """P@k, recall@k, NDCG@k over users with held-out items they had not seen in training (seen items excluded)."""
     import numpy as np
@@ -62,7 +81,7 @@ def ranking(score_rows, users, items, train, test, k=10):
         if u not in users:
             continue
         s = score_rows(users[u]).astype(np.float64).copy()
-        for i in seen.get(u, ()):
+        for i in seen.get(u, ()):  # seen items are never recommended
             if i in items:
                 s[items[i]] = -np.inf
         top = np.argpartition(-s, k)[:k]
@@ -73,10 +92,10 @@ def ranking(score_rows, users, items, train, test, k=10):
         dcg = sum(h / math.log2(j + 2) for j, h in enumerate(hits))
         idcg = sum(1 / math.log2(j + 2) for j in range(min(k, len(relevant))))
         N += dcg / idcg
-    return {"precision_at_k": P / n, "recall_at_k": R / n, "ndcg_at_k": N / n, "users": n}
+    return {"precision_at_k": P / max(n, 1), "recall_at_k": R / max(n, 1), "ndcg_at_k": N / max(n, 1), "users": n}
 
 
-def run_implicit(train, test, a, threads):
+def run_implicit(train, test, a, threads, cg):
     import numpy as np, scipy.sparse as sp
     from implicit.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
@@ -90,14 +109,15 @@ def run_implicit(train, test, a, threads):
         for its in (1, 1 + a.iterations):
             model = AlternatingLeastSquares(factors=a.implicit_rank, regularization=a.implicit_lambda, alpha=a.alpha,
                                             iterations=its, random_state=a.seed, num_threads=threads,
-                                            calculate_training_loss=False)
+                                            calculate_training_loss=False, use_cg=cg)
             t = time.perf_counter()
             model.fit(m, show_progress=False)
             times[its] = time.perf_counter() - t
     per = (times[1 + a.iterations] - times[1]) / a.iterations
     uf, itf = model.user_factors, model.item_factors
-    q = ranking(lambda u: itf @ uf[u], users, items, train, test)
-    return dict(peer="implicit", mode="implicit", threads=threads, rank=a.implicit_rank,
+    q = ranking(lambda u: itf @ uf[u], users, items, train, test) if test else {}
+    return dict(peer="implicit", mode="implicit", solver="cg" if cg else "cholesky", threads=threads,
+                rank=a.implicit_rank, nnz=m.nnz,
                 iterations=a.iterations, seconds_per_iteration=per, **q)
 
 
@@ -166,11 +186,15 @@ def main():
     p.add_argument("--implicit-lambda", type=float, default=0.1)
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--skip-spark", action="store_true")
+    p.add_argument("--speed-only", action="store_true", help="implicit library only, no ranking metrics")
     a = p.parse_args()
-    train, test = load(a.ratings, a.seed, a.holdout)
+    train, test = (load_jsonl if a.ratings.endswith(".jsonl") else load)(a.ratings, a.seed, a.holdout)
+    if a.speed_only:
+        test = {}
     print(json.dumps({"split": "chorus", "train_pairs": len(train), "held_out": len(test)}), flush=True)
     for threads in (1, 2):
-        print(json.dumps(run_implicit(train, test, a, threads)), flush=True)
+        for cg in (True, False):
+            print(json.dumps(run_implicit(train, test, a, threads, cg)), flush=True)
     if not a.skip_spark:
         for r in run_spark(train, test, a):
             print(json.dumps(r), flush=True)

@@ -136,15 +136,24 @@ extension Coordinator {
             if side == "items" { m.popularity = popularity }
             return m
         }
-        /// Writes each partition's solved rows into `into`, at the global indices of the partition's ids.
-        func collect(_ r: Chorus_V1_TaskResult, ids: [String], index: [String: Int], into f: inout ALS.Factors) throws {
+        /// Each partition's rows in global factor order, computed once (the String lookups stay out of the loop).
+        var userRowsOf: [UInt32: [Int]] = [:], itemRowsOf: [UInt32: [Int]] = [:]
+        for (p, l) in loads {
+            userRowsOf[p] = l.users.map { userIndex[$0]! }
+            itemRowsOf[p] = l.items.map { itemIndex[$0]! }
+        }
+        /// Writes a partition's solved rows into `into`, at the global indices of the partition's ids.
+        func collect(_ r: Chorus_V1_TaskResult, rows: [Int], into f: inout ALS.Factors) throws {
             let v = FloatPacking.unpack(r.alsFactors)
-            guard v.count == ids.count * width else {
-                throw ChorusError(.internal, "partition \(r.partition): \(v.count) floats for \(ids.count) rows")
+            guard v.count == rows.count * width else {
+                throw ChorusError(.internal, "partition \(r.partition): \(v.count) floats for \(rows.count) rows")
             }
-            for (j, id) in ids.enumerated() {
-                guard let g = index[id] else { continue }
-                f.data.replaceSubrange((g * width)..<((g + 1) * width), with: v[(j * width)..<((j + 1) * width)])
+            f.data.withUnsafeMutableBufferPointer { d in
+                v.withUnsafeBufferPointer { src in
+                    for (j, g) in rows.enumerated() {
+                        (d.baseAddress! + g * width).update(from: src.baseAddress! + j * width, count: width)
+                    }
+                }
             }
         }
 
@@ -155,13 +164,13 @@ extension Coordinator {
             var nextUsers = users
             try await runStage(job: job, stage: "als-users-\(it)",
                                broadcast: broadcast([model("items", items, ids: itemIds)]), tracker: BroadcastTracker()) { r in
-                try collect(r, ids: loads[r.partition]?.users ?? [], index: userIndex, into: &nextUsers)
+                try collect(r, rows: userRowsOf[r.partition] ?? [], into: &nextUsers)
             }
             users = nextUsers
             var nextItems = items
             try await runStage(job: job, stage: "als-items-\(it)",
                                broadcast: broadcast([model("users", users, ids: userIds)]), tracker: BroadcastTracker()) { r in
-                try collect(r, ids: loads[r.partition]?.items ?? [], index: itemIndex, into: &nextItems)
+                try collect(r, rows: itemRowsOf[r.partition] ?? [], into: &nextItems)
             }
             items = nextItems
         }

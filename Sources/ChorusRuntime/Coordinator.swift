@@ -326,7 +326,8 @@ extension Coordinator {
                 let now = ContinuousClock.now
                 for p in pending {
                     if let nb = notBefore[p], nb > now { still.append(p); continue }
-                    guard let owner = await state.owner(of: p), inflight[owner.id, default: 0] < owner.cores else {
+                    // Two tasks per core in flight: one computing, one in transit, so the round trip is hidden.
+                    guard let owner = await state.owner(of: p), inflight[owner.id, default: 0] < 2 * owner.cores else {
                         still.append(p); continue
                     }
                     inflight[owner.id, default: 0] += 1

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Re-runnable ALS benchmark (release build, separate processes on loopback), all in one run so the ratios are fair:
+#   1. MovieLens 100K (real; scripts/fetch-real-data.sh), the same 80/20 split everywhere:
+#      explicit rank 10 and implicit rank 32, 10 iterations:
+#      Chorus with 1 worker and with 3 workers, Spark MLlib ALS (pyspark, local[*]) and the `implicit` library;
+#   2. the Gram kernel: Swift SIMD against OpenBLAS (`chorus bench-als-kernels`);
+#   3. synthetic scaling: `chorus generate` at SIZES users (default 50000 150000 500000 ≈ 1 M, 3 M, 10 M
+#      interactions), implicit rank 16, 5 iterations, 3 workers; the `implicit` library on the 1 M set.
+#
+#   bench/als.sh [SIZES...]          e.g. bench/als.sh 50000      (skip the large sets)
+#   SKIP_SPARK=1 bench/als.sh        (no pyspark: the 491 MB install is skipped)
+#
+# Peers go into a git-ignored virtualenv (.cache/peers/venv) from PyPI: pyspark==4.3.0, implicit==0.7.3.
+# Results: a table on stdout and JSON lines in $OUT/results.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(50000 150000 500000)
+OUT=${BENCH_DIR:-/tmp/chorus-als-bench}
+PARTITIONS=${PARTITIONS:-8}
+BIN=.build-release/release/chorus
+PY=.cache/peers/venv/bin/python
+scripts/install-deps.sh >/dev/null
+swift build -c release --scratch-path .build-release --product chorus 2>&1 | { grep -v "prohibited flag" || true; } | tail -1
+DATA=$(scripts/fetch-real-data.sh)
+if [ ! -x "$PY" ]; then
+  python3 -m venv .cache/peers/venv
+fi
+$PY -c "import implicit, threadpoolctl, scipy" 2>/dev/null || $PY -m pip install -q implicit==0.7.3 threadpoolctl scipy numpy
+if [ -z "${SKIP_SPARK:-}" ]; then $PY -c "import pyspark" 2>/dev/null || $PY -m pip install -q pyspark==4.3.0; fi
+if ! ldconfig -p | grep -q libopenblas.so.0; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread >/dev/null 2>&1 || true
+fi
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+echo "machine: $(nproc) cores, $CPU; $(date -u +%FT%TZ)"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; { wait; } 2>/dev/null || true; pids=(); }
+trap cleanup EXIT
+
+start_cluster() {  # start_cluster DIR WORKERS PARTITIONS
+  local dir=$1 n=$2 parts=$3
+  rm -rf "$dir"; mkdir -p "$dir"
+  $BIN coordinator --bind "tcp://127.0.0.1:*" --data "$dir/coord" --replication 1 --partitions "$parts" \
+    --log-level warning > "$dir/coord.out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q "listening on" "$dir/coord.out" 2>/dev/null && break; sleep 0.1; done
+  ADDR=$(grep -o 'tcp://[0-9.:]*' "$dir/coord.out" | head -1)
+  for i in $(seq "$n"); do
+    $BIN worker --coordinator "$ADDR" --data "$dir/w$i" --name "w$i" --log-level warning > "$dir/w$i.out" 2>&1 &
+    pids+=($!)
+  done
+  for _ in $(seq 300); do
+    [ "$($BIN cluster status --coordinator "$ADDR" --json | python3 -c "import json,sys; s=json.load(sys.stdin); print(int(sum(1 for n in s['nodes'] if n['state']=='active')=="$n" and s['unassigned_partitions']==0))")" = 1 ] && return
+    sleep 0.1
+  done
+  echo "cluster did not come up" >&2; exit 1
+}
+
+# als LABEL PARAMS...: runs the job, appends {"peer":"chorus", ...summary} to results, prints a line.
+als() {
+  local label=$1; shift
+  local args=()
+  for p in "$@"; do args+=(--param "$p"); done
+  $BIN job submit als --coordinator "$ADDR" --wait --json "${args[@]}" > "$OUT/job.json" 2>/dev/null || true
+  python3 - "$label" "$OUT/job.json" >> "$RESULTS" <<'PY'
+import json, sys
+label, path = sys.argv[1], sys.argv[2]
+j = json.load(open(path))
+s = j.get("summary") or {}
+s.update(peer="chorus", label=label, state=j.get("state"), job_seconds=j.get("seconds"), error=j.get("error"))
+print(json.dumps(s))
+PY
+  tail -1 "$RESULTS" | python3 -c "
+import json,sys; r=json.load(sys.stdin)
+q = 'RMSE %.4f' % r['rmse'] if r.get('rmse') else 'P@10 %.4f NDCG@10 %.4f' % (r.get('precision_at_k',0), r.get('ndcg_at_k',0))
+print('  %-34s %-9s %.4f s/iteration  %s  (job %.1f s)' % (r['label'], r['state'], r.get('seconds_per_iteration',0), q, r.get('job_seconds') or 0))"
+}
+
+echo
+echo "== 1. MovieLens 100K: 80/20 split by interaction (seed 42), 10 iterations; $PARTITIONS partitions, R=1"
+ML="$DATA/movielens"
+EXPLICIT=(mode=explicit rank=10 iterations=10 seed=42 lambda=0.5 lambda_exponent=0.75)
+IMPLICIT=(mode=implicit rank=32 iterations=10 seed=42 lambda=0.1 alpha=1)
+for W in 1 3; do
+  start_cluster "$OUT/ml-$W" "$W" "$PARTITIONS"
+  $BIN ingest --coordinator "$ADDR" --json --no-progress --mapping data/mappings/movielens-100k.json \
+    --rejects "$OUT/ml-$W/rejects.jsonl" "$ML/users-movielens.csv" "$ML/content-movies.csv" \
+    "$ML/interactions-ratings.csv" > /dev/null
+  als "chorus $W worker(s) explicit r10" "${EXPLICIT[@]}"
+  als "chorus $W worker(s) implicit r32 chol" "${IMPLICIT[@]}" solver=cholesky
+  als "chorus $W worker(s) implicit r32 cg3" "${IMPLICIT[@]}" solver=cg
+  cleanup
+done
+echo "  peers (same split; seconds per iteration are marginal: (fit(11) − fit(1)) / 10):"
+SPARK_FLAG=(); [ -z "${SKIP_SPARK:-}" ] || SPARK_FLAG=(--skip-spark)
+$PY bench/als_peers.py "$ML/interactions-ratings.csv" --rank 10 --iterations 10 --seed 42 --holdout 0.2 \
+  --explicit-lambda 0.1 --implicit-rank 32 --implicit-lambda 0.1 --alpha 1 "${SPARK_FLAG[@]}" 2>"$OUT/peers.err" \
+  | tee -a "$RESULTS" | python3 -c "
+import json,sys
+for line in sys.stdin:
+    r=json.loads(line)
+    if 'peer' not in r: print('  split: %(train_pairs)d training pairs, %(held_out)d held out' % r); continue
+    q = 'RMSE %.4f' % r['rmse'] if 'rmse' in r else 'P@10 %.4f NDCG@10 %.4f' % (r['precision_at_k'], r['ndcg_at_k'])
+    name = '%s %s r%d' % (r['peer'], r['mode'], r['rank']) + (' %s %dt' % (r['solver'], r['threads']) if r['peer']=='implicit' else '')
+    print('  %-34s %-9s %.4f s/iteration  %s' % (name, 'ok', r['seconds_per_iteration'], q))"
+
+echo
+echo "== 2. Gram kernel (ZᵀWZ, n = 100 observations per row, one thread): Swift SIMD vs OpenBLAS ssyrk"
+$BIN bench-als-kernels --rows 20000 --ranks 16,32,64,128 | sed 's/^/  /'
+
+echo
+echo "== 3. Synthetic scaling: implicit rank 16, 5 iterations, cg, 3 workers, 64 partitions, R=1"
+for U in "${SIZES[@]}"; do
+  G="$OUT/gen-$U"
+  [ -f "$G/interactions.jsonl" ] || $BIN generate --users "$U" --seed 42 --out "$G" > /dev/null
+  N=$(wc -l < "$G/interactions.jsonl")
+  start_cluster "$OUT/syn-$U" 3 64
+  t0=$(date +%s.%N)
+  $BIN ingest --coordinator "$ADDR" --json --no-progress "$G/interactions.jsonl" > /dev/null
+  t1=$(date +%s.%N)
+  printf "  %d users, %d interactions: ingest %.1f s\n" "$U" "$N" "$(echo "$t1 - $t0" | bc -l)"
+  als "synthetic $N interactions" mode=implicit rank=16 iterations=5 seed=42 lambda=0.1 alpha=1 solver=cg
+  als "synthetic $N interactions chol" mode=implicit rank=16 iterations=5 seed=42 lambda=0.1 alpha=1 solver=cholesky
+  cleanup
+  if [ "$U" = "${SIZES[0]}" ]; then
+    echo "  the implicit library on the same $N interactions (same weights and hold-out):"
+    $PY bench/als_peers.py "$G/interactions.jsonl" --iterations 5 --seed 42 --holdout 0.2 --implicit-rank 16 \
+      --implicit-lambda 0.1 --alpha 1 --skip-spark --speed-only 2>>"$OUT/peers.err" | tee -a "$RESULTS" | python3 -c "
+import json,sys
+for line in sys.stdin:
+    r=json.loads(line)
+    if 'peer' in r: print('  %-34s %.4f s/iteration' % ('implicit r16 %s %dt' % (r['solver'], r['threads']), r['seconds_per_iteration']))"
+  fi
+done
+echo
+echo "results: $RESULTS"
