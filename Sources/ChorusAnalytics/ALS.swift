@@ -124,6 +124,24 @@ public enum ALS {
         return s + mean + users.bias(u) + items.bias(i)
     }
 
+    /// xᵤ·yᵢ for every item i (no mean or biases), into `scores` (items.count long).
+    public static func scores(user u: Int, users: Factors, items: Factors, into scores: inout [Float]) {
+        let k = users.rank
+        users.data.withUnsafeBufferPointer { ud in
+            items.data.withUnsafeBufferPointer { id in
+                scores.withUnsafeMutableBufferPointer { out in
+                    let x = ud.baseAddress! + u * users.width
+                    for i in 0..<items.count {
+                        let y = id.baseAddress! + i * items.width
+                        var s: Float = 0
+                        for q in 0..<k { s += x[q] * y[q] }
+                        out[i] = s
+                    }
+                }
+            }
+        }
+    }
+
     /// A whole fit in one process over row-indexed data (users 0..<U, items 0..<I). The distributed job runs the
     /// same row solves; this is the reference it is tested against, and what the unit tests and benchmarks use.
     public static func fit(byUser: [Row], byItem: [Row], userIds: [String], itemIds: [String], config: Config,

@@ -34,6 +34,8 @@ struct ALSReport: Codable, Sendable {
     /// RMSE of ALS plus the residual neighbourhood correction (param `neighbours` > 0).
     var rmseWithNeighbours: Double?
     var k: Int?
+    /// Users ranked in the implicit evaluation (those with held-out items, sampled down to about `eval_users`).
+    var evaluatedUsers: Int?
     var precisionAtK: Double?
     var recallAtK: Double?
     var ndcgAtK: Double?
@@ -48,6 +50,7 @@ struct ALSReport: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case mode, rank, iterations, lambda, alpha, seed, holdout, users, items, observations
         case heldOut = "held_out", secondsPerIteration = "seconds_per_iteration", rmse, mae, k
+        case evaluatedUsers = "evaluated_users"
         case rmseWithNeighbours = "rmse_with_neighbours"
         case precisionAtK = "precision_at_k", recallAtK = "recall_at_k", ndcgAtK = "ndcg_at_k", mapAtK = "map_at_k"
         case baseline, personalBaseline = "personal_baseline", holdoutBy = "holdout_by", repeats
@@ -215,6 +218,7 @@ extension Coordinator {
         if config.als.mode == .implicit, eval.users > 0 {
             let n = Double(eval.users)
             report.k = config.k
+            report.evaluatedUsers = Int(eval.users)
             report.precisionAtK = eval.precisionSum / n
             report.recallAtK = eval.recallSum / n
             report.ndcgAtK = eval.ndcgSum / n

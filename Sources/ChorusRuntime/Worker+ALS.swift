@@ -19,6 +19,10 @@ struct ALSJobConfig: Sendable {
     /// false (default) for discovery; true for repeat consumption such as grocery orders. With true, the report
     /// also has a `personal` baseline: the user's own most frequent items.
     var repeats = false
+    /// Implicit evaluation: rank for at most about this many users (a stable hash of the user id and the seed
+    /// picks them; 0 = every user). Scoring a user costs items × rank, so all users of a large set would cost
+    /// users × items × rank.
+    var evalUsers = 5000
     /// k of the ranking metrics.
     var k = 10
     /// Explicit mode: also report the RMSE of ALS plus the residual neighbourhood correction over this many of the
@@ -51,6 +55,8 @@ struct ALSJobConfig: Sendable {
         if let v = try num("holdout") { holdout = v }
         if let v = try num("k") { k = Int(v) }
         if let v = try num("neighbours") { neighbours = Int(v) }
+        if let v = try num("eval_users") { evalUsers = Int(v) }
+        guard evalUsers >= 0 else { throw ChorusError(.usage, "als: eval_users must be ≥ 0") }
         guard (0...1000).contains(neighbours) else { throw ChorusError(.usage, "als: neighbours must be 0...1000") }
         if let s = params["seed"] {
             guard let v = UInt64(s) else { throw ChorusError(.usage, "als: seed must be an unsigned integer") }
@@ -499,7 +505,13 @@ extension Worker {
                         seenCache[user] = s
                         return s
                     }
-                    for h in part.heldOut {
+                    let rate = config.evalUsers == 0 ? 1.0 : Double(config.evalUsers) / Double(max(1, userIndex.count))
+                    func evaluated(_ user: String) -> Bool {
+                        guard rate < 1 else { return true }
+                        let h = StableHash.fnv1a64(Array(user.utf8) + [1] + Array(String(config.als.seed).utf8))
+                        return Double(h >> 11) * 0x1.0p-53 < rate
+                    }
+                    for h in part.heldOut where evaluated(h.user) {
                         if let it = itemIndex[h.item].map(Int.init), config.repeats || !seenSet(h.user).contains(it) {
                             byUser[h.user, default: []].insert(it)
                         }
@@ -513,7 +525,7 @@ extension Worker {
                     for (user, relevant) in byUser.sorted(by: { $0.key < $1.key }) {
                         let exclude = config.repeats ? [] : seenSet(user)
                         if let u = userIndex[user].map(Int.init) {
-                            for i in 0..<items.count { scores[i] = ALS.predict(user: u, item: i, users: users, items: items, mean: 0) }
+                            ALS.scores(user: u, users: users, items: items, into: &scores)
                             model.add(ranked: Evaluation.topN(scores: scores, n: config.k, exclude: exclude), relevant: relevant)
                         } else {
                             model.add(ranked: [Int](), relevant: relevant)
