@@ -28,7 +28,9 @@ let package = Package(
 
         // Pure modules: no I/O, no C, no wire types.
         .target(name: "ChorusModel"),
-        .target(name: "ChorusAnalytics", dependencies: ["ChorusModel"], swiftSettings: vectorFlags),
+        // Optimised in debug builds too: the SIMD kernels are 50–100× slower unoptimised, which the tests feel.
+        .target(name: "ChorusAnalytics", dependencies: ["ChorusModel"],
+                swiftSettings: vectorFlags + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "ChorusData", dependencies: ["ChorusModel"]),
 
         // Wire contract (generated protobuf code + conversions).

@@ -7,7 +7,7 @@
 #   3. synthetic scaling: `chorus generate` at SIZES users (default 50000 150000 500000 ≈ 1 M, 3 M, 10 M
 #      interactions), implicit rank 16, 5 iterations, 3 workers; the `implicit` library on the 1 M set.
 #
-#   bench/als.sh [SIZES...]          e.g. bench/als.sh 50000      (skip the large sets)
+#   bench/als.sh [SIZES...]          e.g. bench/als.sh 50000      (skip the large sets); `none`: no scaling
 #   SKIP_SPARK=1 bench/als.sh        (no pyspark: the 491 MB install is skipped)
 #
 # Peers go into a git-ignored virtualenv (.cache/peers/venv) from PyPI: pyspark==4.3.0, implicit==0.7.3.
@@ -115,6 +115,7 @@ $BIN bench-als-kernels --rows 20000 --ranks 16,32,64,128 | sed 's/^/  /'
 echo
 echo "== 3. Synthetic scaling: implicit rank 16, 5 iterations, cg, 3 workers, 64 partitions, R=1"
 for U in "${SIZES[@]}"; do
+  [ "$U" != none ] || continue
   G="$OUT/gen-$U"
   [ -f "$G/interactions.jsonl" ] || $BIN generate --users "$U" --seed 42 --out "$G" > /dev/null
   N=$(wc -l < "$G/interactions.jsonl")

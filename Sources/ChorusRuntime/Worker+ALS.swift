@@ -523,14 +523,18 @@ extension Worker {
                     let maxPop = Float(max(1, popularity.max() ?? 1))
                     var scores = [Float](repeating: 0, count: items.count)
                     for (user, relevant) in byUser.sorted(by: { $0.key < $1.key }) {
+                        // Seen items are excluded by scoring them −∞ (topN skips non-finite scores): no hashing per item.
                         let exclude = config.repeats ? [] : seenSet(user)
                         if let u = userIndex[user].map(Int.init) {
                             ALS.scores(user: u, users: users, items: items, into: &scores)
-                            model.add(ranked: Evaluation.topN(scores: scores, n: config.k, exclude: exclude), relevant: relevant)
+                            for i in exclude { scores[i] = -.infinity }
+                            model.add(ranked: Evaluation.topN(scores: scores, n: config.k, exclude: []), relevant: relevant)
                         } else {
                             model.add(ranked: [Int](), relevant: relevant)
                         }
-                        base.add(ranked: Evaluation.topN(scores: popScores, n: config.k, exclude: exclude), relevant: relevant)
+                        var pop = popScores
+                        for i in exclude { pop[i] = -.infinity }
+                        base.add(ranked: Evaluation.topN(scores: pop, n: config.k, exclude: []), relevant: relevant)
                         if config.repeats {
                             // The user's own items by training weight, then the popular ones.
                             var own = popScores.map { $0 / maxPop }

@@ -19,7 +19,9 @@ public final class BlockingQueue: @unchecked Sendable {
     public init(label: String, concurrent: Bool = false, threads: Int? = nil) {
         let n = concurrent ? max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount) : 1
         for i in 0..<n {
+            let name = n == 1 ? label : "\(label).\(i)"
             let t = Thread { [condition] in
+                Thread.current.name = name  // on Linux this names the OS thread (seen in top -H and perf)
                 while true {
                     condition.lock()
                     while self.head == self.jobs.count { condition.wait() }
@@ -33,7 +35,6 @@ public final class BlockingQueue: @unchecked Sendable {
                     job()
                 }
             }
-            t.name = n == 1 ? label : "\(label).\(i)"
             t.start()
         }
     }
