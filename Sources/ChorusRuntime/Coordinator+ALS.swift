@@ -46,6 +46,8 @@ struct ALSReport: Codable, Sendable {
     var holdoutBy: String
     var repeats: Bool
     var factorsStored: Int
+    /// Users whose top-N list was stored (0 when store_top_n is 0 or users × items × rank is over the budget).
+    var recommendationsStored = 0
 
     enum CodingKeys: String, CodingKey {
         case mode, rank, iterations, lambda, alpha, seed, holdout, users, items, observations
@@ -54,7 +56,7 @@ struct ALSReport: Codable, Sendable {
         case rmseWithNeighbours = "rmse_with_neighbours"
         case precisionAtK = "precision_at_k", recallAtK = "recall_at_k", ndcgAtK = "ndcg_at_k", mapAtK = "map_at_k"
         case baseline, personalBaseline = "personal_baseline", holdoutBy = "holdout_by", repeats
-        case factorsStored = "factors_stored"
+        case factorsStored = "factors_stored", recommendationsStored = "recommendations_stored"
     }
 }
 
@@ -201,6 +203,7 @@ extension Coordinator {
             eval.correctedSquaredError += e.correctedSquaredError
             eval.personalPrecisionSum += e.personalPrecisionSum; eval.personalRecallSum += e.personalRecallSum
             eval.personalNdcgSum += e.personalNdcgSum; eval.personalMapSum += e.personalMapSum
+            eval.recommendationsStored += e.recommendationsStored
         }
         var report = ALSReport(mode: config.als.mode.rawValue, rank: k, iterations: config.als.iterations,
                                lambda: config.als.lambda, alpha: config.als.alpha, seed: config.als.seed,
@@ -208,6 +211,7 @@ extension Coordinator {
                                observations: observations, heldOut: heldOut, secondsPerIteration: perIteration,
                                holdoutBy: config.holdoutBy.rawValue, repeats: config.repeats,
                                factorsStored: Int(eval.factorsStored))
+        report.recommendationsStored = Int(eval.recommendationsStored)
         if config.als.mode == .explicit, eval.pairs > 0 {
             report.rmse = (eval.squaredError / Double(eval.pairs)).squareRoot()
             report.mae = eval.absoluteError / Double(eval.pairs)

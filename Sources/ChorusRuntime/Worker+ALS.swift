@@ -23,6 +23,10 @@ struct ALSJobConfig: Sendable {
     /// picks them; 0 = every user). Scoring a user costs items × rank, so all users of a large set would cost
     /// users × items × rank.
     var evalUsers = 5000
+    /// Top-N recommendations stored per user by the save stage (0 = none), when users × items × rank is at most
+    /// `topNBudget` (scoring every user against every item; beyond that `chorus recommend` scores on demand).
+    var storeTopN = 10
+    static let topNBudget = 2e10
     /// k of the ranking metrics.
     var k = 10
     /// Explicit mode: also report the RMSE of ALS plus the residual neighbourhood correction over this many of the
@@ -56,6 +60,8 @@ struct ALSJobConfig: Sendable {
         if let v = try num("k") { k = Int(v) }
         if let v = try num("neighbours") { neighbours = Int(v) }
         if let v = try num("eval_users") { evalUsers = Int(v) }
+        if let v = try num("store_top_n") { storeTopN = Int(v) }
+        guard (0...1000).contains(storeTopN) else { throw ChorusError(.usage, "als: store_top_n must be 0...1000") }
         guard evalUsers >= 0 else { throw ChorusError(.usage, "als: eval_users must be ≥ 0") }
         guard (0...1000).contains(neighbours) else { throw ChorusError(.usage, "als: neighbours must be 0...1000") }
         if let s = params["seed"] {
@@ -185,6 +191,8 @@ extension ShardKeys.Derived {
     /// Stored factor roles (float32 LE vector, bias last in explicit mode with biases).
     static let userFactors: UInt8 = 0x52  // 'R'
     static let contentFactors: UInt8 = 0x53  // 'S'
+    /// The user's stored top-N recommendations (UTF-8 JSON array of {"content_id", "score"}).
+    static let userRecommendations: UInt8 = 0x54  // 'T'
 }
 
 extension Worker {
@@ -435,7 +443,8 @@ extension Worker {
                     op.value = Data([UInt8(users.rank & 0xFF), UInt8(users.rank >> 8)]) + FloatPacking.pack(Array(v))
                     ops.append(op)
                 }
-                for role in [ShardKeys.Derived.userFactors, ShardKeys.Derived.contentFactors] {
+                for role in [ShardKeys.Derived.userFactors, ShardKeys.Derived.contentFactors,
+                             ShardKeys.Derived.userRecommendations] {
                     let pre = ShardKeys.prefix(partition: p, role: role)
                     var op = Chorus_V1_ReplicaOp()
                     op.partition = p
@@ -455,6 +464,31 @@ extension Worker {
                     let b = Int(i) * items.width
                     put(ShardKeys.Derived.contentFactors, id, items.data[b..<(b + items.width)])
                     eval.factorsStored += 1
+                }
+                // Top-N per user, leaving out everything the user interacted with (training and held out).
+                if config.storeTopN > 0,
+                   Double(users.count) * Double(items.count) * Double(users.rank) <= ALSJobConfig.topNBudget {
+                    var itemIdOf = [String](repeating: "", count: items.count)
+                    for (id, i) in itemIndex { itemIdOf[Int(i)] = id }
+                    var heldOf: [String: [String]] = [:]
+                    for h in part.heldOut { heldOf[h.user, default: []].append(h.item) }
+                    var scores = [Float](repeating: 0, count: items.count)
+                    for (j, id) in part.userIds.enumerated() {
+                        guard let u = userIndex[id].map(Int.init) else { continue }
+                        ALS.scores(user: u, users: users, items: items, into: &scores)
+                        if items.width > items.rank { for i in 0..<items.count { scores[i] += items.bias(i) } }
+                        for (item, _) in part.userObs[j] { if let i = itemIndex[item] { scores[Int(i)] = -.infinity } }
+                        for item in heldOf[id] ?? [] { if let i = itemIndex[item] { scores[Int(i)] = -.infinity } }
+                        let top = Evaluation.topN(scores: scores, n: config.storeTopN, exclude: [])
+                        let list = top.map { ["content_id": itemIdOf[$0], "score": Double(scores[$0])] as [String: Any] }
+                        guard let json = try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]) else { continue }
+                        var op = Chorus_V1_ReplicaOp()
+                        op.partition = p
+                        op.key = Data(ShardKeys.key(partition: p, role: ShardKeys.Derived.userRecommendations, id: Array(id.utf8)))
+                        op.value = json
+                        ops.append(op)
+                        eval.recommendationsStored += 1
+                    }
                 }
                 // Evaluation on the held-out interactions of this partition's users.
                 if config.als.mode == .explicit {

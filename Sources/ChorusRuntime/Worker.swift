@@ -672,6 +672,9 @@ public final class Worker: Sendable {
                 r.embedding = biasLast ? Array(v.dropLast()) : v
                 if biasLast { r.bias = v.last ?? 0 }
             }
+            if let t = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.userRecommendations, id: id)) {
+                r.recommendationsJson = String(decoding: t, as: UTF8.self)
+            }
             if let u = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.role(.user), id: id)),
                let rec = try? Chorus_V1_User(serializedBytes: u) {
                 r.userJson = (try? rec.jsonString()) ?? ""

@@ -41,6 +41,10 @@ struct Profile: AsyncParsableCommand {
                         d["embedding"] = r.embedding.map { Double($0) }
                         d["embedding_bias"] = Double(r.bias)
                     }
+                    // The top-N stored by the last `als` job (seen items excluded); `chorus recommend` explains them.
+                    if let list = try? JSONSerialization.jsonObject(with: Data(r.recommendationsJson.utf8)) {
+                        d["recommendations"] = list
+                    }
                     obj = d
                 }
                 if client.json {

@@ -24,6 +24,11 @@ import Testing
         // Recommendations leave out what the user already interacted with.
         let seen = try seenItems(gen: gen, user: users[0])
         #expect(!seen.isEmpty)
+        // The job stored each user's top 10 with the profile.
+        #expect(job.json["summary"].flatMap { ($0 as? [String: Any])?["recommendations_stored"] as? Int } ?? 0 > 0)
+        let prof = try chorus(["profile", "get", users[0], "--coordinator", a, "--json"])
+        let stored = (prof.json["recommendations"] as? [[String: Any]] ?? []).compactMap { $0["content_id"] as? String }
+        #expect(stored.count == 10 && seen.isDisjoint(with: stored), "\(stored) vs seen \(seen.count)")
         let rec = try chorus(["recommend", users[0], "--n", "10", "--coordinator", a, "--json"])
         #expect(rec.status == 0 && rec.json["status"] as? String == "ok", "\(rec.stdout) \(rec.stderr)")
         let recItems = (rec.json["items"] as? [[String: Any]] ?? []).compactMap { $0["content_id"] as? String }

@@ -1636,6 +1636,12 @@ public nonisolated struct Chorus_V1_AlsEvalResult: @unchecked Sendable {
     set {_uniqueStorage()._personalMapSum = newValue}
   }
 
+  /// users whose top-N list was stored
+  public var recommendationsStored: UInt64 {
+    get {_storage._recommendationsStored}
+    set {_uniqueStorage()._recommendationsStored = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1775,6 +1781,9 @@ public nonisolated struct Chorus_V1_ProfileReply: Sendable {
   public var embedding: [Float] = []
 
   public var bias: Float = 0
+
+  /// the top-N stored by the last `als` job: [{"content_id", "score"}], or empty
+  public var recommendationsJson: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4513,7 +4522,7 @@ nonisolated extension Chorus_V1_AlsModel: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AlsEvalResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0\u{3}corrected_squared_error\0\u{3}personal_precision_sum\0\u{3}personal_recall_sum\0\u{3}personal_ndcg_sum\0\u{3}personal_map_sum\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0\u{3}corrected_squared_error\0\u{3}personal_precision_sum\0\u{3}personal_recall_sum\0\u{3}personal_ndcg_sum\0\u{3}personal_map_sum\0\u{3}recommendations_stored\0")
 
   fileprivate class _StorageClass {
     var _squaredError: Double = 0
@@ -4534,6 +4543,7 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
     var _personalRecallSum: Double = 0
     var _personalNdcgSum: Double = 0
     var _personalMapSum: Double = 0
+    var _recommendationsStored: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4562,6 +4572,7 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
       _personalRecallSum = source._personalRecallSum
       _personalNdcgSum = source._personalNdcgSum
       _personalMapSum = source._personalMapSum
+      _recommendationsStored = source._recommendationsStored
     }
   }
 
@@ -4598,6 +4609,7 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
         case 16: try { try decoder.decodeSingularDoubleField(value: &_storage._personalRecallSum) }()
         case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._personalNdcgSum) }()
         case 18: try { try decoder.decodeSingularDoubleField(value: &_storage._personalMapSum) }()
+        case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._recommendationsStored) }()
         default: break
         }
       }
@@ -4660,6 +4672,9 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
       if _storage._personalMapSum.bitPattern != 0 {
         try visitor.visitSingularDoubleField(value: _storage._personalMapSum, fieldNumber: 18)
       }
+      if _storage._recommendationsStored != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._recommendationsStored, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4687,6 +4702,7 @@ nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProto
         if _storage._personalRecallSum != rhs_storage._personalRecallSum {return false}
         if _storage._personalNdcgSum != rhs_storage._personalNdcgSum {return false}
         if _storage._personalMapSum != rhs_storage._personalMapSum {return false}
+        if _storage._recommendationsStored != rhs_storage._recommendationsStored {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -4937,7 +4953,7 @@ nonisolated extension Chorus_V1_ProfileGet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProfileReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0\u{1}embedding\0\u{1}bias\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0\u{1}embedding\0\u{1}bias\0\u{3}recommendations_json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4950,6 +4966,7 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularStringField(value: &self.userJson) }()
       case 4: try { try decoder.decodeRepeatedFloatField(value: &self.embedding) }()
       case 5: try { try decoder.decodeSingularFloatField(value: &self.bias) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.recommendationsJson) }()
       default: break
       }
     }
@@ -4971,6 +4988,9 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if self.bias.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.bias, fieldNumber: 5)
     }
+    if !self.recommendationsJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.recommendationsJson, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4980,6 +5000,7 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if lhs.userJson != rhs.userJson {return false}
     if lhs.embedding != rhs.embedding {return false}
     if lhs.bias != rhs.bias {return false}
+    if lhs.recommendationsJson != rhs.recommendationsJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
