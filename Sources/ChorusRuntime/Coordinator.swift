@@ -223,11 +223,29 @@ public final class Coordinator: Sendable {
 // MARK: - Job engine
 
 /// Tracks which nodes (by incarnation) already hold a job's broadcast catalog.
+/// A stage's broadcast goes to each worker incarnation once. Tasks dispatched to the same worker at the same time
+/// share that one send (they used to send it once each: with four tasks in flight, four copies of every factor
+/// side per worker per half-iteration). A failed send is forgotten, so the next task sends it again.
 final class BroadcastTracker: Sendable {
-    let acked = Mutex<Set<String>>([])
-    func has(_ node: String, _ inc: Int) -> Bool { acked.withLock { $0.contains("\(node)#\(inc)") } }
-    func add(_ node: String, _ inc: Int) { _ = acked.withLock { $0.insert("\(node)#\(inc)") } }
-    func forget(_ node: String, _ inc: Int) { _ = acked.withLock { $0.remove("\(node)#\(inc)") } }
+    private let sends = Mutex<[String: Task<Void, any Error>]>([:])
+
+    func ensure(_ node: String, _ inc: Int, _ send: @escaping @Sendable () async throws -> Void) async throws {
+        let key = "\(node)#\(inc)"
+        let task = sends.withLock { s in
+            if let t = s[key] { return t }
+            let t = Task { try await send() }
+            s[key] = t
+            return t
+        }
+        do {
+            try await task.value
+        } catch {
+            sends.withLock { s in if s[key] == task { s.removeValue(forKey: key) } }
+            throw error
+        }
+    }
+
+    func forget(_ node: String, _ inc: Int) { _ = sends.withLock { $0.removeValue(forKey: "\(node)#\(inc)") } }
 }
 
 extension Coordinator {
@@ -339,9 +357,11 @@ extension Coordinator {
                     let task = t
                     group.addTask {
                         do {
-                            if let b = broadcast, !tracker.has(owner.id, owner.incarnation) {
-                                _ = try await owner.peer.call(.jobBroadcast(b), timeout: .seconds(120))
-                                tracker.add(owner.id, owner.incarnation)
+                            if let b = broadcast {
+                                let peer = owner.peer
+                                try await tracker.ensure(owner.id, owner.incarnation) {
+                                    _ = try await peer.call(.jobBroadcast(b), timeout: .seconds(120))
+                                }
                             }
                             guard case let .taskResult(r) = try await owner.peer.call(.runTask(task), timeout: taskTimeout)
                             else { throw ChorusError(.internal, "unexpected reply to a task") }
