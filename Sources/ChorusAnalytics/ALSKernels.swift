@@ -194,7 +194,8 @@ extension ALS {
             let ld = ALSKernels.leading(k)
             gather(row, other: other, k: k, ld: ld, one: false)
             reset(ld)
-            if c.count < n { c = [Float](repeating: 0, count: n); w = [Float](repeating: 0, count: n) }
+            if c.count < n { c = [Float](repeating: 0, count: n) }
+            if w.count < n { w = [Float](repeating: 0, count: n) }
             for t in 0..<n {
                 let conf = 1 + alpha * Double(row.value[t])
                 c[t] = Float(conf)
@@ -274,7 +275,7 @@ extension ALS {
             let ld = ALSKernels.leading(k)
             precondition(gramLd == ld, "RowSolver.prepare(gram:rank:) was not called for rank \(k)")
             gather(row, other: other, k: k, ld: ld, one: false)
-            if c.count < n { c = [Float](repeating: 0, count: n); w = [Float](repeating: 0, count: n) }
+            if c.count < n { c = [Float](repeating: 0, count: n) }
             if b.count < 4 * ld { b = [Float](repeating: 0, count: 4 * ld) }
             let lam = Float(lambda)
             var out = [Float](repeating: 0, count: other.width)

@@ -42,13 +42,21 @@ struct ALSJobConfig: Sendable {
             guard let v = Double(s), v.isFinite else { throw ChorusError(.usage, "als: \(key) must be a number, not '\(s)'") }
             return v
         }
-        if let v = try num("rank") { als.rank = Int(v) }
+        /// An integer parameter, range-checked before the conversion (Int(1e300) would trap).
+        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v = try num(key) else { return nil }
+            guard v >= Double(range.lowerBound), v <= Double(range.upperBound), v == v.rounded() else {
+                throw ChorusError(.usage, "als: \(key) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return Int(v)
+        }
+        if let v = try int("rank", 1...512) { als.rank = v }
         if let v = try num("lambda") { als.lambda = v }
         if let v = try num("alpha") { als.alpha = v }
-        if let v = try num("iterations") { als.iterations = Int(v) }
+        if let v = try int("iterations", 1...1000) { als.iterations = v }
         if let v = try num("lambda_exponent") { als.lambdaExponent = v }
         if let v = try num("bias_lambda") { als.biasLambda = v }
-        if let v = try num("cg_steps") { als.cgSteps = Int(v) }
+        if let v = try int("cg_steps", 0...100) { als.cgSteps = v }
         if let sv = params["solver"] {
             switch sv {
             case "cholesky": als.cgSteps = 0
@@ -57,13 +65,10 @@ struct ALSJobConfig: Sendable {
             }
         }
         if let v = try num("holdout") { holdout = v }
-        if let v = try num("k") { k = Int(v) }
-        if let v = try num("neighbours") { neighbours = Int(v) }
-        if let v = try num("eval_users") { evalUsers = Int(v) }
-        if let v = try num("store_top_n") { storeTopN = Int(v) }
-        guard (0...1000).contains(storeTopN) else { throw ChorusError(.usage, "als: store_top_n must be 0...1000") }
-        guard evalUsers >= 0 else { throw ChorusError(.usage, "als: eval_users must be ≥ 0") }
-        guard (0...1000).contains(neighbours) else { throw ChorusError(.usage, "als: neighbours must be 0...1000") }
+        if let v = try int("k", 1...1000) { k = v }
+        if let v = try int("neighbours", 0...1000) { neighbours = v }
+        if let v = try int("eval_users", 0...100_000_000) { evalUsers = v }
+        if let v = try int("store_top_n", 0...1000) { storeTopN = v }
         if let s = params["seed"] {
             guard let v = UInt64(s) else { throw ChorusError(.usage, "als: seed must be an unsigned integer") }
             als.seed = v
@@ -84,12 +89,8 @@ struct ALSJobConfig: Sendable {
         for kind in InteractionKind.allCases {
             if let v = try num("weight_" + kind.name) { weights[kind] = v }
         }
-        guard (0...100).contains(als.cgSteps) else { throw ChorusError(.usage, "als: cg_steps must be 0...100") }
-        guard (1...512).contains(als.rank) else { throw ChorusError(.usage, "als: rank must be 1...512") }
-        guard (1...1000).contains(als.iterations) else { throw ChorusError(.usage, "als: iterations must be 1...1000") }
         guard als.lambda >= 0, als.alpha >= 0 else { throw ChorusError(.usage, "als: lambda and alpha must be ≥ 0") }
         guard (0.0..<1.0).contains(holdout) else { throw ChorusError(.usage, "als: holdout must be in [0, 1)") }
-        guard (1...1000).contains(k) else { throw ChorusError(.usage, "als: k must be 1...1000") }
     }
 
     var width: Int { als.mode == .explicit && als.biases ? als.rank + 1 : als.rank }
@@ -394,6 +395,15 @@ extension Worker {
                 var out = [Float]()
                 out.reserveCapacity(ids.count * other.width)
                 let zero = [Float](repeating: 0, count: other.width)
+                // The row's current vector: the last broadcast of this side, or its initial vector before the first
+                // (the same on every worker). CG starts from it, and a row whose solve fails keeps it.
+                func currentVector(_ j: Int) -> ArraySlice<Float> {
+                    if let current, let g = currentIndex[ids[j]] {
+                        return current.data[(Int(g) * current.width)..<((Int(g) + 1) * current.width)]
+                    }
+                    return ALS.initialVector(id: prefix + ids[j], seed: config.als.seed, rank: other.rank,
+                                             width: other.width)[...]
+                }
                 for (j, r) in rows.enumerated() {
                     let solved: [Float]?
                     if config.als.mode == .explicit {
@@ -401,20 +411,18 @@ extension Worker {
                                                  biases: config.als.biases, lambdaExponent: config.als.lambdaExponent,
                                                  biasLambda: config.als.biasLambda)
                     } else if cg {
-                        let start: ArraySlice<Float>
-                        if let current, let g = currentIndex[ids[j]] {
-                            start = current.data[(Int(g) * current.width)..<((Int(g) + 1) * current.width)]
-                        } else {
-                            start = ALS.initialVector(id: prefix + ids[j], seed: config.als.seed, rank: other.rank,
-                                                      width: other.width)[...]
-                        }
                         solved = solver.implicitCG(row: r, other: other, alpha: config.als.alpha,
-                                                   lambda: config.als.lambda, start: start, steps: config.als.cgSteps)
+                                                   lambda: config.als.lambda, start: currentVector(j),
+                                                   steps: config.als.cgSteps)
                     } else {
                         solved = solver.implicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
                                                  lambda: config.als.lambda)
                     }
-                    out.append(contentsOf: solved ?? zero)
+                    if let solved { out.append(contentsOf: solved) } else if r.index.isEmpty {
+                        out.append(contentsOf: zero)
+                    } else {
+                        out.append(contentsOf: currentVector(j))
+                    }
                 }
                 return (FloatPacking.pack(out), cached == nil ? rows : nil)
             }
@@ -476,7 +484,11 @@ extension Worker {
                     for (j, id) in part.userIds.enumerated() {
                         guard let u = userIndex[id].map(Int.init) else { continue }
                         ALS.scores(user: u, users: users, items: items, into: &scores)
-                        if items.width > items.rank { for i in 0..<items.count { scores[i] += items.bias(i) } }
+                        // Explicit mode: the predicted rating (mean and both biases); implicit: the preference score.
+                        if items.width > items.rank {
+                            let base = mean + users.bias(u)
+                            for i in 0..<items.count { scores[i] += base + items.bias(i) }
+                        }
                         for (item, _) in part.userObs[j] { if let i = itemIndex[item] { scores[Int(i)] = -.infinity } }
                         for item in heldOf[id] ?? [] { if let i = itemIndex[item] { scores[Int(i)] = -.infinity } }
                         let top = Evaluation.topN(scores: scores, n: config.storeTopN, exclude: [])

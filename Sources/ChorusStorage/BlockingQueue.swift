@@ -10,8 +10,9 @@ import Foundation
 /// evaluation on 3 M interactions, 3 workers on 2 cores). Dedicated threads leave the async pool free.
 public final class BlockingQueue: @unchecked Sendable {
     // SAFETY: `jobs` and `head` are only touched with `condition` locked; the threads are started once in init.
+    // A job's slot is cleared as soon as it is taken, so nothing it captured (factor matrices, batches) outlives it.
     private let condition = NSCondition()
-    private var jobs: [() -> Void] = []
+    private var jobs: [(() -> Void)?] = []
     private var head = 0
 
     /// A queue with one thread (serial: jobs run in submission order), or `threads` threads when concurrent
@@ -26,13 +27,17 @@ public final class BlockingQueue: @unchecked Sendable {
                     condition.lock()
                     while self.head == self.jobs.count { condition.wait() }
                     let job = self.jobs[self.head]
+                    self.jobs[self.head] = nil
                     self.head += 1
-                    if self.head > 1024, self.head * 2 > self.jobs.count {
+                    if self.head == self.jobs.count {
+                        self.jobs.removeAll(keepingCapacity: true)
+                        self.head = 0
+                    } else if self.head > 1024, self.head * 2 > self.jobs.count {
                         self.jobs.removeFirst(self.head)
                         self.head = 0
                     }
                     condition.unlock()
-                    job()
+                    job?()
                 }
             }
             t.start()

@@ -87,6 +87,54 @@ import Testing
         #expect(p > bp, "ALS P@10 \(p) vs popularity \(bp)")
     }
 
+    /// Elastic events during ALS: a worker is killed (kill -9) in the middle of the iterations and restarted on its
+    /// data dir. Its tasks are retried, the restarted worker reloads its partitions' rows and receives the stage's
+    /// broadcast again, and the job ends with the same factors as an undisturbed run.
+    @Test func aWorkerKilledMidJobLeavesTheFactorsUnchanged() throws {
+        let gen = NSTemporaryDirectory() + "chorus-als-fault-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: gen) }
+        #expect(try chorus(["generate", "--users", "150", "--seed", "5", "--out", gen]).status == 0)
+        let files = ["users.jsonl", "content.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
+        let users = ["u0000003", "u0000077", "u0000140"]
+        let params = ["--param", "mode=implicit", "--param", "rank=6", "--param", "iterations=8", "--param", "seed=9",
+                      "--param", "solver=cholesky"]
+        func embeddings(_ a: String) throws -> [String: [Double]] {
+            var out: [String: [Double]] = [:]
+            for u in users { out[u] = try chorus(["profile", "get", u, "--coordinator", a, "--json"]).json["embedding"] as? [Double] }
+            return out
+        }
+        let reference: [String: [Double]]
+        do {
+            let cluster = try TestCluster(workers: 2, partitions: 8, replication: 2)
+            defer { cluster.shutdown() }
+            #expect(try chorus(["ingest", "--coordinator", cluster.address] + files).status == 0)
+            let job = try chorus(["job", "submit", "als", "--coordinator", cluster.address, "--wait", "--json"] + params,
+                                 timeout: 300)
+            #expect(job.json["state"] as? String == "succeeded", "\(job.stderr)")
+            reference = try embeddings(cluster.address)
+        }
+        let cluster = try TestCluster(workers: 2, partitions: 8, replication: 2)
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        #expect(try chorus(["ingest", "--coordinator", a] + files).status == 0)
+        let sub = try chorus(["job", "submit", "als", "--coordinator", a, "--json", "--param", "debug_task_delay_ms=120"]
+                             + params)
+        let id = sub.json["id"] as? String ?? ""
+        try waitUntil("the iterations started", seconds: 60) {
+            (try chorus(["job", "status", id, "--coordinator", a, "--json"]).json["tasks_done"] as? Int ?? 0) >= 30
+        }
+        try cluster.restartWorker(2, after: 1.0)
+        let w = try chorus(["job", "watch", id, "--coordinator", a, "--json"], timeout: 300)
+        #expect(w.status == 0 && w.json["state"] as? String == "succeeded", "\(w.stderr)\n\(cluster.logs())")
+        #expect(w.json["task_retries"] as? Int ?? 0 >= 1)
+        let got = try embeddings(a)
+        for u in users {
+            let x = got[u] ?? [], y = reference[u] ?? []
+            #expect(x.count == 6 && x.count == y.count, "\(u): \(x.count) vs \(y.count)")
+            #expect(zip(x, y).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(u): \(x) vs \(y)")
+        }
+    }
+
     @Test func badParametersAreRefusedAtSubmit() throws {
         let cluster = try TestCluster(workers: 1, partitions: 4)
         defer { cluster.shutdown() }
@@ -94,6 +142,13 @@ import Testing
         #expect(r.status == 64 && r.stderr.contains("rank"), "\(r.stderr)")
         let m = try chorus(["job", "submit", "als", "--coordinator", cluster.address, "--param", "mode=sideways"])
         #expect(m.status == 64 && m.stderr.contains("mode"), "\(m.stderr)")
+        // Huge or fractional counts are refused, not converted (Int(1e300) would trap the coordinator).
+        for bad in ["iterations=1e300", "cg_steps=2.5", "store_top_n=-1", "holdout_by=first", "repeats=maybe"] {
+            let r = try chorus(["job", "submit", "als", "--coordinator", cluster.address, "--param", bad])
+            let key = String(bad.prefix { $0 != "=" })
+            #expect(r.status == 64 && r.stderr.contains(key), "\(bad): \(r.stderr)")
+        }
+        #expect(try chorus(["cluster", "status", "--coordinator", cluster.address]).status == 0)
     }
 
     @Test(.enabled(if: RealData.hasMovieLens, "MovieLens 100K not fetched: run scripts/fetch-real-data.sh"))
