@@ -55,6 +55,7 @@ let package = Package(
 
         .testTarget(name: "ChorusUnitTests", dependencies: [
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusStorage", "ChorusTransport",
+            "ChorusRuntime",
         ]),
         .testTarget(name: "ChorusIntegrationTests", dependencies: [
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusTransport",
