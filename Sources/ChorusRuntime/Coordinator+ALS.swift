@@ -2,6 +2,7 @@ import ChorusAnalytics
 import ChorusModel
 import ChorusWire
 import Foundation
+import Synchronization
 
 /// The summary of an `als` job (the job's `summary` in `chorus job status`).
 struct ALSReport: Codable, Sendable {
@@ -92,11 +93,37 @@ extension Coordinator {
             if let cutoffs { b.alsCutoffs = cutoffs }
             return b
         }
+        /// Sends a broadcast to one worker incarnation: the ids, popularity and cutoffs only if that incarnation
+        /// has not received them yet in this job (they do not change), so each half-iteration moves factors only.
+        let delivered = DeliveredParts()
+        func sender(_ full: Chorus_V1_JobBroadcast) -> @Sendable (String, Int, Peer) async throws -> Void {
+            { node, inc, peer in
+                let key = "\(node)#\(inc)#"
+                var b = full
+                var parts: [String] = []
+                for i in b.als.indices {
+                    let part = key + b.als[i].side
+                    parts.append(part)
+                    if delivered.has(part) { b.als[i].ids = []; b.als[i].popularity = [] }
+                }
+                if b.hasAlsCutoffs {
+                    parts.append(key + "cutoffs")
+                    if delivered.has(key + "cutoffs") { b.clearAlsCutoffs() }
+                }
+                do {
+                    _ = try await peer.call(.jobBroadcast(b), timeout: .seconds(120))
+                    delivered.add(parts)
+                } catch {
+                    delivered.remove(parts)
+                    throw error
+                }
+            }
+        }
         // 1. Load.
         _ = try await state.update(job.id) { $0.stage = "als: loading ratings" }
         var loads: [UInt32: Chorus_V1_AlsLoadResult] = [:]
         try await runStage(job: job, stage: "als-load", broadcast: cutoffs.map { _ in broadcast([]) },
-                           tracker: BroadcastTracker()) { r in
+                           tracker: BroadcastTracker(), send: cutoffs.map { _ in sender(broadcast([])) }) { r in
             loads[r.partition] = r.alsLoad
         }
         var userIds: [String] = [], itemIds: [String] = [], popularityById: [String: UInt32] = [:]
@@ -171,14 +198,16 @@ extension Coordinator {
         for it in 1...config.als.iterations {
             _ = try await state.update(job.id) { $0.stage = "als: iteration \(it)/\(config.als.iterations)" }
             var nextUsers = users
-            try await runStage(job: job, stage: "als-users-\(it)",
-                               broadcast: broadcast([model("items", items, ids: itemIds)]), tracker: BroadcastTracker()) { r in
+            let itemsOut = broadcast([model("items", items, ids: itemIds)])
+            try await runStage(job: job, stage: "als-users-\(it)", broadcast: itemsOut, tracker: BroadcastTracker(),
+                               send: sender(itemsOut)) { r in
                 try collect(r, rows: userRowsOf[r.partition] ?? [], into: &nextUsers)
             }
             users = nextUsers
             var nextItems = items
-            try await runStage(job: job, stage: "als-items-\(it)",
-                               broadcast: broadcast([model("users", users, ids: userIds)]), tracker: BroadcastTracker()) { r in
+            let usersOut = broadcast([model("users", users, ids: userIds)])
+            try await runStage(job: job, stage: "als-items-\(it)", broadcast: usersOut, tracker: BroadcastTracker(),
+                               send: sender(usersOut)) { r in
                 try collect(r, rows: itemRowsOf[r.partition] ?? [], into: &nextItems)
             }
             items = nextItems
@@ -255,4 +284,13 @@ extension Coordinator {
         enc.outputFormatting = [.sortedKeys]
         return String(decoding: try enc.encode(report), as: UTF8.self)
     }
+}
+
+/// Which parts of an ALS job's broadcasts (a side's ids and popularity, the hold-out cutoffs) each worker
+/// incarnation has received, keyed "node#incarnation#part".
+final class DeliveredParts: Sendable {
+    private let parts = Mutex<Set<String>>([])
+    func has(_ p: String) -> Bool { parts.withLock { $0.contains(p) } }
+    func add(_ ps: [String]) { parts.withLock { $0.formUnion(ps) } }
+    func remove(_ ps: [String]) { parts.withLock { $0.subtract(ps) } }
 }

@@ -320,8 +320,11 @@ extension Coordinator {
     /// Runs one stage: one task per partition on its owner, at most `cores` at a time per worker.
     /// A failed task (worker died, timed out, or answered with an error) is retried once its partition has a live
     /// owner again, up to `maxTaskAttempts` times.
+    /// `send`, when given, delivers the stage's broadcast to one worker incarnation instead of sending
+    /// `broadcast` as it is (the ALS job sends ids and cutoffs only to incarnations that lack them).
     func runStage(job: Chorus_V1_JobInfo, stage: String, broadcast: Chorus_V1_JobBroadcast?,
                   tracker: BroadcastTracker,
+                  send: (@Sendable (_ node: String, _ incarnation: Int, _ peer: Peer) async throws -> Void)? = nil,
                   merge: (Chorus_V1_TaskResult) throws -> Void) async throws {
         let partitionCount = await state.map.partitionCount
         var pending = Array(0..<partitionCount)
@@ -357,7 +360,10 @@ extension Coordinator {
                     let task = t
                     group.addTask {
                         do {
-                            if let b = broadcast {
+                            if let send {
+                                let (peer, id, inc) = (owner.peer, owner.id, owner.incarnation)
+                                try await tracker.ensure(id, inc) { try await send(id, inc, peer) }
+                            } else if let b = broadcast {
                                 let peer = owner.peer
                                 try await tracker.ensure(owner.id, owner.incarnation) {
                                     _ = try await peer.call(.jobBroadcast(b), timeout: .seconds(120))

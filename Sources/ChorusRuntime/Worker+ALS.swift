@@ -207,8 +207,10 @@ extension Worker {
         }
     }
 
-    /// Applies an ALS broadcast: the factors of one or both sides (with their ids).
-    func alsBroadcast(_ b: Chorus_V1_JobBroadcast) {
+    /// Applies an ALS broadcast: the factors of one or both sides. The ids (and the popularity and hold-out
+    /// cutoffs) come with the first broadcast this process receives for each side; a later one without them is
+    /// refused as unavailable if they are missing here, and the coordinator then sends them again.
+    func alsBroadcast(_ b: Chorus_V1_JobBroadcast) throws {
         guard let job = state.withLock({ $0.als[b.jobID] }) ?? {
             let params = b.als.first?.params ?? (b.hasAlsCutoffs ? b.alsCutoffs.params : nil)
             guard let params, let c = try? ALSJobConfig(params: params) else { return nil }
@@ -231,6 +233,12 @@ extension Worker {
             var f = ALS.Factors(rank: Int(m.rank), width: Int(m.width), count: 0)
             f.data = data
             let gram = m.gram.isEmpty ? [] : FloatPacking.unpackDoubles(m.gram)
+            if m.ids.isEmpty {
+                let known = job.inner.withLock { m.side == "users" ? $0.userIndex.count : $0.itemIndex.count }
+                guard known == f.count, known > 0 else {
+                    throw ChorusError(.unavailable, "als: the \(m.side) ids of job \(b.jobID) have not reached \(name)")
+                }
+            }
             job.inner.withLock { s in
                 s.mean = m.mean
                 if m.side == "users" {

@@ -339,7 +339,7 @@ public final class Worker: Sendable {
         case let .runTask(t): return .taskResult(try await runTask(t))
         case let .jobBroadcast(b):
             if !b.als.isEmpty || b.hasAlsCutoffs {
-                alsBroadcast(b)
+                try alsBroadcast(b)
             } else {
                 let catalog = FeatureCatalog(b.catalog)
                 state.withLock { $0.catalogs[b.jobID] = catalog }
