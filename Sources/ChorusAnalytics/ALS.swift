@@ -251,16 +251,7 @@ extension ALS {
     if y == 1 { return x }
     if y == 2 { return x * x }
     if x <= 0 { return 0 }
-    return _exp(y * PortableMath.log(x))
-}
-
-@inline(__always) private func _exp(_ x: Double) -> Double {
-    // e^x = 2^n · e^r with |r| ≤ ln2/2, Taylor series for e^r.
-    let n = (x / 0.693_147_180_559_945_3).rounded()
-    let r = x - n * 0.693_147_180_559_945_3
-    var term = 1.0, s = 1.0
-    for i in 1...20 { term *= r / Double(i); s += term }
-    return Double(sign: .plus, exponent: Int(n), significand: 1) * s
+    return PortableMath.exp(y * PortableMath.log(x))
 }
 
 /// Dense symmetric positive-definite solves.

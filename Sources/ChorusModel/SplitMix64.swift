@@ -32,6 +32,18 @@ public enum PortableMath {
         return 2 * s + e * 0.693_147_180_559_945_3
     }
 
+    /// e^x = 2^n · e^r with |r| ≤ ln2/2, Taylor series for e^r. Underflows to 0 below −745, +∞ above 709.
+    public static func exp(_ x: Double) -> Double {
+        if x.isNaN { return x }
+        if x < -745 { return 0 }
+        if x > 709 { return .infinity }
+        let n = (x / 0.693_147_180_559_945_3).rounded()
+        let r = x - n * 0.693_147_180_559_945_3
+        var term = 1.0, s = 1.0
+        for i in 1...20 { term *= r / Double(i); s += term }
+        return Double(sign: .plus, exponent: Int(n), significand: 1) * s
+    }
+
     /// Cosine: reduced to [−π, π], then a Taylor series long enough for double precision.
     public static func cos(_ x: Double) -> Double {
         var r = x.truncatingRemainder(dividingBy: 2 * Double.pi)
