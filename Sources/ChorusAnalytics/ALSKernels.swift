@@ -125,8 +125,8 @@ extension ALS {
         var bd: [Double] = []
         public init() {}
 
-        /// Gathers the row's other-side vectors (the first `k` columns of each, then `extra` appended by the
-        /// caller) into z, zero-padded to ld columns.
+        /// Gathers the row's other-side vectors (the first `k` columns of each, then a constant 1 when `one`, for
+        /// the bias unknown) into z, zero-padded to ld columns.
         mutating func gather(_ row: Row, other: Factors, k: Int, ld: Int, one: Bool) {
             let n = row.index.count
             if z.count < n * ld { z = [Float](repeating: 0, count: n * ld) }
