@@ -24,43 +24,81 @@ public struct SentimentFeaturizer: Sendable, Equatable {
     }
 
     public func vector(tokens: [SocialTokenizer.Token]) -> SparseVector {
-        var names: [String] = []
-        names.reserveCapacity(tokens.count * 3)
+        // Each name is hashed piece by piece (FNV-1a continues over the pieces), so no name string is built;
+        // the hash equals FNV-1a 64 of the concatenated name.
+        var hashes: [UInt64] = []
+        hashes.reserveCapacity(tokens.count * 3)
         var previous: SocialTokenizer.Token?
-        var modifier: String?  // "i" or "d" when the previous word intensified or diminished
+        var modifier: String?  // "i:" or "d:" when the previous word intensified or diminished
         for t in tokens {
-            let neg = t.negated ? "NOT_" : ""
+            let neg = t.negated
             switch t.kind {
             case .word, .number:
-                names.append("w:" + neg + t.text)
-                if let p = previous, p.kind == .word || p.kind == .number { names.append("w2:" + p.text + " " + t.text) }
-                if let m = modifier { names.append(m + ":" + neg + t.text) }
-                if t.allCaps { names.append("f:caps") }
-                if t.elongated { names.append("f:elongated") }
+                hashes.append(FNV().feed("w:").feed(neg ? "NOT_" : "").feed(t.text).value)
+                if let p = previous, p.kind == .word || p.kind == .number {
+                    hashes.append(FNV().feed("w2:").feed(p.text).feed(" ").feed(t.text).value)
+                }
+                if let m = modifier { hashes.append(FNV().feed(m).feed(neg ? "NOT_" : "").feed(t.text).value) }
+                if t.allCaps { hashes.append(Self.caps) }
+                if t.elongated { hashes.append(Self.elongated) }
             case .cjk:
-                names.append("c:" + neg + t.text)
-                if let p = previous, p.kind == .cjk { names.append("c2:" + neg + p.text + t.text) }
-                if let m = modifier, !t.intensifier, !t.diminisher { names.append(m + ":" + neg + t.text) }
+                hashes.append(FNV().feed("c:").feed(neg ? "NOT_" : "").feed(t.text).value)
+                if let p = previous, p.kind == .cjk {
+                    hashes.append(FNV().feed("c2:").feed(neg ? "NOT_" : "").feed(p.text).feed(t.text).value)
+                }
+                if let m = modifier, !t.intensifier, !t.diminisher {
+                    hashes.append(FNV().feed(m).feed(neg ? "NOT_" : "").feed(t.text).value)
+                }
             case .emoji, .emoticon:
-                names.append("e:" + neg + t.text)
+                hashes.append(FNV().feed("e:").feed(neg ? "NOT_" : "").feed(t.text).value)
             case .hashtag:
-                names.append("h:" + t.text)
+                hashes.append(FNV().feed("h:").feed(t.text).value)
             case .url:
-                names.append("f:url")
+                hashes.append(Self.url)
             case .mention:
-                names.append("f:mention")
+                hashes.append(Self.mention)
             case .punctuation:
-                if t.text.hasPrefix("!") || t.text.hasPrefix("！") { names.append("f:!" + (t.text.count > 1 ? "!" : "")) }
-                if t.text.hasPrefix("?") || t.text.hasPrefix("？") { names.append("f:?") }
+                if t.text.hasPrefix("!") || t.text.hasPrefix("！") { hashes.append(t.text.count > 1 ? Self.bangs : Self.bang) }
+                if t.text.hasPrefix("?") || t.text.hasPrefix("？") { hashes.append(Self.question) }
             }
             if t.kind != .punctuation {
-                modifier = t.intensifier ? "i" : t.diminisher ? "d" : nil
+                modifier = t.intensifier ? "i:" : t.diminisher ? "d:" : nil
             }
             previous = t
         }
-        guard !names.isEmpty else { return SparseVector(indices: [], values: []) }
-        let scale = Float(1 / Double(names.count).squareRoot())
+        guard !hashes.isEmpty else { return SparseVector(indices: [], values: []) }
+        let scale = Float(1 / Double(hashes.count).squareRoot())
         let mask = UInt64(dimensions - 1)
-        return SparseVector(pairs: names.map { (Int32(truncatingIfNeeded: StableHash.fnv1a64($0) & mask), scale) })
+        var idx = hashes.map { Int32(truncatingIfNeeded: $0 & mask) }
+        idx.sort()
+        var indices: [Int32] = [], values: [Float] = []
+        indices.reserveCapacity(idx.count); values.reserveCapacity(idx.count)
+        for i in idx {
+            if indices.last == i { values[values.count - 1] += scale } else { indices.append(i); values.append(scale) }
+        }
+        return SparseVector(indices: indices, values: values)
+    }
+
+    static let caps = StableHash.fnv1a64("f:caps")
+    static let elongated = StableHash.fnv1a64("f:elongated")
+    static let url = StableHash.fnv1a64("f:url")
+    static let mention = StableHash.fnv1a64("f:mention")
+    static let bang = StableHash.fnv1a64("f:!")
+    static let bangs = StableHash.fnv1a64("f:!!")
+    static let question = StableHash.fnv1a64("f:?")
+}
+
+/// FNV-1a 64 fed piece by piece: `FNV().feed(a).feed(b).value == StableHash.fnv1a64(a + b)`.
+struct FNV {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    @inline(__always)
+    func feed(_ s: String) -> FNV {
+        var h = value
+        for b in s.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01b3
+        }
+        return FNV(value: h)
     }
 }

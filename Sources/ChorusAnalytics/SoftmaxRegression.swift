@@ -105,7 +105,8 @@ public enum SoftmaxTraining {
 
     /// Trains in one process with L-BFGS (the reference for the distributed trainer and what the tests use).
     public static func fit(_ examples: [Example], classes: Int, dimensions: Int, lambda: Double,
-                           iterations: Int = 100, progress: ((Int, Double) -> Void)? = nil) -> SoftmaxModel {
+                           iterations: Int = 100, tolerance: Double = 1e-9,
+                           progress: (_ iteration: Int, _ objective: Double, _ parameters: [Double]) -> Void = { _, _, _ in }) -> SoftmaxModel {
         var model = SoftmaxModel(classes: classes, dimensions: dimensions)
         let count = examples.reduce(0.0) { $0 + $1.weight }
         func evaluate(_ params: [Double]) -> (Double, [Double]) {
@@ -120,8 +121,8 @@ public enum SoftmaxTraining {
         var (f, g) = evaluate(x)
         for it in 0..<iterations {
             guard let step = opt.step(x: &x, f: &f, g: &g, evaluate: evaluate) else { break }
-            progress?(it + 1, f)
-            if step < 1e-9 { break }
+            progress(it + 1, f, x)
+            if step < tolerance { break }
         }
         model.parameters = x
         return model
@@ -140,7 +141,42 @@ public struct LBFGS: Sendable {
     /// decrease of f, or nil when no step decreased it (converged or stuck).
     public mutating func step(x: inout [Double], f: inout Double, g: inout [Double],
                               evaluate: ([Double]) -> (Double, [Double])) -> Double? {
-        // Two-loop recursion: direction d = −H g.
+        guard let (d, slope) = direction(g) else { return nil }
+        var t = 1.0
+        for _ in 0..<Self.maxHalvings {
+            let xn = Self.moved(x, t, d)
+            let (fn, gn) = evaluate(xn)
+            if let decrease = accept(x: &x, f: &f, g: &g, xn: xn, fn: fn, gn: gn, t: t, slope: slope) { return decrease }
+            t *= 0.5
+        }
+        return nil
+    }
+
+    /// The same iteration with an asynchronous objective (the cluster trainer: every evaluation is a stage).
+    public mutating func step(x: inout [Double], f: inout Double, g: inout [Double],
+                              evaluate: ([Double]) async throws -> (Double, [Double])) async rethrows -> Double? {
+        guard let (d, slope) = direction(g) else { return nil }
+        var t = 1.0
+        for _ in 0..<Self.maxHalvings {
+            let xn = Self.moved(x, t, d)
+            let (fn, gn) = try await evaluate(xn)
+            if let decrease = accept(x: &x, f: &f, g: &g, xn: xn, fn: fn, gn: gn, t: t, slope: slope) { return decrease }
+            t *= 0.5
+        }
+        return nil
+    }
+
+    static let maxHalvings = 40
+
+    static func moved(_ x: [Double], _ t: Double, _ d: [Double]) -> [Double] {
+        var xn = x
+        for i in xn.indices { xn[i] += t * d[i] }
+        return xn
+    }
+
+    /// The search direction −H·g by the two-loop recursion, and its slope g·d; restarts from −g when that is not
+    /// a descent direction. Nil when even −g is not (g = 0: converged).
+    mutating func direction(_ g: [Double]) -> ([Double], Double)? {
         var q = g
         var alphas = [Double](repeating: 0, count: s.count)
         for i in stride(from: s.count - 1, through: 0, by: -1) {
@@ -167,26 +203,23 @@ public struct LBFGS: Sendable {
             d = g.map { -$0 }
             slope = dot(g, d)
         }
-        guard slope < 0 else { return nil }
-        var t = 1.0
-        for _ in 0..<40 {
-            var xn = x
-            axpy(t, d, &xn)
-            let (fn, gn) = evaluate(xn)
-            if fn.isFinite, fn <= f + 1e-4 * t * slope {
-                var sk = xn, yk = gn
-                for i in sk.indices { sk[i] -= x[i]; yk[i] -= g[i] }
-                if dot(sk, yk) > 1e-12 {
-                    s.append(sk); y.append(yk)
-                    if s.count > memory { s.removeFirst(); y.removeFirst() }
-                }
-                let decrease = (f - fn) / max(abs(f), 1e-12)
-                x = xn; f = fn; g = gn
-                return decrease
-            }
-            t *= 0.5
+        return slope < 0 ? (d, slope) : nil
+    }
+
+    /// The Armijo test of a trial point; on success remembers the curvature pair, moves to it and returns the
+    /// relative decrease.
+    mutating func accept(x: inout [Double], f: inout Double, g: inout [Double], xn: [Double], fn: Double, gn: [Double],
+                         t: Double, slope: Double) -> Double? {
+        guard fn.isFinite, fn <= f + 1e-4 * t * slope else { return nil }
+        var sk = xn, yk = gn
+        for i in sk.indices { sk[i] -= x[i]; yk[i] -= g[i] }
+        if dot(sk, yk) > 1e-12 {
+            s.append(sk); y.append(yk)
+            if s.count > memory { s.removeFirst(); y.removeFirst() }
         }
-        return nil
+        let decrease = (f - fn) / max(abs(f), 1e-12)
+        x = xn; f = fn; g = gn
+        return decrease
     }
 
     func dot(_ a: [Double], _ b: [Double]) -> Double {

@@ -45,6 +45,9 @@ public final class Coordinator: Sendable {
         (mapChanges, mapChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Serializes model stores (a new version number is the latest + 1).
+    let modelLock = Mutex(0)
+
     /// The item factors of the latest `als` job, for `recommend` and `similar`.
     let servingModel = Mutex<ALSServingModel?>(nil)
 
@@ -54,6 +57,7 @@ public final class Coordinator: Sendable {
 
     public func run() async {
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)"])
+        loadShippedModel()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.server.serve(logger: self.logger) { try await self.handle($0) } }
             group.addTask {
@@ -201,6 +205,12 @@ public final class Coordinator: Sendable {
             return .ack(.init())  // deprecated no-op
         case let .recommend(r): return .recommendations(try await recommend(r))
         case let .similar(r): return .recommendations(try similar(r))
+        case let .modelList(r): return .modelList(try listModels(r))
+        case let .modelGet(r): return .model(try getModel(r))
+        case let .modelPut(r):
+            var reply = Chorus_V1_ModelReply()
+            reply.summary = try storeModel(try SentimentModelFile.decode([UInt8](r.file)), name: r.name.isEmpty ? nil : r.name)
+            return .model(reply)
         case .clusterStatus: return .clusterStatus(await state.status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
@@ -257,6 +267,8 @@ extension Coordinator {
             let report: String
             if job.kind == JobKinds.als {
                 report = try await runALS(job)
+            } else if job.kind == JobKinds.sentimentTrain {
+                report = try await runSentimentTrain(job)
             } else {
                 var summary = GlobalSummary()
                 var catalog = Chorus_V1_Catalog()

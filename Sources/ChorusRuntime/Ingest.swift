@@ -345,7 +345,8 @@ final class RejectsWriter: @unchecked Sendable {
 }
 
 extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// The duration in seconds, as a Double.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 /// A value behind a mutex, shareable by reference (Mutex itself is non-copyable).

