@@ -65,9 +65,12 @@ public struct AlertDetector: Sendable {
     public let config: Config
     public init(_ config: Config = Config()) { self.config = config }
 
-    /// `hourly`: buckets by unix hour (any order, gaps allowed).
-    public func detect(_ hourly: [Int64: SentimentBucket]) -> [Alert] {
-        guard let first = hourly.keys.min(), let last = hourly.keys.max() else { return [] }
+    /// `hourly`: buckets by unix hour (any order, gaps allowed). `from`: the hour the observation starts (e.g. the
+    /// first hour of the whole data set), so a key that was silent before its first text still has a baseline of
+    /// empty hours; by default the key's own first hour.
+    public func detect(_ hourly: [Int64: SentimentBucket], from: Int64? = nil) -> [Alert] {
+        guard let own = hourly.keys.min(), let last = hourly.keys.max() else { return [] }
+        let first = min(own, from ?? own)
         let w = max(1, config.window)
         var ring = [SentimentBucket](repeating: SentimentBucket(), count: w)
         var sumN = 0.0, sumN2 = 0.0, sumNeg = 0.0, total = 0.0

@@ -206,6 +206,7 @@ public final class Coordinator: Sendable {
         case let .recommend(r): return .recommendations(try await recommend(r))
         case let .similar(r): return .recommendations(try similar(r))
         case let .modelList(r): return .modelList(try listModels(r))
+        case let .sentimentQuery(q): return .sentiment(try sentimentQuery(q))
         case let .modelGet(r): return .model(try getModel(r))
         case let .modelPut(r):
             var reply = Chorus_V1_ModelReply()
@@ -269,6 +270,10 @@ extension Coordinator {
                 report = try await runALS(job)
             } else if job.kind == JobKinds.sentimentTrain {
                 report = try await runSentimentTrain(job)
+            } else if job.kind == JobKinds.sentiment {
+                report = try await runSentiment(job)
+            } else if job.kind == JobKinds.themes {
+                report = try await runThemes(job)
             } else {
                 var summary = GlobalSummary()
                 var catalog = Chorus_V1_Catalog()

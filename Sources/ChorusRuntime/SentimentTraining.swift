@@ -242,3 +242,32 @@ extension ChorusClient {
         return m.summary
     }
 }
+
+extension ChorusClient {
+    /// Series, keys or alerts kept by the coordinator after a `sentiment` job (JSON text).
+    public func sentimentQuery(_ what: String, key: String = "", daily: Bool = false, limit: Int = 0) async throws -> String {
+        var q = Chorus_V1_SentimentQuery()
+        q.what = what
+        q.key = key
+        q.daily = daily
+        q.limit = UInt32(max(0, limit))
+        guard case let .sentiment(r) = try await coordinator.call(.sentimentQuery(q), timeout: timeout + .seconds(10)) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r.json
+    }
+
+    /// One content item's sentiment (from the primary of its partition), or nil before a `sentiment` job.
+    public func contentSentiment(_ contentId: String) async throws -> String? {
+        let map = try await partitionMap()
+        let p = Placement(partitionCount: map.partitionCount).partition(of: contentId)
+        var g = Chorus_V1_ProfileGet()
+        g.userID = contentId
+        g.partition = p
+        g.kind = "content-sentiment"
+        guard case let .profile(r) = try await onPrimary(p, .profileGet(g), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r.found ? r.profileJson : nil
+    }
+}

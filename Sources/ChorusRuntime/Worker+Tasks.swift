@@ -11,7 +11,11 @@ public enum JobKinds {
     public static let als = "als"
     /// Trains a sentiment model on the labelled texts of a dataset (`chorus model train sentiment`).
     public static let sentimentTrain = "sentiment-train"
-    public static let all = [features, als, sentimentTrain]
+    /// Scores comments and posts with a sentiment model; aggregates per content, user and topic; alerts.
+    public static let sentiment = "sentiment"
+    /// Groups the negative comments about one topic, hashtag or brand into complaint themes.
+    public static let themes = "themes"
+    public static let all = [features, als, sentimentTrain, sentiment, themes]
     /// features: "catalog" collects the small dimension tables; the coordinator broadcasts them;
     /// "compute" builds user profiles and content features with local reads only.
     public static func stages(_ kind: String) -> [String] {
@@ -25,6 +29,8 @@ public enum JobKinds {
             let last = params["holdout_by"] == "last" ? 1 : 0
             return last + 2 + 2 * max(1, Int(params["iterations"] ?? "") ?? ALS.Config().iterations)
         }
+        if kind == sentiment { return 3 }  // catalog, sentiment-content, sentiment-users (sentiment-why only with alerts)
+        if kind == themes { return 1 }
         if kind == sentimentTrain {
             // st-load + one evaluation per epoch (line-search retries are not counted ahead)
             return 1 + max(1, Int(params["iterations"] ?? "") ?? 120)
@@ -47,7 +53,9 @@ extension Worker {
             try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
         }
         var result: Chorus_V1_TaskResult
-        switch t.kind == JobKinds.als || t.kind == JobKinds.sentimentTrain ? t.kind : t.stage {
+        switch [JobKinds.als, JobKinds.sentimentTrain, JobKinds.sentiment, JobKinds.themes].contains(t.kind) ? t.kind : t.stage {
+        case JobKinds.sentiment, JobKinds.themes:
+            result = try await runSentimentTask(t)
         case JobKinds.als:
             result = try await runALSTask(t)
         case JobKinds.sentimentTrain:

@@ -49,6 +49,9 @@ public final class Worker: Sendable {
         var catalogs: [String: FeatureCatalog] = [:]
         var als: [String: ALSWorkerJob] = [:]
         var sentimentTrain: [String: SentimentTrainWorkerJob] = [:]
+        /// Job kinds "sentiment" and "themes": the broadcast model, decoded once per job, and stage data.
+        var sentimentScorers: [String: SentimentScorer] = [:]
+        var sentimentPayloads: [String: String] = [:]
         var runningTasks = 0
         var registered = false
         /// Writes and tasks are refused after this instant (see `MembershipTiming.leaseMs`).
@@ -343,6 +346,9 @@ public final class Worker: Sendable {
                 try alsBroadcast(b)
             } else if !b.softmaxParameters.isEmpty {
                 try sentimentBroadcast(b)
+            } else if !b.sentimentModel.isEmpty || !b.sentimentJson.isEmpty {
+                try receiveSentimentBroadcast(b)
+                if b.hasCatalog { state.withLock { $0.catalogs[b.jobID] = FeatureCatalog(b.catalog) } }
             } else {
                 let catalog = FeatureCatalog(b.catalog)
                 state.withLock { $0.catalogs[b.jobID] = catalog }
@@ -353,6 +359,8 @@ public final class Worker: Sendable {
                 _ = $0.catalogs.removeValue(forKey: r.id)
                 _ = $0.als.removeValue(forKey: r.id)
                 _ = $0.sentimentTrain.removeValue(forKey: r.id)
+                _ = $0.sentimentScorers.removeValue(forKey: r.id)
+                _ = $0.sentimentPayloads.removeValue(forKey: r.id)
             }
             return .ack(.init())
         case let .profileGet(g): return .profile(try await profileGet(g))
@@ -665,6 +673,16 @@ public final class Worker: Sendable {
         return try await computeQueue.run {
             var r = Chorus_V1_ProfileReply()
             let id = Array(g.userID.utf8)
+            if g.kind == "content-sentiment" {
+                if let v = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.contentSentiment, id: id)) {
+                    r.found = true
+                    r.profileJson = String(decoding: v, as: UTF8.self)
+                }
+                return r
+            }
+            if let v = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.userSentiment, id: id)) {
+                r.sentimentJson = String(decoding: v, as: UTF8.self)
+            }
             if let p = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.profile.rawValue, id: id)) {
                 r.found = true
                 r.profileJson = String(decoding: p, as: UTF8.self)

@@ -260,7 +260,7 @@ struct Job: AsyncParsableCommand {
 
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Submit a job. Kinds: features, als.",
+            abstract: "Submit a job. Kinds: features, als, sentiment, themes, sentiment-train.",
             discussion: """
             features: per-user profiles (counts by type and channel, engagement
             rate, active hours and weekdays, recency and frequency, top topics and
@@ -278,6 +278,14 @@ struct Job: AsyncParsableCommand {
               holdout_by=last         hold out each user's last order instead
               repeats=true            seen items may be recommended and count
               store_top_n=10 eval_users=5000 k=10 neighbours=0 weight_<type>=W
+
+            sentiment: scores every post and comment with a sentiment model, stores
+            each content item's and each user's sentiment, keeps hourly series per
+            topic, hashtag and brand keyword, and raises alerts (`chorus alerts`).
+              model=sentiment-default model_version=0 keywords=acme,globex
+              sensitivity=3 cooldown_hours=6 alert_window_hours=24 min_count=20
+            themes: complaint themes of the negative comments about key=topic:X,
+            hashtag:X or brand:X (k=5); `chorus sentiment themes` wraps it.
             Examples:
               chorus job submit als --param mode=explicit --param rank=20 \\
                 --param lambda=0.5 --param lambda_exponent=0.75 \\

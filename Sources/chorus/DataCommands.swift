@@ -25,7 +25,7 @@ struct Profile: AsyncParsableCommand {
                 var obj: Any
                 if r.found, let o = try? JSONSerialization.jsonObject(with: Data(r.profileJson.utf8)) {
                     obj = o
-                } else if !r.embedding.isEmpty {
+                } else if !r.embedding.isEmpty || !r.sentimentJson.isEmpty {
                     obj = ["user_id": userId]
                 } else {
                     throw ChorusError(.notFound, "no profile for user '\(userId)'",
@@ -44,6 +44,10 @@ struct Profile: AsyncParsableCommand {
                     // The top-N stored by the last `als` job (seen items excluded); `chorus recommend` explains them.
                     if let list = try? JSONSerialization.jsonObject(with: Data(r.recommendationsJson.utf8)) {
                         d["recommendations"] = list
+                    }
+                    // Attitude per topic, hashtag and brand from the last `sentiment` job.
+                    if let sentiment = try? JSONSerialization.jsonObject(with: Data(r.sentimentJson.utf8)) {
+                        d["sentiment"] = sentiment
                     }
                     obj = d
                 }

@@ -507,6 +507,15 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .modelPut(newValue)}
   }
 
+  /// client -> coordinator: series, alerts and keys of the sentiment job
+  public var sentimentQuery: Chorus_V1_SentimentQuery {
+    get {
+      if case .sentimentQuery(let v)? = body {return v}
+      return Chorus_V1_SentimentQuery()
+    }
+    set {body = .sentimentQuery(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -550,6 +559,8 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case modelGet(Chorus_V1_ModelRequest)
     /// client -> coordinator: store a model file as the name's next version
     case modelPut(Chorus_V1_ModelPut)
+    /// client -> coordinator: series, alerts and keys of the sentiment job
+    case sentimentQuery(Chorus_V1_SentimentQuery)
 
   }
 
@@ -725,6 +736,14 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     set {body = .model(newValue)}
   }
 
+  public var sentiment: Chorus_V1_SentimentReply {
+    get {
+      if case .sentiment(let v)? = body {return v}
+      return Chorus_V1_SentimentReply()
+    }
+    set {body = .sentiment(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -748,6 +767,7 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     case userHistory(Chorus_V1_UserHistory)
     case modelList(Chorus_V1_ModelList)
     case model(Chorus_V1_ModelReply)
+    case sentiment(Chorus_V1_SentimentReply)
 
   }
 
@@ -1880,12 +1900,50 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   /// job kind "sentiment-train": which evaluation softmax_parameters belong to
   public var sentimentStep: UInt32 = 0
 
+  /// jobs "sentiment" (stage sentiment-why: the alerts to explain) and "themes"
+  public var sentimentJson: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _catalog: Chorus_V1_Catalog? = nil
   fileprivate var _alsCutoffs: Chorus_V1_AlsCutoffs? = nil
+}
+
+/// Results of the sentiment job kept by the coordinator (docs/sentiment.md).
+public nonisolated struct Chorus_V1_SentimentQuery: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "series" (key required), "alerts", "keys"
+  public var what: String = String()
+
+  /// e.g. "topic:tech", "hashtag:techdaily", "brand:acme"
+  public var key: String = String()
+
+  /// series: daily buckets instead of hourly
+  public var daily: Bool = false
+
+  /// alerts: newest first, at most this many (0 = 100)
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_SentimentReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var json: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Models stored by the coordinator (sentiment models: docs/sentiment.md). Every train or put adds a version.
@@ -1987,9 +2045,13 @@ public nonisolated struct Chorus_V1_ProfileGet: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// with kind "content-sentiment": the content id
   public var userID: String = String()
 
   public var partition: UInt32 = 0
+
+  /// "" the user's profile; "content-sentiment": the content item's sentiment (profile_json)
+  public var kind: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2014,6 +2076,9 @@ public nonisolated struct Chorus_V1_ProfileReply: Sendable {
 
   /// the top-N stored by the last `als` job: [{"content_id", "score"}], or empty
   public var recommendationsJson: String = String()
+
+  /// the user's sentiment from the last `sentiment` job (docs/sentiment.md), or empty
+  public var sentimentJson: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2181,7 +2246,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2543,6 +2608,19 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .modelPut(v)
         }
       }()
+      case 37: try {
+        var v: Chorus_V1_SentimentQuery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sentimentQuery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sentimentQuery(v)
+        }
+      }()
       default: break
       }
     }
@@ -2671,6 +2749,10 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .modelPut(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
     }()
+    case .sentimentQuery?: try {
+      guard case .sentimentQuery(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2688,7 +2770,7 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2957,6 +3039,19 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .model(v)
         }
       }()
+      case 30: try {
+        var v: Chorus_V1_SentimentReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sentiment(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sentiment(v)
+        }
+      }()
       default: break
       }
     }
@@ -3050,6 +3145,10 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
     case .model?: try {
       guard case .model(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .sentiment?: try {
+      guard case .sentiment(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
     }()
     case nil: break
     }
@@ -5300,7 +5399,7 @@ nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0\u{3}sentiment_json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5315,6 +5414,7 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeSingularBytesField(value: &self.softmaxParameters) }()
       case 6: try { try decoder.decodeSingularBytesField(value: &self.sentimentModel) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.sentimentStep) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.sentimentJson) }()
       default: break
       }
     }
@@ -5346,6 +5446,9 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if self.sentimentStep != 0 {
       try visitor.visitSingularUInt32Field(value: self.sentimentStep, fieldNumber: 7)
     }
+    if !self.sentimentJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.sentimentJson, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5357,6 +5460,82 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if lhs.softmaxParameters != rhs.softmaxParameters {return false}
     if lhs.sentimentModel != rhs.sentimentModel {return false}
     if lhs.sentimentStep != rhs.sentimentStep {return false}
+    if lhs.sentimentJson != rhs.sentimentJson {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_SentimentQuery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SentimentQuery"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}what\0\u{1}key\0\u{1}daily\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.what) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.daily) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.what.isEmpty {
+      try visitor.visitSingularStringField(value: self.what, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 2)
+    }
+    if self.daily != false {
+      try visitor.visitSingularBoolField(value: self.daily, fieldNumber: 3)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_SentimentQuery, rhs: Chorus_V1_SentimentQuery) -> Bool {
+    if lhs.what != rhs.what {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.daily != rhs.daily {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_SentimentReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SentimentReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}json\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.json) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.json.isEmpty {
+      try visitor.visitSingularStringField(value: self.json, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_SentimentReply, rhs: Chorus_V1_SentimentReply) -> Bool {
+    if lhs.json != rhs.json {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5563,7 +5742,7 @@ nonisolated extension Chorus_V1_ModelPut: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Chorus_V1_ProfileGet: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProfileGet"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}partition\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}partition\0\u{1}kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5573,6 +5752,7 @@ nonisolated extension Chorus_V1_ProfileGet: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.userID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
       default: break
       }
     }
@@ -5585,12 +5765,16 @@ nonisolated extension Chorus_V1_ProfileGet: SwiftProtobuf.Message, SwiftProtobuf
     if self.partition != 0 {
       try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 2)
     }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_ProfileGet, rhs: Chorus_V1_ProfileGet) -> Bool {
     if lhs.userID != rhs.userID {return false}
     if lhs.partition != rhs.partition {return false}
+    if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5598,7 +5782,7 @@ nonisolated extension Chorus_V1_ProfileGet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProfileReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0\u{1}embedding\0\u{1}bias\0\u{3}recommendations_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0\u{1}embedding\0\u{1}bias\0\u{3}recommendations_json\0\u{3}sentiment_json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5612,6 +5796,7 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
       case 4: try { try decoder.decodeRepeatedFloatField(value: &self.embedding) }()
       case 5: try { try decoder.decodeSingularFloatField(value: &self.bias) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.recommendationsJson) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.sentimentJson) }()
       default: break
       }
     }
@@ -5636,6 +5821,9 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if !self.recommendationsJson.isEmpty {
       try visitor.visitSingularStringField(value: self.recommendationsJson, fieldNumber: 6)
     }
+    if !self.sentimentJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.sentimentJson, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5646,6 +5834,7 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if lhs.embedding != rhs.embedding {return false}
     if lhs.bias != rhs.bias {return false}
     if lhs.recommendationsJson != rhs.recommendationsJson {return false}
+    if lhs.sentimentJson != rhs.sentimentJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
