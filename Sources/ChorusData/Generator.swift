@@ -17,6 +17,7 @@ public enum GeneratedFile: String, CaseIterable, Sendable {
     case follows = "follows.jsonl"
     case commentSentiment = "truth/comment_sentiment.csv"
     case userTastes = "truth/user_tastes.csv"
+    case incidents = "truth/incidents.csv"
 }
 
 /// Deterministic synthetic social network. Same `users` and `seed` give byte-identical files on any machine.
@@ -52,6 +53,11 @@ public struct SyntheticNetwork: Sendable {
     static let posZH = ["太棒了", "非常喜欢", "好看", "真不错", "支持", "赞", "很满意", "推荐", "厉害", "开心"]
     static let negZH = ["太差了", "很失望", "垃圾", "不好用", "后悔", "难看", "质量差", "生气", "退货", "糟糕"]
     static let neuZH = ["一般", "看看", "什么时候", "多少钱", "在哪里", "路过", "收到", "了解", "今天", "请问"]
+
+    static let incidentEN = ["my nova battery exploded while charging", "nova phone overheats, terrible battery",
+                             "battery died after one day, so disappointed with nova", "nova battery swelling, awful quality",
+                             "returning my nova, the battery is dangerous"]
+    static let incidentZH = ["nova电池爆了，太差了", "nova手机发烫，电池很失望", "nova电池一天就坏了，退货"]
 
     public let users: Int
     public let seed: UInt64
@@ -250,6 +256,32 @@ public struct SyntheticNetwork: Sendable {
                     counts.interactions += 1
                 }
             }
+        }
+        // One planted brand incident, so that monitoring has something to find: on day 20 at 14:00 UTC a burst of
+        // angry comments about the (fictional) "Nova" phone's battery lands on the first tech post within an hour.
+        // Recorded in truth/incidents.csv; its comments are in truth/comment_sentiment.csv like all others.
+        try emit(.incidents, "key,start,end,comments")
+        let techIndex = Self.topics.firstIndex(of: "tech")!
+        if let c = byTopic[techIndex].first ?? byTopic.first(where: { !$0.isEmpty })?.first {
+            let n = max(25, users / 40)
+            let start = startTime + 20 * 86400 + 14 * 3600
+            var g = rng(9, 0)
+            for k in 0..<n {
+                let u = (k * 7919) % users
+                iid += 1
+                let id = "i" + Self.pad(iid, 9)
+                let zh = traits(u).language == "zh"
+                let text = zh ? Self.incidentZH[g.below(Self.incidentZH.count)] : Self.incidentEN[g.below(Self.incidentEN.count)]
+                try emit(.interactions, "{\"interaction_id\":\"\(id)\",\"user_id\":\"\(Self.userId(u))\","
+                         + "\"content_id\":\"\(Self.contentId(c))\",\"type\":\"comment\","
+                         + "\"channel\":\"\(Self.channels[traits(u).channel])\",\"ts\":\"\(Timestamp.iso(start + Int64(k * 3600 / n)))\","
+                         + "\"text\":" + JSONText.quote(text) + "}")
+                try emit(.commentSentiment, "\(id),negative,\(zh ? "zh" : "en")")
+                counts.interactions += 1
+                counts.comments += 1
+            }
+            try emit(.incidents, "topic:tech,\(Timestamp.iso(start)),\(Timestamp.iso(start + 3600)),\(n)")
+            try emit(.incidents, "brand:nova,\(Timestamp.iso(start)),\(Timestamp.iso(start + 3600)),\(n)")
         }
         for f in GeneratedFile.allCases {
             if let b = buffers[f], !b.isEmpty { try sink(f, b) }

@@ -122,6 +122,20 @@ struct Local: AsyncParsableCommand {
             guard alsJob.state == .succeeded else {
                 throw ChorusError(.jobFailed, "als job \(alsJob.id) \(jobState(alsJob.state)): \(alsJob.error)")
             }
+            // Sentiment with the shipped model: per content, per user, per topic over time, and alerts (the sample
+            // has one planted incident about the "Nova" phone's battery).
+            var sentimentJob: Chorus_V1_JobInfo?
+            if try await !client.models(name: SentimentModelFile.defaultName).isEmpty {
+                let submitted = try await client.submit(kind: JobKinds.sentiment, params: ["keywords": "nova"])
+                let sj = try await watchJob(client, submitted.id, json: json)
+                guard sj.state == .succeeded else {
+                    throw ChorusError(.jobFailed, "sentiment job \(sj.id) \(jobState(sj.state)): \(sj.error)")
+                }
+                sentimentJob = sj
+            } else {
+                say("sentiment skipped: no model \(SentimentModelFile.defaultName) (models/sentiment-default.chsm was not found; "
+                    + "set CHORUS_MODELS to its directory, or `chorus model import FILE`)")
+            }
             try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
             let export = root + "/results/profiles.jsonl"
             let n = try await exportProfiles(client, format: .jsonl, out: export)
@@ -134,6 +148,7 @@ struct Local: AsyncParsableCommand {
             if json {
                 var d = jobDict(job)
                 d["als"] = jobDict(alsJob)
+                if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
                 d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
                 d["profiles_exported"] = n
@@ -155,6 +170,11 @@ struct Local: AsyncParsableCommand {
                 if let sims, let similarTo {
                     print("  content similar to \(similarTo) (`chorus similar \(similarTo)`): "
                           + sims.items.map { String(format: "%@ (%.2f)", $0.contentID, $0.similarity) }.joined(separator: ", "))
+                }
+                if let sentimentJob {
+                    print("")
+                    printSentimentSummary(jsonObject(sentimentJob.summaryJson) as? [String: Any] ?? [:])
+                    print("  try `chorus alerts`, `chorus sentiment keys`, `chorus sentiment themes brand:nova` with --keep-running")
                 }
                 print("  \(status.nodes.count) workers, \(status.partitionCount) partitions, map version \(status.mapVersion)")
                 if let line = try? String(contentsOfFile: export, encoding: .utf8).split(separator: "\n").first,
