@@ -51,6 +51,10 @@ import Testing
         let again = try chorus(["job", "submit", "sentiment", "--coordinator", a, "--param", "model=fixture",
                                 "--param", "keywords=battery", "--wait", "--json"], timeout: 300)
         #expect((again.json["summary"] as? [String: Any])?["alerts_new"] as? Int == 0, "\(again.stdout)")
+        // --watch runs the job again and prints only alerts it has not seen: none this time.
+        let watch = try chorus(["alerts", "--watch", "--checks", "1", "--every", "0", "--model", "fixture",
+                                "--keywords", "battery", "--coordinator", a, "--json"], timeout: 300)
+        #expect(watch.status == 0 && watch.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(watch.stdout) \(watch.stderr)")
         // Per content: distribution and the most negative comments.
         let cs = try chorus(["sentiment", "content", cid, "--coordinator", a]).json
         #expect((cs["comments"] as? Int ?? 0) >= 60 && (cs["most_negative"] as? [[String: Any]])?.count == 3, "\(cs)")
