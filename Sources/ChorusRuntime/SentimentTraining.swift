@@ -100,6 +100,32 @@ public enum SentimentEvaluation {
     }
 }
 
+extension SentimentEvaluation {
+    /// Expected calibration error of the most probable class over held-out texts, per set: texts are binned by
+    /// that class's probability (10 equal bins), and ECE = Σ (bin size / n) · |accuracy − mean probability| in the
+    /// bin. 0 is perfectly calibrated. Binary sets leave out gold neutral texts.
+    public static func calibration(scorer: SentimentScorer, items: [PreparedLabels.Item], binarySets: Set<String>) -> [String: Double] {
+        var bins: [String: [(n: Int, correct: Int, conf: Double)]] = [:]
+        for it in items where it.heldOut {
+            if binarySets.contains(it.record.set) && it.record.label == .neutral { continue }
+            let s = scorer.score(it.record.text)
+            let p = Double(s.probabilities[s.label])
+            let b = min(9, Int(p * 10))
+            var set = bins[it.record.set] ?? Array(repeating: (0, 0, 0.0), count: 10)
+            set[b].n += 1
+            set[b].correct += s.label == it.record.label.rawValue ? 1 : 0
+            set[b].conf += p
+            bins[it.record.set] = set
+        }
+        return bins.mapValues { set in
+            let n = Double(set.reduce(0) { $0 + $1.n })
+            return n == 0 ? 0 : set.reduce(0.0) { acc, b in
+                b.n == 0 ? acc : acc + Double(b.n) / n * abs(Double(b.correct) / Double(b.n) - b.conf / Double(b.n))
+            }
+        }
+    }
+}
+
 /// Trains in this process (the reference the cluster trainer must match, and `--local`).
 public enum LocalSentimentTrainer {
     public static func train(_ prepared: PreparedLabels, name: String, dimensions: Int, lambda: Double, iterations: Int,

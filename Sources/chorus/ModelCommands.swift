@@ -207,15 +207,17 @@ struct ModelCommand: AsyncParsableCommand {
                     try out.write(to: URL(fileURLWithPath: predictions))
                 }
                 let rate = seconds > 0 ? Double(scored) / seconds : 0
+                let ece = SentimentEvaluation.calibration(scorer: scorer, items: prepared.items, binarySets: prepared.binarySets)
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys, .prettyPrinted]
                     var obj = try JSONSerialization.jsonObject(with: enc.encode(metrics)) as! [Any]
                     obj = obj.map { $0 }
-                    printJSON(["model": file.info.name, "version": file.info.version, "metrics": obj,
+                    printJSON(["model": file.info.name, "version": file.info.version, "metrics": obj, "calibration_error": ece,
                                "texts_per_second_one_thread": rate, "texts": texts.count, "checksum": Double(checksum)])
                 } else {
                     printMetrics(metrics)
+                    print("expected calibration error: " + ece.keys.sorted().map { String(format: "%@ %.3f", $0, ece[$0]!) }.joined(separator: ", "))
                     print(String(format: "throughput: %.0f texts/s on one thread (%d texts)", rate, texts.count))
                 }
             }
