@@ -42,10 +42,10 @@ public struct SentimentBucket: Sendable, Equatable, Codable {
 public struct AlertDetector: Sendable {
     public struct Config: Sendable, Equatable {
         public var window = 24
-        public var sensitivity = 3.0
+        public var sensitivity = 4.0
         public var minCount = 20
         public var cooldown = 6
-        public init(window: Int = 24, sensitivity: Double = 3, minCount: Int = 20, cooldown: Int = 6) {
+        public init(window: Int = 24, sensitivity: Double = 4, minCount: Int = 20, cooldown: Int = 6) {
             self.window = window; self.sensitivity = sensitivity; self.minCount = minCount; self.cooldown = cooldown
         }
     }

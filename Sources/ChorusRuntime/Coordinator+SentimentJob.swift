@@ -79,7 +79,7 @@ extension Coordinator {
         // 4. Alerts on every key's hourly series.
         let config = AlertDetector.Config(
             window: Int(job.params["alert_window_hours"] ?? "") ?? 24,
-            sensitivity: Double(job.params["sensitivity"] ?? "") ?? 3,
+            sensitivity: Double(job.params["sensitivity"] ?? "") ?? 4,
             minCount: Int(job.params["min_count"] ?? "") ?? 20,
             cooldown: Int(job.params["cooldown_hours"] ?? "") ?? 6)
         let detector = AlertDetector(config)

@@ -9,7 +9,7 @@ struct SentimentJobOptions: ParsableArguments {
     @Option(help: "Model name stored on the coordinator (`chorus model list`).") var model = "sentiment-default"
     @Option(help: "Brand keywords (comma-separated); texts containing one count under brand:<keyword>.") var keywords: String?
     @Option(help: "Alert sensitivity: how many standard deviations above the rolling baseline (lower = more alerts).")
-    var sensitivity = 3.0
+    var sensitivity = 4.0
     @Option(help: "Hours an alert of one kind stays silent for its key after it fired.") var cooldownHours = 6
     @Option(help: "Hours of rolling baseline before each hour.") var windowHours = 24
     @Option(help: "Texts an hour needs before it can alert.") var minCount = 20
