@@ -1,0 +1,81 @@
+import ArgumentParser
+import ChorusAnalytics
+import ChorusModel
+import ChorusRuntime
+import Foundation
+
+/// Sentiment scoring throughput on one thread: tokenize only, featurize (tokenize + hash) and full score, over a file
+/// of texts (one per line). Prints texts/s for each stage and checksums of the stages' outputs, so two builds can
+/// be compared for speed and for identical results.
+struct BenchSentiment: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-sentiment",
+        abstract: "Measure sentiment tokenize / featurize / score throughput on one thread (benchmark helper).",
+        shouldDisplay: false)
+
+    @Option(help: "Texts, one per line.") var texts: String
+    @Option(help: "A sentiment model file (default: random weights, 3 × 2^18 + 3 floats).") var model: String?
+    @Option(help: "Minimum seconds per measurement.") var seconds: Double = 1.5
+    @Flag(help: "Print each text's tokens and feature indices instead of timing (for comparing builds).") var dump = false
+
+    func run() async throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: texts))
+        // Split on the newline byte (a "\r\n" is one Character, so a String split on "\n" would miss it).
+        let lines = data.split(separator: 10, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
+        guard !lines.isEmpty else { throw ValidationError("no texts in \(texts)") }
+        let scorer: SentimentScorer
+        if let model {
+            scorer = try SentimentModelFile.read(path: model).scorer()
+        } else {
+            let d = 1 << 18
+            var rng = SplitMix64(seed: 7)
+            scorer = SentimentScorer(dimensions: d, classes: 3, parameters: (0..<(3 * d + 3)).map { _ in Float(rng.gaussian() * 0.1) })
+        }
+        let featurizer = scorer.featurizer
+        if dump {
+            var out = ""
+            for t in lines {
+                let v = featurizer.vector(t)
+                out += SocialTokenizer.tokenize(t).tokens.map(\.description).joined(separator: " ")
+                out += "\t" + v.indices.map(String.init).joined(separator: ",") + "\n"
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
+            return
+        }
+        let bytes = lines.reduce(0) { $0 + $1.utf8.count }
+        print("texts: \(lines.count), mean \(bytes / lines.count) UTF-8 bytes")
+        var check: UInt64 = 0
+        let tok = measure {
+            for t in lines { check &+= UInt64(SocialTokenizer.tokenize(t).tokens.count) }
+        }
+        print(String(format: "tokenize:  %10.0f texts/s  (checksum %llu)", Double(lines.count) / tok, check))
+        check = 0
+        let feat = measure {
+            for t in lines {
+                let v = featurizer.vector(t)
+                for (i, x) in zip(v.indices, v.values) { check = (check ^ UInt64(UInt32(bitPattern: i))) &* 0x100000001b3 &+ UInt64(x.bitPattern) }
+            }
+        }
+        print(String(format: "featurize: %10.0f texts/s  (checksum %llu)", Double(lines.count) / feat, check))
+        var sum: Double = 0
+        let score = measure {
+            for t in lines { sum += Double(scorer.score(t).score) }
+        }
+        print(String(format: "score:     %10.0f texts/s  (mean score %.6f)", Double(lines.count) / score, sum / Double(lines.count)))
+    }
+
+    /// Seconds per pass over the texts: one warm-up pass, then passes until `seconds` have gone by.
+    func measure(_ body: () -> Void) -> Double {
+        body()
+        let start = ContinuousClock.now
+        var passes = 0
+        var elapsed = 0.0
+        repeat {
+            body()
+            passes += 1
+            let d = ContinuousClock.now - start
+            elapsed = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        } while elapsed < seconds
+        return elapsed / Double(passes)
+    }
+}
