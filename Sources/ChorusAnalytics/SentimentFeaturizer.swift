@@ -70,10 +70,19 @@ public struct SentimentFeaturizer: Sendable, Equatable {
     static func sparseVector(_ idx: UnsafeMutableBufferPointer<Int32>) -> SparseVector {
         guard !idx.isEmpty else { return SparseVector(indices: [], values: []) }
         let scale = Float(1 / Double(idx.count).squareRoot())
-        var indices: [Int32] = [], values: [Float] = []
-        indices.reserveCapacity(idx.count); values.reserveCapacity(idx.count)
-        for i in idx {
-            if indices.last == i { values[values.count - 1] += scale } else { indices.append(i); values.append(scale) }
+        var distinct = 1
+        for j in 1..<idx.count where idx[j] != idx[j - 1] { distinct += 1 }
+        let values = [Float](unsafeUninitializedCapacity: distinct) { v, count in
+            var k = -1
+            for j in 0..<idx.count {
+                if j > 0 && idx[j] == idx[j - 1] { v[k] += scale } else { k += 1; v[k] = scale }
+            }
+            count = distinct
+        }
+        let indices = [Int32](unsafeUninitializedCapacity: distinct) { out, count in
+            var k = 0
+            for j in 0..<idx.count where j == 0 || idx[j] != idx[j - 1] { out[k] = idx[j]; k += 1 }
+            count = distinct
         }
         return SparseVector(indices: indices, values: values)
     }
@@ -82,7 +91,7 @@ public struct SentimentFeaturizer: Sendable, Equatable {
     @inline(__always)
     static func sort(_ a: UnsafeMutableBufferPointer<Int32>) {
         guard a.count > 1 else { return }
-        if a.count > 48 { var a = a; a.sort(); return }
+        if a.count > 64 { var a = a; a.sort(); return }
         let p = a.baseAddress!
         for i in 1..<a.count {
             let x = p[i]

@@ -147,6 +147,8 @@ public enum SocialTokenizer {
         var flags: Flags
         /// For punctuation: more than one character ("!!").
         var multiple = false
+        /// For words: the lexicon flags of the text (`Lexicon`), looked up while scanning.
+        var lex: UInt8 = 0
 
         @inline(__always) func has(_ f: Flags) -> Bool { flags.contains(f) }
     }
@@ -185,14 +187,17 @@ public enum SocialTokenizer {
             let arenaCapacity = 3 * n + 16
             return withUnsafeTemporaryAllocation(of: RawToken.self, capacity: tokenCapacity) { tokens in
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: arenaCapacity) { arena in
-                    var s = Scanner(p: utf8.baseAddress!, n: n, arena: arena.baseAddress!, tokens: tokens.baseAddress!)
-                    if n > 0 { s.run() }
-                    precondition(s.used <= arenaCapacity && s.count <= tokenCapacity)
-                    let scan = Scan(arena: UnsafeMutableBufferPointer(rebasing: arena[0..<s.used]),
-                                    tokens: UnsafeMutableBufferPointer(rebasing: tokens[0..<s.count]),
-                                    truncated: truncated)
-                    markScopes(scan)
-                    return body(scan)
+                    lexicon.table.withUnsafeBufferPointer { lex in
+                        var s = Scanner(p: utf8.baseAddress!, n: n, arena: arena.baseAddress!, tokens: tokens.baseAddress!,
+                                        lexicon: lex.baseAddress!)
+                        if n > 0 { s.run() }
+                        precondition(s.used <= arenaCapacity && s.count <= tokenCapacity)
+                        let scan = Scan(arena: UnsafeMutableBufferPointer(rebasing: arena[0..<s.used]),
+                                        tokens: UnsafeMutableBufferPointer(rebasing: tokens[0..<s.count]),
+                                        truncated: truncated)
+                        markScopes(scan, lex.baseAddress!)
+                        return body(scan)
+                    }
                 }
             }
         }
@@ -218,16 +223,12 @@ public enum SocialTokenizer {
         static let punctuation = ASCIIClass(lo: 0x8c00_f7ee_0000_0000, hi: 0x2800_0000_b800_0001)
     }
 
+    // ASCII answers inline; other scalars ask the Unicode properties out of line.
     @inline(__always) static func isWhitespace(_ v: UInt32) -> Bool {
-        v < 128 ? ASCIIClass.whitespace.contains(v) : Unicode.Scalar(v)!.properties.isWhitespace
+        v < 128 ? ASCIIClass.whitespace.contains(v) : slowIsWhitespace(v)
     }
     @inline(__always) static func isWordScalar(_ v: UInt32) -> Bool {
-        if v < 128 { return ASCIIClass.word.contains(v) }
-        let p = Unicode.Scalar(v)!.properties
-        return (p.isAlphabetic && !isCJK(v)) || p.numericType != nil || v == 0x2019
-    }
-    @inline(__always) static func isAlphabetic(_ v: UInt32) -> Bool {
-        v < 128 ? ASCIIClass.alphabetic.contains(v) : Unicode.Scalar(v)!.properties.isAlphabetic
+        v < 128 ? ASCIIClass.word.contains(v) : slowIsWordScalar(v)
     }
     @inline(__always) static func isUppercase(_ v: UInt32) -> Bool {
         v < 128 ? ASCIIClass.uppercase.contains(v) : Unicode.Scalar(v)!.properties.isUppercase
@@ -241,6 +242,11 @@ public enum SocialTokenizer {
     @inline(__always) static func isPunctuation(_ v: UInt32) -> Bool {
         v < 128 ? ASCIIClass.punctuation.contains(v) : isPunctuation(Unicode.Scalar(v)!)
     }
+    @inline(never) static func slowIsWhitespace(_ v: UInt32) -> Bool { Unicode.Scalar(v)!.properties.isWhitespace }
+    @inline(never) static func slowIsWordScalar(_ v: UInt32) -> Bool {
+        let p = Unicode.Scalar(v)!.properties
+        return (p.isAlphabetic && !isCJK(v)) || p.numericType != nil || v == 0x2019
+    }
     @inline(__always) static func isCJK(_ v: UInt32) -> Bool {
         switch v {
         case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0xF900...0xFAFF, 0x3040...0x30FF, 0xAC00...0xD7AF:
@@ -248,7 +254,7 @@ public enum SocialTokenizer {
         default: return false
         }
     }
-    static func isEmoji(_ v: UInt32) -> Bool { v >= 128 && isEmoji(Unicode.Scalar(v)!) }
+    @inline(never) static func isEmoji(_ v: UInt32) -> Bool { v >= 128 && isEmoji(Unicode.Scalar(v)!) }
 
     /// The scanner's state: the input bytes, and the arena and token buffers it writes.
     struct Scanner {
@@ -256,11 +262,13 @@ public enum SocialTokenizer {
         let n: Int
         let arena: UnsafeMutablePointer<UInt8>
         let tokens: UnsafeMutablePointer<RawToken>
+        let lexicon: UnsafePointer<Lexicon.Entry>
         var used = 0
         var count = 0
 
-        init(p: UnsafePointer<UInt8>, n: Int, arena: UnsafeMutablePointer<UInt8>, tokens: UnsafeMutablePointer<RawToken>) {
-            self.p = p; self.n = n; self.arena = arena; self.tokens = tokens
+        init(p: UnsafePointer<UInt8>, n: Int, arena: UnsafeMutablePointer<UInt8>, tokens: UnsafeMutablePointer<RawToken>,
+             lexicon: UnsafePointer<Lexicon.Entry>) {
+            self.p = p; self.n = n; self.arena = arena; self.tokens = tokens; self.lexicon = lexicon
         }
 
         /// The scalar at byte `i` (valid UTF-8) and its length.
@@ -318,14 +326,14 @@ public enum SocialTokenizer {
                         j += l
                     }
                     let start = used
-                    for b in "<url>".utf8 { put(b) }
+                    put(0x3C); put(0x75); put(0x72); put(0x6C); put(0x3E)  // "<url>"
                     emit(start, .url)
                     i = j; afterSpace = false
                     continue
                 }
                 // Emoticons (at a token boundary only, so "a:b" is not one): the first pattern that matches.
-                if afterSpace, s < 128, let e = emoticon(at: i) {
-                    let end = i + e.utf8CodeUnitCount
+                if afterSpace, s < 128, case let e = emoticon(at: i), e > 0 {
+                    let end = i + e
                     var boundary = end == n
                     if !boundary { let (t, _) = decode(end); boundary = isWhitespace(t) || isPunctuation(t) }
                     if boundary {
@@ -390,6 +398,10 @@ public enum SocialTokenizer {
                         continue
                     }
                 }
+                if s < 128 && ASCIIClass.word.contains(s), let j = asciiWord(i) {
+                    i = j; afterSpace = false
+                    continue
+                }
                 if isWordScalar(s) {
                     var j = i + len
                     while j < n {
@@ -430,25 +442,87 @@ public enum SocialTokenizer {
             }
         }
 
-        /// The first emoticon (in `emoticons` order) that the bytes at `i` start with.
-        @inline(__always) func emoticon(at i: Int) -> StaticString? {
-            let c = p[i]
-            // Only these bytes start an emoticon.
-            guard c == 0x3A || c == 0x3B || c == 0x3D || c == 0x3C || c == 0x78 || c == 0x58 || c == 0x5E
-                    || c == 0x2D || c == 0x54 || c == 0x44 else { return nil }
-            for e in SocialTokenizer.emoticonPatterns {
-                let len = e.utf8CodeUnitCount
-                guard i + len <= n, e.utf8Start[0] == c else { continue }
-                var k = 1
-                while k < len, p[i + k] == e.utf8Start[k] { k += 1 }
-                if k == len { return e }
+        /// The length of the first emoticon (in `emoticons` order) that the bytes at `i` start with, or 0: the
+        /// list unrolled by first byte (patterns of one first byte never both match, except where the list puts
+        /// the longer first, as ":-)" before ":)"; the tests check this against the list).
+        @inline(__always) func emoticon(at i: Int) -> Int {
+            let c0 = p[i]
+            let c1: UInt8 = i + 1 < n ? p[i + 1] : 0
+            let c2: UInt8 = i + 2 < n ? p[i + 2] : 0
+            switch c0 {
+            case 0x3A:  // ':'
+                switch c1 {
+                case 0x2D:  // ":-" then ) ] D P p ( [ / | O o
+                    switch c2 {
+                    case 0x29, 0x5D, 0x44, 0x50, 0x70, 0x28, 0x5B, 0x2F, 0x7C, 0x4F, 0x6F: return 3
+                    default: return 0
+                    }
+                case 0x29, 0x5D, 0x44, 0x50, 0x70, 0x28, 0x5B, 0x2F, 0x7C, 0x4F, 0x6F, 0x2A: return 2
+                case 0x27: return c2 == 0x28 ? 3 : 0  // ":'("
+                default: return 0
+                }
+            case 0x3B:  // ';' ";-)", ";)", ";_;"
+                if c1 == 0x2D && c2 == 0x29 { return 3 }
+                if c1 == 0x29 { return 2 }
+                if c1 == 0x5F && c2 == 0x3B { return 3 }
+                return 0
+            case 0x3D: return c1 == 0x29 || c1 == 0x28 || c1 == 0x44 ? 2 : 0  // "=)", "=(", "=D"
+            case 0x3C: return c1 == 0x33 ? 2 : c1 == 0x2F && c2 == 0x33 ? 3 : 0  // "<3", "</3"
+            case 0x78, 0x58: return c1 == 0x44 ? 2 : 0  // "xD", "XD"
+            case 0x5E: return c1 == 0x5F && c2 == 0x5E ? 3 : c1 == 0x5E ? 2 : 0  // "^_^", "^^"
+            case 0x2D: return c1 == 0x5F && c2 == 0x2D ? 3 : 0  // "-_-"
+            case 0x54: return c1 == 0x5F && c2 == 0x54 ? 3 : 0  // "T_T"
+            case 0x44: return c1 == 0x3A ? 2 : 0  // "D:"
+            default: return 0
             }
-            return nil
         }
 
-        /// A word token over bytes i..<j: lowercased, apostrophes dropped ("don't" → "dont"), runs of 3+ of a
+        /// A word of ASCII bytes from `i`, the common case: one pass that finds its end, lowercases, counts,
+        /// cuts elongation and packs the text for the lexicon. Nil (and nothing written) when a non-ASCII scalar
+        /// follows, which `word(_:_:hashtagPart:)` then handles.
+        @inline(__always) mutating func asciiWord(_ i: Int) -> Int? {
+            var letters = 0, upper = 0, digits = 0
+            var elongated = false
+            var run = 0
+            var last: UInt8 = 0  // the last kept byte (as written)
+            var lo: UInt64 = 0, hi: UInt64 = 0
+            let start = used
+            var k = i
+            while k < n {
+                let b = p[k]
+                if b >= 128 { used = start; return nil }
+                if !ASCIIClass.word.contains(UInt32(b)) { break }
+                k += 1
+                if b == 0x27 { continue }
+                let alpha = ASCIIClass.alphabetic.contains(UInt32(b))
+                if alpha {
+                    letters += 1
+                    if b <= 0x5A { upper += 1 }
+                } else if b <= 0x39 {
+                    digits += 1
+                }
+                if b == last { run += 1 } else { run = 1 }
+                if run >= 3 && alpha { elongated = true; continue }
+                last = b
+                let o = alpha ? b | 0x20 : b
+                let at = used - start
+                if at < 8 { lo |= UInt64(o) << UInt64(8 * at) } else if at < 16 { hi |= UInt64(o) << UInt64(8 * (at - 8)) }
+                arena[used] = o; used += 1
+            }
+            var flags: RawToken.Flags = []
+            if letters >= 2 && upper == letters { flags.insert(.allCaps) }
+            if elongated { flags.insert(.elongated) }
+            let length = used - start
+            tokens[count] = RawToken(start: Int32(start), count: Int32(length), kind: letters == 0 && digits > 0 ? .number : .word,
+                                     flags: flags,
+                                     lex: length > 0 && length <= Lexicon.maxLength ? Lexicon.flags(lexicon, lo, hi) : 0)
+            count += 1
+            return k
+        }
+
+        /// A word token over bytes i..<j (any scalars): lowercased, apostrophes dropped ("don't" → "dont"), runs of 3+ of a
         /// letter cut to 2.
-        mutating func word(_ i: Int, _ j: Int, hashtagPart: Bool) {
+        @inline(never) mutating func word(_ i: Int, _ j: Int, hashtagPart: Bool) {
             var letters = 0, upper = 0, digits = 0
             var elongated = false
             var run = 0
@@ -491,6 +565,7 @@ public enum SocialTokenizer {
             if !hashtagPart && letters >= 2 && upper == letters { flags.insert(.allCaps) }  // "#USA" is no emphasis
             if elongated { flags.insert(.elongated) }
             emit(start, letters == 0 && digits > 0 ? .number : .word, flags)
+            tokens[count - 1].lex = Lexicon.flags(lexicon, UnsafeBufferPointer(start: arena + start, count: used - start))
         }
 
         /// The words of a hashtag body (bytes i..<j, no CJK): split at lower→Upper changes, letter↔digit changes
@@ -529,13 +604,6 @@ public enum SocialTokenizer {
             forEachPart { a, b in word(a, b, hashtagPart: true) }
         }
     }
-
-    /// Emoticon patterns as static strings, in `emoticons` order.
-    static let emoticonPatterns: [StaticString] = [
-        ":-)", ":)", ":-]", ":]", ":-D", ":D", ";-)", ";)", ":-P", ":P", ":-p", ":p", ":-(", ":(", ":'(", ":-[",
-        ":[", ":-/", ":/", ":-|", ":|", ":-O", ":O", ":-o", ":o", ":*", "=)", "=(", "=D", "<3", "</3", "xD", "XD",
-        "^_^", "^^", "-_-", "T_T", ";_;", "D:",
-    ]
 
     // MARK: lexicon lookups by packed bytes
 
@@ -577,17 +645,20 @@ public enum SocialTokenizer {
             Int(truncatingIfNeeded: ((lo ^ (hi &* 0x9E37_79B9_7F4A_7C15)) &* 0xBF58_476D_1CE4_E5B9) >> 56)
         }
 
-        @inline(__always) func flags(_ b: UnsafeBufferPointer<UInt8>) -> UInt8 {
+        @inline(__always) static func flags(_ t: UnsafePointer<Entry>, _ b: UnsafeBufferPointer<UInt8>) -> UInt8 {
             guard !b.isEmpty, b.count <= Self.maxLength else { return 0 }
             let (lo, hi) = Self.pack(b)
+            return flags(t, lo, hi)
+        }
+
+        /// The flags of a packed key (zero when it is no lexicon word).
+        @inline(__always) static func flags(_ t: UnsafePointer<Entry>, _ lo: UInt64, _ hi: UInt64) -> UInt8 {
             var slot = Self.slot(lo, hi)
-            return table.withUnsafeBufferPointer { t in
-                while true {
-                    let e = t[slot]
-                    if e.flags == 0 { return 0 }
-                    if e.lo == lo && e.hi == hi { return e.flags }
-                    slot = (slot + 1) & (Self.slots - 1)
-                }
+            while true {
+                let e = t[slot]
+                if e.flags == 0 { return 0 }
+                if e.lo == lo && e.hi == hi { return e.flags }
+                slot = (slot + 1) & (Self.slots - 1)
             }
         }
     }
@@ -614,9 +685,8 @@ public enum SocialTokenizer {
     /// Negation scopes and intensifier/diminisher marks. A cue toggles `negated` on the next three words,
     /// characters, emoji or emoticons of its clause; a cue inside another cue's scope toggles again, so a double
     /// negation reads as none. Each token is visited once and each cue marks at most three more: linear.
-    static func markScopes(_ scan: Scan) {
+    static func markScopes(_ scan: Scan, _ lexicon: UnsafePointer<Lexicon.Entry>) {
         let tokens = scan.tokens
-        let lexicon = Self.lexicon
         let count = tokens.count
         var k = 0
         while k < count {
@@ -627,13 +697,13 @@ public enum SocialTokenizer {
                 // Two-character intensifiers and diminishers ("非常", "有点") mark both characters, and such a pair
                 // is no negation cue ("非常好" is "very good"). The two texts are adjacent in the arena.
                 let pair = UnsafeBufferPointer(rebasing: scan.arena[Int(t.start)..<Int(t.start + t.count + tokens[k + 1].count)])
-                let f = lexicon.flags(pair)
+                let f = Lexicon.flags(lexicon, pair)
                 if f & Lexicon.intensifier != 0 { tokens[k].flags.insert(.intensifier); tokens[k + 1].flags.insert(.intensifier) }
                 if f & Lexicon.diminisher != 0 { tokens[k].flags.insert(.diminisher); tokens[k + 1].flags.insert(.diminisher) }
                 pairIsModifier = f & (Lexicon.intensifier | Lexicon.diminisher) != 0
             }
             let text = scan.bytes(t)
-            let f = lexicon.flags(text)
+            let f = t.kind == .word ? t.lex : Lexicon.flags(lexicon, text)
             if f & Lexicon.intensifier != 0 { tokens[k].flags.insert(.intensifier) }
             if f & Lexicon.diminisher != 0 { tokens[k].flags.insert(.diminisher) }
             let cue = t.kind == .word ? f & Lexicon.negation != 0 : !pairIsModifier && f & Lexicon.cjkNegation != 0

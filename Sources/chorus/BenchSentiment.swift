@@ -16,6 +16,7 @@ struct BenchSentiment: AsyncParsableCommand {
     @Option(help: "Texts, one per line.") var texts: String
     @Option(help: "A sentiment model file (default: random weights, 3 × 2^18 + 3 floats).") var model: String?
     @Option(help: "Minimum seconds per measurement.") var seconds: Double = 1.5
+    @Option(help: "Stages to time, comma-separated (tokenize, featurize, score).") var stages = "tokenize,featurize,score"
     @Flag(help: "Print each text's tokens and feature indices instead of timing (for comparing builds).") var dump = false
 
     func run() async throws {
@@ -55,20 +56,27 @@ struct BenchSentiment: AsyncParsableCommand {
         var sum: Double = 0
         for t in lines { sum += Double(scorer.score(t).score) }
 
+        let only = Set(stages.split(separator: ",").map(String.init))
         var sink = 0
+        if only.contains("tokenize") {
         let tok = measure {
             for t in lines { sink &+= SocialTokenizer.tokenize(t).tokens.count }
         }
         print(String(format: "tokenize:  %10.0f texts/s  (%d tokens)", Double(lines.count) / tok, tokens))
+        }
+        if only.contains("featurize") {
         let feat = measure {
             for t in lines { sink &+= featurizer.vector(t).indices.count }
         }
         print(String(format: "featurize: %10.0f texts/s  (feature checksum %llu)", Double(lines.count) / feat, check))
+        }
         var total: Float = 0
+        if only.contains("score") {
         let score = measure {
             for t in lines { total += scorer.score(t).score }
         }
         print(String(format: "score:     %10.0f texts/s  (mean score %.6f)", Double(lines.count) / score, sum / Double(lines.count)))
+        }
         if sink == 42 && total == 42 { print("") }  // keeps the results alive
     }
 
