@@ -184,14 +184,14 @@ public enum SocialTokenizer {
             // one per scalar of its body); a token's text is at most 1.5× the bytes it consumed (lowercasing grows
             // a scalar by at most half: "İ" → "i̇"), twice for a hashtag and its words, 5 bytes for a URL (≥ 4).
             let tokenCapacity = 2 * n + 2
-            let arenaCapacity = 3 * n + 16
+            let arenaCapacity = 3 * n + 32  // + 16 bytes that `asciiWord` may read past the end
             return withUnsafeTemporaryAllocation(of: RawToken.self, capacity: tokenCapacity) { tokens in
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: arenaCapacity) { arena in
                     lexicon.table.withUnsafeBufferPointer { lex in
                         var s = Scanner(p: utf8.baseAddress!, n: n, arena: arena.baseAddress!, tokens: tokens.baseAddress!,
                                         lexicon: lex.baseAddress!)
                         if n > 0 { s.run() }
-                        precondition(s.used <= arenaCapacity && s.count <= tokenCapacity)
+                        precondition(s.used + 16 <= arenaCapacity && s.count <= tokenCapacity)
                         let scan = Scan(arena: UnsafeMutableBufferPointer(rebasing: arena[0..<s.used]),
                                         tokens: UnsafeMutableBufferPointer(rebasing: tokens[0..<s.count]),
                                         truncated: truncated)
@@ -481,6 +481,48 @@ public enum SocialTokenizer {
         /// cuts elongation and packs the text for the lexicon. Nil (and nothing written) when a non-ASCII scalar
         /// follows, which `word(_:_:hashtagPart:)` then handles.
         @inline(__always) mutating func asciiWord(_ i: Int) -> Int? {
+            // The common shape first: no apostrophe and no byte three times in a row, so every byte is kept.
+            let out = arena + used
+            var letters = 0, upper = 0, digits = 0
+            var odd = false  // an apostrophe or a run of three
+            var b1: UInt8 = 0, b2: UInt8 = 0
+            var k = i
+            while k < n {
+                let b = p[k]
+                if b >= 128 { return slowASCIIWord(i) }  // a non-ASCII scalar follows: nil
+                if !ASCIIClass.word.contains(UInt32(b)) { break }
+                let isUpper = b &- 0x41 < 26
+                let alpha = (b | 0x20) &- 0x61 < 26
+                letters &+= alpha ? 1 : 0
+                upper &+= isUpper ? 1 : 0
+                digits &+= b &- 0x30 < 10 ? 1 : 0
+                odd = odd || b == 0x27 || (b == b1 && b == b2)
+                b2 = b1; b1 = b
+                out[k - i] = isUpper ? b | 0x20 : b
+                k += 1
+            }
+            if odd { return slowASCIIWord(i) }
+            let length = k - i
+            var flags: RawToken.Flags = []
+            if letters >= 2 && upper == letters { flags.insert(.allCaps) }
+            var lex: UInt8 = 0
+            if length > 0 && length <= Lexicon.maxLength {
+                // The key: the text's bytes, read 16 at a time (the arena has room) and cut to its length.
+                let raw = UnsafeRawPointer(out)
+                var lo = raw.loadUnaligned(as: UInt64.self).littleEndian
+                var hi = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian
+                if length < 8 { lo &= (1 << UInt64(8 * length)) &- 1; hi = 0 } else if length < 16 { hi &= (1 << UInt64(8 * (length - 8))) &- 1 }
+                lex = Lexicon.flags(lexicon, lo, hi)
+            }
+            tokens[count] = RawToken(start: Int32(used), count: Int32(length), kind: letters == 0 && digits > 0 ? .number : .word,
+                                     flags: flags, lex: lex)
+            count += 1
+            used += length
+            return k
+        }
+
+        /// `asciiWord` for words with apostrophes or runs (and nil at a non-ASCII scalar).
+        @inline(never) mutating func slowASCIIWord(_ i: Int) -> Int? {
             var letters = 0, upper = 0, digits = 0
             var elongated = false
             var run = 0
