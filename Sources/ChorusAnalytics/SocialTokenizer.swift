@@ -1,7 +1,9 @@
 /// A tokenizer for social-media text (pure: no I/O, no Foundation), the first stage of the sentiment model.
 ///
-/// One pass over the text's Unicode scalars, so the time is linear in the input, and the input is capped at
-/// `maxScalars` (the rest is ignored and `Result.truncated` says so). It produces:
+/// One pass over the text's UTF-8 bytes, so the time is linear in the input, and the input is capped at
+/// `maxScalars` (the rest is ignored and `Result.truncated` says so). ASCII is classified by bit masks and words of
+/// ASCII letters take a one-pass fast path; other scalars are decoded and asked their Unicode properties. The same
+/// core (`withScan`) feeds `tokenize` and `SentimentFeaturizer`, so the two cannot disagree. It produces:
 /// - **words**, lowercased, with `allCaps` kept as a signal ("LOVE") and `elongated` set when a letter was
 ///   repeated three or more times ("soooo" → "soo", "goooood" → "good": runs are cut to two, so the common
 ///   doubled letters survive);
