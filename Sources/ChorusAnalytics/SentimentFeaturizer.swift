@@ -20,63 +20,170 @@ public struct SentimentFeaturizer: Sendable, Equatable {
     }
 
     public func vector(_ text: String) -> SparseVector {
-        vector(tokens: SocialTokenizer.tokenize(text).tokens)
+        SocialTokenizer.withScan(text) { scan in
+            withSortedIndices(scan) { idx in Self.sparseVector(idx) }
+        }
     }
 
     public func vector(tokens: [SocialTokenizer.Token]) -> SparseVector {
-        // Each name is hashed piece by piece (FNV-1a continues over the pieces), so no name string is built;
-        // the hash equals FNV-1a 64 of the concatenated name.
-        var hashes: [UInt64] = []
-        hashes.reserveCapacity(tokens.count * 3)
-        var previous: SocialTokenizer.Token?
-        var modifier: String?  // "i:" or "d:" when the previous word intensified or diminished
+        // The same feature code as `vector(_:)`, over tokens laid out as the scanner lays them out.
+        var arena: [UInt8] = []
+        var raw: [SocialTokenizer.RawToken] = []
+        raw.reserveCapacity(tokens.count)
         for t in tokens {
-            let neg = t.negated
+            let start = arena.count
+            arena.append(contentsOf: t.text.utf8)
+            var flags: SocialTokenizer.RawToken.Flags = []
+            if t.allCaps { flags.insert(.allCaps) }
+            if t.elongated { flags.insert(.elongated) }
+            if t.negated { flags.insert(.negated) }
+            if t.intensifier { flags.insert(.intensifier) }
+            if t.diminisher { flags.insert(.diminisher) }
+            if t.text.hasPrefix("!") || t.text.hasPrefix("！") { flags.insert(.bang) }
+            if t.text.hasPrefix("?") || t.text.hasPrefix("？") { flags.insert(.question) }
+            raw.append(SocialTokenizer.RawToken(start: Int32(start), count: Int32(arena.count - start),
+                                                kind: .init(t.kind), flags: flags, multiple: t.text.count > 1))
+        }
+        arena.append(0)  // never empty
+        return arena.withUnsafeMutableBufferPointer { a in
+            raw.withUnsafeMutableBufferPointer { r in
+                let scan = SocialTokenizer.Scan(arena: a, tokens: r, truncated: false)
+                return withSortedIndices(scan) { idx in Self.sparseVector(idx) }
+            }
+        }
+    }
+
+    /// The sorted bucket indices of a scan's features (one per occurrence, so repeats are adjacent), in temporary
+    /// memory that is valid only inside `body`.
+    @inline(__always)
+    func withSortedIndices<R>(_ scan: SocialTokenizer.Scan, _ body: (UnsafeMutableBufferPointer<Int32>) -> R) -> R {
+        // At most 5 features per token (a word: w, w2, i/d, caps, elongated).
+        let capacity = 5 * scan.tokens.count + 8  // room to pad the features to a multiple of 8
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * capacity) { buffer in
+            let n = Self.features(scan, mask: UInt64(dimensions - 1), into: buffer.baseAddress!)
+            let idx = UnsafeMutableBufferPointer(rebasing: buffer[0..<n])
+            Self.sort(idx, scratch: buffer.baseAddress! + capacity)
+            return body(idx)
+        }
+    }
+
+    /// Sorted indices (repeats adjacent) → the vector: 1/√n per occurrence, n the number of occurrences.
+    static func sparseVector(_ idx: UnsafeMutableBufferPointer<Int32>) -> SparseVector {
+        guard !idx.isEmpty else { return SparseVector(indices: [], values: []) }
+        let scale = Float(1 / Double(idx.count).squareRoot())
+        var distinct = 1
+        for j in 1..<idx.count where idx[j] != idx[j - 1] { distinct += 1 }
+        let values = [Float](unsafeUninitializedCapacity: distinct) { v, count in
+            var k = -1
+            for j in 0..<idx.count {
+                if j > 0 && idx[j] == idx[j - 1] { v[k] += scale } else { k += 1; v[k] = scale }
+            }
+            count = distinct
+        }
+        let indices = [Int32](unsafeUninitializedCapacity: distinct) { out, count in
+            var k = 0
+            for j in 0..<idx.count where j == 0 || idx[j] != idx[j - 1] { out[k] = idx[j]; k += 1 }
+            count = distinct
+        }
+        return SparseVector(indices: indices, values: values)
+    }
+
+    /// Sorts `a`, using `scratch` (at least as long, rounded up to 8): for the short lists of a short text, each
+    /// element goes straight to its rank (how many are smaller, or equal and earlier), counted 8 at a time with SIMD
+    /// compares and no data-dependent branches; the standard sort beyond.
+    @inline(__always)
+    static func sort(_ a: UnsafeMutableBufferPointer<Int32>, scratch: UnsafeMutablePointer<Int32>) {
+        let n = a.count
+        guard n > 1 else { return }
+        if n > 96 { var a = a; a.sort(); return }
+        let p = a.baseAddress!
+        let blocks = (n + 7) / 8
+        // Pad to whole blocks with values that never count (compared below only through the lane limit).
+        for k in n..<(blocks * 8) { p[k] = Int32.max }
+        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        let raw = UnsafeRawPointer(p)
+        for i in 0..<n {
+            let x = SIMD8<Int32>(repeating: p[i])
+            var counts = SIMD8<Int32>.zero
+            for b in 0..<blocks {
+                let v = raw.loadUnaligned(fromByteOffset: 32 * b, as: SIMD8<Int32>.self)
+                let index = lanes &+ SIMD8<Int32>(repeating: Int32(8 * b))
+                let less = (v .< x) .& (index .< SIMD8<Int32>(repeating: Int32(n)))
+                let equalBefore = (v .== x) .& (index .< SIMD8<Int32>(repeating: Int32(i)))
+                counts &-= unsafeBitCast(less .| equalBefore, to: SIMD8<Int32>.self)  // a true lane is -1
+            }
+            scratch[Int(counts.wrappedSum())] = p[i]
+        }
+        p.update(from: scratch, count: n)
+    }
+
+    /// FNV-1a 64 states after the namespace prefixes, so a name's hash continues from its prefix.
+    struct Prefixes {
+        let w = FNV().feed("w:").value, wNot = FNV().feed("w:NOT_").value, w2 = FNV().feed("w2:").value
+        let c = FNV().feed("c:").value, cNot = FNV().feed("c:NOT_").value
+        let c2 = FNV().feed("c2:").value, c2Not = FNV().feed("c2:NOT_").value
+        let i = FNV().feed("i:").value, iNot = FNV().feed("i:NOT_").value
+        let d = FNV().feed("d:").value, dNot = FNV().feed("d:NOT_").value
+        let e = FNV().feed("e:").value, eNot = FNV().feed("e:NOT_").value
+        let h = FNV().feed("h:").value
+    }
+    static let prefixes = Prefixes()
+
+    @inline(__always)
+    static func fnv(_ state: UInt64, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h = state
+        for b in bytes {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01b3
+        }
+        return h
+    }
+
+    /// Writes the bucket of every feature of the scan to `out` and returns how many (one per occurrence).
+    static func features(_ scan: SocialTokenizer.Scan, mask: UInt64, into out: UnsafeMutablePointer<Int32>) -> Int {
+        let P = prefixes
+        var n = 0
+        @inline(__always) func add(_ h: UInt64) { out[n] = Int32(truncatingIfNeeded: h & mask); n += 1 }
+        var previous: SocialTokenizer.RawToken?
+        var modifier: UInt8 = 0  // 1 "i:" or 2 "d:" when the previous word intensified or diminished
+        for t in scan.tokens {
+            let neg = t.has(.negated)
+            let text = scan.bytes(t)
             switch t.kind {
             case .word, .number:
-                hashes.append(FNV().feed("w:").feed(neg ? "NOT_" : "").feed(t.text).value)
+                add(fnv(neg ? P.wNot : P.w, text))
                 if let p = previous, p.kind == .word || p.kind == .number {
-                    hashes.append(FNV().feed("w2:").feed(p.text).feed(" ").feed(t.text).value)
+                    add(fnv((fnv(P.w2, scan.bytes(p)) ^ 0x20) &* 0x0000_0100_0000_01b3, text))  // "w2:" prev " " word
                 }
-                if let m = modifier { hashes.append(FNV().feed(m).feed(neg ? "NOT_" : "").feed(t.text).value) }
-                if t.allCaps { hashes.append(Self.caps) }
-                if t.elongated { hashes.append(Self.elongated) }
+                if modifier == 1 { add(fnv(neg ? P.iNot : P.i, text)) }
+                if modifier == 2 { add(fnv(neg ? P.dNot : P.d, text)) }
+                if t.has(.allCaps) { add(caps) }
+                if t.has(.elongated) { add(elongated) }
             case .cjk:
-                hashes.append(FNV().feed("c:").feed(neg ? "NOT_" : "").feed(t.text).value)
-                if let p = previous, p.kind == .cjk {
-                    hashes.append(FNV().feed("c2:").feed(neg ? "NOT_" : "").feed(p.text).feed(t.text).value)
-                }
-                if let m = modifier, !t.intensifier, !t.diminisher {
-                    hashes.append(FNV().feed(m).feed(neg ? "NOT_" : "").feed(t.text).value)
+                add(fnv(neg ? P.cNot : P.c, text))
+                if let p = previous, p.kind == .cjk { add(fnv(fnv(neg ? P.c2Not : P.c2, scan.bytes(p)), text)) }
+                if !t.has(.intensifier) && !t.has(.diminisher) {
+                    if modifier == 1 { add(fnv(neg ? P.iNot : P.i, text)) }
+                    if modifier == 2 { add(fnv(neg ? P.dNot : P.d, text)) }
                 }
             case .emoji, .emoticon:
-                hashes.append(FNV().feed("e:").feed(neg ? "NOT_" : "").feed(t.text).value)
+                add(fnv(neg ? P.eNot : P.e, text))
             case .hashtag:
-                hashes.append(FNV().feed("h:").feed(t.text).value)
+                add(fnv(P.h, text))
             case .url:
-                hashes.append(Self.url)
+                add(url)
             case .mention:
-                hashes.append(Self.mention)
+                add(mention)
             case .punctuation:
-                if t.text.hasPrefix("!") || t.text.hasPrefix("！") { hashes.append(t.text.count > 1 ? Self.bangs : Self.bang) }
-                if t.text.hasPrefix("?") || t.text.hasPrefix("？") { hashes.append(Self.question) }
+                if t.has(.bang) { add(t.multiple ? bangs : bang) }
+                if t.has(.question) { add(question) }
             }
             if t.kind != .punctuation {
-                modifier = t.intensifier ? "i:" : t.diminisher ? "d:" : nil
+                modifier = t.has(.intensifier) ? 1 : t.has(.diminisher) ? 2 : 0
             }
             previous = t
         }
-        guard !hashes.isEmpty else { return SparseVector(indices: [], values: []) }
-        let scale = Float(1 / Double(hashes.count).squareRoot())
-        let mask = UInt64(dimensions - 1)
-        var idx = hashes.map { Int32(truncatingIfNeeded: $0 & mask) }
-        idx.sort()
-        var indices: [Int32] = [], values: [Float] = []
-        indices.reserveCapacity(idx.count); values.reserveCapacity(idx.count)
-        for i in idx {
-            if indices.last == i { values[values.count - 1] += scale } else { indices.append(i); values.append(scale) }
-        }
-        return SparseVector(indices: indices, values: values)
+        return n
     }
 
     static let caps = StableHash.fnv1a64("f:caps")

@@ -32,7 +32,32 @@ public struct SentimentScorer: Sendable {
         public var score: Float
     }
 
-    public func score(_ text: String) -> Scored { score(featurizer.vector(text)) }
+    /// Equal to `score(featurizer.vector(text))`, without building the vector: the features' sorted buckets are
+    /// summed straight from the scan, in the same order and with the same values.
+    public func score(_ text: String) -> Scored {
+        SocialTokenizer.withScan(text) { scan in
+            featurizer.withSortedIndices(scan) { idx in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: classes) { z in
+                    _ = z.initialize(from: biases)
+                    if !idx.isEmpty {
+                        let scale = Float(1 / Double(idx.count).squareRoot())
+                        weights.withUnsafeBufferPointer { w in
+                            var j = 0
+                            while j < idx.count {
+                                let i = idx[j]
+                                var v = scale
+                                j += 1
+                                while j < idx.count && idx[j] == i { v += scale; j += 1 }
+                                let base = Int(i) * classes
+                                for c in 0..<classes { z[c] += w[base + c] * v }
+                            }
+                        }
+                    }
+                    return finish(UnsafeBufferPointer(z))
+                }
+            }
+        }
+    }
 
     public func score(_ x: SparseVector) -> Scored {
         var z = biases
@@ -49,6 +74,12 @@ public struct SentimentScorer: Sendable {
                 }
             }
         }
+        return z.withUnsafeBufferPointer { finish($0) }
+    }
+
+    /// Softmax of the class scores, the label and P(positive) − P(negative).
+    @inline(__always)
+    func finish(_ z: UnsafeBufferPointer<Float>) -> Scored {
         let m = z.max() ?? 0
         var p = z.map { Float(PortableMath.exp(Double($0 - m))) }
         let s = p.reduce(0, +)

@@ -18,7 +18,8 @@ struct Chorus: AsyncParsableCommand {
         66 not found, 69 coordinator/worker unreachable or unavailable, 74 storage error.
         """,
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
-                      Job.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self, Node.self, Cluster.self, BenchStore.self, BenchKernels.self, Debug.self]
+                      Job.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
+                      Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, Debug.self]
     )
 }
 

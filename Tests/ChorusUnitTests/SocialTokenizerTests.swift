@@ -1,4 +1,4 @@
-import ChorusAnalytics
+@testable import ChorusAnalytics
 import ChorusModel
 import Testing
 
@@ -104,5 +104,45 @@ import Testing
         #expect(SocialTokenizer.tokenize(tag).truncated)
         let chain = String(repeating: "👍\u{200D}", count: 10_000)
         #expect(SocialTokenizer.tokenize(chain).tokens.count <= 2)
+    }
+
+    @Test func asciiClassMasksMatchTheUnicodeProperties() {
+        for v in UInt32(0)..<128 {
+            let p = Unicode.Scalar(v)!.properties
+            #expect(SocialTokenizer.ASCIIClass.whitespace.contains(v) == p.isWhitespace, "\(v)")
+            #expect(SocialTokenizer.ASCIIClass.alphabetic.contains(v) == p.isAlphabetic, "\(v)")
+            #expect(SocialTokenizer.ASCIIClass.uppercase.contains(v) == p.isUppercase, "\(v)")
+            #expect(SocialTokenizer.ASCIIClass.lowercase.contains(v) == p.isLowercase, "\(v)")
+            #expect(SocialTokenizer.ASCIIClass.digit.contains(v) == (p.numericType != nil), "\(v)")
+            #expect(SocialTokenizer.ASCIIClass.punctuation.contains(v) == SocialTokenizer.isPunctuation(Unicode.Scalar(v)!), "\(v)")
+            let word = p.isAlphabetic || p.numericType != nil || v == 0x27 || v == 0x5F
+            #expect(SocialTokenizer.ASCIIClass.word.contains(v) == word, "\(v)")
+            #expect(!SocialTokenizer.isEmoji(v) && !SocialTokenizer.isCJK(v))
+        }
+    }
+
+    /// The unrolled emoticon matcher finds the first pattern of `emoticons` (in its order) at every string of up to
+    /// three characters over the patterns' characters.
+    @Test func emoticonMatcherAgreesWithThePatternList() {
+        let alphabet = Array(Set(SocialTokenizer.emoticons.joined().utf8)) + Array("a ".utf8)
+        var inputs: [[UInt8]] = [[]]
+        for _ in 0..<3 { inputs = inputs + inputs.flatMap { s in alphabet.map { s + [$0] } } }
+        var arena = [UInt8](repeating: 0, count: 64)
+        var raw = [SocialTokenizer.RawToken](repeating: .init(start: 0, count: 0, kind: .word, flags: []), count: 8)
+        for s in Set(inputs) where !s.isEmpty {
+            let expected = SocialTokenizer.emoticons.first { s.starts(with: Array($0.utf8)) }?.utf8.count ?? 0
+            s.withUnsafeBufferPointer { b in
+                arena.withUnsafeMutableBufferPointer { a in
+                    raw.withUnsafeMutableBufferPointer { r in
+                        let lexicon = [SocialTokenizer.Lexicon.Entry(lo: 0, hi: 0, flags: 0)]
+                        lexicon.withUnsafeBufferPointer { l in
+                            let scanner = SocialTokenizer.Scanner(p: b.baseAddress!, n: b.count, arena: a.baseAddress!,
+                                                                  tokens: r.baseAddress!, lexicon: l.baseAddress!)
+                            #expect(scanner.emoticon(at: 0) == expected, "\(String(decoding: s, as: UTF8.self))")
+                        }
+                    }
+                }
+            }
+        }
     }
 }
