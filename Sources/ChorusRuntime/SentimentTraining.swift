@@ -26,7 +26,7 @@ public struct PreparedLabels: Sendable {
     /// `evaluationOnly` files are held out whole (e.g. VADER's sets: scored, never trained on).
     public static func prepare(paths: [String], formats: [String: LabelledFormat] = [:], heldOutPercent: Int,
                                evaluationOnly: Set<String> = [], lexiconWeight: Double = 0.25,
-                               balance: Bool = false) throws -> PreparedLabels {
+                               balance: Bool = false, dedup: Bool = true) throws -> PreparedLabels {
         var all: [(LabelledText, String, LabelledFormat)] = []
         var sources: [SentimentModelInfo.Source] = []
         var rejects: [LabelledReject] = []
@@ -42,7 +42,8 @@ public struct PreparedLabels: Sendable {
                                  train: 0, heldOut: 0))
             all += f.records.map { ($0, path, fmt) }
         }
-        let d = LabelledDedup.dedup(all.map(\.0))
+        let d = dedup ? LabelledDedup.dedup(all.map(\.0))
+            : LabelledDedup.Result(records: all.map(\.0), duplicates: 0, conflicting: 0)
         // Map kept records back to their file (dedup keeps order and first copies).
         var fileOf: [UInt64: (String, LabelledFormat)] = [:]
         for (r, p, fmt) in all where fileOf[r.key] == nil { fileOf[r.key] = (p, fmt) }

@@ -29,6 +29,8 @@ struct ModelCommand: AsyncParsableCommand {
         @Option(help: "Percent of each set held out by the text-hash rule (docs/sentiment.md).") var holdout = 20
         @Option(help: "Training weight of one lexicon entry (a human-labelled text weighs 1).") var lexiconWeight = 0.25
         @Flag(help: "Weigh each labelled set's classes alike in training (removes the sets' class priors).") var balance = false
+        @Flag(help: "Keep repeated texts (scoring every comment of a log, e.g. the generator's, rather than distinct texts).")
+        var keepDuplicates = false
 
         func prepare() throws -> PreparedLabels {
             if labels.isEmpty && evalOnly.isEmpty {
@@ -36,7 +38,8 @@ struct ModelCommand: AsyncParsableCommand {
             }
             guard (0...90).contains(holdout) else { throw ChorusError(.usage, "--holdout must be 0...90") }
             return try PreparedLabels.prepare(paths: labels + evalOnly, heldOutPercent: holdout, evaluationOnly: Set(evalOnly),
-                                              lexiconWeight: lexiconWeight, balance: balance)
+                                              lexiconWeight: lexiconWeight, balance: balance,
+                                              dedup: !keepDuplicates)
         }
     }
 
