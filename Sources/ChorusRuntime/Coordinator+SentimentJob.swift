@@ -94,7 +94,11 @@ extension Coordinator {
         let explain = Array(fresh.prefix(maxExplained))
         var stored: [StoredAlert] = []
         if !explain.isEmpty {
-            _ = try await state.update(job.id) { $0.stage = "sentiment-why: explaining \(explain.count) alert(s)" }
+            let partitions = await state.map.partitionCount
+            _ = try await state.update(job.id) {
+                $0.stage = "sentiment-why: explaining \(explain.count) alert(s)"
+                $0.tasksTotal += partitions  // a fourth stage: progress stays within 100%
+            }
             let req = SentimentWhyRequest(items: explain.map {
                 .init(key: $0.key, kind: $0.alert.kind.rawValue, baselineStart: $0.alert.hour - Int64(config.window),
                       start: $0.alert.hour, end: $0.alert.hour + 1)
