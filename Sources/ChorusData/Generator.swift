@@ -234,17 +234,7 @@ public struct SyntheticNetwork: Sendable {
                         let r = g.unit()
                         let label = r < pPos ? "positive" : (r < pPos + 0.25 ? "neutral" : "negative")
                         let zh = t.language == "zh"
-                        let pool: [String]
-                        switch (label, zh) {
-                        case ("positive", false): pool = Self.posEN
-                        case ("negative", false): pool = Self.negEN
-                        case ("neutral", false): pool = Self.neuEN
-                        case ("positive", true): pool = Self.posZH
-                        case ("negative", true): pool = Self.negZH
-                        default: pool = Self.neuZH
-                        }
-                        var text = pool[g.below(pool.count)]
-                        if g.unit() < 0.4 { text += (zh ? "，" : ", ") + pool[g.below(pool.count)] }
+                        var text = Self.commentText(label: label, zh: zh, &g)
                         if label == "positive", g.unit() < 0.3 { text += zh ? "！" : "!" }
                         line += ",\"text\":" + JSONText.quote(text)
                         try emit(.commentSentiment, "\(id),\(label),\(t.language)")
@@ -291,6 +281,22 @@ public struct SyntheticNetwork: Sendable {
 }
 
 extension SyntheticNetwork {
+    /// A comment of the given hidden label: one phrase of the label's pool, and a second one 40% of the time.
+    static func commentText(label: String, zh: Bool, _ g: inout SplitMix64) -> String {
+        let pool: [String]
+        switch (label, zh) {
+        case ("positive", false): pool = posEN
+        case ("negative", false): pool = negEN
+        case ("neutral", false): pool = neuEN
+        case ("positive", true): pool = posZH
+        case ("negative", true): pool = negZH
+        default: pool = neuZH
+        }
+        var text = pool[g.below(pool.count)]
+        if g.unit() < 0.4 { text += (zh ? "，" : ", ") + pool[g.below(pool.count)] }
+        return text
+    }
+
     /// `count` extra comments over this network's users and content, for sentiment benchmarks at scale: each one
     /// by a random user on a random post at a time drawn with the network's daily and weekly seasonality, English or
     /// Chinese by the user's language, with a hidden label (55% positive, 25% neutral, 20% negative) written to
@@ -314,17 +320,7 @@ extension SyntheticNetwork {
             let ts = startTime + Int64(day * 86400 + hour * 3600 + g.below(3600))
             let r = g.unit()
             let label = r < 0.55 ? "positive" : (r < 0.8 ? "neutral" : "negative")
-            let pool: [String]
-            switch (label, zh) {
-            case ("positive", false): pool = Self.posEN
-            case ("negative", false): pool = Self.negEN
-            case ("neutral", false): pool = Self.neuEN
-            case ("positive", true): pool = Self.posZH
-            case ("negative", true): pool = Self.negZH
-            default: pool = Self.neuZH
-            }
-            var text = pool[g.below(pool.count)]
-            if g.unit() < 0.4 { text += (zh ? "，" : ", ") + pool[g.below(pool.count)] }
+            let text = Self.commentText(label: label, zh: zh, &g)
             let id = "k" + Self.pad(k, 10)
             lines.append(contentsOf: ("{\"interaction_id\":\"\(id)\",\"user_id\":\"\(Self.userId(u))\",\"content_id\":\"\(Self.contentId(c))\","
                 + "\"type\":\"comment\",\"channel\":\"\(channel)\",\"ts\":\(ts),\"text\":" + JSONText.quote(text) + "}\n").utf8)

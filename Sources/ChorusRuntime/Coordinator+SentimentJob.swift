@@ -136,18 +136,21 @@ extension Coordinator {
         }
         // 5. Series and key totals for `chorus sentiment`.
         var wbatch = WriteBatch()
-        var keys: [[String: Any]] = []
+        var totals: [(key: String, total: SentimentBucket)] = []
         for (key, hours) in partial.series {
             var total = SentimentBucket()
             hours.values.forEach { total.merge($0) }
-            keys.append(["key": key, "texts": total.n, "mean_score": Worker.round4(total.meanScore),
-                         "negative_share": Worker.round4(total.negativeShare)])
+            totals.append((key, total))
             let sorted = hours.keys.sorted()
             let obj: [String: Any] = ["key": key, "job": job.id, "hours": sorted.map { Int($0) },
                                       "buckets": sorted.map { SentimentPartial.flat(hours[$0]!) }]
             wbatch.put(Array("sentiment/series/\(key)".utf8), Array(try JSONSerialization.data(withJSONObject: obj)))
         }
-        keys.sort { ($0["texts"] as! Int, $1["key"] as! String) > ($1["texts"] as! Int, $0["key"] as! String) }
+        totals.sort { $0.total.n != $1.total.n ? $0.total.n > $1.total.n : $0.key < $1.key }
+        let keys: [[String: Any]] = totals.map {
+            ["key": $0.key, "texts": $0.total.n, "mean_score": Worker.round4($0.total.meanScore),
+             "negative_share": Worker.round4($0.total.negativeShare)]
+        }
         wbatch.put(Array("sentiment/keys".utf8), Array(try JSONSerialization.data(withJSONObject: keys)))
         try store.write(wbatch, sync: true)
 

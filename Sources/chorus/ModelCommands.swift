@@ -214,8 +214,7 @@ struct ModelCommand: AsyncParsableCommand {
                 if json {
                     let enc = JSONEncoder()
                     enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-                    var obj = try JSONSerialization.jsonObject(with: enc.encode(metrics)) as! [Any]
-                    obj = obj.map { $0 }
+                    let obj = try JSONSerialization.jsonObject(with: enc.encode(metrics)) as? [Any] ?? []
                     printJSON(["model": file.info.name, "version": file.info.version, "metrics": obj, "calibration_error": ece,
                                "texts_per_second_one_thread": rate, "texts": texts.count, "checksum": Double(checksum)])
                 } else {
