@@ -191,14 +191,13 @@ extension Coordinator {
         b.jobID = job.id
         b.sentimentModel = Data(model.bytes)
         b.sentimentJson = String(decoding: try JSONSerialization.data(withJSONObject: ["key": key]), as: UTF8.self)
-        struct Out: Codable { var counts: [String: AnyCodable]; var docs: [SentimentWhyPartial.Example] }
         var matched = 0, negative = 0
         var docs: [SentimentWhyPartial.Example] = []
         _ = try await state.update(job.id) { $0.stage = "themes-collect" }
         try await runStage(job: job, stage: "themes-collect", broadcast: b, tracker: BroadcastTracker()) { r in
-            let o = try JSONDecoder().decode(Out.self, from: Data(r.sentimentPartialJson.utf8))
-            matched += o.counts["matched"]?.int ?? 0
-            negative += o.counts["negative"]?.int ?? 0
+            let o = try JSONDecoder().decode(ThemesPartial.self, from: Data(r.sentimentPartialJson.utf8))
+            matched += o.matched
+            negative += o.negative
             docs += o.docs
         }
         docs.sort { $0.interactionId < $1.interactionId }

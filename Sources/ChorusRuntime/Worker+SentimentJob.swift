@@ -399,7 +399,6 @@ extension Worker {
                 }
             }
         }
-        _ = keywords
         return try partialResult(t, out, read: read)
     }
 
@@ -425,21 +424,16 @@ extension Worker {
             }
         }
         docs.sort { $0.score != $1.score ? $0.score < $1.score : $0.interactionId < $1.interactionId }
-        let partial: [String: AnyCodable] = ["matched": .int(matched), "negative": .int(docs.count)]
-        struct Out: Codable { var counts: [String: AnyCodable]; var docs: [SentimentWhyPartial.Example] }
-        return try partialResult(t, Out(counts: partial, docs: Array(docs.prefix(cap))), read: read)
+        return try partialResult(t, ThemesPartial(matched: matched, negative: docs.count, docs: Array(docs.prefix(cap))), read: read)
     }
 }
 
-/// A tiny JSON number for partial counts.
-enum AnyCodable: Codable, Sendable {
-    case int(Int)
-    init(from d: any Decoder) throws { self = .int(try d.singleValueContainer().decode(Int.self)) }
-    func encode(to e: any Encoder) throws {
-        var c = e.singleValueContainer()
-        switch self { case let .int(v): try c.encode(v) }
-    }
-    var int: Int { if case let .int(v) = self { return v }; return 0 }
+/// What a `themes-collect` task returns: comments matching the key, how many were negative, and the negative ones
+/// kept (at most `max_docs`).
+struct ThemesPartial: Codable, Sendable {
+    var matched: Int
+    var negative: Int
+    var docs: [SentimentWhyPartial.Example]
 }
 
 enum SentimentLabelName {
