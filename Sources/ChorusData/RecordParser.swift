@@ -20,6 +20,8 @@ public struct RecordParser: Sendable {
     public static let maxLineBytes = 1 << 20
     public static let maxIdBytes = 256
     public static let maxTextBytes = 64 << 10
+    /// Largest magnitude of an interaction's `value` (money or stars): larger sums would lose all precision.
+    public static let maxValue = 1e12
 
     enum Field {
         case str(String)
@@ -34,6 +36,7 @@ public struct RecordParser: Sendable {
     public let format: InputFormat
     public let mapping: FieldMapping?
     private var header: [String]?
+    private var firstLine = true
 
     public init(kind: RecordKind, format: InputFormat, mapping: FieldMapping? = nil) {
         self.kind = kind
@@ -45,12 +48,21 @@ public struct RecordParser: Sendable {
     public mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> ParseOutcome {
         var bytes = line
         if let last = bytes.last, last == 0x0D { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
+        if firstLine {
+            firstLine = false
+            if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+                bytes = UnsafeBufferPointer(rebasing: bytes.dropFirst(3))  // a UTF-8 byte order mark
+            }
+        }
         if bytes.count > Self.maxLineBytes {
             return .reject("record too large (\(bytes.count) bytes, limit \(Self.maxLineBytes))")
         }
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return .skip }
+        if let nul = bytes.firstIndex(of: 0) {
+            return .reject("NUL byte at column \(nul + 1) (write text without NUL; in JSON a NUL must be escaped)")
+        }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            return .reject("invalid UTF-8")
+            return .reject("invalid UTF-8 at column \(Self.firstInvalidUTF8(bytes) + 1) (save the file as UTF-8)")
         }
         var fields: [String: Field] = [:]
         switch format {
@@ -80,6 +92,34 @@ public struct RecordParser: Sendable {
         } catch {
             return .reject(error.reason)
         }
+    }
+
+    /// The byte offset of the first byte that does not start or continue a valid UTF-8 sequence.
+    static func firstInvalidUTF8(_ b: UnsafeBufferPointer<UInt8>) -> Int {
+        var i = 0
+        while i < b.count {
+            let c = b[i]
+            let len: Int
+            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+            switch c {
+            case 0x00...0x7F: i += 1; continue
+            case 0xC2...0xDF: len = 2
+            case 0xE0: len = 3; lo = 0xA0
+            case 0xE1...0xEC, 0xEE, 0xEF: len = 3
+            case 0xED: len = 3; hi = 0x9F
+            case 0xF0: len = 4; lo = 0x90
+            case 0xF1...0xF3: len = 4
+            case 0xF4: len = 4; hi = 0x8F
+            default: return i
+            }
+            guard i + len <= b.count else { return i }
+            for k in 1..<len {
+                let x = b[i + k]
+                if k == 1 ? (x < lo || x > hi) : (x < 0x80 || x > 0xBF) { return i }
+            }
+            i += len
+        }
+        return i
     }
 
     public mutating func parse(_ line: String) -> ParseOutcome {
@@ -143,6 +183,9 @@ public struct RecordParser: Sendable {
             guard let ts = try optTime(f, "ts") else { throw Invalid(reason: "missing required field 'ts'") }
             let text = try optString(f, "text", limit: Self.maxTextBytes)
             let value = try optNumber(f, "value") ?? 0
+            if abs(value) > Self.maxValue {
+                throw Invalid(reason: "field 'value' is \(value), outside -1e12...1e12")
+            }
             let given = try optString(f, "interaction_id")
             if given.utf8.count > Self.maxIdBytes || given.utf8.contains(0) {
                 throw Invalid(reason: "field 'interaction_id' is too long or holds a NUL byte")
@@ -216,19 +259,28 @@ public struct RecordParser: Sendable {
     private func optTime(_ f: [String: Field], _ name: String) throws(Invalid) -> Int64? {
         guard let v = f[name] else { return nil }
         switch v {
-        case let .num(d):
-            guard let t = Timestamp.fromNumber(d) else {
-                throw Invalid(reason: "bad timestamp in '\(name)': \(d) (expected unix seconds 2000-2100)")
-            }
-            return t
+        case let .num(d): return try Self.time(number: d, name: name)
         case let .str(s):
-            guard let t = Timestamp.parse(s.trimmingSpaces()) else {
+            let t = s.trimmingSpaces()
+            if let d = Timestamp.numericText(t) { return try Self.time(number: d, name: name) }
+            guard let v = Timestamp.parse(t) else {
                 throw Invalid(reason: "bad timestamp in '\(name)': '\(s.prefix(40))' "
                               + "(expected ISO 8601 like 2025-03-01T14:05:09Z, or unix seconds)")
             }
-            return t
+            return v
         case .null: return nil
         default: throw Invalid(reason: "bad timestamp in '\(name)': got \(Self.typeName(v))")
+        }
+    }
+
+    static func time(number d: Double, name: String) throws(Invalid) -> Int64 {
+        switch Timestamp.checkedNumber(d) {
+        case let .success(t): return t
+        case .failure(.notFinite):
+            throw Invalid(reason: "bad timestamp in '\(name)': \(d) is not a finite number")
+        case .failure(.outOfRange):
+            throw Invalid(reason: "bad timestamp in '\(name)': \(d) is outside \(Timestamp.rangeText) "
+                          + "(unix seconds, or milliseconds when above 10^11)")
         }
     }
 

@@ -1,25 +1,56 @@
-/// Timestamp parsing for ingest: unix seconds (integers above 10^11 are read as milliseconds),
-/// or ISO 8601 / RFC 3339 text such as `2025-03-01T14:05:09Z`, `2025-03-01T14:05:09.250+08:00`
-/// or `2025-03-01 14:05:09` (UTC). Accepted range: 1990-01-01 to 2100-01-01 (MovieLens ratings start in 1995).
+/// Timestamp parsing for ingest: unix seconds, integer or fractional (numbers whose magnitude is above 10^11 are
+/// read as milliseconds; fractions of a second are dropped), or ISO 8601 / RFC 3339 text such as
+/// `2025-03-01T14:05:09Z`, `2025-03-01T14:05:09.250+08:00` or `2025-03-01 14:05:09` (UTC).
+/// Accepted range: 1990-01-01 to 2100-01-01 (MovieLens ratings start in 1995). Every input outside it, however
+/// large, negative or malformed, is answered with `nil` (or a typed reason), never a trap.
 public enum Timestamp {
     public static let minimum: Int64 = 631_152_000     // 1990-01-01T00:00:00Z
     public static let maximum: Int64 = 4_102_444_800   // 2100-01-01T00:00:00Z
+    /// The accepted range as people read it, for reject reasons and docs.
+    public static let rangeText = "1990-01-01 to 2100-01-01"
+
+    /// Why a number is not a timestamp.
+    public enum NumberProblem: Error, Equatable, Sendable {
+        case notFinite
+        case outOfRange
+    }
+
+    /// Unix seconds (or milliseconds above 10^11) as whole seconds, range-checked *before* any integer
+    /// conversion: `Int64(1e30)` would trap.
+    public static func checkedNumber(_ d: Double) -> Result<Int64, NumberProblem> {
+        guard d.isFinite else { return .failure(.notFinite) }
+        let s = abs(d) > 1e11 ? d / 1000 : d
+        guard s >= Double(minimum), s < Double(maximum) + 1 else { return .failure(.outOfRange) }
+        return .success(Int64(s.rounded(.down)))   // in range: cannot trap
+    }
 
     public static func fromNumber(_ d: Double) -> Int64? {
-        guard d.isFinite, d == d.rounded(.towardZero) || d > 1e11 else { return nil }
-        var s = d
-        if s > 1e11 { s /= 1000 }
-        let v = Int64(s.rounded(.down))
-        return (minimum...maximum).contains(v) ? v : nil
+        if case let .success(v) = checkedNumber(d) { return v }
+        return nil
+    }
+
+    /// A number written as text: digits with an optional sign, fraction and exponent (`1756735509`,
+    /// `1756735509.5`, `1.7567e9`). Hex floats, `nan` and `inf` are not numbers here.
+    public static func numericText(_ text: String) -> Double? {
+        let u = text.utf8
+        guard let f = u.first, f == UInt8(ascii: "-") || f == UInt8(ascii: "+") || (f >= 0x30 && f <= 0x39)
+                || f == UInt8(ascii: ".") else { return nil }
+        guard u.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e")
+                || $0 == UInt8(ascii: "E") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }) else { return nil }
+        // "2025-03-01" is a date, not a subtraction: a sign may only lead or follow an exponent marker.
+        var prev: UInt8 = 0
+        for (i, c) in u.enumerated() {
+            if (c == UInt8(ascii: "-") || c == UInt8(ascii: "+")) && i > 0 && prev != UInt8(ascii: "e")
+                && prev != UInt8(ascii: "E") { return nil }
+            prev = c
+        }
+        return Double(text)
     }
 
     public static func parse(_ text: String) -> Int64? {
         let u = Array(text.utf8)
         if u.isEmpty { return nil }
-        if u.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-            guard u.count <= 15, let v = Double(text) else { return nil }
-            return fromNumber(v)
-        }
+        if let v = numericText(text) { return fromNumber(v) }
         // YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±HH:MM|±HHMM]
         func num(_ from: Int, _ len: Int) -> Int? {
             guard from + len <= u.count else { return nil }

@@ -41,3 +41,25 @@ public struct Placement: Sendable, Equatable {
         UInt32(StableHash.fnv1a64(id) % UInt64(partitionCount))
     }
 }
+
+extension StableHash {
+    /// SplitMix64's finalizer (Steele, Lea and Flood 2014): a bijection on 64 bits in which every input bit
+    /// flips each output bit with probability about 1/2. FNV-1a alone barely moves its top bits when only the
+    /// last input byte changes (seeds 42 and 43 gave the same ALS hold-out split), so every hash whose bits are
+    /// used as a random number goes through this.
+    @inlinable
+    public static func avalanche(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// FNV-1a 64 of the UTF-8 bytes, finished by `avalanche`: for sampling, splits and hash tables, never for
+    /// placement (placement stays plain FNV-1a 64 mod P forever).
+    @inlinable
+    public static func mixed64(_ string: String) -> UInt64 { avalanche(fnv1a64(string)) }
+
+    @inlinable
+    public static func mixed64<S: Sequence>(_ bytes: S) -> UInt64 where S.Element == UInt8 { avalanche(fnv1a64(bytes)) }
+}

@@ -3,11 +3,19 @@ import Foundation
 import Glibc
 
 /// Reads a file line by line in 4 MiB chunks (blocking I/O: call it from a dedicated thread).
-/// Lines longer than `maxLineBytes` are not buffered whole: the reader reports their length and skips them.
+///
+/// - Line endings: LF, CRLF and a lone CR (old Mac exports) all end a line; a CRLF split across two chunks is
+///   still one line ending.
+/// - A UTF-8 byte order mark at the start of the file is dropped, so the first record (or a CSV header's first
+///   column) reads as written.
+/// - Lines longer than `maxLineBytes` are not buffered whole: the reader reports their length and their first
+///   `tooLongPrefixBytes` bytes (for the rejects file) and skips the rest.
 enum LineReader {
+    static let tooLongPrefixBytes = 2000
+
     enum Line {
         case text(UnsafeBufferPointer<UInt8>)
-        case tooLong(Int)
+        case tooLong(Int, prefix: [UInt8])
     }
 
     static func forEachLine(path: String, maxLineBytes: Int,
@@ -20,9 +28,32 @@ enum LineReader {
         let chunkSize = 4 << 20
         var chunk = [UInt8](repeating: 0, count: chunkSize)
         var carry: [UInt8] = []
-        var skipping = 0  // > 0: inside an oversized line, bytes seen so far
+        var skipping = 0          // > 0: inside an oversized line, bytes seen so far
+        var skippedPrefix: [UInt8] = []
         var lineNo = 0
         var total = 0
+        var afterCR = false       // the previous chunk ended in CR: a leading LF belongs to that line ending
+        var atFileStart = true
+
+        func emit(_ segment: UnsafeBufferPointer<UInt8>) throws {
+            lineNo += 1
+            if skipping > 0 {
+                try body(lineNo, .tooLong(skipping + segment.count, prefix: skippedPrefix), total)
+                skipping = 0
+                skippedPrefix = []
+            } else if carry.isEmpty {
+                try body(lineNo, .text(segment), total)
+            } else {
+                carry.append(contentsOf: segment)
+                if carry.count > maxLineBytes {
+                    try body(lineNo, .tooLong(carry.count, prefix: Array(carry.prefix(tooLongPrefixBytes))), total)
+                } else {
+                    try carry.withUnsafeBufferPointer { try body(lineNo, .text($0), total) }
+                }
+                carry.removeAll(keepingCapacity: true)
+            }
+        }
+
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, chunkSize) }
             if n < 0 {
@@ -34,49 +65,47 @@ enum LineReader {
             try chunk.withUnsafeBufferPointer { all in
                 let buf = UnsafeBufferPointer(rebasing: all[0..<n])
                 var start = 0
+                if atFileStart {
+                    atFileStart = false
+                    if n >= 3, buf[0] == 0xEF, buf[1] == 0xBB, buf[2] == 0xBF { start = 3 }
+                }
+                if afterCR {
+                    afterCR = false
+                    if start < n, buf[start] == 0x0A { start += 1 }
+                }
                 while start < n {
-                    guard let nl = buf[start...].firstIndex(of: 0x0A) else {
-                        // No newline in the rest of this chunk.
+                    var end = start
+                    while end < n, buf[end] != 0x0A, buf[end] != 0x0D { end += 1 }
+                    guard end < n else {
+                        // No line ending in the rest of this chunk.
                         if skipping > 0 {
                             skipping += n - start
                         } else {
                             carry.append(contentsOf: buf[start..<n])
                             if carry.count > maxLineBytes {
                                 skipping = carry.count
+                                skippedPrefix = Array(carry.prefix(tooLongPrefixBytes))
                                 carry.removeAll()
                             }
                         }
                         return
                     }
-                    lineNo += 1
-                    if skipping > 0 {
-                        try body(lineNo, .tooLong(skipping + nl - start), total)
-                        skipping = 0
-                    } else if carry.isEmpty {
-                        try body(lineNo, .text(UnsafeBufferPointer(rebasing: buf[start..<nl])), total)
-                    } else {
-                        carry.append(contentsOf: buf[start..<nl])
-                        if carry.count > maxLineBytes {
-                            try body(lineNo, .tooLong(carry.count), total)
+                    try emit(UnsafeBufferPointer(rebasing: buf[start..<end]))
+                    if buf[end] == 0x0D {
+                        if end + 1 < n {
+                            start = buf[end + 1] == 0x0A ? end + 2 : end + 1
                         } else {
-                            try carry.withUnsafeBufferPointer { try body(lineNo, .text($0), total) }
+                            afterCR = true
+                            start = n
                         }
-                        carry.removeAll(keepingCapacity: true)
+                    } else {
+                        start = end + 1
                     }
-                    start = nl + 1
                 }
             }
         }
-        if skipping > 0 {
-            lineNo += 1
-            try body(lineNo, .tooLong(skipping), total)
-        } else if !carry.isEmpty {
-            lineNo += 1
-            if carry.count > maxLineBytes {
-                try body(lineNo, .tooLong(carry.count), total)
-            } else {
-                try carry.withUnsafeBufferPointer { try body(lineNo, .text($0), total) }
-            }
+        if skipping > 0 || !carry.isEmpty {
+            try emit(UnsafeBufferPointer(start: nil, count: 0))
         }
     }
 }
