@@ -18,11 +18,49 @@ public struct IngestOptions: Sendable {
     public var maxInFlight = 8
     /// How long one batch keeps being retried through failovers and moves before the ingest gives up.
     public var retryWindow: Duration = .seconds(60)
+    /// Above this many rejects the run fails (exit 65) after storing the valid records.
+    public var maxRejects: RejectLimit = .defaultLimit
 
     public init(paths: [String], kind: RecordKind? = nil, mapping: MappingConfig? = nil, profile: String? = nil,
                 rejectsPath: String) {
         self.paths = paths; self.kind = kind; self.mapping = mapping; self.profile = profile
         self.rejectsPath = rejectsPath
+    }
+}
+
+/// How many rejected records a run tolerates: a count (`100`) or a share of the records read (`10%`).
+public enum RejectLimit: Sendable, Equatable, CustomStringConvertible {
+    case count(Int)
+    case percent(Double)
+
+    /// The documented default: a run fails when more than 10% of its records are rejected.
+    public static let defaultLimit = RejectLimit.percent(10)
+
+    /// Parses `N` or `P%` (0 ≤ P ≤ 100).
+    public init?(_ text: String) {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if t.hasSuffix("%") {
+            guard let p = Double(t.dropLast()), p.isFinite, p >= 0, p <= 100 else { return nil }
+            self = .percent(p)
+        } else {
+            guard let n = Int(t), n >= 0 else { return nil }
+            self = .count(n)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .count(n): return "\(n)"
+        case let .percent(p): return p == p.rounded() && abs(p) < 1e6 ? "\(Int(p))%" : "\(p)%"
+        }
+    }
+
+    /// Whether `rejected` of `read` records is beyond the limit.
+    public func exceeded(rejected: Int, read: Int) -> Bool {
+        switch self {
+        case let .count(n): return rejected > n
+        case let .percent(p): return read > 0 && Double(rejected) * 100 > p * Double(read)
+        }
     }
 }
 
@@ -33,22 +71,42 @@ public struct IngestFileReport: Codable, Sendable {
     public var format: String
     public var read: Int
     public var rejected: Int
+    /// Earlier versions of a record that a later line of the same run replaces (counted in `duplicates`).
+    public var superseded = 0
 }
 
 /// The final count. It always reconciles: read = stored + duplicates + rejected.
 public struct IngestReport: Codable, Sendable {
     public var read: Int
     public var stored: Int
+    /// Records already stored with the same contents, plus `superseded` ones.
     public var duplicates: Int
+    /// Records whose id (user, content, interaction, follow pair) comes again later in the same run with other
+    /// contents: the last version in the run is the one stored, the earlier ones count here and in `duplicates`.
+    public var superseded: Int
     public var rejected: Int
     public var files: [IngestFileReport]
     public var rejectsFile: String?
+    /// This run's id, also written on each of its lines in the rejects file.
+    public var run: String
+    /// Things to look at that did not stop the run: empty files, files of a directory that were not read.
+    public var warnings: [String]
     public var seconds: Double
     public var recordsPerSecond: Double
 
     enum CodingKeys: String, CodingKey {
-        case read, stored, duplicates, rejected, files, rejectsFile = "rejects_file", seconds
-        case recordsPerSecond = "records_per_second"
+        case read, stored, duplicates, superseded, rejected, files, rejectsFile = "rejects_file", run, warnings
+        case seconds, recordsPerSecond = "records_per_second"
+    }
+
+    /// The error for a run beyond its reject limit (exit 65), or nil.
+    public func rejectLimitError(_ limit: RejectLimit) -> ChorusError? {
+        guard limit.exceeded(rejected: rejected, read: read) else { return nil }
+        let pct = read > 0 ? String(format: "%.1f", Double(rejected) * 100 / Double(read)) : "0"
+        return ChorusError(.invalidInput, "\(rejected) of \(read) records were rejected (\(pct)%), more than "
+                           + "--max-rejects \(limit); the \(stored + duplicates) valid records were stored",
+                           hint: "see the reasons in \(rejectsFile ?? "the rejects file"); fix the input or the "
+                           + "--mapping and run the same ingest again (it is idempotent), or raise --max-rejects")
     }
 }
 
@@ -60,6 +118,10 @@ public struct IngestProgress: Sendable {
     public var bytesRead: Int
     public var bytesTotal: Int
     public var seconds: Double
+    /// What the run is doing: reading the files once to find records that a later line replaces, or loading.
+    public var phase: Phase = .loading
+
+    public enum Phase: String, Sendable { case scanning, loading }
 }
 
 /// Reads, validates and routes input files; sends batched writes straight to partition owners.
@@ -71,7 +133,10 @@ public final class Ingestor: Sendable {
     let options: IngestOptions
 
     final class Shared: Sendable {
-        struct Counts { var read = 0, rejected = 0, acknowledged = 0, stored = 0, duplicates = 0, bytes = 0 }
+        struct Counts {
+            var read = 0, rejected = 0, acknowledged = 0, stored = 0, duplicates = 0, superseded = 0, bytes = 0
+            var scanning = false
+        }
         let counts = Mutex(Counts())
         let inFlight: DispatchSemaphore
         let failure = Mutex<(any Error)?>(nil)
@@ -89,8 +154,12 @@ public final class Ingestor: Sendable {
         self.options = options
     }
 
-    /// Describes how each file will be read; throws a usage error before anything is ingested.
-    func plan() throws -> [(path: String, kind: RecordKind, format: InputFormat, mapping: FieldMapping?)] {
+    typealias PlannedFile = (path: String, kind: RecordKind, format: InputFormat, mapping: FieldMapping?)
+
+    /// Describes how each file will be read; throws a usage error before anything is ingested. A directory
+    /// stands for its regular files (not recursive, hidden files left out, by name); a file in it whose record
+    /// kind cannot be told is left out with a warning.
+    func plan(warnings: inout [String]) throws -> [PlannedFile] {
         if options.paths.isEmpty { throw ChorusError(.usage, "no input files given") }
         var named: FieldMapping?
         if let p = options.profile {
@@ -99,26 +168,62 @@ public final class Ingestor: Sendable {
             }
             named = m
         }
-        return try options.paths.map { path in
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
-                throw ChorusError(.notFound, "input file not found: \(path)")
-            }
+        let fm = FileManager.default
+        func kindOf(_ path: String) -> (RecordKind, FieldMapping?)? {
             let base = (path as NSString).lastPathComponent
             let mapping = named ?? options.mapping?.profile(forFile: base)
-            guard let kind = options.kind ?? mapping?.kind ?? RecordKind.infer(fromFileName: base) else {
-                throw ChorusError(.usage, "cannot tell the record kind of \(path)",
-                                  hint: "name it users*, content*, interactions* or follows*, or pass --kind")
-            }
-            let lower = base.lowercased()
-            let format: InputFormat = lower.hasSuffix(".csv") ? .csv : .jsonl
+            guard let kind = options.kind ?? mapping?.kind ?? RecordKind.infer(fromFileName: base) else { return nil }
+            return (kind, mapping)
+        }
+        func planned(_ path: String, _ kind: RecordKind, _ mapping: FieldMapping?) -> PlannedFile {
+            let format: InputFormat = path.lowercased().hasSuffix(".csv") ? .csv : .jsonl
             return (path, kind, format, mapping)
         }
+        var out: [PlannedFile] = []
+        for path in options.paths {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+                throw ChorusError(.notFound, "input file not found: \(path)")
+            }
+            guard isDir.boolValue else {
+                guard let (kind, mapping) = kindOf(path) else {
+                    throw ChorusError(.usage, "cannot tell the record kind of \(path)",
+                                      hint: "name it users*, content*, interactions* or follows*, or pass --kind")
+                }
+                out.append(planned(path, kind, mapping))
+                continue
+            }
+            let names: [String]
+            do { names = try fm.contentsOfDirectory(atPath: path).sorted() } catch {
+                throw ChorusError(.storage, "cannot list the directory \(path): \(error.localizedDescription)")
+            }
+            var taken = 0
+            for name in names where !name.hasPrefix(".") {
+                let full = (path as NSString).appendingPathComponent(name)
+                var sub: ObjCBool = false
+                guard fm.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue else { continue }
+                guard let (kind, mapping) = kindOf(full) else {
+                    warnings.append("\(full): not read (its name does not say users*, content*, interactions* or "
+                                    + "follows*; name it so, or ingest it alone with --kind)")
+                    continue
+                }
+                out.append(planned(full, kind, mapping))
+                taken += 1
+            }
+            if taken == 0 {
+                throw ChorusError(.usage, "the directory \(path) has no input files",
+                                  hint: "it should hold files named users*, content*, interactions* or follows* "
+                                  + "(.jsonl or .csv); or pass the files themselves")
+            }
+        }
+        return out
     }
 
     public func run(progress: (@Sendable (IngestProgress) -> Void)? = nil) async throws -> IngestReport {
-        let files = try plan()
+        var warnings: [String] = []
+        let files = try plan(warnings: &warnings)
         let start = ContinuousClock.now
+        let runId = RejectsWriter.newRunId()
         let map = try await client.partitionMap()
         if map.assignments.contains(where: { $0.owner.isEmpty }) {
             throw ChorusError(.unavailable, "the cluster has partitions without an owner", hint: "start at least one worker")
@@ -127,7 +232,7 @@ public final class Ingestor: Sendable {
         let totalBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         let (stream, cont) = AsyncStream.makeStream(of: Outbound.self)
         let reports = Locked<[IngestFileReport]>([])
-        let rejects = try RejectsWriter(path: options.rejectsPath)
+        let rejects = RejectsWriter(path: options.rejectsPath, run: runId, paths: files.map(\.path))
         let producerMap = map
         let options = self.options
         startDedicatedThread(name: "ingest-reader") {
@@ -146,7 +251,8 @@ public final class Ingestor: Sendable {
                 let c = shared.counts.withLock { $0 }
                 progress(IngestProgress(read: c.read, acknowledged: c.acknowledged, rejected: c.rejected,
                                         bytesRead: c.bytes, bytesTotal: totalBytes,
-                                        seconds: (ContinuousClock.now - start).seconds))
+                                        seconds: (ContinuousClock.now - start).seconds,
+                                        phase: c.scanning ? .scanning : .loading))
             }
         }
         defer { ticker.cancel() }
@@ -168,7 +274,7 @@ public final class Ingestor: Sendable {
                 }
             }
         }
-                try rejects.close()
+        try rejects.close()
         if let f = shared.failure.withLock({ $0 }) {
             let c = shared.counts.withLock { $0 }
             let e = (f as? ChorusError) ?? ChorusError(.internal, "\(f)")
@@ -178,8 +284,14 @@ public final class Ingestor: Sendable {
         }
         let c = shared.counts.withLock { $0 }
         let secs = (ContinuousClock.now - start).seconds
-        let report = IngestReport(read: c.read, stored: c.stored, duplicates: c.duplicates, rejected: c.rejected,
-                                  files: reports.withLock { $0 }, rejectsFile: c.rejected > 0 ? options.rejectsPath : nil,
+        let fileReports = reports.withLock { $0 }
+        for f in fileReports where f.read == 0 {
+            warnings.append("\(f.path): no records (the file is empty, or holds only blank lines or a CSV header)")
+        }
+        let report = IngestReport(read: c.read, stored: c.stored, duplicates: c.duplicates + c.superseded,
+                                  superseded: c.superseded, rejected: c.rejected,
+                                  files: fileReports, rejectsFile: c.rejected > 0 ? options.rejectsPath : nil,
+                                  run: runId, warnings: warnings,
                                   seconds: secs, recordsPerSecond: secs > 0 ? Double(c.read) / secs : 0)
         if report.read != report.stored + report.duplicates + report.rejected {
             throw ChorusError(.internal, "ingest counts do not reconcile: read \(report.read) != stored \(report.stored) "
@@ -246,9 +358,63 @@ public final class Ingestor: Sendable {
         return total
     }
 
-    static func produce(files: [(path: String, kind: RecordKind, format: InputFormat, mapping: FieldMapping?)],
-                        map: Chorus_V1_PartitionMap, options: IngestOptions, shared: Shared, rejects: RejectsWriter,
-                        reports: Locked<[IngestFileReport]>, out: AsyncStream<Outbound>.Continuation) throws {
+    /// The identity of a record in the store: the key of its counted copy (see `Wire.puts`). Two records with the
+    /// same identity in one run are two versions of one record.
+    static func identity(_ r: Record) -> String {
+        switch r {
+        case let .user(u): return "u\u{0}" + u.id
+        case let .content(c): return "c\u{0}" + c.id
+        case let .interaction(i): return "i\u{0}" + i.userId + "\u{0}" + i.id
+        case let .follow(f): return "f\u{0}" + f.followerId + "\u{0}" + f.followeeId
+        }
+    }
+
+    /// A record's position in the run: file index and line number.
+    static func position(file: Int, line: Int) -> Int { file << 40 | line }
+
+    /// Parses every file once without sending anything, to find the records that a later line of the same run
+    /// replaces ("last one wins"). Memory: 8 bytes per record for the identity hashes, then one entry per
+    /// repeated identity. The hashes only select candidates; the identities themselves are compared, so a hash
+    /// collision can never drop a record.
+    static func lastVersions(of files: [PlannedFile], shared: Shared) throws -> [String: Int] {
+        func each(_ body: (String, UInt64, Int) -> Void) throws {
+            for (fi, file) in files.enumerated() {
+                var parser = RecordParser(kind: file.kind, format: file.format, mapping: file.mapping)
+                try LineReader.forEachLine(path: file.path, maxLineBytes: RecordParser.maxLineBytes) { lineNo, line, _ in
+                    if shared.failure.withLock({ $0 != nil }) { throw CancellationError() }
+                    guard case let .text(buf) = line, case let .record(rec) = parser.parse(buf) else { return }
+                    let id = identity(rec)
+                    body(id, StableHash.mixed64(id), position(file: fi, line: lineNo))
+                }
+            }
+        }
+        var hashes: [UInt64] = []
+        try each { _, h, _ in hashes.append(h) }
+        hashes.sort()
+        var repeated = Set<UInt64>()
+        var i = 1
+        while i < hashes.count {
+            if hashes[i] == hashes[i - 1] { repeated.insert(hashes[i]) }
+            i += 1
+        }
+        hashes = []
+        guard !repeated.isEmpty else { return [:] }
+        var last: [String: Int] = [:]
+        var seen: [String: Int] = [:]
+        try each { id, h, pos in
+            guard repeated.contains(h) else { return }
+            last[id] = pos
+            seen[id, default: 0] += 1
+        }
+        return last.filter { seen[$0.key, default: 0] > 1 }
+    }
+
+    static func produce(files: [PlannedFile], map: Chorus_V1_PartitionMap, options: IngestOptions, shared: Shared,
+                        rejects: RejectsWriter, reports: Locked<[IngestFileReport]>,
+                        out: AsyncStream<Outbound>.Continuation) throws {
+        shared.counts.withLock { $0.scanning = true }
+        let lastVersion = try lastVersions(of: files, shared: shared)
+        shared.counts.withLock { $0.scanning = false }
         let placement = Placement(partitionCount: map.partitionCount)
         let owners = map.assignments.map(\.owner)
         var pending: [String: (puts: [Chorus_V1_Put], counted: Int)] = [:]
@@ -259,7 +425,7 @@ public final class Ingestor: Sendable {
             out.yield(Outbound(node: node, puts: p.puts, counted: p.counted))
             pending[node] = ([], 0)
         }
-        for file in files {
+        for (fi, file) in files.enumerated() {
             var parser = RecordParser(kind: file.kind, format: file.format, mapping: file.mapping)
             var fr = IngestFileReport(path: file.path, kind: file.kind.rawValue, format: file.format.rawValue,
                                       read: 0, rejected: 0)
@@ -268,11 +434,13 @@ public final class Ingestor: Sendable {
                 if shared.failure.withLock({ $0 != nil }) { throw CancellationError() }
                 let outcome: ParseOutcome
                 var raw: UnsafeBufferPointer<UInt8>?
+                var shownPrefix: [UInt8] = []
                 switch line {
                 case let .text(buf):
                     raw = buf
                     outcome = parser.parse(buf)
-                case let .tooLong(n):
+                case let .tooLong(n, prefix):
+                    shownPrefix = prefix
                     outcome = .reject("record too large (\(n) bytes, limit \(RecordParser.maxLineBytes))")
                 }
                 if bytes != lastBytes {
@@ -286,9 +454,21 @@ public final class Ingestor: Sendable {
                     fr.read += 1
                     fr.rejected += 1
                     shared.counts.withLock { $0.read += 1; $0.rejected += 1 }
-                    try rejects.write(file: file.path, line: lineNo, reason: reason, raw: raw)
+                    if raw != nil {
+                        try rejects.write(file: file.path, line: lineNo, reason: reason, raw: raw)
+                    } else {
+                        try shownPrefix.withUnsafeBufferPointer {
+                            try rejects.write(file: file.path, line: lineNo, reason: reason, raw: $0)
+                        }
+                    }
                 case let .record(rec):
                     fr.read += 1
+                    if !lastVersion.isEmpty, let last = lastVersion[identity(rec)],
+                       last != position(file: fi, line: lineNo) {
+                        fr.superseded += 1
+                        shared.counts.withLock { $0.read += 1; $0.superseded += 1 }
+                        return
+                    }
                     shared.counts.withLock { $0.read += 1 }
                     for put in try Wire.puts(for: rec, placement: placement) {
                         let node = owners[Int(put.partition)]
@@ -305,24 +485,44 @@ public final class Ingestor: Sendable {
     }
 }
 
-/// Appends rejected records to a JSONL file: {"file", "line", "reason", "record"}. Created only when needed.
+/// Appends rejected records to a JSONL file, created only when a run has a reject. Each run that rejects something
+/// first appends a header line `{"run", "started", "files"}`; each reject line is
+/// `{"run", "file", "line", "reason", "record"}` (`record`: the first 2000 bytes of the line as read).
+/// Earlier runs' lines stay: tell them apart by `run`.
 final class RejectsWriter: @unchecked Sendable {
     // SAFETY: used only by the single ingest reader thread, then closed by the caller after that thread finished.
     let path: String
+    let run: String
+    let paths: [String]
     private var handle: FileHandle?
     private var buffer: [UInt8] = []
 
-    init(path: String) throws { self.path = path }
+    init(path: String, run: String, paths: [String]) {
+        self.path = path; self.run = run; self.paths = paths
+    }
+
+    /// A run id: the start time (UTC, to the millisecond) and the process id.
+    static func newRunId() -> String {
+        let ms = Int64(Date().timeIntervalSince1970 * 1000)
+        let frac = ms % 1000
+        return Timestamp.iso(ms / 1000).dropLast() + "." + String(1000 + frac).dropFirst() + "Z-\(getpid())"
+    }
 
     func write(file: String, line: Int, reason: String, raw: UnsafeBufferPointer<UInt8>?) throws {
         if handle == nil {
-            guard FileManager.default.createFile(atPath: path, contents: nil),
-                  let h = FileHandle(forWritingAtPath: path) else {
+            let fm = FileManager.default
+            if !fm.fileExists(atPath: path) { _ = fm.createFile(atPath: path, contents: nil) }
+            guard let h = FileHandle(forWritingAtPath: path) else {
                 throw ChorusError(.storage, "cannot write the rejects file \(path)", hint: "pass a writable --rejects path")
             }
+            _ = try? h.seekToEnd()
             handle = h
+            let header = "{\"run\":" + JSONText.quote(run) + ",\"started\":" + JSONText.quote(run.prefix(24).description)
+                + ",\"files\":[" + paths.map(JSONText.quote).joined(separator: ",") + "]}\n"
+            buffer.append(contentsOf: header.utf8)
         }
-        var text = "{\"file\":" + JSONText.quote(file) + ",\"line\":\(line),\"reason\":" + JSONText.quote(reason)
+        var text = "{\"run\":" + JSONText.quote(run) + ",\"file\":" + JSONText.quote(file) + ",\"line\":\(line),\"reason\":"
+            + JSONText.quote(reason)
         if let raw {
             let shown = String(decoding: raw.prefix(2000), as: UTF8.self)
             text += ",\"record\":" + JSONText.quote(shown)

@@ -92,7 +92,9 @@ struct Ingest: AsyncParsableCommand {
         profile, or --kind. Malformed records are written to --rejects with file, line and reason, and
         counted; they never stop the rest of the file. Re-running the same ingest changes nothing and
         counts every record as a duplicate. The final count always reconciles:
-        read = stored + duplicates + rejected. Schema: docs/data-format.md.
+        read = stored + duplicates + rejected. When one run holds two versions of a record (the same id),
+        the last one wins and the earlier ones count as superseded duplicates. A directory stands for the
+        files in it. More rejects than --max-rejects (default 10%) exit 65. Schema: docs/data-format.md.
 
         Example: chorus ingest data/users.jsonl data/interactions.jsonl --json
         """)
@@ -107,6 +109,10 @@ struct Ingest: AsyncParsableCommand {
     var profile: String?
     @Option(help: ArgumentHelp("Where rejected records go (JSONL).", valueName: "FILE"))
     var rejects = "chorus-rejects.jsonl"
+    @Option(help: ArgumentHelp("Fail (exit 65) when more records than this are rejected: a count, or a share of "
+                               + "the records read such as 10%. The valid records are stored either way.",
+                               valueName: "N|P%"))
+    var maxRejects = RejectLimit.defaultLimit.description
     @Option(help: "Records per write batch.") var batchSize = 4000
     @Option(help: "Write batches in flight at once (more hides round trips, but 8 is the fastest on 2 cores).") var inFlight = 8
     @Flag(inversion: .prefixedNo, help: "Show live progress on stderr (default: when stderr is a terminal).")
@@ -118,6 +124,10 @@ struct Ingest: AsyncParsableCommand {
         }
         if batchSize < 1 || batchSize > 100_000 { throw ValidationError("--batch-size must be 1...100000") }
         if inFlight < 1 || inFlight > 256 { throw ValidationError("--in-flight must be 1...256") }
+        if RejectLimit(maxRejects) == nil {
+            throw ValidationError("--max-rejects must be a count (0 or more) or a percentage 0%...100%, "
+                                  + "got '\(maxRejects)'")
+        }
     }
 
     func run() async throws {
@@ -136,6 +146,7 @@ struct Ingest: AsyncParsableCommand {
                                      mapping: mappingConfig, profile: profile, rejectsPath: rejects)
             opts.batchSize = batchSize
             opts.maxInFlight = inFlight
+            opts.maxRejects = RejectLimit(maxRejects) ?? .defaultLimit
             let showProgress = progress ?? (isatty(2) != 0)
             let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? printIngestProgress : nil)
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -145,8 +156,16 @@ struct Ingest: AsyncParsableCommand {
                 print("read \(report.read): stored \(report.stored), duplicates \(report.duplicates), "
                       + "rejected \(report.rejected) in \(String(format: "%.1f", report.seconds)) s "
                       + "(\(Int(report.recordsPerSecond)) records/s)")
-                if let r = report.rejectsFile { print("rejected records with file, line and reason: \(r)") }
+                if report.superseded > 0 {
+                    print("\(report.superseded) records were replaced by a later version in the same run "
+                          + "(the last one wins; counted in duplicates)")
+                }
+                if let r = report.rejectsFile {
+                    print("rejected records with file, line and reason: \(r) (lines of run \(report.run))")
+                }
             }
+            for w in report.warnings { eprint("warning: \(w)") }
+            if let e = report.rejectLimitError(opts.maxRejects) { throw e }
         }
     }
 }

@@ -127,10 +127,15 @@ func nonBlankLines(_ path: String) throws -> Int {
         #expect(j1["duplicates"] as? Int == planted.duplicates)
         #expect(j1["stored"] as? Int == expectedRead - planted.rejects.count - planted.duplicates)
         // Every planted reject is in the rejects file with its file, line and a reason; nothing else is.
-        let rejectLines = try String(contentsOfFile: rejectsPath, encoding: .utf8).split(separator: "\n")
+        // The file starts with the run's header line; every other line is one reject of that run.
+        let allLines = try String(contentsOfFile: rejectsPath, encoding: .utf8).split(separator: "\n")
+        let header = try JSONSerialization.jsonObject(with: Data((allLines.first ?? "").utf8)) as? [String: Any] ?? [:]
+        #expect(header["run"] as? String == j1["run"] as? String && header["files"] != nil)
+        let rejectLines = allLines.dropFirst()
         var got = Set<String>()
         for l in rejectLines {
             let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any] ?? [:]
+            #expect(o["run"] as? String == j1["run"] as? String)
             let file = ((o["file"] as? String ?? "") as NSString).lastPathComponent
             got.insert("\(file):\(o["line"] as? Int ?? -1)")
             #expect(!(o["reason"] as? String ?? "").isEmpty)
