@@ -2,8 +2,8 @@
 """ALS peers for bench/als.sh: Spark MLlib ALS (local mode, all cores) and the `implicit` library, on exactly the
 hold-out split Chorus uses, with the same rank and iteration count. Prints one JSON object per line.
 
-The split: Chorus holds out an interaction when FNV-1a 64 of (interaction id, NUL, seed) falls below the hold-out
-fraction (ALSJobConfig.isHeldOut); MovieLens interaction ids are derived by the ingest parser from the record's
+The split: Chorus holds out an interaction when FNV-1a 64 of (interaction id, NUL, seed), finished by SplitMix64's
+avalanche step (StableHash.mixed64), falls below the hold-out fraction (ALSJobConfig.isHeldOut); MovieLens interaction ids are derived by the ingest parser from the record's
 fields (RecordParser.derivedInteractionId). Both are re-implemented here, and the script prints its held-out count
 so it can be checked against the Chorus job's `held_out`.
 
@@ -31,8 +31,14 @@ def derived_id(user, item, ts, channel="movielens", kind="rating", text=""):
     return "i-%016x" % fnv1a64(canon.encode())
 
 
+def avalanche(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
 def held_out(iid, seed, frac):
-    h = fnv1a64(iid.encode() + b"\x00" + str(seed).encode())
+    h = avalanche(fnv1a64(iid.encode() + b"\x00" + str(seed).encode()))
     return (h >> 11) * 2.0 ** -53 < frac
 
 

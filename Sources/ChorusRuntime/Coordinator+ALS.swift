@@ -141,7 +141,10 @@ extension Coordinator {
         itemIds.sort()
         guard !userIds.isEmpty, !itemIds.isEmpty else {
             throw JobFailure(message: "no interactions to factorize in \(config.als.mode.rawValue) mode"
-                             + (config.als.mode == .explicit ? " (explicit mode needs interactions with a value, e.g. type rating)" : ""))
+                             + (config.als.mode == .explicit
+                                ? ": explicit mode reads only interactions of type rating with a value (stars), and "
+                                  + "there are none; use mode=implicit for views, likes, comments, clicks and conversions"
+                                : ""))
         }
         let userIndex = Dictionary(uniqueKeysWithValues: userIds.enumerated().map { ($1, $0) })
         let itemIndex = Dictionary(uniqueKeysWithValues: itemIds.enumerated().map { ($1, $0) })

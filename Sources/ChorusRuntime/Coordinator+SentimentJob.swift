@@ -40,6 +40,17 @@ extension Coordinator {
         return (bytes, name, version)
     }
 
+    /// At submit: the model a sentiment or themes job names must exist (exit 66 now, not a failed job later).
+    func checkModelExists(_ params: [String: String]) throws {
+        let name = params["model"] ?? SentimentModelFile.defaultName
+        let requested = Int(params["model_version"] ?? "") ?? 0
+        let version = requested > 0 ? requested : try latestModelVersion(name)
+        guard let version, try store.get(ModelKeys.key(name, version)) != nil else {
+            throw ChorusError(.notFound, "no model '\(name)'\(requested > 0 ? " version \(requested)" : "")",
+                              hint: "see `chorus model list`, or train one with `chorus model train sentiment`")
+        }
+    }
+
     /// A new formatter each time (ISO8601DateFormatter is not Sendable); called a few times per job.
     static var iso: ISO8601DateFormatter { ISO8601DateFormatter() }
 

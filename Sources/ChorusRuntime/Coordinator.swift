@@ -215,6 +215,7 @@ public final class Coordinator: Sendable {
         case .clusterStatus: return .clusterStatus(await state.status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
+            if s.kind == JobKinds.sentiment || s.kind == JobKinds.themes { try checkModelExists(s.params) }
             let job = try await state.createJob(kind: s.kind, params: s.params)
             logger.info("job submitted", metadata: ["job-id": "\(job.id)", "kind": "\(job.kind)"])
             Task { await self.runJob(job.id) }

@@ -550,11 +550,10 @@ actor CoordinatorState {
 
     // MARK: jobs
 
-    func createJob(kind: String, params: [String: String]) throws -> Chorus_V1_JobInfo {
-        guard JobKinds.all.contains(kind) else {
-            throw ChorusError(.usage, "unknown job kind '\(kind)'", hint: "known kinds: \(JobKinds.all.joined(separator: ", "))")
-        }
-        if kind == JobKinds.als { _ = try ALSJobConfig(params: params) }  // bad parameters fail the submit
+    func createJob(kind: String, params given: [String: String]) throws -> Chorus_V1_JobInfo {
+        // Unknown kinds, unknown keys and bad values fail the submit (exit 64), before anything is stored.
+        let params = try JobParameters.validate(kind: kind, params: given)
+        if kind == JobKinds.als { _ = try ALSJobConfig(params: params) }
         jobSeq += 1
         try store.put(Array("meta/job_seq".utf8), Array(String(jobSeq).utf8), sync: true)
         var j = Chorus_V1_JobInfo()

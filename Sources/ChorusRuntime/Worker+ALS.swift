@@ -33,8 +33,9 @@ struct ALSJobConfig: Sendable {
     /// user's rated items (0 = off). See `ALS.correction`.
     var neighbours = 0
     /// Implicit confidence weight per interaction type.
-    var weights: [InteractionKind: Double] = [.view: 1, .like: 3, .comment: 4, .share: 5, .click: 2, .conversion: 8,
-                                              .rating: 1]
+    var weights = Self.defaultWeights
+    static let defaultWeights: [InteractionKind: Double] = [.view: 1, .like: 3, .comment: 4, .share: 5, .click: 2,
+                                                             .conversion: 8, .rating: 1]
 
     init(params: [String: String]) throws {
         func num(_ key: String) throws -> Double? {
@@ -104,7 +105,9 @@ struct ALSJobConfig: Sendable {
             return it.ts >= c
         case .interaction:
             guard holdout > 0 else { return false }
-            let h = StableHash.fnv1a64(Array(it.id.utf8) + [0] + Array(String(als.seed).utf8))
+            // FNV-1a 64 alone hardly moves its top bits when only the seed's last digit changes, so seeds 1, 2
+            // and 3 gave one split; the avalanche step makes each seed its own split.
+            let h = StableHash.mixed64(Array(it.id.utf8) + [0] + Array(String(als.seed).utf8))
             return Double(h >> 11) * 0x1.0p-53 < holdout
         }
     }
@@ -112,7 +115,8 @@ struct ALSJobConfig: Sendable {
     /// The observation value of an interaction, or nil when it does not count in this mode.
     func value(_ it: InteractionRecord) -> Float? {
         switch als.mode {
-        case .explicit: return it.value > 0 ? Float(it.value) : nil
+        // Only ratings are ratings: a conversion's value is money, and fitting it as stars gave an RMSE of 56.
+        case .explicit: return it.kind == .rating && it.value > 0 ? Float(it.value) : nil
         case .implicit:
             let w = it.kind == .rating ? max(it.value, 1) : (weights[it.kind] ?? 0)
             return w > 0 ? Float(w) : nil
@@ -562,7 +566,7 @@ extension Worker {
                     let rate = config.evalUsers == 0 ? 1.0 : Double(config.evalUsers) / Double(max(1, userIndex.count))
                     func evaluated(_ user: String) -> Bool {
                         guard rate < 1 else { return true }
-                        let h = StableHash.fnv1a64(Array(user.utf8) + [1] + Array(String(config.als.seed).utf8))
+                        let h = StableHash.mixed64(Array(user.utf8) + [1] + Array(String(config.als.seed).utf8))
                         return Double(h >> 11) * 0x1.0p-53 < rate
                     }
                     for h in part.heldOut where evaluated(h.user) {

@@ -300,38 +300,27 @@ struct Job: AsyncParsableCommand {
 
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Submit a job. Kinds: features, als, sentiment, themes, sentiment-train.",
+            abstract: "Submit a job. Kinds: \(JobKinds.all.joined(separator: ", ")).",
             discussion: """
-            features: per-user profiles (counts by type and channel, engagement
-            rate, active hours and weekdays, recency and frequency, top topics and
+            features: per-user profiles (counts by type and channel, engagement rate,
+            active hours and weekdays, recency and frequency, top topics and
             hashtags, followers and following) and per-content features.
-            Example: chorus job submit features --as-of 2025-09-29T00:00:00Z --wait
+            als: matrix factorization of the user × content interactions (embeddings,
+            stored recommendations, a held-out evaluation in the summary).
+            sentiment: scores posts and comments, stores per content, user and key
+            sentiment, and raises alerts (`chorus alerts`).
+            themes: complaint themes of the negative comments about one key.
+            sentiment-train: trains a model (`chorus model train sentiment` wraps it).
 
-            als: matrix factorization of the user × content interactions: embeddings
-            in `profile get`, stored top-N recommendations, `chorus recommend` and
-            `chorus similar`, and a held-out evaluation against a popularity baseline
-            in the job's summary. Parameters (--param KEY=VALUE; all in docs/cli.md):
-              mode=explicit|implicit  ratings, or confidence-weighted engagement
-              rank=16 lambda=0.05 alpha=10 iterations=10 seed=42
-              solver=cholesky|cg      exact row solves, or 3 CG steps (implicit)
-              holdout=0.2             fraction held out, by interaction id
-              holdout_by=last         hold out each user's last order instead
-              repeats=true            seen items may be recommended and count
-              store_top_n=10 eval_users=5000 k=10 neighbours=0 weight_<type>=W
+            Unknown parameters and bad values are refused at submit (exit 64).
 
-            sentiment: scores every post and comment with a sentiment model, stores
-            each content item's and each user's sentiment, keeps hourly series per
-            topic, hashtag and brand keyword, and raises alerts (`chorus alerts`).
-              model=sentiment-default model_version=0 keywords=acme,globex
-              sensitivity=3 cooldown_hours=6 alert_window_hours=24 min_count=20
-            themes: complaint themes of the negative comments about key=topic:X,
-            hashtag:X or brand:X (k=5); `chorus sentiment themes` wraps it.
+            \(JobParameters.helpText())
+
             Examples:
+              chorus job submit features --as-of 2025-09-29T00:00:00Z --wait
               chorus job submit als --param mode=explicit --param rank=20 \\
-                --param lambda=0.5 --param lambda_exponent=0.75 \\
-                --param iterations=15 --wait
-              chorus job submit als --param mode=implicit --param rank=32 \\
-                --param solver=cg --wait
+                --param lambda=0.5 --param lambda_exponent=0.75 --wait
+              chorus job submit als --param mode=implicit --param solver=cg --wait
             """)
         @OptionGroup var client: ClientOptions
         @Argument(help: "Job kind.") var kind: String

@@ -1,0 +1,271 @@
+import ChorusAnalytics
+import ChorusData
+import ChorusModel
+
+/// One declared job parameter: its name, what values it takes, its default as documented, and a line of help.
+public struct JobParameter: Sendable {
+    public enum Values: Sendable {
+        /// A whole number in the range (written as digits; `1e3` is not an integer here).
+        case integer(ClosedRange<Int64>)
+        /// A finite number in the range.
+        case number(ClosedRange<Double>)
+        case boolean
+        case choice([String])
+        /// Free text up to the byte limit.
+        case text(maxBytes: Int)
+        /// A time: unix seconds or ISO 8601 (stored as unix seconds).
+        case time
+        /// A sentiment key `topic:X`, `hashtag:X` or `brand:X`.
+        case key
+    }
+
+    public let name: String
+    public let values: Values
+    /// The default as people read it ("" = none, or computed).
+    public let defaultValue: String
+    public let help: String
+    /// Set by the CLI wrappers, not meant to be typed (kept out of `job submit --help`).
+    public let internalUse: Bool
+
+    public init(_ name: String, _ values: Values, _ defaultValue: String = "", _ help: String,
+                internalUse: Bool = false) {
+        self.name = name; self.values = values; self.defaultValue = defaultValue; self.help = help
+        self.internalUse = internalUse
+    }
+
+    /// What the values look like, for help and errors.
+    public var shape: String {
+        switch values {
+        case let .integer(r): return "a whole number in \(r.lowerBound)...\(r.upperBound)"
+        case let .number(r): return "a number in \(Self.show(r.lowerBound))...\(Self.show(r.upperBound))"
+        case .boolean: return "true or false"
+        case let .choice(c): return c.joined(separator: " or ")
+        case let .text(n): return "text of at most \(n) bytes"
+        case .time: return "unix seconds or ISO 8601 (2025-09-29T00:00:00Z)"
+        case .key: return "topic:NAME, hashtag:NAME or brand:NAME"
+        }
+    }
+
+    /// The same, short, for the help list.
+    public var shortShape: String {
+        switch values {
+        case let .integer(r): return r.upperBound == Int64.max ? "integer ≥ \(r.lowerBound)" : "\(r.lowerBound)...\(r.upperBound)"
+        case let .number(r): return "\(Self.show(r.lowerBound))...\(Self.show(r.upperBound))"
+        case .boolean: return "true|false"
+        case let .choice(c): return c.joined(separator: "|")
+        case .text: return "text"
+        case .time: return "unix seconds or ISO 8601"
+        case .key: return "topic:|hashtag:|brand:NAME"
+        }
+    }
+
+    static func show(_ d: Double) -> String {
+        d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
+    }
+
+    /// Checks one value; returns it normalized (times as unix seconds), or a usage error naming the parameter.
+    func check(_ kind: String, _ raw: String) throws -> String {
+        func bad(_ why: String? = nil) -> ChorusError {
+            ChorusError(.usage, "\(kind): parameter \(name)=\(raw.prefix(60)) is not valid: \(why ?? "expected \(shape)")",
+                        hint: "\(name): \(help)" + (defaultValue.isEmpty ? "" : " (default \(defaultValue))"))
+        }
+        let v = raw.trimmingCharacters(in: .whitespaces)
+        switch values {
+        case let .integer(r):
+            guard let n = Int64(v), r.contains(n) else { throw bad() }
+            return String(n)
+        case let .number(r):
+            guard let d = Double(v), d.isFinite, r.contains(d) else { throw bad() }
+            return v
+        case .boolean:
+            guard v == "true" || v == "false" else { throw bad() }
+            return v
+        case let .choice(c):
+            guard c.contains(v) else { throw bad() }
+            return v
+        case let .text(n):
+            guard v.utf8.count <= n else { throw bad("longer than \(n) bytes") }
+            guard !v.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) else {
+                throw bad("holds a control character")
+            }
+            return raw
+        case .time:
+            guard let t = Timestamp.parse(v) else { throw bad() }
+            return String(t)
+        case .key:
+            let parts = v.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, ["topic", "hashtag", "brand"].contains(String(parts[0])), !parts[1].isEmpty else {
+                throw bad("a key is KIND:NAME, e.g. topic:tech, hashtag:techdaily or brand:acme "
+                          + "(see `chorus sentiment keys`)")
+            }
+            return v
+        }
+    }
+}
+
+/// The parameters every job kind takes, declared once: `job submit` checks them before the job is created (an
+/// unknown key or a bad value is a usage error, exit 64), `job submit --help` and docs/cli.md list them, and the
+/// job code reads only declared keys.
+public enum JobParameters {
+    /// Taken by every kind.
+    public static let common: [JobParameter] = [
+        .init("task_timeout_s", .integer(1...604_800), "1800", "seconds one task may run before it is retried"),
+        .init("debug_task_delay_ms", .integer(0...60_000), "0", "test knob: every task sleeps this long first",
+              internalUse: true),
+    ]
+
+    static let sentimentModel: [JobParameter] = [
+        .init("model", .text(maxBytes: 128), SentimentModelFile.defaultName, "the stored model (`chorus model list`)"),
+        .init("model_version", .integer(0...1_000_000), "0", "the model's version; 0 = the latest"),
+        .init("keywords", .text(maxBytes: 4096), "", "brand keywords, comma-separated; each makes a brand:KEYWORD key"),
+    ]
+
+    public static let byKind: [String: [JobParameter]] = [
+        JobKinds.features: [
+            .init("as_of", .time, "now", "the reference time for recency"),
+        ],
+        JobKinds.als: [
+            .init("as_of", .time, "now", "accepted for every kind; ALS does not use it"),
+            .init("mode", .choice(["implicit", "explicit"]), "(required)",
+                  "implicit: confidence-weighted engagement (views, likes, clicks...); explicit: star ratings "
+                  + "(interactions of type rating only)"),
+            .init("rank", .integer(1...512), "16", "factors per user and item"),
+            .init("lambda", .number(0...1e6), "0.05", "regularisation"),
+            .init("lambda_exponent", .number(0...4), "1", "explicit: λ·n^e per row (1 = weighted-λ)"),
+            .init("bias_lambda", .number(0...1e6), "1", "explicit: regularisation of the biases"),
+            .init("biases", .boolean, "true", "explicit: fit user and item biases"),
+            .init("alpha", .number(0...1e6), "10", "implicit: confidence = 1 + alpha·weight"),
+            .init("iterations", .integer(1...1000), "10", "ALS sweeps (each one users half + items half)"),
+            .init("solver", .choice(["cholesky", "cg"]), "cholesky", "exact row solves, or conjugate gradient"),
+            .init("cg_steps", .integer(0...100), "3", "CG steps per row with solver=cg"),
+            .init("seed", .integer(0...Int64.max), "42", "initial vectors and the hold-out split"),
+            .init("holdout", .number(0...0.99), "0.2", "fraction held out for evaluation, by interaction id"),
+            .init("holdout_by", .choice(["interaction", "last"]), "interaction",
+                  "last: hold out each user's last order or session"),
+            .init("repeats", .boolean, "false", "seen items may be recommended and count as hits"),
+            .init("k", .integer(1...1000), "10", "k of P@k, recall@k, NDCG@k and MAP@k"),
+            .init("neighbours", .integer(0...1000), "0", "explicit: residual neighbourhood correction size"),
+            .init("eval_users", .integer(0...100_000_000), "5000", "users ranked in the evaluation (0 = all)"),
+            .init("store_top_n", .integer(0...1000), "10", "recommendations stored per user"),
+        ] + InteractionKind.allCases.map { k in
+            .init("weight_" + k.name, .number(0...1e6), defaultWeight(k), "implicit: confidence weight of a \(k.name)")
+        },
+        JobKinds.sentiment: [
+            .init("as_of", .time, "now", "accepted for every kind; sentiment does not use it"),
+        ] + sentimentModel + [
+            .init("sensitivity", .number(0.5...50), "4",
+                  "alert threshold in standard deviations above the rolling baseline (lower = more alerts)"),
+            .init("cooldown_hours", .integer(0...8760), "6", "hours an alert stays silent for its key after firing"),
+            .init("alert_window_hours", .integer(1...8760), "24", "hours of rolling baseline before each hour"),
+            .init("min_count", .integer(1...100_000_000), "20", "texts an hour needs before it can alert"),
+            .init("max_alerts", .integer(0...100_000), "200", "new alerts explained (why terms, examples) per run"),
+            .init("most_negative", .integer(0...20), "3", "most negative comments kept per content item"),
+        ],
+        JobKinds.themes: [
+            .init("as_of", .time, "now", "accepted for every kind; themes does not use it"),
+            .init("key", .key, "(required)", "the key whose negative comments are grouped"),
+            .init("k", .integer(1...20), "5", "how many themes"),
+            .init("max_total", .integer(1...1_000_000), "5000", "negative comments clustered at most"),
+            .init("max_docs", .integer(1...1_000_000), "1000", "negative comments taken per partition at most"),
+        ] + sentimentModel,
+        JobKinds.sentimentTrain: [
+            .init("as_of", .time, "now", "accepted for every kind; training does not use it"),
+            .init("dataset", .text(maxBytes: 128), "sentiment", "the labelled dataset (`chorus model train` loads it)"),
+            .init("dimensions", .integer(1024...(1 << 24)), String(1 << 18), "hashed feature buckets"),
+            .init("lambda", .number(0...1), "2e-5", "L2 regularisation"),
+            .init("iterations", .integer(1...10_000), "120", "L-BFGS iterations at most"),
+            .init("tolerance", .number(0...1), "1e-7", "stop when the loss improves less than this"),
+            .init("name", .text(maxBytes: 128), SentimentModelFile.defaultName, "the name the model is stored under"),
+            .init("provenance", .text(maxBytes: 1 << 20), "", "JSON written by `chorus model train`", internalUse: true),
+        ],
+    ]
+
+    static func defaultWeight(_ k: InteractionKind) -> String {
+        let w = ALSJobConfig.defaultWeights[k] ?? 0
+        return w == w.rounded() ? String(Int(w)) : String(w)
+    }
+
+    /// The declared parameters of a kind (with the common ones), or nil for an unknown kind.
+    public static func declared(_ kind: String) -> [JobParameter]? {
+        byKind[kind].map { $0 + common }
+    }
+
+    /// Checks a submission's parameters: the kind exists, every key is declared for it, every value has the
+    /// declared shape, and required ones are there. Returns them normalized.
+    public static func validate(kind: String, params: [String: String]) throws -> [String: String] {
+        guard let decl = declared(kind) else {
+            throw ChorusError(.usage, "unknown job kind '\(kind)'",
+                              hint: "known kinds: \(JobKinds.all.joined(separator: ", "))")
+        }
+        var out: [String: String] = [:]
+        for (key, value) in params.sorted(by: { $0.key < $1.key }) {
+            guard let p = decl.first(where: { $0.name == key }) else {
+                let names = decl.filter { !$0.internalUse }.map(\.name)
+                let near = names.min { editDistance($0, key) < editDistance($1, key) }
+                let suggestion = near.flatMap { editDistance($0, key) <= 3 ? " (did you mean \($0)?)" : nil } ?? ""
+                throw ChorusError(.usage, "\(kind): unknown parameter '\(key)'\(suggestion)",
+                                  hint: "\(kind) takes: \(names.joined(separator: ", ")); see `chorus job submit --help`")
+            }
+            out[key] = try p.check(kind, value)
+        }
+        for p in decl where p.defaultValue == "(required)" && out[p.name] == nil {
+            throw ChorusError(.usage, "\(kind): parameter \(p.name) is required: \(p.shape)",
+                              hint: "\(p.name): \(p.help); e.g. --param \(p.name)=\(exampleValue(p))")
+        }
+        return out
+    }
+
+    static func exampleValue(_ p: JobParameter) -> String {
+        switch p.values {
+        case let .choice(c): return c.first ?? ""
+        case .key: return "topic:tech"
+        default: return p.defaultValue
+        }
+    }
+
+    /// Levenshtein distance, for "did you mean".
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        if x.isEmpty { return y.count }
+        var prev = Array(0...y.count)
+        for i in 1...x.count {
+            var cur = [i] + Array(repeating: 0, count: y.count)
+            for j in 1...max(1, y.count) where j <= y.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[y.count]
+    }
+
+    /// The parameter list of every kind, for `job submit --help` (80 columns).
+    public static func helpText() -> String {
+        var lines: [String] = []
+        for kind in JobKinds.all {
+            guard let decl = byKind[kind] else { continue }
+            lines.append("\(kind) parameters (--param KEY=VALUE):")
+            for p in decl where !p.internalUse && !(p.name == "as_of" && kind != JobKinds.features) {
+                let head = "\(p.name)=" + (p.defaultValue.isEmpty ? "…" : p.defaultValue) + ": "
+                var wrapped = wrap(head + p.help + " [" + p.shortShape + "]", indent: 6, width: 78)
+                if !wrapped.isEmpty { wrapped[0] = "  " + wrapped[0].dropFirst(6) }
+                lines += wrapped
+            }
+            lines.append("")
+        }
+        lines.append("every kind: task_timeout_s=1800 (seconds one task may run before it is retried)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func wrap(_ text: String, indent: Int, width: Int) -> [String] {
+        var out: [String] = [], line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty, indent + line.count + 1 + word.count > width {
+                out.append(String(repeating: " ", count: indent) + line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { out.append(String(repeating: " ", count: indent) + line) }
+        return out
+    }
+}

@@ -1,0 +1,59 @@
+import ChorusAnalytics
+import ChorusModel
+@testable import ChorusRuntime
+import Foundation
+import Testing
+
+/// Every job parameter is declared once and checked at submit (issue 11).
+@Suite struct JobParameterTests {
+    func usage(_ kind: String, _ params: [String: String]) -> String? {
+        do { _ = try JobParameters.validate(kind: kind, params: params); return nil } catch let e as ChorusError {
+            #expect(e.code == .usage && e.exitCode == 64)
+            return e.message
+        } catch { return "\(error)" }
+    }
+
+    @Test func badKeysAndValuesAreRefused() {
+        #expect(usage("features", ["nosuchparam": "1"])?.contains("unknown parameter 'nosuchparam'") == true)
+        #expect(usage("features", ["as_of": "notanumber"])?.contains("as_of") == true)
+        #expect(usage("sentiment", ["sensitivity": "abc"])?.contains("sensitivity") == true)
+        #expect(usage("sentiment", ["min_count": "-3"])?.contains("min_count") == true)
+        #expect(usage("sentiment", ["sensitivty": "3"])?.contains("did you mean sensitivity?") == true)
+        #expect(usage("als", ["rank": "16"])?.contains("mode is required") == true)
+        #expect(usage("als", ["mode": "implicit", "rank": "1e300"])?.contains("rank") == true)
+        #expect(usage("themes", ["key": "nokey"])?.contains("KIND:NAME") == true)
+        #expect(usage("themes", [:])?.contains("key is required") == true)
+        #expect(usage("nosuchkind", [:])?.contains("unknown job kind") == true)
+        #expect(usage("als", ["mode": "implicit", "seed": "7"]) == nil)
+        // Times are stored as unix seconds.
+        #expect((try? JobParameters.validate(kind: "features", params: ["as_of": "2025-09-29T00:00:00Z"]))
+                == ["as_of": "1759104000"])
+    }
+
+    /// Every `params["KEY"]` the job code reads is declared for some kind, and every kind has declarations: a
+    /// parameter added to a job without a declaration would be refused at submit, so this catches it first.
+    @Test func everyKeyTheCodeReadsIsDeclared() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let dir = root + "/Sources/ChorusRuntime"
+        var read = Set<String>()
+        let pattern = try Regex(#"params\["([a-z_]+)"\]"#)
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir) where f.hasSuffix(".swift") {
+            let text = try String(contentsOfFile: dir + "/" + f, encoding: .utf8)
+            for m in text.matches(of: pattern) { read.insert(String(m.output[1].substring ?? "")) }
+        }
+        let declared = Set(JobKinds.all.flatMap { JobParameters.declared($0)?.map(\.name) ?? [] })
+        let notJobParams: Set<String> = ["job_id"]  // a model-serving record's params, not a job's
+        #expect(!read.isEmpty)
+        #expect(read.subtracting(declared).subtracting(notJobParams).isEmpty,
+                "read but not declared: \(read.subtracting(declared).subtracting(notJobParams).sorted())")
+        for kind in JobKinds.all { #expect(JobParameters.declared(kind) != nil, "\(kind) has no declarations") }
+    }
+
+    @Test func helpFitsEightyColumnsAndShowsTheRealDefaults() {
+        let help = JobParameters.helpText()
+        #expect(help.split(separator: "\n").allSatisfy { $0.count <= 80 })
+        #expect(help.contains("sensitivity=4:"))
+        #expect(String(ALS.Config().rank) == JobParameters.declared("als")?.first { $0.name == "rank" }?.defaultValue)
+    }
+}
