@@ -259,9 +259,109 @@ public enum ThemeClustering {
             let examples = members.sorted {
                 let a = dot(vectors[$0], c), b = dot(vectors[$1], c)
                 return a != b ? a > b : $0 < $1
-            }.prefix(examplesPerTheme).map { usable[$0] }
-            themes.append(Theme(terms: terms, size: members.count, examples: Array(examples)))
+            }.map { usable[$0] }
+            // Each example once: a burst repeats the same comment, and three copies of it teach nothing.
+            let distinct = DistinctExamples.pick(examples, text: { docs[$0].joined(separator: " ") },
+                                                 limit: examplesPerTheme)
+            themes.append(Theme(terms: terms, size: members.count, examples: distinct))
         }
         return themes.sorted { $0.size != $1.size ? $0.size > $1.size : $0.terms.lexicographicallyPrecedes($1.terms) }
+    }
+}
+
+/// A fixed-size MinHash sketch of a set of ids: `k` minima of `k` stable hash functions. Sketches of parts of a
+/// set merge by element-wise minimum, so partitions can sketch their share of an alert window's comments and the
+/// coordinator still estimates how much two windows share (Broder 1997).
+public struct MinHashSketch: Sendable, Equatable, Codable {
+    public static let size = 32
+    public var minima: [UInt64]
+    /// Ids added (the set's size when every id is added once).
+    public var count: Int
+
+    public init() {
+        minima = Array(repeating: .max, count: Self.size)
+        count = 0
+    }
+
+    @inlinable
+    public mutating func add(_ id: String) {
+        let base = StableHash.fnv1a64(id)
+        for j in 0..<minima.count {
+            let h = StableHash.avalanche(base ^ (UInt64(j + 1) &* 0x9E37_79B9_7F4A_7C15))
+            if h < minima[j] { minima[j] = h }
+        }
+        count += 1
+    }
+
+    public mutating func merge(_ o: MinHashSketch) {
+        guard o.minima.count == minima.count else { return }
+        for j in minima.indices { minima[j] = min(minima[j], o.minima[j]) }
+        count += o.count
+    }
+
+    /// Estimated Jaccard similarity of the two sets.
+    public func jaccard(_ o: MinHashSketch) -> Double {
+        guard minima.count == o.minima.count, count > 0, o.count > 0 else { return 0 }
+        let same = zip(minima, o.minima).filter { $0 == $1 && $0 != .max }.count
+        return Double(same) / Double(minima.count)
+    }
+
+    /// Estimated share of the smaller set that is also in the other: |A ∩ B| / min(|A|, |B|).
+    public func containment(_ o: MinHashSketch) -> Double {
+        let j = jaccard(o)
+        guard j > 0 else { return 0 }
+        let inter = j * Double(count + o.count) / (1 + j)
+        return min(1, inter / Double(max(1, min(count, o.count))))
+    }
+}
+
+/// Groups alerts that are one incident: the same burst of comments seen through several keys (a topic, its
+/// hashtags and a brand). Two alerts belong together when they fire within `maxHourGap` hours of each other and
+/// at least `minContainment` of the smaller one's window comments are also in the other's (estimated from their
+/// sketches). Groups are the connected components of that relation. Deterministic: groups come in the order of
+/// their first alert, and the alerts of a group keep their input order.
+public enum IncidentGrouping {
+    public struct Input: Sendable {
+        public var hour: Int64
+        public var sketch: MinHashSketch
+        public init(hour: Int64, sketch: MinHashSketch) { self.hour = hour; self.sketch = sketch }
+    }
+
+    public static func groups(_ alerts: [Input], maxHourGap: Int64 = 1, minContainment: Double = 0.5) -> [[Int]] {
+        var parent = Array(alerts.indices)
+        func find(_ i: Int) -> Int {
+            var i = i
+            while parent[i] != i { parent[i] = parent[parent[i]]; i = parent[i] }
+            return i
+        }
+        for i in alerts.indices {
+            for j in alerts.indices where j > i {
+                guard abs(alerts[i].hour - alerts[j].hour) <= maxHourGap,
+                      alerts[i].sketch.containment(alerts[j].sketch) >= minContainment else { continue }
+                let a = find(i), b = find(j)
+                if a != b { parent[max(a, b)] = min(a, b) }
+            }
+        }
+        var order: [Int] = [], members: [Int: [Int]] = [:]
+        for i in alerts.indices {
+            let r = find(i)
+            if members[r] == nil { order.append(r) }
+            members[r, default: []].append(i)
+        }
+        return order.map { members[$0]! }
+    }
+}
+
+/// Example texts people can read: the most negative first, each text once (case and spacing ignored).
+public enum DistinctExamples {
+    public static func pick<T>(_ items: [T], text: (T) -> String, limit: Int) -> [T] {
+        var seen = Set<String>(), out: [T] = []
+        for it in items {
+            let norm = text(it).lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+                .joined(separator: " ")
+            if seen.insert(norm).inserted { out.append(it) }
+            if out.count == limit { break }
+        }
+        return out
     }
 }

@@ -21,9 +21,14 @@ struct StoredAlert: Codable, Sendable {
     var job: String
     var model: String
     var detectedAt: String
+    /// The incident this alert is part of: alerts of one run that fire on the same burst of comments through
+    /// different keys share it (IncidentGrouping). Absent on alerts stored before incidents existed.
+    var incident: String?
+    /// Every key of that incident, this one included.
+    var incidentKeys: [String]?
     enum CodingKeys: String, CodingKey {
         case id, key, kind, at, hour, count, value, baseline, threshold, why, examples, job, model
-        case detectedAt = "detected_at"
+        case detectedAt = "detected_at", incident, incidentKeys = "incident_keys"
     }
 }
 
@@ -128,19 +133,32 @@ extension Coordinator {
                     for (t, c) in item.window { why.items[i].window[t, default: 0] += c }
                     for (t, c) in item.baseline { why.items[i].baseline[t, default: 0] += c }
                     why.items[i].examples += item.examples
+                    why.items[i].sketch.merge(item.sketch)
                 }
             }
             let now = Self.iso.string(from: Date())
+            // One burst seen through several keys is one incident (alerts that share their comments).
+            let groups = IncidentGrouping.groups(explain.indices.map {
+                .init(hour: explain[$0].alert.hour, sketch: why.items[$0].sketch)
+            })
+            var incidentOf: [Int: (id: String, keys: [String])] = [:]
+            for g in groups {
+                let first = explain[g[0]]
+                let keys = Array(Set(g.map { explain[$0].key })).sorted()
+                let id = "incident/\(first.alert.hour)/\(first.key)"
+                for i in g { incidentOf[i] = (id, keys) }
+            }
             for (i, (key, a)) in explain.enumerated() {
                 let item = why.items[i]
                 let terms = TermContrast.top(window: item.window, baseline: item.baseline, k: 5).map(\.term)
-                let examples = item.examples.sorted { $0.score != $1.score ? $0.score < $1.score : $0.interactionId < $1.interactionId }
-                    .prefix(3).map(\.text)
+                let sorted = item.examples.sorted { $0.score != $1.score ? $0.score < $1.score : $0.interactionId < $1.interactionId }
+                let examples = DistinctExamples.pick(sorted, text: \.text, limit: 3).map(\.text)
                 let s = StoredAlert(
                     id: "\(key)/\(a.kind.rawValue)/\(a.hour)", key: key, kind: a.kind.rawValue,
                     at: Self.iso.string(from: Date(timeIntervalSince1970: TimeInterval(a.hour * 3600))), hour: a.hour,
                     count: a.count, value: a.value, baseline: a.baseline, threshold: a.threshold, why: terms,
-                    examples: Array(examples), job: job.id, model: "\(model.name) v\(model.version)", detectedAt: now)
+                    examples: examples, job: job.id, model: "\(model.name) v\(model.version)", detectedAt: now,
+                    incident: incidentOf[i]?.id, incidentKeys: incidentOf[i]?.keys)
                 try store.put(Self.alertKey(key, a), Array(try JSONEncoder().encode(s)), sync: true)
                 stored.append(s)
             }
@@ -179,12 +197,34 @@ extension Coordinator {
             "labels": Worker.distribution(partial.labels), "mean_score": Worker.round4(partial.labels.meanScore),
             "channels": channels, "top_keys": Array(keys.prefix(20)), "keys": keys.count,
             "alerts_detected": found.count, "alerts_new": stored.count,
-            "alerts": stored.map { ["id": $0.id, "key": $0.key, "kind": $0.kind, "at": $0.at, "count": $0.count, "why": $0.why] as [String: Any] },
+            "alerts": stored.map { ["id": $0.id, "key": $0.key, "kind": $0.kind, "at": $0.at, "count": $0.count, "why": $0.why,
+                                    "incident": $0.incident ?? $0.id] as [String: Any] },
+            "incidents": Self.incidents(stored),
             "alert_config": ["window_hours": config.window, "sensitivity": config.sensitivity, "min_count": config.minCount,
                              "cooldown_hours": config.cooldown],
             "seconds": seconds, "content_stage_seconds": scoringSeconds,
         ]
         return String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    /// The new alerts of a run, one entry per incident: its keys and kinds, the why terms of its alerts merged
+    /// (most frequent first), and distinct example comments.
+    static func incidents(_ alerts: [StoredAlert]) -> [[String: Any]] {
+        var order: [String] = [], by: [String: [StoredAlert]] = [:]
+        for a in alerts {
+            let id = a.incident ?? a.id
+            if by[id] == nil { order.append(id) }
+            by[id, default: []].append(a)
+        }
+        return order.map { id in
+            let g = by[id]!
+            var termCount: [String: Int] = [:]
+            for a in g { for (r, t) in a.why.enumerated() { termCount[t, default: 0] += 5 - min(r, 4) } }
+            let why = termCount.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(5).map(\.key)
+            return ["id": id, "at": g[0].at, "keys": Array(Set(g.map(\.key))).sorted(),
+                    "kinds": Array(Set(g.map(\.kind))).sorted(), "alerts": g.count, "why": why,
+                    "examples": DistinctExamples.pick(g.flatMap(\.examples), text: { $0 }, limit: 3)]
+        }
     }
 
     static func alertKey(_ key: String, _ a: AlertDetector.Alert) -> [UInt8] {

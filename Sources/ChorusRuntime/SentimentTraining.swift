@@ -111,7 +111,8 @@ extension SentimentEvaluation {
             if binarySets.contains(it.record.set) && it.record.label == .neutral { continue }
             let s = scorer.score(it.record.text)
             let p = Double(s.probabilities[s.label])
-            let b = min(9, Int(p * 10))
+            guard p.isFinite else { continue }   // Int(NaN) would trap; a NaN probability has no bin
+            let b = min(9, max(0, Int(p * 10)))
             var set = bins[it.record.set] ?? Array(repeating: (0, 0, 0.0), count: 10)
             set[b].n += 1
             set[b].correct += s.label == it.record.label.rawValue ? 1 : 0

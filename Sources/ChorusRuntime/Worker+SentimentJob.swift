@@ -164,6 +164,8 @@ struct SentimentWhyPartial: Codable, Sendable {
         var window: [String: Int] = [:]
         var baseline: [String: Int] = [:]
         var examples: [Example] = []
+        /// The window's matching comments, sketched, so the coordinator can tell which alerts share a burst.
+        var sketch = MinHashSketch()
     }
     var items: [Item]
 }
@@ -388,10 +390,12 @@ extension Worker {
                     if hour >= a.start {
                         for term in terms { out.items[ai].window[term, default: 0] += 1 }
                         let s = scorer.score(i.text)
+                        out.items[ai].sketch.add(i.id)
                         out.items[ai].examples.append(.init(interactionId: i.id, text: i.text, score: s.score))
-                        if out.items[ai].examples.count > 12 {
+                        if out.items[ai].examples.count > 24 {
+                            // Keep the 3 most negative *distinct* texts: a burst repeats the same words.
                             out.items[ai].examples.sort { $0.score != $1.score ? $0.score < $1.score : $0.interactionId < $1.interactionId }
-                            out.items[ai].examples.removeLast(out.items[ai].examples.count - 3)
+                            out.items[ai].examples = DistinctExamples.pick(out.items[ai].examples, text: \.text, limit: 3)
                         }
                     } else {
                         for term in terms { out.items[ai].baseline[term, default: 0] += 1 }

@@ -661,7 +661,8 @@ public final class Worker: Sendable {
             if c.rateBytesPerS > 0 {
                 let due = Double(reply.bytes) / Double(c.rateBytesPerS)
                 let elapsed = (ContinuousClock.now - start).seconds
-                if due > elapsed { try await Task.sleep(for: .milliseconds(Int((due - elapsed) * 1000))) }
+                // At most 10 s per chunk: `bytes` comes from a peer, and Int(huge * 1000) would trap.
+                if due > elapsed { try await Task.sleep(for: .milliseconds(Int(min(due - elapsed, 10) * 1000))) }
             }
         }
         return reply

@@ -35,7 +35,11 @@ struct ClientOptions: ParsableArguments {
     var timeout: Double = 3
 
     func client() throws -> ChorusClient {
-        try ChorusClient(coordinator: coordinator, timeout: .milliseconds(Int(timeout * 1000)))
+        // Range-checked before the conversion: Int(1e300 * 1000) would trap.
+        guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
+            throw ChorusError(.usage, "--timeout must be a number of seconds in (0, 86400], got \(timeout)")
+        }
+        return try ChorusClient(coordinator: coordinator, timeout: .milliseconds(Int(timeout * 1000)))
     }
 }
 

@@ -183,21 +183,55 @@ struct Alerts: AsyncParsableCommand {
     @OptionGroup var job: SentimentJobOptions
     @Flag(help: "Keep checking: run the sentiment job every --every seconds and print new alerts.") var watch = false
     @Option(help: "Seconds between checks with --watch.") var every = 60.0
+
+    func validate() throws {
+        guard every.isFinite, every >= 0, every <= 86_400 else {
+            throw ValidationError("--every must be 0...86400 seconds")
+        }
+    }
     @Option(help: "How many alerts to list (newest first).") var limit = 50
     @Option(help: "With --watch: stop after this many checks (0 = never).") var checks = 0
 
-    func printAlert(_ a: [String: Any]) {
+    /// Alerts grouped by incident: one block per burst, with each key's alert on a line, then the why terms and
+    /// distinct example comments once. JSON: one alert object per line, as stored.
+    func printAlerts(_ list: [[String: Any]]) {
         if client.json {
-            if let d = try? JSONSerialization.data(withJSONObject: a, options: [.sortedKeys]) { print(String(decoding: d, as: UTF8.self)) }
+            for a in list {
+                if let d = try? JSONSerialization.data(withJSONObject: a, options: [.sortedKeys]) { print(String(decoding: d, as: UTF8.self)) }
+            }
             return
         }
-        let kind = a["kind"] as? String ?? ""
-        let value = kind == "sentiment_dip" ? String(format: "negative share %.0f%% vs %.0f%% baseline", 100 * (a["value"] as? Double ?? 0),
-                                                     100 * (a["baseline"] as? Double ?? 0))
-            : String(format: "%.0f texts vs %.1f baseline", a["value"] as? Double ?? 0, a["baseline"] as? Double ?? 0)
-        print("\(a["at"] ?? "")  \(kind)  \(a["key"] ?? "")  \(value)")
-        print("    why: " + ((a["why"] as? [String]) ?? []).joined(separator: ", "))
-        for e in (a["examples"] as? [String] ?? []) { print("    e.g. \"\(e)\"") }
+        var order: [String] = [], groups: [String: [[String: Any]]] = [:]
+        for a in list {
+            let id = a["incident"] as? String ?? a["id"] as? String ?? ""
+            if groups[id] == nil { order.append(id) }
+            groups[id, default: []].append(a)
+        }
+        for id in order {
+            let g = groups[id]!
+            let keys = Array(Set(g.compactMap { $0["key"] as? String })).sorted()
+            let kinds = Array(Set(g.compactMap { $0["kind"] as? String })).sorted()
+            print("\(g[0]["at"] ?? "")  " + (g.count == 1 ? "\(kinds.joined())  \(keys.joined())"
+                : "incident: \(kinds.joined(separator: ", ")) on \(keys.count) keys (\(keys.joined(separator: ", ")))"))
+            let width = min(28, g.compactMap { ($0["key"] as? String)?.count }.max() ?? 0)
+            for a in g {
+                let kind = a["kind"] as? String ?? ""
+                let value = kind == "sentiment_dip"
+                    ? String(format: "negative share %.0f%% vs %.0f%% baseline", 100 * (a["value"] as? Double ?? 0),
+                             100 * (a["baseline"] as? Double ?? 0))
+                    : String(format: "%.0f texts vs %.1f baseline", a["value"] as? Double ?? 0, a["baseline"] as? Double ?? 0)
+                let key = a["key"] as? String ?? ""
+                if g.count == 1 { print("    \(value)") } else {
+                    print("    " + key.padding(toLength: max(width, key.count), withPad: " ", startingAt: 0) + "  \(kind)  \(value)")
+                }
+            }
+            var why: [String] = []
+            for a in g { for t in a["why"] as? [String] ?? [] where !why.contains(t) { why.append(t) } }
+            print("    why: " + why.prefix(6).joined(separator: ", "))
+            var seen = Set<String>()
+            let examples = g.flatMap { $0["examples"] as? [String] ?? [] }.filter { seen.insert($0.lowercased()).inserted }
+            for e in examples.prefix(3) { print("    e.g. \"\(e)\"") }
+        }
     }
 
     func run() async throws {
@@ -209,7 +243,7 @@ struct Alerts: AsyncParsableCommand {
             let existing = jsonObject(try await c.sentimentQuery("alerts", limit: limit)) as? [[String: Any]] ?? []
             if !watch {
                 if existing.isEmpty && !client.json { print("no alerts stored; run `chorus sentiment run` (or `chorus alerts --watch`)") }
-                if client.json { printJSON(existing) } else { existing.forEach(printAlert) }
+                if client.json { printJSON(existing) } else { printAlerts(existing) }
                 return
             }
             for a in existing { seen.insert(a["id"] as? String ?? "") }
@@ -220,7 +254,8 @@ struct Alerts: AsyncParsableCommand {
                 if j.state != .succeeded { eprint("sentiment job \(j.id) failed: \(j.error)") }
                 let all = jsonObject(try await c.sentimentQuery("alerts", limit: 1000)) as? [[String: Any]] ?? []
                 let fresh = all.filter { !seen.contains($0["id"] as? String ?? "") }.reversed()
-                for a in fresh { seen.insert(a["id"] as? String ?? ""); printAlert(a) }
+                for a in fresh { seen.insert(a["id"] as? String ?? "") }
+                printAlerts(Array(fresh))
                 fflush(nil)
                 if checks != 0 && n >= checks { break }
                 try await Task.sleep(for: .milliseconds(Int(every * 1000)))

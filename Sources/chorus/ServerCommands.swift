@@ -30,6 +30,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Throttle of each partition move, in MiB/s (0 = unlimited).")
     var moveRateMib: Double = 32
 
+    func validate() throws {
+        // Checked before the conversion to bytes/s: UInt64(1e300) would trap.
+        guard moveRateMib.isFinite, moveRateMib >= 0, moveRateMib <= 1_000_000 else {
+            throw ValidationError("--move-rate-mib must be 0...1000000 (0 = unthrottled)")
+        }
+    }
+
     @Option(help: "Partition moves in flight at once in the whole cluster.")
     var maxMoves: Int = 4
 

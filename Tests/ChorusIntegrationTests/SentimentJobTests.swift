@@ -45,9 +45,25 @@ import Testing
         #expect(alerts.filter { $0["key"] as? String == "brand:battery" && $0["kind"] as? String == "volume_spike" }.count == 1, "\(alerts)")
         #expect(topicAlerts.allSatisfy { $0["at"] as? String == "2025-09-21T14:00:00Z" }, "\(topicAlerts)")
         #expect(topicAlerts.allSatisfy { ($0["why"] as? [String] ?? []).prefix(3).contains("battery") }, "\(topicAlerts)")
-        // Stored and listed; a second run finds them again but stores nothing twice.
+        // One burst seen through its topic and the brand keyword is one incident, with each example once.
+        let incidents = s["incidents"] as? [[String: Any]] ?? []
+        let burst = incidents.filter { ($0["keys"] as? [String] ?? []).contains("topic:\(topic)") }
+        #expect(burst.count == 1 && (burst.first?["keys"] as? [String] ?? []).contains("brand:battery"), "\(incidents)")
+        #expect(incidents.count < alerts.count, "\(incidents)")
+        for inc in incidents {
+            let ex = inc["examples"] as? [String] ?? []
+            #expect(Set(ex.map { $0.lowercased() }).count == ex.count, "\(inc)")
+        }
+        // Stored and listed, grouped by incident; a second run finds them again but stores nothing twice.
         let listed = try chorus(["alerts", "--coordinator", a])
-        #expect(listed.stdout.contains("volume_spike  topic:\(topic)") && listed.stdout.contains("why: "), "\(listed.stdout)")
+        #expect(listed.stdout.contains("incident: ") && listed.stdout.contains("topic:\(topic)")
+                && listed.stdout.contains("volume_spike") && listed.stdout.contains("why: "), "\(listed.stdout)")
+        let listedJSON = try chorus(["alerts", "--coordinator", a, "--json"])
+        let stored = (try? JSONSerialization.jsonObject(with: Data(listedJSON.stdout.utf8))) as? [[String: Any]] ?? []
+        #expect(stored.allSatisfy { a in
+            let ex = a["examples"] as? [String] ?? []
+            return Set(ex).count == ex.count && a["incident"] != nil
+        }, "\(listedJSON.stdout)")
         let again = try chorus(["job", "submit", "sentiment", "--coordinator", a, "--param", "model=fixture",
                                 "--param", "keywords=battery", "--wait", "--json"], timeout: 300)
         #expect((again.json["summary"] as? [String: Any])?["alerts_new"] as? Int == 0, "\(again.stdout)")
@@ -69,6 +85,7 @@ import Testing
         let themes = try chorus(["sentiment", "themes", "brand:battery", "--k", "2", "--model", "fixture", "--coordinator", a, "--json"], timeout: 300)
         let ts = themes.json["themes"] as? [[String: Any]] ?? []
         #expect(!ts.isEmpty && ts.allSatisfy { ($0["examples"] as? [String])?.isEmpty == false }, "\(themes.stdout) \(themes.stderr)")
+        #expect(ts.allSatisfy { let ex = $0["examples"] as? [String] ?? []; return Set(ex).count == ex.count }, "\(ts)")
         #expect(ts.reduce(0) { $0 + ($1["size"] as? Int ?? 0) } == themes.json["clustered"] as? Int)
     }
 }

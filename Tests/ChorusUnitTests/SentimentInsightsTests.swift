@@ -84,4 +84,38 @@ import Testing
         // Deterministic.
         #expect(ThemeClustering.cluster(texts.map(SentimentTerms.terms), k: 3) == themes)
     }
+
+    @Test func incidentsGroupAlertsThatShareTheirComments() {
+        func sketch(_ ids: Range<Int>, _ prefix: String = "c") -> MinHashSketch {
+            var s = MinHashSketch()
+            for i in ids { s.add("\(prefix)\(i)") }
+            return s
+        }
+        // A burst of 60 comments seen as topic (60 + 15 ordinary), brand (the 60) and hashtag (40 of them); an
+        // unrelated alert in the same hour; and the same burst's ids a day later (not the same incident).
+        let alerts: [IncidentGrouping.Input] = [
+            .init(hour: 100, sketch: { var s = sketch(0..<60); s.merge(sketch(0..<15, "x")); return s }()),
+            .init(hour: 100, sketch: sketch(0..<60)),
+            .init(hour: 100, sketch: sketch(200..<260)),
+            .init(hour: 101, sketch: sketch(10..<50)),
+            .init(hour: 124, sketch: sketch(0..<60)),
+        ]
+        #expect(IncidentGrouping.groups(alerts) == [[0, 1, 3], [2], [4]])
+        // Sketches of parts merge into the sketch of the whole.
+        var parts = sketch(0..<30)
+        parts.merge(sketch(30..<60))
+        #expect(parts.minima == sketch(0..<60).minima)
+        #expect(sketch(0..<60).jaccard(sketch(0..<60)) == 1)
+        #expect(sketch(0..<60).containment(sketch(500..<560)) < 0.2)
+    }
+
+    @Test func examplesAreDistinct() {
+        let texts = ["Battery died", "battery  died", "BATTERY DIED", "screen cracked", "battery died!"]
+        #expect(DistinctExamples.pick(texts, text: { $0 }, limit: 3) == ["Battery died", "screen cracked", "battery died!"])
+        let docs = Array(repeating: ["battery", "exploded"], count: 5) + [["screen", "cracked"], ["battery", "hot"]]
+        for theme in ThemeClustering.cluster(docs, k: 2) {
+            let shown = theme.examples.map { docs[$0] }
+            #expect(Set(shown).count == shown.count)
+        }
+    }
 }
