@@ -42,7 +42,14 @@ extension Coordinator {
         f.info.name = n
         if shipped { f.info.notes = (f.info.notes.isEmpty ? "" : f.info.notes + "; ") + "shipped with Chorus" }
         let bytes = try modelLock.withLock { _ in
+            // Versions are numbered per coordinator: a file exported elsewhere as version 2 may be version 1 here.
+            // The number it carried is kept in the notes, so `model show` explains the difference.
+            let carried = f.info.version
             f.info.version = (try latestModelVersion(n) ?? 0) + 1
+            if carried > 0, carried != f.info.version, !f.info.notes.contains("was version \(carried) ") {
+                f.info.notes = (f.info.notes.isEmpty ? "" : f.info.notes + "; ")
+                    + "was version \(carried) where it was exported; versions are numbered per coordinator"
+            }
             let bytes = try f.encoded()
             do { try store.put(ModelKeys.key(n, f.info.version), bytes, sync: true) } catch { throw ChorusError(.storage, "\(error)") }
             return bytes

@@ -26,6 +26,10 @@ import Testing
         let list = try chorus(["job", "list", "--coordinator", a, "--json"])
         #expect((list.json["jobs"] as? [Any])?.isEmpty ?? true, "\(list.stdout)")
 
+        // The shipped model file carries the version it had where it was trained; stored here it is version 1,
+        // and its notes say why the numbers differ.
+        let shown = try chorus(["model", "show", "sentiment-default", "--coordinator", a, "--json"])
+        #expect(shown.status == 0 && shown.stdout.contains("was version 2 where it was exported"), "\(shown.stdout)")
         // A missing model is "not found" at submit, not a failed job later.
         let noModel = try chorus(["sentiment", "run", "--model", "nosuch", "--coordinator", a])
         #expect(noModel.status == 66 && noModel.stderr.contains("no model 'nosuch'"), "\(noModel.stderr)")
