@@ -92,11 +92,13 @@ public struct IngestReport: Codable, Sendable {
     /// Things to look at that did not stop the run: empty files, files of a directory that were not read.
     public var warnings: [String]
     public var seconds: Double
+    /// Of `seconds`, the first read of the input that finds superseded versions.
+    public var scanSeconds: Double
     public var recordsPerSecond: Double
 
     enum CodingKeys: String, CodingKey {
         case read, stored, duplicates, superseded, rejected, files, rejectsFile = "rejects_file", run, warnings
-        case seconds, recordsPerSecond = "records_per_second"
+        case seconds, scanSeconds = "scan_seconds", recordsPerSecond = "records_per_second"
     }
 
     /// The error for a run beyond its reject limit (exit 65), or nil.
@@ -136,6 +138,7 @@ public final class Ingestor: Sendable {
         struct Counts {
             var read = 0, rejected = 0, acknowledged = 0, stored = 0, duplicates = 0, superseded = 0, bytes = 0
             var scanning = false
+            var scanSeconds = 0.0
         }
         let counts = Mutex(Counts())
         let inFlight: DispatchSemaphore
@@ -292,7 +295,7 @@ public final class Ingestor: Sendable {
                                   superseded: c.superseded, rejected: c.rejected,
                                   files: fileReports, rejectsFile: c.rejected > 0 ? options.rejectsPath : nil,
                                   run: runId, warnings: warnings,
-                                  seconds: secs, recordsPerSecond: secs > 0 ? Double(c.read) / secs : 0)
+                                  seconds: secs, scanSeconds: c.scanSeconds, recordsPerSecond: secs > 0 ? Double(c.read) / secs : 0)
         if report.read != report.stored + report.duplicates + report.rejected {
             throw ChorusError(.internal, "ingest counts do not reconcile: read \(report.read) != stored \(report.stored) "
                               + "+ duplicates \(report.duplicates) + rejected \(report.rejected)")
@@ -413,8 +416,10 @@ public final class Ingestor: Sendable {
                         rejects: RejectsWriter, reports: Locked<[IngestFileReport]>,
                         out: AsyncStream<Outbound>.Continuation) throws {
         shared.counts.withLock { $0.scanning = true }
+        let scanStart = ContinuousClock.now
         let lastVersion = try lastVersions(of: files, shared: shared)
-        shared.counts.withLock { $0.scanning = false }
+        let scanSeconds = (ContinuousClock.now - scanStart).seconds
+        shared.counts.withLock { $0.scanning = false; $0.scanSeconds = scanSeconds }
         let placement = Placement(partitionCount: map.partitionCount)
         let owners = map.assignments.map(\.owner)
         var pending: [String: (puts: [Chorus_V1_Put], counted: Int)] = [:]
