@@ -490,6 +490,7 @@ actor CoordinatorState {
         let now = nowMs()
         var prim: [String: UInt32] = [:], rep: [String: UInt32] = [:], learn: [String: UInt32] = [:]
         var held: [String: Set<UInt32>] = [:]
+        let unowned = map.assignments.contains { $0.owner.isEmpty }
         for a in map.assignments {
             if !a.owner.isEmpty { prim[a.owner, default: 0] += 1 }
             for r in a.replicas { rep[r, default: 0] += 1 }
@@ -508,7 +509,9 @@ actor CoordinatorState {
                 if i.state == .active {
                     if i.draining {
                         i.state = i.partitions + i.learners == 0 ? .drained : .draining
-                    } else if i.partitions == 0 && i.learners > 0 {
+                    } else if i.partitions == 0 && (i.learners > 0 || unowned) {
+                        // Registered, but no partition is served by it yet: its first copies are on their way,
+                        // or the planner has not placed the partitions yet (it runs every 300 ms).
                         i.state = .joining
                     }
                 }

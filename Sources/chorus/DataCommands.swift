@@ -179,8 +179,14 @@ func moveDict(_ m: Chorus_V1_MoveInfo) -> [String: Any] {
      "seconds": Double(nowMillis() - m.startedAtMs) / 1000]
 }
 
+/// The cluster can take ingest, reads and jobs: a worker is live and every partition has a live primary.
+func isReady(_ s: Chorus_V1_ClusterStatus) -> Bool {
+    s.unassignedPartitions == 0 && s.nodes.contains { $0.state != .dead }
+}
+
 func statusDict(_ s: Chorus_V1_ClusterStatus) -> [String: Any] {
     [
+        "ready": isReady(s),
         "coordinator_id": s.coordinatorID, "map_version": Int(s.mapVersion),
         "partition_count": Int(s.partitionCount), "replication_factor": Int(s.replicationFactor),
         "unassigned_partitions": Int(s.unassignedPartitions),
@@ -338,6 +344,9 @@ struct Cluster: AsyncParsableCommand {
                 if client.json { printJSON(statusDict(s)); return }
                 let live = s.nodes.filter { $0.state != .dead }.count
                 print("coordinator \(s.coordinatorID) at \(client.coordinator), up \(Int(s.uptimeMs / 1000)) s")
+                print(isReady(s) ? "ready: yes (every partition has a live primary)"
+                      : live == 0 ? "ready: no (no live worker: start one with `chorus worker`)"
+                      : "ready: no (\(s.unassignedPartitions) partitions without a live primary yet)")
                 print("partitions: \(s.partitionCount), replication factor \(s.replicationFactor), map version \(s.mapVersion)")
                 print("without a live primary: \(s.unassignedPartitions)")
                 if s.underReplicated.isEmpty {

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+/// What a new user hits on day one (issue 11), on real processes.
+@Suite(.serialized) struct DayOneTests {
+    func nodes(_ a: String) throws -> [[String: Any]] {
+        try chorus(["cluster", "status", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
+    }
+
+    @Test func ingestStraightAfterTheWorkersRegisterWaitsForOwners() throws {
+        let dir = NSTemporaryDirectory() + "chorus-dayone-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gen = dir + "/gen"
+        #expect(try chorus(["generate", "--users", "40", "--seed", "4", "--out", gen]).status == 0)
+        for round in 1...3 {
+            let coord = try ServerProcess(["coordinator", "--bind", "tcp://127.0.0.1:*", "--data", dir + "/c\(round)"],
+                                          logDir: dir, name: "coordinator-\(round)")
+            defer { coord.stop() }
+            let a = coord.endpoint
+            // No worker yet: refused within the timeout, saying so.
+            let none = try chorus(["ingest", "--coordinator", a, "--timeout", "1", "--rejects", dir + "/rej.jsonl",
+                                   gen + "/users.jsonl"])
+            #expect(none.status == 69, "\(none.stderr)")
+            #expect(none.stderr.contains("no worker has joined") && none.stderr.contains("start at least one worker"),
+                    "\(none.stderr)")
+            #expect(none.seconds >= 1 && none.seconds < 10)
+            var workers: [ServerProcess] = []
+            defer { workers.forEach { $0.stop() } }
+            for i in 1...3 {
+                workers.append(try ServerProcess(["worker", "--coordinator", a, "--bind", "tcp://127.0.0.1:*",
+                                                  "--data", dir + "/r\(round)w\(i)", "--name", "w\(i)"],
+                                                 logDir: dir, name: "r\(round)w\(i)"))
+            }
+            // The moment all three are registered (what cluster/start.sh used to wait for), not a moment later.
+            try waitUntil("3 workers registered", seconds: 20) { try nodes(a).count == 3 }
+            let ing = try chorus(["ingest", "--coordinator", a, "--json", "--rejects", dir + "/rej.jsonl",
+                                  gen + "/users.jsonl"])
+            #expect(ing.status == 0, "round \(round): \(ing.stderr)")
+            #expect(ing.json["stored"] as? Int == 40)
+            let s = try chorus(["cluster", "status", "--coordinator", a, "--json"]).json
+            #expect(s["ready"] as? Bool == true && s["unassigned_partitions"] as? Int == 0, "\(s)")
+        }
+    }
+}
