@@ -266,16 +266,19 @@ struct Node: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move every partition off a worker, in the background, while reads, ingest and jobs go on.",
             discussion: """
-            The worker keeps serving until each of its partitions has a complete copy elsewhere; then it gives the
+            The worker keeps serving until each of its partitions has R copies elsewhere; then it gives the
             partition up. `chorus node list` shows it as draining, then drained: only then is stopping it safe.
-            Refused when no other live worker could take its partitions.
+            Refused (exit 64) when fewer than R other workers are live and not draining, since its partitions
+            could not keep R copies without it; --force drains anyway, and the node keeps the copies that have
+            nowhere to go (it stays draining, not drained) until another worker joins.
             """)
         @OptionGroup var client: ClientOptions
         @Argument(help: "Node id or name.") var node: String
         @Flag(help: "Wait until the node is drained, printing progress.") var wait = false
+        @Flag(help: "Drain even though fewer than R other workers can take its partitions.") var force = false
         func run() async throws {
             setupLogging(level: .warning)
-            try await Node.admin(client, node, .drain)
+            try await Node.admin(client, node, .drain, force: force)
             if wait {
                 try await guarded {
                     let c = try client.client()
@@ -284,8 +287,11 @@ struct Node: AsyncParsableCommand {
                         let s = try await c.clusterStatus()
                         guard let n = s.nodes.first(where: { $0.id == node || $0.name == node }) else { return }
                         let left = n.partitions + n.learners
+                        // Nothing moving and nothing planned, yet copies left: they have nowhere to go (forced).
+                        let stuck = left > 0 && s.moves.isEmpty && s.movesPlanned == 0
                         if !client.json {
-                            FileHandle.standardError.write(Data("\r\(n.name): \(nodeState(n.state)), \(left) partition copies left, \(s.moves.count) moves in flight   ".utf8))
+                            FileHandle.standardError.write(Data(("\r\(n.name): \(nodeState(n.state)), \(left) partition copies left, \(s.moves.count) moves in flight"
+                                + (stuck ? "; waiting for room: start another worker" : "") + "   ").utf8))
                         }
                         if n.state == .drained {
                             if !client.json { FileHandle.standardError.write(Data("\n".utf8)) }

@@ -106,4 +106,34 @@ import Testing
         #expect(ReplicaPlanner.plan(current: plan, eligible: nodes, replicationFactor: 3) == plan)
         #expect(ReplicaPlanner.plan(current: plan, eligible: nodes.reversed(), replicationFactor: 3) == plan)
     }
+
+    // MARK: drains below R
+
+    @Test func aDrainingNodeKeepsWhatCannotHaveRCopiesWithoutIt() {
+        let before = ReplicaPlanner.plan(current: Array(repeating: [], count: 64), eligible: ["a", "b", "c"],
+                                         replicationFactor: 2)
+        // b and c both draining, only a eligible: every partition keeps 2 copies, a holds all of them, and b or
+        // c keeps one only where a partition needs it.
+        let after = ReplicaPlanner.plan(current: before, eligible: ["a"], replicationFactor: 2, retiring: ["b", "c"])
+        #expect(after.allSatisfy { $0.count == 2 && $0.first == "a" })
+        for p in after.indices { #expect(before[p].contains(after[p][1]) || after[p][1] == "a") }
+        // Only the copies a lacked are made; partitions a already held keep their draining partner.
+        #expect(ReplicaPlanner.copies(from: before, to: after) == before.filter { !$0.contains("a") }.count)
+        // With room elsewhere, a draining node keeps nothing.
+        let roomy = ReplicaPlanner.plan(current: before, eligible: ["a", "c", "d"], replicationFactor: 2, retiring: ["b"])
+        #expect(roomy.allSatisfy { $0.count == 2 && !$0.contains("b") })
+        #expect(roomy == ReplicaPlanner.plan(current: before, eligible: ["a", "c", "d"], replicationFactor: 2))
+    }
+
+    @Test func drainBlockedNamesThePartitionsThatWouldFallBelowR() {
+        let plan = ReplicaPlanner.plan(current: Array(repeating: [], count: 16), eligible: ["a", "b", "c"],
+                                       replicationFactor: 2)
+        #expect(ReplicaPlanner.drainBlocked(node: "b", current: plan, eligible: ["a", "b", "c"], replicationFactor: 2).isEmpty)
+        // b already draining: draining c would leave only a.
+        let blocked = ReplicaPlanner.drainBlocked(node: "c", current: plan, eligible: ["a", "c"], replicationFactor: 2)
+        #expect(blocked == plan.indices.filter { plan[$0].contains("c") })
+        #expect(!blocked.isEmpty)
+        // A node that holds nothing can always be drained.
+        #expect(ReplicaPlanner.drainBlocked(node: "d", current: plan, eligible: ["a", "d"], replicationFactor: 2).isEmpty)
+    }
 }

@@ -1128,7 +1128,7 @@ public nonisolated struct Chorus_V1_NodeAdmin: Sendable {
 
   public var action: Chorus_V1_NodeAction = .unspecified
 
-  /// remove: allowed for a dead node that still holds partitions
+  /// remove: allowed for a dead node that still holds partitions; drain: accepted even though
   public var force: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
