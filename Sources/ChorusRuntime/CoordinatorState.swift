@@ -477,17 +477,23 @@ actor CoordinatorState {
             return "\(n.info.name) takes partitions again; `chorus cluster rebalance` is automatic"
         case .remove:
             if isLive(id) {
-                throw ChorusError(.usage, "\(n.info.name) is still running",
-                                  hint: held > 0 ? "drain it (chorus node drain \(id)), stop it, then remove it"
-                                             : "stop its process first; it is declared dead within "
-                                             + "\(timing.deadAfterMs / 1000) s")
+                // A stopped worker is only known to be gone once it has been silent for the dead timeout.
+                let silentMs = max(0, nowMs() - nodes[id]!.lastHeartbeatMs)
+                let leftMs = max(0, timing.deadAfterMs - silentMs)
+                throw ChorusError(.usage, "\(n.info.name) is still running (last heartbeat "
+                                  + String(format: "%.1f", Double(silentMs) / 1000) + " s ago)",
+                                  hint: held > 0 ? "drain it (chorus node drain \(n.info.name)), stop it, then remove it"
+                                    : "if you just stopped it, it is declared dead "
+                                    + String(format: "%.0f", Double(timing.deadAfterMs) / 1000) + " s after its last "
+                                    + "heartbeat, in " + String(format: "%.1f", Double(leftMs) / 1000) + " s: run this "
+                                    + "again then, or add --wait; otherwise stop its process first")
             }
             if held > 0 {
                 guard r.force, n.info.state == .dead else {
                     throw ChorusError(.usage, "\(n.info.name) still holds \(held) partition copies",
                                       hint: n.info.state == .dead
                                         ? "it is dead: --force drops its copies (replicas elsewhere take over)"
-                                        : "drain it first: chorus node drain \(id)")
+                                        : "drain it first: chorus node drain \(n.info.name)")
                 }
                 _ = try dropHolders([id])
             }

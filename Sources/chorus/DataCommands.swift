@@ -326,8 +326,30 @@ struct Node: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "Node id or name.") var node: String
         @Flag(help: "Remove a dead node even though the map still lists it as a holder.") var force = false
+        @Flag(help: ArgumentHelp("Wait (up to --timeout) until a just-stopped node is declared dead, then remove it.",
+                                 discussion: "A stopped worker is declared dead 5 s after its last heartbeat."))
+        var wait = false
         func run() async throws {
             setupLogging(level: .warning)
+            if wait {
+                try await guarded {
+                    let c = try client.client()
+                    defer { c.close() }
+                    let due = Date().addingTimeInterval(client.timeout)
+                    // Until the coordinator declares it dead; the remove below then says what is still in the way.
+                    while Date() < due {
+                        let s = try await c.clusterStatus()
+                        guard let n = s.nodes.first(where: { $0.id == node || $0.name == node }), n.state != .dead
+                        else { break }
+                        if !client.json {
+                            FileHandle.standardError.write(Data(("\rwaiting for \(n.name) to be declared dead: last heartbeat "
+                                + String(format: "%.1f", Double(n.heartbeatAgeMs) / 1000) + " s ago   ").utf8))
+                        }
+                        try await Task.sleep(for: .milliseconds(200))
+                    }
+                    if !client.json { FileHandle.standardError.write(Data("\n".utf8)) }
+                }
+            }
             try await Node.admin(client, node, .remove, force: force)
         }
     }

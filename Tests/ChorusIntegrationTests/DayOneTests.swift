@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-/// What a new user hits on day one (issue 11), on real processes.
+/// What a new user hits on day one (issue 11), on real processes: ingest straight after start, and removing a
+/// worker just stopped.
 @Suite(.serialized) struct DayOneTests {
     func nodes(_ a: String) throws -> [[String: Any]] {
         try chorus(["cluster", "status", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
@@ -41,5 +42,24 @@ import Testing
             let s = try chorus(["cluster", "status", "--coordinator", a, "--json"]).json
             #expect(s["ready"] as? Bool == true && s["unassigned_partitions"] as? Int == 0, "\(s)")
         }
+    }
+
+    @Test func removeRightAfterStoppingADrainedWorkerSaysHowLongAndWaits() throws {
+        let cluster = try TestCluster(workers: 3, partitions: 8, replication: 2)
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        #expect(try chorus(["node", "drain", "w3", "--wait", "--coordinator", a], timeout: 60).status == 0)
+        cluster.workers[2].stop()
+        let early = try chorus(["node", "remove", "w3", "--coordinator", a])
+        #expect(early.status == 64)
+        #expect(early.stderr.contains("still running") && early.stderr.contains("declared dead")
+                && early.stderr.contains("--wait"), "\(early.stderr)")
+        let waited = try chorus(["node", "remove", "w3", "--wait", "--timeout", "10", "--coordinator", a], timeout: 30)
+        #expect(waited.status == 0, "\(waited.stderr)")
+        #expect(waited.stdout.contains("removed w3"), "\(waited.stdout)")
+        #expect(try nodes(a).map { $0["name"] as? String } == ["w1", "w2"])
+        // Still bounded by --timeout: a worker that keeps running is not waited for beyond it.
+        let running = try chorus(["node", "remove", "w2", "--wait", "--timeout", "1", "--coordinator", a])
+        #expect(running.status == 64 && running.seconds < 8, "\(running.stderr)")
     }
 }
