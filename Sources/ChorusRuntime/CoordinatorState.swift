@@ -563,6 +563,8 @@ actor CoordinatorState {
             if let p = nodes[m.to]?.progress[m.partition] {
                 m.keysCopied = p.keysCopied
                 m.bytesCopied = p.bytesCopied
+                m.keysTotal = p.keysTotal
+                m.bytesTotal = p.bytesTotal
             }
             return m
         }

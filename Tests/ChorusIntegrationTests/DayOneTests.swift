@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// What a new user hits on day one (issue 11), on real processes: ingest straight after start, and removing a
-/// worker just stopped.
+/// What a new user hits on day one (issue 11), on real processes: ingest straight after start, removing a
+/// worker just stopped, and following moves.
 @Suite(.serialized) struct DayOneTests {
     func nodes(_ a: String) throws -> [[String: Any]] {
         try chorus(["cluster", "status", "--coordinator", a, "--json"]).json["nodes"] as? [[String: Any]] ?? []
@@ -61,5 +61,41 @@ import Testing
         // Still bounded by --timeout: a worker that keeps running is not waited for beyond it.
         let running = try chorus(["node", "remove", "w2", "--wait", "--timeout", "1", "--coordinator", a])
         #expect(running.status == 64 && running.seconds < 8, "\(running.stderr)")
+    }
+
+    @Test func movesShowNamesAPercentageAndAnETA() throws {
+        // R=1 and a 256 KiB/s throttle, as in MoveTests: slow, pure copies.
+        let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--move-rate-mib", "0.25"])
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let gen = cluster.dir + "/gen"
+        #expect(try chorus(["generate", "--users", "3000", "--seed", "8", "--out", gen]).status == 0)
+        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
+        #expect(try chorus(["ingest", "--coordinator", a, "--json"] + files, timeout: 120).status == 0)
+        try cluster.addWorker(3)
+        var move: [String: Any] = [:]
+        try waitUntil("a move into w3 has copied some bytes", seconds: 60) {
+            let moves = try cluster.status()["moves"] as? [[String: Any]] ?? []
+            move = moves.first { ($0["bytes_copied"] as? Int ?? 0) > 0 } ?? [:]
+            return !move.isEmpty
+        }
+        #expect(move["to_name"] as? String == "w3", "\(move)")
+        #expect(["w1", "w2"].contains(move["from_name"] as? String ?? ""), "\(move)")
+        let total = move["bytes_total"] as? Int ?? 0
+        let copied = move["bytes_copied"] as? Int ?? 0
+        #expect(total > copied && copied > 0, "\(move)")
+        let percent = move["percent"] as? Double ?? -1
+        #expect(percent >= 0 && percent < 100, "\(move)")
+        let eta = move["eta_seconds"] as? Double ?? -1
+        // At 256 KiB/s, the rest of the partition takes about (total - copied) / 256 KiB seconds.
+        let expected = Double(total - copied) / Double(256 << 10)
+        #expect(eta > 0 && eta < expected * 4 + 5, "eta \(eta) s, expected about \(expected) s: \(move)")
+        // The text view: names, not ids, with the percentage and the ETA.
+        var text = ""
+        try waitUntil("cluster status shows a move into w3 with its percentage and ETA", seconds: 60) {
+            text = try chorus(["cluster", "status", "--coordinator", a]).stdout
+            return text.contains("-> w3 (") && text.contains("%, ") && text.contains("ETA ")
+        }
+        #expect(!text.contains("-> w-") && !text.contains(": w-"), "\(text)")
     }
 }

@@ -136,4 +136,17 @@ import Testing
         // A node that holds nothing can always be drained.
         #expect(ReplicaPlanner.drainBlocked(node: "d", current: plan, eligible: ["a", "d"], replicationFactor: 2).isEmpty)
     }
+
+    @Test func moveEstimateGivesAPercentageAndAnETAFromTheRateSoFar() {
+        let e = MoveEstimate(copied: 25 << 20, total: 100 << 20, elapsedSeconds: 5)
+        #expect(e.fraction == 0.25)
+        #expect(e.rate == Double(5 << 20))
+        #expect(e.etaSeconds == 15)
+        // Writes during the move can push the copy past the starting size: never 100% before it is done.
+        let over = MoveEstimate(copied: 120, total: 100, elapsedSeconds: 1)
+        #expect(over.fraction == 0.999 && over.etaSeconds == 0)
+        let unknown = MoveEstimate(copied: 10, total: 0, elapsedSeconds: 1)
+        #expect(unknown.fraction == nil && unknown.etaSeconds == nil && unknown.rate == 10)
+        #expect(MoveEstimate(copied: 0, total: 100, elapsedSeconds: 0).etaSeconds == nil)
+    }
 }
