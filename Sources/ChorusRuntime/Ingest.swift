@@ -119,26 +119,7 @@ public final class Ingestor: Sendable {
     public func run(progress: (@Sendable (IngestProgress) -> Void)? = nil) async throws -> IngestReport {
         let files = try plan()
         let start = ContinuousClock.now
-        // Right after workers register, the coordinator takes a planning round (up to 300 ms) to give every
-        // partition an owner: wait for it, within the client's timeout, and say truthfully what is missing.
-        let ownersDue = ContinuousClock.now + client.timeout
-        var map = try await client.partitionMap()
-        while true {
-            let unowned = map.assignments.filter({ $0.owner.isEmpty }).count
-            if unowned == 0 { break }
-            if ContinuousClock.now >= ownersDue {
-                let live = map.nodes.filter { $0.state != .dead }.count
-                if live == 0 {
-                    throw ChorusError(.unavailable, "no worker has joined the cluster, so its \(unowned) partitions "
-                                      + "have no owner", hint: "start at least one worker (`chorus worker`)")
-                }
-                throw ChorusError(.unavailable, "\(unowned) of \(map.partitionCount) partitions still have no owner "
-                                  + "although \(live) worker(s) joined: the coordinator has not placed them yet",
-                                  hint: "wait until `chorus cluster status` says ready, or pass a longer --timeout")
-            }
-            try await Task.sleep(for: .milliseconds(100))
-            map = try await client.partitionMap()
-        }
+        let map = try await client.partitionMapWithOwners()
         let shared = Shared(maxInFlight: options.maxInFlight)
         let totalBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         let (stream, cont) = AsyncStream.makeStream(of: Outbound.self)
