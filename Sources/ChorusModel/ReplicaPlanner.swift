@@ -9,14 +9,19 @@
 ///    (first re-targeting holdings added in step 2, which cost nothing yet, then holdings where the donor is not
 ///    the primary, so leadership rarely changes). Each step lowers the spread, so the number of copies is the
 ///    minimum the loads require;
-/// 4. balances primaries by reordering holders inside a partition (a leadership change, no data moves).
+/// 4. balances primaries by reordering holders inside a partition (a leadership change, no data moves);
+/// 5. keeps `retiring` holders (live nodes being drained) at the end of a partition's holders while it has fewer
+///    than R eligible ones, so a drain never takes a partition below R copies: a retiring node gives a partition
+///    up only once R copies exist without it, and holds on to it when there is no room elsewhere.
 /// Ties break by node id, so the plan is a deterministic function of its input.
 /// Partitions whose holders are all ineligible and that were never empty are left alone by the caller (their data
 /// lives only on those nodes); the planner itself just reports what it would like.
 public enum ReplicaPlanner {
-    public static func plan(current: [[String]], eligible unsorted: [String], replicationFactor: Int) -> [[String]] {
+    public static func plan(current: [[String]], eligible unsorted: [String], replicationFactor: Int,
+                            retiring: Set<String> = []) -> [[String]] {
         let eligible = Array(Set(unsorted)).sorted()
         guard !eligible.isEmpty, replicationFactor >= 1 else { return current }
+        let retiring = retiring.subtracting(eligible)
         let r = min(replicationFactor, eligible.count)
         let ok = Set(eligible)
         var load = Dictionary(uniqueKeysWithValues: eligible.map { ($0, 0) })
@@ -87,7 +92,22 @@ public enum ReplicaPlanner {
             prim[hi]! -= 1
             prim[b.n]! += 1
         }
+        // 5. Retiring holders stay where the partition would otherwise have fewer than R copies.
+        for p in out.indices where out[p].count < replicationFactor {
+            for n in current[p] where retiring.contains(n) && !out[p].contains(n) && out[p].count < replicationFactor {
+                out[p].append(n)
+            }
+        }
         return out
+    }
+
+    /// The partitions `node` holds that could not have R copies without it if it were drained now: all of them
+    /// when fewer than R other nodes are eligible (live and not draining), none otherwise.
+    public static func drainBlocked(node: String, current: [[String]], eligible: [String],
+                                    replicationFactor: Int) -> [Int] {
+        let others = Set(eligible).subtracting([node]).count
+        guard others < replicationFactor else { return [] }
+        return current.indices.filter { current[$0].contains(node) }
     }
 
     /// Copies the plan needs: holders in `target` that are not in `current`, summed over partitions.

@@ -35,6 +35,29 @@ public final class ChorusClient: Sendable {
         return m
     }
 
+    /// The partition map once every partition has an owner. Right after workers register, the coordinator takes
+    /// a planning round (it plans every 300 ms) to place the partitions: this waits for it, within the client's
+    /// timeout, and otherwise says truthfully what is missing.
+    public func partitionMapWithOwners() async throws -> Chorus_V1_PartitionMap {
+        let due = ContinuousClock.now + timeout
+        while true {
+            let map = try await partitionMap()
+            let unowned = map.assignments.filter { $0.owner.isEmpty }.count
+            if unowned == 0 { return map }
+            if ContinuousClock.now >= due {
+                let live = map.nodes.filter { $0.state != .dead }.count
+                if live == 0 {
+                    throw ChorusError(.unavailable, "no worker has joined the cluster, so its \(unowned) partitions "
+                                      + "have no owner", hint: "start at least one worker (`chorus worker`)")
+                }
+                throw ChorusError(.unavailable, "\(unowned) of \(map.partitionCount) partitions still have no owner "
+                                  + "although \(live) worker(s) joined: the coordinator has not placed them yet",
+                                  hint: "wait until `chorus cluster status` says ready, or pass a longer --timeout")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     /// Drains, undrains or removes a worker; returns the coordinator's message and the cluster status after it.
     public func nodeAdmin(_ node: String, _ action: Chorus_V1_NodeAction, force: Bool = false) async throws
         -> Chorus_V1_AdminReply {

@@ -311,6 +311,14 @@ actor CoordinatorState {
 
     // MARK: planning
 
+    /// The planner's inputs: nodes that may take data (live, not draining), and live draining nodes, which keep
+    /// a partition until it has R copies without them.
+    func placementNodes() -> (eligible: [String], retiring: Set<String>) {
+        let live = nodes.values.filter { $0.info.state != .dead && $0.peer != nil }
+        return (live.filter { !$0.info.draining }.map(\.info.id).sorted(),
+                Set(live.filter { $0.info.draining }.map(\.info.id)))
+    }
+
     /// One planning round: applies changes that need no data copy (first assignment of never-used partitions,
     /// leadership hand-offs, dropping surplus holders), adds learners for new moves within the limits, and returns
     /// the moves to run. Partitions with a move in flight are left alone.
@@ -319,12 +327,11 @@ actor CoordinatorState {
         // so that a slow re-registration does not look like a reason to move data.
         if nowMs() - startedMs < timing.deadAfterMs,
            nodes.values.contains(where: { $0.info.state != .dead && $0.peer == nil }) { return [] }
-        let eligible = nodes.values.filter { $0.info.state != .dead && $0.peer != nil && !$0.info.draining }
-            .map(\.info.id).sorted()
+        let (eligible, retiring) = placementNodes()
         guard !eligible.isEmpty else { return [] }
         let current = holders()
         let r = Int(map.replicationFactor)
-        let target = ReplicaPlanner.plan(current: current, eligible: eligible, replicationFactor: r)
+        let target = ReplicaPlanner.plan(current: current, eligible: eligible, replicationFactor: r, retiring: retiring)
         var inFlight = moves.count
         var perTarget: [String: Int] = [:]
         for m in moves.values { perTarget[m.to, default: 0] += 1 }
@@ -385,12 +392,11 @@ actor CoordinatorState {
 
     /// How many copies the planner still wants beyond the moves in flight.
     func plannedCopies() -> Int {
-        let eligible = nodes.values.filter { $0.info.state != .dead && $0.peer != nil && !$0.info.draining }
-            .map(\.info.id)
+        let (eligible, retiring) = placementNodes()
         guard !eligible.isEmpty else { return 0 }
         let current = holders()
         let target = ReplicaPlanner.plan(current: current, eligible: eligible,
-                                         replicationFactor: Int(map.replicationFactor))
+                                         replicationFactor: Int(map.replicationFactor), retiring: retiring)
         return max(0, ReplicaPlanner.copies(from: current, to: target) - moves.count)
     }
 
@@ -438,14 +444,30 @@ actor CoordinatorState {
         let held = map.assignments.filter { $0.owner == id || $0.replicas.contains(id) || $0.learners.contains(id) }.count
         switch r.action {
         case .drain:
-            let others = nodes.values.filter { $0.info.id != id && $0.info.state != .dead && !$0.info.draining }
-            if held > 0 && others.isEmpty {
-                throw ChorusError(.usage, "cannot drain \(n.info.name): no other live worker can take its \(held) partitions",
-                                  hint: "start another worker first")
+            // Like a decommission that would leave fewer nodes than the replication factor: refused, because the
+            // node could never hand its partitions off without taking them below R copies.
+            let rf = Int(map.replicationFactor)
+            let eligible = placementNodes().eligible
+            let blocked = ReplicaPlanner.drainBlocked(node: id, current: holders(), eligible: eligible,
+                                                      replicationFactor: rf).count
+            let others = eligible.filter { $0 != id }.compactMap { nodes[$0]?.info.name }.sorted()
+            let room = others.isEmpty ? "no other worker is live and not draining"
+                : "only \(others.count) other worker\(others.count == 1 ? " is" : "s are") live and not draining "
+                    + "(\(others.joined(separator: ", ")))"
+            if blocked > 0 && !r.force {
+                throw ChorusError(.usage, "cannot drain \(n.info.name): its \(blocked) partitions need \(rf) copies on "
+                                  + "other workers (replication factor \(rf)), and \(room)",
+                                  hint: "start another worker (or undrain one) first; --force drains anyway, and "
+                                  + "\(n.info.name) then keeps the copies that have nowhere to go and stays draining, "
+                                  + "not drained, until there is room")
             }
             n.info.draining = true
             nodes[id] = n
             try persist(node: n.info)
+            if blocked > 0 {
+                return "draining \(n.info.name) (forced): \(room), so it keeps the copies that R=\(rf) needs and "
+                    + "stays draining until another worker joins; it is not safe to stop before it says drained"
+            }
             return "draining \(n.info.name): \(held) partition copies will move off it in the background; "
                 + "watch `chorus node list` until it says drained"
         case .undrain:
@@ -455,17 +477,23 @@ actor CoordinatorState {
             return "\(n.info.name) takes partitions again; `chorus cluster rebalance` is automatic"
         case .remove:
             if isLive(id) {
-                throw ChorusError(.usage, "\(n.info.name) is still running",
-                                  hint: held > 0 ? "drain it (chorus node drain \(id)), stop it, then remove it"
-                                             : "stop its process first; it is declared dead within "
-                                             + "\(timing.deadAfterMs / 1000) s")
+                // A stopped worker is only known to be gone once it has been silent for the dead timeout.
+                let silentMs = max(0, nowMs() - nodes[id]!.lastHeartbeatMs)
+                let leftMs = max(0, timing.deadAfterMs - silentMs)
+                throw ChorusError(.usage, "\(n.info.name) is still running (last heartbeat "
+                                  + String(format: "%.1f", Double(silentMs) / 1000) + " s ago)",
+                                  hint: held > 0 ? "drain it (chorus node drain \(n.info.name)), stop it, then remove it"
+                                    : "if you just stopped it, it is declared dead "
+                                    + String(format: "%.0f", Double(timing.deadAfterMs) / 1000) + " s after its last "
+                                    + "heartbeat, in " + String(format: "%.1f", Double(leftMs) / 1000) + " s: run this "
+                                    + "again then, or add --wait; otherwise stop its process first")
             }
             if held > 0 {
                 guard r.force, n.info.state == .dead else {
                     throw ChorusError(.usage, "\(n.info.name) still holds \(held) partition copies",
                                       hint: n.info.state == .dead
                                         ? "it is dead: --force drops its copies (replicas elsewhere take over)"
-                                        : "drain it first: chorus node drain \(id)")
+                                        : "drain it first: chorus node drain \(n.info.name)")
                 }
                 _ = try dropHolders([id])
             }
@@ -490,6 +518,7 @@ actor CoordinatorState {
         let now = nowMs()
         var prim: [String: UInt32] = [:], rep: [String: UInt32] = [:], learn: [String: UInt32] = [:]
         var held: [String: Set<UInt32>] = [:]
+        let unowned = map.assignments.contains { $0.owner.isEmpty }
         for a in map.assignments {
             if !a.owner.isEmpty { prim[a.owner, default: 0] += 1 }
             for r in a.replicas { rep[r, default: 0] += 1 }
@@ -507,8 +536,12 @@ actor CoordinatorState {
                 i.strayPartitions = UInt32(n.withData.subtracting(held[i.id] ?? []).count)
                 if i.state == .active {
                     if i.draining {
+                        // The planner keeps a draining node's copies until R exist without it, so holding nothing
+                        // means every partition it held has R copies elsewhere.
                         i.state = i.partitions + i.learners == 0 ? .drained : .draining
-                    } else if i.partitions == 0 && i.learners > 0 {
+                    } else if i.partitions == 0 && (i.learners > 0 || unowned) {
+                        // Registered, but no partition is served by it yet: its first copies are on their way,
+                        // or the planner has not placed the partitions yet (it runs every 300 ms).
                         i.state = .joining
                     }
                 }
@@ -530,6 +563,8 @@ actor CoordinatorState {
             if let p = nodes[m.to]?.progress[m.partition] {
                 m.keysCopied = p.keysCopied
                 m.bytesCopied = p.bytesCopied
+                m.keysTotal = p.keysTotal
+                m.bytesTotal = p.bytesTotal
             }
             return m
         }

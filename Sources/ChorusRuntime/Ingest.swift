@@ -227,10 +227,7 @@ public final class Ingestor: Sendable {
         let files = try plan(warnings: &warnings)
         let start = ContinuousClock.now
         let runId = RejectsWriter.newRunId()
-        let map = try await client.partitionMap()
-        if map.assignments.contains(where: { $0.owner.isEmpty }) {
-            throw ChorusError(.unavailable, "the cluster has partitions without an owner", hint: "start at least one worker")
-        }
+        let map = try await client.partitionMapWithOwners()
         let shared = Shared(maxInFlight: options.maxInFlight)
         let totalBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         let (stream, cont) = AsyncStream.makeStream(of: Outbound.self)

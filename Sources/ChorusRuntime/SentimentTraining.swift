@@ -191,10 +191,7 @@ extension ChorusClient {
     public func ingestLabelled(_ prepared: PreparedLabels, dataset: String) async throws -> LabelledIngestReport {
         let start = ContinuousClock.now
         guard !dataset.isEmpty, !dataset.utf8.contains(0) else { throw ChorusError(.usage, "the dataset name must be non-empty") }
-        let m = try await partitionMap()
-        if m.assignments.contains(where: { $0.owner.isEmpty }) {
-            throw ChorusError(.unavailable, "the cluster has partitions without an owner", hint: "start at least one worker")
-        }
+        let m = try await partitionMapWithOwners()
         let map = Locked(m)
         let ingestor = Ingestor(client: self, options: IngestOptions(paths: [], rejectsPath: "/dev/null"))
         var byNode: [String: [Chorus_V1_Put]] = [:]

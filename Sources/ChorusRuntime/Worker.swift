@@ -596,6 +596,24 @@ public final class Worker: Sendable {
             }
             out.done = !more
             out.nextAfter = out.rows.last?.key ?? Data()
+            if c.after.isEmpty && more {
+                // The first chunk also says how big the partition is, so the move can show a percentage and an
+                // ETA. Counting reads the whole range once; a partition too big to count within 2 s is left
+                // uncounted (0) rather than delaying the copy.
+                var keys: UInt64 = 0, total: UInt64 = 0
+                let due = ContinuousClock.now + .seconds(2)
+                var complete = true
+                try store.scan(from: pre, to: Store.prefixEnd(pre)) { key, value in
+                    keys += 1
+                    total += UInt64(key.count + value.count)
+                    if keys % 4096 == 0 && ContinuousClock.now > due { complete = false; return false }
+                    return true
+                }
+                if complete { out.keysTotal = keys; out.bytesTotal = total }
+            } else if c.after.isEmpty {
+                out.keysTotal = UInt64(out.rows.count)
+                out.bytesTotal = UInt64(bytes)
+            }
             return out
         }
     }
@@ -638,6 +656,12 @@ public final class Worker: Sendable {
             let rows = chunk.rows
             let done = chunk.done
             let bytes = rows.reduce(0) { $0 + $1.key.count + $1.value.count }
+            if after.isEmpty {
+                state.withLock { s in
+                    s.copies[p]?.keysTotal = chunk.keysTotal
+                    s.copies[p]?.bytesTotal = chunk.bytesTotal
+                }
+            }
             try await writeQueue.run { [self] in
                 var wb = WriteBatch()
                 for kv in rows {

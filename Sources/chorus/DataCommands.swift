@@ -173,19 +173,63 @@ func nodeDict(_ n: Chorus_V1_NodeInfo) -> [String: Any] {
      "stray_partitions": Int(n.strayPartitions)]
 }
 
-func moveDict(_ m: Chorus_V1_MoveInfo) -> [String: Any] {
-    ["partition": Int(m.partition), "from": m.from, "to": m.to, "leaving": m.leaving, "reason": m.reason,
-     "keys_copied": Int(m.keysCopied), "bytes_copied": Int(m.bytesCopied),
-     "seconds": Double(nowMillis() - m.startedAtMs) / 1000]
+/// A move's progress from bytes copied (keys when the byte total is unknown) and the rate so far.
+func moveEstimate(_ m: Chorus_V1_MoveInfo) -> MoveEstimate {
+    let elapsed = Double(nowMillis() - m.startedAtMs) / 1000
+    return m.bytesTotal > 0 || m.keysTotal == 0
+        ? MoveEstimate(copied: m.bytesCopied, total: m.bytesTotal, elapsedSeconds: elapsed)
+        : MoveEstimate(copied: m.keysCopied, total: m.keysTotal, elapsedSeconds: elapsed)
+}
+
+/// Node names by id, for showing moves.
+func nodeNames(_ s: Chorus_V1_ClusterStatus) -> [String: String] {
+    Dictionary(s.nodes.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+}
+
+func moveDict(_ m: Chorus_V1_MoveInfo, names: [String: String]) -> [String: Any] {
+    let e = moveEstimate(m)
+    return ["partition": Int(m.partition), "from": m.from, "to": m.to, "leaving": m.leaving, "reason": m.reason,
+            "from_name": names[m.from] ?? m.from, "to_name": names[m.to] ?? m.to,
+            "leaving_name": m.leaving.isEmpty ? "" : names[m.leaving] ?? m.leaving,
+            "keys_copied": Int(m.keysCopied), "bytes_copied": Int(m.bytesCopied),
+            "keys_total": Int(m.keysTotal), "bytes_total": Int(m.bytesTotal),
+            "percent": e.fraction.map { ($0 * 1000).rounded() / 10 as Any } ?? NSNull(),
+            "eta_seconds": e.etaSeconds.map { ($0 * 10).rounded() / 10 as Any } ?? NSNull(),
+            "seconds": Double(nowMillis() - m.startedAtMs) / 1000]
+}
+
+/// `partition 17: worker-1 -> worker-4 (drain, worker-2 leaves), 42%, 5200 keys / 1.3 MiB of 3.1 MiB copied,
+/// 1.0 MiB/s, ETA 2 s, 1.3 s so far`.
+func moveLine(_ m: Chorus_V1_MoveInfo, names: [String: String]) -> String {
+    func n(_ id: String) -> String { names[id] ?? id }
+    let e = moveEstimate(m)
+    let byBytes = m.bytesTotal > 0 || m.keysTotal == 0
+    var line = "partition \(m.partition): \(n(m.from)) -> \(n(m.to)) (\(m.reason)"
+        + (m.leaving.isEmpty ? "" : ", \(n(m.leaving)) leaves") + "), "
+    if let f = e.fraction { line += String(format: "%.0f%%, ", f * 100) }
+    line += "\(m.keysCopied) keys / \(humanBytes(m.bytesCopied))"
+    if m.bytesTotal > 0 { line += " of \(humanBytes(m.bytesTotal))" } else if m.keysTotal > 0 { line += " of \(m.keysTotal) keys" }
+    line += " copied"
+    if e.rate > 0 { line += ", " + (byBytes ? "\(humanBytes(UInt64(e.rate)))/s" : String(format: "%.0f keys/s", e.rate)) }
+    if let eta = e.etaSeconds { line += String(format: ", ETA %.0f s", eta.rounded(.up)) }
+    else if e.fraction == nil && m.keysCopied > 0 { line += ", ETA unknown (the partition was too big to count)" }
+    return line + String(format: ", %.1f s so far", Double(nowMillis() - m.startedAtMs) / 1000)
+}
+
+/// The cluster can take ingest, reads and jobs: a worker is live and every partition has a live primary.
+func isReady(_ s: Chorus_V1_ClusterStatus) -> Bool {
+    s.unassignedPartitions == 0 && s.nodes.contains { $0.state != .dead }
 }
 
 func statusDict(_ s: Chorus_V1_ClusterStatus) -> [String: Any] {
-    [
+    let names = nodeNames(s)
+    return [
+        "ready": isReady(s),
         "coordinator_id": s.coordinatorID, "map_version": Int(s.mapVersion),
         "partition_count": Int(s.partitionCount), "replication_factor": Int(s.replicationFactor),
         "unassigned_partitions": Int(s.unassignedPartitions),
         "under_replicated": s.underReplicated.map { Int($0) },
-        "moves": s.moves.map(moveDict), "moves_planned": Int(s.movesPlanned),
+        "moves": s.moves.map { moveDict($0, names: names) }, "moves_planned": Int(s.movesPlanned),
         "last_recovered_ms": Int(s.lastRecoveredMs),
         "nodes": s.nodes.map(nodeDict), "jobs_running": Int(s.jobsRunning), "jobs_total": Int(s.jobsTotal),
         "uptime_seconds": Double(s.uptimeMs) / 1000,
@@ -260,16 +304,19 @@ struct Node: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move every partition off a worker, in the background, while reads, ingest and jobs go on.",
             discussion: """
-            The worker keeps serving until each of its partitions has a complete copy elsewhere; then it gives the
+            The worker keeps serving until each of its partitions has R copies elsewhere; then it gives the
             partition up. `chorus node list` shows it as draining, then drained: only then is stopping it safe.
-            Refused when no other live worker could take its partitions.
+            Refused (exit 64) when fewer than R other workers are live and not draining, since its partitions
+            could not keep R copies without it; --force drains anyway, and the node keeps the copies that have
+            nowhere to go (it stays draining, not drained) until another worker joins.
             """)
         @OptionGroup var client: ClientOptions
         @Argument(help: "Node id or name.") var node: String
         @Flag(help: "Wait until the node is drained, printing progress.") var wait = false
+        @Flag(help: "Drain even though fewer than R other workers can take its partitions.") var force = false
         func run() async throws {
             setupLogging(level: .warning)
-            try await Node.admin(client, node, .drain)
+            try await Node.admin(client, node, .drain, force: force)
             if wait {
                 try await guarded {
                     let c = try client.client()
@@ -278,8 +325,11 @@ struct Node: AsyncParsableCommand {
                         let s = try await c.clusterStatus()
                         guard let n = s.nodes.first(where: { $0.id == node || $0.name == node }) else { return }
                         let left = n.partitions + n.learners
+                        // Nothing moving and nothing planned, yet copies left: they have nowhere to go (forced).
+                        let stuck = left > 0 && s.moves.isEmpty && s.movesPlanned == 0
                         if !client.json {
-                            FileHandle.standardError.write(Data("\r\(n.name): \(nodeState(n.state)), \(left) partition copies left, \(s.moves.count) moves in flight   ".utf8))
+                            FileHandle.standardError.write(Data(("\r\(n.name): \(nodeState(n.state)), \(left) partition copies left, \(s.moves.count) moves in flight"
+                                + (stuck ? "; waiting for room: start another worker" : "") + "   ").utf8))
                         }
                         if n.state == .drained {
                             if !client.json { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -314,8 +364,30 @@ struct Node: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "Node id or name.") var node: String
         @Flag(help: "Remove a dead node even though the map still lists it as a holder.") var force = false
+        @Flag(help: ArgumentHelp("Wait (up to --timeout) until a just-stopped node is declared dead, then remove it.",
+                                 discussion: "A stopped worker is declared dead 5 s after its last heartbeat."))
+        var wait = false
         func run() async throws {
             setupLogging(level: .warning)
+            if wait {
+                try await guarded {
+                    let c = try client.client()
+                    defer { c.close() }
+                    let due = Date().addingTimeInterval(client.timeout)
+                    // Until the coordinator declares it dead; the remove below then says what is still in the way.
+                    while Date() < due {
+                        let s = try await c.clusterStatus()
+                        guard let n = s.nodes.first(where: { $0.id == node || $0.name == node }), n.state != .dead
+                        else { break }
+                        if !client.json {
+                            FileHandle.standardError.write(Data(("\rwaiting for \(n.name) to be declared dead: last heartbeat "
+                                + String(format: "%.1f", Double(n.heartbeatAgeMs) / 1000) + " s ago   ").utf8))
+                        }
+                        try await Task.sleep(for: .milliseconds(200))
+                    }
+                    if !client.json { FileHandle.standardError.write(Data("\n".utf8)) }
+                }
+            }
             try await Node.admin(client, node, .remove, force: force)
         }
     }
@@ -337,7 +409,11 @@ struct Cluster: AsyncParsableCommand {
                 let s = try await c.clusterStatus()
                 if client.json { printJSON(statusDict(s)); return }
                 let live = s.nodes.filter { $0.state != .dead }.count
+                let names = nodeNames(s)
                 print("coordinator \(s.coordinatorID) at \(client.coordinator), up \(Int(s.uptimeMs / 1000)) s")
+                print(isReady(s) ? "ready: yes (every partition has a live primary)"
+                      : live == 0 ? "ready: no (no live worker: start one with `chorus worker`)"
+                      : "ready: no (\(s.unassignedPartitions) partitions without a live primary yet)")
                 print("partitions: \(s.partitionCount), replication factor \(s.replicationFactor), map version \(s.mapVersion)")
                 print("without a live primary: \(s.unassignedPartitions)")
                 if s.underReplicated.isEmpty {
@@ -348,11 +424,7 @@ struct Cluster: AsyncParsableCommand {
                           + (live < Int(s.replicationFactor) ? " (only \(live) live workers for R=\(s.replicationFactor))" : ""))
                 }
                 print("moves in flight: \(s.moves.count), more planned: \(s.movesPlanned)")
-                for m in s.moves {
-                    print("  partition \(m.partition): \(m.from) -> \(m.to) (\(m.reason)), "
-                          + "\(m.keysCopied) keys / \(humanBytes(m.bytesCopied)) copied, "
-                          + String(format: "%.1f s", Double(nowMillis() - m.startedAtMs) / 1000))
-                }
+                for m in s.moves { print("  " + moveLine(m, names: names)) }
                 print("workers: \(live) live of \(s.nodes.count)")
                 if !s.nodes.isEmpty { printNodes(s.nodes) }
                 print("jobs: \(s.jobsRunning) running, \(s.jobsTotal) total")
@@ -407,7 +479,8 @@ struct Cluster: AsyncParsableCommand {
                 defer { c.close() }
                 let r = try await c.rebalance()
                 if client.json {
-                    printJSON(["message": r.message, "moves": r.status.moves.map(moveDict),
+                    let names = nodeNames(r.status)
+                    printJSON(["message": r.message, "moves": r.status.moves.map { moveDict($0, names: names) },
                                "moves_planned": Int(r.status.movesPlanned)])
                 } else {
                     print(r.message)

@@ -291,3 +291,89 @@ final class ContinuousIngest: @unchecked Sendable {
         }
     }
 }
+
+/// Drains that would take partitions below R copies, on real processes.
+@Suite(.serialized) struct DrainSafetyTests {
+    /// Holders (primary and replicas) of every partition, by node name.
+    func holdersByName(_ a: String) throws -> [[String]] {
+        let map = try chorus(["cluster", "map", "--coordinator", a, "--json"]).json
+        let names = Dictionary(uniqueKeysWithValues: (map["nodes"] as? [[String: Any]] ?? []).map {
+            ($0["id"] as? String ?? "", $0["name"] as? String ?? "") })
+        return (map["partitions"] as? [[String: Any]] ?? []).map { p in
+            ([p["primary"] as? String ?? ""] + (p["replicas"] as? [String] ?? [])).map { names[$0] ?? $0 }
+        }
+    }
+
+    func state(_ s: [String: Any], _ name: String) -> String {
+        (s["nodes"] as? [[String: Any]] ?? []).first { $0["name"] as? String == name }?["state"] as? String ?? "?"
+    }
+
+    @Test func aSecondDrainThatWouldLeaveFewerThanRWorkersIsRefusedAndDrainedMeansSafeToStop() throws {
+        let cluster = try TestCluster(workers: 3, partitions: 16, replication: 2)
+        defer { cluster.shutdown() }
+        let a = cluster.address
+        let gen = cluster.dir + "/gen"
+        #expect(try chorus(["generate", "--users", "300", "--seed", "13", "--out", gen]).status == 0)
+        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
+        let first = try chorus(["ingest", "--coordinator", a, "--json"] + files)
+        #expect(first.status == 0, "\(first.stderr)")
+        let ingest = ContinuousIngest(dir: cluster.dir + "/stream", coordinator: a)
+
+        // 3 workers, R=2: draining one leaves 2, enough; draining a second would leave 1.
+        let d2 = try chorus(["node", "drain", "w2", "--coordinator", a])
+        #expect(d2.status == 0, "\(d2.stderr)")
+        let d3 = try chorus(["node", "drain", "w3", "--coordinator", a])
+        #expect(d3.status == 64, "a drain below R was accepted: \(d3.stdout) \(d3.stderr)")
+        #expect(d3.stderr.contains("cannot drain w3") && d3.stderr.contains("replication factor 2")
+                && d3.stderr.contains("w1") && d3.stderr.contains("--force"), "\(d3.stderr)")
+        try waitUntil("w2 drained, no moves left", seconds: 90) {
+            let s = try cluster.status()
+            return state(s, "w2") == "drained" && (s["moves"] as? [Any])?.isEmpty == true
+                && (s["moves_planned"] as? Int) == 0
+        }
+        #expect(state(try cluster.status(), "w3") == "active")
+        // Drained means every partition it held has R copies elsewhere: stopping it loses nothing.
+        for h in try holdersByName(a) { #expect(h.count == 2 && !h.contains("w2"), "\(h)") }
+        cluster.workers[1].kill9()
+        try waitUntil("w2 dead", seconds: 30) { state(try cluster.status(), "w2") == "dead" }
+        #expect((try cluster.status()["under_replicated"] as? [Int])?.isEmpty == true)
+
+        // Forced, the drain is accepted, but w3 keeps what has nowhere to go: never drained, R kept.
+        let forced = try chorus(["node", "drain", "w3", "--force", "--coordinator", a])
+        #expect(forced.status == 0 && forced.stdout.contains("forced"), "\(forced.stderr)")
+        try waitUntil("the forced drain settled", seconds: 60) {
+            let s = try cluster.status()
+            return (s["moves"] as? [Any])?.isEmpty == true && (s["moves_planned"] as? Int) == 0
+        }
+        usleep(1_500_000)  // a few planning rounds: nothing more may move
+        let stuck = try cluster.status()
+        #expect(state(stuck, "w3") == "draining")
+        #expect((stuck["under_replicated"] as? [Int])?.isEmpty == true, "\(stuck)")
+        for h in try holdersByName(a) { #expect(h.count == 2 && Set(h) == ["w1", "w3"], "\(h)") }
+
+        // A new worker gives the drain room: w3 hands off and only then says drained.
+        try cluster.addWorker(4)
+        try waitUntil("w3 drained onto w4", seconds: 90) {
+            let s = try cluster.status()
+            return state(s, "w3") == "drained" && (s["moves"] as? [Any])?.isEmpty == true
+                && (s["under_replicated"] as? [Int])?.isEmpty == true
+        }
+        for h in try holdersByName(a) { #expect(h.count == 2 && Set(h) == ["w1", "w4"], "\(h)") }
+        cluster.workers[2].kill9()
+        try waitUntil("w3 dead", seconds: 30) { state(try cluster.status(), "w3") == "dead" }
+        #expect((try cluster.status()["under_replicated"] as? [Int])?.isEmpty == true)
+
+        // Nothing acknowledged was lost on the way: every streamed id and the base files are all there.
+        let (acked, _, failures) = ingest.stop()
+        #expect(!acked.isEmpty, "the continuous ingest never succeeded: \(failures.prefix(3))")
+        // Ingesting the same records again stores nothing: each one is already there, byte for byte.
+        let ackedPath = cluster.dir + "/users-acked.jsonl"
+        let text = acked.map { #"{"user_id":"\#($0)","channel":"weibo","country":"CN","language":"zh","age_band":"25-34","created_at":"2025-01-01T00:00:00Z"}"# }
+            .joined(separator: "\n") + "\n"
+        _ = FileManager.default.createFile(atPath: ackedPath, contents: Data(text.utf8))
+        let again = try chorus(["ingest", "--coordinator", a, "--json", ackedPath] + files)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.json["stored"] as? Int == 0, "\(again.stdout)")
+        #expect(again.json["duplicates"] as? Int == again.json["read"] as? Int, "\(again.stdout)")
+    }
+}

@@ -106,4 +106,47 @@ import Testing
         #expect(ReplicaPlanner.plan(current: plan, eligible: nodes, replicationFactor: 3) == plan)
         #expect(ReplicaPlanner.plan(current: plan, eligible: nodes.reversed(), replicationFactor: 3) == plan)
     }
+
+    // MARK: drains below R
+
+    @Test func aDrainingNodeKeepsWhatCannotHaveRCopiesWithoutIt() {
+        let before = ReplicaPlanner.plan(current: Array(repeating: [], count: 64), eligible: ["a", "b", "c"],
+                                         replicationFactor: 2)
+        // b and c both draining, only a eligible: every partition keeps 2 copies, a holds all of them, and b or
+        // c keeps one only where a partition needs it.
+        let after = ReplicaPlanner.plan(current: before, eligible: ["a"], replicationFactor: 2, retiring: ["b", "c"])
+        #expect(after.allSatisfy { $0.count == 2 && $0.first == "a" })
+        for p in after.indices { #expect(before[p].contains(after[p][1]) || after[p][1] == "a") }
+        // Only the copies a lacked are made; partitions a already held keep their draining partner.
+        #expect(ReplicaPlanner.copies(from: before, to: after) == before.filter { !$0.contains("a") }.count)
+        // With room elsewhere, a draining node keeps nothing.
+        let roomy = ReplicaPlanner.plan(current: before, eligible: ["a", "c", "d"], replicationFactor: 2, retiring: ["b"])
+        #expect(roomy.allSatisfy { $0.count == 2 && !$0.contains("b") })
+        #expect(roomy == ReplicaPlanner.plan(current: before, eligible: ["a", "c", "d"], replicationFactor: 2))
+    }
+
+    @Test func drainBlockedNamesThePartitionsThatWouldFallBelowR() {
+        let plan = ReplicaPlanner.plan(current: Array(repeating: [], count: 16), eligible: ["a", "b", "c"],
+                                       replicationFactor: 2)
+        #expect(ReplicaPlanner.drainBlocked(node: "b", current: plan, eligible: ["a", "b", "c"], replicationFactor: 2).isEmpty)
+        // b already draining: draining c would leave only a.
+        let blocked = ReplicaPlanner.drainBlocked(node: "c", current: plan, eligible: ["a", "c"], replicationFactor: 2)
+        #expect(blocked == plan.indices.filter { plan[$0].contains("c") })
+        #expect(!blocked.isEmpty)
+        // A node that holds nothing can always be drained.
+        #expect(ReplicaPlanner.drainBlocked(node: "d", current: plan, eligible: ["a", "d"], replicationFactor: 2).isEmpty)
+    }
+
+    @Test func moveEstimateGivesAPercentageAndAnETAFromTheRateSoFar() {
+        let e = MoveEstimate(copied: 25 << 20, total: 100 << 20, elapsedSeconds: 5)
+        #expect(e.fraction == 0.25)
+        #expect(e.rate == Double(5 << 20))
+        #expect(e.etaSeconds == 15)
+        // Writes during the move can push the copy past the starting size: never 100% before it is done.
+        let over = MoveEstimate(copied: 120, total: 100, elapsedSeconds: 1)
+        #expect(over.fraction == 0.999 && over.etaSeconds == 0)
+        let unknown = MoveEstimate(copied: 10, total: 0, elapsedSeconds: 1)
+        #expect(unknown.fraction == nil && unknown.etaSeconds == nil && unknown.rate == 10)
+        #expect(MoveEstimate(copied: 0, total: 100, elapsedSeconds: 0).etaSeconds == nil)
+    }
 }

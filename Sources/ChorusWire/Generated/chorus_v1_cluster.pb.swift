@@ -886,6 +886,11 @@ public nonisolated struct Chorus_V1_MoveProgress: Sendable {
 
   public var bytesCopied: UInt64 = 0
 
+  /// the partition's size at the source when the copy started (0: not counted)
+  public var keysTotal: UInt64 = 0
+
+  public var bytesTotal: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1113,6 +1118,11 @@ public nonisolated struct Chorus_V1_MoveInfo: Sendable {
   /// the node that gives the partition up when the move completes (may be empty)
   public var leaving: String = String()
 
+  /// the partition's size at the source when the copy started (0: not counted)
+  public var keysTotal: UInt64 = 0
+
+  public var bytesTotal: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1128,7 +1138,7 @@ public nonisolated struct Chorus_V1_NodeAdmin: Sendable {
 
   public var action: Chorus_V1_NodeAction = .unspecified
 
-  /// remove: allowed for a dead node that still holds partitions
+  /// remove: allowed for a dead node that still holds partitions; drain: accepted even though
   public var force: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1303,6 +1313,11 @@ public nonisolated struct Chorus_V1_PartitionChunk: Sendable {
   public var nextAfter: Data = Data()
 
   public var done: Bool = false
+
+  /// first chunk only: the partition's keys and bytes at the source (0: not counted)
+  public var keysTotal: UInt64 = 0
+
+  public var bytesTotal: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3373,7 +3388,7 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Chorus_V1_MoveProgress: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MoveProgress"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{3}keys_copied\0\u{3}bytes_copied\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{3}keys_copied\0\u{3}bytes_copied\0\u{3}keys_total\0\u{3}bytes_total\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3384,6 +3399,8 @@ nonisolated extension Chorus_V1_MoveProgress: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.keysCopied) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.bytesCopied) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.keysTotal) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.bytesTotal) }()
       default: break
       }
     }
@@ -3399,6 +3416,12 @@ nonisolated extension Chorus_V1_MoveProgress: SwiftProtobuf.Message, SwiftProtob
     if self.bytesCopied != 0 {
       try visitor.visitSingularUInt64Field(value: self.bytesCopied, fieldNumber: 3)
     }
+    if self.keysTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.keysTotal, fieldNumber: 4)
+    }
+    if self.bytesTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesTotal, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3406,6 +3429,8 @@ nonisolated extension Chorus_V1_MoveProgress: SwiftProtobuf.Message, SwiftProtob
     if lhs.partition != rhs.partition {return false}
     if lhs.keysCopied != rhs.keysCopied {return false}
     if lhs.bytesCopied != rhs.bytesCopied {return false}
+    if lhs.keysTotal != rhs.keysTotal {return false}
+    if lhs.bytesTotal != rhs.bytesTotal {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3825,7 +3850,7 @@ nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_MoveInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MoveInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}from\0\u{1}to\0\u{1}reason\0\u{3}keys_copied\0\u{3}bytes_copied\0\u{3}started_at_ms\0\u{1}leaving\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}from\0\u{1}to\0\u{1}reason\0\u{3}keys_copied\0\u{3}bytes_copied\0\u{3}started_at_ms\0\u{1}leaving\0\u{3}keys_total\0\u{3}bytes_total\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3841,6 +3866,8 @@ nonisolated extension Chorus_V1_MoveInfo: SwiftProtobuf.Message, SwiftProtobuf._
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.bytesCopied) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.startedAtMs) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.leaving) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.keysTotal) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.bytesTotal) }()
       default: break
       }
     }
@@ -3871,6 +3898,12 @@ nonisolated extension Chorus_V1_MoveInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.leaving.isEmpty {
       try visitor.visitSingularStringField(value: self.leaving, fieldNumber: 8)
     }
+    if self.keysTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.keysTotal, fieldNumber: 9)
+    }
+    if self.bytesTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesTotal, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3883,6 +3916,8 @@ nonisolated extension Chorus_V1_MoveInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.bytesCopied != rhs.bytesCopied {return false}
     if lhs.startedAtMs != rhs.startedAtMs {return false}
     if lhs.leaving != rhs.leaving {return false}
+    if lhs.keysTotal != rhs.keysTotal {return false}
+    if lhs.bytesTotal != rhs.bytesTotal {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4273,7 +4308,7 @@ nonisolated extension Chorus_V1_KeyValue: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Chorus_V1_PartitionChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionChunk"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{3}next_after\0\u{1}done\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{3}next_after\0\u{1}done\0\u{3}keys_total\0\u{3}bytes_total\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4284,6 +4319,8 @@ nonisolated extension Chorus_V1_PartitionChunk: SwiftProtobuf.Message, SwiftProt
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.nextAfter) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.done) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.keysTotal) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.bytesTotal) }()
       default: break
       }
     }
@@ -4299,6 +4336,12 @@ nonisolated extension Chorus_V1_PartitionChunk: SwiftProtobuf.Message, SwiftProt
     if self.done != false {
       try visitor.visitSingularBoolField(value: self.done, fieldNumber: 3)
     }
+    if self.keysTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.keysTotal, fieldNumber: 4)
+    }
+    if self.bytesTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesTotal, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4306,6 +4349,8 @@ nonisolated extension Chorus_V1_PartitionChunk: SwiftProtobuf.Message, SwiftProt
     if lhs.rows != rhs.rows {return false}
     if lhs.nextAfter != rhs.nextAfter {return false}
     if lhs.done != rhs.done {return false}
+    if lhs.keysTotal != rhs.keysTotal {return false}
+    if lhs.bytesTotal != rhs.bytesTotal {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
