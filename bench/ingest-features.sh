@@ -48,11 +48,13 @@ echo "replication factor: $REPLICATION"
 
 # Ingest the interactions file alone (the headline figure), then the rest.
 START=$(date +%s.%N)
-$BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/gen/interactions.jsonl" > "$OUT/ingest.json"
+/usr/bin/time -f "%M" -o "$OUT/ingest.rss" \
+  $BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/gen/interactions.jsonl" > "$OUT/ingest.json"
 END=$(date +%s.%N)
 SECS=$(echo "$END - $START" | bc -l)
 RATE=$(echo "$INTERACTIONS / $SECS" | bc -l)
 printf "ingest interactions: %d in %.2f s = %.0f interactions/s (client wall time, 2 puts each)\n" "$INTERACTIONS" "$SECS" "$RATE"
+python3 -c "import json; r=json.load(open('$OUT/ingest.json')); print('  of which the scan for superseded versions: %.2f s; superseded %d; client peak RSS %s KB' % (r['scan_seconds'], r['superseded'], open('$OUT/ingest.rss').read().split()[-1]))"
 $BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/gen/users.jsonl" "$OUT/gen/content.jsonl" "$OUT/gen/follows.jsonl" > "$OUT/ingest-rest.json"
 
 START=$(date +%s.%N)

@@ -375,21 +375,66 @@ public final class Ingestor: Sendable {
     /// Parses every file once without sending anything, to find the records that a later line of the same run
     /// replaces ("last one wins"). Memory: 8 bytes per record for the identity hashes, then one entry per
     /// repeated identity. The hashes only select candidates; the identities themselves are compared, so a hash
-    /// collision can never drop a record.
+    /// collision can never drop a record. Large files are read in line-aligned byte ranges on one thread per
+    /// core (the workers are idle until loading starts).
     static func lastVersions(of files: [PlannedFile], shared: Shared) throws -> [String: Int] {
-        func each(_ body: (String, UInt64, Int) -> Void) throws {
-            for (fi, file) in files.enumerated() {
-                var parser = RecordParser(kind: file.kind, format: file.format, mapping: file.mapping)
-                try LineReader.forEachLine(path: file.path, maxLineBytes: RecordParser.maxLineBytes) { lineNo, line, _ in
-                    if shared.failure.withLock({ $0 != nil }) { throw CancellationError() }
-                    guard case let .text(buf) = line, case let .record(rec) = parser.parse(buf) else { return }
-                    let id = identity(rec)
-                    body(id, StableHash.mixed64(id), position(file: fi, line: lineNo))
-                }
+        struct Range: Sendable { var file: Int; var from: Int; var to: Int? ; var header: [UInt8]? }
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var ranges: [Range] = []
+        for (fi, file) in files.enumerated() {
+            let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+            let parts = min(cores, max(1, size / (8 << 20)))
+            let starts = try LineReader.chunkStarts(path: file.path, parts: parts)
+            let header = file.format == .csv && starts.count > 1 ? try LineReader.firstNonBlankLine(path: file.path) : nil
+            for (k, st) in starts.enumerated() {
+                ranges.append(Range(file: fi, from: st, to: k + 1 < starts.count ? starts[k + 1] : nil,
+                                    header: k > 0 ? header : nil))
             }
         }
-        var hashes: [UInt64] = []
-        try each { _, h, _ in hashes.append(h) }
+        let allRanges = ranges
+        /// Runs `body` for every record of one range: identity, its hash, its line number within the range.
+        @Sendable func scan(_ r: Range, _ body: (String, UInt64, Int) -> Void) throws -> Int {
+            let file = files[r.file]
+            var parser = RecordParser(kind: file.kind, format: file.format, mapping: file.mapping)
+            if let h = r.header { _ = h.withUnsafeBufferPointer { parser.parse($0) } }
+            var lines = 0
+            try LineReader.forEachLine(path: file.path, maxLineBytes: RecordParser.maxLineBytes, from: r.from,
+                                       to: r.to) { lineNo, line, _ in
+                lines = lineNo
+                if lineNo & 0xFFF == 0, shared.failure.withLock({ $0 != nil }) { throw CancellationError() }
+                guard case let .text(buf) = line, case let .record(rec) = parser.parse(buf) else { return }
+                let id = identity(rec)
+                body(id, StableHash.mixed64(id), lineNo)
+            }
+            return lines
+        }
+        /// One thread per range at most `cores` at a time; results in range order.
+        func parallel<T: Sendable>(_ work: @escaping @Sendable (Int) throws -> T) throws -> [T] {
+            let results = Locked<[Int: Result<T, any Error>]>([:])
+            let next = Locked(0)
+            let done = DispatchSemaphore(value: 0)
+            let threads = min(cores, allRanges.count)
+            for t in 0..<threads {
+                startDedicatedThread(name: "ingest-scan-\(t)") {
+                    while true {
+                        let i = next.withLock { v -> Int in defer { v += 1 }; return v }
+                        guard i < allRanges.count else { break }
+                        let r = Result { try work(i) }
+                        results.withLock { $0[i] = r }
+                    }
+                    done.signal()
+                }
+            }
+            for _ in 0..<threads { done.wait() }
+            return try allRanges.indices.map { i in try results.withLock { $0[i]! }.get() }
+        }
+        let rs = ranges
+        let firstPass = try parallel { i -> (hashes: [UInt64], lines: Int) in
+            var h: [UInt64] = []
+            let lines = try scan(rs[i]) { _, hash, _ in h.append(hash) }
+            return (h, lines)
+        }
+        var hashes = firstPass.flatMap(\.hashes)
         hashes.sort()
         var repeated = Set<UInt64>()
         var i = 1
@@ -399,12 +444,27 @@ public final class Ingestor: Sendable {
         }
         hashes = []
         guard !repeated.isEmpty else { return [:] }
+        // Line numbers of a range count from 1 at its start: add the lines of the file's earlier ranges.
+        var lineBase = [Int](repeating: 0, count: ranges.count)
+        for k in ranges.indices where k > 0 && ranges[k].file == ranges[k - 1].file {
+            lineBase[k] = lineBase[k - 1] + firstPass[k - 1].lines
+        }
+        let wanted = repeated
+        let bases = lineBase
+        let secondPass = try parallel { i -> [(String, Int)] in
+            var out: [(String, Int)] = []
+            _ = try scan(rs[i]) { id, hash, line in
+                if wanted.contains(hash) { out.append((id, position(file: rs[i].file, line: bases[i] + line))) }
+            }
+            return out
+        }
         var last: [String: Int] = [:]
         var seen: [String: Int] = [:]
-        try each { id, h, pos in
-            guard repeated.contains(h) else { return }
-            last[id] = pos
-            seen[id, default: 0] += 1
+        for part in secondPass {
+            for (id, pos) in part {
+                last[id] = pos
+                seen[id, default: 0] += 1
+            }
         }
         return last.filter { seen[$0.key, default: 0] > 1 }
     }

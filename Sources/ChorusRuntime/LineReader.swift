@@ -18,13 +18,16 @@ enum LineReader {
         case tooLong(Int, prefix: [UInt8])
     }
 
-    static func forEachLine(path: String, maxLineBytes: Int,
+    /// Reads the lines of `path`, or of the byte range `from..<to` (which must start at a line start; see
+    /// `chunkStarts`). Line numbers count from 1 at `from`; a byte order mark is dropped only at offset 0.
+    static func forEachLine(path: String, maxLineBytes: Int, from: Int = 0, to: Int? = nil,
                             _ body: (_ lineNumber: Int, _ line: Line, _ bytesRead: Int) throws -> Void) throws {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             throw ChorusError(.notFound, "cannot open \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
+        var offset = from
         let chunkSize = 4 << 20
         var chunk = [UInt8](repeating: 0, count: chunkSize)
         var carry: [UInt8] = []
@@ -33,7 +36,7 @@ enum LineReader {
         var lineNo = 0
         var total = 0
         var afterCR = false       // the previous chunk ended in CR: a leading LF belongs to that line ending
-        var atFileStart = true
+        var atFileStart = from == 0
 
         func emit(_ segment: UnsafeBufferPointer<UInt8>) throws {
             lineNo += 1
@@ -55,7 +58,10 @@ enum LineReader {
         }
 
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, chunkSize) }
+            let want = to.map { min(chunkSize, $0 - offset) } ?? chunkSize
+            if want <= 0 { break }
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
+            if n > 0 { offset += n }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw ChorusError(.storage, "read error in \(path): \(String(cString: strerror(errno)))")
@@ -107,5 +113,42 @@ enum LineReader {
         if skipping > 0 || !carry.isEmpty {
             try emit(UnsafeBufferPointer(start: nil, count: 0))
         }
+    }
+
+    /// Splits a file into at most `parts` byte ranges that each start at a line start (just after an LF), for
+    /// reading in parallel. Returns the range starts, the first being 0. A file without LF is one range.
+    static func chunkStarts(path: String, parts: Int) throws -> [Int] {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        guard parts > 1, size > 0 else { return [0] }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ChorusError(.notFound, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var starts = [0]
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        for k in 1..<parts {
+            var pos = max(starts.last! + 1, size * k / parts)
+            var found = false
+            while pos < size, !found {
+                let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(pos - 1)) }
+                if n <= 0 { break }
+                if let i = buf[0..<n].firstIndex(of: 0x0A) { pos = pos - 1 + i + 1; found = true } else { pos += n }
+            }
+            if found, pos < size, pos > starts.last! { starts.append(pos) }
+        }
+        return starts
+    }
+
+    /// The first line that is not blank (a CSV header), or nil.
+    static func firstNonBlankLine(path: String) throws -> [UInt8]? {
+        struct Stop: Error {}
+        var out: [UInt8]?
+        do {
+            try forEachLine(path: path, maxLineBytes: 1 << 20) { _, line, _ in
+                guard case let .text(b) = line, !b.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else { return }
+                out = Array(b)
+                throw Stop()
+            }
+        } catch is Stop {}
+        return out
     }
 }

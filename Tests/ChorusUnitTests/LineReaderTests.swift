@@ -47,3 +47,40 @@ import Testing
         #expect(got == ["<\(big.count) bytes: abc>", "ok"])
     }
 }
+
+/// The ingest scan for superseded versions reads large files in parallel byte ranges: it must find exactly the
+/// positions a single sequential read finds (issue 11, item 5).
+@Suite struct SupersedeScanTests {
+    func check(csv: Bool, crlf: Bool) throws {
+        let dir = NSTemporaryDirectory() + "chorus-scan-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let nl = crlf ? "\r\n" : "\n"
+        var lines: [String] = csv ? ["user_id,channel,country"] : []
+        var lastLine: [String: Int] = [:]
+        let pad = String(repeating: "x", count: 200)
+        // 50k lines of ~230 bytes (> 8 MiB, so two ranges on two cores); ids 0..<500 appear at the start and again
+        // near the end.
+        for i in 0..<50_000 {
+            let id = i < 500 ? "dup\(i)" : (i >= 49_000 && i < 49_500 ? "dup\(i - 49_000)" : "u\(i)")
+            lines.append(csv ? "\(id),x,\(pad)\(i % 7)" : #"{"user_id":"\#(id)","channel":"x","name":"\#(pad)\#(i % 7)"}"#)
+            lastLine[id] = lines.count
+            if i % 1000 == 999 { lines.append("") }  // blank lines count as lines
+        }
+        let text = lines.joined(separator: nl) + nl
+        let path = dir + (csv ? "/users.csv" : "/users.jsonl")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
+        #expect(try LineReader.chunkStarts(path: path, parts: 2).count == 2)
+        let planned: [Ingestor.PlannedFile] = [(path, .users, csv ? .csv : .jsonl, nil)]
+        let found = try Ingestor.lastVersions(of: planned, shared: Ingestor.Shared(maxInFlight: 1))
+        #expect(found.count == 500)
+        for k in 0..<500 {
+            #expect(found["u\u{0}dup\(k)"] == Ingestor.position(file: 0, line: lastLine["dup\(k)"]!), "dup\(k)")
+        }
+    }
+
+    @Test func parallelRangesFindTheSameLastVersions() throws {
+        try check(csv: false, crlf: false)
+        try check(csv: true, crlf: true)
+    }
+}
