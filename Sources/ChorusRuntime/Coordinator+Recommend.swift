@@ -77,7 +77,8 @@ extension Coordinator {
         var q = Chorus_V1_UserHistoryRequest()
         q.userID = r.userID
         q.partition = p
-        guard case let .userHistory(h) = try await owner.peer.call(.userHistory(q), timeout: .seconds(10)) else {
+        // Shorter than the client's default --timeout (3 s), so a stuck worker gives its own error, not the client's.
+        guard case let .userHistory(h) = try await owner.peer.call(.userHistory(q), timeout: .seconds(2)) else {
             throw ChorusError(.internal, "unexpected reply to user_history")
         }
         var out = Chorus_V1_Recommendations()

@@ -31,8 +31,13 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Print machine-readable JSON (keys documented in docs/cli.md).")
     var json = false
 
-    @Option(help: "Seconds to wait for a reply before giving up.")
+    @Option(help: ArgumentHelp("Seconds the command may wait for the cluster; it fails with exit 69 within them.",
+                               valueName: "SECONDS"))
     var timeout: Double = 3
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 86400 else { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
+    }
 
     func client() throws -> ChorusClient {
         try ChorusClient(coordinator: coordinator, timeout: .milliseconds(Int(timeout * 1000)))
