@@ -21,6 +21,16 @@ func printRecommendations(_ r: Chorus_V1_Recommendations, json: Bool) {
     if !r.modelJob.isEmpty { print("model: \(r.modelJob)") }
 }
 
+/// The most items `recommend` and `similar` return (the coordinator's cap).
+let maxItems = 1000
+
+/// `--n` takes its next word whatever it looks like (so `--n -5` is read as -5, not as a flag) and must be in range.
+func validateItemCount(_ n: Int) throws {
+    guard (1...maxItems).contains(n) else {
+        throw ValidationError("--n must be between 1 and \(maxItems) (got \(n))")
+    }
+}
+
 struct Recommend: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recommend content for a user from the latest `als` job.",
@@ -32,7 +42,9 @@ struct Recommend: AsyncParsableCommand {
         """)
     @OptionGroup var client: ClientOptions
     @Argument(help: "User id.") var userId: String
-    @Option(help: "How many items.") var n = 10
+    @Option(parsing: .unconditional, help: ArgumentHelp("How many items (1...\(maxItems)).", valueName: "N"))
+    var n = 10
+    func validate() throws { try validateItemCount(n) }
     func run() async throws {
         setupLogging(level: .warning)
         try await guarded {
@@ -49,7 +61,9 @@ struct Similar: AsyncParsableCommand {
         discussion: "Cosine similarity of content factors. Content the model has not seen: status no_factors_yet.")
     @OptionGroup var client: ClientOptions
     @Argument(help: "Content id.") var contentId: String
-    @Option(help: "How many items.") var n = 10
+    @Option(parsing: .unconditional, help: ArgumentHelp("How many items (1...\(maxItems)).", valueName: "N"))
+    var n = 10
+    func validate() throws { try validateItemCount(n) }
     func run() async throws {
         setupLogging(level: .warning)
         try await guarded {

@@ -88,4 +88,14 @@ struct CommandTree {
             #expect(r.stderr.contains("no reply from the coordinator"), "\(line): \(r.stderr)")
         }
     }
+
+    @Test func recommendAndSimilarRefuseAnItemCountOutOfRange() throws {
+        for cmd in [["recommend", "u1"], ["similar", "c1"]] {
+            for n in [["--n", "0"], ["--n", "-5"], ["--n=-5"], ["--n", "1001"]] {
+                let r = try chorus(cmd + n + ["--coordinator", "tcp://127.0.0.1:9", "--timeout", "1"])
+                #expect(r.status == 64, "\(cmd + n): \(r.status) \(r.stderr)")
+                #expect(r.stderr.contains("--n must be between 1 and 1000"), "\(cmd + n): \(r.stderr)")
+            }
+        }
+    }
 }
