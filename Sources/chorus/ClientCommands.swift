@@ -193,6 +193,8 @@ func jobDict(_ j: Chorus_V1_JobInfo) -> [String: Any] {
     return d
 }
 
+func jobEnded(_ j: Chorus_V1_JobInfo) -> Bool { [.succeeded, .failed, .cancelled].contains(j.state) }
+
 func iso(_ ms: Int64) -> String {
     let f = ISO8601DateFormatter()
     return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
@@ -404,7 +406,11 @@ struct Job: AsyncParsableCommand {
     struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cancel a queued or running job.",
-            discussion: "No new tasks start; tasks already running finish and their results are discarded.")
+            discussion: """
+            No new tasks start; tasks already running finish and their results are discarded. A job that had
+            already ended (succeeded, failed or cancelled) is left as it was: the command says so, in which state
+            and when, and exits with 3.
+            """)
         @OptionGroup var client: ClientOptions
         @Argument(help: "Job id.") var id: String
         func run() async throws {
@@ -412,8 +418,19 @@ struct Job: AsyncParsableCommand {
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                printJob(try await c.cancel(id), json: client.json)
+                let before = try await c.jobStatus(id)
+                if jobEnded(before) { throw alreadyEnded(before) }
+                let after = try await c.cancel(id)
+                // It ended on its own between the two requests.
+                if after.state != .cancelled { throw alreadyEnded(after) }
+                printJob(after, json: client.json)
             }
+        }
+
+        func alreadyEnded(_ j: Chorus_V1_JobInfo) -> ChorusError {
+            let when = j.finishedAtMs > 0 ? " at \(iso(j.finishedAtMs))" : ""
+            return ChorusError(.conflict, "job \(j.id) (\(j.kind)) already ended: \(jobState(j.state))\(when); nothing to cancel",
+                               hint: "see `chorus job status \(j.id)`")
         }
     }
 }
