@@ -136,9 +136,10 @@ struct Ingest: AsyncParsableCommand {
                                      mapping: mappingConfig, profile: profile, rejectsPath: rejects)
             opts.batchSize = batchSize
             opts.maxInFlight = inFlight
-            let showProgress = progress ?? (isatty(2) != 0)
-            let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? printIngestProgress : nil)
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            let line = ProgressLine()
+            let showProgress = progress ?? line.terminal
+            let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? line.ingest : nil)
+            line.finish()
             if client.json {
                 printJSON(encodeJSON(report))
             } else {
@@ -151,15 +152,22 @@ struct Ingest: AsyncParsableCommand {
     }
 }
 
-@Sendable func printIngestProgress(_ p: IngestProgress) {
+extension ProgressLine {
+    /// Shows ingest progress.
+    @Sendable func ingest(_ p: IngestProgress) { update(ingestProgressText(p)) }
+}
+
+/// "ingest: 755195 read, 754000 acknowledged, 2 rejected, 112000 records/s, 75%, elapsed 6 s, ETA 2 s".
+func ingestProgressText(_ p: IngestProgress) -> String {
     let rate = p.seconds > 0 ? Double(p.read) / p.seconds : 0
     var line = "ingest: \(p.read) read, \(p.acknowledged) acknowledged, \(p.rejected) rejected, \(Int(rate)) records/s"
     if p.bytesTotal > 0, p.bytesRead > 0 {
         let frac = Double(p.bytesRead) / Double(p.bytesTotal)
-        let eta = frac > 0 ? p.seconds * (1 - frac) / frac : 0
-        line += String(format: ", %.0f%%, ETA %.0fs", frac * 100, eta)
+        line += String(format: ", %.0f%%, ", frac * 100) + elapsedAndETA(elapsed: p.seconds, fraction: frac)
+    } else {
+        line += ", elapsed " + durationText(p.seconds)
     }
-    FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
+    return line
 }
 
 // MARK: jobs
@@ -435,20 +443,41 @@ struct Job: AsyncParsableCommand {
     }
 }
 
-/// Follows a job: a live line on a terminal (stderr), or one JSON line per change with --json.
-func watchJob(_ c: ChorusClient, _ id: String, json: Bool) async throws -> Chorus_V1_JobInfo {
-    let tty = isatty(2) != 0
-    let j = try await c.watch(id) { j in
+/// Follows a job until it ends. Progress goes to stderr: with --json one compact job object per change; otherwise
+/// a `ProgressLine` (live on a terminal, one line per change elsewhere) with the elapsed time and an ETA. The final
+/// state is left to the caller, which prints it once.
+func watchJob(_ c: ChorusClient, _ id: String, json: Bool, every: Duration = .milliseconds(300)) async throws
+    -> Chorus_V1_JobInfo {
+    let line = ProgressLine()
+    var last: Chorus_V1_JobInfo?
+    defer { line.finish() }
+    while true {
+        let j = try await c.jobStatus(id)
+        let ended = jobEnded(j)
         if json {
-            var d = jobDict(j)
-            d.removeValue(forKey: "summary")
-            if let data = try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys]) {
-                FileHandle.standardError.write(data + Data("\n".utf8))
+            if j != last {
+                var d = jobDict(j)
+                d.removeValue(forKey: "summary")
+                if let data = try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys]) {
+                    FileHandle.standardError.write(data + Data("\n".utf8))
+                }
             }
-        } else if tty {
-            FileHandle.standardError.write(Data(("\r" + jobLine(j) + "   ").utf8))
+        } else if !ended {
+            // On a terminal every poll (the clock moves); elsewhere only when the job changed.
+            if line.terminal || j != last { line.update(watchLine(j)) }
         }
+        last = j
+        if ended { return j }
+        try await Task.sleep(for: every)
     }
-    if tty && !json { FileHandle.standardError.write(Data("\n".utf8)) }
-    return j
+}
+
+/// The job line plus the time since the job started and, from its progress, an estimate of the time left.
+func watchLine(_ j: Chorus_V1_JobInfo) -> String {
+    var s = jobLine(j)
+    if j.startedAtMs > 0 {
+        let elapsed = Double(max(0, nowMillis() - j.startedAtMs)) / 1000
+        s += "  " + elapsedAndETA(elapsed: elapsed, fraction: Double(j.progress))
+    }
+    return s
 }
