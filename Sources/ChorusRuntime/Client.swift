@@ -179,6 +179,30 @@ public final class ChorusClient: Sendable {
         return r
     }
 
+    /// The content records of `ids`, each read from the primary of its partition (in parallel, within `timeout`,
+    /// or `within` when shorter: what is left of a command's own budget). Ids without a record are left out.
+    public func contents(_ ids: [String], within: Duration? = nil) async throws -> [String: ContentRecord] {
+        let deadline = Deadline(min(timeout, within ?? timeout))
+        let map = try await partitionMap(deadline)
+        let placement = Placement(partitionCount: map.partitionCount)
+        return try await withThrowingTaskGroup(of: ContentRecord?.self) { group in
+            for id in Set(ids) {
+                group.addTask {
+                    var g = Chorus_V1_ProfileGet()
+                    g.userID = id
+                    g.partition = placement.partition(of: id)
+                    g.kind = "content"
+                    guard case let .profile(r) = try await self.onPrimary(g.partition, .profileGet(g), deadline: deadline)
+                    else { throw ChorusError(.internal, "unexpected reply") }
+                    return r.found ? try JSONDecoder().decode(ContentRecord.self, from: Data(r.profileJson.utf8)) : nil
+                }
+            }
+            var out: [String: ContentRecord] = [:]
+            for try await c in group { if let c { out[c.id] = c } }
+            return out
+        }
+    }
+
     /// Streams every stored profile (JSON objects), partition by partition, in pages.
     public func exportProfiles(_ body: (String) throws -> Void) async throws -> Int {
         let map = try await partitionMap(Deadline(timeout))

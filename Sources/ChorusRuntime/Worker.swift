@@ -673,6 +673,15 @@ public final class Worker: Sendable {
         return try await computeQueue.run {
             var r = Chorus_V1_ProfileReply()
             let id = Array(g.userID.utf8)
+            if g.kind == "content" {
+                // The content record itself (for titles in `recommend` and `similar`), as ContentRecord JSON.
+                if let v = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.role(.content), id: id)) {
+                    let c = Wire.decode(try Chorus_V1_Content(serializedBytes: v))
+                    r.found = true
+                    r.profileJson = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+                }
+                return r
+            }
             if g.kind == "content-sentiment" {
                 if let v = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.contentSentiment, id: id)) {
                     r.found = true
