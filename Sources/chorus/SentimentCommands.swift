@@ -47,6 +47,36 @@ func printSentimentSummary(_ summary: [String: Any]) {
     }
 }
 
+/// A readable `sentiment content`: what the item is, how its comments split, and the most negative ones.
+func contentSentimentText(_ d: [String: Any]) -> String {
+    func num(_ v: Any?) -> Double { (v as? NSNumber)?.doubleValue ?? 0 }
+    let comments = Int(num(d["comments"]))
+    var out = "content \(d["content_id"] ?? "?")"
+    if let ch = d["channel"] as? String, !ch.isEmpty { out += " on \(ch)" }
+    let topics = d["topics"] as? [String] ?? [], tags = (d["hashtags"] as? [String] ?? []).map(hashtag)
+    if !(topics + tags).isEmpty { out += "  (" + (topics + tags).joined(separator: ", ") + ")" }
+    if let post = d["post"] as? [String: Any] {
+        out += String(format: "\n  the post itself: %@ (score %+.2f)", post["label"] as? String ?? "?", num(post["score"]))
+    }
+    let dist = d["distribution"] as? [String: Any] ?? [:]
+    func share(_ k: String) -> String {
+        let n = Int(num(dist[k]))
+        return comments > 0 ? "\(k) \(n) (\(Int((100 * Double(n) / Double(comments)).rounded()))%)" : "\(k) \(n)"
+    }
+    out += "\n  \(comments) comment\(comments == 1 ? "" : "s"): " + ["negative", "neutral", "positive"].map(share).joined(separator: ", ")
+    if comments > 0 { out += String(format: "\n  mean score %+.2f (-1 most negative … +1 most positive)", num(d["mean_score"])) }
+    let worst = d["most_negative"] as? [[String: Any]] ?? []
+    if !worst.isEmpty {
+        out += "\n  most negative comments:"
+        for c in worst {
+            var text = (c["text"] as? String ?? "").replacingOccurrences(of: "\n", with: " ")
+            if text.count > 100 { text = String(text.prefix(99)) + "…" }
+            out += String(format: "\n    %+.2f  %@: ", num(c["score"]), c["user_id"] as? String ?? "?") + "\"\(text)\""
+        }
+    }
+    return out
+}
+
 struct Sentiment: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the sentiment job and read its results: per content, per key over time, complaint themes.",
@@ -86,7 +116,8 @@ struct Sentiment: AsyncParsableCommand {
                 guard let s = try await c.contentSentiment(contentId) else {
                     throw ChorusError(.notFound, "no sentiment for content '\(contentId)'", hint: "run `chorus sentiment run` first")
                 }
-                printJSON(jsonObject(s))
+                let d = jsonObject(s) as? [String: Any] ?? [:]
+                if client.json { printJSON(d) } else { print(contentSentimentText(d)) }
             }
         }
     }
