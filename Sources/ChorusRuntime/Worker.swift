@@ -725,8 +725,20 @@ public final class Worker: Sendable {
             let from = s.after.isEmpty ? prefix : prefix + Array(s.after.utf8) + [0]
             var last = ""
             try store.scan(from: from, to: Store.prefixEnd(prefix)) { key, value in
-                r.profilesJson.append(String(decoding: value, as: UTF8.self))
-                last = String(decoding: key.dropFirst(5), as: UTF8.self)
+                let id = Array(key.dropFirst(5))
+                // With the user's sentiment and stored recommendations (`profile get` shows them too), spliced in
+                // as JSON values: {"...profile...","sentiment":{…},"recommendations":[…]}.
+                var json = Array(value)
+                var extra: [UInt8] = []
+                if let v = try store.get(ShardKeys.key(partition: s.partition, role: ShardKeys.Derived.userSentiment, id: id)) {
+                    extra += Array(#","sentiment":"#.utf8) + v
+                }
+                if let v = try store.get(ShardKeys.key(partition: s.partition, role: ShardKeys.Derived.userRecommendations, id: id)) {
+                    extra += Array(#","recommendations":"#.utf8) + v
+                }
+                if !extra.isEmpty, json.count > 2, json.last == UInt8(ascii: "}") { json.insert(contentsOf: extra, at: json.count - 1) }
+                r.profilesJson.append(String(decoding: json, as: UTF8.self))
+                last = String(decoding: id, as: UTF8.self)
                 return r.profilesJson.count < limit
             }
             r.nextAfter = r.profilesJson.count < limit ? "" : last
