@@ -11,14 +11,14 @@ import Logging
 struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a deterministic synthetic social network in the ingest format.",
-        discussion: """
+        discussion: reflow("""
         Writes users.jsonl, content.jsonl, interactions.jsonl, follows.jsonl and the hidden truth
         (truth/comment_sentiment.csv, truth/user_tastes.csv) to --out. About 20 interactions per user:
         --users 500000 gives ~10 M interactions. Output is streamed, so memory stays flat.
         --comments N also writes interactions-comments.jsonl: N more comments over the same users and content
         (English or Chinese by the user's language) with their hidden labels in truth/extra_comment_sentiment.csv,
         for sentiment benchmarks at scale (`--users 20000 --comments 10000000`).
-        """)
+        """))
 
     @Option(help: "Number of users.") var users: Int
     @Option(help: "Random seed; the same seed gives byte-identical files.") var seed: UInt64 = 42
@@ -87,7 +87,7 @@ enum DataGenerator {
 struct Ingest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load JSONL or CSV files of users, content, interactions and follows into the cluster.",
-        discussion: """
+        discussion: reflow("""
         The record kind comes from the file name (users*, content*, interactions*, follows*), a mapping
         profile, or --kind. Malformed records are written to --rejects with file, line and reason, and
         counted; they never stop the rest of the file. Re-running the same ingest changes nothing and
@@ -95,7 +95,7 @@ struct Ingest: AsyncParsableCommand {
         read = stored + duplicates + rejected. Schema: docs/data-format.md.
 
         Example: chorus ingest data/users.jsonl data/interactions.jsonl --json
-        """)
+        """))
 
     @OptionGroup var client: ClientOptions
     @Argument(help: ArgumentHelp("Input files (.jsonl/.ndjson/.json lines, or .csv with a header).", valueName: "PATH"))
@@ -414,11 +414,11 @@ struct Job: AsyncParsableCommand {
     struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cancel a queued or running job.",
-            discussion: """
+            discussion: reflow("""
             No new tasks start; tasks already running finish and their results are discarded. A job that had
             already ended (succeeded, failed or cancelled) is left as it was: the command says so, in which state
             and when, and exits with 3.
-            """)
+            """))
         @OptionGroup var client: ClientOptions
         @Argument(help: "Job id.") var id: String
         func run() async throws {

@@ -71,10 +71,12 @@ struct Profile: AsyncParsableCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Export every profile as JSONL or CSV.",
-            discussion: """
-            JSONL: one profile object per line (keys in docs/cli.md). CSV: one row per user with scalar
-            features; histograms as 24/7 '|'-separated counts; top topics/hashtags as name:weight lists.
-            """)
+            discussion: reflow("""
+            JSONL: one profile object per line (keys in docs/cli.md), with the user's sentiment and stored
+            recommendations. CSV: one row per user, columns in the order of docs/cli.md ("CSV columns"): the
+            profile's scalars, histograms as 24/7 '|'-separated counts, top topics/hashtags as name:weight lists,
+            then the sentiment columns, attitudes and recommendations.
+            """))
         enum Format: String, ExpressibleByArgument { case jsonl, csv }
         @OptionGroup var client: ClientOptions
         @Option(help: "jsonl or csv.") var format: Format = .jsonl

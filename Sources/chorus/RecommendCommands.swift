@@ -87,12 +87,14 @@ func validateItemCount(_ n: Int) throws {
 struct Recommend: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recommend content for a user from the latest `als` job.",
-        discussion: """
+        discussion: reflow("""
         Scores every content item with the user's factors, leaves out what the user already interacted with, and
-        explains each item by the user's own item closest to it. A user the model has not seen gets a clear
-        "no factors yet" (status no_factors_yet) and the most popular items instead, never NaN.
+        shows each item (text snippet or id, channel, topics) with what drove its score: the user's own item
+        closest to it, the item's overall rating (explicit mode), or the user's tastes as a whole. A user the
+        model has no factors for gets the most popular items instead (status no_factors_yet, never NaN), and a
+        message that says why: no interactions, none with a rating for an explicit model, or none it saw.
         Example: chorus recommend u0000042 --n 5
-        """)
+        """))
     @OptionGroup var client: ClientOptions
     @Argument(help: "User id.") var userId: String
     @Option(parsing: .unconditional, help: ArgumentHelp("How many items (1...\(maxItems)).", valueName: "N"))

@@ -80,10 +80,10 @@ func contentSentimentText(_ d: [String: Any]) -> String {
 struct Sentiment: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the sentiment job and read its results: per content, per key over time, complaint themes.",
-        discussion: """
+        discussion: reflow("""
         Keys are "topic:<topic>", "hashtag:<tag>" (lowercase, no #) and "brand:<keyword>". Each user's attitude
         toward the keys they comment on is part of `chorus profile get`. Details: docs/sentiment.md.
-        """,
+        """),
         subcommands: [Run.self, Content.self, Keys.self, Series.self, Themes.self])
 
     struct Run: AsyncParsableCommand {
@@ -203,13 +203,13 @@ struct Sentiment: AsyncParsableCommand {
 struct Alerts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List brand-monitoring alerts (volume spikes, sentiment dips); --watch keeps checking.",
-        discussion: """
+        discussion: reflow("""
         Alerts come from the `sentiment` job: for every topic, hashtag and brand keyword, each hour is compared with a
         rolling baseline of the hours before it (--window-hours). A volume spike is a count above mean + sensitivity × sd;
         a sentiment dip is a negative share above the baseline's by sensitivity × sd. A key stays quiet for
         --cooldown-hours after an alert. Each alert says why: its top terms against the baseline and example comments.
         --watch submits a sentiment job every --every seconds and prints the alerts that are new (stop with Ctrl-C).
-        """)
+        """))
     @OptionGroup var client: ClientOptions
     @OptionGroup var job: SentimentJobOptions
     @Flag(help: "Keep checking: run the sentiment job every --every seconds and print new alerts.") var watch = false

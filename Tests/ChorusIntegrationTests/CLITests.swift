@@ -98,4 +98,44 @@ struct CommandTree {
             }
         }
     }
+
+    /// The lines of `chorus PATH --help` at 80 columns that are too long, or that end a line early although the
+    /// next line's first word would have fit (hard-wrapped source text wrapped again: a ragged paragraph).
+    static func badHelpLines(_ help: String, width: Int = 80) -> [String] {
+        var bad: [String] = []
+        let lines = help.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for (i, l) in lines.enumerated() where !l.hasPrefix("USAGE:") {
+            if l.count > width { bad.append("too long: \(l)") }
+            guard i + 1 < lines.count, !l.isEmpty, l.first != " " else { continue }
+            let next = lines[i + 1]
+            guard let word = next.split(separator: " ").first, next.first != " ", !next.hasPrefix("USAGE:") else { continue }
+            let sentenceEnd = l.hasSuffix(".") || l.hasSuffix(":")
+            if !sentenceEnd, l.count < width * 7 / 10, l.count + 1 + word.count <= width {
+                bad.append("ragged: \(l) / \(next)")
+            }
+        }
+        return bad
+    }
+
+    @Test func helpReadsCleanlyAt80Columns() throws {
+        setenv("COLUMNS", "80", 1)
+        defer { unsetenv("COLUMNS") }
+        let tree = try CommandTree()
+        // Help text of these commands belongs to a change in flight on another branch (node and cluster commands).
+        let elsewhere: Set<[String]> = [["node"], ["node", "drain"], ["node", "remove"], ["cluster", "rebalance"]]
+        for c in tree.commands where c.visible && !elsewhere.contains(c.path) {
+            let r = try chorus(c.path + ["--help"])
+            #expect(r.status == 0)
+            let bad = Self.badHelpLines(r.stdout)
+            #expect(bad.isEmpty, "chorus \(c.path.joined(separator: " ")) --help:\n\(bad.joined(separator: "\n"))")
+        }
+        // One default per option: `model show --version` said "(default: the latest). (default: 0)".
+        for c in tree.commands where c.visible {
+            let help = try chorus(c.path + ["--help"]).stdout
+            let options = help.components(separatedBy: "\n  -").dropFirst()
+            for o in options where o.components(separatedBy: "(default").count > 2 {
+                Issue.record("chorus \(c.path.joined(separator: " ")) --help: two defaults in \(o)")
+            }
+        }
+    }
 }
