@@ -138,4 +138,61 @@ struct CommandTree {
             }
         }
     }
+
+    @Test func docsNameTheCommandsFlagsAndDefaultsOfTheBinary() throws {
+        let docs = try String(contentsOfFile: Binary.root + "/docs/cli.md", encoding: .utf8)
+        let tree = try CommandTree()
+        let paths = Set(tree.commands.map(\.path))
+        // Binary -> docs: every visible command is documented.
+        for c in tree.commands where c.visible && !c.hasSubcommands {
+            let name = c.path.joined(separator: " ")
+            #expect(docs.contains("chorus \(name)") || docs.contains("`\(name)"), "docs/cli.md does not document `chorus \(name)`")
+        }
+        // Docs -> binary: every `chorus WORD [WORD]` names a command (and a subcommand when it has them).
+        let mention = try NSRegularExpression(pattern: #"chorus ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?"#)
+        for m in mention.matches(in: docs, range: NSRange(docs.startIndex..., in: docs)) {
+            let words = (1..<m.numberOfRanges).compactMap { Range(m.range(at: $0), in: docs).map { String(docs[$0]) } }
+            guard let top = tree.command([words[0]]) else {
+                Issue.record("docs/cli.md names `chorus \(words.joined(separator: " "))`, but there is no `chorus \(words[0])`")
+                continue
+            }
+            if top.hasSubcommands, words.count > 1 {
+                #expect(paths.contains(words), "docs/cli.md names `chorus \(words.joined(separator: " "))`, which does not exist")
+            }
+        }
+        // Documented defaults: `[--flag VALUE]` with a literal VALUE in a command heading, and the common options.
+        let heading = try NSRegularExpression(pattern: #"`(?:chorus )?([a-z][a-z -]*?) ?((?:[A-Z_|]+\.*)? ?\[[^`]*)`"#)
+        let flag = try NSRegularExpression(pattern: #"\[--([a-z-]+) ([0-9][0-9.]*|[a-z][a-z-]*)\]"#)
+        var checked = 0
+        for line in docs.split(separator: "\n") where line.hasPrefix("### ") {
+            let text = String(line)
+            for h in heading.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                let words = String(text[Range(h.range(at: 1), in: text)!]).split(separator: " ").map(String.init)
+                guard let c = (1...words.count).reversed().lazy.compactMap({ tree.command(Array(words.prefix($0))) }).first
+                else { continue }
+                let rest = String(text[Range(h.range(at: 2), in: text)!])
+                for f in flag.matches(in: rest, range: NSRange(rest.startIndex..., in: rest)) {
+                    let name = String(rest[Range(f.range(at: 1), in: rest)!]), value = String(rest[Range(f.range(at: 2), in: rest)!])
+                    guard let def = c.defaultValue(name) else {
+                        Issue.record("docs: `chorus \(c.path.joined(separator: " ")) --\(name) \(value)`: no such option with a default")
+                        continue
+                    }
+                    #expect(def == value || Double(def) == Double(value),
+                            "docs: `chorus \(c.path.joined(separator: " ")) --\(name)` defaults to \(value), --help says \(def)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked >= 3, "the heading defaults were not found: the pattern no longer matches docs/cli.md")
+        let timeoutRow = docs.split(separator: "\n").first { $0.hasPrefix("| `--timeout") }.map(String.init) ?? ""
+        let documented = timeoutRow.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }.dropFirst().first
+        #expect(Double(documented ?? "") == Double(tree.command(["job", "list"])?.defaultValue("timeout") ?? ""),
+                "docs --timeout default \(documented ?? "?")")
+        // Environment variables and shell completion.
+        for v in ["CHORUS_COORDINATOR", "CHORUS_LOG_LEVEL", "CHORUS_MODELS", "--generate-completion-script"] {
+            #expect(docs.contains(v), "docs/cli.md does not mention \(v)")
+        }
+        let completion = try chorus(["--generate-completion-script", "bash"])
+        #expect(completion.status == 0 && completion.stdout.contains("_chorus"))
+    }
 }
