@@ -21,6 +21,9 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
         case storage
         /// A job failed or was cancelled.
         case jobFailed
+        /// The request does not apply to the target's current state: nothing was done (e.g. cancelling a job that
+        /// already ended).
+        case conflict
         /// A bug: please report it with the log.
         case `internal`
     }
@@ -40,8 +43,8 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
         return message
     }
 
-    /// Process exit code for the CLI: 0 ok, 1 job failed, 2 internal, 64 usage, 65 invalid input,
-    /// 66 not found, 69 unreachable/unavailable, 74 storage.
+    /// Process exit code for the CLI: 0 ok, 1 job failed, 2 internal, 3 conflict (nothing to do), 64 usage,
+    /// 65 invalid input, 66 not found, 69 unreachable/unavailable, 74 storage.
     public var exitCode: Int32 {
         switch code {
         case .usage: return 64
@@ -51,6 +54,7 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
         case .storage: return 74
         case .jobFailed: return 1
         case .internal: return 2
+        case .conflict: return 3
         }
     }
 }

@@ -4,10 +4,15 @@ import Foundation
 import SwiftProtobuf
 
 /// The client side of the CLI: talks to the coordinator and, for data, directly to partition owners.
+///
+/// `timeout` bounds every public operation end to end: the calls one method makes (a partition map, then the
+/// primary, then a retry on the new primary) share it, and no call waits longer than what is left of it. So a
+/// command fails within its `--timeout` whatever is down. Streaming operations (`watch`, `exportProfiles`)
+/// apply it to each reply.
 public final class ChorusClient: Sendable {
     public let coordinatorAddress: String
     let coordinator: Peer
-    let timeout: Duration
+    public let timeout: Duration
     let workerPeers = WorkerPeers()
 
     public init(coordinator: String, timeout: Duration = .seconds(4)) throws {
@@ -29,7 +34,11 @@ public final class ChorusClient: Sendable {
     }
 
     public func partitionMap() async throws -> Chorus_V1_PartitionMap {
-        guard case let .partitionMap(m) = try await coordinator.call(.partitionMap(.init()), timeout: timeout) else {
+        try await partitionMap(Deadline(timeout))
+    }
+
+    func partitionMap(_ deadline: Deadline) async throws -> Chorus_V1_PartitionMap {
+        guard case let .partitionMap(m) = try await coordinator.call(.partitionMap(.init()), timeout: deadline.left) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return m
@@ -75,8 +84,8 @@ public final class ChorusClient: Sendable {
     public func recommend(userId: String, n: Int) async throws -> Chorus_V1_Recommendations {
         var r = Chorus_V1_RecommendRequest()
         r.userID = userId
-        r.n = UInt32(max(1, n))
-        guard case let .recommendations(out) = try await coordinator.call(.recommend(r), timeout: timeout + .seconds(10)) else {
+        r.n = try itemCount(n)
+        guard case let .recommendations(out) = try await coordinator.call(.recommend(r), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return out
@@ -86,11 +95,17 @@ public final class ChorusClient: Sendable {
     public func similar(contentId: String, n: Int) async throws -> Chorus_V1_Recommendations {
         var r = Chorus_V1_SimilarRequest()
         r.contentID = contentId
-        r.n = UInt32(max(1, n))
-        guard case let .recommendations(out) = try await coordinator.call(.similar(r), timeout: timeout + .seconds(10)) else {
+        r.n = try itemCount(n)
+        guard case let .recommendations(out) = try await coordinator.call(.similar(r), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return out
+    }
+
+    /// 1...1000 items (the coordinator's cap); 0 would mean "the default" on the wire, so it is refused here.
+    private func itemCount(_ n: Int) throws -> UInt32 {
+        guard (1...1000).contains(n) else { throw ChorusError(.usage, "n must be between 1 and 1000 (got \(n))") }
+        return UInt32(n)
     }
 
     /// Asks the coordinator to plan now and start whatever moves balance the cluster.
@@ -157,45 +172,70 @@ public final class ChorusClient: Sendable {
     }
 
     /// Calls the primary of `partition`; when it refuses (the partition just moved or failed over) or cannot be
-    /// reached, refreshes the map and tries the new primary, for up to 15 s.
-    func onPrimary(_ partition: UInt32, _ body: RequestBody, timeout: Duration) async throws -> ResponseBody {
-        let deadline = ContinuousClock.now + .seconds(15)
+    /// reached, refreshes the map and tries the new primary, until `deadline`.
+    func onPrimary(_ partition: UInt32, _ body: RequestBody, deadline: Deadline) async throws -> ResponseBody {
         var attempt = 0
         while true {
             attempt += 1
-            let map = try await partitionMap()
+            let map = try await partitionMap(deadline)
             do {
-                return try await owner(map, partition).call(body, timeout: timeout)
-            } catch let e as ChorusError where [.wrongOwner, .fenced, .unreachable].contains(e.code)
-                                              && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(min(100 * attempt, 1000)))
+                return try await owner(map, partition).call(body, timeout: deadline.left)
+            } catch let e as ChorusError where [.wrongOwner, .fenced, .unreachable].contains(e.code) {
+                let pause = Duration.milliseconds(min(100 * attempt, 1000))
+                guard deadline.left > pause + .milliseconds(50) else { throw e }
+                try await Task.sleep(for: pause)
             }
         }
     }
 
     /// Reads one user's global profile from the primary of the user's partition.
     public func profile(userId: String) async throws -> Chorus_V1_ProfileReply {
-        let map = try await partitionMap()
+        let deadline = Deadline(timeout)
+        let map = try await partitionMap(deadline)
         let p = Placement(partitionCount: map.partitionCount).partition(of: userId)
         var g = Chorus_V1_ProfileGet()
         g.userID = userId
         g.partition = p
-        guard case let .profile(r) = try await onPrimary(p, .profileGet(g), timeout: timeout) else {
+        guard case let .profile(r) = try await onPrimary(p, .profileGet(g), deadline: deadline) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return r
     }
 
+    /// The content records of `ids`, each read from the primary of its partition (in parallel, within `timeout`,
+    /// or `within` when shorter: what is left of a command's own budget). Ids without a record are left out.
+    public func contents(_ ids: [String], within: Duration? = nil) async throws -> [String: ContentRecord] {
+        let deadline = Deadline(min(timeout, within ?? timeout))
+        let map = try await partitionMap(deadline)
+        let placement = Placement(partitionCount: map.partitionCount)
+        return try await withThrowingTaskGroup(of: ContentRecord?.self) { group in
+            for id in Set(ids) {
+                group.addTask {
+                    var g = Chorus_V1_ProfileGet()
+                    g.userID = id
+                    g.partition = placement.partition(of: id)
+                    g.kind = "content"
+                    guard case let .profile(r) = try await self.onPrimary(g.partition, .profileGet(g), deadline: deadline)
+                    else { throw ChorusError(.internal, "unexpected reply") }
+                    return r.found ? try JSONDecoder().decode(ContentRecord.self, from: Data(r.profileJson.utf8)) : nil
+                }
+            }
+            var out: [String: ContentRecord] = [:]
+            for try await c in group { if let c { out[c.id] = c } }
+            return out
+        }
+    }
+
     /// Streams every stored profile (JSON objects), partition by partition, in pages.
     public func exportProfiles(_ body: (String) throws -> Void) async throws -> Int {
-        let map = try await partitionMap()
+        let map = try await partitionMap(Deadline(timeout))
         var n = 0
         for p in 0..<map.partitionCount {
             var after = ""
             repeat {
                 var s = Chorus_V1_ProfileScan()
                 s.partition = p; s.after = after; s.limit = 2000
-                guard case let .profileScan(r) = try await onPrimary(p, .profileScan(s), timeout: .seconds(30)) else {
+                guard case let .profileScan(r) = try await onPrimary(p, .profileScan(s), deadline: Deadline(timeout)) else {
                     throw ChorusError(.internal, "unexpected reply")
                 }
                 for j in r.profilesJson { try body(j); n += 1 }
@@ -204,6 +244,14 @@ public final class ChorusClient: Sendable {
         }
         return n
     }
+}
+
+/// The end of one client operation: every call it makes waits at most what is left.
+struct Deadline: Sendable {
+    let end: ContinuousClock.Instant
+    init(_ timeout: Duration) { end = .now + timeout }
+    /// What is left (at least 1 ms, so a call past the end fails at once with the peer's timeout error).
+    var left: Duration { max(.milliseconds(1), end - .now) }
 }
 
 /// One Peer per worker address, created on first use.

@@ -41,7 +41,7 @@ final class ALSServingModel: Sendable {
             var r = Chorus_V1_Recommendation()
             r.contentID = ids[i]
             r.score = Float(popularity[i])
-            r.reason = "popular: \(popularity[i]) interactions in training"
+            r.reason = "popular: \(popularity[i]) interactions in training (a fallback, not personal)"
             return r
         }
     }
@@ -77,7 +77,8 @@ extension Coordinator {
         var q = Chorus_V1_UserHistoryRequest()
         q.userID = r.userID
         q.partition = p
-        guard case let .userHistory(h) = try await owner.peer.call(.userHistory(q), timeout: .seconds(10)) else {
+        // Shorter than the client's default --timeout (3 s), so a stuck worker gives its own error, not the client's.
+        guard case let .userHistory(h) = try await owner.peer.call(.userHistory(q), timeout: .seconds(2)) else {
             throw ChorusError(.internal, "unexpected reply to user_history")
         }
         var out = Chorus_V1_Recommendations()
@@ -87,20 +88,18 @@ extension Coordinator {
         let f = model.factors
         guard h.factors.count >= f.rank, Int(h.rank) == f.rank else {
             out.status = "no_factors_yet"
-            out.message = h.seen.isEmpty
-                ? "user '\(r.userID)' has no interactions and no factors yet; showing the most popular items"
-                : "user '\(r.userID)' had no interactions when \(model.jobId) trained, so no factors yet; "
-                    + "showing the most popular items (run `chorus job submit als` again to include them)"
+            out.message = Self.noFactorsMessage(user: r.userID, history: h, model: model)
             out.items = model.popular(n, excluding: seen)
             return out
         }
         // Rank by xᵀy (+ the item bias in explicit mode): the order of the predicted ratings for this user.
-        var scores = [Float](repeating: 0, count: f.count)
+        var dots = [Float](repeating: 0, count: f.count)
         for i in 0..<f.count {
             var s: Float = 0
             for k in 0..<f.rank { s += h.factors[k] * f.data[i * f.width + k] }
-            scores[i] = s + (model.explicit ? f.bias(i) : 0)
+            dots[i] = s
         }
+        let scores = model.explicit ? (0..<f.count).map { dots[$0] + f.bias($0) } : dots
         let seenList = seen.sorted()
         out.status = "ok"
         out.items = Evaluation.topN(scores: scores, n: n, exclude: seen).map { i in
@@ -110,14 +109,51 @@ extension Coordinator {
             if let best = seenList.max(by: { model.cosine(i, $0) < model.cosine(i, $1) }) {
                 rec.because = model.ids[best]
                 rec.similarity = model.cosine(i, best)
-                rec.reason = String(format: "close to %@ that you interacted with (similarity %.2f), and liked by users with tastes like yours",
-                                    model.ids[best], rec.similarity)
-            } else {
-                rec.reason = "liked by users with tastes like yours"
             }
+            rec.reason = Self.reason(for: rec, dot: dots[i], bias: model.explicit ? f.bias(i) : nil,
+                                     seenCount: seenList.count)
             return rec
         }
         return out
+    }
+
+    /// Similarity to the user's own closest item above which that item is named as the reason.
+    static let closeEnough: Float = 0.5
+
+    /// What drove one recommendation's score, in words: the user's own item closest to it when that one is close;
+    /// else, in explicit mode, the item's bias when it is most of the score (rated highly by everyone); else the
+    /// tastes the model learned from all of the user's items together.
+    static func reason(for rec: Chorus_V1_Recommendation, dot: Float, bias: Float?, seenCount: Int) -> String {
+        if !rec.because.isEmpty, rec.similarity >= closeEnough {
+            return String(format: "close to %@, which you interacted with (similarity %.2f)", rec.because, rec.similarity)
+        }
+        if let bias, bias > 0, bias >= abs(dot) {
+            return String(format: "rated highly by users overall (item bias %+.2f of the predicted %.2f), "
+                          + "more than by your tastes (%+.2f)", bias, rec.score, dot)
+        }
+        let closest = rec.because.isEmpty ? ""
+            : String(format: " (no one item of yours is close: the closest, %@, has similarity %.2f)", rec.because, rec.similarity)
+        return "fits the tastes learned from all \(seenCount) of your items, shared with users like you" + closest
+    }
+
+    /// Why a user has no factors, from what the worker holds: no interactions at all; interactions, but none with
+    /// a rating, and the model is explicit (it learns from ratings only); or interactions the model never saw.
+    static func noFactorsMessage(user: String, history h: Chorus_V1_UserHistory, model: ALSServingModel) -> String {
+        let fallback = "showing the most popular items"
+        let n = Int(max(h.interactions, UInt32(h.seen.count)))
+        if n == 0 {
+            return "user '\(user)' has no interactions yet, so no factors yet; \(fallback)"
+        }
+        let has = "user '\(user)' has \(n) interaction\(n == 1 ? "" : "s")"
+        if model.explicit, h.valued == 0 {
+            return "\(has), but none with a rating (a value), and \(model.jobId) trained in explicit mode, which learns "
+                + "only from ratings: no factors yet; \(fallback) (implicit mode learns from every interaction: "
+                + "`chorus job submit als --param mode=implicit`)"
+        }
+        let usable = model.explicit ? " (\(h.valued) with a rating)" : ""
+        return "\(has)\(usable), but none of them was in \(model.jobId)'s training data (they arrived after it trained, "
+            + "or all were held out for evaluation), so no factors yet; \(fallback) "
+            + "(run `chorus job submit als` again to include them)"
     }
 
     func similar(_ r: Chorus_V1_SimilarRequest) throws -> Chorus_V1_Recommendations {
@@ -138,7 +174,9 @@ extension Coordinator {
             rec.contentID = model.ids[j]
             rec.score = sims[j]
             rec.similarity = sims[j]
-            rec.reason = "engaged by the same users (factor similarity \(String(format: "%.2f", sims[j])))"
+            rec.reason = sims[j] >= Self.closeEnough
+                ? String(format: "engaged by the same users (factor similarity %.2f)", sims[j])
+                : String(format: "only loosely related (factor similarity %.2f): the closest the model has", sims[j])
             return rec
         }
         return out

@@ -240,7 +240,7 @@ extension ChorusClient {
     public func models(name: String = "") async throws -> [Chorus_V1_ModelSummary] {
         var r = Chorus_V1_ModelRequest()
         r.name = name
-        guard case let .modelList(l) = try await coordinator.call(.modelList(r), timeout: timeout + .seconds(10)) else {
+        guard case let .modelList(l) = try await coordinator.call(.modelList(r), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return l.models
@@ -251,7 +251,7 @@ extension ChorusClient {
         r.name = name
         r.version = UInt32(version)
         r.withFile = withFile
-        guard case let .model(m) = try await coordinator.call(.modelGet(r), timeout: timeout + .seconds(10)) else {
+        guard case let .model(m) = try await coordinator.call(.modelGet(r), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return m
@@ -261,7 +261,7 @@ extension ChorusClient {
         var r = Chorus_V1_ModelPut()
         r.file = Data(bytes)
         r.name = name
-        guard case let .model(m) = try await coordinator.call(.modelPut(r), timeout: timeout + .seconds(10)) else {
+        guard case let .model(m) = try await coordinator.call(.modelPut(r), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return m.summary
@@ -276,7 +276,7 @@ extension ChorusClient {
         q.key = key
         q.daily = daily
         q.limit = UInt32(max(0, limit))
-        guard case let .sentiment(r) = try await coordinator.call(.sentimentQuery(q), timeout: timeout + .seconds(10)) else {
+        guard case let .sentiment(r) = try await coordinator.call(.sentimentQuery(q), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return r.json
@@ -284,13 +284,14 @@ extension ChorusClient {
 
     /// One content item's sentiment (from the primary of its partition), or nil before a `sentiment` job.
     public func contentSentiment(_ contentId: String) async throws -> String? {
-        let map = try await partitionMap()
+        let deadline = Deadline(timeout)
+        let map = try await partitionMap(deadline)
         let p = Placement(partitionCount: map.partitionCount).partition(of: contentId)
         var g = Chorus_V1_ProfileGet()
         g.userID = contentId
         g.partition = p
         g.kind = "content-sentiment"
-        guard case let .profile(r) = try await onPrimary(p, .profileGet(g), timeout: timeout) else {
+        guard case let .profile(r) = try await onPrimary(p, .profileGet(g), deadline: deadline) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return r.found ? r.profileJson : nil

@@ -634,6 +634,8 @@ extension Worker {
             try store.scan(prefix: ShardKeys.key(partition: r.partition, role: ShardKeys.role(.interactionByUser), id: id + [0])) { _, v in
                 let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(v))
                 seen.insert(m.contentID)
+                out.interactions += 1
+                if m.value > 0 { out.valued += 1 }
                 return true
             }
             out.seen = seen.sorted()

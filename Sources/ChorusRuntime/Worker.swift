@@ -698,6 +698,15 @@ public final class Worker: Sendable {
         return try await computeQueue.run {
             var r = Chorus_V1_ProfileReply()
             let id = Array(g.userID.utf8)
+            if g.kind == "content" {
+                // The content record itself (for titles in `recommend` and `similar`), as ContentRecord JSON.
+                if let v = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.role(.content), id: id)) {
+                    let c = Wire.decode(try Chorus_V1_Content(serializedBytes: v))
+                    r.found = true
+                    r.profileJson = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+                }
+                return r
+            }
             if g.kind == "content-sentiment" {
                 if let v = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.contentSentiment, id: id)) {
                     r.found = true
@@ -741,8 +750,20 @@ public final class Worker: Sendable {
             let from = s.after.isEmpty ? prefix : prefix + Array(s.after.utf8) + [0]
             var last = ""
             try store.scan(from: from, to: Store.prefixEnd(prefix)) { key, value in
-                r.profilesJson.append(String(decoding: value, as: UTF8.self))
-                last = String(decoding: key.dropFirst(5), as: UTF8.self)
+                let id = Array(key.dropFirst(5))
+                // With the user's sentiment and stored recommendations (`profile get` shows them too), spliced in
+                // as JSON values: {"...profile...","sentiment":{…},"recommendations":[…]}.
+                var json = Array(value)
+                var extra: [UInt8] = []
+                if let v = try store.get(ShardKeys.key(partition: s.partition, role: ShardKeys.Derived.userSentiment, id: id)) {
+                    extra += Array(#","sentiment":"#.utf8) + v
+                }
+                if let v = try store.get(ShardKeys.key(partition: s.partition, role: ShardKeys.Derived.userRecommendations, id: id)) {
+                    extra += Array(#","recommendations":"#.utf8) + v
+                }
+                if !extra.isEmpty, json.count > 2, json.last == UInt8(ascii: "}") { json.insert(contentsOf: extra, at: json.count - 1) }
+                r.profilesJson.append(String(decoding: json, as: UTF8.self))
+                last = String(decoding: id, as: UTF8.self)
                 return r.profilesJson.count < limit
             }
             r.nextAfter = r.profilesJson.count < limit ? "" : last

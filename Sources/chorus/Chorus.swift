@@ -9,18 +9,42 @@ struct Chorus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chorus",
         abstract: "Chorus: a distributed audience-analytics cluster for social-media marketing.",
-        discussion: """
+        discussion: reflow("""
         Start a cluster with `chorus coordinator` and `chorus worker`, or try everything at once with
         `chorus local`. Client commands talk to the coordinator given by --coordinator (or the
         CHORUS_COORDINATOR environment variable; default tcp://127.0.0.1:7100) and print JSON with --json.
 
-        Exit codes: 0 ok, 1 job failed or cancelled, 2 internal error, 64 usage, 65 invalid input,
-        66 not found, 69 coordinator/worker unreachable or unavailable, 74 storage error.
-        """,
+        Exit codes: 0 ok, 1 job failed or cancelled, 2 internal error, 3 nothing done (e.g. cancelling a job that
+        already ended), 64 usage, 65 invalid input, 66 not found, 69 coordinator/worker unreachable or unavailable,
+        74 storage error.
+
+        Environment: CHORUS_COORDINATOR (the default --coordinator), CHORUS_LOG_LEVEL (servers' log level),
+        CHORUS_MODELS (a directory holding sentiment-default.chsm). Shell completion: `chorus
+        --generate-completion-script bash|zsh|fish`. Details: docs/cli.md.
+        """),
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
                       Job.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, Debug.self]
     )
+}
+
+/// Help discussions are hard-wrapped in the source, and argument-parser wraps every line again at the terminal's
+/// width, so at 80 columns each long line was followed by a short one. `reflow` joins the lines of each paragraph
+/// into one, so the text is wrapped once, at whatever width the help is shown. Blank lines, indented lines
+/// (examples, lists) and lines that start with "Example" keep their breaks.
+func reflow(_ text: String) -> String {
+    var out: [String] = []
+    var joinable = false
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+        let own = line.isEmpty || line.first == " " || line.hasPrefix("Example")
+        if !own, joinable, let last = out.popLast() {
+            out.append(last + " " + line)
+        } else {
+            out.append(line)
+        }
+        joinable = !line.isEmpty && line.first != " " && !line.hasPrefix("Example")
+    }
+    return out.joined(separator: "\n")
 }
 
 /// Options every client command takes.
@@ -31,8 +55,13 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Print machine-readable JSON (keys documented in docs/cli.md).")
     var json = false
 
-    @Option(help: "Seconds to wait for a reply before giving up.")
+    @Option(help: ArgumentHelp("Seconds the command may wait for the cluster; it fails with exit 69 within them.",
+                               valueName: "SECONDS"))
     var timeout: Double = 3
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 86400 else { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
+    }
 
     func client() throws -> ChorusClient {
         // Range-checked before the conversion: Int(1e300 * 1000) would trap.

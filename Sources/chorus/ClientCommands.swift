@@ -11,14 +11,14 @@ import Logging
 struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a deterministic synthetic social network in the ingest format.",
-        discussion: """
+        discussion: reflow("""
         Writes users.jsonl, content.jsonl, interactions.jsonl, follows.jsonl and the hidden truth
         (truth/comment_sentiment.csv, truth/user_tastes.csv) to --out. About 20 interactions per user:
         --users 500000 gives ~10 M interactions. Output is streamed, so memory stays flat.
         --comments N also writes interactions-comments.jsonl: N more comments over the same users and content
         (English or Chinese by the user's language) with their hidden labels in truth/extra_comment_sentiment.csv,
         for sentiment benchmarks at scale (`--users 20000 --comments 10000000`).
-        """)
+        """))
 
     @Option(help: "Number of users.") var users: Int
     @Option(help: "Random seed; the same seed gives byte-identical files.") var seed: UInt64 = 42
@@ -87,7 +87,7 @@ enum DataGenerator {
 struct Ingest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load JSONL or CSV files of users, content, interactions and follows into the cluster.",
-        discussion: """
+        discussion: reflow("""
         The record kind comes from the file name (users*, content*, interactions*, follows*), a mapping
         profile, or --kind. Malformed records are written to --rejects with file, line and reason, and
         counted; they never stop the rest of the file. Re-running the same ingest changes nothing and
@@ -97,7 +97,7 @@ struct Ingest: AsyncParsableCommand {
         files in it. More rejects than --max-rejects (default 10%) exit 65. Schema: docs/data-format.md.
 
         Example: chorus ingest data/users.jsonl data/interactions.jsonl --json
-        """)
+        """))
 
     @OptionGroup var client: ClientOptions
     @Argument(help: ArgumentHelp("Input files (.jsonl/.ndjson/.json lines, or .csv with a header).", valueName: "PATH"))
@@ -147,9 +147,10 @@ struct Ingest: AsyncParsableCommand {
             opts.batchSize = batchSize
             opts.maxInFlight = inFlight
             opts.maxRejects = RejectLimit(maxRejects) ?? .defaultLimit
-            let showProgress = progress ?? (isatty(2) != 0)
-            let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? printIngestProgress : nil)
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            let line = ProgressLine()
+            let showProgress = progress ?? line.terminal
+            let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? line.ingest : nil)
+            line.finish()
             if client.json {
                 printJSON(encodeJSON(report))
             } else {
@@ -170,15 +171,26 @@ struct Ingest: AsyncParsableCommand {
     }
 }
 
-@Sendable func printIngestProgress(_ p: IngestProgress) {
+extension ProgressLine {
+    /// Shows ingest progress.
+    @Sendable func ingest(_ p: IngestProgress) { update(ingestProgressText(p)) }
+}
+
+/// "ingest: 755195 read, 754000 acknowledged, 2 rejected, 112000 records/s, 75%, elapsed 6 s, ETA 2 s".
+func ingestProgressText(_ p: IngestProgress) -> String {
+    if p.phase == .scanning {
+        return "ingest: reading the input once for records given twice (the last version wins), elapsed "
+            + durationText(p.seconds)
+    }
     let rate = p.seconds > 0 ? Double(p.read) / p.seconds : 0
     var line = "ingest: \(p.read) read, \(p.acknowledged) acknowledged, \(p.rejected) rejected, \(Int(rate)) records/s"
     if p.bytesTotal > 0, p.bytesRead > 0 {
         let frac = Double(p.bytesRead) / Double(p.bytesTotal)
-        let eta = frac > 0 ? p.seconds * (1 - frac) / frac : 0
-        line += String(format: ", %.0f%%, ETA %.0fs", frac * 100, eta)
+        line += String(format: ", %.0f%%, ", frac * 100) + elapsedAndETA(elapsed: p.seconds, fraction: frac)
+    } else {
+        line += ", elapsed " + durationText(p.seconds)
     }
-    FileHandle.standardError.write(Data(("\r" + line + "   ").utf8))
+    return line
 }
 
 // MARK: jobs
@@ -211,6 +223,8 @@ func jobDict(_ j: Chorus_V1_JobInfo) -> [String: Any] {
     }
     return d
 }
+
+func jobEnded(_ j: Chorus_V1_JobInfo) -> Bool { [.succeeded, .failed, .cancelled].contains(j.state) }
 
 func iso(_ ms: Int64) -> String {
     let f = ISO8601DateFormatter()
@@ -412,7 +426,11 @@ struct Job: AsyncParsableCommand {
     struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cancel a queued or running job.",
-            discussion: "No new tasks start; tasks already running finish and their results are discarded.")
+            discussion: reflow("""
+            No new tasks start; tasks already running finish and their results are discarded. A job that had
+            already ended (succeeded, failed or cancelled) is left as it was: the command says so, in which state
+            and when, and exits with 3.
+            """))
         @OptionGroup var client: ClientOptions
         @Argument(help: "Job id.") var id: String
         func run() async throws {
@@ -420,26 +438,58 @@ struct Job: AsyncParsableCommand {
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                printJob(try await c.cancel(id), json: client.json)
+                let before = try await c.jobStatus(id)
+                if jobEnded(before) { throw alreadyEnded(before) }
+                let after = try await c.cancel(id)
+                // It ended on its own between the two requests.
+                if after.state != .cancelled { throw alreadyEnded(after) }
+                printJob(after, json: client.json)
             }
+        }
+
+        func alreadyEnded(_ j: Chorus_V1_JobInfo) -> ChorusError {
+            let when = j.finishedAtMs > 0 ? " at \(iso(j.finishedAtMs))" : ""
+            return ChorusError(.conflict, "job \(j.id) (\(j.kind)) already ended: \(jobState(j.state))\(when); nothing to cancel",
+                               hint: "see `chorus job status \(j.id)`")
         }
     }
 }
 
-/// Follows a job: a live line on a terminal (stderr), or one JSON line per change with --json.
-func watchJob(_ c: ChorusClient, _ id: String, json: Bool) async throws -> Chorus_V1_JobInfo {
-    let tty = isatty(2) != 0
-    let j = try await c.watch(id) { j in
+/// Follows a job until it ends. Progress goes to stderr: with --json one compact job object per change; otherwise
+/// a `ProgressLine` (live on a terminal, one line per change elsewhere) with the elapsed time and an ETA. The final
+/// state is left to the caller, which prints it once.
+func watchJob(_ c: ChorusClient, _ id: String, json: Bool, every: Duration = .milliseconds(300)) async throws
+    -> Chorus_V1_JobInfo {
+    let line = ProgressLine()
+    var last: Chorus_V1_JobInfo?
+    defer { line.finish() }
+    while true {
+        let j = try await c.jobStatus(id)
+        let ended = jobEnded(j)
         if json {
-            var d = jobDict(j)
-            d.removeValue(forKey: "summary")
-            if let data = try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys]) {
-                FileHandle.standardError.write(data + Data("\n".utf8))
+            if j != last {
+                var d = jobDict(j)
+                d.removeValue(forKey: "summary")
+                if let data = try? JSONSerialization.data(withJSONObject: d, options: [.sortedKeys]) {
+                    FileHandle.standardError.write(data + Data("\n".utf8))
+                }
             }
-        } else if tty {
-            FileHandle.standardError.write(Data(("\r" + jobLine(j) + "   ").utf8))
+        } else if !ended {
+            // On a terminal every poll (the clock moves); elsewhere only when the job changed.
+            if line.terminal || j != last { line.update(watchLine(j)) }
         }
+        last = j
+        if ended { return j }
+        try await Task.sleep(for: every)
     }
-    if tty && !json { FileHandle.standardError.write(Data("\n".utf8)) }
-    return j
+}
+
+/// The job line plus the time since the job started and, from its progress, an estimate of the time left.
+func watchLine(_ j: Chorus_V1_JobInfo) -> String {
+    var s = jobLine(j)
+    if j.startedAtMs > 0 {
+        let elapsed = Double(max(0, nowMillis() - j.startedAtMs)) / 1000
+        s += "  " + elapsedAndETA(elapsed: elapsed, fraction: Double(j.progress))
+    }
+    return s
 }

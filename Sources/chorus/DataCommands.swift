@@ -19,8 +19,12 @@ struct Profile: AsyncParsableCommand {
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
+                // Ingest trims ids, so "  u1  " names the user stored as "u1".
+                let userId = self.userId.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !userId.isEmpty else { throw ChorusError(.usage, "the user id is empty") }
                 let c = try client.client()
                 defer { c.close() }
+                let started = ContinuousClock.now
                 let r = try await c.profile(userId: userId)
                 var obj: Any
                 if r.found, let o = try? JSONSerialization.jsonObject(with: Data(r.profileJson.utf8)) {
@@ -54,15 +58,11 @@ struct Profile: AsyncParsableCommand {
                 if client.json {
                     printJSON(obj)
                 } else if let d = obj as? [String: Any] {
-                    for k in d.keys.sorted() {
-                        let v = d[k]!
-                        let text: String
-                        if JSONSerialization.isValidJSONObject([v]),
-                           let data = try? JSONSerialization.data(withJSONObject: [v], options: [.sortedKeys]) {
-                            text = String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
-                        } else { text = "\(v)" }
-                        print("\(k): \(text)")
-                    }
+                    let recs = (d["recommendations"] as? [[String: Any]] ?? []).compactMap { $0["content_id"] as? String }
+                    var contents: [String: ContentRecord] = [:]
+                    let left = c.timeout - (ContinuousClock.now - started)
+                    if !recs.isEmpty, left > .milliseconds(50) { contents = (try? await c.contents(recs, within: left)) ?? [:] }
+                    print(profileText(d, contents: contents))
                 }
             }
         }
@@ -71,10 +71,12 @@ struct Profile: AsyncParsableCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Export every profile as JSONL or CSV.",
-            discussion: """
-            JSONL: one profile object per line (keys in docs/cli.md). CSV: one row per user with scalar
-            features; histograms as 24/7 '|'-separated counts; top topics/hashtags as name:weight lists.
-            """)
+            discussion: reflow("""
+            JSONL: one profile object per line (keys in docs/cli.md), with the user's sentiment and stored
+            recommendations. CSV: one row per user, columns in the order of docs/cli.md ("CSV columns"): the
+            profile's scalars, histograms as 24/7 '|'-separated counts, top topics/hashtags as name:weight lists,
+            then the sentiment columns, attitudes and recommendations.
+            """))
         enum Format: String, ExpressibleByArgument { case jsonl, csv }
         @OptionGroup var client: ClientOptions
         @Option(help: "jsonl or csv.") var format: Format = .jsonl
@@ -95,24 +97,127 @@ struct Profile: AsyncParsableCommand {
     }
 }
 
-let csvColumns = ["user_id", "channel", "country", "language", "age_band", "known_user", "interactions",
-                  "view", "like", "comment", "share", "click", "conversion", "engagements", "engagement_rate",
-                  "first_ts", "last_ts", "recency_days", "active_days", "frequency", "followers", "following",
-                  "active_hours", "weekdays", "top_topics", "top_hashtags", "counts_by_channel"]
+/// The readable `profile get`: who the user is, activity, interests, sentiment, recommendations and the embedding
+/// (summarized: rank, norm, the first values), with ISO times and rounded numbers. `--json` has everything.
+func profileText(_ d: [String: Any], contents: [String: ContentRecord]) -> String {
+    func num(_ k: String, in m: [String: Any]? = nil) -> Double { ((m ?? d)[k] as? NSNumber)?.doubleValue ?? 0 }
+    func int(_ k: String, in m: [String: Any]? = nil) -> Int { Int(num(k, in: m)) }
+    func str(_ k: String) -> String { d[k] as? String ?? "" }
+    func time(_ k: String) -> String { num(k) > 0 ? iso(Int64(num(k) * 1000)) : "-" }
+    func row(_ label: String, _ value: String) -> String { "  " + pad(label, 15) + value }
+    var out: [String] = []
+    let who = [str("channel"), str("country"), str("language"), str("age_band").isEmpty ? "" : "age " + str("age_band")]
+        .filter { !$0.isEmpty }.joined(separator: ", ")
+    out.append("user \(str("user_id"))" + (who.isEmpty ? "" : "  (\(who))")
+               + ((d["known_user"] as? Bool) == false ? "  [no user record: seen only in interactions or follows]" : ""))
 
-func csvField(_ s: String) -> String {
-    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    if d["interactions"] != nil {
+        out.append("")
+        out.append("activity" + (num("as_of") > 0 ? " (features as of \(time("as_of")))" : ""))
+        let types = (d["counts_by_type"] as? [String: Any] ?? [:]).map { ($0.key, int($0.key, in: d["counts_by_type"] as? [String: Any])) }
+            .filter { $0.1 > 0 }.sorted { ($0.1, $1.0) > ($1.1, $0.0) }
+        out.append(row("interactions", "\(int("interactions"))" + (types.isEmpty ? "" : ": " + types.map { "\($0.0) \($0.1)" }.joined(separator: ", "))))
+        let channels = (d["counts_by_channel"] as? [String: Any] ?? [:]).map { ($0.key, int($0.key, in: d["counts_by_channel"] as? [String: Any])) }
+            .sorted { ($0.1, $1.0) > ($1.1, $0.0) }
+        if !channels.isEmpty { out.append(row("by channel", channels.map { "\($0.0) \($0.1)" }.joined(separator: ", "))) }
+        out.append(row("engagements", "\(int("engagements")) (" + String(format: "%.2f", num("engagement_rate")) + " per view)"))
+        out.append(row("first seen", time("first_ts")))
+        out.append(row("last seen", time("last_ts") + String(format: " (%.1f days before as_of)", num("recency_days"))))
+        out.append(row("active days", "\(int("active_days")), " + String(format: "%.1f", num("frequency")) + " interactions per active day"))
+        let bars = Array(" ▁▂▃▄▅▆▇█")
+        let hours = (d["active_hours"] as? [NSNumber] ?? []).map(\.intValue)
+        if hours.count == 24, let mx = hours.max(), mx > 0 {
+            let peak = hours.firstIndex(of: mx) ?? 0
+            out.append(row("hours (UTC)", "0h |" + String(hours.map { bars[min(8, ($0 * 8 + mx - 1) / mx)] }) + "| 23h, peak "
+                           + String(format: "%02d:00", peak)))
+        }
+        let days = (d["weekdays"] as? [NSNumber] ?? []).map(\.intValue)
+        if days.count == 7 {
+            let names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+            out.append(row("weekdays", zip(names, days).map { "\($0) \($1)" }.joined(separator: "  ")))
+        }
+        out.append(row("followers", "\(int("followers")), following \(int("following"))"))
+        func terms(_ k: String) -> String {
+            (d[k] as? [[String: Any]] ?? []).prefix(8).map { "\($0["name"] as? String ?? "") \(Int(num("weight", in: $0)))" }
+                .joined(separator: ", ")
+        }
+        out.append("")
+        out.append("interests")
+        out.append(row("top topics", terms("top_topics").isEmpty ? "-" : terms("top_topics")))
+        out.append(row("top hashtags", terms("top_hashtags").isEmpty ? "-" : terms("top_hashtags")))
+    }
+
+    out.append("")
+    if let sent = d["sentiment"] as? [String: Any] {
+        let dist = sent["distribution"] as? [String: Any] ?? [:]
+        out.append("sentiment (last `sentiment` job)")
+        out.append(row("comments", "\(int("comments", in: sent)): negative \(int("negative", in: dist)), neutral "
+                       + "\(int("neutral", in: dist)), positive \(int("positive", in: dist)); mean score "
+                       + String(format: "%+.2f", num("mean_score", in: sent))))
+        let atts = (sent["attitudes"] as? [String: [String: Any]] ?? [:])
+            .sorted { (int("comments", in: $0.value), $1.key) > (int("comments", in: $1.value), $0.key) }
+        for (i, (key, a)) in atts.prefix(8).enumerated() {
+            out.append(row(i == 0 ? "attitudes" : "", pad(key, 24) + pad(a["attitude"] as? String ?? "?", 9)
+                           + String(format: "%+.2f over %d comment%@", num("mean_score", in: a), int("comments", in: a),
+                                    int("comments", in: a) == 1 ? "" : "s")))
+        }
+        if atts.count > 8 { out.append(row("", "… \(atts.count - 8) more (--json)")) }
+    } else {
+        out.append("sentiment: none yet (run `chorus sentiment run`)")
+    }
+
+    out.append("")
+    let recs = d["recommendations"] as? [[String: Any]] ?? []
+    if recs.isEmpty {
+        out.append("recommendations: none stored (an `als` job stores each user's top 10; `chorus recommend` explains)")
+    } else {
+        out.append("recommendations (stored by the last `als` job; `chorus recommend \(str("user_id"))` explains them)")
+        for (i, r) in recs.prefix(5).enumerated() {
+            out.append(String(format: "  %2d. ", i + 1) + contentLabel(r["content_id"] as? String ?? "", contents)
+                       + String(format: "  score %.3f", num("score", in: r)))
+        }
+        if recs.count > 5 { out.append("      … \(recs.count - 5) more (--json)") }
+    }
+
+    out.append("")
+    if let e = d["embedding"] as? [NSNumber], !e.isEmpty {
+        let v = e.map(\.doubleValue)
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        out.append("embedding: rank \(v.count), norm " + String(format: "%.3f", norm) + ", bias "
+                   + String(format: "%+.3f", num("embedding_bias")) + ", first values "
+                   + v.prefix(4).map { String(format: "%+.3f", $0) }.joined(separator: " ") + (v.count > 4 ? " … (--json)" : ""))
+    } else {
+        out.append("embedding: " + (d["embedding_status"] as? String ?? "none"))
+    }
+    return out.joined(separator: "\n")
 }
 
+/// The CSV export's columns, in this order (documented in docs/cli.md; new columns are only ever appended within
+/// a major version). Profile columns first, then the sentiment of the last `sentiment` job, then the ALS outputs.
+let csvColumns = ["user_id", "channel", "country", "language", "age_band", "known_user", "as_of", "interactions",
+                  "view", "like", "comment", "share", "click", "conversion", "rating", "engagements", "engagement_rate",
+                  "first_ts", "last_ts", "recency_days", "active_days", "frequency", "followers", "following",
+                  "active_hours", "weekdays", "top_topics", "top_hashtags", "counts_by_channel",
+                  "sentiment_comments", "sentiment_mean_score", "sentiment_negative", "sentiment_neutral",
+                  "sentiment_positive", "attitudes", "recommendations"]
+
+func csvField(_ s: String) -> String {
+    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+        ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
+
+/// One CSV row (the columns of `csvColumns`) from an exported profile object.
 func csvRow(_ json: String) -> String {
     guard let d = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return "" }
     let types = d["counts_by_type"] as? [String: Any] ?? [:]
+    let sentiment = d["sentiment"] as? [String: Any] ?? [:]
+    let dist = sentiment["distribution"] as? [String: Any] ?? [:]
     func s(_ v: Any?) -> String {
         switch v {
         case let b as Bool where type(of: v!) == type(of: true as Any): return b ? "true" : "false"
         case let n as NSNumber: return n.stringValue
         case let x as String: return x
-        case nil: return ""
+        case nil, is NSNull: return ""
         default: return "\(v!)"
         }
     }
@@ -122,14 +227,30 @@ func csvRow(_ json: String) -> String {
     func ints(_ v: Any?) -> String { (v as? [Any] ?? []).map { s($0) }.joined(separator: "|") }
     let channels = (d["counts_by_channel"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }
         .map { "\($0.key):\(s($0.value))" }.joined(separator: "|")
-    let row: [String] = [s(d["user_id"]), s(d["channel"]), s(d["country"]), s(d["language"]), s(d["age_band"]),
-                         s(d["known_user"]), s(d["interactions"]), s(types["view"]), s(types["like"]),
-                         s(types["comment"]), s(types["share"]), s(types["click"]), s(types["conversion"]),
-                         s(d["engagements"]), s(d["engagement_rate"]), s(d["first_ts"]), s(d["last_ts"]),
-                         s(d["recency_days"]), s(d["active_days"]), s(d["frequency"]), s(d["followers"]),
-                         s(d["following"]), ints(d["active_hours"]), ints(d["weekdays"]), terms(d["top_topics"]),
-                         terms(d["top_hashtags"]), channels]
-    return row.map(csvField).joined(separator: ",")
+    // key:attitude:comments:mean_score, most-commented first.
+    let attitudes = (sentiment["attitudes"] as? [String: [String: Any]] ?? [:])
+        .sorted { (($0.value["comments"] as? Int) ?? 0, $1.key) > (($1.value["comments"] as? Int) ?? 0, $0.key) }
+        .map { "\($0.key):\(s($0.value["attitude"])):\(s($0.value["comments"])):\(s($0.value["mean_score"]))" }
+        .joined(separator: "|")
+    let recommendations = (d["recommendations"] as? [[String: Any]] ?? [])
+        .map { "\(s($0["content_id"])):" + String(format: "%.4f", ($0["score"] as? NSNumber)?.doubleValue ?? 0) }
+        .joined(separator: "|")
+    let values: [String: String] = [
+        "user_id": s(d["user_id"]), "channel": s(d["channel"]), "country": s(d["country"]),
+        "language": s(d["language"]), "age_band": s(d["age_band"]), "known_user": (d["known_user"] as? Bool).map { $0 ? "true" : "false" } ?? "",
+        "as_of": s(d["as_of"]), "interactions": s(d["interactions"]),
+        "view": s(types["view"]), "like": s(types["like"]), "comment": s(types["comment"]), "share": s(types["share"]),
+        "click": s(types["click"]), "conversion": s(types["conversion"]), "rating": s(types["rating"]),
+        "engagements": s(d["engagements"]), "engagement_rate": s(d["engagement_rate"]), "first_ts": s(d["first_ts"]),
+        "last_ts": s(d["last_ts"]), "recency_days": s(d["recency_days"]), "active_days": s(d["active_days"]),
+        "frequency": s(d["frequency"]), "followers": s(d["followers"]), "following": s(d["following"]),
+        "active_hours": ints(d["active_hours"]), "weekdays": ints(d["weekdays"]), "top_topics": terms(d["top_topics"]),
+        "top_hashtags": terms(d["top_hashtags"]), "counts_by_channel": channels,
+        "sentiment_comments": s(sentiment["comments"]), "sentiment_mean_score": s(sentiment["mean_score"]),
+        "sentiment_negative": s(dist["negative"]), "sentiment_neutral": s(dist["neutral"]),
+        "sentiment_positive": s(dist["positive"]), "attitudes": attitudes, "recommendations": recommendations,
+    ]
+    return csvColumns.map { csvField(values[$0] ?? "") }.joined(separator: ",")
 }
 
 func exportProfiles(_ c: ChorusClient, format: Profile.Export.Format, out: String?) async throws -> Int {

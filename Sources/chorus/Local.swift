@@ -9,12 +9,13 @@ import Logging
 struct Local: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the whole pipeline on an embedded local cluster (the default way to try Chorus).",
-        discussion: """
+        discussion: reflow("""
         Starts a coordinator and N workers on loopback in this process, generates the bundled sample
-        network (deterministic: --users, --seed), ingests it, runs the features job, exports the profiles,
+        network (deterministic: --users, --seed), ingests it, runs the features, als and sentiment jobs
+        (sentiment when the shipped model is found; see CHORUS_MODELS in docs/cli.md), exports the profiles,
         and prints a summary that says where the results are. With --keep-running the cluster keeps
         serving so you can try the client commands against it; stop it with Ctrl-C.
-        """)
+        """))
 
     @Option(help: "Number of workers.") var workers = 3
     @Option(help: ArgumentHelp("Data directory for the cluster, the sample and the results.", valueName: "DIR"))

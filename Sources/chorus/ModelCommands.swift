@@ -9,11 +9,11 @@ struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
         abstract: "Train, evaluate and inspect sentiment models.",
-        discussion: """
+        discussion: reflow("""
         Models are files in the format of docs/sentiment.md (weights trained by Chorus plus a JSON header with the
         data they were trained on, the date and the held-out metrics). The coordinator stores them; workers get them
         with each `sentiment` job. A default model ships in models/sentiment-default.chsm.
-        """,
+        """),
         subcommands: [Train.self, List.self, Show.self, Export.self, Import.self, Eval.self])
 
     /// Label-file options shared by train and eval.
@@ -46,7 +46,7 @@ struct ModelCommand: AsyncParsableCommand {
     struct Train: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train a sentiment model on labelled texts.",
-            discussion: """
+            discussion: reflow("""
             Multinomial logistic regression (negative / neutral / positive) over hashed word, bigram, CJK character
             and emoji features, fitted by L-BFGS. Prints progress per epoch (loss, held-out accuracy) and the
             held-out metrics per set. Bad records are listed with file:line:reason and counted, never dropped
@@ -58,7 +58,7 @@ struct ModelCommand: AsyncParsableCommand {
             stored by the coordinator as the next version of --name (`chorus model list`). --local trains in this
             process instead (no cluster). --out also writes the model file.
             The shipped default model: docs/sentiment.md has the exact command.
-            """)
+            """))
         @Argument(help: "What to train: sentiment.") var kind: String
         @OptionGroup var labelOptions: LabelOptions
         @Option(help: "Model name.") var name = SentimentModelFile.defaultName
@@ -131,7 +131,7 @@ struct ModelCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write a stored model to a file.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Model name.") var name: String
-        @Option(help: "Version (default: the latest).") var version = 0
+        @Option(help: "Version; 0 is the latest.") var version = 0
         @Option(help: ArgumentHelp("Output file.", valueName: "FILE")) var out: String
         func run() async throws {
             setupLogging(level: .warning)
@@ -165,11 +165,11 @@ struct ModelCommand: AsyncParsableCommand {
     struct Eval: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Score labelled files with a model file and print held-out metrics and throughput.",
-            discussion: """
+            discussion: reflow("""
             Only held-out texts are scored (the same text-hash rule as training, so a model is never scored on what
             it saw); files given with --eval-only are scored whole. --predictions writes one JSON line per text
             (set, gold, label, score, text) for side-by-side comparisons (bench/sentiment.sh).
-            """)
+            """))
         @Option(help: ArgumentHelp("Model file.", valueName: "FILE")) var model: String
         @OptionGroup var labelOptions: LabelOptions
         @Option(help: ArgumentHelp("Write per-text predictions (JSON lines).", valueName: "FILE")) var predictions: String?
@@ -232,7 +232,7 @@ struct ModelCommand: AsyncParsableCommand {
             discussion: "NAME is a model stored by the coordinator (latest version unless --version), or a model file path.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Model name or file.") var name: String
-        @Option(help: "Version (default: the latest).") var version = 0
+        @Option(help: "Version; 0 is the latest.") var version = 0
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {

@@ -47,13 +47,43 @@ func printSentimentSummary(_ summary: [String: Any]) {
     }
 }
 
+/// A readable `sentiment content`: what the item is, how its comments split, and the most negative ones.
+func contentSentimentText(_ d: [String: Any]) -> String {
+    func num(_ v: Any?) -> Double { (v as? NSNumber)?.doubleValue ?? 0 }
+    let comments = Int(num(d["comments"]))
+    var out = "content \(d["content_id"] ?? "?")"
+    if let ch = d["channel"] as? String, !ch.isEmpty { out += " on \(ch)" }
+    let topics = d["topics"] as? [String] ?? [], tags = (d["hashtags"] as? [String] ?? []).map(hashtag)
+    if !(topics + tags).isEmpty { out += "  (" + (topics + tags).joined(separator: ", ") + ")" }
+    if let post = d["post"] as? [String: Any] {
+        out += String(format: "\n  the post itself: %@ (score %+.2f)", post["label"] as? String ?? "?", num(post["score"]))
+    }
+    let dist = d["distribution"] as? [String: Any] ?? [:]
+    func share(_ k: String) -> String {
+        let n = Int(num(dist[k]))
+        return comments > 0 ? "\(k) \(n) (\(Int((100 * Double(n) / Double(comments)).rounded()))%)" : "\(k) \(n)"
+    }
+    out += "\n  \(comments) comment\(comments == 1 ? "" : "s"): " + ["negative", "neutral", "positive"].map(share).joined(separator: ", ")
+    if comments > 0 { out += String(format: "\n  mean score %+.2f (-1 most negative … +1 most positive)", num(d["mean_score"])) }
+    let worst = d["most_negative"] as? [[String: Any]] ?? []
+    if !worst.isEmpty {
+        out += "\n  most negative comments:"
+        for c in worst {
+            var text = (c["text"] as? String ?? "").replacingOccurrences(of: "\n", with: " ")
+            if text.count > 100 { text = String(text.prefix(99)) + "…" }
+            out += String(format: "\n    %+.2f  %@: ", num(c["score"]), c["user_id"] as? String ?? "?") + "\"\(text)\""
+        }
+    }
+    return out
+}
+
 struct Sentiment: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the sentiment job and read its results: per content, per key over time, complaint themes.",
-        discussion: """
+        discussion: reflow("""
         Keys are "topic:<topic>", "hashtag:<tag>" (lowercase, no #) and "brand:<keyword>". Each user's attitude
         toward the keys they comment on is part of `chorus profile get`. Details: docs/sentiment.md.
-        """,
+        """),
         subcommands: [Run.self, Content.self, Keys.self, Series.self, Themes.self])
 
     struct Run: AsyncParsableCommand {
@@ -86,7 +116,8 @@ struct Sentiment: AsyncParsableCommand {
                 guard let s = try await c.contentSentiment(contentId) else {
                     throw ChorusError(.notFound, "no sentiment for content '\(contentId)'", hint: "run `chorus sentiment run` first")
                 }
-                printJSON(jsonObject(s))
+                let d = jsonObject(s) as? [String: Any] ?? [:]
+                if client.json { printJSON(d) } else { print(contentSentimentText(d)) }
             }
         }
     }
@@ -172,13 +203,13 @@ struct Sentiment: AsyncParsableCommand {
 struct Alerts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List brand-monitoring alerts (volume spikes, sentiment dips); --watch keeps checking.",
-        discussion: """
+        discussion: reflow("""
         Alerts come from the `sentiment` job: for every topic, hashtag and brand keyword, each hour is compared with a
         rolling baseline of the hours before it (--window-hours). A volume spike is a count above mean + sensitivity × sd;
         a sentiment dip is a negative share above the baseline's by sensitivity × sd. A key stays quiet for
         --cooldown-hours after an alert. Each alert says why: its top terms against the baseline and example comments.
         --watch submits a sentiment job every --every seconds and prints the alerts that are new (stop with Ctrl-C).
-        """)
+        """))
     @OptionGroup var client: ClientOptions
     @OptionGroup var job: SentimentJobOptions
     @Flag(help: "Keep checking: run the sentiment job every --every seconds and print new alerts.") var watch = false

@@ -8,12 +8,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Run the coordinator: membership, partition map, job history and job engine.",
-        discussion: """
+        discussion: reflow("""
         State is kept in RocksDB under --data, so a restart keeps the map, the members and the job history;
         jobs that were running resume from their first stage. Every partition is kept on R workers (--replication);
         dead workers are replaced and joining workers get their share through throttled background moves.
         Example: chorus coordinator --bind tcp://127.0.0.1:7100 --data /var/lib/chorus/coord
-        """)
+        """))
 
     @Option(help: ArgumentHelp("ZeroMQ endpoint to listen on.", valueName: "ADDR"))
     var bind = "tcp://127.0.0.1:7100"
@@ -66,10 +66,10 @@ struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run a worker: a RocksDB shard of partitions that applies writes and runs tasks.",
-        discussion: """
+        discussion: reflow("""
         The worker's id is minted once and kept in --data, so a restart rejoins as the same node.
         Example: chorus worker --coordinator tcp://127.0.0.1:7100 --bind tcp://127.0.0.1:7101 --data /var/lib/chorus/w1
-        """)
+        """))
 
     @Option(help: ArgumentHelp("Coordinator endpoint.", valueName: "ADDR"))
     var coordinator: String = ProcessInfo.processInfo.environment["CHORUS_COORDINATOR"] ?? "tcp://127.0.0.1:7100"

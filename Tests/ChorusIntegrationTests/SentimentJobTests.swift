@@ -72,7 +72,7 @@ import Testing
                                 "--keywords", "battery", "--coordinator", a, "--json"], timeout: 300)
         #expect(watch.status == 0 && watch.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(watch.stdout) \(watch.stderr)")
         // Per content: distribution and the most negative comments.
-        let cs = try chorus(["sentiment", "content", cid, "--coordinator", a]).json
+        let cs = try chorus(["sentiment", "content", cid, "--coordinator", a, "--json"]).json
         #expect((cs["comments"] as? Int ?? 0) >= 60 && (cs["most_negative"] as? [[String: Any]])?.count == 3, "\(cs)")
         #expect(((cs["most_negative"] as? [[String: Any]])?.first?["text"] as? String ?? "").contains("battery"))
         // Per user: the attitude is part of the profile.

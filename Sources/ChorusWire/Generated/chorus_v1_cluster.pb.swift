@@ -2234,6 +2234,12 @@ public nonisolated struct Chorus_V1_UserHistory: Sendable {
   /// content ids the user interacted with (sorted)
   public var seen: [String] = []
 
+  /// the user's interactions
+  public var interactions: UInt32 = 0
+
+  /// of which with a value > 0 (a rating): what explicit-mode ALS learns from
+  public var valued: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -6167,7 +6173,7 @@ nonisolated extension Chorus_V1_UserHistoryRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Chorus_V1_UserHistory: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UserHistory"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}factors\0\u{1}rank\0\u{1}seen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}factors\0\u{1}rank\0\u{1}seen\0\u{1}interactions\0\u{1}valued\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6178,6 +6184,8 @@ nonisolated extension Chorus_V1_UserHistory: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeRepeatedFloatField(value: &self.factors) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.seen) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.interactions) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.valued) }()
       default: break
       }
     }
@@ -6193,6 +6201,12 @@ nonisolated extension Chorus_V1_UserHistory: SwiftProtobuf.Message, SwiftProtobu
     if !self.seen.isEmpty {
       try visitor.visitRepeatedStringField(value: self.seen, fieldNumber: 3)
     }
+    if self.interactions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.interactions, fieldNumber: 4)
+    }
+    if self.valued != 0 {
+      try visitor.visitSingularUInt32Field(value: self.valued, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6200,6 +6214,8 @@ nonisolated extension Chorus_V1_UserHistory: SwiftProtobuf.Message, SwiftProtobu
     if lhs.factors != rhs.factors {return false}
     if lhs.rank != rhs.rank {return false}
     if lhs.seen != rhs.seen {return false}
+    if lhs.interactions != rhs.interactions {return false}
+    if lhs.valued != rhs.valued {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
