@@ -146,7 +146,7 @@ extension Coordinator {
         }
         let has = "user '\(user)' has \(n) interaction\(n == 1 ? "" : "s")"
         if model.explicit, h.valued == 0 {
-            return "\(has), but none with a rating (a value), and \(model.jobId) trained in explicit mode, which learns "
+            return "\(has), but none with a rating (type rating), and \(model.jobId) trained in explicit mode, which learns "
                 + "only from ratings: no factors yet; \(fallback) (implicit mode learns from every interaction: "
                 + "`chorus job submit als --param mode=implicit`)"
         }

@@ -635,7 +635,7 @@ extension Worker {
                 let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(v))
                 seen.insert(m.contentID)
                 out.interactions += 1
-                if m.value > 0 { out.valued += 1 }
+                if m.type == .rating && m.value > 0 { out.valued += 1 }  // what explicit mode learns from
                 return true
             }
             out.seen = seen.sorted()

@@ -107,14 +107,24 @@ import Testing
         let sim = try chorus(["similar", items.first?["content_id"] as? String ?? "", "--n", "3", "--coordinator", a])
         #expect(sim.status == 0 && sim.stdout.hasPrefix("similar to ") && sim.stdout.contains(" on "), "\(sim.stdout)")
 
-        // Explicit mode learns from ratings only (here: conversions with a value). A user without any is told so,
-        // with the number of interactions they do have, instead of "no interactions".
+        // Explicit mode learns from ratings only (interactions of type rating; a conversion's value is money, not
+        // stars). Some users rate a few items; a user without any rating is told so, with the number of
+        // interactions they do have, instead of "no interactions".
+        let raters = (1...40).map { String(format: "u%07d", $0) }
+        let rated = raters.enumerated().flatMap { i, u in
+            (0..<4).map { k in
+                #"{"interaction_id":"r-\#(u)-\#(k)","user_id":"\#(u)","content_id":"\#(String(format: "c%07d", (i * 7 + k * 13) % 30))","type":"rating","channel":"x","ts":"2025-09-10T10:00:00Z","value":\#(1 + (i + k) % 5)}"#
+            }
+        }
+        FileManager.default.createFile(atPath: gen + "/interactions-ratings.jsonl",
+                                       contents: Data((rated.joined(separator: "\n") + "\n").utf8))
+        let ri = try chorus(["ingest", "--coordinator", a, gen + "/interactions-ratings.jsonl"])
+        #expect(ri.status == 0, "\(ri.stderr)")
         let explicit = try chorus(["job", "submit", "als", "--coordinator", a, "--wait", "--param", "mode=explicit",
                                    "--param", "rank=4", "--param", "iterations=3"], timeout: 300)
         #expect(explicit.status == 0, "\(explicit.stderr)")
         let interactions = try String(contentsOfFile: gen + "/interactions.jsonl", encoding: .utf8).split(separator: "\n")
-        let valued = Set(interactions.filter { $0.contains("\"value\"") }.compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["user_id"] as? String })
+        let valued = Set(raters)
         let counts = Dictionary(grouping: interactions.compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["user_id"] as? String }, by: { $0 })
             .mapValues(\.count)

@@ -233,7 +233,8 @@ final class ContinuousIngest: @unchecked Sendable {
             #expect(later.status == 69 && later.stderr.contains("not the primary"), "\(later.stderr)")
         }
         // The stale write left no trace anywhere.
-        let get = try chorus(["profile", "get", uid, "--coordinator", a])
+        // (A longer timeout: the new primaries are still busy copying the moved partitions on a loaded machine.)
+        let get = try chorus(["profile", "get", uid, "--coordinator", a, "--timeout", "15"])
         #expect(get.status == 66 && get.stderr.contains("unknown"), "\(get.stderr)")
         // w1 counted what it refused (stale results of the tasks it was running, and the requests above).
         try waitUntil("w1 reports what it refused", seconds: 10) {
