@@ -132,8 +132,9 @@ extension Coordinator {
                           + "more than by your tastes (%+.2f)", bias, rec.score, dot)
         }
         let closest = rec.because.isEmpty ? ""
-            : String(format: " (no one item of yours is close: the closest, %@, has similarity %.2f)", rec.because, rec.similarity)
-        return "fits the tastes learned from all \(seenCount) of your items, shared with users like you" + closest
+            : String(format: " (none of them is close: the closest, %@, has similarity %.2f)", rec.because, rec.similarity)
+        return "fits the tastes the model learned from your \(seenCount) item\(seenCount == 1 ? "" : "s") and from users like you"
+            + closest
     }
 
     /// Why a user has no factors, from what the worker holds: no interactions at all; interactions, but none with

@@ -167,7 +167,12 @@ struct Local: AsyncParsableCommand {
                 print("")
                 printJob(alsJob, json: false)
                 print("  recommendations for \(exampleUser) (`chorus recommend \(exampleUser)`):")
-                for (i, r) in recs.items.enumerated() { print("    \(i + 1). \(r.contentID): \(r.reason)") }
+                let contents = (try? await client.contents(recs.items.flatMap { [$0.contentID, $0.because] }
+                    .filter { !$0.isEmpty })) ?? [:]
+                for (i, r) in recs.items.enumerated() {
+                    print("    \(i + 1). \(contentLabel(r.contentID, contents))")
+                    print("       why: \(r.reason)")
+                }
                 if let sims, let similarTo {
                     print("  content similar to \(similarTo) (`chorus similar \(similarTo)`): "
                           + sims.items.map { String(format: "%@ (%.2f)", $0.contentID, $0.similarity) }.joined(separator: ", "))

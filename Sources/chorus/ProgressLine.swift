@@ -11,7 +11,7 @@ import Synchronization
 /// on a line of its own, and `finish()` prints nothing.
 final class ProgressLine: Sendable {
     let terminal: Bool
-    private struct State { var last = ""; var live = false }
+    private struct State { var last = ""; var live = false; var finished = false }
     private let state = Mutex(State())
     private let write: @Sendable (String) -> Void
 
@@ -23,13 +23,15 @@ final class ProgressLine: Sendable {
 
     static let eraseLine = "\r\u{1B}[2K"
 
-    /// Shows `line`. Off a terminal, a line equal to the last one is not printed again.
+    /// Shows `line`. Off a terminal, a line equal to the last one is not printed again. After `finish()` it does
+    /// nothing: a reporter on another thread (ingest's) may still deliver one last update after the result is out.
     func update(_ line: String) {
         let out: String? = state.withLock { s in
+            if s.finished { return nil }
             if terminal {
                 s.live = true
                 s.last = line
-                return Self.eraseLine + line
+                return Self.eraseLine + Self.fit(line, width: Self.terminalWidth())
             }
             guard line != s.last else { return nil }
             s.last = line
@@ -38,10 +40,23 @@ final class ProgressLine: Sendable {
         if let out { write(out) }
     }
 
+    /// A line longer than the terminal would wrap, and `\r` + erase reaches back only to the start of its last
+    /// row: the rows above would stay as junk. So a live line is cut to the width, with "…".
+    static func fit(_ line: String, width: Int) -> String {
+        line.count < width ? line : String(line.prefix(max(1, width - 2))) + "…"
+    }
+
+    /// The width of the terminal on stderr (it can change between updates), else $COLUMNS, else 80.
+    static func terminalWidth() -> Int {
+        var w = winsize()
+        if ioctl(2, UInt(TIOCGWINSZ), &w) == 0, w.ws_col > 0 { return Int(w.ws_col) }
+        return Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 80
+    }
+
     /// Ends the live line: erased on a terminal (the caller prints the outcome), nothing otherwise.
     func finish() {
         let erase = state.withLock { s in
-            defer { s.live = false }
+            defer { s.live = false; s.finished = true }
             return terminal && s.live
         }
         if erase { write(Self.eraseLine) }

@@ -118,21 +118,20 @@ struct CommandTree {
     }
 
     @Test func helpReadsCleanlyAt80Columns() throws {
-        setenv("COLUMNS", "80", 1)
-        defer { unsetenv("COLUMNS") }
+        // COLUMNS for the child only: a setenv here would reach the tests running in parallel.
+        func help(_ path: [String]) throws -> Result { try run("/usr/bin/env", ["COLUMNS=80", Binary.chorus] + path + ["--help"]) }
         let tree = try CommandTree()
         // Help text of these commands belongs to a change in flight on another branch (node and cluster commands).
         let elsewhere: Set<[String]> = [["node"], ["node", "drain"], ["node", "remove"], ["cluster", "rebalance"]]
         for c in tree.commands where c.visible && !elsewhere.contains(c.path) {
-            let r = try chorus(c.path + ["--help"])
+            let r = try help(c.path)
             #expect(r.status == 0)
             let bad = Self.badHelpLines(r.stdout)
             #expect(bad.isEmpty, "chorus \(c.path.joined(separator: " ")) --help:\n\(bad.joined(separator: "\n"))")
         }
         // One default per option: `model show --version` said "(default: the latest). (default: 0)".
         for c in tree.commands where c.visible {
-            let help = try chorus(c.path + ["--help"]).stdout
-            let options = help.components(separatedBy: "\n  -").dropFirst()
+            let options = try help(c.path).stdout.components(separatedBy: "\n  -").dropFirst()
             for o in options where o.components(separatedBy: "(default").count > 2 {
                 Issue.record("chorus \(c.path.joined(separator: " ")) --help: two defaults in \(o)")
             }

@@ -28,8 +28,8 @@ import Testing
         let jobId = String(features.stdout.prefix { !$0.isWhitespace })
 
         // On a terminal (a pseudo-terminal from script(1)), the line is rewritten in place, cleared first, with the
-        // elapsed time; and cleared at the end.
-        let tty = try run("/usr/bin/script", ["-qfec", "\(Binary.chorus) job submit als --coordinator \(a) --wait "
+        // elapsed time; and cleared at the end. (Wide, so the live line is not cut to the pty's default 80 columns.)
+        let tty = try run("/usr/bin/env", ["COLUMNS=300", "/usr/bin/script", "-qfec", "\(Binary.chorus) job submit als --coordinator \(a) --wait "
                                               + "--param mode=implicit --param rank=8 --param iterations=4", "/dev/null"],
                           timeout: 300)
         #expect(tty.status == 0, "\(tty.stdout)")
