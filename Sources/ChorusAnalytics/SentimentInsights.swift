@@ -198,10 +198,13 @@ public enum ThemeClustering {
         for (di, d) in docs.enumerated() {
             var tf: [Int: Double] = [:]
             for t in d { tf[id[t]!, default: 0] += 1 }
+            // Sorted by term id *before* summing: a dictionary's order is seeded per process, and a sum in another
+            // order can differ in the last bit, which flipped tied terms between runs.
             var v = tf.map { ($0.key, $0.value * PortableMath.log(1 + n / Double(df[vocab[$0.key]]!))) }
+                .sorted { $0.0 < $1.0 }
             let norm = v.reduce(0.0) { $0 + $1.1 * $1.1 }.squareRoot()
             guard norm > 0 else { continue }
-            v = v.map { ($0.0, $0.1 / norm) }.sorted { $0.0 < $1.0 }
+            v = v.map { ($0.0, $0.1 / norm) }
             vectors.append(v)
             usable.append(di)
         }
