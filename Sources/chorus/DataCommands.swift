@@ -384,11 +384,11 @@ func printNodes(_ nodes: [Chorus_V1_NodeInfo]) {
 struct Node: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect and manage cluster members.",
-        discussion: """
+        discussion: reflow("""
         States: joining (receiving its first partitions), active, suspect (missed heartbeats for 2 s), dead (silent
         for 5 s: its partitions failed over), draining (handing its partitions off), drained (holds nothing; safe to
         stop). Runbook: docs/operations.md.
-        """,
+        """),
         subcommands: [List.self, Drain.self, Undrain.self, Remove.self])
 
     struct List: AsyncParsableCommand {
@@ -424,13 +424,13 @@ struct Node: AsyncParsableCommand {
     struct Drain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move every partition off a worker, in the background, while reads, ingest and jobs go on.",
-            discussion: """
+            discussion: reflow("""
             The worker keeps serving until each of its partitions has R copies elsewhere; then it gives the
             partition up. `chorus node list` shows it as draining, then drained: only then is stopping it safe.
             Refused (exit 64) when fewer than R other workers are live and not draining, since its partitions
             could not keep R copies without it; --force drains anyway, and the node keeps the copies that have
             nowhere to go (it stays draining, not drained) until another worker joins.
-            """)
+            """))
         @OptionGroup var client: ClientOptions
         @Argument(help: "Node id or name.") var node: String
         @Flag(help: "Wait until the node is drained, printing progress.") var wait = false
@@ -477,11 +477,11 @@ struct Node: AsyncParsableCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Forget a stopped worker.",
-            discussion: """
+            discussion: reflow("""
             Refused while the node is running or still holds partitions. For a dead node that still holds
             partitions (it will not come back), --force drops its copies: replicas elsewhere take over and the
             cluster re-replicates. A partition whose only copy was on that node is lost.
-            """)
+            """))
         @OptionGroup var client: ClientOptions
         @Argument(help: "Node id or name.") var node: String
         @Flag(help: "Remove a dead node even though the map still lists it as a holder.") var force = false
@@ -587,11 +587,11 @@ struct Cluster: AsyncParsableCommand {
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Plan now and start the moves that balance partitions over the workers.",
-            discussion: """
+            discussion: reflow("""
             The coordinator also does this on its own after every join, drain and death; use this after an undrain
             or to see at once what it would do. Moves run in the background, throttled (see `chorus coordinator
             --move-rate-mib`); follow them with `chorus cluster status`.
-            """)
+            """))
         @OptionGroup var client: ClientOptions
         func run() async throws {
             setupLogging(level: .warning)
