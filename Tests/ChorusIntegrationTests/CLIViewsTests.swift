@@ -8,9 +8,7 @@ import Testing
         let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1)
         defer { cluster.shutdown() }
         let a = cluster.address
-        let gen = cluster.dir + "/gen"
-        #expect(try chorus(["generate", "--users", "200", "--seed", "5", "--out", gen]).status == 0)
-        let files = ["users.jsonl", "content.jsonl", "interactions.jsonl", "follows.jsonl"].map { gen + "/" + $0 }
+        let (gen, files) = try cluster.generate(users: 200, seed: 5)
         // Off a terminal, --progress prints plain lines: no carriage return, no escape codes.
         let ingest = try chorus(["ingest", "--coordinator", a, "--progress"] + files)
         #expect(ingest.status == 0, "\(ingest.stderr)")

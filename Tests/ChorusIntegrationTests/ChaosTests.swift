@@ -178,10 +178,7 @@ final class ContinuousIngest: @unchecked Sendable {
         let cluster = try TestCluster(workers: 3, partitions: 8, replication: 2)
         defer { cluster.shutdown() }
         let a = cluster.address
-        let gen = cluster.dir + "/gen"
-        #expect(try chorus(["generate", "--users", "60", "--seed", "5", "--out", gen]).status == 0)
-        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
-        #expect(try chorus(["ingest", "--coordinator", a, "--json"] + files).status == 0)
+        try cluster.ingestGenerated(users: 60, seed: 5)
 
         let before = try chorus(["cluster", "map", "--coordinator", a, "--json"]).json
         let oldVersion = before["version"] as? Int ?? 0
@@ -254,11 +251,7 @@ final class ContinuousIngest: @unchecked Sendable {
         let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--move-rate-mib", "0.25"])
         defer { cluster.shutdown() }
         let a = cluster.address
-        let gen = cluster.dir + "/gen"
-        #expect(try chorus(["generate", "--users", "3000", "--seed", "8", "--out", gen]).status == 0)
-        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
-        let first = try chorus(["ingest", "--coordinator", a, "--json"] + files, timeout: 120)
-        #expect(first.status == 0, "\(first.stderr)")
+        let files = try cluster.ingestGenerated(users: 3000, seed: 8).files
 
         try cluster.addWorker(3)
         try waitUntil("a move into w3 has copied some keys", seconds: 60) {
@@ -313,11 +306,7 @@ final class ContinuousIngest: @unchecked Sendable {
         let cluster = try TestCluster(workers: 3, partitions: 16, replication: 2)
         defer { cluster.shutdown() }
         let a = cluster.address
-        let gen = cluster.dir + "/gen"
-        #expect(try chorus(["generate", "--users", "300", "--seed", "13", "--out", gen]).status == 0)
-        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
-        let first = try chorus(["ingest", "--coordinator", a, "--json"] + files)
-        #expect(first.status == 0, "\(first.stderr)")
+        let files = try cluster.ingestGenerated(users: 300, seed: 13).files
         let ingest = ContinuousIngest(dir: cluster.dir + "/stream", coordinator: a)
 
         // 3 workers, R=2: draining one leaves 2, enough; draining a second would leave 1.

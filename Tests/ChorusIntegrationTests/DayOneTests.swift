@@ -68,10 +68,7 @@ import Testing
         let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--move-rate-mib", "0.25"])
         defer { cluster.shutdown() }
         let a = cluster.address
-        let gen = cluster.dir + "/gen"
-        #expect(try chorus(["generate", "--users", "3000", "--seed", "8", "--out", gen]).status == 0)
-        let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 }
-        #expect(try chorus(["ingest", "--coordinator", a, "--json"] + files, timeout: 120).status == 0)
+        try cluster.ingestGenerated(users: 3000, seed: 8)
         try cluster.addWorker(3)
         var move: [String: Any] = [:]
         try waitUntil("a move into w3 has copied some bytes", seconds: 60) {
