@@ -105,8 +105,10 @@ public struct IngestReport: Codable, Sendable {
     public func rejectLimitError(_ limit: RejectLimit) -> ChorusError? {
         guard limit.exceeded(rejected: rejected, read: read) else { return nil }
         let pct = read > 0 ? String(format: "%.1f", Double(rejected) * 100 / Double(read)) : "0"
+        let valid = stored + duplicates
         return ChorusError(.invalidInput, "\(rejected) of \(read) records were rejected (\(pct)%), more than "
-                           + "--max-rejects \(limit); the \(stored + duplicates) valid records were stored",
+                           + "--max-rejects \(limit); "
+                           + (valid == 0 ? "no record was valid" : "the \(valid) valid records were stored"),
                            hint: "see the reasons in \(rejectsFile ?? "the rejects file"); fix the input or the "
                            + "--mapping and run the same ingest again (it is idempotent), or raise --max-rejects")
     }

@@ -40,10 +40,23 @@ func printSentimentSummary(_ summary: [String: Any]) {
               + "positive \(pct("positive_share")), neutral \(String(format: "%.0f%%", 100 * neutral)), negative \(pct("negative_share"))")
     }
     let alerts = summary["alerts"] as? [[String: Any]] ?? []
-    print("alerts: \(summary["alerts_new"] ?? 0) new (\(summary["alerts_detected"] ?? 0) detected in the series)")
-    for a in alerts.prefix(10) {
-        print("  \(a["at"] ?? "") \(a["kind"] ?? "") \(a["key"] ?? "") (\(a["count"] ?? 0) texts) why: "
-              + ((a["why"] as? [String]) ?? []).joined(separator: ", "))
+    let incidents = summary["incidents"] as? [[String: Any]] ?? []
+    print("alerts: \(summary["alerts_new"] ?? 0) new (\(summary["alerts_detected"] ?? 0) detected in the series)"
+          + (incidents.isEmpty ? "" : " in \(incidents.count) incident\(incidents.count == 1 ? "" : "s")"))
+    if incidents.isEmpty {
+        for a in alerts.prefix(10) {
+            print("  \(a["at"] ?? "") \(a["kind"] ?? "") \(a["key"] ?? "") (\(a["count"] ?? 0) texts) why: "
+                  + ((a["why"] as? [String]) ?? []).joined(separator: ", "))
+        }
+        return
+    }
+    // One line per incident (a burst seen through several keys), its keys, why terms and examples once.
+    for inc in incidents.prefix(10) {
+        let keys = inc["keys"] as? [String] ?? []
+        let kinds = (inc["kinds"] as? [String] ?? []).joined(separator: ", ")
+        print("  \(inc["at"] ?? "") \(kinds) on \(keys.joined(separator: ", "))")
+        print("    why: " + ((inc["why"] as? [String]) ?? []).joined(separator: ", "))
+        for e in (inc["examples"] as? [String] ?? []).prefix(2) { print("    e.g. \"\(e.prefix(100))\"") }
     }
 }
 
@@ -253,7 +266,7 @@ struct Alerts: AsyncParsableCommand {
                     : String(format: "%.0f texts vs %.1f baseline", a["value"] as? Double ?? 0, a["baseline"] as? Double ?? 0)
                 let key = a["key"] as? String ?? ""
                 if g.count == 1 { print("    \(value)") } else {
-                    print("    " + key.padding(toLength: max(width, key.count), withPad: " ", startingAt: 0) + "  \(kind)  \(value)")
+                    print("    " + key.padding(toLength: max(width, key.count), withPad: " ", startingAt: 0) + "  \(kind.padding(toLength: 13, withPad: " ", startingAt: 0))  \(value)")
                 }
             }
             var why: [String] = []
