@@ -178,6 +178,7 @@ public final class Worker: Sendable {
                     hb.appliedVersion = s.0
                     hb.moves = s.3.values.sorted { $0.partition < $1.partition }
                     hb.fenced = s.4
+                    hb.rejected = server.rejected
                     hb.bytesHeld = store.approximateBytes()
                     guard case let .heartbeat(reply) = try await coordinator.call(.heartbeat(hb),
                                                                                    timeout: .seconds(2)) else {
@@ -217,12 +218,17 @@ public final class Worker: Sendable {
     /// locally before the new one is visible. Data of partitions this worker no longer holds is deleted, and so
     /// is any leftover of a partition it is about to receive as a learner (the copy starts from nothing).
     func applyMap(_ m: Chorus_V1_PartitionMap) async throws {
-        if let known = state.withLock({ $0.clusterId }), !m.clusterID.isEmpty, known != m.clusterID {
+        let (held, knownCluster) = state.withLock { ($0.map, $0.clusterId) }
+        if let known = knownCluster, !m.clusterID.isEmpty, known != m.clusterID {
             throw ChorusError(.usage, "this worker's data belongs to cluster \(known), but the coordinator runs cluster "
                               + "\(m.clusterID); refusing to join",
                               hint: "point --coordinator at the right cluster, or start with an empty --data dir")
         }
-        if state.withLock({ $0.clusterId }) == nil, !m.clusterID.isEmpty {
+        // Maps arrive from a socket (pushes, register and heartbeat replies): validated before anything changes, so
+        // every map this worker holds has one assignment per partition, in partition order, and the partition
+        // count never changes; `checkPrimary` and the other lookups by partition rely on it.
+        try RequestValidation.partitionMap(m, held: held, clusterId: knownCluster)
+        if knownCluster == nil, !m.clusterID.isEmpty {
             try? m.clusterID.write(toFile: options.dataDir + "/cluster-id", atomically: true, encoding: .utf8)
             state.withLock { $0.clusterId = m.clusterID }
         }
@@ -235,7 +241,8 @@ public final class Worker: Sendable {
                 state.withLock { $0.map.nodes = m.nodes }
                 return []
             }
-            guard m.version > old.version else { return [] }
+            // Only forward, and (re-checked here, against the map held now) never to another partition count.
+            guard m.version > old.version, old.version == 0 || old.partitionCount == m.partitionCount else { return [] }
             let keep = Set(m.assignments.filter { $0.owner == me || $0.replicas.contains(me) || $0.learners.contains(me) }
                 .map(\.partition))
             let wasLearner = Set(old.assignments.filter { $0.learners.contains(me) }.map(\.partition))
