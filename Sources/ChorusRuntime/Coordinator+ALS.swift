@@ -125,9 +125,10 @@ extension Coordinator {
         try await runStage(job: job, stage: "als-load", broadcast: cutoffs.map { _ in broadcast([]) },
                            tracker: BroadcastTracker(), send: cutoffs.map { _ in sender(broadcast([])) }) { r in
             // A worker's reply is remote input too: parallel lists must match before they are zipped.
-            guard r.alsLoad.itemCounts.count == r.alsLoad.items.count else {
-                throw ChorusError(.internal, "partition \(r.partition): als-load sent \(r.alsLoad.items.count) items "
-                                  + "but \(r.alsLoad.itemCounts.count) counts")
+            guard r.alsLoad.itemCounts.count == r.alsLoad.items.count,
+                  r.alsLoad.observations <= 1 << 40, r.alsLoad.heldOut <= 1 << 40, r.alsLoad.valueSum.isFinite else {
+                throw ChorusError(.internal, "partition \(r.partition): malformed als-load result (\(r.alsLoad.items.count) "
+                                  + "items, \(r.alsLoad.itemCounts.count) counts, \(r.alsLoad.observations) observations)")
             }
             loads[r.partition] = r.alsLoad
         }

@@ -302,6 +302,9 @@ extension Coordinator {
                             catalog.contents.append(contentsOf: result.catalog.contents)
                         } else {
                             let partial = try JSONDecoder().decode(GlobalSummary.self, from: Data(result.partialJson.utf8))
+                            guard partial.isWellFormed else {
+                                throw ChorusError(.internal, "partition \(result.partition): malformed summary from its worker")
+                            }
                             summary.merge(partial)
                         }
                     }

@@ -402,8 +402,14 @@ public final class Worker: Sendable {
             case .user: ok = (try? Chorus_V1_User(serializedBytes: put.value)) != nil
             case .content: ok = (try? Chorus_V1_Content(serializedBytes: put.value)) != nil
             case .interactionByUser, .interactionByContent:
-                ok = (try? Chorus_V1_Interaction(serializedBytes: put.value)) != nil
-            case .labelledText: ok = (try? Chorus_V1_LabelledText(serializedBytes: put.value)) != nil
+                // A NaN value would poison every sum a job takes over it (and JSON cannot encode the result).
+                guard let i = try? Chorus_V1_Interaction(serializedBytes: put.value) else { ok = false; break }
+                if !i.value.isFinite { throw RequestValidation.invalid("write_batch.puts.value", "interaction \(i.id.prefix(60)) has a non-finite value") }
+                ok = true
+            case .labelledText:
+                guard let t = try? Chorus_V1_LabelledText(serializedBytes: put.value) else { ok = false; break }
+                if !t.weight.isFinite { throw RequestValidation.invalid("write_batch.puts.value", "labelled text with a non-finite weight") }
+                ok = true
             default: ok = (try? Chorus_V1_Follow(serializedBytes: put.value)) != nil
             }
             if !ok { throw ChorusError(.usage, "put value does not decode as its role's record type") }
