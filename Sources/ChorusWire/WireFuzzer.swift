@@ -40,6 +40,13 @@ public struct WireFuzzer {
         "18446744073709551615", "18446744073709551616", "9223372036854775807", "-9223372036854775808",
     ]
 
+    /// Job kinds and stage names: a run_task needs both right (and a partition the worker is primary of) to get
+    /// past the dispatch, so they are drawn more often than the rest of the dictionary.
+    static let kindsAndStages = ["features", "als", "sentiment", "sentiment-train", "themes", "catalog", "compute",
+                                 "als-load", "als-last", "als-save", "als-users-1", "als-items-1", "st-load",
+                                 "st-eval-1", "sentiment-content", "sentiment-users", "sentiment-why", "themes-collect",
+                                 "users", "items"]
+
     public init(seed: UInt64, dictionary extra: [String] = []) {
         rng = SplitMix64(seed: seed ^ 0x2545_F491_4F6C_DD1D)
         dictionary = Self.defaultDictionary + extra
@@ -142,6 +149,8 @@ public struct WireFuzzer {
         let s: String
         if r < 0.10 {
             s = ""
+        } else if r < 0.30 {
+            s = Self.kindsAndStages[below(Self.kindsAndStages.count)]  // often enough to reach the task code
         } else if r < 0.45 {
             s = dictionary[below(dictionary.count)]
         } else if r < 0.55, !recent.isEmpty {
@@ -201,7 +210,7 @@ public struct WireFuzzer {
     mutating func uint32() -> UInt32 {
         let r = unit()
         if r < 0.5 { return Self.u32s[below(Self.u32s.count)] }
-        if r < 0.8 { return UInt32(below(100)) }
+        if r < 0.8 { return UInt32(below(chance(0.5) ? 16 : 100)) }  // partition numbers of small clusters
         return UInt32(truncatingIfNeeded: rng.next())
     }
 
