@@ -27,6 +27,12 @@ public struct WireFuzzer {
     public var maxDepth = 5
     var recent: [String] = []
     var schemas: [ObjectIdentifier: [Int]] = [:]
+    /// Valid requests to start from, by body case (field number). With `mutationRate`, a request is one of these
+    /// with one or two fields of its body replaced by random values: random requests rarely get all of a
+    /// handler's first checks right (run_task needs an id, a known kind and stage, and a partition the worker is
+    /// primary of), a mutated valid one reaches the code behind them.
+    public var seeds: [Int: [Chorus_V1_Request]] = [:]
+    public var mutationRate = 0.3
 
     public static let defaultDictionary = [
         "users", "items", "features", "als", "sentiment", "sentiment-train", "themes", "catalog", "compute",
@@ -58,6 +64,17 @@ public struct WireFuzzer {
     /// A random request; `bodyCase` picks the request type by its field number (nil: uniform over all of them).
     public mutating func request(bodyCase: Int? = nil) -> Chorus_V1_Request {
         let cases = requestCases()
+        let seeded = bodyCase.map { seeds[$0] != nil ? [$0] : [] } ?? Array(seeds.keys).sorted()
+        if !seeded.isEmpty, chance(mutationRate) {
+            let number = seeded[below(seeded.count)]
+            guard let list = seeds[number], !list.isEmpty else { return Chorus_V1_Request() }
+            var m = list[below(list.count)]
+            var d = RandomDecoder(fuzzer: self, plan: [number])
+            d.mutateNext = true
+            try? m.decodeMessage(decoder: &d)
+            self = d.fuzzer
+            return m
+        }
         var plan: [Int] = []
         for n in [1, 2, 3] where chance(0.7) { plan.append(n) }
         let r = unit()
@@ -113,7 +130,8 @@ public struct WireFuzzer {
     mutating func plan(numbers: [Int], depth: Int) -> [Int] {
         guard depth <= maxDepth else { return [] }
         var plan: [Int] = []
-        let p = depth == 0 ? 0.6 : 0.5
+        // The request body's own fields are usually all there (a handler checks them first), deeper ones half.
+        let p = depth <= 1 ? 0.85 : 0.5
         for n in numbers where chance(p) {
             plan.append(n)
             if chance(0.03) { plan.append(n) }  // a field seen twice: the last wins, or a repeated one grows
@@ -149,7 +167,7 @@ public struct WireFuzzer {
         let s: String
         if r < 0.10 {
             s = ""
-        } else if r < 0.30 {
+        } else if r < 0.35 {
             s = Self.kindsAndStages[below(Self.kindsAndStages.count)]  // often enough to reach the task code
         } else if r < 0.45 {
             s = dictionary[below(dictionary.count)]
@@ -275,6 +293,8 @@ struct RandomDecoder: SwiftProtobuf.Decoder {
     var depth: Int
     let probing: Bool
     var probeHit = false
+    /// The next nested message is mutated: one or two of its fields get random values, the rest stay.
+    var mutateNext = false
 
     init(fuzzer: WireFuzzer, plan: [Int], depth: Int = 0, probing: Bool = false) {
         self.fuzzer = fuzzer
@@ -365,7 +385,12 @@ struct RandomDecoder: SwiftProtobuf.Decoder {
         guard depth < fuzzer.maxDepth else { return start ?? M() }
         var m = start ?? M()
         let numbers = fuzzer.schema(M.self)
-        stack.append(fuzzer.plan(numbers: numbers, depth: depth + 1))
+        if mutateNext, !numbers.isEmpty {
+            mutateNext = false
+            stack.append((0..<(1 + fuzzer.below(2))).map { _ in numbers[fuzzer.below(numbers.count)] })
+        } else {
+            stack.append(fuzzer.plan(numbers: numbers, depth: depth + 1))
+        }
         depth += 1
         try m.decodeMessage(decoder: &self)
         depth -= 1

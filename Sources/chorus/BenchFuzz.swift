@@ -42,7 +42,9 @@ struct BenchFuzz: AsyncParsableCommand {
             guard !list.isEmpty else { throw ChorusError(.unavailable, "bench-fuzz: nothing to fuzz") }
             // The cluster id gets map pushes past the cluster check, so the map's own rules are exercised.
             let report = try await WireFuzz.run(targets: list, messages: messages, seed: seed, seconds: seconds,
-                                                concurrency: concurrency, dictionary: [status.coordinatorID])
+                                                concurrency: concurrency, dictionary: [status.coordinatorID],
+                                                seeds: WireFuzz.seeds(partitions: status.partitionCount,
+                                                                      clusterId: status.coordinatorID))
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
             print(String(decoding: try enc.encode(report), as: UTF8.self))
