@@ -21,8 +21,9 @@ import Foundation
 public enum RequestValidation {
     /// Node, job, user, content, model and dataset ids, stage names, keys of params.
     public static let maxIdBytes = 1024
-    /// Free text carried by a request (param values, JSON payloads are bounded by the frame size instead).
-    public static let maxParamValueBytes = 64 << 10
+    /// A param value: the largest declared job parameter (sentiment-train's `provenance`, 1 MiB) travels in
+    /// `run_task` too. JSON payloads and model files are bounded by the frame size instead.
+    public static let maxParamValueBytes = 1 << 20
     public static let maxParams = 256
     /// Partitions of a cluster (also the `--partitions` limit) and nodes in a map.
     public static let maxPartitions: UInt32 = 65_536

@@ -136,6 +136,11 @@ import Testing
         #expect(refusal(.runTask(t))?.contains("run_task.params.dimensions") == true)
         t.params = ["dimensions": "262144"]
         #expect(refusal(.runTask(t)) == nil)
+        // Model training's provenance (up to 1 MiB) travels in every task's params.
+        t.params["provenance"] = String(repeating: "p", count: 1 << 20)
+        #expect(refusal(.runTask(t)) == nil)
+        t.params["provenance"] = String(repeating: "p", count: (1 << 20) + 1)
+        #expect(refusal(.runTask(t))?.contains("run_task.params.provenance") == true)
         var big = Chorus_V1_ProfileGet()
         big.userID = String(repeating: "x", count: 2000)
         #expect(refusal(.profileGet(big))?.contains("profile_get.user_id: 2000 bytes, more than 1024") == true)
