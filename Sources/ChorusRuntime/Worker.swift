@@ -199,6 +199,11 @@ public final class Worker: Sendable {
             } catch let e as ChorusError where e.code == .usage && e.message.contains("cluster") {
                 logger.critical("\(e.message)")
                 try? await Task.sleep(for: .seconds(5))
+            } catch let e as ChorusError where e.code == .invalidInput {
+                // A reply that fails validation (e.g. a malformed map): kept out, and asked for again later.
+                logger.error("refused the coordinator's reply", metadata: ["error": "\(e.message.prefix(300))"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(2))
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("coordinator unreachable; retrying", metadata: ["error": "\(error)"])
