@@ -228,6 +228,17 @@ public struct GlobalSummary: Codable, Sendable, Equatable {
         for h in hashtags { hashtagWeights[h, default: 0] += weight }
     }
 
+    /// A partial summary arrives in a worker's reply (remote input): 24 hours, counts in 0...2^40 and finite
+    /// weights, so `merge` can neither index past the hours nor overflow a sum (65,536 partitions × 2^40 < 2^63).
+    public var isWellFormed: Bool {
+        let limit = 1 << 40
+        let counts = [users, contents, interactions, follows] + activeHours + Array(usersByChannel.values)
+            + Array(interactionsByChannel.values) + Array(interactionsByType.values)
+        return activeHours.count == 24 && counts.allSatisfy { (0...limit).contains($0) }
+            && topicWeights.values.allSatisfy { $0.isFinite && abs($0) <= 1e15 }
+            && hashtagWeights.values.allSatisfy { $0.isFinite && abs($0) <= 1e15 }
+    }
+
     public mutating func merge(_ o: GlobalSummary) {
         users += o.users; contents += o.contents; interactions += o.interactions; follows += o.follows
         for (k, v) in o.usersByChannel { usersByChannel[k, default: 0] += v }

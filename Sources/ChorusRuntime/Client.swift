@@ -41,6 +41,8 @@ public final class ChorusClient: Sendable {
         guard case let .partitionMap(m) = try await coordinator.call(.partitionMap(.init()), timeout: deadline.left) else {
             throw ChorusError(.internal, "unexpected reply")
         }
+        // Routing indexes `assignments` by partition number: the reply is checked like any map from a socket.
+        try RequestValidation.partitionMapShape(m, "partition_map reply")
         return m
     }
 

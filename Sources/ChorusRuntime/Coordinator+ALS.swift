@@ -124,15 +124,21 @@ extension Coordinator {
         var loads: [UInt32: Chorus_V1_AlsLoadResult] = [:]
         try await runStage(job: job, stage: "als-load", broadcast: cutoffs.map { _ in broadcast([]) },
                            tracker: BroadcastTracker(), send: cutoffs.map { _ in sender(broadcast([])) }) { r in
+            // A worker's reply is remote input too: parallel lists must match before they are zipped.
+            guard r.alsLoad.itemCounts.count == r.alsLoad.items.count,
+                  r.alsLoad.observations <= 1 << 40, r.alsLoad.heldOut <= 1 << 40, r.alsLoad.valueSum.isFinite else {
+                throw ChorusError(.internal, "partition \(r.partition): malformed als-load result (\(r.alsLoad.items.count) "
+                                  + "items, \(r.alsLoad.itemCounts.count) counts, \(r.alsLoad.observations) observations)")
+            }
             loads[r.partition] = r.alsLoad
         }
         var userIds: [String] = [], itemIds: [String] = [], popularityById: [String: UInt32] = [:]
         var valueSum = 0.0, observations = 0, heldOut = 0
         for p in loads.keys.sorted() {
-            let l = loads[p]!
+            guard let l = loads[p] else { continue }
             userIds.append(contentsOf: l.users)
             itemIds.append(contentsOf: l.items)
-            for (i, id) in l.items.enumerated() { popularityById[id] = l.itemCounts[i] }
+            for (id, n) in zip(l.items, l.itemCounts) { popularityById[id] = n }
             valueSum += l.valueSum
             observations += Int(l.observations)
             heldOut += Int(l.heldOut)
@@ -146,8 +152,15 @@ extension Coordinator {
                                   + "there are none; use mode=implicit for views, likes, comments, clicks and conversions"
                                 : ""))
         }
-        let userIndex = Dictionary(uniqueKeysWithValues: userIds.enumerated().map { ($1, $0) })
-        let itemIndex = Dictionary(uniqueKeysWithValues: itemIds.enumerated().map { ($1, $0) })
+        // A user is read by the one partition that holds it, and an item's ids are the partition's own: a repeat
+        // means a worker replied with ids it does not own, and the job fails instead of building a broken index.
+        for (side, ids) in [("user", userIds), ("item", itemIds)] {
+            if let i = ids.indices.dropFirst().first(where: { ids[$0] == ids[$0 - 1] }) {
+                throw JobFailure(message: "als-load: \(side) id '\(ids[i].prefix(60))' came from two partitions")
+            }
+        }
+        let userIndex = Dictionary(userIds.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let itemIndex = Dictionary(itemIds.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let mean = config.als.mode == .explicit && observations > 0 ? Float(valueSum / Double(observations)) : 0
         let popularity = itemIds.map { popularityById[$0] ?? 0 }
         var users = ALS.Factors(rank: k, width: width, count: userIds.count)
@@ -177,8 +190,8 @@ extension Coordinator {
         /// Each partition's rows in global factor order, computed once (the String lookups stay out of the loop).
         var userRowsOf: [UInt32: [Int]] = [:], itemRowsOf: [UInt32: [Int]] = [:]
         for (p, l) in loads {
-            userRowsOf[p] = l.users.map { userIndex[$0]! }
-            itemRowsOf[p] = l.items.map { itemIndex[$0]! }
+            userRowsOf[p] = l.users.compactMap { userIndex[$0] }  // every id is in the index: built from these lists
+            itemRowsOf[p] = l.items.compactMap { itemIndex[$0] }
         }
         /// Writes a partition's solved rows into `into`, at the global indices of the partition's ids.
         func collect(_ r: Chorus_V1_TaskResult, rows: [Int], into f: inout ALS.Factors) throws {
@@ -233,7 +246,7 @@ extension Coordinator {
         // Summed in partition order, so the figures do not depend on which task finished first.
         var eval = Chorus_V1_AlsEvalResult()
         for p in evals.keys.sorted() {
-            let e = evals[p]!
+            guard let e = evals[p] else { continue }
             eval.squaredError += e.squaredError; eval.absoluteError += e.absoluteError; eval.pairs += e.pairs
             eval.users += e.users
             eval.precisionSum += e.precisionSum; eval.recallSum += e.recallSum

@@ -17,7 +17,8 @@ final class ALSServingModel: Sendable {
     init(_ m: Chorus_V1_AlsModel) {
         jobId = m.params["job_id"] ?? ""
         ids = m.ids
-        index = Dictionary(uniqueKeysWithValues: m.ids.enumerated().map { ($1, $0) })
+        // The ids were assembled from worker replies: the first of a duplicate wins instead of a trap.
+        index = Dictionary(m.ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         var f = ALS.Factors(rank: Int(m.rank), width: Int(m.width), count: 0)
         f.data = FloatPacking.unpack(m.factors)
         factors = f

@@ -164,13 +164,21 @@ extension Coordinator {
             b.softmaxParameters = x.withUnsafeBytes { Data($0) }
             var results: [UInt32: Chorus_V1_SentimentGradient] = [:]
             try await runStage(job: job, stage: "st-eval-\(step)", broadcast: b, tracker: BroadcastTracker()) { r in
-                results[r.partition] = r.sentimentGradient
+                // A worker's reply is remote input: indices inside the parameters, parallel lengths, finite sums.
+                let g = r.sentimentGradient
+                guard g.indices.count == g.values.count, g.confusion.count == 9 * g.sets.count,
+                      g.indices.allSatisfy({ Int($0) < x.count }), g.values.allSatisfy(\.isFinite) else {
+                    throw ChorusError(.internal, "partition \(r.partition): malformed gradient from the worker "
+                                      + "(\(g.indices.count) indices, \(g.values.count) values, \(g.sets.count) sets, "
+                                      + "\(g.confusion.count) confusion counts)")
+                }
+                results[r.partition] = g
             }
             var loss = 0.0
             var g = [Double](repeating: 0, count: x.count)
             var conf: [String: ConfusionMatrix] = [:]
             for part in results.keys.sorted() {  // fixed order: the same sums with 1 or N workers
-                let r = results[part]!
+                guard let r = results[part] else { continue }
                 loss += r.loss
                 for (i, v) in zip(r.indices, r.values) { g[Int(i)] += v }
                 for (si, set) in r.sets.enumerated() {

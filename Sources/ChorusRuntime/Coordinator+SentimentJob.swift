@@ -126,7 +126,7 @@ extension Coordinator {
             var why = SentimentWhyPartial(items: explain.map { _ in .init() })
             var results: [UInt32: SentimentWhyPartial] = [:]
             try await runStage(job: job, stage: "sentiment-why", broadcast: wb, tracker: BroadcastTracker()) { r in
-                results[r.partition] = try JSONDecoder().decode(SentimentWhyPartial.self, from: Data(r.sentimentPartialJson.utf8))
+                results[r.partition] = try JSONDecoder().decode(SentimentWhyPartial.self, from: Data(r.sentimentPartialJson.utf8)).checked()
             }
             for p in results.keys.sorted() {
                 for (i, item) in results[p]!.items.enumerated() where i < why.items.count {
@@ -246,7 +246,7 @@ extension Coordinator {
         var docs: [SentimentWhyPartial.Example] = []
         _ = try await state.update(job.id) { $0.stage = "themes-collect" }
         try await runStage(job: job, stage: "themes-collect", broadcast: b, tracker: BroadcastTracker()) { r in
-            let o = try JSONDecoder().decode(ThemesPartial.self, from: Data(r.sentimentPartialJson.utf8))
+            let o = try JSONDecoder().decode(ThemesPartial.self, from: Data(r.sentimentPartialJson.utf8)).checked()
             matched += o.matched
             negative += o.negative
             docs += o.docs

@@ -169,6 +169,13 @@ public final class Coordinator: Sendable {
     /// Closes RocksDB. Call only after `run()` has returned.
     public func closeStore() { store.close() }
 
+    /// The cluster status, with the requests this coordinator refused as invalid.
+    func status() async -> Chorus_V1_ClusterStatus {
+        var s = await state.status()
+        s.rejected = server.rejected
+        return s
+    }
+
     func handle(_ req: Chorus_V1_Request) async throws -> ResponseBody {
         switch req.body {
         case let .registerWorker(r):
@@ -185,7 +192,7 @@ public final class Coordinator: Sendable {
             reply.message = try await state.admin(a)
             logger.notice("node admin", metadata: ["node": "\(a.node)", "action": "\(a.action)", "result": "\(reply.message)"])
             mapChanged.yield()
-            reply.status = await state.status()
+            reply.status = await status()
             return .admin(reply)
         case .rebalance:
             let before = await state.map.version
@@ -198,7 +205,7 @@ public final class Coordinator: Sendable {
             reply.message = started.isEmpty && planned == 0 && before == after
                 ? "already balanced: nothing to move"
                 : "started \(started.count) move(s); \(planned) more planned"
-            reply.status = await state.status()
+            reply.status = await status()
             return .admin(reply)
         case let .heartbeat(h): return .heartbeat(try await state.heartbeat(h))
         case .sealPartitions:
@@ -212,7 +219,7 @@ public final class Coordinator: Sendable {
             var reply = Chorus_V1_ModelReply()
             reply.summary = try storeModel(try SentimentModelFile.decode([UInt8](r.file)), name: r.name.isEmpty ? nil : r.name)
             return .model(reply)
-        case .clusterStatus: return .clusterStatus(await state.status())
+        case .clusterStatus: return .clusterStatus(await status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
             if s.kind == JobKinds.sentiment || s.kind == JobKinds.themes { try checkModelExists(s.params) }
@@ -295,6 +302,9 @@ extension Coordinator {
                             catalog.contents.append(contentsOf: result.catalog.contents)
                         } else {
                             let partial = try JSONDecoder().decode(GlobalSummary.self, from: Data(result.partialJson.utf8))
+                            guard partial.isWellFormed else {
+                                throw ChorusError(.internal, "partition \(result.partition): malformed summary from its worker")
+                            }
                             summary.merge(partial)
                         }
                     }

@@ -216,6 +216,7 @@ actor CoordinatorState {
         node.info.bytesHeld = h.bytesHeld
         node.info.runningTasks = h.runningTasks
         node.info.fenced = h.fenced
+        node.info.rejected = h.rejected
         node.appliedVersion = h.appliedVersion
         node.progress = Dictionary(h.moves.map { ($0.partition, $0) }, uniquingKeysWith: { a, _ in a })
         node.withData = Set(h.nonemptyPartitions)

@@ -171,7 +171,7 @@ public enum JobParameters {
         JobKinds.sentimentTrain: [
             .init("as_of", .time, "now", "accepted for every kind; training does not use it"),
             .init("dataset", .text(maxBytes: 128), "sentiment", "the labelled dataset (`chorus model train` loads it)"),
-            .init("dimensions", .integer(1024...(1 << 24)), String(1 << 18), "hashed feature buckets"),
+            .init("dimensions", .integer(1024...(1 << 24)), String(1 << 18), "hashed feature buckets (a power of two)"),
             .init("lambda", .number(0...1), "2e-5", "L2 regularisation"),
             .init("iterations", .integer(1...10_000), "120", "L-BFGS iterations at most"),
             .init("tolerance", .number(0...1), "1e-7", "stop when the loss improves less than this"),
@@ -211,6 +211,11 @@ public enum JobParameters {
         for p in decl where p.defaultValue == "(required)" && out[p.name] == nil {
             throw ChorusError(.usage, "\(kind): parameter \(p.name) is required: \(p.shape)",
                               hint: "\(p.name): \(p.help); e.g. --param \(p.name)=\(exampleValue(p))")
+        }
+        // The featurizer hashes into a power-of-two table; any other size used to pass here and trap every worker.
+        if kind == JobKinds.sentimentTrain, let d = out["dimensions"], let v = Int(d), v & (v - 1) != 0 {
+            throw ChorusError(.usage, "\(kind): dimensions must be a power of two, not \(v)",
+                              hint: "e.g. --param dimensions=\(1 << 18)")
         }
         return out
     }

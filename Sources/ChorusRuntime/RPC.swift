@@ -97,11 +97,14 @@ extension ChorusError {
     }
 }
 
-/// Serves requests from a ROUTER socket: decodes each frame, runs `handler` in its own Task, and replies.
-/// Garbage frames get a BAD_REQUEST reply (or are dropped by the transport) and never crash the process.
+/// Serves requests from a ROUTER socket: decodes each frame, validates it (`RequestValidation.check`), runs `handler`
+/// in its own Task, and replies. Garbage frames and invalid requests get a BAD_REQUEST reply (or are dropped by the
+/// transport) and never crash the process. Every BAD_REQUEST reply is counted (`rejected`, reported in heartbeats,
+/// `node list` and `cluster status`) and logged at most once per connection per minute.
 public final class RequestServer: Sendable {
     public let endpoint: String
     private let server: RouterServer
+    private let rejections = RejectionLog()
 
     public init(bind: String) throws {
         do {
@@ -112,39 +115,41 @@ public final class RequestServer: Sendable {
         endpoint = server.endpoint
     }
 
+    /// Requests answered BAD_REQUEST since start (undecodable, failing validation, or refused as malformed).
+    public var rejected: UInt64 { rejections.total }
+
     /// Runs until the server is closed. `handler` returns the reply body or throws a ChorusError.
     func serve(logger: Logger, _ handler: @escaping @Sendable (Chorus_V1_Request) async throws -> ResponseBody) async {
         let server = self.server
+        let rejections = self.rejections
         await withDiscardingTaskGroup { group in
             for await msg in server.messages {
                 group.addTask {
                     var resp = Chorus_V1_Response()
-                    let req: Chorus_V1_Request
+                    var sender = ""
                     do {
-                        req = try Chorus_V1_Request(serializedBytes: msg.payload)
-                    } catch {
-                        var e = Chorus_V1_ErrorReply()
-                        e.code = .badRequest
-                        e.message = "undecodable request (\(msg.payload.count) bytes): not a chorus.v1.Request"
-                        resp.body = .error(e)
-                        if let bytes: [UInt8] = try? resp.serializedBytes() { server.reply(to: msg.peer, bytes) }
-                        return
-                    }
-                    resp.correlationID = req.correlationID
-                    if req.body == nil {
-                        var e = Chorus_V1_ErrorReply()
-                        e.code = .badRequest
-                        e.message = "request has no body (unknown request type or protocol version \(req.protocolVersion))"
-                        resp.body = .error(e)
-                    } else {
+                        let req: Chorus_V1_Request
                         do {
-                            resp.body = try await handler(req)
-                        } catch let e as ChorusError {
-                            resp.body = .error(e.wire)
+                            req = try Chorus_V1_Request(serializedBytes: msg.payload)
                         } catch {
-                            logger.error("request failed", metadata: ["error": "\(error)"])
-                            resp.body = .error(ChorusError(.internal, "\(error)").wire)
+                            throw ChorusError(.invalidInput, "undecodable request (\(msg.payload.count) bytes): not a chorus.v1.Request")
                         }
+                        resp.correlationID = req.correlationID
+                        sender = String(req.sender.prefix(64))
+                        guard req.body != nil else {
+                            throw ChorusError(.invalidInput, "request has no body (unknown request type or protocol "
+                                              + "version \(req.protocolVersion))")
+                        }
+                        try RequestValidation.check(req)
+                        resp.body = try await handler(req)
+                    } catch let e as ChorusError {
+                        resp.body = .error(e.wire)
+                    } catch {
+                        logger.error("request failed", metadata: ["error": "\(error)"])
+                        resp.body = .error(ChorusError(.internal, "\(error)").wire)
+                    }
+                    if case let .error(e)? = resp.body, e.code == .badRequest {
+                        rejections.note(peer: msg.peer, sender: sender, message: e.message, logger: logger)
                     }
                     if let bytes: [UInt8] = try? resp.serializedBytes() { server.reply(to: msg.peer, bytes) }
                 }
@@ -153,6 +158,53 @@ public final class RequestServer: Sendable {
     }
 
     public func close() { server.close() }
+}
+
+/// Counts rejected requests and logs them once per connection (ZeroMQ routing id) per minute, with how many were
+/// refused since the last line, so a flood of invalid requests costs one log line a minute per sender.
+final class RejectionLog: Sendable {
+    private struct State {
+        var total: UInt64 = 0
+        /// Per connection: when its last line was logged and the rejections since.
+        var byPeer: [[UInt8]: (loggedAt: ContinuousClock.Instant, since: Int)] = [:]
+    }
+    private let state = Mutex(State())
+    static let interval: Duration = .seconds(60)
+    /// Connections remembered at most (a peer that reconnects gets a new routing id).
+    static let maxPeers = 4096
+
+    var total: UInt64 { state.withLock { $0.total } }
+
+    func note(peer: [UInt8], sender: String, message: String, logger: Logger) {
+        let now = ContinuousClock.now
+        let suppressed: Int? = state.withLock { s in
+            s.total += 1
+            if let e = s.byPeer[peer], now - e.loggedAt < Self.interval {
+                s.byPeer[peer] = (e.loggedAt, e.since + 1)
+                return nil
+            }
+            if s.byPeer.count >= Self.maxPeers {
+                s.byPeer = s.byPeer.filter { now - $0.value.loggedAt < Self.interval }
+                if s.byPeer.count >= Self.maxPeers { s.byPeer.removeAll() }
+            }
+            let since = s.byPeer[peer]?.since ?? 0
+            s.byPeer[peer] = (now, 0)
+            return since
+        }
+        guard let suppressed else { return }
+        // The sender and parts of the message are the peer's bytes: no control or bidi characters reach the log.
+        func clean(_ s: Substring) -> String {
+            String(String.UnicodeScalarView(s.unicodeScalars.map { u in
+                let c = u.properties.generalCategory
+                return c == .control || c == .format || c == .lineSeparator || c == .paragraphSeparator ? "?" : u
+            }))
+        }
+        logger.warning("rejected an invalid request", metadata: [
+            "sender": "\(sender.isEmpty ? "?" : clean(sender[...]))",
+            "connection": "\(peer.map { String(format: "%02x", $0) }.joined())",
+            "error": "\(clean(message.prefix(300)))",
+            "rejected-since-last-log": "\(suppressed)"])
+    }
 }
 
 func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

@@ -124,6 +124,8 @@ public struct SentimentModelFile: Sendable {
         guard info.dimensions > 0, info.dimensions & (info.dimensions - 1) == 0, info.dimensions <= 1 << 24 else {
             throw bad("dimensions \(info.dimensions) is not a power of two up to 2^24")
         }
+        // The scorer reads three classes (negative, neutral, positive); a file from the wire may claim any number.
+        guard info.classes.count == 3 else { throw bad("\(info.classes.count) classes; a sentiment model has 3") }
         let count = info.classes.count * info.dimensions + info.classes.count
         let start = 16 + headerLength
         guard bytes.count == start + count * 4 else {
@@ -131,6 +133,7 @@ public struct SentimentModelFile: Sendable {
         }
         var params = [Float](repeating: 0, count: count)
         for i in 0..<count { params[i] = Float(bitPattern: u32(start + 4 * i)) }
+        if let i = params.firstIndex(where: { !$0.isFinite }) { throw bad("parameter \(i) is not finite") }
         return SentimentModelFile(info: info, parameters: params)
     }
 

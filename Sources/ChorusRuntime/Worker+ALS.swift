@@ -215,16 +215,32 @@ extension Worker {
     /// cutoffs) come with the first broadcast this process receives for each side; a later one without them is
     /// refused as unavailable if they are missing here, and the coordinator then sends them again.
     func alsBroadcast(_ b: Chorus_V1_JobBroadcast) throws {
-        guard let job = state.withLock({ $0.als[b.jobID] }) ?? {
-            let params = b.als.first?.params ?? (b.hasAlsCutoffs ? b.alsCutoffs.params : nil)
-            guard let params, let c = try? ALSJobConfig(params: params) else { return nil }
-            let j = ALSWorkerJob(config: c)
-            return state.withLock { s in
-                if let e = s.als[b.jobID] { return e }
-                s.als[b.jobID] = j
-                return j
+        // The shape of every side was checked by `RequestValidation.check`; here each side is checked against the
+        // job (rank, width, mode, the ids held) before anything is applied, so a refused broadcast changes nothing.
+        let existing = state.withLock { $0.als[b.jobID] }
+        var config = existing?.config
+        if config == nil {
+            guard let params = b.als.first?.params ?? (b.hasAlsCutoffs ? b.alsCutoffs.params : nil) else { return }
+            do {
+                config = try ALSJobConfig(params: params)
+            } catch let e as ChorusError {
+                throw RequestValidation.invalid("job_broadcast.als[0].params", e.message)
             }
-        }() else { return }
+        }
+        guard let config else { return }
+        let known = existing?.inner.withLock { ($0.userIndex.count, $0.itemIndex.count) } ?? (0, 0)
+        for (i, m) in b.als.enumerated() {
+            let held = m.side == "users" ? known.0 : known.1
+            try RequestValidation.alsModel(m, field: "job_broadcast.als[\(i)]", rank: config.als.rank,
+                                           width: config.width, implicit: config.als.mode == .implicit,
+                                           knownIds: held > 0 ? held : nil)
+        }
+        let job = existing ?? state.withLock { s in
+            if let e = s.als[b.jobID] { return e }
+            let j = ALSWorkerJob(config: config)
+            s.als[b.jobID] = j
+            return j
+        }
         if b.hasAlsCutoffs {
             job.inner.withLock { s in
                 guard s.cutoffs == nil else { return }
@@ -243,19 +259,23 @@ extension Worker {
                     throw ChorusError(.unavailable, "als: the \(m.side) ids of job \(b.jobID) have not reached \(name)")
                 }
             }
+            // Ids are unique (validated); `uniquingKeysWith` keeps this line from trapping even if they were not.
+            func index(_ ids: [String]) -> [String: Int32] {
+                Dictionary(ids.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+            }
             job.inner.withLock { s in
                 s.mean = m.mean
                 if m.side == "users" {
                     if !m.ids.isEmpty, m.ids.count != s.userIndex.count {
-                        s.userIndex = Dictionary(uniqueKeysWithValues: m.ids.enumerated().map { ($1, Int32($0)) })
-                        for p in s.parts.keys { s.parts[p]!.itemRows = nil }
+                        s.userIndex = index(m.ids)
+                        for p in s.parts.keys { s.parts[p]?.itemRows = nil }
                     }
                     s.users = f
                     s.usersGram = gram
                 } else {
                     if !m.ids.isEmpty, m.ids.count != s.itemIndex.count {
-                        s.itemIndex = Dictionary(uniqueKeysWithValues: m.ids.enumerated().map { ($1, Int32($0)) })
-                        for p in s.parts.keys { s.parts[p]!.userRows = nil }
+                        s.itemIndex = index(m.ids)
+                        for p in s.parts.keys { s.parts[p]?.userRows = nil }
                     }
                     s.items = f
                     s.itemsGram = gram
@@ -554,7 +574,7 @@ extension Worker {
                     // Without repeats, relevant = held-out items the user had not interacted with in training:
                     // recommendations leave seen items out, so a held-out repeat could never be found by any method.
                     // With repeats, every held-out item counts and seen items may be ranked.
-                    let seenOf = Dictionary(uniqueKeysWithValues: zip(part.userIds, part.userObs))
+                    let seenOf = Dictionary(zip(part.userIds, part.userObs), uniquingKeysWith: { a, _ in a })
                     var byUser: [String: Set<Int>] = [:]
                     var seenCache: [String: Set<Int>] = [:]
                     func seenSet(_ user: String) -> Set<Int> {
@@ -577,7 +597,10 @@ extension Worker {
                     var model = Evaluation.RankingAccumulator(k: config.k)
                     var base = Evaluation.RankingAccumulator(k: config.k)
                     var personal = Evaluation.RankingAccumulator(k: config.k)
-                    let popScores = popularity.map { Float($0) }
+                    // One count per item: a popularity list of another length (a broadcast that changed the item
+                    // ids without sending counts) ranks by nothing rather than indexing past its end.
+                    let popScores = popularity.count == items.count ? popularity.map { Float($0) }
+                        : [Float](repeating: 0, count: items.count)
                     let maxPop = Float(max(1, popularity.max() ?? 1))
                     var scores = [Float](repeating: 0, count: items.count)
                     for (user, relevant) in byUser.sorted(by: { $0.key < $1.key }) {

@@ -15,6 +15,8 @@ final class SentimentTrainWorkerJob: Sendable {
         /// Distinct feature buckets of the training examples: the only weights the partition's gradient touches.
         var touched: [Int32]
         var load: Chorus_V1_SentimentLoadResult
+        /// The feature buckets the shard was featurized with (`touched` indexes a gradient of this many buckets).
+        var dimensions: Int
     }
     let shards = Mutex<[UInt32: Shard]>([:])
     let current = Mutex<(step: UInt32, parameters: [Double])?>(nil)
@@ -32,6 +34,7 @@ extension Worker {
 
     func sentimentBroadcast(_ b: Chorus_V1_JobBroadcast) throws {
         let bytes = b.softmaxParameters
+        // Length and finiteness were checked by `RequestValidation.check` (job_broadcast.softmax_parameters).
         guard bytes.count % 8 == 0 else { throw ChorusError(.usage, "softmax parameters are not float64 values") }
         var params = [Double](repeating: 0, count: bytes.count / 8)
         params.withUnsafeMutableBytes { dst in bytes.withUnsafeBytes { src in dst.copyMemory(from: src) } }
@@ -44,10 +47,18 @@ extension Worker {
     func runSentimentTrainTask(_ t: Chorus_V1_RunTask) async throws -> Chorus_V1_TaskResult {
         let job = sentimentTrainJob(t.jobID)
         let store = self.store
+        // Validated at the edge (`RequestValidation.check`: a power of two in 1024...2^24) when it is given.
         let dims = Int(t.params["dimensions"] ?? "") ?? (1 << 18)
         let dataset = t.params["dataset"] ?? "sentiment"
         func shard() async throws -> SentimentTrainWorkerJob.Shard {
-            if let s = job.shards.withLock({ $0[t.partition] }) { return s }
+            if let s = job.shards.withLock({ $0[t.partition] }) {
+                // One job, one featurization: a task with other dimensions would index the gradient past its end.
+                guard s.dimensions == dims else {
+                    throw RequestValidation.invalid("run_task.params.dimensions", "\(dims), but job \(t.jobID) "
+                                                    + "featurized partition \(t.partition) with \(s.dimensions)")
+                }
+                return s
+            }
             // First stage, or the partition moved here / this worker restarted: (re)load it from the store.
             let s = try await computeQueue.run { try Self.loadLabelled(store: store, partition: t.partition, dataset: dataset, dimensions: dims) }
             job.shards.withLock { $0[t.partition] = s }
@@ -112,7 +123,7 @@ extension Worker {
             return true
         }
         load.sets = sets
-        return .init(sets: sets, train: train, held: held, touched: touched.sorted(), load: load)
+        return .init(sets: sets, train: train, held: held, touched: touched.sorted(), load: load, dimensions: dimensions)
     }
 
     /// The partition's loss and gradient sums at `params`, as a sparse vector, and its held-out confusion.

@@ -77,11 +77,26 @@ struct SentimentPartial: Codable, Sendable {
     // [hour, n, negative, neutral, positive, score sum] per bucket (a 10 M-comment job moves millions of them).
     enum CodingKeys: String, CodingKey { case texts, comments, posts, users, labels, channels, series }
     static func flat(_ b: SentimentBucket) -> [Double] { [Double(b.n), Double(b.negative), Double(b.neutral), Double(b.positive), b.scoreSum] }
-    static func bucket(_ a: ArraySlice<Double>) -> SentimentBucket {
+    /// A partial comes back from a worker (remote input): every count is a whole number in 0...2^40 before it
+    /// becomes an Int (Int(1e300) traps, and sums of 65,536 partitions of such counts cannot overflow).
+    static let maxCount = Double(1 << 40)
+    static func count(_ x: Double) throws -> Int {
+        guard x.isFinite, x >= 0, x <= maxCount, x == x.rounded() else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "count \(x) out of range"))
+        }
+        return Int(x)
+    }
+    static func count(_ x: Int) throws -> Int { try count(Double(x)) }
+
+    static func bucket(_ a: ArraySlice<Double>) throws -> SentimentBucket {
         var b = SentimentBucket()
         let v = Array(a)
         guard v.count == 5 else { return b }
-        b.n = Int(v[0]); b.negative = Int(v[1]); b.neutral = Int(v[2]); b.positive = Int(v[3]); b.scoreSum = v[4]
+        b.n = try count(v[0]); b.negative = try count(v[1]); b.neutral = try count(v[2]); b.positive = try count(v[3])
+        guard v[4].isFinite, abs(v[4]) <= maxCount else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "score sum \(v[4]) out of range"))
+        }
+        b.scoreSum = v[4]
         return b
     }
 
@@ -96,15 +111,20 @@ struct SentimentPartial: Codable, Sendable {
 
     init(from d: any Decoder) throws {
         let c = try d.container(keyedBy: CodingKeys.self)
-        texts = try c.decode(Int.self, forKey: .texts); comments = try c.decode(Int.self, forKey: .comments)
-        posts = try c.decode(Int.self, forKey: .posts); users = try c.decode(Int.self, forKey: .users)
-        labels = Self.bucket(try c.decode([Double].self, forKey: .labels)[...])
-        channels = try c.decode([String: [Double]].self, forKey: .channels).mapValues { Self.bucket($0[...]) }
+        texts = try Self.count(c.decode(Int.self, forKey: .texts)); comments = try Self.count(c.decode(Int.self, forKey: .comments))
+        posts = try Self.count(c.decode(Int.self, forKey: .posts)); users = try Self.count(c.decode(Int.self, forKey: .users))
+        labels = try Self.bucket(try c.decode([Double].self, forKey: .labels)[...])
+        channels = try c.decode([String: [Double]].self, forKey: .channels).mapValues { try Self.bucket($0[...]) }
         for (k, flat) in try c.decode([String: [Double]].self, forKey: .series) {
             var hours: [Int64: SentimentBucket] = [:]
             var i = 0
             while i + 6 <= flat.count {
-                hours[Int64(flat[i])] = Self.bucket(flat[(i + 1)..<(i + 6)])
+                // Unix hours: whole numbers well inside Int64 (|h| ≤ 2^40 is ±125 million years).
+                let h = flat[i]
+                guard h.isFinite, abs(h) <= Self.maxCount, h == h.rounded() else {
+                    throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "hour \(h) out of range"))
+                }
+                hours[Int64(h)] = try Self.bucket(flat[(i + 1)..<(i + 6)])
                 i += 6
             }
             series[k] = hours
@@ -168,6 +188,16 @@ struct SentimentWhyPartial: Codable, Sendable {
         var sketch = MinHashSketch()
     }
     var items: [Item]
+
+    /// Checked on the coordinator before merging (a worker's reply is remote input): bounded counts and sketches.
+    func checked() throws -> Self {
+        for item in items {
+            for v in item.window.values { _ = try SentimentPartial.count(v) }
+            for v in item.baseline.values { _ = try SentimentPartial.count(v) }
+            _ = try SentimentPartial.count(item.sketch.count)
+        }
+        return self
+    }
 }
 
 extension Worker {
@@ -438,6 +468,13 @@ struct ThemesPartial: Codable, Sendable {
     var matched: Int
     var negative: Int
     var docs: [SentimentWhyPartial.Example]
+
+    /// Checked on the coordinator before summing (remote input).
+    func checked() throws -> Self {
+        _ = try SentimentPartial.count(matched)
+        _ = try SentimentPartial.count(negative)
+        return self
+    }
 }
 
 enum SentimentLabelName {

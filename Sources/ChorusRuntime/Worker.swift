@@ -178,6 +178,7 @@ public final class Worker: Sendable {
                     hb.appliedVersion = s.0
                     hb.moves = s.3.values.sorted { $0.partition < $1.partition }
                     hb.fenced = s.4
+                    hb.rejected = server.rejected
                     hb.bytesHeld = store.approximateBytes()
                     guard case let .heartbeat(reply) = try await coordinator.call(.heartbeat(hb),
                                                                                    timeout: .seconds(2)) else {
@@ -198,6 +199,11 @@ public final class Worker: Sendable {
             } catch let e as ChorusError where e.code == .usage && e.message.contains("cluster") {
                 logger.critical("\(e.message)")
                 try? await Task.sleep(for: .seconds(5))
+            } catch let e as ChorusError where e.code == .invalidInput {
+                // A reply that fails validation (e.g. a malformed map): kept out, and asked for again later.
+                logger.error("refused the coordinator's reply", metadata: ["error": "\(e.message.prefix(300))"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(2))
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("coordinator unreachable; retrying", metadata: ["error": "\(error)"])
@@ -217,12 +223,17 @@ public final class Worker: Sendable {
     /// locally before the new one is visible. Data of partitions this worker no longer holds is deleted, and so
     /// is any leftover of a partition it is about to receive as a learner (the copy starts from nothing).
     func applyMap(_ m: Chorus_V1_PartitionMap) async throws {
-        if let known = state.withLock({ $0.clusterId }), !m.clusterID.isEmpty, known != m.clusterID {
+        let (held, knownCluster) = state.withLock { ($0.map, $0.clusterId) }
+        if let known = knownCluster, !m.clusterID.isEmpty, known != m.clusterID {
             throw ChorusError(.usage, "this worker's data belongs to cluster \(known), but the coordinator runs cluster "
                               + "\(m.clusterID); refusing to join",
                               hint: "point --coordinator at the right cluster, or start with an empty --data dir")
         }
-        if state.withLock({ $0.clusterId }) == nil, !m.clusterID.isEmpty {
+        // Maps arrive from a socket (pushes, register and heartbeat replies): validated before anything changes, so
+        // every map this worker holds has one assignment per partition, in partition order, and the partition
+        // count never changes; `checkPrimary` and the other lookups by partition rely on it.
+        try RequestValidation.partitionMap(m, held: held, clusterId: knownCluster)
+        if knownCluster == nil, !m.clusterID.isEmpty {
             try? m.clusterID.write(toFile: options.dataDir + "/cluster-id", atomically: true, encoding: .utf8)
             state.withLock { $0.clusterId = m.clusterID }
         }
@@ -235,7 +246,8 @@ public final class Worker: Sendable {
                 state.withLock { $0.map.nodes = m.nodes }
                 return []
             }
-            guard m.version > old.version else { return [] }
+            // Only forward, and (re-checked here, against the map held now) never to another partition count.
+            guard m.version > old.version, old.version == 0 || old.partitionCount == m.partitionCount else { return [] }
             let keep = Set(m.assignments.filter { $0.owner == me || $0.replicas.contains(me) || $0.learners.contains(me) }
                 .map(\.partition))
             let wasLearner = Set(old.assignments.filter { $0.learners.contains(me) }.map(\.partition))
@@ -395,8 +407,14 @@ public final class Worker: Sendable {
             case .user: ok = (try? Chorus_V1_User(serializedBytes: put.value)) != nil
             case .content: ok = (try? Chorus_V1_Content(serializedBytes: put.value)) != nil
             case .interactionByUser, .interactionByContent:
-                ok = (try? Chorus_V1_Interaction(serializedBytes: put.value)) != nil
-            case .labelledText: ok = (try? Chorus_V1_LabelledText(serializedBytes: put.value)) != nil
+                // A NaN value would poison every sum a job takes over it (and JSON cannot encode the result).
+                guard let i = try? Chorus_V1_Interaction(serializedBytes: put.value) else { ok = false; break }
+                if !i.value.isFinite { throw RequestValidation.invalid("write_batch.puts.value", "interaction \(i.id.prefix(60)) has a non-finite value") }
+                ok = true
+            case .labelledText:
+                guard let t = try? Chorus_V1_LabelledText(serializedBytes: put.value) else { ok = false; break }
+                if !t.weight.isFinite { throw RequestValidation.invalid("write_batch.puts.value", "labelled text with a non-finite weight") }
+                ok = true
             default: ok = (try? Chorus_V1_Follow(serializedBytes: put.value)) != nil
             }
             if !ok { throw ChorusError(.usage, "put value does not decode as its role's record type") }

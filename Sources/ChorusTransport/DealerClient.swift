@@ -19,7 +19,8 @@ public final class DealerClient: @unchecked Sendable {
         var timeoutMs: Int
     }
     private struct State {
-        var outbox: [[UInt8]] = []
+        /// Messages to send, each one or more frames (requests are one frame; `post` may send several).
+        var outbox: [[[UInt8]]] = []
         var pending: [UInt64: Pending] = [:]
         var closed = false
     }
@@ -54,11 +55,22 @@ public final class DealerClient: @unchecked Sendable {
             let accepted = state.withLock { s -> Bool in
                 if s.closed { return false }
                 s.pending[correlationId] = Pending(continuation: cont, deadline: .now + timeout, timeoutMs: ms)
-                s.outbox.append(payload)
+                s.outbox.append([payload])
                 return true
             }
             if accepted { waker.wake() } else { cont.resume(throwing: TransportError.closed) }
         }
+    }
+
+    /// Sends one message of any frames without waiting for a reply (a reply that comes is dropped unless its
+    /// correlation id is awaited). For tests and the wire fuzzer, which send malformed multi-frame messages.
+    public func post(frames: [[UInt8]]) {
+        let accepted = state.withLock { s -> Bool in
+            if s.closed { return false }
+            s.outbox.append(frames)
+            return true
+        }
+        if accepted { waker.wake() }
     }
 
     /// Fails every request in flight and stops the I/O thread.
@@ -68,9 +80,9 @@ public final class DealerClient: @unchecked Sendable {
     }
 
     private func run(_ socket: RawSocket) {
-        var unsent: [[UInt8]] = []
+        var unsent: [[[UInt8]]] = []
         while true {
-            let (outbox, closed) = state.withLock { s -> ([[UInt8]], Bool) in
+            let (outbox, closed) = state.withLock { s -> ([[[UInt8]]], Bool) in
                 let o = s.outbox
                 s.outbox.removeAll(keepingCapacity: true)
                 return (o, s.closed)
@@ -78,8 +90,8 @@ public final class DealerClient: @unchecked Sendable {
             unsent.append(contentsOf: outbox)
             if closed { break }
             var sentCount = 0
-            for frame in unsent {
-                if !socket.send([frame]) { break }
+            for frames in unsent {
+                if !socket.send(frames) { break }
                 sentCount += 1
             }
             unsent.removeFirst(sentCount)

@@ -24,7 +24,8 @@ struct Chorus: AsyncParsableCommand {
         """),
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
                       Job.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
-                      Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, Debug.self]
+                      Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
+                      Debug.self]
     )
 }
 

@@ -287,11 +287,11 @@ func nodeState(_ s: Chorus_V1_NodeState) -> String {
 }
 
 func nodeDict(_ n: Chorus_V1_NodeInfo) -> [String: Any] {
-    ["id": n.id, "name": n.name, "address": n.address, "state": nodeState(n.state), "partitions": Int(n.partitions),
-     "primaries": Int(n.primaries), "replicas": Int(n.replicas), "learners": Int(n.learners),
-     "draining": n.draining, "heartbeat_age_ms": Int(n.heartbeatAgeMs), "bytes_held": Int(n.bytesHeld),
-     "cores": Int(n.cores), "running_tasks": Int(n.runningTasks), "fenced": Int(n.fenced),
-     "stray_partitions": Int(n.strayPartitions)]
+    ["id": n.id, "name": n.name, "address": n.address, "state": nodeState(n.state), "partitions": Int(clamping: n.partitions),
+     "primaries": Int(clamping: n.primaries), "replicas": Int(clamping: n.replicas), "learners": Int(clamping: n.learners),
+     "draining": n.draining, "heartbeat_age_ms": Int(clamping: n.heartbeatAgeMs), "bytes_held": Int(clamping: n.bytesHeld),
+     "cores": Int(clamping: n.cores), "running_tasks": Int(clamping: n.runningTasks), "fenced": Int(clamping: n.fenced),
+     "rejected": Int(clamping: n.rejected), "stray_partitions": Int(clamping: n.strayPartitions)]
 }
 
 /// A move's progress from bytes copied (keys when the byte total is unknown) and the rate so far.
@@ -309,11 +309,11 @@ func nodeNames(_ s: Chorus_V1_ClusterStatus) -> [String: String] {
 
 func moveDict(_ m: Chorus_V1_MoveInfo, names: [String: String]) -> [String: Any] {
     let e = moveEstimate(m)
-    return ["partition": Int(m.partition), "from": m.from, "to": m.to, "leaving": m.leaving, "reason": m.reason,
+    return ["partition": Int(clamping: m.partition), "from": m.from, "to": m.to, "leaving": m.leaving, "reason": m.reason,
             "from_name": names[m.from] ?? m.from, "to_name": names[m.to] ?? m.to,
             "leaving_name": m.leaving.isEmpty ? "" : names[m.leaving] ?? m.leaving,
-            "keys_copied": Int(m.keysCopied), "bytes_copied": Int(m.bytesCopied),
-            "keys_total": Int(m.keysTotal), "bytes_total": Int(m.bytesTotal),
+            "keys_copied": Int(clamping: m.keysCopied), "bytes_copied": Int(clamping: m.bytesCopied),
+            "keys_total": Int(clamping: m.keysTotal), "bytes_total": Int(clamping: m.bytesTotal),
             "percent": e.fraction.map { ($0 * 1000).rounded() / 10 as Any } ?? NSNull(),
             "eta_seconds": e.etaSeconds.map { ($0 * 10).rounded() / 10 as Any } ?? NSNull(),
             "seconds": Double(nowMillis() - m.startedAtMs) / 1000]
@@ -331,7 +331,7 @@ func moveLine(_ m: Chorus_V1_MoveInfo, names: [String: String]) -> String {
     line += "\(m.keysCopied) keys / \(humanBytes(m.bytesCopied))"
     if m.bytesTotal > 0 { line += " of \(humanBytes(m.bytesTotal))" } else if m.keysTotal > 0 { line += " of \(m.keysTotal) keys" }
     line += " copied"
-    if e.rate > 0 { line += ", " + (byBytes ? "\(humanBytes(UInt64(e.rate)))/s" : String(format: "%.0f keys/s", e.rate)) }
+    if e.rate > 0 { line += ", " + (byBytes ? "\(humanBytes(UInt64(min(e.rate, 1e18))))/s" : String(format: "%.0f keys/s", e.rate)) }
     if let eta = e.etaSeconds { line += String(format: ", ETA %.0f s", eta.rounded(.up)) }
     else if e.fraction == nil && m.keysCopied > 0 { line += ", ETA unknown (the partition was too big to count)" }
     return line + String(format: ", %.1f s so far", Double(nowMillis() - m.startedAtMs) / 1000)
@@ -346,13 +346,13 @@ func statusDict(_ s: Chorus_V1_ClusterStatus) -> [String: Any] {
     let names = nodeNames(s)
     return [
         "ready": isReady(s),
-        "coordinator_id": s.coordinatorID, "map_version": Int(s.mapVersion),
-        "partition_count": Int(s.partitionCount), "replication_factor": Int(s.replicationFactor),
-        "unassigned_partitions": Int(s.unassignedPartitions),
+        "coordinator_id": s.coordinatorID, "map_version": Int(clamping: s.mapVersion),
+        "partition_count": Int(clamping: s.partitionCount), "replication_factor": Int(clamping: s.replicationFactor),
+        "unassigned_partitions": Int(clamping: s.unassignedPartitions),
         "under_replicated": s.underReplicated.map { Int($0) },
-        "moves": s.moves.map { moveDict($0, names: names) }, "moves_planned": Int(s.movesPlanned),
-        "last_recovered_ms": Int(s.lastRecoveredMs),
-        "nodes": s.nodes.map(nodeDict), "jobs_running": Int(s.jobsRunning), "jobs_total": Int(s.jobsTotal),
+        "moves": s.moves.map { moveDict($0, names: names) }, "moves_planned": Int(clamping: s.movesPlanned),
+        "last_recovered_ms": Int(clamping: s.lastRecoveredMs), "rejected": Int(clamping: s.rejected),
+        "nodes": s.nodes.map(nodeDict), "jobs_running": Int(clamping: s.jobsRunning), "jobs_total": Int(clamping: s.jobsTotal),
         "uptime_seconds": Double(s.uptimeMs) / 1000,
     ]
 }

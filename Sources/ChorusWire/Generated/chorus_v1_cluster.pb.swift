@@ -870,6 +870,9 @@ public nonisolated struct Chorus_V1_Heartbeat: Sendable {
   /// requests refused since start because of an expired lease or a stale map
   public var fenced: UInt64 = 0
 
+  /// requests refused since start as invalid (BAD_REQUEST): undecodable or failing validation
+  public var rejected: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1039,6 +1042,9 @@ public nonisolated struct Chorus_V1_NodeInfo: Sendable {
   /// partitions it still has data for although the map gives them to others
   public var strayPartitions: UInt32 = 0
 
+  /// (left by an abandoned move or a stale write; deleted within seconds)
+  public var rejected: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1088,6 +1094,9 @@ public nonisolated struct Chorus_V1_ClusterStatus: Sendable {
 
   /// when every partition last got back to R live copies (0: never degraded)
   public var lastRecoveredMs: Int64 = 0
+
+  /// requests the coordinator refused as invalid since start (BAD_REQUEST)
+  public var rejected: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3329,7 +3338,7 @@ nonisolated extension Chorus_V1_RegisterReply: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0\u{1}rejected\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3345,6 +3354,7 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedVersion) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.rejected) }()
       default: break
       }
     }
@@ -3375,6 +3385,9 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if self.fenced != 0 {
       try visitor.visitSingularUInt64Field(value: self.fenced, fieldNumber: 8)
     }
+    if self.rejected != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rejected, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3387,6 +3400,7 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.appliedVersion != rhs.appliedVersion {return false}
     if lhs.moves != rhs.moves {return false}
     if lhs.fenced != rhs.fenced {return false}
+    if lhs.rejected != rhs.rejected {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3647,7 +3661,7 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0\u{1}rejected\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3670,6 +3684,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
       case 13: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
       case 14: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
       case 15: try { try decoder.decodeSingularUInt32Field(value: &self.strayPartitions) }()
+      case 16: try { try decoder.decodeSingularUInt64Field(value: &self.rejected) }()
       default: break
       }
     }
@@ -3721,6 +3736,9 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if self.strayPartitions != 0 {
       try visitor.visitSingularUInt32Field(value: self.strayPartitions, fieldNumber: 15)
     }
+    if self.rejected != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rejected, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3740,6 +3758,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.draining != rhs.draining {return false}
     if lhs.fenced != rhs.fenced {return false}
     if lhs.strayPartitions != rhs.strayPartitions {return false}
+    if lhs.rejected != rhs.rejected {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3766,7 +3785,7 @@ nonisolated extension Chorus_V1_ClusterStatusRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}coordinator_id\0\u{3}map_version\0\u{3}partition_count\0\u{3}unassigned_partitions\0\u{1}nodes\0\u{3}jobs_running\0\u{3}jobs_total\0\u{3}uptime_ms\0\u{3}replication_factor\0\u{3}under_replicated\0\u{1}moves\0\u{3}moves_planned\0\u{3}last_recovered_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}coordinator_id\0\u{3}map_version\0\u{3}partition_count\0\u{3}unassigned_partitions\0\u{1}nodes\0\u{3}jobs_running\0\u{3}jobs_total\0\u{3}uptime_ms\0\u{3}replication_factor\0\u{3}under_replicated\0\u{1}moves\0\u{3}moves_planned\0\u{3}last_recovered_ms\0\u{1}rejected\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3787,6 +3806,7 @@ nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProto
       case 11: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.movesPlanned) }()
       case 13: try { try decoder.decodeSingularInt64Field(value: &self.lastRecoveredMs) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.rejected) }()
       default: break
       }
     }
@@ -3832,6 +3852,9 @@ nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProto
     if self.lastRecoveredMs != 0 {
       try visitor.visitSingularInt64Field(value: self.lastRecoveredMs, fieldNumber: 13)
     }
+    if self.rejected != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rejected, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3849,6 +3872,7 @@ nonisolated extension Chorus_V1_ClusterStatus: SwiftProtobuf.Message, SwiftProto
     if lhs.moves != rhs.moves {return false}
     if lhs.movesPlanned != rhs.movesPlanned {return false}
     if lhs.lastRecoveredMs != rhs.lastRecoveredMs {return false}
+    if lhs.rejected != rhs.rejected {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
