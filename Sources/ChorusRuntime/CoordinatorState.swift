@@ -118,7 +118,7 @@ actor CoordinatorState {
         var loadedNodes: [String: Node] = [:]
         let now = nowMs()
         try store.scan(prefix: Array("node/".utf8)) { _, v in
-            var info = try Chorus_V1_NodeInfo(serializedBytes: UnsafeRawBufferPointer(v))
+            var info = try Chorus_V1_NodeInfo(borrowing: UnsafeRawBufferPointer(v))
             if info.state != .dead { info.state = .suspect }
             loadedNodes[info.id] = Node(info: info, lastHeartbeatMs: info.state == .dead ? 0 : now, peer: nil,
                                         incarnation: 0)
@@ -131,7 +131,7 @@ actor CoordinatorState {
         var loadedJobs: [String: Chorus_V1_JobInfo] = [:]
         var resumed: [String] = []
         try store.scan(prefix: Array("job/".utf8)) { _, v in
-            var j = try Chorus_V1_JobInfo(serializedBytes: UnsafeRawBufferPointer(v))
+            var j = try Chorus_V1_JobInfo(borrowing: UnsafeRawBufferPointer(v))
             if j.state == .queued || j.state == .running {
                 j.state = .queued
                 j.stage = "resuming after a coordinator restart"

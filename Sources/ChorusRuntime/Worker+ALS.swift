@@ -305,7 +305,7 @@ extension Worker {
             try store.scan(prefix: ShardKeys.prefix(partition: p, role: role)) { key, value in
                 let gid = groupId(key)
                 if gid != current { flush(); current = gid; acc.removeAll(keepingCapacity: true) }
-                let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(value))
+                let m = try Chorus_V1_Interaction(borrowing: UnsafeRawBufferPointer(value))
                 guard let it = Wire.decode(m), let v = config.value(it) else { return true }
                 if config.isHeldOut(it, cutoffs: cutoffs) {
                     if user { part.heldOut.append((it.userId, it.contentId, v)) }
@@ -339,7 +339,7 @@ extension Worker {
         try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.interactionByUser))) { key, value in
             let gid = groupId(key)
             if gid != current { flush(); current = gid; latest = .min; earliest = .max }
-            let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(value))
+            let m = try Chorus_V1_Interaction(borrowing: UnsafeRawBufferPointer(value))
             guard let it = Wire.decode(m), config.value(it) != nil else { return true }
             latest = max(latest, it.ts)
             earliest = min(earliest, it.ts)
@@ -655,7 +655,7 @@ extension Worker {
             }
             var seen = Set<String>()
             try store.scan(prefix: ShardKeys.key(partition: r.partition, role: ShardKeys.role(.interactionByUser), id: id + [0])) { _, v in
-                let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(v))
+                let m = try Chorus_V1_Interaction(borrowing: UnsafeRawBufferPointer(v))
                 seen.insert(m.contentID)
                 out.interactions += 1
                 if m.type == .rating && m.value > 0 { out.valued += 1 }  // what explicit mode learns from

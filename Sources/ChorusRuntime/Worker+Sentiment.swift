@@ -100,7 +100,7 @@ extension Worker {
         var load = Chorus_V1_SentimentLoadResult()
         var touched = Set<Int32>()
         try store.scan(prefix: prefix) { _, value in
-            let m = try Chorus_V1_LabelledText(serializedBytes: value)
+            let m = try Chorus_V1_LabelledText(borrowing: UnsafeRawBufferPointer(value))
             guard m.label < 3 else { return true }
             let si: Int
             if let i = setIndex[m.set] { si = i } else {

@@ -252,7 +252,7 @@ extension Worker {
     static func contents(store: Store, partition p: UInt32) throws -> [String: ContentRecord] {
         var contents: [String: ContentRecord] = [:]
         try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.content))) { _, v in
-            let c = Wire.decode(try Chorus_V1_Content(serializedBytes: UnsafeRawBufferPointer(v)))
+            let c = Wire.decode(try Chorus_V1_Content(borrowing: UnsafeRawBufferPointer(v)))
             contents[c.id] = c
             return true
         }

@@ -50,7 +50,7 @@ extension Worker {
         let store = self.store
         // Test knob: slow every task down so tests can disturb a running job (documented in docs/cli.md).
         if let ms = Int(t.params["debug_task_delay_ms"] ?? ""), ms > 0 {
-            try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
+            _ = try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
         }
         var result: Chorus_V1_TaskResult
         switch [JobKinds.als, JobKinds.sentimentTrain, JobKinds.sentiment, JobKinds.themes].contains(t.kind) ? t.kind : t.stage {
@@ -99,7 +99,7 @@ extension Worker {
         var result = Chorus_V1_TaskResult()
         result.jobID = t.jobID; result.stage = t.stage; result.partition = t.partition
         try store.scan(prefix: ShardKeys.prefix(partition: t.partition, role: ShardKeys.role(.user))) { _, value in
-            let u = try Chorus_V1_User(serializedBytes: UnsafeRawBufferPointer(value))
+            let u = try Chorus_V1_User(borrowing: UnsafeRawBufferPointer(value))
             var cu = Chorus_V1_CatalogUser()
             cu.id = u.id; cu.channel = u.channel; cu.country = u.country
             result.catalog.users.append(cu)
@@ -107,7 +107,7 @@ extension Worker {
             return true
         }
         try store.scan(prefix: ShardKeys.prefix(partition: t.partition, role: ShardKeys.role(.content))) { _, value in
-            let c = try Chorus_V1_Content(serializedBytes: UnsafeRawBufferPointer(value))
+            let c = try Chorus_V1_Content(borrowing: UnsafeRawBufferPointer(value))
             var cc = Chorus_V1_CatalogContent()
             cc.id = c.id; cc.topics = c.topics; cc.hashtags = c.hashtags
             result.catalog.contents.append(cc)
@@ -130,7 +130,7 @@ extension Worker {
                 current = gid
                 group.removeAll(keepingCapacity: true)
             }
-            let m = try Chorus_V1_Interaction(serializedBytes: UnsafeRawBufferPointer(value))
+            let m = try Chorus_V1_Interaction(borrowing: UnsafeRawBufferPointer(value))
             if let rec = Wire.decode(m) { group.append(rec) }
             n += 1
             return true
@@ -148,7 +148,7 @@ extension Worker {
         // Small per-partition tables: user records and follow counts.
         var users: [String: UserRecord] = [:]
         try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.user))) { _, v in
-            let u = Wire.decode(try Chorus_V1_User(serializedBytes: UnsafeRawBufferPointer(v)))
+            let u = Wire.decode(try Chorus_V1_User(borrowing: UnsafeRawBufferPointer(v)))
             users[u.id] = u
             read += 1
             return true
@@ -207,7 +207,7 @@ extension Worker {
         // Content.
         var contents: [String: ContentRecord] = [:]
         try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.content))) { _, v in
-            let c = Wire.decode(try Chorus_V1_Content(serializedBytes: UnsafeRawBufferPointer(v)))
+            let c = Wire.decode(try Chorus_V1_Content(borrowing: UnsafeRawBufferPointer(v)))
             contents[c.id] = c
             read += 1
             return true
