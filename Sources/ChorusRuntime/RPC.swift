@@ -64,6 +64,25 @@ public final class Peer: Sendable {
     }
 
     static func error(_ e: Chorus_V1_ErrorReply, role: String) -> ChorusError {
+        // A server that names the exact kind: its code, message and hint come through as they were.
+        if let kind = ChorusError.Code(rawValue: e.kind), kind != .internal {
+            let message = kind == .usage || kind == .invalidInput ? "the \(role) rejected the request: \(e.message)" : e.message
+            return ChorusError(kind, message, hint: e.hint.isEmpty ? defaultHint(e.code) : e.hint)
+        }
+        return legacyError(e, role: role)
+    }
+
+    static func defaultHint(_ code: Chorus_V1_ErrorCode) -> String? {
+        switch code {
+        case .wrongOwner, .fenced: return "refresh the partition map and retry"
+        case .unavailable: return "retry when workers are up"
+        case .unknownNode: return "re-register"
+        default: return nil
+        }
+    }
+
+    /// Errors of servers from before `kind` and `hint` existed (the hint was inside the message).
+    static func legacyError(_ e: Chorus_V1_ErrorReply, role: String) -> ChorusError {
         switch e.code {
         case .badRequest: return ChorusError(.usage, "the \(role) rejected the request: \(e.message)")
         case .notFound: return ChorusError(.notFound, e.message)
@@ -83,7 +102,9 @@ extension ChorusError {
     /// The wire form of an error, for replies.
     var wire: Chorus_V1_ErrorReply {
         var e = Chorus_V1_ErrorReply()
-        e.message = description
+        e.message = message
+        e.hint = hint ?? ""
+        e.kind = code.rawValue
         switch code {
         case .usage, .invalidInput: e.code = .badRequest
         case .notFound: e.code = .notFound

@@ -786,6 +786,12 @@ public nonisolated struct Chorus_V1_ErrorReply: Sendable {
   /// the server's partition map version, when relevant
   public var mapVersion: UInt64 = 0
 
+  /// what to do next, shown on its own `hint:` line by the CLI ("" = none)
+  public var hint: String = String()
+
+  /// the exact error kind (ChorusError.Code raw value, e.g. "storage"), so the client's
+  public var kind: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3195,7 +3201,7 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Chorus_V1_ErrorReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ErrorReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{3}map_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{3}map_version\0\u{1}hint\0\u{1}kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3206,6 +3212,8 @@ nonisolated extension Chorus_V1_ErrorReply: SwiftProtobuf.Message, SwiftProtobuf
       case 1: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.hint) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.kind) }()
       default: break
       }
     }
@@ -3221,6 +3229,12 @@ nonisolated extension Chorus_V1_ErrorReply: SwiftProtobuf.Message, SwiftProtobuf
     if self.mapVersion != 0 {
       try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 3)
     }
+    if !self.hint.isEmpty {
+      try visitor.visitSingularStringField(value: self.hint, fieldNumber: 4)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3228,6 +3242,8 @@ nonisolated extension Chorus_V1_ErrorReply: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.code != rhs.code {return false}
     if lhs.message != rhs.message {return false}
     if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.hint != rhs.hint {return false}
+    if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
