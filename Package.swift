@@ -47,15 +47,23 @@ let package = Package(
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusTransport", "ChorusStorage",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Job kinds, each in a folder of its own, on the job SDK (ChorusRuntime/JobSDK); `StandardJobs.registry`
+        // lists them. Their messages: proto/chorus/v1/jobs/<kind>.proto, generated into ChorusJobs/Generated.
+        .target(name: "ChorusJobs", dependencies: [
+            "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusStorage", "ChorusRuntime",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .executableTarget(name: "chorus", dependencies: [
-            "ChorusRuntime", "ChorusData", "ChorusModel", "ChorusStorage",
+            "ChorusRuntime", "ChorusJobs", "ChorusData", "ChorusModel", "ChorusStorage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .testTarget(name: "ChorusUnitTests", dependencies: [
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusStorage", "ChorusTransport",
-            "ChorusRuntime",
+            "ChorusRuntime", "ChorusJobs",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ChorusIntegrationTests", dependencies: [
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusTransport",

@@ -56,6 +56,13 @@ extension Coordinator {
         }
     }
 
+    /// Whether a model is stored under `name` (version 0: any version), for a job's submit checks.
+    func modelExists(name: String, version requested: UInt32) throws -> Bool {
+        let version = requested > 0 ? Int(requested) : try latestModelVersion(name)
+        guard let version else { return false }
+        return try store.get(ModelKeys.key(name, version)) != nil
+    }
+
     /// A new formatter each time (ISO8601DateFormatter is not Sendable); called a few times per job.
     static var iso: ISO8601DateFormatter { ISO8601DateFormatter() }
 

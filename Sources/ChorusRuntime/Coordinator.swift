@@ -16,6 +16,8 @@ public struct CoordinatorOptions: Sendable {
     public var timing = MembershipTiming()
     public var moves = MoveLimits()
     public var maxTaskAttempts = 8
+    /// The job kinds this coordinator runs (the `chorus` program passes `StandardJobs.registry`).
+    public var jobs = JobRegistry.empty
     public init(bind: String, dataDir: String, partitions: UInt32? = nil, replication: UInt32? = nil) {
         self.bind = bind; self.dataDir = dataDir; self.partitions = partitions; self.replication = replication
     }
@@ -44,6 +46,9 @@ public final class Coordinator: Sendable {
         server = try RequestServer(bind: options.bind)
         (mapChanges, mapChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
+
+    /// Blocking store calls of job drivers (`JobContext.putResult`), off the async pool.
+    let jobDataQueue = BlockingQueue(label: "chorus.coordinator.jobdata")
 
     /// Serializes model stores (a new version number is the latest + 1).
     let modelLock = Mutex(0)
@@ -223,12 +228,20 @@ public final class Coordinator: Sendable {
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
             if s.kind == JobKinds.sentiment || s.kind == JobKinds.themes { try checkModelExists(s.params) }
-            let job = try await state.createJob(kind: s.kind, params: s.params)
+            let job = try await state.createJob(kind: s.kind, params: s.params, registry: options.jobs) { kind, params in
+                try kind.checkSubmit(params, SubmitContext(modelExists: { [self] name, version in
+                    try self.modelExists(name: name, version: version)
+                }))
+            }
             logger.info("job submitted", metadata: ["job-id": "\(job.id)", "kind": "\(job.kind)"])
             Task { await self.runJob(job.id) }
             return .job(job)
         case let .jobStatus(j): return .job(try await state.job(j.id))
-        case let .jobCancel(j): return .job(try await state.cancel(j.id))
+        case let .jobCancel(j):
+            let job = try await state.cancel(j.id)
+            // Workers stop the job's running tasks and drop its state now, not when the driver notices.
+            if job.state == .cancelled { await releaseOnWorkers(job.id) }
+            return .job(job)
         case let .jobList(l):
             var list = Chorus_V1_JobList()
             list.jobs = await state.list(limit: Int(l.limit == 0 ? 50 : l.limit))
@@ -274,7 +287,9 @@ extension Coordinator {
         do {
             let job = try await state.update(id) { $0.state = .running; $0.startedAtMs = nowMs() }
             let report: String
-            if job.kind == JobKinds.als {
+            if let kind = options.jobs[job.kind] {
+                report = try await runRegisteredJob(job, kind)
+            } else if job.kind == JobKinds.als {
                 report = try await runALS(job)
             } else if job.kind == JobKinds.sentimentTrain {
                 report = try await runSentimentTrain(job)
@@ -283,35 +298,7 @@ extension Coordinator {
             } else if job.kind == JobKinds.themes {
                 report = try await runThemes(job)
             } else {
-                var summary = GlobalSummary()
-                var catalog = Chorus_V1_Catalog()
-                let tracker = BroadcastTracker()
-                var broadcast: Chorus_V1_JobBroadcast?
-                for stage in JobKinds.stages(job.kind) {
-                    _ = try await state.update(id) { $0.stage = stage }
-                    if stage == "compute" {
-                        var b = Chorus_V1_JobBroadcast()
-                        b.jobID = id
-                        b.catalog = catalog
-                        broadcast = b
-                        catalog = Chorus_V1_Catalog()
-                    }
-                    try await runStage(job: job, stage: stage, broadcast: broadcast, tracker: tracker) { result in
-                        if stage == "catalog" {
-                            catalog.users.append(contentsOf: result.catalog.users)
-                            catalog.contents.append(contentsOf: result.catalog.contents)
-                        } else {
-                            let partial = try JSONDecoder().decode(GlobalSummary.self, from: Data(result.partialJson.utf8))
-                            guard partial.isWellFormed else {
-                                throw ChorusError(.internal, "partition \(result.partition): malformed summary from its worker")
-                            }
-                            summary.merge(partial)
-                        }
-                    }
-                }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                report = String(decoding: try encoder.encode(summary.report), as: UTF8.self)
+                throw JobFailure(message: "this coordinator does not run job kind '\(job.kind)'")
             }
             _ = try await state.update(id) { j in
                 if j.state == .running {
@@ -338,10 +325,19 @@ extension Coordinator {
             }
         }
         // Workers drop the job's broadcast data.
-        for (_, peer) in await state.livePeers() {
-            var r = Chorus_V1_JobRef()
-            r.id = id
-            _ = try? await peer.call(.jobRelease(r), timeout: .seconds(2))
+        await releaseOnWorkers(id)
+    }
+
+    /// Tells every live worker that a job ended: its running tasks stop and its per-job state is dropped.
+    func releaseOnWorkers(_ id: String) async {
+        await withDiscardingTaskGroup { group in
+            for (_, peer) in await state.livePeers() {
+                group.addTask {
+                    var r = Chorus_V1_JobRef()
+                    r.id = id
+                    _ = try? await peer.call(.jobRelease(r), timeout: .seconds(2))
+                }
+            }
         }
     }
 

@@ -586,10 +586,13 @@ actor CoordinatorState {
 
     // MARK: jobs
 
-    func createJob(kind: String, params given: [String: String]) throws -> Chorus_V1_JobInfo {
+    func createJob(kind: String, params given: [String: String], registry: JobRegistry = .empty,
+                   check: (any Job.Type, JobParams) throws -> Void = { _, _ in }) throws -> Chorus_V1_JobInfo {
         // Unknown kinds, unknown keys and bad values fail the submit (exit 64), before anything is stored.
-        let params = try JobParameters.validate(kind: kind, params: given)
+        let params = try JobParameters.validate(kind: kind, params: given, registry: registry)
         if kind == JobKinds.als { _ = try ALSJobConfig(params: params) }
+        let registered = registry[kind]
+        if let registered { try check(registered, JobParams(params)) }
         jobSeq += 1
         try store.put(Array("meta/job_seq".utf8), Array(String(jobSeq).utf8), sync: true)
         var j = Chorus_V1_JobInfo()
@@ -598,7 +601,9 @@ actor CoordinatorState {
         j.state = .queued
         j.params = params
         j.submittedAtMs = nowMs()
-        j.tasksTotal = map.partitionCount * UInt32(JobKinds.stageCount(kind, params: params))
+        let perPartition = registered.map { max(1, $0.tasksPerPartition(JobParams(params))) }
+            ?? JobKinds.stageCount(kind, params: params)
+        j.tasksTotal = map.partitionCount * UInt32(min(perPartition, 1_000_000))
         try persist(job: j)
         return j
     }

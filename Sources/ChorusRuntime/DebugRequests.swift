@@ -28,20 +28,29 @@ public enum DebugRequests {
         return r
     }
 
-    /// Runs the catalog stage of a features task for `partition` on the worker at `address`.
-    public static func runTask(worker address: String, partition: UInt32, mapVersion: UInt64,
-                               timeout: Duration = .seconds(10)) async throws -> Chorus_V1_TaskResult {
+    /// Runs one stage of a job kind (the CLI: the features catalog) for `partition` on the worker at `address`,
+    /// as a job of its own that is released afterwards.
+    public static func runTask(worker address: String, kind: String, stage: String, partition: UInt32,
+                               mapVersion: UInt64, timeout: Duration = .seconds(10)) async throws -> Chorus_V1_TaskResult {
         let peer = try Peer(endpoint: address, role: "worker", sender: "debug")
         defer { peer.close() }
         var t = Chorus_V1_RunTask()
-        t.jobID = "debug"
-        t.kind = JobKinds.features
-        t.stage = "catalog"
+        t.jobID = "debug-" + UUID().uuidString.lowercased().prefix(8)
+        t.kind = kind
+        t.stage = stage
         t.partition = partition
+        t.partitions = [partition]
         t.mapVersion = mapVersion
-        guard case let .taskResult(r) = try await peer.call(.runTask(t), timeout: timeout) else {
+        defer {
+            var r = Chorus_V1_JobRef()
+            r.id = t.jobID
+            let release = peer
+            Task { _ = try? await release.call(.jobRelease(r), timeout: .seconds(2)) }
+        }
+        guard case let .taskResults(rs) = try await peer.call(.runTask(t), timeout: timeout), let r = rs.results.first else {
             throw ChorusError(.internal, "unexpected reply")
         }
+        if r.hasError { throw Peer.error(r.error, role: "worker") }
         return r
     }
 }

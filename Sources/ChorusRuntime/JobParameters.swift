@@ -121,9 +121,6 @@ public enum JobParameters {
     ]
 
     public static let byKind: [String: [JobParameter]] = [
-        JobKinds.features: [
-            .init("as_of", .time, "now", "the reference time for recency"),
-        ],
         JobKinds.als: [
             .init("as_of", .time, "now", "accepted for every kind; ALS does not use it"),
             .init("mode", .choice(["implicit", "explicit"]), "(required)",
@@ -186,16 +183,23 @@ public enum JobParameters {
     }
 
     /// The declared parameters of a kind (with the common ones), or nil for an unknown kind.
-    public static func declared(_ kind: String) -> [JobParameter]? {
-        byKind[kind].map { $0 + common }
+    public static func declared(_ kind: String, registry: JobRegistry = .empty) -> [JobParameter]? {
+        if let job = registry[kind] { return job.parameters + common }
+        return byKind[kind].map { $0 + common }
+    }
+
+    /// Every kind: the registered ones, then the built-in ones not yet on the job SDK.
+    public static func allKinds(_ registry: JobRegistry) -> [String] {
+        registry.kinds + JobKinds.all.filter { registry[$0] == nil }
     }
 
     /// Checks a submission's parameters: the kind exists, every key is declared for it, every value has the
     /// declared shape, and required ones are there. Returns them normalized.
-    public static func validate(kind: String, params: [String: String]) throws -> [String: String] {
-        guard let decl = declared(kind) else {
+    public static func validate(kind: String, params: [String: String],
+                                registry: JobRegistry = .empty) throws -> [String: String] {
+        guard let decl = declared(kind, registry: registry) else {
             throw ChorusError(.usage, "unknown job kind '\(kind)'",
-                              hint: "known kinds: \(JobKinds.all.joined(separator: ", "))")
+                              hint: "known kinds: \(allKinds(registry).joined(separator: ", ")); see `chorus job kinds`")
         }
         var out: [String: String] = [:]
         for (key, value) in params.sorted(by: { $0.key < $1.key }) {
@@ -244,12 +248,26 @@ public enum JobParameters {
     }
 
     /// The parameter list of every kind, for `job submit --help` (80 columns).
-    public static func helpText() -> String {
+    /// What a kind computes, in one line.
+    public static func about(_ kind: String, registry: JobRegistry = .empty) -> String {
+        if let job = registry[kind] { return job.about }
+        return legacyAbout[kind] ?? ""
+    }
+
+    /// The built-in kinds not yet on the job SDK.
+    static let legacyAbout: [String: String] = [
+        JobKinds.als: "matrix factorization of user × content interactions (embeddings, recommendations, evaluation)",
+        JobKinds.sentiment: "scores posts and comments; sentiment per content, user and key; alerts",
+        JobKinds.themes: "complaint themes of the negative comments about one key",
+        JobKinds.sentimentTrain: "trains a sentiment model (`chorus model train sentiment` wraps it)",
+    ]
+
+    public static func helpText(_ registry: JobRegistry = .empty, kinds: [String]? = nil) -> String {
         var lines: [String] = []
-        for kind in JobKinds.all {
-            guard let decl = byKind[kind] else { continue }
+        for kind in kinds ?? allKinds(registry) {
+            guard let decl = registry[kind]?.parameters ?? byKind[kind] else { continue }
             lines.append("\(kind) parameters (--param KEY=VALUE):")
-            for p in decl where !p.internalUse && !(p.name == "as_of" && kind != JobKinds.features) {
+            for p in decl where !p.internalUse && !(p.name == "as_of" && p.help.hasPrefix("accepted for every kind")) {
                 let head = "\(p.name)=" + (p.defaultValue.isEmpty ? "…" : p.defaultValue) + ": "
                 var wrapped = wrap(head + p.help + " [" + p.shortShape + "]", indent: 6, width: 78)
                 if !wrapped.isEmpty { wrapped[0] = "  " + wrapped[0].dropFirst(6) }

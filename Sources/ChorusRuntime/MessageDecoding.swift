@@ -5,7 +5,7 @@ extension SwiftProtobuf.Message {
     /// Decodes a message from bytes the store lends to a scan callback, without copying them. The bytes are only
     /// valid inside the callback, and so is nothing here: decoding copies what the message keeps.
     /// (swift-protobuf deprecated decoding from `UnsafeRawBufferPointer` directly; that was 244 warning lines.)
-    init(borrowing bytes: UnsafeRawBufferPointer) throws {
+    public init(borrowing bytes: UnsafeRawBufferPointer) throws {
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
             self.init()
             return

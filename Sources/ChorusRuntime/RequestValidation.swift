@@ -83,6 +83,8 @@ public enum RequestValidation {
             try id(t.kind, "run_task.kind")
             try id(t.stage, "run_task.stage")
             guard t.partition < maxPartitions else { throw invalid("run_task.partition", "out of range") }
+            try partitions(t.partitions, "run_task.partitions")
+            try unique(t.partitions, "run_task.partitions", what: "partition")
             try params(t.params, "run_task.params")
             if t.kind == JobKinds.sentimentTrain, let d = t.params["dimensions"] {
                 guard let v = Int(d), sentimentDimensions.contains(v), v & (v - 1) == 0 else {
@@ -229,6 +231,9 @@ public enum RequestValidation {
 
     static func jobBroadcast(_ b: Chorus_V1_JobBroadcast) throws {
         try id(b.jobID, "job_broadcast.job_id")
+        try id(b.kind, "job_broadcast.kind", allowEmpty: true)
+        try id(b.stage, "job_broadcast.stage", allowEmpty: true)
+        try params(b.params, "job_broadcast.params")
         try unique(b.als.map(\.side), "job_broadcast.als", what: "side")
         for (i, m) in b.als.enumerated() { try alsModelShape(m, "job_broadcast.als[\(i)]") }
         if b.hasAlsCutoffs {

@@ -138,7 +138,7 @@ public enum WireFuzz {
         var out: [Int: [Chorus_V1_Request]] = [:]
         // run_task: every kind and stage on every partition.
         let stages: [(String, [String])] = [
-            (JobKinds.features, ["catalog", "compute"]),
+            ("features", ["catalog", "compute"]),  // a kind on the job SDK: one message for one or more partitions
             (JobKinds.als, ["als-last", "als-load", "als-users-1", "als-items-1", "als-save"]),
             (JobKinds.sentimentTrain, ["st-load", "st-eval-1"]),
             (JobKinds.sentiment, ["catalog", "sentiment-content", "sentiment-users", "sentiment-why"]),
@@ -150,6 +150,7 @@ public enum WireFuzz {
                 var t = Chorus_V1_RunTask()
                 t.jobID = "fuzz-" + kind; t.kind = kind; t.stage = stage
                 t.partition = ps[Int(StableHash.fnv1a64(Array(stage.utf8)) % UInt64(ps.count))]
+                if kind == "features" { t.partitions = [t.partition] }
                 t.params = kind == JobKinds.als ? alsParams : kind == JobKinds.sentimentTrain ? ["dimensions": "1024"] : [:]
                 return req(.runTask(t))
             }

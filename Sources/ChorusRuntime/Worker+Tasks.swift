@@ -5,9 +5,9 @@ import ChorusWire
 import Foundation
 import SwiftProtobuf
 
-/// Job kinds and their stages. A stage runs once per partition on the partition's owner.
+/// The built-in job kinds not yet moved onto the job SDK (JobSDK/Job.swift); each moves to
+/// Sources/ChorusJobs/<Kind>/ and leaves this list.
 public enum JobKinds {
-    public static let features = "features"
     public static let als = "als"
     /// Trains a sentiment model on the labelled texts of a dataset (`chorus model train sentiment`).
     public static let sentimentTrain = "sentiment-train"
@@ -15,12 +15,7 @@ public enum JobKinds {
     public static let sentiment = "sentiment"
     /// Groups the negative comments about one topic, hashtag or brand into complaint themes.
     public static let themes = "themes"
-    public static let all = [features, als, sentimentTrain, sentiment, themes]
-    /// features: "catalog" collects the small dimension tables; the coordinator broadcasts them;
-    /// "compute" builds user profiles and content features with local reads only.
-    public static func stages(_ kind: String) -> [String] {
-        kind == features ? ["catalog", "compute"] : []
-    }
+    public static let all = [als, sentimentTrain, sentiment, themes]
 
     /// Tasks per partition of a job (the progress denominator).
     public static func stageCount(_ kind: String, params: [String: String]) -> Int {
@@ -35,7 +30,7 @@ public enum JobKinds {
             // st-load + one evaluation per epoch (line-search retries are not counted ahead)
             return 1 + max(1, Int(params["iterations"] ?? "") ?? 120)
         }
-        return stages(kind).count
+        return 1
     }
 }
 
@@ -47,7 +42,6 @@ extension Worker {
         try checkPrimary([t.partition], in: state.withLock { $0.map })
         state.withLock { $0.runningTasks += 1 }
         defer { state.withLock { $0.runningTasks -= 1 } }
-        let store = self.store
         // Test knob: slow every task down so tests can disturb a running job (documented in docs/cli.md).
         if let ms = Int(t.params["debug_task_delay_ms"] ?? ""), ms > 0 {
             _ = try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
@@ -60,17 +54,6 @@ extension Worker {
             result = try await runALSTask(t)
         case JobKinds.sentimentTrain:
             result = try await runSentimentTrainTask(t)
-        case "catalog":
-            result = try await computeQueue.run { try Self.catalogTask(store: store, t) }
-        case "compute":
-            guard let catalog = state.withLock({ $0.catalogs[t.jobID] }) else {
-                throw ChorusError(.unavailable, "job \(t.jobID): catalog broadcast not received on \(name)")
-            }
-            let asOf = Int64(t.params["as_of"] ?? "") ?? Int64(Date().timeIntervalSince1970)
-            let (r, ops) = try await computeQueue.run { try Self.computeTask(store: store, t, catalog: catalog, asOf: asOf) }
-            // Results are written on the primary and replicated like ingested data.
-            try await writeDerived(ops)
-            result = r
         default:
             throw ChorusError(.usage, "unknown stage '\(t.stage)' for job kind \(t.kind)")
         }
@@ -137,104 +120,5 @@ extension Worker {
         }
         if let c = current { try body(c, group) }
         return n
-    }
-
-    static func computeTask(store: Store, _ t: Chorus_V1_RunTask, catalog: FeatureCatalog,
-                            asOf: Int64) throws -> (Chorus_V1_TaskResult, [Chorus_V1_ReplicaOp]) {
-        let p = t.partition
-        var summary = GlobalSummary()
-        var read: UInt64 = 0
-
-        // Small per-partition tables: user records and follow counts.
-        var users: [String: UserRecord] = [:]
-        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.user))) { _, v in
-            let u = Wire.decode(try Chorus_V1_User(borrowing: UnsafeRawBufferPointer(v)))
-            users[u.id] = u
-            read += 1
-            return true
-        }
-        var following: [String: Int] = [:], followers: [String: Int] = [:]
-        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.followOut))) { k, _ in
-            following[groupId(k), default: 0] += 1
-            read += 1
-            return true
-        }
-        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.followIn))) { k, _ in
-            followers[groupId(k), default: 0] += 1
-            read += 1
-            return true
-        }
-
-        var ops: [Chorus_V1_ReplicaOp] = []
-        func put(_ key: [UInt8], _ value: [UInt8]) {
-            var op = Chorus_V1_ReplicaOp()
-            op.partition = p
-            op.key = Data(key)
-            op.value = Data(value)
-            ops.append(op)
-        }
-        // Replace the previous results of this partition.
-        for d in [ShardKeys.Derived.profile, .contentStats] {
-            let pre = ShardKeys.prefix(partition: p, role: d.rawValue)
-            if let end = Store.prefixEnd(pre) {
-                var op = Chorus_V1_ReplicaOp()
-                op.partition = p
-                op.key = Data(pre)
-                op.rangeEnd = Data(end)
-                ops.append(op)
-            }
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var done = Set<String>()
-        func emitUser(_ id: String, _ interactions: [InteractionRecord]) throws {
-            let f = FeatureMath.userFeatures(userId: id, user: users[id], interactions: interactions,
-                                             followers: followers[id] ?? 0, following: following[id] ?? 0,
-                                             catalog: catalog, asOf: asOf)
-            summary.add(f)
-            put(ShardKeys.key(partition: p, role: ShardKeys.Derived.profile.rawValue, id: Array(id.utf8)),
-                Array(try encoder.encode(f)))
-            done.insert(id)
-        }
-        read += UInt64(try scanGroups(store: store, partition: p, role: ShardKeys.role(.interactionByUser)) {
-            try emitUser($0, $1)
-        })
-        // Users with no interactions still get a profile (ids in sorted order for determinism).
-        for id in Set(users.keys).union(following.keys).union(followers.keys).subtracting(done).sorted() {
-            try emitUser(id, [])
-        }
-
-        // Content.
-        var contents: [String: ContentRecord] = [:]
-        try store.scan(prefix: ShardKeys.prefix(partition: p, role: ShardKeys.role(.content))) { _, v in
-            let c = Wire.decode(try Chorus_V1_Content(borrowing: UnsafeRawBufferPointer(v)))
-            contents[c.id] = c
-            read += 1
-            return true
-        }
-        var doneContent = Set<String>()
-        func emitContent(_ id: String, _ interactions: [InteractionRecord]) throws {
-            let f = FeatureMath.contentFeatures(contentId: id, content: contents[id], interactions: interactions,
-                                                catalog: catalog)
-            summary.contents += 1
-            // Interest totals are taken here, on the content side, where topics and hashtags are local.
-            if let c = contents[id] {
-                summary.addInterest(weight: interactions.reduce(0) { $0 + $1.kind.interestWeight },
-                                    topics: c.topics, hashtags: c.hashtags)
-            }
-            put(ShardKeys.key(partition: p, role: ShardKeys.Derived.contentStats.rawValue, id: Array(id.utf8)),
-                Array(try encoder.encode(f)))
-            doneContent.insert(id)
-        }
-        read += UInt64(try scanGroups(store: store, partition: p, role: ShardKeys.role(.interactionByContent)) {
-            try emitContent($0, $1)
-        })
-        for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id, []) }
-
-        var result = Chorus_V1_TaskResult()
-        result.jobID = t.jobID; result.stage = t.stage; result.partition = p
-        result.partialJson = String(decoding: try encoder.encode(summary), as: UTF8.self)
-        result.recordsRead = read
-        return (result, ops)
     }
 }

@@ -18,6 +18,8 @@ public struct WorkerOptions: Sendable {
     /// How long an acknowledged heartbeat keeps this worker allowed to serve writes and tasks (ms). Must stay
     /// below the coordinator's dead timeout (5 s); see docs/operations.md.
     public var leaseMs = 3_000
+    /// The job kinds this worker runs (the `chorus` program passes `StandardJobs.registry`).
+    public var jobs = JobRegistry.empty
 
     public init(coordinator: String, bind: String, advertise: String? = nil, dataDir: String, name: String? = nil,
                 cores: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -62,6 +64,8 @@ public final class Worker: Sendable {
         var clusterId: String?
     }
     let state = Mutex(State())
+    /// Per-job state of the job kinds in `options.jobs` (the job SDK).
+    let jobTable = WorkerJobTable()
     /// Shared WAL fsyncs for acknowledged writes.
     let commit: GroupCommit
     /// Peers to other workers (replication and partition copies), by address.
@@ -352,7 +356,15 @@ public final class Worker: Sendable {
         switch req.body {
         case let .writeBatch(b): return .writeBatch(try await write(b))
         case let .replicaWrite(r): return .ack(try await replicaWrite(r))
+        case let .runTask(t) where options.jobs[t.kind] != nil:
+            guard !t.partitions.isEmpty else {
+                throw RequestValidation.invalid("run_task.partitions", "a task of job kind \(t.kind) names no partitions")
+            }
+            return .taskResults(try await runJobTasks(t))
         case let .runTask(t): return .taskResult(try await runTask(t))
+        case let .jobBroadcast(b) where options.jobs[b.kind] != nil:
+            try receiveJobBroadcast(b)
+            return .ack(.init())
         case let .jobBroadcast(b):
             if !b.als.isEmpty || b.hasAlsCutoffs {
                 try alsBroadcast(b)
@@ -367,6 +379,7 @@ public final class Worker: Sendable {
             }
             return .ack(.init())
         case let .jobRelease(r):
+            jobTable.release(r.id)
             state.withLock {
                 _ = $0.catalogs.removeValue(forKey: r.id)
                 _ = $0.als.removeValue(forKey: r.id)

@@ -51,14 +51,28 @@ public final class DealerClient: @unchecked Sendable {
     /// Sends `payload` and waits for the reply carrying `correlationId`, at most `timeout`.
     public func request(_ payload: [UInt8], correlationId: UInt64, timeout: Duration) async throws -> [UInt8] {
         let ms = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<[UInt8], any Error>) in
-            let accepted = state.withLock { s -> Bool in
-                if s.closed { return false }
-                s.pending[correlationId] = Pending(continuation: cont, deadline: .now + timeout, timeoutMs: ms)
-                s.outbox.append([payload])
-                return true
+        // A cancelled caller stops waiting at once (the reply, if one still comes, is dropped): a cancelled job's
+        // driver does not wait for its workers' task replies.
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<[UInt8], any Error>) in
+                let accepted = state.withLock { s -> Bool in
+                    if s.closed { return false }
+                    s.pending[correlationId] = Pending(continuation: cont, deadline: .now + timeout, timeoutMs: ms)
+                    s.outbox.append([payload])
+                    return true
+                }
+                if accepted { waker.wake() } else { cont.resume(throwing: TransportError.closed) }
+                if Task.isCancelled { abandon(correlationId) }
             }
-            if accepted { waker.wake() } else { cont.resume(throwing: TransportError.closed) }
+        } onCancel: {
+            abandon(correlationId)
+        }
+    }
+
+    /// Fails a pending request with CancellationError (whoever removes it from `pending` resumes it, once).
+    private func abandon(_ correlationId: UInt64) {
+        if let p = state.withLock({ $0.pending.removeValue(forKey: correlationId) }) {
+            p.continuation.resume(throwing: CancellationError())
         }
     }
 

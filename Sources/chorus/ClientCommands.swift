@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusJobs
 import ChorusData
 import ChorusModel
 import ChorusRuntime
@@ -310,11 +311,50 @@ struct SummaryView: Decodable {
 struct Job: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Submit, watch, list and cancel jobs.",
-        subcommands: [Submit.self, Status.self, Watch.self, List.self, Cancel.self])
+        subcommands: [Submit.self, Status.self, Watch.self, List.self, Cancel.self, Kinds.self])
+
+    struct Kinds: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the job kinds, or one kind's parameters.",
+            discussion: reflow("""
+            Generated from each kind's own declarations (the job SDK, docs/jobs.md): what the kind
+            computes and every parameter with its default, its values and a line of help.
+            """))
+        @Argument(help: "Show this kind's parameters.") var kind: String?
+        @Flag(help: "Print as JSON.") var json = false
+        func run() async throws {
+            try await guarded {
+                let registry = StandardJobs.registry
+                let kinds = kind.map { [$0] } ?? JobParameters.allKinds(registry)
+                for k in kinds where JobParameters.declared(k, registry: registry) == nil {
+                    throw ChorusError(.usage, "unknown job kind '\(k)'",
+                                      hint: "known kinds: \(JobParameters.allKinds(registry).joined(separator: ", "))")
+                }
+                if json {
+                    printJSON(["kinds": kinds.map { k -> [String: Any] in
+                        let decl = JobParameters.declared(k, registry: registry) ?? []
+                        return ["kind": k, "about": JobParameters.about(k, registry: registry),
+                                "parameters": decl.filter { !$0.internalUse }.map {
+                                    ["name": $0.name, "default": $0.defaultValue, "values": $0.shape, "help": $0.help]
+                                }]
+                    }])
+                } else if let k = kind {
+                    print("\(k): \(JobParameters.about(k, registry: registry))\n")
+                    print(JobParameters.helpText(registry, kinds: [k]))
+                } else {
+                    let width = (kinds.map(\.count).max() ?? 0) + 2
+                    for k in kinds {
+                        print(k.padding(toLength: width, withPad: " ", startingAt: 0) + JobParameters.about(k, registry: registry))
+                    }
+                    print("\nparameters of one kind: chorus job kinds KIND")
+                }
+            }
+        }
+    }
 
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Submit a job. Kinds: \(JobKinds.all.joined(separator: ", ")).",
+            abstract: "Submit a job. Kinds: \(JobParameters.allKinds(StandardJobs.registry).joined(separator: ", ")).",
             discussion: """
             features: per-user profiles (counts by type and channel, engagement rate,
             active hours and weekdays, recency and frequency, top topics and
@@ -325,10 +365,12 @@ struct Job: AsyncParsableCommand {
             sentiment, and raises alerts (`chorus alerts`).
             themes: complaint themes of the negative comments about one key.
             sentiment-train: trains a model (`chorus model train sentiment` wraps it).
+            top-hashtags: the most engaged-with hashtags per channel.
+            `chorus job kinds` lists every kind; `chorus job kinds KIND` its parameters.
 
             Unknown parameters and bad values are refused at submit (exit 64).
 
-            \(JobParameters.helpText())
+            \(JobParameters.helpText(StandardJobs.registry))
 
             Examples:
               chorus job submit features --as-of 2025-09-29T00:00:00Z --wait

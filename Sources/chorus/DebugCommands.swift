@@ -36,7 +36,8 @@ struct Debug: AsyncParsableCommand {
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
-                let r = try await DebugRequests.runTask(worker: target.worker, partition: target.partition,
+                let r = try await DebugRequests.runTask(worker: target.worker, kind: "features", stage: "catalog",
+                                                        partition: target.partition,
                                                         mapVersion: target.mapVersion)
                 printJSON(["records_read": Int(r.recordsRead), "map_version": Int(r.mapVersion)])
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChorusData
+import ChorusJobs
 import ChorusModel
 import ChorusRuntime
 import ChorusWire
@@ -39,17 +40,19 @@ struct Local: AsyncParsableCommand {
             let root = (data as NSString).standardizingPath
             func say(_ s: String) { if !json { print(s); fflush(nil) } }
             say("chorus local: \(workers) workers, data in \(root)")
-            let coord = try Coordinator(options: CoordinatorOptions(bind: bind, dataDir: root + "/coordinator",
-                                                                    partitions: partitions),
+            var coordOptions = CoordinatorOptions(bind: bind, dataDir: root + "/coordinator", partitions: partitions)
+            coordOptions.jobs = StandardJobs.registry
+            let coord = try Coordinator(options: coordOptions,
                                         logger: Logger(label: "chorus.coordinator"))
             let coordTask = Task { await coord.run() }
             var ws: [Worker] = []
             var tasks: [Task<Void, Never>] = []
             for i in 1...workers {
                 let cores = max(1, ProcessInfo.processInfo.activeProcessorCount / workers)
-                let w = try Worker(options: WorkerOptions(coordinator: coord.endpoint, bind: "tcp://127.0.0.1:*",
-                                                          dataDir: root + "/worker-\(i)", name: "worker-\(i)",
-                                                          cores: max(cores, 1)),
+                var workerOptions = WorkerOptions(coordinator: coord.endpoint, bind: "tcp://127.0.0.1:*",
+                                                  dataDir: root + "/worker-\(i)", name: "worker-\(i)", cores: max(cores, 1))
+                workerOptions.jobs = StandardJobs.registry
+                let w = try Worker(options: workerOptions,
                                    logger: Logger(label: "chorus.worker"))
                 ws.append(w)
                 tasks.append(Task { await w.run() })

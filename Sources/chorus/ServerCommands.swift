@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusJobs
 import ChorusModel
 import ChorusRuntime
 import Foundation
@@ -47,6 +48,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         try await guarded {
             var o = CoordinatorOptions(bind: bind, dataDir: data, partitions: partitions, replication: replication)
+            o.jobs = StandardJobs.registry
             o.moves.rateBytesPerSecond = UInt64(max(0, moveRateMib) * 1_048_576)
             o.moves.maxMoves = max(1, maxMoves)
             let c = try Coordinator(options: o, logger: Logger(label: "chorus.coordinator"))
@@ -97,6 +99,7 @@ struct WorkerCommand: AsyncParsableCommand {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         try await guarded {
             var o = WorkerOptions(coordinator: coordinator, bind: bind, advertise: advertise, dataDir: data, name: name)
+            o.jobs = StandardJobs.registry
             if let cores { o.cores = cores }
             let w = try Worker(options: o, logger: Logger(label: "chorus.worker"))
             print("worker \(w.name) (\(w.nodeId)) listening on \(w.endpoint)")

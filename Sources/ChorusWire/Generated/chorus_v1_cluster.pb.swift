@@ -262,258 +262,270 @@ public nonisolated enum Chorus_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIterab
 
 }
 
-public nonisolated struct Chorus_V1_Request: Sendable {
+public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// 1
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   /// echoed in the Response
-  public var correlationID: UInt64 = 0
+  public var correlationID: UInt64 {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
 
   /// node id or "client"
-  public var sender: String = String()
+  public var sender: String {
+    get {_storage._sender}
+    set {_uniqueStorage()._sender = newValue}
+  }
 
-  public var body: Chorus_V1_Request.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   public var registerWorker: Chorus_V1_RegisterWorker {
     get {
-      if case .registerWorker(let v)? = body {return v}
+      if case .registerWorker(let v)? = _storage._body {return v}
       return Chorus_V1_RegisterWorker()
     }
-    set {body = .registerWorker(newValue)}
+    set {_uniqueStorage()._body = .registerWorker(newValue)}
   }
 
   public var heartbeat: Chorus_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = body {return v}
+      if case .heartbeat(let v)? = _storage._body {return v}
       return Chorus_V1_Heartbeat()
     }
-    set {body = .heartbeat(newValue)}
+    set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
   public var clusterStatus: Chorus_V1_ClusterStatusRequest {
     get {
-      if case .clusterStatus(let v)? = body {return v}
+      if case .clusterStatus(let v)? = _storage._body {return v}
       return Chorus_V1_ClusterStatusRequest()
     }
-    set {body = .clusterStatus(newValue)}
+    set {_uniqueStorage()._body = .clusterStatus(newValue)}
   }
 
   public var partitionMap: Chorus_V1_PartitionMapRequest {
     get {
-      if case .partitionMap(let v)? = body {return v}
+      if case .partitionMap(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionMapRequest()
     }
-    set {body = .partitionMap(newValue)}
+    set {_uniqueStorage()._body = .partitionMap(newValue)}
   }
 
   public var writeBatch: Chorus_V1_WriteBatch {
     get {
-      if case .writeBatch(let v)? = body {return v}
+      if case .writeBatch(let v)? = _storage._body {return v}
       return Chorus_V1_WriteBatch()
     }
-    set {body = .writeBatch(newValue)}
+    set {_uniqueStorage()._body = .writeBatch(newValue)}
   }
 
   public var submitJob: Chorus_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = body {return v}
+      if case .submitJob(let v)? = _storage._body {return v}
       return Chorus_V1_SubmitJob()
     }
-    set {body = .submitJob(newValue)}
+    set {_uniqueStorage()._body = .submitJob(newValue)}
   }
 
   public var jobStatus: Chorus_V1_JobRef {
     get {
-      if case .jobStatus(let v)? = body {return v}
+      if case .jobStatus(let v)? = _storage._body {return v}
       return Chorus_V1_JobRef()
     }
-    set {body = .jobStatus(newValue)}
+    set {_uniqueStorage()._body = .jobStatus(newValue)}
   }
 
   public var jobList: Chorus_V1_JobListRequest {
     get {
-      if case .jobList(let v)? = body {return v}
+      if case .jobList(let v)? = _storage._body {return v}
       return Chorus_V1_JobListRequest()
     }
-    set {body = .jobList(newValue)}
+    set {_uniqueStorage()._body = .jobList(newValue)}
   }
 
   public var jobCancel: Chorus_V1_JobRef {
     get {
-      if case .jobCancel(let v)? = body {return v}
+      if case .jobCancel(let v)? = _storage._body {return v}
       return Chorus_V1_JobRef()
     }
-    set {body = .jobCancel(newValue)}
+    set {_uniqueStorage()._body = .jobCancel(newValue)}
   }
 
   public var runTask: Chorus_V1_RunTask {
     get {
-      if case .runTask(let v)? = body {return v}
+      if case .runTask(let v)? = _storage._body {return v}
       return Chorus_V1_RunTask()
     }
-    set {body = .runTask(newValue)}
+    set {_uniqueStorage()._body = .runTask(newValue)}
   }
 
   public var profileGet: Chorus_V1_ProfileGet {
     get {
-      if case .profileGet(let v)? = body {return v}
+      if case .profileGet(let v)? = _storage._body {return v}
       return Chorus_V1_ProfileGet()
     }
-    set {body = .profileGet(newValue)}
+    set {_uniqueStorage()._body = .profileGet(newValue)}
   }
 
   public var profileScan: Chorus_V1_ProfileScan {
     get {
-      if case .profileScan(let v)? = body {return v}
+      if case .profileScan(let v)? = _storage._body {return v}
       return Chorus_V1_ProfileScan()
     }
-    set {body = .profileScan(newValue)}
+    set {_uniqueStorage()._body = .profileScan(newValue)}
   }
 
   public var jobBroadcast: Chorus_V1_JobBroadcast {
     get {
-      if case .jobBroadcast(let v)? = body {return v}
+      if case .jobBroadcast(let v)? = _storage._body {return v}
       return Chorus_V1_JobBroadcast()
     }
-    set {body = .jobBroadcast(newValue)}
+    set {_uniqueStorage()._body = .jobBroadcast(newValue)}
   }
 
   public var jobRelease: Chorus_V1_JobRef {
     get {
-      if case .jobRelease(let v)? = body {return v}
+      if case .jobRelease(let v)? = _storage._body {return v}
       return Chorus_V1_JobRef()
     }
-    set {body = .jobRelease(newValue)}
+    set {_uniqueStorage()._body = .jobRelease(newValue)}
   }
 
   /// deprecated: acknowledged and ignored since partitions move with their data
   public var sealPartitions: Chorus_V1_SealPartitions {
     get {
-      if case .sealPartitions(let v)? = body {return v}
+      if case .sealPartitions(let v)? = _storage._body {return v}
       return Chorus_V1_SealPartitions()
     }
-    set {body = .sealPartitions(newValue)}
+    set {_uniqueStorage()._body = .sealPartitions(newValue)}
   }
 
   /// primary -> replicas and learners
   public var replicaWrite: Chorus_V1_ReplicaWrite {
     get {
-      if case .replicaWrite(let v)? = body {return v}
+      if case .replicaWrite(let v)? = _storage._body {return v}
       return Chorus_V1_ReplicaWrite()
     }
-    set {body = .replicaWrite(newValue)}
+    set {_uniqueStorage()._body = .replicaWrite(newValue)}
   }
 
   /// client -> coordinator: drain, undrain, remove
   public var nodeAdmin: Chorus_V1_NodeAdmin {
     get {
-      if case .nodeAdmin(let v)? = body {return v}
+      if case .nodeAdmin(let v)? = _storage._body {return v}
       return Chorus_V1_NodeAdmin()
     }
-    set {body = .nodeAdmin(newValue)}
+    set {_uniqueStorage()._body = .nodeAdmin(newValue)}
   }
 
   /// client -> coordinator
   public var rebalance: Chorus_V1_RebalanceRequest {
     get {
-      if case .rebalance(let v)? = body {return v}
+      if case .rebalance(let v)? = _storage._body {return v}
       return Chorus_V1_RebalanceRequest()
     }
-    set {body = .rebalance(newValue)}
+    set {_uniqueStorage()._body = .rebalance(newValue)}
   }
 
   /// coordinator -> move target
   public var copyPartition: Chorus_V1_CopyPartition {
     get {
-      if case .copyPartition(let v)? = body {return v}
+      if case .copyPartition(let v)? = _storage._body {return v}
       return Chorus_V1_CopyPartition()
     }
-    set {body = .copyPartition(newValue)}
+    set {_uniqueStorage()._body = .copyPartition(newValue)}
   }
 
   /// move target -> partition primary
   public var partitionChunk: Chorus_V1_PartitionChunkRequest {
     get {
-      if case .partitionChunk(let v)? = body {return v}
+      if case .partitionChunk(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionChunkRequest()
     }
-    set {body = .partitionChunk(newValue)}
+    set {_uniqueStorage()._body = .partitionChunk(newValue)}
   }
 
   /// coordinator -> worker, after every map change
   public var mapPush: Chorus_V1_PartitionMap {
     get {
-      if case .mapPush(let v)? = body {return v}
+      if case .mapPush(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionMap()
     }
-    set {body = .mapPush(newValue)}
+    set {_uniqueStorage()._body = .mapPush(newValue)}
   }
 
   /// client -> coordinator
   public var recommend: Chorus_V1_RecommendRequest {
     get {
-      if case .recommend(let v)? = body {return v}
+      if case .recommend(let v)? = _storage._body {return v}
       return Chorus_V1_RecommendRequest()
     }
-    set {body = .recommend(newValue)}
+    set {_uniqueStorage()._body = .recommend(newValue)}
   }
 
   /// client -> coordinator
   public var similar: Chorus_V1_SimilarRequest {
     get {
-      if case .similar(let v)? = body {return v}
+      if case .similar(let v)? = _storage._body {return v}
       return Chorus_V1_SimilarRequest()
     }
-    set {body = .similar(newValue)}
+    set {_uniqueStorage()._body = .similar(newValue)}
   }
 
   /// coordinator -> the primary of the user's partition
   public var userHistory: Chorus_V1_UserHistoryRequest {
     get {
-      if case .userHistory(let v)? = body {return v}
+      if case .userHistory(let v)? = _storage._body {return v}
       return Chorus_V1_UserHistoryRequest()
     }
-    set {body = .userHistory(newValue)}
+    set {_uniqueStorage()._body = .userHistory(newValue)}
   }
 
   /// client -> coordinator: the stored models (name filter optional)
   public var modelList: Chorus_V1_ModelRequest {
     get {
-      if case .modelList(let v)? = body {return v}
+      if case .modelList(let v)? = _storage._body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {body = .modelList(newValue)}
+    set {_uniqueStorage()._body = .modelList(newValue)}
   }
 
   /// client -> coordinator: one model, with its file when with_file is set
   public var modelGet: Chorus_V1_ModelRequest {
     get {
-      if case .modelGet(let v)? = body {return v}
+      if case .modelGet(let v)? = _storage._body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {body = .modelGet(newValue)}
+    set {_uniqueStorage()._body = .modelGet(newValue)}
   }
 
   /// client -> coordinator: store a model file as the name's next version
   public var modelPut: Chorus_V1_ModelPut {
     get {
-      if case .modelPut(let v)? = body {return v}
+      if case .modelPut(let v)? = _storage._body {return v}
       return Chorus_V1_ModelPut()
     }
-    set {body = .modelPut(newValue)}
+    set {_uniqueStorage()._body = .modelPut(newValue)}
   }
 
   /// client -> coordinator: series, alerts and keys of the sentiment job
   public var sentimentQuery: Chorus_V1_SentimentQuery {
     get {
-      if case .sentimentQuery(let v)? = body {return v}
+      if case .sentimentQuery(let v)? = _storage._body {return v}
       return Chorus_V1_SentimentQuery()
     }
-    set {body = .sentimentQuery(newValue)}
+    set {_uniqueStorage()._body = .sentimentQuery(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -565,6 +577,8 @@ public nonisolated struct Chorus_V1_Request: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_Response: Sendable {
@@ -744,6 +758,14 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     set {body = .sentiment(newValue)}
   }
 
+  public var taskResults: Chorus_V1_TaskResults {
+    get {
+      if case .taskResults(let v)? = body {return v}
+      return Chorus_V1_TaskResults()
+    }
+    set {body = .taskResults(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -768,6 +790,7 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     case modelList(Chorus_V1_ModelList)
     case model(Chorus_V1_ModelReply)
     case sentiment(Chorus_V1_SentimentReply)
+    case taskResults(Chorus_V1_TaskResults)
 
   }
 
@@ -1486,6 +1509,25 @@ public nonisolated struct Chorus_V1_RunTask: Sendable {
 
   public var attempt: UInt32 = 0
 
+  /// Job SDK (docs/jobs.md): one message per worker per stage. When set, the task covers these partitions (the
+  /// worker runs them in parallel) and the reply is `task_results` with one result per partition; `partition` is
+  /// then ignored.
+  public var partitions: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The reply to a RunTask with `partitions`: one result per partition, in the order asked; a partition that
+/// failed carries `error` (and is retried on its own by the coordinator).
+public nonisolated struct Chorus_V1_TaskResults: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var results: [Chorus_V1_TaskResult] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1589,6 +1631,22 @@ public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
     get {_storage._sentimentPartialJson}
     set {_uniqueStorage()._sentimentPartialJson = newValue}
   }
+
+  /// job SDK: the job's own result message (proto/chorus/v1/jobs/<kind>.proto), opaque here
+  public var payload: Data {
+    get {_storage._payload}
+    set {_uniqueStorage()._payload = newValue}
+  }
+
+  /// in TaskResults: this partition failed
+  public var error: Chorus_V1_ErrorReply {
+    get {_storage._error ?? Chorus_V1_ErrorReply()}
+    set {_uniqueStorage()._error = newValue}
+  }
+  /// Returns true if `error` has been explicitly set.
+  public var hasError: Bool {_storage._error != nil}
+  /// Clears the value of `error`. Subsequent reads from it will return its default value.
+  public mutating func clearError() {_uniqueStorage()._error = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1932,6 +1990,18 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
 
   /// jobs "sentiment" (stage sentiment-why: the alerts to explain) and "themes"
   public var sentimentJson: String = String()
+
+  /// job SDK: the job kind, so a worker can create the job's state on first use
+  public var kind: String = String()
+
+  /// job SDK: the job's own broadcast message (proto/chorus/v1/jobs/<kind>.proto)
+  public var payload: Data = Data()
+
+  /// job SDK: the stage this broadcast belongs to
+  public var stage: String = String()
+
+  /// job SDK: the job's params (a worker may create the job's state from this)
+  public var params: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2284,521 +2354,563 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
   public static let protoMessageName: String = _protobuf_package + ".Request"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0")
 
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _correlationID: UInt64 = 0
+    var _sender: String = String()
+    var _body: Chorus_V1_Request.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _correlationID = source._correlationID
+      _sender = source._sender
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.correlationID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.sender) }()
-      case 10: try {
-        var v: Chorus_V1_RegisterWorker?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .registerWorker(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._sender) }()
+        case 10: try {
+          var v: Chorus_V1_RegisterWorker?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .registerWorker(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .registerWorker(v)
+          }
+        }()
+        case 11: try {
+          var v: Chorus_V1_Heartbeat?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .heartbeat(v)
+          }
+        }()
+        case 12: try {
+          var v: Chorus_V1_ClusterStatusRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .clusterStatus(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .clusterStatus(v)
+          }
+        }()
+        case 13: try {
+          var v: Chorus_V1_PartitionMapRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .partitionMap(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .partitionMap(v)
+          }
+        }()
+        case 14: try {
+          var v: Chorus_V1_WriteBatch?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .writeBatch(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .writeBatch(v)
+          }
+        }()
+        case 15: try {
+          var v: Chorus_V1_SubmitJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitJob(v)
+          }
+        }()
+        case 16: try {
+          var v: Chorus_V1_JobRef?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobStatus(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobStatus(v)
+          }
+        }()
+        case 17: try {
+          var v: Chorus_V1_JobListRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobList(v)
+          }
+        }()
+        case 18: try {
+          var v: Chorus_V1_JobRef?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobCancel(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobCancel(v)
+          }
+        }()
+        case 19: try {
+          var v: Chorus_V1_RunTask?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .runTask(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .runTask(v)
+          }
+        }()
+        case 20: try {
+          var v: Chorus_V1_ProfileGet?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .profileGet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .profileGet(v)
+          }
+        }()
+        case 21: try {
+          var v: Chorus_V1_ProfileScan?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .profileScan(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .profileScan(v)
+          }
+        }()
+        case 22: try {
+          var v: Chorus_V1_JobBroadcast?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobBroadcast(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobBroadcast(v)
+          }
+        }()
+        case 23: try {
+          var v: Chorus_V1_JobRef?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobRelease(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobRelease(v)
+          }
+        }()
+        case 24: try {
+          var v: Chorus_V1_SealPartitions?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .sealPartitions(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .sealPartitions(v)
+          }
+        }()
+        case 25: try {
+          var v: Chorus_V1_ReplicaWrite?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .replicaWrite(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .replicaWrite(v)
+          }
+        }()
+        case 26: try {
+          var v: Chorus_V1_NodeAdmin?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .nodeAdmin(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .nodeAdmin(v)
+          }
+        }()
+        case 27: try {
+          var v: Chorus_V1_RebalanceRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rebalance(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rebalance(v)
+          }
+        }()
+        case 28: try {
+          var v: Chorus_V1_CopyPartition?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .copyPartition(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .copyPartition(v)
+          }
+        }()
+        case 29: try {
+          var v: Chorus_V1_PartitionChunkRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .partitionChunk(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .partitionChunk(v)
+          }
+        }()
+        case 30: try {
+          var v: Chorus_V1_PartitionMap?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .mapPush(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .mapPush(v)
+          }
+        }()
+        case 31: try {
+          var v: Chorus_V1_RecommendRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .recommend(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .recommend(v)
+          }
+        }()
+        case 32: try {
+          var v: Chorus_V1_SimilarRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .similar(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .similar(v)
+          }
+        }()
+        case 33: try {
+          var v: Chorus_V1_UserHistoryRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .userHistory(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .userHistory(v)
+          }
+        }()
+        case 34: try {
+          var v: Chorus_V1_ModelRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelList(v)
+          }
+        }()
+        case 35: try {
+          var v: Chorus_V1_ModelRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelGet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelGet(v)
+          }
+        }()
+        case 36: try {
+          var v: Chorus_V1_ModelPut?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelPut(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelPut(v)
+          }
+        }()
+        case 37: try {
+          var v: Chorus_V1_SentimentQuery?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .sentimentQuery(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .sentimentQuery(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .registerWorker(v)
-        }
-      }()
-      case 11: try {
-        var v: Chorus_V1_Heartbeat?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .heartbeat(v)
-        }
-      }()
-      case 12: try {
-        var v: Chorus_V1_ClusterStatusRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .clusterStatus(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .clusterStatus(v)
-        }
-      }()
-      case 13: try {
-        var v: Chorus_V1_PartitionMapRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .partitionMap(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .partitionMap(v)
-        }
-      }()
-      case 14: try {
-        var v: Chorus_V1_WriteBatch?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .writeBatch(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .writeBatch(v)
-        }
-      }()
-      case 15: try {
-        var v: Chorus_V1_SubmitJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .submitJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .submitJob(v)
-        }
-      }()
-      case 16: try {
-        var v: Chorus_V1_JobRef?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobStatus(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobStatus(v)
-        }
-      }()
-      case 17: try {
-        var v: Chorus_V1_JobListRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobList(v)
-        }
-      }()
-      case 18: try {
-        var v: Chorus_V1_JobRef?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobCancel(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobCancel(v)
-        }
-      }()
-      case 19: try {
-        var v: Chorus_V1_RunTask?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .runTask(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .runTask(v)
-        }
-      }()
-      case 20: try {
-        var v: Chorus_V1_ProfileGet?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .profileGet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .profileGet(v)
-        }
-      }()
-      case 21: try {
-        var v: Chorus_V1_ProfileScan?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .profileScan(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .profileScan(v)
-        }
-      }()
-      case 22: try {
-        var v: Chorus_V1_JobBroadcast?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobBroadcast(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobBroadcast(v)
-        }
-      }()
-      case 23: try {
-        var v: Chorus_V1_JobRef?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobRelease(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobRelease(v)
-        }
-      }()
-      case 24: try {
-        var v: Chorus_V1_SealPartitions?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .sealPartitions(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .sealPartitions(v)
-        }
-      }()
-      case 25: try {
-        var v: Chorus_V1_ReplicaWrite?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .replicaWrite(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .replicaWrite(v)
-        }
-      }()
-      case 26: try {
-        var v: Chorus_V1_NodeAdmin?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .nodeAdmin(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .nodeAdmin(v)
-        }
-      }()
-      case 27: try {
-        var v: Chorus_V1_RebalanceRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .rebalance(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .rebalance(v)
-        }
-      }()
-      case 28: try {
-        var v: Chorus_V1_CopyPartition?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .copyPartition(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .copyPartition(v)
-        }
-      }()
-      case 29: try {
-        var v: Chorus_V1_PartitionChunkRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .partitionChunk(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .partitionChunk(v)
-        }
-      }()
-      case 30: try {
-        var v: Chorus_V1_PartitionMap?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .mapPush(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .mapPush(v)
-        }
-      }()
-      case 31: try {
-        var v: Chorus_V1_RecommendRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .recommend(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .recommend(v)
-        }
-      }()
-      case 32: try {
-        var v: Chorus_V1_SimilarRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .similar(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .similar(v)
-        }
-      }()
-      case 33: try {
-        var v: Chorus_V1_UserHistoryRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .userHistory(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .userHistory(v)
-        }
-      }()
-      case 34: try {
-        var v: Chorus_V1_ModelRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelList(v)
-        }
-      }()
-      case 35: try {
-        var v: Chorus_V1_ModelRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelGet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelGet(v)
-        }
-      }()
-      case 36: try {
-        var v: Chorus_V1_ModelPut?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelPut(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelPut(v)
-        }
-      }()
-      case 37: try {
-        var v: Chorus_V1_SentimentQuery?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .sentimentQuery(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .sentimentQuery(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
-    }
-    if self.correlationID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.correlationID, fieldNumber: 2)
-    }
-    if !self.sender.isEmpty {
-      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 3)
-    }
-    switch self.body {
-    case .registerWorker?: try {
-      guard case .registerWorker(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .clusterStatus?: try {
-      guard case .clusterStatus(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .partitionMap?: try {
-      guard case .partitionMap(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .writeBatch?: try {
-      guard case .writeBatch(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .submitJob?: try {
-      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .jobStatus?: try {
-      guard case .jobStatus(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case .jobList?: try {
-      guard case .jobList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-    }()
-    case .jobCancel?: try {
-      guard case .jobCancel(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-    }()
-    case .runTask?: try {
-      guard case .runTask(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-    }()
-    case .profileGet?: try {
-      guard case .profileGet(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .profileScan?: try {
-      guard case .profileScan(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case .jobBroadcast?: try {
-      guard case .jobBroadcast(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-    }()
-    case .jobRelease?: try {
-      guard case .jobRelease(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-    }()
-    case .sealPartitions?: try {
-      guard case .sealPartitions(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-    }()
-    case .replicaWrite?: try {
-      guard case .replicaWrite(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-    }()
-    case .nodeAdmin?: try {
-      guard case .nodeAdmin(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
-    }()
-    case .rebalance?: try {
-      guard case .rebalance(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
-    }()
-    case .copyPartition?: try {
-      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
-    }()
-    case .partitionChunk?: try {
-      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
-    }()
-    case .mapPush?: try {
-      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-    }()
-    case .recommend?: try {
-      guard case .recommend(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-    }()
-    case .similar?: try {
-      guard case .similar(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-    }()
-    case .userHistory?: try {
-      guard case .userHistory(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-    }()
-    case .modelList?: try {
-      guard case .modelList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-    }()
-    case .modelGet?: try {
-      guard case .modelGet(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-    }()
-    case .modelPut?: try {
-      guard case .modelPut(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
-    }()
-    case .sentimentQuery?: try {
-      guard case .sentimentQuery(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      if _storage._correlationID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 2)
+      }
+      if !_storage._sender.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sender, fieldNumber: 3)
+      }
+      switch _storage._body {
+      case .registerWorker?: try {
+        guard case .registerWorker(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .clusterStatus?: try {
+        guard case .clusterStatus(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .partitionMap?: try {
+        guard case .partitionMap(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .writeBatch?: try {
+        guard case .writeBatch(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .submitJob?: try {
+        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .jobStatus?: try {
+        guard case .jobStatus(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case .jobList?: try {
+        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      }()
+      case .jobCancel?: try {
+        guard case .jobCancel(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      }()
+      case .runTask?: try {
+        guard case .runTask(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case .profileGet?: try {
+        guard case .profileGet(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .profileScan?: try {
+        guard case .profileScan(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .jobBroadcast?: try {
+        guard case .jobBroadcast(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .jobRelease?: try {
+        guard case .jobRelease(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .sealPartitions?: try {
+        guard case .sealPartitions(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .replicaWrite?: try {
+        guard case .replicaWrite(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      }()
+      case .nodeAdmin?: try {
+        guard case .nodeAdmin(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+      }()
+      case .rebalance?: try {
+        guard case .rebalance(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+      }()
+      case .copyPartition?: try {
+        guard case .copyPartition(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+      }()
+      case .partitionChunk?: try {
+        guard case .partitionChunk(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+      }()
+      case .mapPush?: try {
+        guard case .mapPush(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+      }()
+      case .recommend?: try {
+        guard case .recommend(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+      }()
+      case .similar?: try {
+        guard case .similar(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+      }()
+      case .userHistory?: try {
+        guard case .userHistory(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+      }()
+      case .modelList?: try {
+        guard case .modelList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+      }()
+      case .modelGet?: try {
+        guard case .modelGet(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+      }()
+      case .modelPut?: try {
+        guard case .modelPut(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+      }()
+      case .sentimentQuery?: try {
+        guard case .sentimentQuery(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Request, rhs: Chorus_V1_Request) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs.correlationID != rhs.correlationID {return false}
-    if lhs.sender != rhs.sender {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        if _storage._sender != rhs_storage._sender {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2806,7 +2918,7 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3088,6 +3200,19 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .sentiment(v)
         }
       }()
+      case 31: try {
+        var v: Chorus_V1_TaskResults?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .taskResults(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .taskResults(v)
+        }
+      }()
       default: break
       }
     }
@@ -3185,6 +3310,10 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
     case .sentiment?: try {
       guard case .sentiment(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .taskResults?: try {
+      guard case .taskResults(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
     }()
     case nil: break
     }
@@ -4704,7 +4833,7 @@ nonisolated extension Chorus_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}kind\0\u{1}stage\0\u{1}partition\0\u{3}map_version\0\u{1}params\0\u{1}attempt\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}kind\0\u{1}stage\0\u{1}partition\0\u{3}map_version\0\u{1}params\0\u{1}attempt\0\u{1}partitions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4719,6 +4848,7 @@ nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._M
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
       case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      case 8: try { try decoder.decodeRepeatedUInt32Field(value: &self.partitions) }()
       default: break
       }
     }
@@ -4746,6 +4876,9 @@ nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.attempt != 0 {
       try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 7)
     }
+    if !self.partitions.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.partitions, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4757,6 +4890,37 @@ nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.mapVersion != rhs.mapVersion {return false}
     if lhs.params != rhs.params {return false}
     if lhs.attempt != rhs.attempt {return false}
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_TaskResults: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TaskResults"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}results\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.results) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.results.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.results, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_TaskResults, rhs: Chorus_V1_TaskResults) -> Bool {
+    if lhs.results != rhs.results {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4764,7 +4928,7 @@ nonisolated extension Chorus_V1_RunTask: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0\u{3}sentiment_load\0\u{3}sentiment_gradient\0\u{3}sentiment_partial_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0\u{3}sentiment_load\0\u{3}sentiment_gradient\0\u{3}sentiment_partial_json\0\u{1}payload\0\u{1}error\0")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -4780,6 +4944,8 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
     var _sentimentLoad: Chorus_V1_SentimentLoadResult? = nil
     var _sentimentGradient: Chorus_V1_SentimentGradient? = nil
     var _sentimentPartialJson: String = String()
+    var _payload: Data = Data()
+    var _error: Chorus_V1_ErrorReply? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4803,6 +4969,8 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       _sentimentLoad = source._sentimentLoad
       _sentimentGradient = source._sentimentGradient
       _sentimentPartialJson = source._sentimentPartialJson
+      _payload = source._payload
+      _error = source._error
     }
   }
 
@@ -4834,6 +5002,8 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentLoad) }()
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentGradient) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._sentimentPartialJson) }()
+        case 14: try { try decoder.decodeSingularBytesField(value: &_storage._payload) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
         default: break
         }
       }
@@ -4885,6 +5055,12 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       if !_storage._sentimentPartialJson.isEmpty {
         try visitor.visitSingularStringField(value: _storage._sentimentPartialJson, fieldNumber: 13)
       }
+      if !_storage._payload.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._payload, fieldNumber: 14)
+      }
+      try { if let v = _storage._error {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4907,6 +5083,8 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._sentimentLoad != rhs_storage._sentimentLoad {return false}
         if _storage._sentimentGradient != rhs_storage._sentimentGradient {return false}
         if _storage._sentimentPartialJson != rhs_storage._sentimentPartialJson {return false}
+        if _storage._payload != rhs_storage._payload {return false}
+        if _storage._error != rhs_storage._error {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5490,7 +5668,7 @@ nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0\u{3}sentiment_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0\u{3}sentiment_json\0\u{1}kind\0\u{1}payload\0\u{1}stage\0\u{1}params\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5506,6 +5684,10 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       case 6: try { try decoder.decodeSingularBytesField(value: &self.sentimentModel) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.sentimentStep) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.sentimentJson) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 10: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.stage) }()
+      case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
       default: break
       }
     }
@@ -5540,6 +5722,18 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if !self.sentimentJson.isEmpty {
       try visitor.visitSingularStringField(value: self.sentimentJson, fieldNumber: 8)
     }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 9)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 10)
+    }
+    if !self.stage.isEmpty {
+      try visitor.visitSingularStringField(value: self.stage, fieldNumber: 11)
+    }
+    if !self.params.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5552,6 +5746,10 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if lhs.sentimentModel != rhs.sentimentModel {return false}
     if lhs.sentimentStep != rhs.sentimentStep {return false}
     if lhs.sentimentJson != rhs.sentimentJson {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.payload != rhs.payload {return false}
+    if lhs.stage != rhs.stage {return false}
+    if lhs.params != rhs.params {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,227 @@
+import ChorusAnalytics
+import ChorusModel
+import ChorusRuntime
+import ChorusWire
+import Foundation
+import Synchronization
+
+/// Job kind `features`: every user's global profile (engagement, activity by type and channel, active hours,
+/// interests, recency and frequency) and every content item's features.
+///
+/// Stages: `catalog` collects the small dimension tables (user → channel and country, content → topics and
+/// hashtags); the coordinator broadcasts them; `compute` builds the profiles and content features with local
+/// reads only, writes them into the partition, and returns the partition's part of the global summary.
+public enum FeaturesJob: Job {
+    public static let kind = "features"
+    public static let about = "user profiles and content features (the base of every other job)"
+    public static let parameters: [JobParameter] = [
+        .init("as_of", .time, "now", "the reference time for recency"),
+    ]
+    public static func tasksPerPartition(_ params: JobParams) -> Int { 2 }
+
+    /// Stored roles (ChorusRuntime.ShardKeys.Derived, where `profile get` reads them).
+    static let profileRole = ShardKeys.Derived.profile.rawValue
+    static let contentRole = ShardKeys.Derived.contentStats.rawValue
+
+    public static func drive(_ ctx: JobContext) async throws -> String {
+        try await ctx.setStage("catalog")
+        var catalog = Chorus_V1_Jobs_FeaturesCatalog()
+        for out in try await ctx.collect("catalog") {
+            let part = try Chorus_V1_Jobs_FeaturesCatalog(serializedBytes: out.payload)
+            catalog.users.append(contentsOf: part.users)
+            catalog.contents.append(contentsOf: part.contents)
+        }
+        try await ctx.setStage("compute")
+        let broadcast = Broadcast(try catalog.serializedData())
+        var summary = GlobalSummary()
+        for out in try await ctx.collect("compute", broadcast: broadcast) {
+            let partial = GlobalSummary(try Chorus_V1_Jobs_FeaturesSummary(serializedBytes: out.payload))
+            guard partial.isWellFormed else {
+                throw ChorusError(.internal, "partition \(out.partition): malformed summary from its worker")
+            }
+            summary.merge(partial)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(summary.report), as: UTF8.self)
+    }
+
+    public static func workerState(_ info: WorkerJobInfo) throws -> any JobWorker { Worker() }
+
+    final class Worker: JobWorker {
+        let catalog = Mutex<FeatureCatalog?>(nil)
+
+        func receive(_ broadcast: JobBroadcast) throws {
+            let c: Chorus_V1_Jobs_FeaturesCatalog
+            do {
+                c = try Chorus_V1_Jobs_FeaturesCatalog(serializedBytes: broadcast.payload)
+            } catch {
+                throw TaskContext.invalid("job_broadcast.payload", "not a features catalog: \(error)")
+            }
+            let decoded = FeatureCatalog(c)
+            catalog.withLock { $0 = decoded }
+        }
+
+        func release() { catalog.withLock { $0 = nil } }
+
+        func run(_ task: TaskContext) async throws -> TaskOutput {
+            let data = task.data
+            switch task.stage {
+            case "catalog":
+                let (c, read) = try await task.compute { try FeaturesJob.catalog(data) }
+                return TaskOutput(partition: task.partition, payload: try c.serializedData(), recordsRead: read)
+            case "compute":
+                guard let catalog = catalog.withLock({ $0 }) else { throw task.unavailable("the catalog broadcast") }
+                let asOf = task.params.asOf
+                let (summary, writes, read) = try await task.compute {
+                    try FeaturesJob.compute(data, catalog: catalog, asOf: asOf, cancellation: task.cancellation)
+                }
+                // Results are written on the primary and replicated like ingested data.
+                try await task.write(writes)
+                return TaskOutput(partition: task.partition, payload: try Chorus_V1_Jobs_FeaturesSummary(summary).serializedData(),
+                                  recordsRead: read)
+            default:
+                throw TaskContext.invalid("run_task.stage", "features has no stage '\(task.stage.prefix(40))'")
+            }
+        }
+    }
+
+    /// The partition's users and content, as catalog rows.
+    static func catalog(_ data: PartitionView) throws -> (Chorus_V1_Jobs_FeaturesCatalog, UInt64) {
+        var out = Chorus_V1_Jobs_FeaturesCatalog()
+        var read: UInt64 = 0
+        try data.scan(role: ShardKeys.role(.user)) { _, value in
+            let u = try Chorus_V1_User(borrowing: value)
+            var cu = Chorus_V1_Jobs_CatalogUser()
+            cu.id = u.id; cu.channel = u.channel; cu.country = u.country
+            out.users.append(cu)
+            read += 1
+            return true
+        }
+        try data.scan(role: ShardKeys.role(.content)) { _, value in
+            let c = try Chorus_V1_Content(borrowing: value)
+            var cc = Chorus_V1_Jobs_CatalogContent()
+            cc.id = c.id; cc.topics = c.topics; cc.hashtags = c.hashtags
+            out.contents.append(cc)
+            read += 1
+            return true
+        }
+        return (out, read)
+    }
+
+    /// Builds the partition's profiles and content features (replacing the previous run's) and its summary.
+    static func compute(_ data: PartitionView, catalog: FeatureCatalog, asOf: Int64,
+                        cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
+        var summary = GlobalSummary()
+        var read: UInt64 = 0
+
+        // Small per-partition tables: user records and follow counts.
+        var users: [String: UserRecord] = [:]
+        try data.scan(role: ShardKeys.role(.user)) { _, v in
+            let u = Wire.decode(try Chorus_V1_User(borrowing: v))
+            users[u.id] = u
+            read += 1
+            return true
+        }
+        var following: [String: Int] = [:], followers: [String: Int] = [:]
+        try data.scan(role: ShardKeys.role(.followOut)) { k, _ in
+            following[PartitionView.groupId(of: k), default: 0] += 1
+            read += 1
+            return true
+        }
+        try data.scan(role: ShardKeys.role(.followIn)) { k, _ in
+            followers[PartitionView.groupId(of: k), default: 0] += 1
+            read += 1
+            return true
+        }
+
+        var writes = DerivedWrites(partition: data.partition)
+        writes.clear(role: profileRole)
+        writes.clear(role: contentRole)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var done = Set<String>()
+        func emitUser(_ id: String, _ interactions: [InteractionRecord]) throws {
+            if done.count % 4096 == 0, cancellation.isSet { throw ChorusError(.jobFailed, "cancelled") }
+            let f = FeatureMath.userFeatures(userId: id, user: users[id], interactions: interactions,
+                                             followers: followers[id] ?? 0, following: following[id] ?? 0,
+                                             catalog: catalog, asOf: asOf)
+            summary.add(f)
+            writes.put(role: profileRole, id: id, Array(try encoder.encode(f)))
+            done.insert(id)
+        }
+        read += UInt64(try data.interactionGroups(role: ShardKeys.role(.interactionByUser)) { try emitUser($0, $1) })
+        // Users with no interactions still get a profile (ids in sorted order for determinism).
+        for id in Set(users.keys).union(following.keys).union(followers.keys).subtracting(done).sorted() {
+            try emitUser(id, [])
+        }
+
+        // Content.
+        var contents: [String: ContentRecord] = [:]
+        try data.scan(role: ShardKeys.role(.content)) { _, v in
+            let c = Wire.decode(try Chorus_V1_Content(borrowing: v))
+            contents[c.id] = c
+            read += 1
+            return true
+        }
+        var doneContent = Set<String>()
+        func emitContent(_ id: String, _ interactions: [InteractionRecord]) throws {
+            let f = FeatureMath.contentFeatures(contentId: id, content: contents[id], interactions: interactions,
+                                                catalog: catalog)
+            summary.contents += 1
+            // Interest totals are taken here, on the content side, where topics and hashtags are local.
+            if let c = contents[id] {
+                summary.addInterest(weight: interactions.reduce(0) { $0 + $1.kind.interestWeight },
+                                    topics: c.topics, hashtags: c.hashtags)
+            }
+            writes.put(role: contentRole, id: id, Array(try encoder.encode(f)))
+            doneContent.insert(id)
+        }
+        read += UInt64(try data.interactionGroups(role: ShardKeys.role(.interactionByContent)) { try emitContent($0, $1) })
+        for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id, []) }
+        return (summary, writes, read)
+    }
+}
+
+extension FeatureCatalog {
+    init(_ c: Chorus_V1_Jobs_FeaturesCatalog) {
+        self.init()
+        users.reserveCapacity(c.users.count)
+        for u in c.users { users[u.id] = UserInfo(channel: u.channel, country: u.country) }
+        contents.reserveCapacity(c.contents.count)
+        for x in c.contents { contents[x.id] = ContentInfo(topics: x.topics, hashtags: x.hashtags) }
+    }
+}
+
+extension GlobalSummary {
+    init(_ m: Chorus_V1_Jobs_FeaturesSummary) {
+        self.init()
+        users = Int(clamping: m.users)
+        contents = Int(clamping: m.contents)
+        interactions = Int(clamping: m.interactions)
+        follows = Int(clamping: m.follows)
+        usersByChannel = m.usersByChannel.mapValues { Int(clamping: $0) }
+        interactionsByChannel = m.interactionsByChannel.mapValues { Int(clamping: $0) }
+        interactionsByType = m.interactionsByType.mapValues { Int(clamping: $0) }
+        topicWeights = m.topicWeights
+        hashtagWeights = m.hashtagWeights
+        // A wrong length is caught by `isWellFormed`.
+        activeHours = m.activeHours.map { Int(clamping: $0) }
+    }
+}
+
+extension Chorus_V1_Jobs_FeaturesSummary {
+    init(_ s: GlobalSummary) {
+        self.init()
+        users = Int64(s.users)
+        contents = Int64(s.contents)
+        interactions = Int64(s.interactions)
+        follows = Int64(s.follows)
+        usersByChannel = s.usersByChannel.mapValues { Int64($0) }
+        interactionsByChannel = s.interactionsByChannel.mapValues { Int64($0) }
+        interactionsByType = s.interactionsByType.mapValues { Int64($0) }
+        topicWeights = s.topicWeights
+        hashtagWeights = s.hashtagWeights
+        activeHours = s.activeHours.map { Int64($0) }
+    }
+}

@@ -1,0 +1,10 @@
+import ChorusRuntime
+
+/// Every job kind `chorus` runs. Adding a kind: its folder, its proto file (proto/chorus/v1/jobs/), and one line
+/// here (docs/jobs.md).
+public enum StandardJobs {
+    public static let registry = JobRegistry([
+        FeaturesJob.self,
+        TopHashtagsJob.self,
+    ])
+}

@@ -1,0 +1,104 @@
+import ChorusModel
+import ChorusWire
+import Foundation
+import Logging
+
+/// A worker incarnation that receives a broadcast (a restarted worker is a new incarnation and gets every
+/// broadcast again).
+public struct Recipient: Sendable, Hashable {
+    public let node: String
+    public let incarnation: Int
+    /// "node#incarnation", for a driver that remembers what each recipient already holds.
+    public var key: String { "\(node)#\(incarnation)" }
+}
+
+/// What a stage sends to every worker once (per incarnation) before the stage's tasks run there.
+public struct Broadcast: Sendable {
+    let build: @Sendable (Recipient) throws -> Data
+    let delivered: @Sendable (Recipient, Bool) -> Void
+
+    /// The same payload for every worker.
+    public init(_ payload: Data) {
+        build = { _ in payload }
+        delivered = { _, _ in }
+    }
+
+    /// A payload built per recipient (for example without the parts it already received earlier in the job);
+    /// `delivered` hears whether the send succeeded.
+    public init(perRecipient build: @escaping @Sendable (Recipient) throws -> Data,
+                delivered: @escaping @Sendable (Recipient, Bool) -> Void = { _, _ in }) {
+        self.build = build
+        self.delivered = delivered
+    }
+}
+
+/// The driver's view of the runtime for one job, on the coordinator.
+public final class JobContext: Sendable {
+    public let jobID: String
+    public let kind: String
+    public let params: JobParams
+    public let partitionCount: UInt32
+    public let logger: Logger
+    let coordinator: Coordinator
+    let job: Chorus_V1_JobInfo
+
+    init(coordinator: Coordinator, job: Chorus_V1_JobInfo, partitionCount: UInt32) {
+        self.coordinator = coordinator
+        self.job = job
+        self.jobID = job.id
+        self.kind = job.kind
+        self.params = JobParams(job.params)
+        self.partitionCount = partitionCount
+        var log = coordinator.logger
+        log[metadataKey: "job-id"] = "\(job.id)"
+        self.logger = log
+    }
+
+    /// Runs `stage` on every partition (on its primary; one message per worker covering all its partitions) and
+    /// hands each partition's result to `merge` as it arrives (in completion order: merge into per-partition
+    /// slots, or use `collect`, when the order matters). A failed task is retried on the partition's current
+    /// primary; the job fails after `maxTaskAttempts` real failures of one partition.
+    public func runStage(_ stage: String, broadcast: Broadcast? = nil,
+                         merge: (TaskOutput) throws -> Void) async throws {
+        try await coordinator.runJobStage(job: job, stage: stage, broadcast: broadcast, merge: merge)
+    }
+
+    /// Runs `stage` and returns every partition's result in partition order.
+    public func collect(_ stage: String, broadcast: Broadcast? = nil) async throws -> [TaskOutput] {
+        var out: [TaskOutput] = []
+        out.reserveCapacity(Int(partitionCount))
+        try await runStage(stage, broadcast: broadcast) { out.append($0) }
+        return out.sorted { $0.partition < $1.partition }
+    }
+
+    /// The stage text `chorus job status` shows (e.g. "als: iteration 3/10").
+    public func setStage(_ text: String) async throws {
+        _ = try await coordinator.state.update(jobID) { $0.stage = text }
+    }
+
+    /// Throws when the job was cancelled; call it in long loops of the driver.
+    public func checkCancelled() async throws {
+        if await coordinator.state.isCancelled(jobID) { throw Coordinator.JobFailure(message: "cancelled") }
+    }
+
+    /// An error that fails the job with this message as its reason (shown to the user as it is).
+    public func failure(_ message: String) -> any Error { Coordinator.JobFailure(message: message) }
+
+    /// Coordinator-side results of this kind (small: models, series, alerts), kept in the coordinator's store under
+    /// "jobdata/<kind>/<key>" and durable when the call returns.
+    public func putResult(_ key: String, _ value: [UInt8]) async throws {
+        let store = coordinator.store
+        let full = Array("jobdata/\(kind)/\(key)".utf8)
+        do {
+            try await coordinator.jobDataQueue.run { try store.put(full, value, sync: true) }
+        } catch {
+            throw ChorusError(.storage, "cannot store \(kind) result \(key): \(error)")
+        }
+    }
+
+    public func getResult(_ key: String) async throws -> [UInt8]? {
+        let store = coordinator.store
+        let full = Array("jobdata/\(kind)/\(key)".utf8)
+        return try await coordinator.jobDataQueue.run { try store.get(full) }
+    }
+}
