@@ -5,6 +5,7 @@ import ChorusRuntime
 public enum StandardJobs {
     public static let registry = JobRegistry([
         FeaturesJob.self,
+        ALSJob.self,
         TopHashtagsJob.self,
     ])
 }

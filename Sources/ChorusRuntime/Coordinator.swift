@@ -289,8 +289,6 @@ extension Coordinator {
             let report: String
             if let kind = options.jobs[job.kind] {
                 report = try await runRegisteredJob(job, kind)
-            } else if job.kind == JobKinds.als {
-                report = try await runALS(job)
             } else if job.kind == JobKinds.sentimentTrain {
                 report = try await runSentimentTrain(job)
             } else if job.kind == JobKinds.sentiment {

@@ -215,6 +215,7 @@ actor CoordinatorState {
         if node.info.state == .suspect || node.info.state == .dead { node.info.state = .active }
         node.info.bytesHeld = h.bytesHeld
         node.info.runningTasks = h.runningTasks
+        node.info.jobStates = h.jobStates
         node.info.fenced = h.fenced
         node.info.rejected = h.rejected
         node.appliedVersion = h.appliedVersion
@@ -224,6 +225,10 @@ actor CoordinatorState {
         var reply = Chorus_V1_HeartbeatReply()
         reply.mapVersion = map.version
         if h.mapVersion < map.version { reply.partitionMap = mapWithNodes() }
+        if !h.jobStates.isEmpty {
+            reply.liveJobs = h.jobStates.filter { id in jobs[id].map { $0.state == .queued || $0.state == .running } ?? false }
+            reply.listsLiveJobs = true
+        }
         return reply
     }
 
@@ -590,7 +595,6 @@ actor CoordinatorState {
                    check: (any Job.Type, JobParams) throws -> Void = { _, _ in }) throws -> Chorus_V1_JobInfo {
         // Unknown kinds, unknown keys and bad values fail the submit (exit 64), before anything is stored.
         let params = try JobParameters.validate(kind: kind, params: given, registry: registry)
-        if kind == JobKinds.als { _ = try ALSJobConfig(params: params) }
         let registered = registry[kind]
         if let registered { try check(registered, JobParams(params)) }
         jobSeq += 1

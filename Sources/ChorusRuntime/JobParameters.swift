@@ -121,32 +121,6 @@ public enum JobParameters {
     ]
 
     public static let byKind: [String: [JobParameter]] = [
-        JobKinds.als: [
-            .init("as_of", .time, "now", "accepted for every kind; ALS does not use it"),
-            .init("mode", .choice(["implicit", "explicit"]), "(required)",
-                  "implicit: confidence-weighted engagement (views, likes, clicks...); explicit: star ratings "
-                  + "(interactions of type rating only)"),
-            .init("rank", .integer(1...512), "16", "factors per user and item"),
-            .init("lambda", .number(0...1e6), "0.05", "regularisation"),
-            .init("lambda_exponent", .number(0...4), "1", "explicit: λ·n^e per row (1 = weighted-λ)"),
-            .init("bias_lambda", .number(0...1e6), "1", "explicit: regularisation of the biases"),
-            .init("biases", .boolean, "true", "explicit: fit user and item biases"),
-            .init("alpha", .number(0...1e6), "10", "implicit: confidence = 1 + alpha·weight"),
-            .init("iterations", .integer(1...1000), "10", "ALS sweeps (each one users half + items half)"),
-            .init("solver", .choice(["cholesky", "cg"]), "cholesky", "exact row solves, or conjugate gradient"),
-            .init("cg_steps", .integer(0...100), "3", "CG steps per row with solver=cg"),
-            .init("seed", .integer(0...Int64.max), "42", "initial vectors and the hold-out split"),
-            .init("holdout", .number(0...0.99), "0.2", "fraction held out for evaluation, by interaction id"),
-            .init("holdout_by", .choice(["interaction", "last"]), "interaction",
-                  "last: hold out each user's last order or session"),
-            .init("repeats", .boolean, "false", "seen items may be recommended and count as hits"),
-            .init("k", .integer(1...1000), "10", "k of P@k, recall@k, NDCG@k and MAP@k"),
-            .init("neighbours", .integer(0...1000), "0", "explicit: residual neighbourhood correction size"),
-            .init("eval_users", .integer(0...100_000_000), "5000", "users ranked in the evaluation (0 = all)"),
-            .init("store_top_n", .integer(0...1000), "10", "recommendations stored per user"),
-        ] + InteractionKind.allCases.map { k in
-            .init("weight_" + k.name, .number(0...1e6), defaultWeight(k), "implicit: confidence weight of a \(k.name)")
-        },
         JobKinds.sentiment: [
             .init("as_of", .time, "now", "accepted for every kind; sentiment does not use it"),
         ] + sentimentModel + [
@@ -176,11 +150,6 @@ public enum JobParameters {
             .init("provenance", .text(maxBytes: 1 << 20), "", "JSON written by `chorus model train`", internalUse: true),
         ],
     ]
-
-    static func defaultWeight(_ k: InteractionKind) -> String {
-        let w = ALSJobConfig.defaultWeights[k] ?? 0
-        return w == w.rounded() ? String(Int(w)) : String(w)
-    }
 
     /// The declared parameters of a kind (with the common ones), or nil for an unknown kind.
     public static func declared(_ kind: String, registry: JobRegistry = .empty) -> [JobParameter]? {
@@ -256,7 +225,6 @@ public enum JobParameters {
 
     /// The built-in kinds not yet on the job SDK.
     static let legacyAbout: [String: String] = [
-        JobKinds.als: "matrix factorization of user × content interactions (embeddings, recommendations, evaluation)",
         JobKinds.sentiment: "scores posts and comments; sentiment per content, user and key; alerts",
         JobKinds.themes: "complaint themes of the negative comments about one key",
         JobKinds.sentimentTrain: "trains a sentiment model (`chorus model train sentiment` wraps it)",

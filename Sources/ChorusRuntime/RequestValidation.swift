@@ -13,7 +13,7 @@ import Foundation
 /// 1. `check(_:)` — stateless rules on the request alone (sizes, counts, parallel lengths, unique ids, finite
 ///    floats, known enum values). The servers call it for every request before dispatch.
 /// 2. Rules that need the receiver's state, called by the handler before it applies anything: `partitionMap`
-///    (a map against the held one) and `alsModel` (factors against the job's rank and width).
+///    (a map against the held one). A job kind checks its own payloads (e.g. ALS sides against the job's rank).
 ///
 /// The limits below are documented in docs/architecture.md ("Messages"). They are far above what the cluster itself
 /// sends (a test runs real jobs through them) and exist so that no count or size from the wire reaches an
@@ -61,6 +61,8 @@ public enum RequestValidation {
             try id(h.nodeID, "heartbeat.node_id")
             try partitions(h.nonemptyPartitions, "heartbeat.nonempty_partitions")
             try unique(h.moves.map(\.partition), "heartbeat.moves", what: "partition")
+            guard h.jobStates.count <= 10_000 else { throw invalid("heartbeat.job_states", "\(h.jobStates.count) jobs") }
+            for (i, j) in h.jobStates.enumerated() { try id(j, "heartbeat.job_states[\(i)]") }
             for (i, m) in h.moves.enumerated() {
                 guard m.partition < maxPartitions else { throw invalid("heartbeat.moves[\(i)].partition", "out of range") }
             }
@@ -234,15 +236,6 @@ public enum RequestValidation {
         try id(b.kind, "job_broadcast.kind", allowEmpty: true)
         try id(b.stage, "job_broadcast.stage", allowEmpty: true)
         try params(b.params, "job_broadcast.params")
-        try unique(b.als.map(\.side), "job_broadcast.als", what: "side")
-        for (i, m) in b.als.enumerated() { try alsModelShape(m, "job_broadcast.als[\(i)]") }
-        if b.hasAlsCutoffs {
-            let c = b.alsCutoffs
-            guard c.users.count == c.ts.count else {
-                throw invalid("job_broadcast.als_cutoffs", "\(c.users.count) users but \(c.ts.count) times")
-            }
-            try params(c.params, "job_broadcast.als_cutoffs.params")
-        }
         if !b.softmaxParameters.isEmpty {
             guard b.softmaxParameters.count % 8 == 0 else {
                 throw invalid("job_broadcast.softmax_parameters", "\(b.softmaxParameters.count) bytes: not float64 values")
@@ -253,42 +246,6 @@ public enum RequestValidation {
             }
             try finite(b.softmaxParameters, stride: 8, "job_broadcast.softmax_parameters")
         }
-    }
-
-    /// An ALS side on its own: a known side name, a rank in range, width rank or rank + 1, unique ids, and lengths
-    /// that match (factors = ids × width × 4 bytes, gram = rank² × 8 bytes), all finite.
-    static func alsModelShape(_ m: Chorus_V1_AlsModel, _ f: String) throws {
-        guard m.side == "users" || m.side == "items" else {
-            throw invalid(f + ".side", "'\(m.side.prefix(40))' is not users or items")
-        }
-        guard (1...maxRank).contains(m.rank) else { throw invalid(f + ".rank", "\(m.rank) is not in 1...\(maxRank)") }
-        guard m.width == m.rank || m.width == m.rank + 1 else {
-            throw invalid(f + ".width", "\(m.width) for rank \(m.rank) (must be rank or rank + 1)")
-        }
-        let rowBytes = Int(m.width) * 4
-        if !m.ids.isEmpty {
-            guard m.factors.count == m.ids.count * rowBytes else {
-                throw invalid(f + ".factors", "\(m.factors.count) bytes for \(m.ids.count) ids × width \(m.width) × 4")
-            }
-            for (i, s) in m.ids.enumerated() { try id(s, "\(f).ids[\(i)]", allowEmpty: true) }
-            try unique(m.ids, f + ".ids", what: "id")
-            if !m.popularity.isEmpty, m.popularity.count != m.ids.count {
-                throw invalid(f + ".popularity", "\(m.popularity.count) counts for \(m.ids.count) ids")
-            }
-        } else {
-            guard m.factors.count % rowBytes == 0 else {
-                throw invalid(f + ".factors", "\(m.factors.count) bytes is not a multiple of width \(m.width) × 4")
-            }
-        }
-        try finite(m.factors, stride: 4, f + ".factors")
-        guard m.mean.isFinite else { throw invalid(f + ".mean", "not finite") }
-        if !m.gram.isEmpty {
-            guard m.gram.count == Int(m.rank) * Int(m.rank) * 8 else {
-                throw invalid(f + ".gram", "\(m.gram.count) bytes for rank \(m.rank) (must be rank² × 8)")
-            }
-            try finite(m.gram, stride: 8, f + ".gram")
-        }
-        try params(m.params, f + ".params")
     }
 
     // MARK: 2. against the receiver's state
@@ -304,24 +261,6 @@ public enum RequestValidation {
         }
         if held.version > 0, held.partitionCount != m.partitionCount {
             throw invalid(f + ".partition_count", "\(m.partitionCount), but the cluster has \(held.partitionCount) partitions")
-        }
-    }
-
-    /// An ALS side against its job: the job's rank and width, the mode's gram, and (without ids) as many rows as the
-    /// ids this worker already holds for the side (nil: none yet). `items` also checks the popularity length.
-    public static func alsModel(_ m: Chorus_V1_AlsModel, field f: String, rank: Int, width: Int, implicit: Bool,
-                                knownIds: Int?) throws {
-        try alsModelShape(m, f)
-        guard Int(m.rank) == rank, Int(m.width) == width else {
-            throw invalid(f + ".rank", "rank \(m.rank) width \(m.width), but the job has rank \(rank) width \(width)")
-        }
-        if implicit && m.gram.isEmpty { throw invalid(f + ".gram", "missing (implicit mode needs the Gram matrix)") }
-        let rows = m.factors.count / (width * 4)
-        if m.ids.isEmpty, let knownIds, rows != knownIds {
-            throw invalid(f + ".factors", "\(rows) rows, but \(knownIds) \(m.side) ids were sent earlier")
-        }
-        if m.ids.isEmpty, !m.popularity.isEmpty, m.popularity.count != rows {
-            throw invalid(f + ".popularity", "\(m.popularity.count) counts for \(rows) rows")
         }
     }
 }

@@ -126,7 +126,7 @@ public enum WireFuzz {
     /// Valid requests the fuzzer mutates (`WireFuzzer.seeds`), by body field number. None of them, nor a mutation
     /// of one or two fields, can take a real worker out of the cluster: the map is old and of another cluster, no
     /// registration, admin or job submission is among them, and copies name a source nobody listens on.
-    public static func seeds(partitions: UInt32, clusterId: String) -> [Int: [Chorus_V1_Request]] {
+    public static func seeds(partitions: UInt32, clusterId: String, jobs: JobRegistry = .empty) -> [Int: [Chorus_V1_Request]] {
         func req(_ body: Chorus_V1_Request.OneOf_Body) -> Chorus_V1_Request {
             var r = Chorus_V1_Request()
             r.protocolVersion = Wire.protocolVersion
@@ -138,42 +138,41 @@ public enum WireFuzz {
         var out: [Int: [Chorus_V1_Request]] = [:]
         // run_task: every kind and stage on every partition.
         let stages: [(String, [String])] = [
-            ("features", ["catalog", "compute"]),  // a kind on the job SDK: one message for one or more partitions
-            (JobKinds.als, ["als-last", "als-load", "als-users-1", "als-items-1", "als-save"]),
             (JobKinds.sentimentTrain, ["st-load", "st-eval-1"]),
             (JobKinds.sentiment, ["catalog", "sentiment-content", "sentiment-users", "sentiment-why"]),
             (JobKinds.themes, ["themes-collect"]),
         ]
-        let alsParams = ["mode": "implicit", "rank": "2", "iterations": "1"]
         out[19] = stages.flatMap { kind, list in
             list.map { stage in
                 var t = Chorus_V1_RunTask()
                 t.jobID = "fuzz-" + kind; t.kind = kind; t.stage = stage
                 t.partition = ps[Int(StableHash.fnv1a64(Array(stage.utf8)) % UInt64(ps.count))]
-                if kind == "features" { t.partitions = [t.partition] }
-                t.params = kind == JobKinds.als ? alsParams : kind == JobKinds.sentimentTrain ? ["dimensions": "1024"] : [:]
+                t.params = kind == JobKinds.sentimentTrain ? ["dimensions": "1024"] : [:]
                 return req(.runTask(t))
             }
         }
-        // job_broadcast: an ALS side (rank 2, 3 ids, gram), a catalog, softmax parameters.
-        var side = Chorus_V1_AlsModel()
-        side.side = "items"; side.ids = ["i1", "i2", "i3"]; side.rank = 2; side.width = 2
-        side.factors = FloatPacking.pack([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]); side.params = alsParams
-        side.gram = FloatPacking.packDoubles([1, 0, 0, 1]); side.popularity = [3, 2, 1]
-        var als = Chorus_V1_JobBroadcast()
-        als.jobID = "fuzz-als"; als.als = [side]
-        var users = side
-        users.side = "users"; users.ids = ["u1", "u2", "u3"]; users.popularity = []
-        var both = als
-        both.als = [side, users]
-        var catalog = Chorus_V1_JobBroadcast()
-        catalog.jobID = "fuzz-features"
-        var cu = Chorus_V1_CatalogUser(); cu.id = "u1"; cu.channel = "web"
-        catalog.catalog.users = [cu]
+        // Kinds on the job SDK: their own seeds, as one task message for one partition and the stage's broadcast.
+        var sdkBroadcasts: [Chorus_V1_Request] = []
+        for job in jobs.jobs {
+            for seed in job.fuzzSeeds {
+                var t = Chorus_V1_RunTask()
+                t.jobID = "fuzz-" + job.kind; t.kind = job.kind; t.stage = seed.stage
+                t.partition = ps[Int(StableHash.fnv1a64(Array((job.kind + seed.stage).utf8)) % UInt64(ps.count))]
+                t.partitions = [t.partition]
+                t.params = seed.params
+                out[19, default: []].append(req(.runTask(t)))
+                if let payload = seed.broadcast {
+                    var b = Chorus_V1_JobBroadcast()
+                    b.jobID = t.jobID; b.kind = job.kind; b.stage = seed.stage; b.params = seed.params; b.payload = payload
+                    sdkBroadcasts.append(req(.jobBroadcast(b)))
+                }
+            }
+        }
+        // job_broadcast: softmax parameters (sentiment-train), and the SDK kinds' broadcasts.
         var softmax = Chorus_V1_JobBroadcast()
         softmax.jobID = "fuzz-sentiment-train"; softmax.sentimentStep = 1
         softmax.softmaxParameters = FloatPacking.packDoubles([Double](repeating: 0.01, count: 3 * 1024 + 3))
-        out[22] = [req(.jobBroadcast(als)), req(.jobBroadcast(both)), req(.jobBroadcast(catalog)), req(.jobBroadcast(softmax))]
+        out[22] = [req(.jobBroadcast(softmax))] + sdkBroadcasts
         // Reads on each partition.
         out[20] = ps.prefix(8).map { p in var g = Chorus_V1_ProfileGet(); g.userID = "u1"; g.partition = p; return req(.profileGet(g)) }
         out[21] = ps.prefix(8).map { p in var g = Chorus_V1_ProfileScan(); g.partition = p; g.limit = 5; return req(.profileScan(g)) }

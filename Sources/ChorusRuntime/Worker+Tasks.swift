@@ -8,22 +8,16 @@ import SwiftProtobuf
 /// The built-in job kinds not yet moved onto the job SDK (JobSDK/Job.swift); each moves to
 /// Sources/ChorusJobs/<Kind>/ and leaves this list.
 public enum JobKinds {
-    public static let als = "als"
     /// Trains a sentiment model on the labelled texts of a dataset (`chorus model train sentiment`).
     public static let sentimentTrain = "sentiment-train"
     /// Scores comments and posts with a sentiment model; aggregates per content, user and topic; alerts.
     public static let sentiment = "sentiment"
     /// Groups the negative comments about one topic, hashtag or brand into complaint themes.
     public static let themes = "themes"
-    public static let all = [als, sentimentTrain, sentiment, themes]
+    public static let all = [sentimentTrain, sentiment, themes]
 
     /// Tasks per partition of a job (the progress denominator).
     public static func stageCount(_ kind: String, params: [String: String]) -> Int {
-        if kind == als {
-            // [als-last] + als-load + 2 per iteration + als-save
-            let last = params["holdout_by"] == "last" ? 1 : 0
-            return last + 2 + 2 * max(1, Int(params["iterations"] ?? "") ?? ALS.Config().iterations)
-        }
         if kind == sentiment { return 3 }  // catalog, sentiment-content, sentiment-users (sentiment-why only with alerts)
         if kind == themes { return 1 }
         if kind == sentimentTrain {
@@ -47,11 +41,9 @@ extension Worker {
             _ = try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
         }
         var result: Chorus_V1_TaskResult
-        switch [JobKinds.als, JobKinds.sentimentTrain, JobKinds.sentiment, JobKinds.themes].contains(t.kind) ? t.kind : t.stage {
+        switch [JobKinds.sentimentTrain, JobKinds.sentiment, JobKinds.themes].contains(t.kind) ? t.kind : t.stage {
         case JobKinds.sentiment, JobKinds.themes:
             result = try await runSentimentTask(t)
-        case JobKinds.als:
-            result = try await runALSTask(t)
         case JobKinds.sentimentTrain:
             result = try await runSentimentTrainTask(t)
         default:

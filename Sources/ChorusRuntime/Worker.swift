@@ -49,7 +49,6 @@ public final class Worker: Sendable {
         var map = Chorus_V1_PartitionMap()
         var nonEmpty = Set<UInt32>()
         var catalogs: [String: FeatureCatalog] = [:]
-        var als: [String: ALSWorkerJob] = [:]
         var sentimentTrain: [String: SentimentTrainWorkerJob] = [:]
         /// Job kinds "sentiment" and "themes": the broadcast model, decoded once per job, and stage data.
         var sentimentScorers: [String: SentimentScorer] = [:]
@@ -183,12 +182,20 @@ public final class Worker: Sendable {
                     hb.moves = s.3.values.sorted { $0.partition < $1.partition }
                     hb.fenced = s.4
                     hb.rejected = server.rejected
+                    hb.jobStates = jobTable.liveJobs
                     hb.bytesHeld = store.approximateBytes()
                     guard case let .heartbeat(reply) = try await coordinator.call(.heartbeat(hb),
                                                                                    timeout: .seconds(2)) else {
                         throw ChorusError(.internal, "unexpected reply to heartbeat")
                     }
                     if reply.hasPartitionMap { try await applyMap(reply.partitionMap) }
+                    if reply.listsLiveJobs {
+                        let dropped = jobTable.releaseOrphans(live: Set(reply.liveJobs), before: sent)
+                        if !dropped.isEmpty {
+                            logger.info("dropped the state of jobs the coordinator no longer runs",
+                                        metadata: ["jobs": "\(dropped.joined(separator: ","))"])
+                        }
+                    }
                     state.withLock { $0.leaseUntil = sent + .milliseconds(options.leaseMs) }
                     backoff = .milliseconds(200)
                 }
@@ -366,9 +373,7 @@ public final class Worker: Sendable {
             try receiveJobBroadcast(b)
             return .ack(.init())
         case let .jobBroadcast(b):
-            if !b.als.isEmpty || b.hasAlsCutoffs {
-                try alsBroadcast(b)
-            } else if !b.softmaxParameters.isEmpty {
+            if !b.softmaxParameters.isEmpty {
                 try sentimentBroadcast(b)
             } else if !b.sentimentModel.isEmpty || !b.sentimentJson.isEmpty {
                 try receiveSentimentBroadcast(b)
@@ -382,7 +387,6 @@ public final class Worker: Sendable {
             jobTable.release(r.id)
             state.withLock {
                 _ = $0.catalogs.removeValue(forKey: r.id)
-                _ = $0.als.removeValue(forKey: r.id)
                 _ = $0.sentimentTrain.removeValue(forKey: r.id)
                 _ = $0.sentimentScorers.removeValue(forKey: r.id)
                 _ = $0.sentimentPayloads.removeValue(forKey: r.id)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusJobs
 import ChorusModel
 import ChorusRuntime
 import Foundation
@@ -44,7 +45,8 @@ struct BenchFuzz: AsyncParsableCommand {
             let report = try await WireFuzz.run(targets: list, messages: messages, seed: seed, seconds: seconds,
                                                 concurrency: concurrency, dictionary: [status.coordinatorID],
                                                 seeds: WireFuzz.seeds(partitions: status.partitionCount,
-                                                                      clusterId: status.coordinatorID))
+                                                                      clusterId: status.coordinatorID,
+                                                                      jobs: StandardJobs.registry))
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
             print(String(decoding: try enc.encode(report), as: UTF8.self))

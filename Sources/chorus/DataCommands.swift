@@ -290,7 +290,7 @@ func nodeDict(_ n: Chorus_V1_NodeInfo) -> [String: Any] {
     ["id": n.id, "name": n.name, "address": n.address, "state": nodeState(n.state), "partitions": Int(clamping: n.partitions),
      "primaries": Int(clamping: n.primaries), "replicas": Int(clamping: n.replicas), "learners": Int(clamping: n.learners),
      "draining": n.draining, "heartbeat_age_ms": Int(clamping: n.heartbeatAgeMs), "bytes_held": Int(clamping: n.bytesHeld),
-     "cores": Int(clamping: n.cores), "running_tasks": Int(clamping: n.runningTasks), "fenced": Int(clamping: n.fenced),
+     "cores": Int(clamping: n.cores), "running_tasks": Int(clamping: n.runningTasks), "job_states": n.jobStates, "fenced": Int(clamping: n.fenced),
      "rejected": Int(clamping: n.rejected), "stray_partitions": Int(clamping: n.strayPartitions)]
 }
 

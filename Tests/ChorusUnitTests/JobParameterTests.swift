@@ -1,5 +1,6 @@
 import ChorusAnalytics
 import ChorusModel
+import ChorusJobs
 @testable import ChorusRuntime
 import Foundation
 import Testing
@@ -7,7 +8,7 @@ import Testing
 /// Every job parameter is declared once and checked at submit (issue 11).
 @Suite struct JobParameterTests {
     func usage(_ kind: String, _ params: [String: String]) -> String? {
-        do { _ = try JobParameters.validate(kind: kind, params: params); return nil } catch let e as ChorusError {
+        do { _ = try JobParameters.validate(kind: kind, params: params, registry: StandardJobs.registry); return nil } catch let e as ChorusError {
             #expect(e.code == .usage && e.exitCode == 64)
             return e.message
         } catch { return "\(error)" }
@@ -26,7 +27,8 @@ import Testing
         #expect(usage("nosuchkind", [:])?.contains("unknown job kind") == true)
         #expect(usage("als", ["mode": "implicit", "seed": "7"]) == nil)
         // Times are stored as unix seconds.
-        #expect((try? JobParameters.validate(kind: "features", params: ["as_of": "2025-09-29T00:00:00Z"]))
+        #expect((try? JobParameters.validate(kind: "features", params: ["as_of": "2025-09-29T00:00:00Z"],
+                                             registry: StandardJobs.registry))
                 == ["as_of": "1759104000"])
     }
 
@@ -35,26 +37,34 @@ import Testing
     @Test func everyKeyTheCodeReadsIsDeclared() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
-        let dir = root + "/Sources/ChorusRuntime"
         var read = Set<String>()
-        let pattern = try Regex(#"params\["([a-z_]+)"\]"#)
-        for f in try FileManager.default.contentsOfDirectory(atPath: dir) where f.hasSuffix(".swift") {
-            let text = try String(contentsOfFile: dir + "/" + f, encoding: .utf8)
-            for m in text.matches(of: pattern) { read.insert(String(m.output[1].substring ?? "")) }
+        let patterns = [try Regex(#"params\["([a-z_]+)"\]"#),
+                        try Regex(#"params\.(?:int|int64|double|bool|string)\("([a-z_]+)""#)]
+        let files = try FileManager.default.subpathsOfDirectory(atPath: root + "/Sources").filter {
+            ($0.hasPrefix("ChorusRuntime/") || $0.hasPrefix("ChorusJobs/")) && $0.hasSuffix(".swift")
         }
-        let declared = Set(JobKinds.all.flatMap { JobParameters.declared($0)?.map(\.name) ?? [] })
+        for f in files {
+            let text = try String(contentsOfFile: root + "/Sources/" + f, encoding: .utf8)
+            for pattern in patterns {
+                for m in text.matches(of: pattern) { read.insert(String(m.output[1].substring ?? "")) }
+            }
+        }
+        let registry = StandardJobs.registry
+        let kinds = JobParameters.allKinds(registry)
+        let declared = Set(kinds.flatMap { JobParameters.declared($0, registry: registry)?.map(\.name) ?? [] })
         let notJobParams: Set<String> = ["job_id"]  // a model-serving record's params, not a job's
         #expect(!read.isEmpty)
         #expect(read.subtracting(declared).subtracting(notJobParams).isEmpty,
                 "read but not declared: \(read.subtracting(declared).subtracting(notJobParams).sorted())")
-        for kind in JobKinds.all { #expect(JobParameters.declared(kind) != nil, "\(kind) has no declarations") }
+        for kind in kinds { #expect(JobParameters.declared(kind, registry: registry) != nil, "\(kind) has no declarations") }
     }
 
     @Test func helpFitsEightyColumnsAndShowsTheRealDefaults() {
-        let help = JobParameters.helpText()
+        let help = JobParameters.helpText(StandardJobs.registry)
         #expect(help.split(separator: "\n").allSatisfy { $0.count <= 80 })
         #expect(help.contains("sensitivity=4:"))
-        #expect(String(ALS.Config().rank) == JobParameters.declared("als")?.first { $0.name == "rank" }?.defaultValue)
+        #expect(String(ALS.Config().rank)
+                == JobParameters.declared("als", registry: StandardJobs.registry)?.first { $0.name == "rank" }?.defaultValue)
     }
 }
 
@@ -67,8 +77,8 @@ extension JobParameterTests {
         let docs = try ["docs/cli.md", "docs/sentiment.md"].map {
             try String(contentsOfFile: root + "/" + $0, encoding: .utf8)
         }.joined(separator: "\n")
-        for kind in JobKinds.all {
-            for p in JobParameters.declared(kind) ?? [] where !p.internalUse {
+        for kind in JobParameters.allKinds(StandardJobs.registry) {
+            for p in JobParameters.declared(kind, registry: StandardJobs.registry) ?? [] where !p.internalUse {
                 #expect(docs.contains("`\(p.name)`") || docs.contains("`\(p.name)=")
                         || (p.name.hasPrefix("weight_") && docs.contains("`weight_")),
                         "\(kind): parameter \(p.name) is not in docs/cli.md or docs/sentiment.md")

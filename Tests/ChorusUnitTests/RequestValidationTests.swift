@@ -22,54 +22,6 @@ import Testing
 
     func floats(_ v: [Float]) -> Data { FloatPacking.pack(v) }
 
-    func als(_ side: String = "users", ids: [String], rank: UInt32 = 1, width: UInt32 = 1, factors: [Float]) -> Chorus_V1_AlsModel {
-        var m = Chorus_V1_AlsModel()
-        m.side = side; m.ids = ids; m.rank = rank; m.width = width; m.factors = floats(factors)
-        return m
-    }
-
-    func broadcast(_ models: [Chorus_V1_AlsModel]) -> Chorus_V1_Request.OneOf_Body {
-        var b = Chorus_V1_JobBroadcast()
-        b.jobID = "job-1"
-        b.als = models
-        return .jobBroadcast(b)
-    }
-
-    @Test func alsSidesNeedUniqueIdsAndMatchingLengths() {
-        #expect(refusal(broadcast([als(ids: ["", ""], factors: [1, 1])]))?
-            .contains("job_broadcast.als[0].ids[1]: duplicate id ''") == true)
-        #expect(refusal(broadcast([als(ids: ["a", "b"], factors: [1])]))?
-            .contains("job_broadcast.als[0].factors: 4 bytes for 2 ids × width 1 × 4") == true)
-        #expect(refusal(broadcast([als(ids: ["a"], factors: [.nan])]))?.contains("not finite") == true)
-        #expect(refusal(broadcast([als(ids: ["a"], rank: 0, width: 0, factors: [])]))?.contains(".rank: 0") == true)
-        #expect(refusal(broadcast([als(ids: ["a"], rank: 2, width: 4, factors: [1, 1, 1, 1])]))?.contains(".width") == true)
-        #expect(refusal(broadcast([als("both", ids: ["a"], factors: [1])]))?.contains(".side") == true)
-        #expect(refusal(broadcast([als(ids: ["a"], factors: [1]), als(ids: ["b"], factors: [1])]))?
-            .contains("duplicate side") == true)
-        var gram = als(ids: ["a", "b"], rank: 2, width: 2, factors: [1, 2, 3, 4])
-        gram.gram = FloatPacking.packDoubles([1, 2, 3])
-        #expect(refusal(broadcast([gram]))?.contains("gram: 24 bytes for rank 2 (must be rank² × 8)") == true)
-        gram.gram = FloatPacking.packDoubles([1, 2, 3, 4])
-        #expect(refusal(broadcast([gram])) == nil)
-        // Without ids (a later broadcast): whole rows only.
-        #expect(refusal(broadcast([als(ids: [], rank: 2, width: 3, factors: [1, 2, 3, 4])]))?.contains("multiple") == true)
-        #expect(refusal(broadcast([als(ids: [], rank: 2, width: 3, factors: [1, 2, 3, 4, 5, 6])])) == nil)
-    }
-
-    @Test func alsSidesMustFitTheirJob() throws {
-        let m = als(ids: [], rank: 2, width: 2, factors: [1, 2, 3, 4])
-        #expect(throws: ChorusError.self) {
-            try RequestValidation.alsModel(m, field: "f", rank: 4, width: 4, implicit: false, knownIds: nil)
-        }
-        #expect(throws: ChorusError.self) {  // 2 rows, but 3 ids were sent before
-            try RequestValidation.alsModel(m, field: "f", rank: 2, width: 2, implicit: false, knownIds: 3)
-        }
-        #expect(throws: ChorusError.self) {  // implicit mode needs the Gram matrix
-            try RequestValidation.alsModel(m, field: "f", rank: 2, width: 2, implicit: true, knownIds: 2)
-        }
-        try RequestValidation.alsModel(m, field: "f", rank: 2, width: 2, implicit: false, knownIds: 2)
-    }
-
     /// A map as the coordinator builds it.
     func map(version: UInt64 = 3, partitions: UInt32 = 4, cluster: String = "c-1") -> Chorus_V1_PartitionMap {
         var m = Chorus_V1_PartitionMap()
@@ -180,7 +132,7 @@ import Testing
         for c in cases {
             for _ in 0..<4 {
                 let r = f.request(bodyCase: c)
-                if case let .jobBroadcast(jb)? = r.body, !jb.als.isEmpty { nested += 1 }
+                if case let .writeBatch(wb)? = r.body, !wb.puts.isEmpty { nested += 1 }  // repeated nested messages
                 if let b = r.body { seen.insert(WireFuzz.caseName(b)) }
             }
         }

@@ -48,6 +48,15 @@ public enum FeaturesJob: Job {
 
     public static func workerState(_ info: WorkerJobInfo) throws -> any JobWorker { Worker() }
 
+    public static var fuzzSeeds: [FuzzSeed] {
+        var c = Chorus_V1_Jobs_FeaturesCatalog()
+        var u = Chorus_V1_Jobs_CatalogUser(); u.id = "u1"; u.channel = "web"
+        var x = Chorus_V1_Jobs_CatalogContent(); x.id = "c1"; x.topics = ["tech"]; x.hashtags = ["#ai"]
+        c.users = [u]; c.contents = [x]
+        return [FuzzSeed(stage: "catalog"),
+                FuzzSeed(stage: "compute", params: ["as_of": "1759104000"], broadcast: try? c.serializedData())]
+    }
+
     final class Worker: JobWorker {
         let catalog = Mutex<FeatureCatalog?>(nil)
 

@@ -13,6 +13,7 @@ public enum TopHashtagsJob: Job {
     public static let kind = "top-hashtags"
     public static let about = "the most engaged-with hashtags per channel (the example job of docs/jobs.md)"
     public static let parameters: [JobParameter] = [
+        .init("as_of", .time, "now", "accepted for every kind; top-hashtags does not use it"),
         .init("n", .integer(1...1000), "10", "hashtags kept per channel"),
         .init("type", .choice(["all"] + InteractionKind.allCases.map(\.name)), "all",
               "count only interactions of this type"),
@@ -38,6 +39,8 @@ public enum TopHashtagsJob: Job {
     }
 
     public static func workerState(_ info: WorkerJobInfo) throws -> any JobWorker { Worker() }
+
+    public static var fuzzSeeds: [FuzzSeed] { [FuzzSeed(stage: "count", params: ["n": "3"])] }
 
     final class Worker: JobWorker {
         func run(_ task: TaskContext) async throws -> TaskOutput {

@@ -35,11 +35,26 @@ public protocol Job: Sendable {
     static func drive(_ ctx: JobContext) async throws -> String
     /// The worker side: this job's state on one worker.
     static func workerState(_ info: WorkerJobInfo) throws -> any JobWorker
+    /// Well-formed tasks and broadcasts of this kind, which the wire fuzzer (`chorus bench-fuzz`) mutates so its
+    /// messages get past the first checks into the kind's own code. Default: each stage named here, no broadcast.
+    static var fuzzSeeds: [FuzzSeed] { get }
 }
 
 extension Job {
     public static func tasksPerPartition(_ params: JobParams) -> Int { 1 }
     public static func checkSubmit(_ params: JobParams, _ ctx: SubmitContext) throws {}
+    public static var fuzzSeeds: [FuzzSeed] { [] }
+}
+
+/// One well-formed message of a kind for the wire fuzzer: a task of `stage` with `params`, and (when set) the
+/// stage's broadcast payload.
+public struct FuzzSeed: Sendable {
+    public var stage: String
+    public var params: [String: String]
+    public var broadcast: Data?
+    public init(stage: String, params: [String: String] = [:], broadcast: Data? = nil) {
+        self.stage = stage; self.params = params; self.broadcast = broadcast
+    }
 }
 
 /// A job's state on one worker. Calls come from many threads at once (one task per partition in parallel), so
@@ -67,6 +82,10 @@ public struct WorkerJobInfo: Sendable {
     public let params: JobParams
     /// The worker's name, for messages.
     public let workerName: String
+    /// Public so a kind's worker state can be unit-tested without a cluster.
+    public init(jobID: String, kind: String, params: JobParams, workerName: String) {
+        self.jobID = jobID; self.kind = kind; self.params = params; self.workerName = workerName
+    }
 }
 
 /// A broadcast as a job's worker state receives it.
@@ -74,6 +93,9 @@ public struct JobBroadcast: Sendable {
     public let jobID: String
     public let stage: String
     public let payload: Data
+    public init(jobID: String, stage: String, payload: Data) {
+        self.jobID = jobID; self.stage = stage; self.payload = payload
+    }
 }
 
 /// One partition's result of one stage: the job's own message, serialized, and how many records it read.

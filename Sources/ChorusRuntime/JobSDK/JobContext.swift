@@ -96,6 +96,13 @@ public final class JobContext: Sendable {
         }
     }
 
+    /// Makes these item factors the ones `chorus recommend` and `chorus similar` serve (persisted, so a
+    /// coordinator restart keeps serving them). `params` should hold "job_id" and "mode".
+    public func publishRecommendationModel(_ items: Chorus_V1_AlsModel) async throws {
+        let coordinator = self.coordinator
+        try await coordinator.jobDataQueue.run { try coordinator.keepALSModel(items) }
+    }
+
     public func getResult(_ key: String) async throws -> [UInt8]? {
         let store = coordinator.store
         let full = Array("jobdata/\(kind)/\(key)".utf8)

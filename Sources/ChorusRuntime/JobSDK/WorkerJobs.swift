@@ -13,6 +13,7 @@ final class WorkerJobTable: Sendable {
     struct Entry {
         let worker: any JobWorker
         let flag: CancellationFlag
+        let created = ContinuousClock.now
     }
     private struct Table {
         var live: [String: Entry] = [:]
@@ -62,8 +63,18 @@ final class WorkerJobTable: Sendable {
         return true
     }
 
-    /// Jobs with state on this worker (for tests and `debug`).
+    /// Jobs with state on this worker (reported in heartbeats: `chorus node list` shows them as `job_states`).
     var liveJobs: [String] { table.withLock { $0.live.keys.sorted() } }
+
+    /// Releases the state of jobs the coordinator no longer runs (a release this worker missed, or a broadcast
+    /// of a job that never ran), if the state is older than `before` (the send time of the heartbeat whose reply
+    /// listed `live`), so a job that started after that heartbeat keeps its state. Returns the jobs dropped.
+    @discardableResult
+    func releaseOrphans(live: Set<String>, before: ContinuousClock.Instant) -> [String] {
+        let orphans = table.withLock { t in t.live.filter { !live.contains($0.key) && $0.value.created < before }.map(\.key) }
+        for id in orphans { release(id) }
+        return orphans.sorted()
+    }
 }
 
 extension Worker {

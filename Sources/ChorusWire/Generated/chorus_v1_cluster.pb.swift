@@ -262,270 +262,258 @@ public nonisolated enum Chorus_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIterab
 
 }
 
-public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
+public nonisolated struct Chorus_V1_Request: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// 1
-  public var protocolVersion: UInt32 {
-    get {_storage._protocolVersion}
-    set {_uniqueStorage()._protocolVersion = newValue}
-  }
+  public var protocolVersion: UInt32 = 0
 
   /// echoed in the Response
-  public var correlationID: UInt64 {
-    get {_storage._correlationID}
-    set {_uniqueStorage()._correlationID = newValue}
-  }
+  public var correlationID: UInt64 = 0
 
   /// node id or "client"
-  public var sender: String {
-    get {_storage._sender}
-    set {_uniqueStorage()._sender = newValue}
-  }
+  public var sender: String = String()
 
-  public var body: OneOf_Body? {
-    get {return _storage._body}
-    set {_uniqueStorage()._body = newValue}
-  }
+  public var body: Chorus_V1_Request.OneOf_Body? = nil
 
   public var registerWorker: Chorus_V1_RegisterWorker {
     get {
-      if case .registerWorker(let v)? = _storage._body {return v}
+      if case .registerWorker(let v)? = body {return v}
       return Chorus_V1_RegisterWorker()
     }
-    set {_uniqueStorage()._body = .registerWorker(newValue)}
+    set {body = .registerWorker(newValue)}
   }
 
   public var heartbeat: Chorus_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = _storage._body {return v}
+      if case .heartbeat(let v)? = body {return v}
       return Chorus_V1_Heartbeat()
     }
-    set {_uniqueStorage()._body = .heartbeat(newValue)}
+    set {body = .heartbeat(newValue)}
   }
 
   public var clusterStatus: Chorus_V1_ClusterStatusRequest {
     get {
-      if case .clusterStatus(let v)? = _storage._body {return v}
+      if case .clusterStatus(let v)? = body {return v}
       return Chorus_V1_ClusterStatusRequest()
     }
-    set {_uniqueStorage()._body = .clusterStatus(newValue)}
+    set {body = .clusterStatus(newValue)}
   }
 
   public var partitionMap: Chorus_V1_PartitionMapRequest {
     get {
-      if case .partitionMap(let v)? = _storage._body {return v}
+      if case .partitionMap(let v)? = body {return v}
       return Chorus_V1_PartitionMapRequest()
     }
-    set {_uniqueStorage()._body = .partitionMap(newValue)}
+    set {body = .partitionMap(newValue)}
   }
 
   public var writeBatch: Chorus_V1_WriteBatch {
     get {
-      if case .writeBatch(let v)? = _storage._body {return v}
+      if case .writeBatch(let v)? = body {return v}
       return Chorus_V1_WriteBatch()
     }
-    set {_uniqueStorage()._body = .writeBatch(newValue)}
+    set {body = .writeBatch(newValue)}
   }
 
   public var submitJob: Chorus_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = _storage._body {return v}
+      if case .submitJob(let v)? = body {return v}
       return Chorus_V1_SubmitJob()
     }
-    set {_uniqueStorage()._body = .submitJob(newValue)}
+    set {body = .submitJob(newValue)}
   }
 
   public var jobStatus: Chorus_V1_JobRef {
     get {
-      if case .jobStatus(let v)? = _storage._body {return v}
+      if case .jobStatus(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobStatus(newValue)}
+    set {body = .jobStatus(newValue)}
   }
 
   public var jobList: Chorus_V1_JobListRequest {
     get {
-      if case .jobList(let v)? = _storage._body {return v}
+      if case .jobList(let v)? = body {return v}
       return Chorus_V1_JobListRequest()
     }
-    set {_uniqueStorage()._body = .jobList(newValue)}
+    set {body = .jobList(newValue)}
   }
 
   public var jobCancel: Chorus_V1_JobRef {
     get {
-      if case .jobCancel(let v)? = _storage._body {return v}
+      if case .jobCancel(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobCancel(newValue)}
+    set {body = .jobCancel(newValue)}
   }
 
   public var runTask: Chorus_V1_RunTask {
     get {
-      if case .runTask(let v)? = _storage._body {return v}
+      if case .runTask(let v)? = body {return v}
       return Chorus_V1_RunTask()
     }
-    set {_uniqueStorage()._body = .runTask(newValue)}
+    set {body = .runTask(newValue)}
   }
 
   public var profileGet: Chorus_V1_ProfileGet {
     get {
-      if case .profileGet(let v)? = _storage._body {return v}
+      if case .profileGet(let v)? = body {return v}
       return Chorus_V1_ProfileGet()
     }
-    set {_uniqueStorage()._body = .profileGet(newValue)}
+    set {body = .profileGet(newValue)}
   }
 
   public var profileScan: Chorus_V1_ProfileScan {
     get {
-      if case .profileScan(let v)? = _storage._body {return v}
+      if case .profileScan(let v)? = body {return v}
       return Chorus_V1_ProfileScan()
     }
-    set {_uniqueStorage()._body = .profileScan(newValue)}
+    set {body = .profileScan(newValue)}
   }
 
   public var jobBroadcast: Chorus_V1_JobBroadcast {
     get {
-      if case .jobBroadcast(let v)? = _storage._body {return v}
+      if case .jobBroadcast(let v)? = body {return v}
       return Chorus_V1_JobBroadcast()
     }
-    set {_uniqueStorage()._body = .jobBroadcast(newValue)}
+    set {body = .jobBroadcast(newValue)}
   }
 
   public var jobRelease: Chorus_V1_JobRef {
     get {
-      if case .jobRelease(let v)? = _storage._body {return v}
+      if case .jobRelease(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobRelease(newValue)}
+    set {body = .jobRelease(newValue)}
   }
 
   /// deprecated: acknowledged and ignored since partitions move with their data
   public var sealPartitions: Chorus_V1_SealPartitions {
     get {
-      if case .sealPartitions(let v)? = _storage._body {return v}
+      if case .sealPartitions(let v)? = body {return v}
       return Chorus_V1_SealPartitions()
     }
-    set {_uniqueStorage()._body = .sealPartitions(newValue)}
+    set {body = .sealPartitions(newValue)}
   }
 
   /// primary -> replicas and learners
   public var replicaWrite: Chorus_V1_ReplicaWrite {
     get {
-      if case .replicaWrite(let v)? = _storage._body {return v}
+      if case .replicaWrite(let v)? = body {return v}
       return Chorus_V1_ReplicaWrite()
     }
-    set {_uniqueStorage()._body = .replicaWrite(newValue)}
+    set {body = .replicaWrite(newValue)}
   }
 
   /// client -> coordinator: drain, undrain, remove
   public var nodeAdmin: Chorus_V1_NodeAdmin {
     get {
-      if case .nodeAdmin(let v)? = _storage._body {return v}
+      if case .nodeAdmin(let v)? = body {return v}
       return Chorus_V1_NodeAdmin()
     }
-    set {_uniqueStorage()._body = .nodeAdmin(newValue)}
+    set {body = .nodeAdmin(newValue)}
   }
 
   /// client -> coordinator
   public var rebalance: Chorus_V1_RebalanceRequest {
     get {
-      if case .rebalance(let v)? = _storage._body {return v}
+      if case .rebalance(let v)? = body {return v}
       return Chorus_V1_RebalanceRequest()
     }
-    set {_uniqueStorage()._body = .rebalance(newValue)}
+    set {body = .rebalance(newValue)}
   }
 
   /// coordinator -> move target
   public var copyPartition: Chorus_V1_CopyPartition {
     get {
-      if case .copyPartition(let v)? = _storage._body {return v}
+      if case .copyPartition(let v)? = body {return v}
       return Chorus_V1_CopyPartition()
     }
-    set {_uniqueStorage()._body = .copyPartition(newValue)}
+    set {body = .copyPartition(newValue)}
   }
 
   /// move target -> partition primary
   public var partitionChunk: Chorus_V1_PartitionChunkRequest {
     get {
-      if case .partitionChunk(let v)? = _storage._body {return v}
+      if case .partitionChunk(let v)? = body {return v}
       return Chorus_V1_PartitionChunkRequest()
     }
-    set {_uniqueStorage()._body = .partitionChunk(newValue)}
+    set {body = .partitionChunk(newValue)}
   }
 
   /// coordinator -> worker, after every map change
   public var mapPush: Chorus_V1_PartitionMap {
     get {
-      if case .mapPush(let v)? = _storage._body {return v}
+      if case .mapPush(let v)? = body {return v}
       return Chorus_V1_PartitionMap()
     }
-    set {_uniqueStorage()._body = .mapPush(newValue)}
+    set {body = .mapPush(newValue)}
   }
 
   /// client -> coordinator
   public var recommend: Chorus_V1_RecommendRequest {
     get {
-      if case .recommend(let v)? = _storage._body {return v}
+      if case .recommend(let v)? = body {return v}
       return Chorus_V1_RecommendRequest()
     }
-    set {_uniqueStorage()._body = .recommend(newValue)}
+    set {body = .recommend(newValue)}
   }
 
   /// client -> coordinator
   public var similar: Chorus_V1_SimilarRequest {
     get {
-      if case .similar(let v)? = _storage._body {return v}
+      if case .similar(let v)? = body {return v}
       return Chorus_V1_SimilarRequest()
     }
-    set {_uniqueStorage()._body = .similar(newValue)}
+    set {body = .similar(newValue)}
   }
 
   /// coordinator -> the primary of the user's partition
   public var userHistory: Chorus_V1_UserHistoryRequest {
     get {
-      if case .userHistory(let v)? = _storage._body {return v}
+      if case .userHistory(let v)? = body {return v}
       return Chorus_V1_UserHistoryRequest()
     }
-    set {_uniqueStorage()._body = .userHistory(newValue)}
+    set {body = .userHistory(newValue)}
   }
 
   /// client -> coordinator: the stored models (name filter optional)
   public var modelList: Chorus_V1_ModelRequest {
     get {
-      if case .modelList(let v)? = _storage._body {return v}
+      if case .modelList(let v)? = body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {_uniqueStorage()._body = .modelList(newValue)}
+    set {body = .modelList(newValue)}
   }
 
   /// client -> coordinator: one model, with its file when with_file is set
   public var modelGet: Chorus_V1_ModelRequest {
     get {
-      if case .modelGet(let v)? = _storage._body {return v}
+      if case .modelGet(let v)? = body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {_uniqueStorage()._body = .modelGet(newValue)}
+    set {body = .modelGet(newValue)}
   }
 
   /// client -> coordinator: store a model file as the name's next version
   public var modelPut: Chorus_V1_ModelPut {
     get {
-      if case .modelPut(let v)? = _storage._body {return v}
+      if case .modelPut(let v)? = body {return v}
       return Chorus_V1_ModelPut()
     }
-    set {_uniqueStorage()._body = .modelPut(newValue)}
+    set {body = .modelPut(newValue)}
   }
 
   /// client -> coordinator: series, alerts and keys of the sentiment job
   public var sentimentQuery: Chorus_V1_SentimentQuery {
     get {
-      if case .sentimentQuery(let v)? = _storage._body {return v}
+      if case .sentimentQuery(let v)? = body {return v}
       return Chorus_V1_SentimentQuery()
     }
-    set {_uniqueStorage()._body = .sentimentQuery(newValue)}
+    set {body = .sentimentQuery(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -577,8 +565,6 @@ public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_Response: Sendable {
@@ -902,6 +888,9 @@ public nonisolated struct Chorus_V1_Heartbeat: Sendable {
   /// requests refused since start as invalid (BAD_REQUEST): undecodable or failing validation
   public var rejected: UInt64 = 0
 
+  /// jobs holding per-job state on this worker (job SDK; dropped at release)
+  public var jobStates: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -960,6 +949,12 @@ public nonisolated struct Chorus_V1_HeartbeatReply: Sendable {
   public var hasPartitionMap: Bool {self._partitionMap != nil}
   /// Clears the value of `partitionMap`. Subsequent reads from it will return its default value.
   public mutating func clearPartitionMap() {self._partitionMap = nil}
+
+  /// jobs queued or running: a worker drops the state of any other job it holds
+  public var liveJobs: [String] = []
+
+  /// (one whose release it missed), if that state is older than the heartbeat
+  public var listsLiveJobs: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1030,53 +1025,109 @@ public nonisolated struct Chorus_V1_PartitionMap: Sendable {
   public init() {}
 }
 
-public nonisolated struct Chorus_V1_NodeInfo: Sendable {
+public nonisolated struct Chorus_V1_NodeInfo: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var id: String = String()
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
-  public var address: String = String()
+  public var address: String {
+    get {_storage._address}
+    set {_uniqueStorage()._address = newValue}
+  }
 
-  public var state: Chorus_V1_NodeState = .unspecified
+  public var state: Chorus_V1_NodeState {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
 
-  public var partitions: UInt32 = 0
+  public var partitions: UInt32 {
+    get {_storage._partitions}
+    set {_uniqueStorage()._partitions = newValue}
+  }
 
-  public var heartbeatAgeMs: Int64 = 0
+  public var heartbeatAgeMs: Int64 {
+    get {_storage._heartbeatAgeMs}
+    set {_uniqueStorage()._heartbeatAgeMs = newValue}
+  }
 
-  public var bytesHeld: UInt64 = 0
+  public var bytesHeld: UInt64 {
+    get {_storage._bytesHeld}
+    set {_uniqueStorage()._bytesHeld = newValue}
+  }
 
-  public var cores: UInt32 = 0
+  public var cores: UInt32 {
+    get {_storage._cores}
+    set {_uniqueStorage()._cores = newValue}
+  }
 
-  public var runningTasks: UInt32 = 0
+  public var runningTasks: UInt32 {
+    get {_storage._runningTasks}
+    set {_uniqueStorage()._runningTasks = newValue}
+  }
 
   /// partitions it is primary of
-  public var primaries: UInt32 = 0
+  public var primaries: UInt32 {
+    get {_storage._primaries}
+    set {_uniqueStorage()._primaries = newValue}
+  }
 
   /// partitions it holds as an in-sync replica
-  public var replicas: UInt32 = 0
+  public var replicas: UInt32 {
+    get {_storage._replicas}
+    set {_uniqueStorage()._replicas = newValue}
+  }
 
   /// partitions being copied to it
-  public var learners: UInt32 = 0
+  public var learners: UInt32 {
+    get {_storage._learners}
+    set {_uniqueStorage()._learners = newValue}
+  }
 
   /// the operator asked to drain it (state says draining until it holds nothing)
-  public var draining: Bool = false
+  public var draining: Bool {
+    get {_storage._draining}
+    set {_uniqueStorage()._draining = newValue}
+  }
 
   /// requests it refused as stale (see Heartbeat.fenced)
-  public var fenced: UInt64 = 0
+  public var fenced: UInt64 {
+    get {_storage._fenced}
+    set {_uniqueStorage()._fenced = newValue}
+  }
 
   /// partitions it still has data for although the map gives them to others
-  public var strayPartitions: UInt32 = 0
+  public var strayPartitions: UInt32 {
+    get {_storage._strayPartitions}
+    set {_uniqueStorage()._strayPartitions = newValue}
+  }
 
   /// (left by an abandoned move or a stale write; deleted within seconds)
-  public var rejected: UInt64 = 0
+  public var rejected: UInt64 {
+    get {_storage._rejected}
+    set {_uniqueStorage()._rejected = newValue}
+  }
+
+  /// jobs holding per-job state on it (see Heartbeat.job_states)
+  public var jobStates: [String] {
+    get {_storage._jobStates}
+    set {_uniqueStorage()._jobStates = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_ClusterStatusRequest: Sendable {
@@ -1580,32 +1631,6 @@ public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
     set {_uniqueStorage()._mapVersion = newValue}
   }
 
-  /// stage "als-load"
-  public var alsLoad: Chorus_V1_AlsLoadResult {
-    get {_storage._alsLoad ?? Chorus_V1_AlsLoadResult()}
-    set {_uniqueStorage()._alsLoad = newValue}
-  }
-  /// Returns true if `alsLoad` has been explicitly set.
-  public var hasAlsLoad: Bool {_storage._alsLoad != nil}
-  /// Clears the value of `alsLoad`. Subsequent reads from it will return its default value.
-  public mutating func clearAlsLoad() {_uniqueStorage()._alsLoad = nil}
-
-  /// stages "als-users-N"/"als-items-N": float32 LE rows in the order of the partition's ids
-  public var alsFactors: Data {
-    get {_storage._alsFactors}
-    set {_uniqueStorage()._alsFactors = newValue}
-  }
-
-  /// stage "als-save"
-  public var alsEval: Chorus_V1_AlsEvalResult {
-    get {_storage._alsEval ?? Chorus_V1_AlsEvalResult()}
-    set {_uniqueStorage()._alsEval = newValue}
-  }
-  /// Returns true if `alsEval` has been explicitly set.
-  public var hasAlsEval: Bool {_storage._alsEval != nil}
-  /// Clears the value of `alsEval`. Subsequent reads from it will return its default value.
-  public mutating func clearAlsEval() {_uniqueStorage()._alsEval = nil}
-
   /// job "sentiment-train", stage "st-load"
   public var sentimentLoad: Chorus_V1_SentimentLoadResult {
     get {_storage._sentimentLoad ?? Chorus_V1_SentimentLoadResult()}
@@ -1705,39 +1730,8 @@ public nonisolated struct Chorus_V1_SentimentGradient: Sendable {
   public init() {}
 }
 
-/// ALS (job kind "als"). Ratings are read once per partition and cached on the worker for the whole run; only
-/// factor vectors move afterwards: the coordinator assembles each side and broadcasts it once per worker.
-public nonisolated struct Chorus_V1_AlsLoadResult: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// sorted ids of this partition's users with training observations
-  public var users: [String] = []
-
-  /// sorted ids of this partition's content with training observations
-  public var items: [String] = []
-
-  /// training observations per item (parallel to items): popularity
-  public var itemCounts: [UInt32] = []
-
-  /// sum of training values (explicit: ratings)
-  public var valueSum: Double = 0
-
-  /// training (user, item) pairs
-  public var observations: UInt64 = 0
-
-  /// held-out pairs
-  public var heldOut: UInt64 = 0
-
-  /// stage "als-last": each user's latest interaction time (unix s), parallel to users
-  public var lastTs: [Int64] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
+/// The item factors `chorus recommend` and `chorus similar` serve: published by the `als` job
+/// (JobContext.publishRecommendationModel) and kept by the coordinator under "als/model".
 public nonisolated struct Chorus_V1_AlsModel: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1765,137 +1759,6 @@ public nonisolated struct Chorus_V1_AlsModel: Sendable {
   /// items: training observations per item (for the popularity baseline)
   public var popularity: [UInt32] = []
 
-  public var params: Dictionary<String,String> = [:]
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Chorus_V1_AlsEvalResult: @unchecked Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var squaredError: Double {
-    get {_storage._squaredError}
-    set {_uniqueStorage()._squaredError = newValue}
-  }
-
-  public var absoluteError: Double {
-    get {_storage._absoluteError}
-    set {_uniqueStorage()._absoluteError = newValue}
-  }
-
-  public var pairs: UInt64 {
-    get {_storage._pairs}
-    set {_uniqueStorage()._pairs = newValue}
-  }
-
-  /// ranking: users with held-out items
-  public var users: UInt64 {
-    get {_storage._users}
-    set {_uniqueStorage()._users = newValue}
-  }
-
-  public var precisionSum: Double {
-    get {_storage._precisionSum}
-    set {_uniqueStorage()._precisionSum = newValue}
-  }
-
-  public var recallSum: Double {
-    get {_storage._recallSum}
-    set {_uniqueStorage()._recallSum = newValue}
-  }
-
-  public var ndcgSum: Double {
-    get {_storage._ndcgSum}
-    set {_uniqueStorage()._ndcgSum = newValue}
-  }
-
-  public var mapSum: Double {
-    get {_storage._mapSum}
-    set {_uniqueStorage()._mapSum = newValue}
-  }
-
-  /// popularity baseline
-  public var basePrecisionSum: Double {
-    get {_storage._basePrecisionSum}
-    set {_uniqueStorage()._basePrecisionSum = newValue}
-  }
-
-  public var baseRecallSum: Double {
-    get {_storage._baseRecallSum}
-    set {_uniqueStorage()._baseRecallSum = newValue}
-  }
-
-  public var baseNdcgSum: Double {
-    get {_storage._baseNdcgSum}
-    set {_uniqueStorage()._baseNdcgSum = newValue}
-  }
-
-  public var baseMapSum: Double {
-    get {_storage._baseMapSum}
-    set {_uniqueStorage()._baseMapSum = newValue}
-  }
-
-  public var factorsStored: UInt64 {
-    get {_storage._factorsStored}
-    set {_uniqueStorage()._factorsStored = newValue}
-  }
-
-  /// explicit, with the neighbourhood correction (param neighbours > 0)
-  public var correctedSquaredError: Double {
-    get {_storage._correctedSquaredError}
-    set {_uniqueStorage()._correctedSquaredError = newValue}
-  }
-
-  /// "repeats" baseline: the user's own most frequent training items
-  public var personalPrecisionSum: Double {
-    get {_storage._personalPrecisionSum}
-    set {_uniqueStorage()._personalPrecisionSum = newValue}
-  }
-
-  public var personalRecallSum: Double {
-    get {_storage._personalRecallSum}
-    set {_uniqueStorage()._personalRecallSum = newValue}
-  }
-
-  public var personalNdcgSum: Double {
-    get {_storage._personalNdcgSum}
-    set {_uniqueStorage()._personalNdcgSum = newValue}
-  }
-
-  public var personalMapSum: Double {
-    get {_storage._personalMapSum}
-    set {_uniqueStorage()._personalMapSum = newValue}
-  }
-
-  /// users whose top-N list was stored
-  public var recommendationsStored: UInt64 {
-    get {_storage._recommendationsStored}
-    set {_uniqueStorage()._recommendationsStored = newValue}
-  }
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
-}
-
-/// Per-user hold-out (param holdout_by=last): interactions at or after a user's cutoff are held out.
-public nonisolated struct Chorus_V1_AlsCutoffs: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var users: [String] = []
-
-  /// parallel to users (unix s)
-  public var ts: [Int64] = []
-
-  /// the job's params (a worker may see this before any factors)
   public var params: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1966,19 +1829,6 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   /// Clears the value of `catalog`. Subsequent reads from it will return its default value.
   public mutating func clearCatalog() {self._catalog = nil}
 
-  /// job kind "als": factors of one or both sides
-  public var als: [Chorus_V1_AlsModel] = []
-
-  /// job kind "als" with holdout_by=last: sent with every broadcast of the job
-  public var alsCutoffs: Chorus_V1_AlsCutoffs {
-    get {_alsCutoffs ?? Chorus_V1_AlsCutoffs()}
-    set {_alsCutoffs = newValue}
-  }
-  /// Returns true if `alsCutoffs` has been explicitly set.
-  public var hasAlsCutoffs: Bool {self._alsCutoffs != nil}
-  /// Clears the value of `alsCutoffs`. Subsequent reads from it will return its default value.
-  public mutating func clearAlsCutoffs() {self._alsCutoffs = nil}
-
   /// job kind "sentiment-train": the parameters to evaluate, float64 LE
   public var softmaxParameters: Data = Data()
 
@@ -2008,7 +1858,6 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   public init() {}
 
   fileprivate var _catalog: Chorus_V1_Catalog? = nil
-  fileprivate var _alsCutoffs: Chorus_V1_AlsCutoffs? = nil
 }
 
 /// Results of the sentiment job kept by the coordinator (docs/sentiment.md).
@@ -2354,563 +2203,521 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
   public static let protoMessageName: String = _protobuf_package + ".Request"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0")
 
-  fileprivate class _StorageClass {
-    var _protocolVersion: UInt32 = 0
-    var _correlationID: UInt64 = 0
-    var _sender: String = String()
-    var _body: Chorus_V1_Request.OneOf_Body?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _protocolVersion = source._protocolVersion
-      _correlationID = source._correlationID
-      _sender = source._sender
-      _body = source._body
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
-        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._sender) }()
-        case 10: try {
-          var v: Chorus_V1_RegisterWorker?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .registerWorker(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .registerWorker(v)
-          }
-        }()
-        case 11: try {
-          var v: Chorus_V1_Heartbeat?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .heartbeat(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .heartbeat(v)
-          }
-        }()
-        case 12: try {
-          var v: Chorus_V1_ClusterStatusRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .clusterStatus(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .clusterStatus(v)
-          }
-        }()
-        case 13: try {
-          var v: Chorus_V1_PartitionMapRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .partitionMap(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .partitionMap(v)
-          }
-        }()
-        case 14: try {
-          var v: Chorus_V1_WriteBatch?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .writeBatch(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .writeBatch(v)
-          }
-        }()
-        case 15: try {
-          var v: Chorus_V1_SubmitJob?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .submitJob(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .submitJob(v)
-          }
-        }()
-        case 16: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobStatus(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobStatus(v)
-          }
-        }()
-        case 17: try {
-          var v: Chorus_V1_JobListRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobList(v)
-          }
-        }()
-        case 18: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobCancel(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobCancel(v)
-          }
-        }()
-        case 19: try {
-          var v: Chorus_V1_RunTask?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .runTask(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .runTask(v)
-          }
-        }()
-        case 20: try {
-          var v: Chorus_V1_ProfileGet?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .profileGet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .profileGet(v)
-          }
-        }()
-        case 21: try {
-          var v: Chorus_V1_ProfileScan?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .profileScan(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .profileScan(v)
-          }
-        }()
-        case 22: try {
-          var v: Chorus_V1_JobBroadcast?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobBroadcast(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobBroadcast(v)
-          }
-        }()
-        case 23: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobRelease(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobRelease(v)
-          }
-        }()
-        case 24: try {
-          var v: Chorus_V1_SealPartitions?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .sealPartitions(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .sealPartitions(v)
-          }
-        }()
-        case 25: try {
-          var v: Chorus_V1_ReplicaWrite?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .replicaWrite(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .replicaWrite(v)
-          }
-        }()
-        case 26: try {
-          var v: Chorus_V1_NodeAdmin?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .nodeAdmin(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .nodeAdmin(v)
-          }
-        }()
-        case 27: try {
-          var v: Chorus_V1_RebalanceRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .rebalance(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .rebalance(v)
-          }
-        }()
-        case 28: try {
-          var v: Chorus_V1_CopyPartition?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .copyPartition(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .copyPartition(v)
-          }
-        }()
-        case 29: try {
-          var v: Chorus_V1_PartitionChunkRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .partitionChunk(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .partitionChunk(v)
-          }
-        }()
-        case 30: try {
-          var v: Chorus_V1_PartitionMap?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .mapPush(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .mapPush(v)
-          }
-        }()
-        case 31: try {
-          var v: Chorus_V1_RecommendRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .recommend(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .recommend(v)
-          }
-        }()
-        case 32: try {
-          var v: Chorus_V1_SimilarRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .similar(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .similar(v)
-          }
-        }()
-        case 33: try {
-          var v: Chorus_V1_UserHistoryRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .userHistory(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .userHistory(v)
-          }
-        }()
-        case 34: try {
-          var v: Chorus_V1_ModelRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelList(v)
-          }
-        }()
-        case 35: try {
-          var v: Chorus_V1_ModelRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelGet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelGet(v)
-          }
-        }()
-        case 36: try {
-          var v: Chorus_V1_ModelPut?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelPut(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelPut(v)
-          }
-        }()
-        case 37: try {
-          var v: Chorus_V1_SentimentQuery?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .sentimentQuery(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .sentimentQuery(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.correlationID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sender) }()
+      case 10: try {
+        var v: Chorus_V1_RegisterWorker?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .registerWorker(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .registerWorker(v)
+        }
+      }()
+      case 11: try {
+        var v: Chorus_V1_Heartbeat?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .heartbeat(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .heartbeat(v)
+        }
+      }()
+      case 12: try {
+        var v: Chorus_V1_ClusterStatusRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .clusterStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .clusterStatus(v)
+        }
+      }()
+      case 13: try {
+        var v: Chorus_V1_PartitionMapRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionMap(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionMap(v)
+        }
+      }()
+      case 14: try {
+        var v: Chorus_V1_WriteBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .writeBatch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .writeBatch(v)
+        }
+      }()
+      case 15: try {
+        var v: Chorus_V1_SubmitJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submitJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submitJob(v)
+        }
+      }()
+      case 16: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobStatus(v)
+        }
+      }()
+      case 17: try {
+        var v: Chorus_V1_JobListRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobList(v)
+        }
+      }()
+      case 18: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobCancel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobCancel(v)
+        }
+      }()
+      case 19: try {
+        var v: Chorus_V1_RunTask?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .runTask(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .runTask(v)
+        }
+      }()
+      case 20: try {
+        var v: Chorus_V1_ProfileGet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .profileGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .profileGet(v)
+        }
+      }()
+      case 21: try {
+        var v: Chorus_V1_ProfileScan?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .profileScan(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .profileScan(v)
+        }
+      }()
+      case 22: try {
+        var v: Chorus_V1_JobBroadcast?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobBroadcast(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobBroadcast(v)
+        }
+      }()
+      case 23: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobRelease(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobRelease(v)
+        }
+      }()
+      case 24: try {
+        var v: Chorus_V1_SealPartitions?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealPartitions(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealPartitions(v)
+        }
+      }()
+      case 25: try {
+        var v: Chorus_V1_ReplicaWrite?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .replicaWrite(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .replicaWrite(v)
+        }
+      }()
+      case 26: try {
+        var v: Chorus_V1_NodeAdmin?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .nodeAdmin(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .nodeAdmin(v)
+        }
+      }()
+      case 27: try {
+        var v: Chorus_V1_RebalanceRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rebalance(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rebalance(v)
+        }
+      }()
+      case 28: try {
+        var v: Chorus_V1_CopyPartition?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .copyPartition(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .copyPartition(v)
+        }
+      }()
+      case 29: try {
+        var v: Chorus_V1_PartitionChunkRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionChunk(v)
+        }
+      }()
+      case 30: try {
+        var v: Chorus_V1_PartitionMap?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .mapPush(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .mapPush(v)
+        }
+      }()
+      case 31: try {
+        var v: Chorus_V1_RecommendRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .recommend(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .recommend(v)
+        }
+      }()
+      case 32: try {
+        var v: Chorus_V1_SimilarRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .similar(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .similar(v)
+        }
+      }()
+      case 33: try {
+        var v: Chorus_V1_UserHistoryRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .userHistory(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .userHistory(v)
+        }
+      }()
+      case 34: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelList(v)
+        }
+      }()
+      case 35: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelGet(v)
+        }
+      }()
+      case 36: try {
+        var v: Chorus_V1_ModelPut?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelPut(v)
+        }
+      }()
+      case 37: try {
+        var v: Chorus_V1_SentimentQuery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sentimentQuery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sentimentQuery(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._protocolVersion != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
-      }
-      if _storage._correlationID != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 2)
-      }
-      if !_storage._sender.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._sender, fieldNumber: 3)
-      }
-      switch _storage._body {
-      case .registerWorker?: try {
-        guard case .registerWorker(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .heartbeat?: try {
-        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .clusterStatus?: try {
-        guard case .clusterStatus(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .partitionMap?: try {
-        guard case .partitionMap(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .writeBatch?: try {
-        guard case .writeBatch(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      }()
-      case .submitJob?: try {
-        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-      }()
-      case .jobStatus?: try {
-        guard case .jobStatus(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-      }()
-      case .jobList?: try {
-        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-      }()
-      case .jobCancel?: try {
-        guard case .jobCancel(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-      }()
-      case .runTask?: try {
-        guard case .runTask(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-      }()
-      case .profileGet?: try {
-        guard case .profileGet(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .profileScan?: try {
-        guard case .profileScan(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case .jobBroadcast?: try {
-        guard case .jobBroadcast(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-      }()
-      case .jobRelease?: try {
-        guard case .jobRelease(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-      }()
-      case .sealPartitions?: try {
-        guard case .sealPartitions(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-      }()
-      case .replicaWrite?: try {
-        guard case .replicaWrite(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-      }()
-      case .nodeAdmin?: try {
-        guard case .nodeAdmin(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
-      }()
-      case .rebalance?: try {
-        guard case .rebalance(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
-      }()
-      case .copyPartition?: try {
-        guard case .copyPartition(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
-      }()
-      case .partitionChunk?: try {
-        guard case .partitionChunk(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
-      }()
-      case .mapPush?: try {
-        guard case .mapPush(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-      }()
-      case .recommend?: try {
-        guard case .recommend(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-      }()
-      case .similar?: try {
-        guard case .similar(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-      }()
-      case .userHistory?: try {
-        guard case .userHistory(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-      }()
-      case .modelList?: try {
-        guard case .modelList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-      }()
-      case .modelGet?: try {
-        guard case .modelGet(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-      }()
-      case .modelPut?: try {
-        guard case .modelPut(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
-      }()
-      case .sentimentQuery?: try {
-        guard case .sentimentQuery(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    if self.correlationID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.correlationID, fieldNumber: 2)
+    }
+    if !self.sender.isEmpty {
+      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 3)
+    }
+    switch self.body {
+    case .registerWorker?: try {
+      guard case .registerWorker(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .heartbeat?: try {
+      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .clusterStatus?: try {
+      guard case .clusterStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .partitionMap?: try {
+      guard case .partitionMap(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .writeBatch?: try {
+      guard case .writeBatch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .submitJob?: try {
+      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .jobStatus?: try {
+      guard case .jobStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .jobList?: try {
+      guard case .jobList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .jobCancel?: try {
+      guard case .jobCancel(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .runTask?: try {
+      guard case .runTask(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .profileGet?: try {
+      guard case .profileGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .profileScan?: try {
+      guard case .profileScan(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .jobBroadcast?: try {
+      guard case .jobBroadcast(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .jobRelease?: try {
+      guard case .jobRelease(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .sealPartitions?: try {
+      guard case .sealPartitions(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .replicaWrite?: try {
+      guard case .replicaWrite(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .nodeAdmin?: try {
+      guard case .nodeAdmin(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .rebalance?: try {
+      guard case .rebalance(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .copyPartition?: try {
+      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .partitionChunk?: try {
+      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .mapPush?: try {
+      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .recommend?: try {
+      guard case .recommend(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .similar?: try {
+      guard case .similar(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .userHistory?: try {
+      guard case .userHistory(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
+    case .modelList?: try {
+      guard case .modelList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .modelGet?: try {
+      guard case .modelGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+    }()
+    case .modelPut?: try {
+      guard case .modelPut(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+    }()
+    case .sentimentQuery?: try {
+      guard case .sentimentQuery(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Request, rhs: Chorus_V1_Request) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
-        if _storage._correlationID != rhs_storage._correlationID {return false}
-        if _storage._sender != rhs_storage._sender {return false}
-        if _storage._body != rhs_storage._body {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.sender != rhs.sender {return false}
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3483,7 +3290,7 @@ nonisolated extension Chorus_V1_RegisterReply: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0\u{1}rejected\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0\u{1}rejected\0\u{3}job_states\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3500,6 +3307,7 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.rejected) }()
+      case 10: try { try decoder.decodeRepeatedStringField(value: &self.jobStates) }()
       default: break
       }
     }
@@ -3533,6 +3341,9 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if self.rejected != 0 {
       try visitor.visitSingularUInt64Field(value: self.rejected, fieldNumber: 9)
     }
+    if !self.jobStates.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.jobStates, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3546,6 +3357,7 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.moves != rhs.moves {return false}
     if lhs.fenced != rhs.fenced {return false}
     if lhs.rejected != rhs.rejected {return false}
+    if lhs.jobStates != rhs.jobStates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3638,7 +3450,7 @@ nonisolated extension Chorus_V1_SealPartitions: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Chorus_V1_HeartbeatReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{3}partition_map\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{3}partition_map\0\u{3}live_jobs\0\u{3}lists_live_jobs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3648,6 +3460,8 @@ nonisolated extension Chorus_V1_HeartbeatReply: SwiftProtobuf.Message, SwiftProt
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._partitionMap) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.liveJobs) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.listsLiveJobs) }()
       default: break
       }
     }
@@ -3664,12 +3478,20 @@ nonisolated extension Chorus_V1_HeartbeatReply: SwiftProtobuf.Message, SwiftProt
     try { if let v = self._partitionMap {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if !self.liveJobs.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.liveJobs, fieldNumber: 3)
+    }
+    if self.listsLiveJobs != false {
+      try visitor.visitSingularBoolField(value: self.listsLiveJobs, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_HeartbeatReply, rhs: Chorus_V1_HeartbeatReply) -> Bool {
     if lhs.mapVersion != rhs.mapVersion {return false}
     if lhs._partitionMap != rhs._partitionMap {return false}
+    if lhs.liveJobs != rhs.liveJobs {return false}
+    if lhs.listsLiveJobs != rhs.listsLiveJobs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3806,104 +3628,177 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0\u{1}rejected\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0\u{1}rejected\0\u{3}job_states\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _name: String = String()
+    var _address: String = String()
+    var _state: Chorus_V1_NodeState = .unspecified
+    var _partitions: UInt32 = 0
+    var _heartbeatAgeMs: Int64 = 0
+    var _bytesHeld: UInt64 = 0
+    var _cores: UInt32 = 0
+    var _runningTasks: UInt32 = 0
+    var _primaries: UInt32 = 0
+    var _replicas: UInt32 = 0
+    var _learners: UInt32 = 0
+    var _draining: Bool = false
+    var _fenced: UInt64 = 0
+    var _strayPartitions: UInt32 = 0
+    var _rejected: UInt64 = 0
+    var _jobStates: [String] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _name = source._name
+      _address = source._address
+      _state = source._state
+      _partitions = source._partitions
+      _heartbeatAgeMs = source._heartbeatAgeMs
+      _bytesHeld = source._bytesHeld
+      _cores = source._cores
+      _runningTasks = source._runningTasks
+      _primaries = source._primaries
+      _replicas = source._replicas
+      _learners = source._learners
+      _draining = source._draining
+      _fenced = source._fenced
+      _strayPartitions = source._strayPartitions
+      _rejected = source._rejected
+      _jobStates = source._jobStates
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.address) }()
-      case 4: try { try decoder.decodeSingularEnumField(value: &self.state) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.partitions) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.heartbeatAgeMs) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.bytesHeld) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.cores) }()
-      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.runningTasks) }()
-      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.primaries) }()
-      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
-      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.learners) }()
-      case 13: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
-      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
-      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.strayPartitions) }()
-      case 16: try { try decoder.decodeSingularUInt64Field(value: &self.rejected) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._address) }()
+        case 4: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._partitions) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._heartbeatAgeMs) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._bytesHeld) }()
+        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._cores) }()
+        case 9: try { try decoder.decodeSingularUInt32Field(value: &_storage._runningTasks) }()
+        case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._primaries) }()
+        case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._replicas) }()
+        case 12: try { try decoder.decodeSingularUInt32Field(value: &_storage._learners) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._draining) }()
+        case 14: try { try decoder.decodeSingularUInt64Field(value: &_storage._fenced) }()
+        case 15: try { try decoder.decodeSingularUInt32Field(value: &_storage._strayPartitions) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._rejected) }()
+        case 17: try { try decoder.decodeRepeatedStringField(value: &_storage._jobStates) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
-    }
-    if !self.address.isEmpty {
-      try visitor.visitSingularStringField(value: self.address, fieldNumber: 3)
-    }
-    if self.state != .unspecified {
-      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 4)
-    }
-    if self.partitions != 0 {
-      try visitor.visitSingularUInt32Field(value: self.partitions, fieldNumber: 5)
-    }
-    if self.heartbeatAgeMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.heartbeatAgeMs, fieldNumber: 6)
-    }
-    if self.bytesHeld != 0 {
-      try visitor.visitSingularUInt64Field(value: self.bytesHeld, fieldNumber: 7)
-    }
-    if self.cores != 0 {
-      try visitor.visitSingularUInt32Field(value: self.cores, fieldNumber: 8)
-    }
-    if self.runningTasks != 0 {
-      try visitor.visitSingularUInt32Field(value: self.runningTasks, fieldNumber: 9)
-    }
-    if self.primaries != 0 {
-      try visitor.visitSingularUInt32Field(value: self.primaries, fieldNumber: 10)
-    }
-    if self.replicas != 0 {
-      try visitor.visitSingularUInt32Field(value: self.replicas, fieldNumber: 11)
-    }
-    if self.learners != 0 {
-      try visitor.visitSingularUInt32Field(value: self.learners, fieldNumber: 12)
-    }
-    if self.draining != false {
-      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 13)
-    }
-    if self.fenced != 0 {
-      try visitor.visitSingularUInt64Field(value: self.fenced, fieldNumber: 14)
-    }
-    if self.strayPartitions != 0 {
-      try visitor.visitSingularUInt32Field(value: self.strayPartitions, fieldNumber: 15)
-    }
-    if self.rejected != 0 {
-      try visitor.visitSingularUInt64Field(value: self.rejected, fieldNumber: 16)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 2)
+      }
+      if !_storage._address.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._address, fieldNumber: 3)
+      }
+      if _storage._state != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 4)
+      }
+      if _storage._partitions != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._partitions, fieldNumber: 5)
+      }
+      if _storage._heartbeatAgeMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._heartbeatAgeMs, fieldNumber: 6)
+      }
+      if _storage._bytesHeld != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._bytesHeld, fieldNumber: 7)
+      }
+      if _storage._cores != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._cores, fieldNumber: 8)
+      }
+      if _storage._runningTasks != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._runningTasks, fieldNumber: 9)
+      }
+      if _storage._primaries != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._primaries, fieldNumber: 10)
+      }
+      if _storage._replicas != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._replicas, fieldNumber: 11)
+      }
+      if _storage._learners != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._learners, fieldNumber: 12)
+      }
+      if _storage._draining != false {
+        try visitor.visitSingularBoolField(value: _storage._draining, fieldNumber: 13)
+      }
+      if _storage._fenced != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._fenced, fieldNumber: 14)
+      }
+      if _storage._strayPartitions != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._strayPartitions, fieldNumber: 15)
+      }
+      if _storage._rejected != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._rejected, fieldNumber: 16)
+      }
+      if !_storage._jobStates.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._jobStates, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_NodeInfo, rhs: Chorus_V1_NodeInfo) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.name != rhs.name {return false}
-    if lhs.address != rhs.address {return false}
-    if lhs.state != rhs.state {return false}
-    if lhs.partitions != rhs.partitions {return false}
-    if lhs.heartbeatAgeMs != rhs.heartbeatAgeMs {return false}
-    if lhs.bytesHeld != rhs.bytesHeld {return false}
-    if lhs.cores != rhs.cores {return false}
-    if lhs.runningTasks != rhs.runningTasks {return false}
-    if lhs.primaries != rhs.primaries {return false}
-    if lhs.replicas != rhs.replicas {return false}
-    if lhs.learners != rhs.learners {return false}
-    if lhs.draining != rhs.draining {return false}
-    if lhs.fenced != rhs.fenced {return false}
-    if lhs.strayPartitions != rhs.strayPartitions {return false}
-    if lhs.rejected != rhs.rejected {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._address != rhs_storage._address {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._partitions != rhs_storage._partitions {return false}
+        if _storage._heartbeatAgeMs != rhs_storage._heartbeatAgeMs {return false}
+        if _storage._bytesHeld != rhs_storage._bytesHeld {return false}
+        if _storage._cores != rhs_storage._cores {return false}
+        if _storage._runningTasks != rhs_storage._runningTasks {return false}
+        if _storage._primaries != rhs_storage._primaries {return false}
+        if _storage._replicas != rhs_storage._replicas {return false}
+        if _storage._learners != rhs_storage._learners {return false}
+        if _storage._draining != rhs_storage._draining {return false}
+        if _storage._fenced != rhs_storage._fenced {return false}
+        if _storage._strayPartitions != rhs_storage._strayPartitions {return false}
+        if _storage._rejected != rhs_storage._rejected {return false}
+        if _storage._jobStates != rhs_storage._jobStates {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4928,7 +4823,7 @@ nonisolated extension Chorus_V1_TaskResults: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0\u{3}sentiment_load\0\u{3}sentiment_gradient\0\u{3}sentiment_partial_json\0\u{1}payload\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{4}\u{4}sentiment_load\0\u{3}sentiment_gradient\0\u{3}sentiment_partial_json\0\u{1}payload\0\u{1}error\0\u{c}\u{8}\u{1}\u{c}\u{9}\u{1}\u{c}\u{a}\u{1}")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
@@ -4938,9 +4833,6 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
     var _partialJson: String = String()
     var _recordsRead: UInt64 = 0
     var _mapVersion: UInt64 = 0
-    var _alsLoad: Chorus_V1_AlsLoadResult? = nil
-    var _alsFactors: Data = Data()
-    var _alsEval: Chorus_V1_AlsEvalResult? = nil
     var _sentimentLoad: Chorus_V1_SentimentLoadResult? = nil
     var _sentimentGradient: Chorus_V1_SentimentGradient? = nil
     var _sentimentPartialJson: String = String()
@@ -4963,9 +4855,6 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       _partialJson = source._partialJson
       _recordsRead = source._recordsRead
       _mapVersion = source._mapVersion
-      _alsLoad = source._alsLoad
-      _alsFactors = source._alsFactors
-      _alsEval = source._alsEval
       _sentimentLoad = source._sentimentLoad
       _sentimentGradient = source._sentimentGradient
       _sentimentPartialJson = source._sentimentPartialJson
@@ -4996,9 +4885,6 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         case 5: try { try decoder.decodeSingularStringField(value: &_storage._partialJson) }()
         case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._recordsRead) }()
         case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._mapVersion) }()
-        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._alsLoad) }()
-        case 9: try { try decoder.decodeSingularBytesField(value: &_storage._alsFactors) }()
-        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._alsEval) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentLoad) }()
         case 12: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentGradient) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._sentimentPartialJson) }()
@@ -5037,15 +4923,6 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       if _storage._mapVersion != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._mapVersion, fieldNumber: 7)
       }
-      try { if let v = _storage._alsLoad {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-      } }()
-      if !_storage._alsFactors.isEmpty {
-        try visitor.visitSingularBytesField(value: _storage._alsFactors, fieldNumber: 9)
-      }
-      try { if let v = _storage._alsEval {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      } }()
       try { if let v = _storage._sentimentLoad {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
@@ -5077,9 +4954,6 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._partialJson != rhs_storage._partialJson {return false}
         if _storage._recordsRead != rhs_storage._recordsRead {return false}
         if _storage._mapVersion != rhs_storage._mapVersion {return false}
-        if _storage._alsLoad != rhs_storage._alsLoad {return false}
-        if _storage._alsFactors != rhs_storage._alsFactors {return false}
-        if _storage._alsEval != rhs_storage._alsEval {return false}
         if _storage._sentimentLoad != rhs_storage._sentimentLoad {return false}
         if _storage._sentimentGradient != rhs_storage._sentimentGradient {return false}
         if _storage._sentimentPartialJson != rhs_storage._sentimentPartialJson {return false}
@@ -5189,66 +5063,6 @@ nonisolated extension Chorus_V1_SentimentGradient: SwiftProtobuf.Message, SwiftP
   }
 }
 
-nonisolated extension Chorus_V1_AlsLoadResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".AlsLoadResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}items\0\u{3}item_counts\0\u{3}value_sum\0\u{1}observations\0\u{3}held_out\0\u{3}last_ts\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedStringField(value: &self.users) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.items) }()
-      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.itemCounts) }()
-      case 4: try { try decoder.decodeSingularDoubleField(value: &self.valueSum) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.observations) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.heldOut) }()
-      case 7: try { try decoder.decodeRepeatedInt64Field(value: &self.lastTs) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.users.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.users, fieldNumber: 1)
-    }
-    if !self.items.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.items, fieldNumber: 2)
-    }
-    if !self.itemCounts.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.itemCounts, fieldNumber: 3)
-    }
-    if self.valueSum.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.valueSum, fieldNumber: 4)
-    }
-    if self.observations != 0 {
-      try visitor.visitSingularUInt64Field(value: self.observations, fieldNumber: 5)
-    }
-    if self.heldOut != 0 {
-      try visitor.visitSingularUInt64Field(value: self.heldOut, fieldNumber: 6)
-    }
-    if !self.lastTs.isEmpty {
-      try visitor.visitPackedInt64Field(value: self.lastTs, fieldNumber: 7)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_AlsLoadResult, rhs: Chorus_V1_AlsLoadResult) -> Bool {
-    if lhs.users != rhs.users {return false}
-    if lhs.items != rhs.items {return false}
-    if lhs.itemCounts != rhs.itemCounts {return false}
-    if lhs.valueSum != rhs.valueSum {return false}
-    if lhs.observations != rhs.observations {return false}
-    if lhs.heldOut != rhs.heldOut {return false}
-    if lhs.lastTs != rhs.lastTs {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Chorus_V1_AlsModel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AlsModel"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}side\0\u{1}ids\0\u{1}factors\0\u{1}rank\0\u{1}width\0\u{1}mean\0\u{1}gram\0\u{1}popularity\0\u{1}params\0")
@@ -5313,238 +5127,6 @@ nonisolated extension Chorus_V1_AlsModel: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.mean != rhs.mean {return false}
     if lhs.gram != rhs.gram {return false}
     if lhs.popularity != rhs.popularity {return false}
-    if lhs.params != rhs.params {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_AlsEvalResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".AlsEvalResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}squared_error\0\u{3}absolute_error\0\u{1}pairs\0\u{1}users\0\u{3}precision_sum\0\u{3}recall_sum\0\u{3}ndcg_sum\0\u{3}map_sum\0\u{3}base_precision_sum\0\u{3}base_recall_sum\0\u{3}base_ndcg_sum\0\u{3}base_map_sum\0\u{3}factors_stored\0\u{3}corrected_squared_error\0\u{3}personal_precision_sum\0\u{3}personal_recall_sum\0\u{3}personal_ndcg_sum\0\u{3}personal_map_sum\0\u{3}recommendations_stored\0")
-
-  fileprivate class _StorageClass {
-    var _squaredError: Double = 0
-    var _absoluteError: Double = 0
-    var _pairs: UInt64 = 0
-    var _users: UInt64 = 0
-    var _precisionSum: Double = 0
-    var _recallSum: Double = 0
-    var _ndcgSum: Double = 0
-    var _mapSum: Double = 0
-    var _basePrecisionSum: Double = 0
-    var _baseRecallSum: Double = 0
-    var _baseNdcgSum: Double = 0
-    var _baseMapSum: Double = 0
-    var _factorsStored: UInt64 = 0
-    var _correctedSquaredError: Double = 0
-    var _personalPrecisionSum: Double = 0
-    var _personalRecallSum: Double = 0
-    var _personalNdcgSum: Double = 0
-    var _personalMapSum: Double = 0
-    var _recommendationsStored: UInt64 = 0
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _squaredError = source._squaredError
-      _absoluteError = source._absoluteError
-      _pairs = source._pairs
-      _users = source._users
-      _precisionSum = source._precisionSum
-      _recallSum = source._recallSum
-      _ndcgSum = source._ndcgSum
-      _mapSum = source._mapSum
-      _basePrecisionSum = source._basePrecisionSum
-      _baseRecallSum = source._baseRecallSum
-      _baseNdcgSum = source._baseNdcgSum
-      _baseMapSum = source._baseMapSum
-      _factorsStored = source._factorsStored
-      _correctedSquaredError = source._correctedSquaredError
-      _personalPrecisionSum = source._personalPrecisionSum
-      _personalRecallSum = source._personalRecallSum
-      _personalNdcgSum = source._personalNdcgSum
-      _personalMapSum = source._personalMapSum
-      _recommendationsStored = source._recommendationsStored
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularDoubleField(value: &_storage._squaredError) }()
-        case 2: try { try decoder.decodeSingularDoubleField(value: &_storage._absoluteError) }()
-        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._pairs) }()
-        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._users) }()
-        case 5: try { try decoder.decodeSingularDoubleField(value: &_storage._precisionSum) }()
-        case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._recallSum) }()
-        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._ndcgSum) }()
-        case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._mapSum) }()
-        case 9: try { try decoder.decodeSingularDoubleField(value: &_storage._basePrecisionSum) }()
-        case 10: try { try decoder.decodeSingularDoubleField(value: &_storage._baseRecallSum) }()
-        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._baseNdcgSum) }()
-        case 12: try { try decoder.decodeSingularDoubleField(value: &_storage._baseMapSum) }()
-        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._factorsStored) }()
-        case 14: try { try decoder.decodeSingularDoubleField(value: &_storage._correctedSquaredError) }()
-        case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._personalPrecisionSum) }()
-        case 16: try { try decoder.decodeSingularDoubleField(value: &_storage._personalRecallSum) }()
-        case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._personalNdcgSum) }()
-        case 18: try { try decoder.decodeSingularDoubleField(value: &_storage._personalMapSum) }()
-        case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._recommendationsStored) }()
-        default: break
-        }
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      if _storage._squaredError.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._squaredError, fieldNumber: 1)
-      }
-      if _storage._absoluteError.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._absoluteError, fieldNumber: 2)
-      }
-      if _storage._pairs != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._pairs, fieldNumber: 3)
-      }
-      if _storage._users != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._users, fieldNumber: 4)
-      }
-      if _storage._precisionSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._precisionSum, fieldNumber: 5)
-      }
-      if _storage._recallSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._recallSum, fieldNumber: 6)
-      }
-      if _storage._ndcgSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._ndcgSum, fieldNumber: 7)
-      }
-      if _storage._mapSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._mapSum, fieldNumber: 8)
-      }
-      if _storage._basePrecisionSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._basePrecisionSum, fieldNumber: 9)
-      }
-      if _storage._baseRecallSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._baseRecallSum, fieldNumber: 10)
-      }
-      if _storage._baseNdcgSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._baseNdcgSum, fieldNumber: 11)
-      }
-      if _storage._baseMapSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._baseMapSum, fieldNumber: 12)
-      }
-      if _storage._factorsStored != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._factorsStored, fieldNumber: 13)
-      }
-      if _storage._correctedSquaredError.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._correctedSquaredError, fieldNumber: 14)
-      }
-      if _storage._personalPrecisionSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._personalPrecisionSum, fieldNumber: 15)
-      }
-      if _storage._personalRecallSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._personalRecallSum, fieldNumber: 16)
-      }
-      if _storage._personalNdcgSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._personalNdcgSum, fieldNumber: 17)
-      }
-      if _storage._personalMapSum.bitPattern != 0 {
-        try visitor.visitSingularDoubleField(value: _storage._personalMapSum, fieldNumber: 18)
-      }
-      if _storage._recommendationsStored != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._recommendationsStored, fieldNumber: 19)
-      }
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_AlsEvalResult, rhs: Chorus_V1_AlsEvalResult) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._squaredError != rhs_storage._squaredError {return false}
-        if _storage._absoluteError != rhs_storage._absoluteError {return false}
-        if _storage._pairs != rhs_storage._pairs {return false}
-        if _storage._users != rhs_storage._users {return false}
-        if _storage._precisionSum != rhs_storage._precisionSum {return false}
-        if _storage._recallSum != rhs_storage._recallSum {return false}
-        if _storage._ndcgSum != rhs_storage._ndcgSum {return false}
-        if _storage._mapSum != rhs_storage._mapSum {return false}
-        if _storage._basePrecisionSum != rhs_storage._basePrecisionSum {return false}
-        if _storage._baseRecallSum != rhs_storage._baseRecallSum {return false}
-        if _storage._baseNdcgSum != rhs_storage._baseNdcgSum {return false}
-        if _storage._baseMapSum != rhs_storage._baseMapSum {return false}
-        if _storage._factorsStored != rhs_storage._factorsStored {return false}
-        if _storage._correctedSquaredError != rhs_storage._correctedSquaredError {return false}
-        if _storage._personalPrecisionSum != rhs_storage._personalPrecisionSum {return false}
-        if _storage._personalRecallSum != rhs_storage._personalRecallSum {return false}
-        if _storage._personalNdcgSum != rhs_storage._personalNdcgSum {return false}
-        if _storage._personalMapSum != rhs_storage._personalMapSum {return false}
-        if _storage._recommendationsStored != rhs_storage._recommendationsStored {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_AlsCutoffs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".AlsCutoffs"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}ts\0\u{1}params\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedStringField(value: &self.users) }()
-      case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.ts) }()
-      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.users.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.users, fieldNumber: 1)
-    }
-    if !self.ts.isEmpty {
-      try visitor.visitPackedInt64Field(value: self.ts, fieldNumber: 2)
-    }
-    if !self.params.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 3)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_AlsCutoffs, rhs: Chorus_V1_AlsCutoffs) -> Bool {
-    if lhs.users != rhs.users {return false}
-    if lhs.ts != rhs.ts {return false}
     if lhs.params != rhs.params {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -5668,7 +5250,7 @@ nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0\u{3}sentiment_json\0\u{1}kind\0\u{1}payload\0\u{1}stage\0\u{1}params\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{4}\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0\u{3}sentiment_json\0\u{1}kind\0\u{1}payload\0\u{1}stage\0\u{1}params\0\u{c}\u{3}\u{1}\u{c}\u{4}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5678,8 +5260,6 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
-      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.als) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._alsCutoffs) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.softmaxParameters) }()
       case 6: try { try decoder.decodeSingularBytesField(value: &self.sentimentModel) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.sentimentStep) }()
@@ -5703,12 +5283,6 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     }
     try { if let v = self._catalog {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    if !self.als.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.als, fieldNumber: 3)
-    }
-    try { if let v = self._alsCutoffs {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
     if !self.softmaxParameters.isEmpty {
       try visitor.visitSingularBytesField(value: self.softmaxParameters, fieldNumber: 5)
@@ -5740,8 +5314,6 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
   public static func ==(lhs: Chorus_V1_JobBroadcast, rhs: Chorus_V1_JobBroadcast) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
     if lhs._catalog != rhs._catalog {return false}
-    if lhs.als != rhs.als {return false}
-    if lhs._alsCutoffs != rhs._alsCutoffs {return false}
     if lhs.softmaxParameters != rhs.softmaxParameters {return false}
     if lhs.sentimentModel != rhs.sentimentModel {return false}
     if lhs.sentimentStep != rhs.sentimentStep {return false}
