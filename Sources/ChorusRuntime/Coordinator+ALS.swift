@@ -295,7 +295,7 @@ extension Coordinator {
         serving.gram = Data()
         serving.params["job_id"] = job.id
         serving.params["mode"] = config.als.mode.rawValue
-        try keepALSModel(serving)
+        try await keepALSModel(serving)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         return String(decoding: try enc.encode(report), as: UTF8.self)
