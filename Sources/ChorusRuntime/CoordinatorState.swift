@@ -45,7 +45,7 @@ struct PlannedMove: Sendable {
 ///
 /// Its methods run on a thread of its own (`executor`), not on the Swift cooperative pool: they make synced
 /// RocksDB writes (map, members, job progress), and on 2 cores a pool thread blocked in fsync is half the pool,
-/// so heartbeats stalled behind them (see `ThreadExecutor`). The methods stay synchronous: no await inside one,
+/// so heartbeats can stall behind them (see `ThreadExecutor`). The methods stay synchronous: no await inside one,
 /// so each map change is still applied and persisted in one piece, in the order callers reach the actor.
 /// Only `init` (loading at start, before the coordinator serves anything) runs on the caller's thread.
 actor CoordinatorState {

@@ -13,9 +13,9 @@ import Synchronization
 /// unchanged: no await is added inside its methods, so there is no new re-entrancy.
 ///
 /// Jobs run in the order they are enqueued, one at a time, on a `BlockingQueue` with a single thread named `label`.
-/// The name is for `top -H` and is best effort: Linux refuses names over 15 bytes, and Foundation can miss naming
-/// a thread that starts quickly (it then keeps its creator's name, often a pool thread's). To ask whether code runs
-/// on the executor's thread, use `isCurrentThread`, not the name.
+/// The name is for `top -H` and is best effort: Linux refuses names over 15 bytes, and on this toolchain even a
+/// short name was seen not to stick now and then (`Thread.current.name` then reads its creator's name, often a pool
+/// thread's). To ask whether code runs on the executor's thread, use `isCurrentThread`, not the name.
 public final class ThreadExecutor: SerialExecutor {
     private let queue: BlockingQueue
     /// The executor's thread, recorded by its first job.
