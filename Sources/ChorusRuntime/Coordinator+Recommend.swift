@@ -52,8 +52,9 @@ extension Coordinator {
     static let alsModelKey = Array("als/model".utf8)
 
     /// Keeps the item factors of a finished `als` job (persisted, so a restart keeps serving them).
-    func keepALSModel(_ m: Chorus_V1_AlsModel) throws {
-        try store.put(Self.alsModelKey, try m.serializedBytes(), sync: true)
+    func keepALSModel(_ m: Chorus_V1_AlsModel) async throws {
+        let bytes: [UInt8] = try m.serializedBytes()
+        try await storeQueue.run { [store] in try store.put(Self.alsModelKey, bytes, sync: true) }
         servingModel.withLock { $0 = ALSServingModel(m) }
     }
 

@@ -33,26 +33,29 @@ extension Coordinator {
     // MARK: - Model store
 
     /// Stores a model file as the next version of its name; returns that version.
-    func storeModel(_ file: SentimentModelFile, name: String? = nil, shipped: Bool = false) throws -> Chorus_V1_ModelSummary {
-        var f = file
-        let n = name ?? f.info.name
+    /// The version is chosen and written in one job of the serial `storeQueue`, off the cooperative pool.
+    func storeModel(_ file: SentimentModelFile, name: String? = nil, shipped: Bool = false) async throws -> Chorus_V1_ModelSummary {
+        var named = file
+        let n = name ?? named.info.name
         guard !n.isEmpty, n.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
             throw ChorusError(.usage, "model name '\(n)' must be letters, digits, '-', '_' or '.'")
         }
-        f.info.name = n
-        if shipped { f.info.notes = (f.info.notes.isEmpty ? "" : f.info.notes + "; ") + "shipped with Chorus" }
-        let bytes = try modelLock.withLock { _ in
+        named.info.name = n
+        if shipped { named.info.notes = (named.info.notes.isEmpty ? "" : named.info.notes + "; ") + "shipped with Chorus" }
+        let unnumbered = named
+        let (f, bytes) = try await storeQueue.run { () throws -> (SentimentModelFile, [UInt8]) in
+            var f = unnumbered
             // Versions are numbered per coordinator: a file exported elsewhere as version 2 may be version 1 here.
             // The number it carried is kept in the notes, so `model show` explains the difference.
             let carried = f.info.version
-            f.info.version = (try latestModelVersion(n) ?? 0) + 1
+            f.info.version = (try self.latestModelVersion(n) ?? 0) + 1
             if carried > 0, carried != f.info.version, !f.info.notes.contains("was version \(carried) ") {
                 f.info.notes = (f.info.notes.isEmpty ? "" : f.info.notes + "; ")
                     + "was version \(carried) where it was exported; versions are numbered per coordinator"
             }
             let bytes = try f.encoded()
-            do { try store.put(ModelKeys.key(n, f.info.version), bytes, sync: true) } catch { throw ChorusError(.storage, "\(error)") }
-            return bytes
+            do { try self.store.put(ModelKeys.key(n, f.info.version), bytes, sync: true) } catch { throw ChorusError(.storage, "\(error)") }
+            return (f, bytes)
         }
         logger.info("model stored", metadata: ["model": "\(n)", "version": "\(f.info.version)", "bytes": "\(bytes.count)"])
         return try summary(f.info, bytes: bytes.count)
@@ -106,14 +109,14 @@ extension Coordinator {
     }
 
     /// At start: stores the shipped default model if no model of that name is stored yet.
-    func loadShippedModel() {
+    func loadShippedModel() async {
         do {
             guard try latestModelVersion(SentimentModelFile.defaultName) == nil else { return }
             guard let path = SentimentModelFile.shippedPath() else {
                 logger.notice("no shipped sentiment model found (models/sentiment-default.chsm); train one with `chorus model train sentiment`")
                 return
             }
-            let s = try storeModel(try SentimentModelFile.read(path: path), shipped: true)
+            let s = try await storeModel(try SentimentModelFile.read(path: path), shipped: true)
             logger.info("shipped sentiment model loaded", metadata: ["path": "\(path)", "version": "\(s.version)"])
         } catch {
             logger.warning("could not load the shipped sentiment model", metadata: ["error": "\(error)"])
@@ -221,7 +224,7 @@ extension Coordinator {
             sources: provenance?.sources ?? [], heldOut: metrics, history: history, workers: workers,
             partitions: partitions, trainingSeconds: (ContinuousClock.now - start).seconds,
             command: provenance?.command ?? "", notes: "trained on the cluster (job \(job.id), dataset \(p["dataset"] ?? "sentiment"))")
-        let stored = try storeModel(SentimentModelFile(info: info, parameters: x.map { Float($0) }))
+        let stored = try await storeModel(SentimentModelFile(info: info, parameters: x.map { Float($0) }))
         _ = try await state.update(job.id) { $0.tasksDone = $0.tasksTotal }
         let report: [String: Any] = [
             "model": stored.name, "version": Int(stored.version), "epochs": history.count, "final_loss": f,

@@ -166,7 +166,9 @@ extension Coordinator {
                     count: a.count, value: a.value, baseline: a.baseline, threshold: a.threshold, why: terms,
                     examples: examples, job: job.id, model: "\(model.name) v\(model.version)", detectedAt: now,
                     incident: incidentOf[i]?.id, incidentKeys: incidentOf[i]?.keys)
-                try store.put(Self.alertKey(key, a), Array(try JSONEncoder().encode(s)), sync: true)
+                let alertKey = Self.alertKey(key, a), value = Array(try JSONEncoder().encode(s))
+                // Synced puts run on the store thread, not on the cooperative pool (see `storeQueue`).
+                try await storeQueue.run { [store] in try store.put(alertKey, value, sync: true) }
                 stored.append(s)
             }
         }
@@ -188,7 +190,7 @@ extension Coordinator {
              "negative_share": Worker.round4($0.total.negativeShare)]
         }
         wbatch.put(Array("sentiment/keys".utf8), Array(try JSONSerialization.data(withJSONObject: keys)))
-        try store.write(wbatch, sync: true)
+        try await storeQueue.run { [store, wbatch] in try store.write(wbatch, sync: true) }
 
         let seconds = (ContinuousClock.now - start).seconds
         let scoringSeconds = (scored - start).seconds

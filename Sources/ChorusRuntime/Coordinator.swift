@@ -47,11 +47,11 @@ public final class Coordinator: Sendable {
         (mapChanges, mapChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Blocking store calls of job drivers (`JobContext.putResult`), off the async pool.
-    let jobDataQueue = BlockingQueue(label: "chorus.coordinator.jobdata")
-
-    /// Serializes model stores (a new version number is the latest + 1).
-    let modelLock = Mutex(0)
+    /// The coordinator's blocking store writes outside `CoordinatorState` (models, the ALS serving model, sentiment
+    /// alerts and series, job drivers' results through `JobContext`) run here, on a thread of its own, never on the Swift cooperative pool: a synced put blocks
+    /// for an fsync, and on 2 cores two of them used to leave nothing to answer heartbeats. The queue is serial,
+    /// which also serializes model stores (a new version number is the latest + 1, read and written in one job).
+    let storeQueue = BlockingQueue(label: "coord.store")
 
     /// The item factors of the latest `als` job, for `recommend` and `similar`.
     let servingModel = Mutex<ALSServingModel?>(nil)
@@ -62,7 +62,7 @@ public final class Coordinator: Sendable {
 
     public func run() async {
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)"])
-        loadShippedModel()
+        await loadShippedModel()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.server.serve(logger: self.logger) { try await self.handle($0) } }
             group.addTask {
@@ -222,7 +222,7 @@ public final class Coordinator: Sendable {
         case let .modelGet(r): return .model(try getModel(r))
         case let .modelPut(r):
             var reply = Chorus_V1_ModelReply()
-            reply.summary = try storeModel(try SentimentModelFile.decode([UInt8](r.file)), name: r.name.isEmpty ? nil : r.name)
+            reply.summary = try await storeModel(try SentimentModelFile.decode([UInt8](r.file)), name: r.name.isEmpty ? nil : r.name)
             return .model(reply)
         case .clusterStatus: return .clusterStatus(await status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())

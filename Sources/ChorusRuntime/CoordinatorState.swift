@@ -42,7 +42,19 @@ struct PlannedMove: Sendable {
 
 /// The coordinator's durable state and membership, guarded by an actor. Everything it changes is written to the
 /// coordinator's own RocksDB before the change is visible, so a restart keeps the map, members and job history.
+///
+/// Its methods run on a thread of its own (`executor`), not on the Swift cooperative pool: they make synced
+/// RocksDB writes (map, members, job progress), and on 2 cores a pool thread blocked in fsync is half the pool,
+/// so heartbeats can stall behind them (see `ThreadExecutor`). The methods stay synchronous: no await inside one,
+/// so each map change is still applied and persisted in one piece, in the order callers reach the actor.
+/// Only `init` (loading at start, before the coordinator serves anything) runs on the caller's thread.
 actor CoordinatorState {
+    /// The name of the thread every method of this actor, and so every store call it makes, runs on (for `top -H`).
+    static let threadName = "coord.state"
+
+    nonisolated let executor = ThreadExecutor(label: CoordinatorState.threadName)
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
     struct Node {
         var info: Chorus_V1_NodeInfo
         var lastHeartbeatMs: Int64
@@ -639,6 +651,10 @@ actor CoordinatorState {
     func list(limit: Int) -> [Chorus_V1_JobInfo] {
         Array(jobs.values.sorted { $0.id > $1.id }.prefix(limit))
     }
+
+    /// For tests: whether this method, like every method of the actor and the store calls they make, runs on the
+    /// actor's own thread.
+    func runsOnStateThread() -> Bool { executor.isCurrentThread }
 
     func livePeers() -> [(String, Peer)] {
         nodes.values.compactMap { n in n.info.state != .dead ? n.peer.map { (n.info.id, $0) } : nil }

@@ -188,9 +188,9 @@ final class InProcessCluster: @unchecked Sendable {
         let cluster = try await InProcessCluster()
         do {
             let submitted = try await cluster.client.submit(kind: CensusJob.kind, params: ["spin": "true"])
-            // Wait until the spin stage runs on every worker (one task per core: 3 at a time).
+            // Wait until the spin stage runs on every partition (all 8 tasks wait in or run their compute block).
             let due = ContinuousClock.now + .seconds(20)
-            while censusLog.withLock({ $0.spinning }) < 3 {
+            while censusLog.withLock({ $0.spinning }) < 8 || !cluster.workers.allSatisfy({ $0.liveJobIDs == [submitted.id] }) {
                 if ContinuousClock.now > due { Issue.record("the spin stage never ran"); break }
                 try await Task.sleep(for: .milliseconds(20))
             }

@@ -90,7 +90,7 @@ public final class JobContext: Sendable {
         let store = coordinator.store
         let full = Array("jobdata/\(kind)/\(key)".utf8)
         do {
-            try await coordinator.jobDataQueue.run { try store.put(full, value, sync: true) }
+            try await coordinator.storeQueue.run { try store.put(full, value, sync: true) }
         } catch {
             throw ChorusError(.storage, "cannot store \(kind) result \(key): \(error)")
         }
@@ -99,13 +99,12 @@ public final class JobContext: Sendable {
     /// Makes these item factors the ones `chorus recommend` and `chorus similar` serve (persisted, so a
     /// coordinator restart keeps serving them). `params` should hold "job_id" and "mode".
     public func publishRecommendationModel(_ items: Chorus_V1_AlsModel) async throws {
-        let coordinator = self.coordinator
-        try await coordinator.jobDataQueue.run { try coordinator.keepALSModel(items) }
+        try await coordinator.keepALSModel(items)
     }
 
     public func getResult(_ key: String) async throws -> [UInt8]? {
         let store = coordinator.store
         let full = Array("jobdata/\(kind)/\(key)".utf8)
-        return try await coordinator.jobDataQueue.run { try store.get(full) }
+        return try await coordinator.storeQueue.run { try store.get(full) }
     }
 }
