@@ -6,5 +6,8 @@ public enum StandardJobs {
     public static let registry = JobRegistry([
         FeaturesJob.self,
         TopHashtagsJob.self,
+        SentimentTrainJob.self,
+        SentimentJob.self,
+        ThemesJob.self,
     ])
 }

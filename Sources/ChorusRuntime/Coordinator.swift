@@ -227,7 +227,6 @@ public final class Coordinator: Sendable {
         case .clusterStatus: return .clusterStatus(await status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
-            if s.kind == JobKinds.sentiment || s.kind == JobKinds.themes { try checkModelExists(s.params) }
             let job = try await state.createJob(kind: s.kind, params: s.params, registry: options.jobs) { kind, params in
                 try kind.checkSubmit(params, SubmitContext(modelExists: { [self] name, version in
                     try self.modelExists(name: name, version: version)
@@ -291,12 +290,6 @@ extension Coordinator {
                 report = try await runRegisteredJob(job, kind)
             } else if job.kind == JobKinds.als {
                 report = try await runALS(job)
-            } else if job.kind == JobKinds.sentimentTrain {
-                report = try await runSentimentTrain(job)
-            } else if job.kind == JobKinds.sentiment {
-                report = try await runSentiment(job)
-            } else if job.kind == JobKinds.themes {
-                report = try await runThemes(job)
             } else {
                 throw JobFailure(message: "this coordinator does not run job kind '\(job.kind)'")
             }

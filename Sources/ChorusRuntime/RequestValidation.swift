@@ -32,8 +32,6 @@ public enum RequestValidation {
     public static let maxCopies = 16
     /// ALS ranks (the `rank` job parameter's range).
     public static let maxRank: UInt32 = 512
-    /// Hashed feature buckets of sentiment training (a power of two, the `dimensions` parameter's range).
-    public static let sentimentDimensions = 1024...(1 << 24)
     /// Results asked for by recommend/similar/job list/sentiment alerts.
     public static let maxResults: UInt32 = 10_000
 
@@ -86,12 +84,6 @@ public enum RequestValidation {
             try partitions(t.partitions, "run_task.partitions")
             try unique(t.partitions, "run_task.partitions", what: "partition")
             try params(t.params, "run_task.params")
-            if t.kind == JobKinds.sentimentTrain, let d = t.params["dimensions"] {
-                guard let v = Int(d), sentimentDimensions.contains(v), v & (v - 1) == 0 else {
-                    throw invalid("run_task.params.dimensions", "'\(d.prefix(40))' is not a power of two in "
-                                  + "\(sentimentDimensions.lowerBound)...\(sentimentDimensions.upperBound)")
-                }
-            }
         case let .profileGet(g):
             try id(g.userID, "profile_get.user_id", allowEmpty: true)
             try id(g.kind, "profile_get.kind", allowEmpty: true)
@@ -242,16 +234,6 @@ public enum RequestValidation {
                 throw invalid("job_broadcast.als_cutoffs", "\(c.users.count) users but \(c.ts.count) times")
             }
             try params(c.params, "job_broadcast.als_cutoffs.params")
-        }
-        if !b.softmaxParameters.isEmpty {
-            guard b.softmaxParameters.count % 8 == 0 else {
-                throw invalid("job_broadcast.softmax_parameters", "\(b.softmaxParameters.count) bytes: not float64 values")
-            }
-            let n = b.softmaxParameters.count / 8
-            guard n <= 3 * sentimentDimensions.upperBound + 3 else {
-                throw invalid("job_broadcast.softmax_parameters", "\(n) values, more than 3 × 2^24 + 3")
-            }
-            try finite(b.softmaxParameters, stride: 8, "job_broadcast.softmax_parameters")
         }
     }
 

@@ -136,13 +136,15 @@ public enum WireFuzz {
         }
         let ps = (0..<max(1, partitions)).map { $0 }
         var out: [Int: [Chorus_V1_Request]] = [:]
-        // run_task: every kind and stage on every partition.
+        // run_task: every kind and stage on every partition. A kind on the job SDK takes one message for one or
+        // more partitions (`partitions`); its broadcasts name the kind, stage and params, with the kind's own payload.
+        let sdkKinds: Set<String> = ["features", "sentiment-train", "sentiment", "themes"]
         let stages: [(String, [String])] = [
-            ("features", ["catalog", "compute"]),  // a kind on the job SDK: one message for one or more partitions
+            ("features", ["catalog", "compute"]),
             (JobKinds.als, ["als-last", "als-load", "als-users-1", "als-items-1", "als-save"]),
-            (JobKinds.sentimentTrain, ["st-load", "st-eval-1"]),
-            (JobKinds.sentiment, ["catalog", "sentiment-content", "sentiment-users", "sentiment-why"]),
-            (JobKinds.themes, ["themes-collect"]),
+            ("sentiment-train", ["st-load", "st-eval-1"]),
+            ("sentiment", ["catalog", "sentiment-content", "sentiment-users", "sentiment-why"]),
+            ("themes", ["themes-collect"]),
         ]
         let alsParams = ["mode": "implicit", "rank": "2", "iterations": "1"]
         out[19] = stages.flatMap { kind, list in
@@ -150,12 +152,14 @@ public enum WireFuzz {
                 var t = Chorus_V1_RunTask()
                 t.jobID = "fuzz-" + kind; t.kind = kind; t.stage = stage
                 t.partition = ps[Int(StableHash.fnv1a64(Array(stage.utf8)) % UInt64(ps.count))]
-                if kind == "features" { t.partitions = [t.partition] }
-                t.params = kind == JobKinds.als ? alsParams : kind == JobKinds.sentimentTrain ? ["dimensions": "1024"] : [:]
+                if sdkKinds.contains(kind) { t.partitions = [t.partition] }
+                t.params = kind == JobKinds.als ? alsParams : kind == "sentiment-train" ? ["dimensions": "1024"] : [:]
                 return req(.runTask(t))
             }
         }
-        // job_broadcast: an ALS side (rank 2, 3 ids, gram), a catalog, softmax parameters.
+        // job_broadcast: an ALS side (rank 2, 3 ids, gram), a features catalog, sentiment-train parameters, a
+        // themes key (payloads: the kinds' messages, proto/chorus/v1/jobs/, encoded by hand: the runtime does not
+        // link the job kinds).
         var side = Chorus_V1_AlsModel()
         side.side = "items"; side.ids = ["i1", "i2", "i3"]; side.rank = 2; side.width = 2
         side.factors = FloatPacking.pack([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]); side.params = alsParams
@@ -166,14 +170,27 @@ public enum WireFuzz {
         users.side = "users"; users.ids = ["u1", "u2", "u3"]; users.popularity = []
         var both = als
         both.als = [side, users]
-        var catalog = Chorus_V1_JobBroadcast()
-        catalog.jobID = "fuzz-features"
-        var cu = Chorus_V1_CatalogUser(); cu.id = "u1"; cu.channel = "web"
-        catalog.catalog.users = [cu]
-        var softmax = Chorus_V1_JobBroadcast()
-        softmax.jobID = "fuzz-sentiment-train"; softmax.sentimentStep = 1
-        softmax.softmaxParameters = FloatPacking.packDoubles([Double](repeating: 0.01, count: 3 * 1024 + 3))
-        out[22] = [req(.jobBroadcast(als)), req(.jobBroadcast(both)), req(.jobBroadcast(catalog)), req(.jobBroadcast(softmax))]
+        func sdk(_ kind: String, _ stage: String, _ params: [String: String], _ payload: [UInt8]) -> Chorus_V1_JobBroadcast {
+            var b = Chorus_V1_JobBroadcast()
+            b.jobID = "fuzz-" + kind; b.kind = kind; b.stage = stage; b.params = params; b.payload = Data(payload)
+            return b
+        }
+        // Protobuf by hand: a field is its tag (number << 3 | wire type), then a varint or a length and the bytes.
+        func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] { [number << 3 | 2] + varint(bytes.count) + bytes }
+        func varint(_ n: Int) -> [UInt8] {
+            var v = UInt64(n), out: [UInt8] = []
+            while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+            return out + [UInt8(v)]
+        }
+        // FeaturesCatalog { users: [CatalogUser { id: "u1", channel: "web" }] }
+        let catalog = sdk("features", "compute", [:], field(1, field(1, Array("u1".utf8)) + field(2, Array("web".utf8))))
+        // SentimentTrainParameters { step: 1, parameters: 3 × 1024 + 3 float64 }
+        let softmax = sdk("sentiment-train", "st-eval-1", ["dimensions": "1024"],
+                          [1 << 3, 1] + field(2, [UInt8](FloatPacking.packDoubles([Double](repeating: 0.01, count: 3 * 1024 + 3)))))
+        // SentimentBroadcast { key: "topic:tech" } (no model: its tasks answer "not received")
+        let themes = sdk("themes", "themes-collect", [:], field(4, Array("topic:tech".utf8)))
+        out[22] = [req(.jobBroadcast(als)), req(.jobBroadcast(both)), req(.jobBroadcast(catalog)), req(.jobBroadcast(softmax)),
+                   req(.jobBroadcast(themes))]
         // Reads on each partition.
         out[20] = ps.prefix(8).map { p in var g = Chorus_V1_ProfileGet(); g.userID = "u1"; g.partition = p; return req(.profileGet(g)) }
         out[21] = ps.prefix(8).map { p in var g = Chorus_V1_ProfileScan(); g.partition = p; g.limit = 5; return req(.profileScan(g)) }

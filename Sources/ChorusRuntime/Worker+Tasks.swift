@@ -9,13 +9,7 @@ import SwiftProtobuf
 /// Sources/ChorusJobs/<Kind>/ and leaves this list.
 public enum JobKinds {
     public static let als = "als"
-    /// Trains a sentiment model on the labelled texts of a dataset (`chorus model train sentiment`).
-    public static let sentimentTrain = "sentiment-train"
-    /// Scores comments and posts with a sentiment model; aggregates per content, user and topic; alerts.
-    public static let sentiment = "sentiment"
-    /// Groups the negative comments about one topic, hashtag or brand into complaint themes.
-    public static let themes = "themes"
-    public static let all = [als, sentimentTrain, sentiment, themes]
+    public static let all = [als]
 
     /// Tasks per partition of a job (the progress denominator).
     public static func stageCount(_ kind: String, params: [String: String]) -> Int {
@@ -23,12 +17,6 @@ public enum JobKinds {
             // [als-last] + als-load + 2 per iteration + als-save
             let last = params["holdout_by"] == "last" ? 1 : 0
             return last + 2 + 2 * max(1, Int(params["iterations"] ?? "") ?? ALS.Config().iterations)
-        }
-        if kind == sentiment { return 3 }  // catalog, sentiment-content, sentiment-users (sentiment-why only with alerts)
-        if kind == themes { return 1 }
-        if kind == sentimentTrain {
-            // st-load + one evaluation per epoch (line-search retries are not counted ahead)
-            return 1 + max(1, Int(params["iterations"] ?? "") ?? 120)
         }
         return 1
     }
@@ -47,13 +35,9 @@ extension Worker {
             _ = try await computeQueue.run { usleep(UInt32(min(ms, 60_000)) * 1000) }
         }
         var result: Chorus_V1_TaskResult
-        switch [JobKinds.als, JobKinds.sentimentTrain, JobKinds.sentiment, JobKinds.themes].contains(t.kind) ? t.kind : t.stage {
-        case JobKinds.sentiment, JobKinds.themes:
-            result = try await runSentimentTask(t)
+        switch [JobKinds.als].contains(t.kind) ? t.kind : t.stage {
         case JobKinds.als:
             result = try await runALSTask(t)
-        case JobKinds.sentimentTrain:
-            result = try await runSentimentTrainTask(t)
         default:
             throw ChorusError(.usage, "unknown stage '\(t.stage)' for job kind \(t.kind)")
         }
@@ -76,28 +60,6 @@ extension Worker {
         let rest = key[5...]
         let end = rest.firstIndex(of: 0) ?? rest.endIndex
         return String(decoding: key[5..<end], as: UTF8.self)
-    }
-
-    static func catalogTask(store: Store, _ t: Chorus_V1_RunTask) throws -> Chorus_V1_TaskResult {
-        var result = Chorus_V1_TaskResult()
-        result.jobID = t.jobID; result.stage = t.stage; result.partition = t.partition
-        try store.scan(prefix: ShardKeys.prefix(partition: t.partition, role: ShardKeys.role(.user))) { _, value in
-            let u = try Chorus_V1_User(borrowing: UnsafeRawBufferPointer(value))
-            var cu = Chorus_V1_CatalogUser()
-            cu.id = u.id; cu.channel = u.channel; cu.country = u.country
-            result.catalog.users.append(cu)
-            result.recordsRead += 1
-            return true
-        }
-        try store.scan(prefix: ShardKeys.prefix(partition: t.partition, role: ShardKeys.role(.content))) { _, value in
-            let c = try Chorus_V1_Content(borrowing: UnsafeRawBufferPointer(value))
-            var cc = Chorus_V1_CatalogContent()
-            cc.id = c.id; cc.topics = c.topics; cc.hashtags = c.hashtags
-            result.catalog.contents.append(cc)
-            result.recordsRead += 1
-            return true
-        }
-        return result
     }
 
     /// Streams records of one role grouped by their first key part (records of one id are contiguous).

@@ -48,12 +48,7 @@ public final class Worker: Sendable {
     struct State {
         var map = Chorus_V1_PartitionMap()
         var nonEmpty = Set<UInt32>()
-        var catalogs: [String: FeatureCatalog] = [:]
         var als: [String: ALSWorkerJob] = [:]
-        var sentimentTrain: [String: SentimentTrainWorkerJob] = [:]
-        /// Job kinds "sentiment" and "themes": the broadcast model, decoded once per job, and stage data.
-        var sentimentScorers: [String: SentimentScorer] = [:]
-        var sentimentPayloads: [String: String] = [:]
         var runningTasks = 0
         var registered = false
         /// Writes and tasks are refused after this instant (see `MembershipTiming.leaseMs`).
@@ -357,35 +352,27 @@ public final class Worker: Sendable {
         case let .writeBatch(b): return .writeBatch(try await write(b))
         case let .replicaWrite(r): return .ack(try await replicaWrite(r))
         case let .runTask(t) where options.jobs[t.kind] != nil:
+            try RequestValidation.declaredParams(t.params, options.jobs[t.kind]!.parameters + JobParameters.common,
+                                                 kind: t.kind, field: "run_task.params")
             guard !t.partitions.isEmpty else {
                 throw RequestValidation.invalid("run_task.partitions", "a task of job kind \(t.kind) names no partitions")
             }
             return .taskResults(try await runJobTasks(t))
         case let .runTask(t): return .taskResult(try await runTask(t))
         case let .jobBroadcast(b) where options.jobs[b.kind] != nil:
+            try RequestValidation.declaredParams(b.params, options.jobs[b.kind]!.parameters + JobParameters.common,
+                                                 kind: b.kind, field: "job_broadcast.params")
             try receiveJobBroadcast(b)
             return .ack(.init())
         case let .jobBroadcast(b):
             if !b.als.isEmpty || b.hasAlsCutoffs {
                 try alsBroadcast(b)
-            } else if !b.softmaxParameters.isEmpty {
-                try sentimentBroadcast(b)
-            } else if !b.sentimentModel.isEmpty || !b.sentimentJson.isEmpty {
-                try receiveSentimentBroadcast(b)
-                if b.hasCatalog { state.withLock { $0.catalogs[b.jobID] = FeatureCatalog(b.catalog) } }
-            } else {
-                let catalog = FeatureCatalog(b.catalog)
-                state.withLock { $0.catalogs[b.jobID] = catalog }
             }
             return .ack(.init())
         case let .jobRelease(r):
             jobTable.release(r.id)
             state.withLock {
-                _ = $0.catalogs.removeValue(forKey: r.id)
                 _ = $0.als.removeValue(forKey: r.id)
-                _ = $0.sentimentTrain.removeValue(forKey: r.id)
-                _ = $0.sentimentScorers.removeValue(forKey: r.id)
-                _ = $0.sentimentPayloads.removeValue(forKey: r.id)
             }
             return .ack(.init())
         case let .profileGet(g): return .profile(try await profileGet(g))
@@ -800,15 +787,5 @@ public final class Worker: Sendable {
             r.nextAfter = r.profilesJson.count < limit ? "" : last
             return r
         }
-    }
-}
-
-extension FeatureCatalog {
-    init(_ c: Chorus_V1_Catalog) {
-        self.init()
-        users.reserveCapacity(c.users.count)
-        for u in c.users { users[u.id] = UserInfo(channel: u.channel, country: u.country) }
-        contents.reserveCapacity(c.contents.count)
-        for x in c.contents { contents[x.id] = ContentInfo(topics: x.topics, hashtags: x.hashtags) }
     }
 }

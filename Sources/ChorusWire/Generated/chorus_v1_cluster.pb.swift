@@ -262,270 +262,258 @@ public nonisolated enum Chorus_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIterab
 
 }
 
-public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
+public nonisolated struct Chorus_V1_Request: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// 1
-  public var protocolVersion: UInt32 {
-    get {_storage._protocolVersion}
-    set {_uniqueStorage()._protocolVersion = newValue}
-  }
+  public var protocolVersion: UInt32 = 0
 
   /// echoed in the Response
-  public var correlationID: UInt64 {
-    get {_storage._correlationID}
-    set {_uniqueStorage()._correlationID = newValue}
-  }
+  public var correlationID: UInt64 = 0
 
   /// node id or "client"
-  public var sender: String {
-    get {_storage._sender}
-    set {_uniqueStorage()._sender = newValue}
-  }
+  public var sender: String = String()
 
-  public var body: OneOf_Body? {
-    get {return _storage._body}
-    set {_uniqueStorage()._body = newValue}
-  }
+  public var body: Chorus_V1_Request.OneOf_Body? = nil
 
   public var registerWorker: Chorus_V1_RegisterWorker {
     get {
-      if case .registerWorker(let v)? = _storage._body {return v}
+      if case .registerWorker(let v)? = body {return v}
       return Chorus_V1_RegisterWorker()
     }
-    set {_uniqueStorage()._body = .registerWorker(newValue)}
+    set {body = .registerWorker(newValue)}
   }
 
   public var heartbeat: Chorus_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = _storage._body {return v}
+      if case .heartbeat(let v)? = body {return v}
       return Chorus_V1_Heartbeat()
     }
-    set {_uniqueStorage()._body = .heartbeat(newValue)}
+    set {body = .heartbeat(newValue)}
   }
 
   public var clusterStatus: Chorus_V1_ClusterStatusRequest {
     get {
-      if case .clusterStatus(let v)? = _storage._body {return v}
+      if case .clusterStatus(let v)? = body {return v}
       return Chorus_V1_ClusterStatusRequest()
     }
-    set {_uniqueStorage()._body = .clusterStatus(newValue)}
+    set {body = .clusterStatus(newValue)}
   }
 
   public var partitionMap: Chorus_V1_PartitionMapRequest {
     get {
-      if case .partitionMap(let v)? = _storage._body {return v}
+      if case .partitionMap(let v)? = body {return v}
       return Chorus_V1_PartitionMapRequest()
     }
-    set {_uniqueStorage()._body = .partitionMap(newValue)}
+    set {body = .partitionMap(newValue)}
   }
 
   public var writeBatch: Chorus_V1_WriteBatch {
     get {
-      if case .writeBatch(let v)? = _storage._body {return v}
+      if case .writeBatch(let v)? = body {return v}
       return Chorus_V1_WriteBatch()
     }
-    set {_uniqueStorage()._body = .writeBatch(newValue)}
+    set {body = .writeBatch(newValue)}
   }
 
   public var submitJob: Chorus_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = _storage._body {return v}
+      if case .submitJob(let v)? = body {return v}
       return Chorus_V1_SubmitJob()
     }
-    set {_uniqueStorage()._body = .submitJob(newValue)}
+    set {body = .submitJob(newValue)}
   }
 
   public var jobStatus: Chorus_V1_JobRef {
     get {
-      if case .jobStatus(let v)? = _storage._body {return v}
+      if case .jobStatus(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobStatus(newValue)}
+    set {body = .jobStatus(newValue)}
   }
 
   public var jobList: Chorus_V1_JobListRequest {
     get {
-      if case .jobList(let v)? = _storage._body {return v}
+      if case .jobList(let v)? = body {return v}
       return Chorus_V1_JobListRequest()
     }
-    set {_uniqueStorage()._body = .jobList(newValue)}
+    set {body = .jobList(newValue)}
   }
 
   public var jobCancel: Chorus_V1_JobRef {
     get {
-      if case .jobCancel(let v)? = _storage._body {return v}
+      if case .jobCancel(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobCancel(newValue)}
+    set {body = .jobCancel(newValue)}
   }
 
   public var runTask: Chorus_V1_RunTask {
     get {
-      if case .runTask(let v)? = _storage._body {return v}
+      if case .runTask(let v)? = body {return v}
       return Chorus_V1_RunTask()
     }
-    set {_uniqueStorage()._body = .runTask(newValue)}
+    set {body = .runTask(newValue)}
   }
 
   public var profileGet: Chorus_V1_ProfileGet {
     get {
-      if case .profileGet(let v)? = _storage._body {return v}
+      if case .profileGet(let v)? = body {return v}
       return Chorus_V1_ProfileGet()
     }
-    set {_uniqueStorage()._body = .profileGet(newValue)}
+    set {body = .profileGet(newValue)}
   }
 
   public var profileScan: Chorus_V1_ProfileScan {
     get {
-      if case .profileScan(let v)? = _storage._body {return v}
+      if case .profileScan(let v)? = body {return v}
       return Chorus_V1_ProfileScan()
     }
-    set {_uniqueStorage()._body = .profileScan(newValue)}
+    set {body = .profileScan(newValue)}
   }
 
   public var jobBroadcast: Chorus_V1_JobBroadcast {
     get {
-      if case .jobBroadcast(let v)? = _storage._body {return v}
+      if case .jobBroadcast(let v)? = body {return v}
       return Chorus_V1_JobBroadcast()
     }
-    set {_uniqueStorage()._body = .jobBroadcast(newValue)}
+    set {body = .jobBroadcast(newValue)}
   }
 
   public var jobRelease: Chorus_V1_JobRef {
     get {
-      if case .jobRelease(let v)? = _storage._body {return v}
+      if case .jobRelease(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobRelease(newValue)}
+    set {body = .jobRelease(newValue)}
   }
 
   /// deprecated: acknowledged and ignored since partitions move with their data
   public var sealPartitions: Chorus_V1_SealPartitions {
     get {
-      if case .sealPartitions(let v)? = _storage._body {return v}
+      if case .sealPartitions(let v)? = body {return v}
       return Chorus_V1_SealPartitions()
     }
-    set {_uniqueStorage()._body = .sealPartitions(newValue)}
+    set {body = .sealPartitions(newValue)}
   }
 
   /// primary -> replicas and learners
   public var replicaWrite: Chorus_V1_ReplicaWrite {
     get {
-      if case .replicaWrite(let v)? = _storage._body {return v}
+      if case .replicaWrite(let v)? = body {return v}
       return Chorus_V1_ReplicaWrite()
     }
-    set {_uniqueStorage()._body = .replicaWrite(newValue)}
+    set {body = .replicaWrite(newValue)}
   }
 
   /// client -> coordinator: drain, undrain, remove
   public var nodeAdmin: Chorus_V1_NodeAdmin {
     get {
-      if case .nodeAdmin(let v)? = _storage._body {return v}
+      if case .nodeAdmin(let v)? = body {return v}
       return Chorus_V1_NodeAdmin()
     }
-    set {_uniqueStorage()._body = .nodeAdmin(newValue)}
+    set {body = .nodeAdmin(newValue)}
   }
 
   /// client -> coordinator
   public var rebalance: Chorus_V1_RebalanceRequest {
     get {
-      if case .rebalance(let v)? = _storage._body {return v}
+      if case .rebalance(let v)? = body {return v}
       return Chorus_V1_RebalanceRequest()
     }
-    set {_uniqueStorage()._body = .rebalance(newValue)}
+    set {body = .rebalance(newValue)}
   }
 
   /// coordinator -> move target
   public var copyPartition: Chorus_V1_CopyPartition {
     get {
-      if case .copyPartition(let v)? = _storage._body {return v}
+      if case .copyPartition(let v)? = body {return v}
       return Chorus_V1_CopyPartition()
     }
-    set {_uniqueStorage()._body = .copyPartition(newValue)}
+    set {body = .copyPartition(newValue)}
   }
 
   /// move target -> partition primary
   public var partitionChunk: Chorus_V1_PartitionChunkRequest {
     get {
-      if case .partitionChunk(let v)? = _storage._body {return v}
+      if case .partitionChunk(let v)? = body {return v}
       return Chorus_V1_PartitionChunkRequest()
     }
-    set {_uniqueStorage()._body = .partitionChunk(newValue)}
+    set {body = .partitionChunk(newValue)}
   }
 
   /// coordinator -> worker, after every map change
   public var mapPush: Chorus_V1_PartitionMap {
     get {
-      if case .mapPush(let v)? = _storage._body {return v}
+      if case .mapPush(let v)? = body {return v}
       return Chorus_V1_PartitionMap()
     }
-    set {_uniqueStorage()._body = .mapPush(newValue)}
+    set {body = .mapPush(newValue)}
   }
 
   /// client -> coordinator
   public var recommend: Chorus_V1_RecommendRequest {
     get {
-      if case .recommend(let v)? = _storage._body {return v}
+      if case .recommend(let v)? = body {return v}
       return Chorus_V1_RecommendRequest()
     }
-    set {_uniqueStorage()._body = .recommend(newValue)}
+    set {body = .recommend(newValue)}
   }
 
   /// client -> coordinator
   public var similar: Chorus_V1_SimilarRequest {
     get {
-      if case .similar(let v)? = _storage._body {return v}
+      if case .similar(let v)? = body {return v}
       return Chorus_V1_SimilarRequest()
     }
-    set {_uniqueStorage()._body = .similar(newValue)}
+    set {body = .similar(newValue)}
   }
 
   /// coordinator -> the primary of the user's partition
   public var userHistory: Chorus_V1_UserHistoryRequest {
     get {
-      if case .userHistory(let v)? = _storage._body {return v}
+      if case .userHistory(let v)? = body {return v}
       return Chorus_V1_UserHistoryRequest()
     }
-    set {_uniqueStorage()._body = .userHistory(newValue)}
+    set {body = .userHistory(newValue)}
   }
 
   /// client -> coordinator: the stored models (name filter optional)
   public var modelList: Chorus_V1_ModelRequest {
     get {
-      if case .modelList(let v)? = _storage._body {return v}
+      if case .modelList(let v)? = body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {_uniqueStorage()._body = .modelList(newValue)}
+    set {body = .modelList(newValue)}
   }
 
   /// client -> coordinator: one model, with its file when with_file is set
   public var modelGet: Chorus_V1_ModelRequest {
     get {
-      if case .modelGet(let v)? = _storage._body {return v}
+      if case .modelGet(let v)? = body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {_uniqueStorage()._body = .modelGet(newValue)}
+    set {body = .modelGet(newValue)}
   }
 
   /// client -> coordinator: store a model file as the name's next version
   public var modelPut: Chorus_V1_ModelPut {
     get {
-      if case .modelPut(let v)? = _storage._body {return v}
+      if case .modelPut(let v)? = body {return v}
       return Chorus_V1_ModelPut()
     }
-    set {_uniqueStorage()._body = .modelPut(newValue)}
+    set {body = .modelPut(newValue)}
   }
 
   /// client -> coordinator: series, alerts and keys of the sentiment job
   public var sentimentQuery: Chorus_V1_SentimentQuery {
     get {
-      if case .sentimentQuery(let v)? = _storage._body {return v}
+      if case .sentimentQuery(let v)? = body {return v}
       return Chorus_V1_SentimentQuery()
     }
-    set {_uniqueStorage()._body = .sentimentQuery(newValue)}
+    set {body = .sentimentQuery(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -577,8 +565,6 @@ public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_Response: Sendable {
@@ -1553,16 +1539,6 @@ public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
     set {_uniqueStorage()._partition = newValue}
   }
 
-  /// stage "catalog"
-  public var catalog: Chorus_V1_Catalog {
-    get {_storage._catalog ?? Chorus_V1_Catalog()}
-    set {_uniqueStorage()._catalog = newValue}
-  }
-  /// Returns true if `catalog` has been explicitly set.
-  public var hasCatalog: Bool {_storage._catalog != nil}
-  /// Clears the value of `catalog`. Subsequent reads from it will return its default value.
-  public mutating func clearCatalog() {_uniqueStorage()._catalog = nil}
-
   /// stage "compute": the partition's partial summary
   public var partialJson: String {
     get {_storage._partialJson}
@@ -1606,32 +1582,6 @@ public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
   /// Clears the value of `alsEval`. Subsequent reads from it will return its default value.
   public mutating func clearAlsEval() {_uniqueStorage()._alsEval = nil}
 
-  /// job "sentiment-train", stage "st-load"
-  public var sentimentLoad: Chorus_V1_SentimentLoadResult {
-    get {_storage._sentimentLoad ?? Chorus_V1_SentimentLoadResult()}
-    set {_uniqueStorage()._sentimentLoad = newValue}
-  }
-  /// Returns true if `sentimentLoad` has been explicitly set.
-  public var hasSentimentLoad: Bool {_storage._sentimentLoad != nil}
-  /// Clears the value of `sentimentLoad`. Subsequent reads from it will return its default value.
-  public mutating func clearSentimentLoad() {_uniqueStorage()._sentimentLoad = nil}
-
-  /// job "sentiment-train", stages "st-eval-N"
-  public var sentimentGradient: Chorus_V1_SentimentGradient {
-    get {_storage._sentimentGradient ?? Chorus_V1_SentimentGradient()}
-    set {_uniqueStorage()._sentimentGradient = newValue}
-  }
-  /// Returns true if `sentimentGradient` has been explicitly set.
-  public var hasSentimentGradient: Bool {_storage._sentimentGradient != nil}
-  /// Clears the value of `sentimentGradient`. Subsequent reads from it will return its default value.
-  public mutating func clearSentimentGradient() {_uniqueStorage()._sentimentGradient = nil}
-
-  /// job "sentiment": the partition's partial aggregates
-  public var sentimentPartialJson: String {
-    get {_storage._sentimentPartialJson}
-    set {_uniqueStorage()._sentimentPartialJson = newValue}
-  }
-
   /// job SDK: the job's own result message (proto/chorus/v1/jobs/<kind>.proto), opaque here
   public var payload: Data {
     get {_storage._payload}
@@ -1653,56 +1603,6 @@ public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
-}
-
-/// Sentiment training (job kind "sentiment-train"). The labelled texts of a dataset are featurized once per
-/// partition and cached on the worker; then every evaluation of the objective is a stage: the coordinator
-/// broadcasts the parameters, each partition returns its loss and sparse gradient sums and its held-out confusion,
-/// and the coordinator adds them in partition order (so 1 and N workers give the same sums) and takes an L-BFGS step.
-public nonisolated struct Chorus_V1_SentimentLoadResult: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var sets: [String] = []
-
-  /// per set × class (sets × 3): training examples
-  public var train: [UInt32] = []
-
-  /// per set × class: held-out examples
-  public var heldOut: [UInt32] = []
-
-  /// Σ weights of the training examples
-  public var trainWeight: Double = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Chorus_V1_SentimentGradient: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// Σ weight · −log p(label) over the partition's training examples
-  public var loss: Double = 0
-
-  /// sparse gradient: parameter indices (class × dimensions + bucket; biases last)
-  public var indices: [UInt32] = []
-
-  /// parallel to indices
-  public var values: [Double] = []
-
-  /// held-out sets of this partition
-  public var sets: [String] = []
-
-  /// per set: 3 × 3 counts [gold × 3 + predicted]
-  public var confusion: [UInt32] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
 }
 
 /// ALS (job kind "als"). Ratings are read once per partition and cached on the worker for the whole run; only
@@ -1903,68 +1803,12 @@ public nonisolated struct Chorus_V1_AlsCutoffs: Sendable {
   public init() {}
 }
 
-/// Small dimension tables broadcast to every worker for the join-free compute stage.
-public nonisolated struct Chorus_V1_CatalogUser: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var id: String = String()
-
-  public var channel: String = String()
-
-  public var country: String = String()
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Chorus_V1_CatalogContent: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var id: String = String()
-
-  public var topics: [String] = []
-
-  public var hashtags: [String] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Chorus_V1_Catalog: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var users: [Chorus_V1_CatalogUser] = []
-
-  public var contents: [Chorus_V1_CatalogContent] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
 public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var jobID: String = String()
-
-  public var catalog: Chorus_V1_Catalog {
-    get {_catalog ?? Chorus_V1_Catalog()}
-    set {_catalog = newValue}
-  }
-  /// Returns true if `catalog` has been explicitly set.
-  public var hasCatalog: Bool {self._catalog != nil}
-  /// Clears the value of `catalog`. Subsequent reads from it will return its default value.
-  public mutating func clearCatalog() {self._catalog = nil}
 
   /// job kind "als": factors of one or both sides
   public var als: [Chorus_V1_AlsModel] = []
@@ -1978,18 +1822,6 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   public var hasAlsCutoffs: Bool {self._alsCutoffs != nil}
   /// Clears the value of `alsCutoffs`. Subsequent reads from it will return its default value.
   public mutating func clearAlsCutoffs() {self._alsCutoffs = nil}
-
-  /// job kind "sentiment-train": the parameters to evaluate, float64 LE
-  public var softmaxParameters: Data = Data()
-
-  /// job kind "sentiment": the model file (docs/sentiment.md, "Model file")
-  public var sentimentModel: Data = Data()
-
-  /// job kind "sentiment-train": which evaluation softmax_parameters belong to
-  public var sentimentStep: UInt32 = 0
-
-  /// jobs "sentiment" (stage sentiment-why: the alerts to explain) and "themes"
-  public var sentimentJson: String = String()
 
   /// job SDK: the job kind, so a worker can create the job's state on first use
   public var kind: String = String()
@@ -2007,7 +1839,6 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
 
   public init() {}
 
-  fileprivate var _catalog: Chorus_V1_Catalog? = nil
   fileprivate var _alsCutoffs: Chorus_V1_AlsCutoffs? = nil
 }
 
@@ -2354,563 +2185,521 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
   public static let protoMessageName: String = _protobuf_package + ".Request"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0")
 
-  fileprivate class _StorageClass {
-    var _protocolVersion: UInt32 = 0
-    var _correlationID: UInt64 = 0
-    var _sender: String = String()
-    var _body: Chorus_V1_Request.OneOf_Body?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _protocolVersion = source._protocolVersion
-      _correlationID = source._correlationID
-      _sender = source._sender
-      _body = source._body
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
-        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._sender) }()
-        case 10: try {
-          var v: Chorus_V1_RegisterWorker?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .registerWorker(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .registerWorker(v)
-          }
-        }()
-        case 11: try {
-          var v: Chorus_V1_Heartbeat?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .heartbeat(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .heartbeat(v)
-          }
-        }()
-        case 12: try {
-          var v: Chorus_V1_ClusterStatusRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .clusterStatus(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .clusterStatus(v)
-          }
-        }()
-        case 13: try {
-          var v: Chorus_V1_PartitionMapRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .partitionMap(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .partitionMap(v)
-          }
-        }()
-        case 14: try {
-          var v: Chorus_V1_WriteBatch?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .writeBatch(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .writeBatch(v)
-          }
-        }()
-        case 15: try {
-          var v: Chorus_V1_SubmitJob?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .submitJob(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .submitJob(v)
-          }
-        }()
-        case 16: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobStatus(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobStatus(v)
-          }
-        }()
-        case 17: try {
-          var v: Chorus_V1_JobListRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobList(v)
-          }
-        }()
-        case 18: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobCancel(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobCancel(v)
-          }
-        }()
-        case 19: try {
-          var v: Chorus_V1_RunTask?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .runTask(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .runTask(v)
-          }
-        }()
-        case 20: try {
-          var v: Chorus_V1_ProfileGet?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .profileGet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .profileGet(v)
-          }
-        }()
-        case 21: try {
-          var v: Chorus_V1_ProfileScan?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .profileScan(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .profileScan(v)
-          }
-        }()
-        case 22: try {
-          var v: Chorus_V1_JobBroadcast?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobBroadcast(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobBroadcast(v)
-          }
-        }()
-        case 23: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobRelease(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobRelease(v)
-          }
-        }()
-        case 24: try {
-          var v: Chorus_V1_SealPartitions?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .sealPartitions(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .sealPartitions(v)
-          }
-        }()
-        case 25: try {
-          var v: Chorus_V1_ReplicaWrite?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .replicaWrite(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .replicaWrite(v)
-          }
-        }()
-        case 26: try {
-          var v: Chorus_V1_NodeAdmin?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .nodeAdmin(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .nodeAdmin(v)
-          }
-        }()
-        case 27: try {
-          var v: Chorus_V1_RebalanceRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .rebalance(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .rebalance(v)
-          }
-        }()
-        case 28: try {
-          var v: Chorus_V1_CopyPartition?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .copyPartition(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .copyPartition(v)
-          }
-        }()
-        case 29: try {
-          var v: Chorus_V1_PartitionChunkRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .partitionChunk(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .partitionChunk(v)
-          }
-        }()
-        case 30: try {
-          var v: Chorus_V1_PartitionMap?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .mapPush(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .mapPush(v)
-          }
-        }()
-        case 31: try {
-          var v: Chorus_V1_RecommendRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .recommend(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .recommend(v)
-          }
-        }()
-        case 32: try {
-          var v: Chorus_V1_SimilarRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .similar(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .similar(v)
-          }
-        }()
-        case 33: try {
-          var v: Chorus_V1_UserHistoryRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .userHistory(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .userHistory(v)
-          }
-        }()
-        case 34: try {
-          var v: Chorus_V1_ModelRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelList(v)
-          }
-        }()
-        case 35: try {
-          var v: Chorus_V1_ModelRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelGet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelGet(v)
-          }
-        }()
-        case 36: try {
-          var v: Chorus_V1_ModelPut?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelPut(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelPut(v)
-          }
-        }()
-        case 37: try {
-          var v: Chorus_V1_SentimentQuery?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .sentimentQuery(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .sentimentQuery(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.correlationID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sender) }()
+      case 10: try {
+        var v: Chorus_V1_RegisterWorker?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .registerWorker(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .registerWorker(v)
+        }
+      }()
+      case 11: try {
+        var v: Chorus_V1_Heartbeat?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .heartbeat(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .heartbeat(v)
+        }
+      }()
+      case 12: try {
+        var v: Chorus_V1_ClusterStatusRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .clusterStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .clusterStatus(v)
+        }
+      }()
+      case 13: try {
+        var v: Chorus_V1_PartitionMapRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionMap(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionMap(v)
+        }
+      }()
+      case 14: try {
+        var v: Chorus_V1_WriteBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .writeBatch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .writeBatch(v)
+        }
+      }()
+      case 15: try {
+        var v: Chorus_V1_SubmitJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submitJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submitJob(v)
+        }
+      }()
+      case 16: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobStatus(v)
+        }
+      }()
+      case 17: try {
+        var v: Chorus_V1_JobListRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobList(v)
+        }
+      }()
+      case 18: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobCancel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobCancel(v)
+        }
+      }()
+      case 19: try {
+        var v: Chorus_V1_RunTask?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .runTask(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .runTask(v)
+        }
+      }()
+      case 20: try {
+        var v: Chorus_V1_ProfileGet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .profileGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .profileGet(v)
+        }
+      }()
+      case 21: try {
+        var v: Chorus_V1_ProfileScan?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .profileScan(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .profileScan(v)
+        }
+      }()
+      case 22: try {
+        var v: Chorus_V1_JobBroadcast?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobBroadcast(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobBroadcast(v)
+        }
+      }()
+      case 23: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobRelease(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobRelease(v)
+        }
+      }()
+      case 24: try {
+        var v: Chorus_V1_SealPartitions?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealPartitions(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealPartitions(v)
+        }
+      }()
+      case 25: try {
+        var v: Chorus_V1_ReplicaWrite?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .replicaWrite(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .replicaWrite(v)
+        }
+      }()
+      case 26: try {
+        var v: Chorus_V1_NodeAdmin?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .nodeAdmin(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .nodeAdmin(v)
+        }
+      }()
+      case 27: try {
+        var v: Chorus_V1_RebalanceRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rebalance(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rebalance(v)
+        }
+      }()
+      case 28: try {
+        var v: Chorus_V1_CopyPartition?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .copyPartition(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .copyPartition(v)
+        }
+      }()
+      case 29: try {
+        var v: Chorus_V1_PartitionChunkRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionChunk(v)
+        }
+      }()
+      case 30: try {
+        var v: Chorus_V1_PartitionMap?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .mapPush(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .mapPush(v)
+        }
+      }()
+      case 31: try {
+        var v: Chorus_V1_RecommendRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .recommend(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .recommend(v)
+        }
+      }()
+      case 32: try {
+        var v: Chorus_V1_SimilarRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .similar(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .similar(v)
+        }
+      }()
+      case 33: try {
+        var v: Chorus_V1_UserHistoryRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .userHistory(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .userHistory(v)
+        }
+      }()
+      case 34: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelList(v)
+        }
+      }()
+      case 35: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelGet(v)
+        }
+      }()
+      case 36: try {
+        var v: Chorus_V1_ModelPut?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelPut(v)
+        }
+      }()
+      case 37: try {
+        var v: Chorus_V1_SentimentQuery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sentimentQuery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sentimentQuery(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._protocolVersion != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
-      }
-      if _storage._correlationID != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 2)
-      }
-      if !_storage._sender.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._sender, fieldNumber: 3)
-      }
-      switch _storage._body {
-      case .registerWorker?: try {
-        guard case .registerWorker(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .heartbeat?: try {
-        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .clusterStatus?: try {
-        guard case .clusterStatus(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .partitionMap?: try {
-        guard case .partitionMap(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .writeBatch?: try {
-        guard case .writeBatch(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      }()
-      case .submitJob?: try {
-        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-      }()
-      case .jobStatus?: try {
-        guard case .jobStatus(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-      }()
-      case .jobList?: try {
-        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-      }()
-      case .jobCancel?: try {
-        guard case .jobCancel(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-      }()
-      case .runTask?: try {
-        guard case .runTask(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-      }()
-      case .profileGet?: try {
-        guard case .profileGet(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .profileScan?: try {
-        guard case .profileScan(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case .jobBroadcast?: try {
-        guard case .jobBroadcast(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-      }()
-      case .jobRelease?: try {
-        guard case .jobRelease(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-      }()
-      case .sealPartitions?: try {
-        guard case .sealPartitions(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-      }()
-      case .replicaWrite?: try {
-        guard case .replicaWrite(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-      }()
-      case .nodeAdmin?: try {
-        guard case .nodeAdmin(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
-      }()
-      case .rebalance?: try {
-        guard case .rebalance(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
-      }()
-      case .copyPartition?: try {
-        guard case .copyPartition(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
-      }()
-      case .partitionChunk?: try {
-        guard case .partitionChunk(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
-      }()
-      case .mapPush?: try {
-        guard case .mapPush(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-      }()
-      case .recommend?: try {
-        guard case .recommend(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-      }()
-      case .similar?: try {
-        guard case .similar(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-      }()
-      case .userHistory?: try {
-        guard case .userHistory(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-      }()
-      case .modelList?: try {
-        guard case .modelList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-      }()
-      case .modelGet?: try {
-        guard case .modelGet(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-      }()
-      case .modelPut?: try {
-        guard case .modelPut(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
-      }()
-      case .sentimentQuery?: try {
-        guard case .sentimentQuery(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    if self.correlationID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.correlationID, fieldNumber: 2)
+    }
+    if !self.sender.isEmpty {
+      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 3)
+    }
+    switch self.body {
+    case .registerWorker?: try {
+      guard case .registerWorker(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .heartbeat?: try {
+      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .clusterStatus?: try {
+      guard case .clusterStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .partitionMap?: try {
+      guard case .partitionMap(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .writeBatch?: try {
+      guard case .writeBatch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .submitJob?: try {
+      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .jobStatus?: try {
+      guard case .jobStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .jobList?: try {
+      guard case .jobList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .jobCancel?: try {
+      guard case .jobCancel(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .runTask?: try {
+      guard case .runTask(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .profileGet?: try {
+      guard case .profileGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .profileScan?: try {
+      guard case .profileScan(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .jobBroadcast?: try {
+      guard case .jobBroadcast(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .jobRelease?: try {
+      guard case .jobRelease(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .sealPartitions?: try {
+      guard case .sealPartitions(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .replicaWrite?: try {
+      guard case .replicaWrite(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .nodeAdmin?: try {
+      guard case .nodeAdmin(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .rebalance?: try {
+      guard case .rebalance(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .copyPartition?: try {
+      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .partitionChunk?: try {
+      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .mapPush?: try {
+      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .recommend?: try {
+      guard case .recommend(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .similar?: try {
+      guard case .similar(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .userHistory?: try {
+      guard case .userHistory(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
+    case .modelList?: try {
+      guard case .modelList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .modelGet?: try {
+      guard case .modelGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+    }()
+    case .modelPut?: try {
+      guard case .modelPut(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+    }()
+    case .sentimentQuery?: try {
+      guard case .sentimentQuery(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Request, rhs: Chorus_V1_Request) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
-        if _storage._correlationID != rhs_storage._correlationID {return false}
-        if _storage._sender != rhs_storage._sender {return false}
-        if _storage._body != rhs_storage._body {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.sender != rhs.sender {return false}
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4928,22 +4717,18 @@ nonisolated extension Chorus_V1_TaskResults: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0\u{3}sentiment_load\0\u{3}sentiment_gradient\0\u{3}sentiment_partial_json\0\u{1}payload\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{4}\u{2}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{3}als_load\0\u{3}als_factors\0\u{3}als_eval\0\u{2}\u{4}payload\0\u{1}error\0\u{b}catalog\0\u{b}sentiment_load\0\u{b}sentiment_gradient\0\u{b}sentiment_partial_json\0\u{c}\u{4}\u{1}\u{c}\u{b}\u{1}\u{c}\u{c}\u{1}\u{c}\u{d}\u{1}")
 
   fileprivate class _StorageClass {
     var _jobID: String = String()
     var _stage: String = String()
     var _partition: UInt32 = 0
-    var _catalog: Chorus_V1_Catalog? = nil
     var _partialJson: String = String()
     var _recordsRead: UInt64 = 0
     var _mapVersion: UInt64 = 0
     var _alsLoad: Chorus_V1_AlsLoadResult? = nil
     var _alsFactors: Data = Data()
     var _alsEval: Chorus_V1_AlsEvalResult? = nil
-    var _sentimentLoad: Chorus_V1_SentimentLoadResult? = nil
-    var _sentimentGradient: Chorus_V1_SentimentGradient? = nil
-    var _sentimentPartialJson: String = String()
     var _payload: Data = Data()
     var _error: Chorus_V1_ErrorReply? = nil
 
@@ -4959,16 +4744,12 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       _jobID = source._jobID
       _stage = source._stage
       _partition = source._partition
-      _catalog = source._catalog
       _partialJson = source._partialJson
       _recordsRead = source._recordsRead
       _mapVersion = source._mapVersion
       _alsLoad = source._alsLoad
       _alsFactors = source._alsFactors
       _alsEval = source._alsEval
-      _sentimentLoad = source._sentimentLoad
-      _sentimentGradient = source._sentimentGradient
-      _sentimentPartialJson = source._sentimentPartialJson
       _payload = source._payload
       _error = source._error
     }
@@ -4992,16 +4773,12 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         case 1: try { try decoder.decodeSingularStringField(value: &_storage._jobID) }()
         case 2: try { try decoder.decodeSingularStringField(value: &_storage._stage) }()
         case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._partition) }()
-        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._catalog) }()
         case 5: try { try decoder.decodeSingularStringField(value: &_storage._partialJson) }()
         case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._recordsRead) }()
         case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._mapVersion) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._alsLoad) }()
         case 9: try { try decoder.decodeSingularBytesField(value: &_storage._alsFactors) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._alsEval) }()
-        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentLoad) }()
-        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentGradient) }()
-        case 13: try { try decoder.decodeSingularStringField(value: &_storage._sentimentPartialJson) }()
         case 14: try { try decoder.decodeSingularBytesField(value: &_storage._payload) }()
         case 15: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
         default: break
@@ -5025,9 +4802,6 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       if _storage._partition != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._partition, fieldNumber: 3)
       }
-      try { if let v = _storage._catalog {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-      } }()
       if !_storage._partialJson.isEmpty {
         try visitor.visitSingularStringField(value: _storage._partialJson, fieldNumber: 5)
       }
@@ -5046,15 +4820,6 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
       try { if let v = _storage._alsEval {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
       } }()
-      try { if let v = _storage._sentimentLoad {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      } }()
-      try { if let v = _storage._sentimentGradient {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      } }()
-      if !_storage._sentimentPartialJson.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._sentimentPartialJson, fieldNumber: 13)
-      }
       if !_storage._payload.isEmpty {
         try visitor.visitSingularBytesField(value: _storage._payload, fieldNumber: 14)
       }
@@ -5073,117 +4838,18 @@ nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._jobID != rhs_storage._jobID {return false}
         if _storage._stage != rhs_storage._stage {return false}
         if _storage._partition != rhs_storage._partition {return false}
-        if _storage._catalog != rhs_storage._catalog {return false}
         if _storage._partialJson != rhs_storage._partialJson {return false}
         if _storage._recordsRead != rhs_storage._recordsRead {return false}
         if _storage._mapVersion != rhs_storage._mapVersion {return false}
         if _storage._alsLoad != rhs_storage._alsLoad {return false}
         if _storage._alsFactors != rhs_storage._alsFactors {return false}
         if _storage._alsEval != rhs_storage._alsEval {return false}
-        if _storage._sentimentLoad != rhs_storage._sentimentLoad {return false}
-        if _storage._sentimentGradient != rhs_storage._sentimentGradient {return false}
-        if _storage._sentimentPartialJson != rhs_storage._sentimentPartialJson {return false}
         if _storage._payload != rhs_storage._payload {return false}
         if _storage._error != rhs_storage._error {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_SentimentLoadResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".SentimentLoadResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sets\0\u{1}train\0\u{3}held_out\0\u{3}train_weight\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedStringField(value: &self.sets) }()
-      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.train) }()
-      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.heldOut) }()
-      case 4: try { try decoder.decodeSingularDoubleField(value: &self.trainWeight) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.sets.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.sets, fieldNumber: 1)
-    }
-    if !self.train.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.train, fieldNumber: 2)
-    }
-    if !self.heldOut.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.heldOut, fieldNumber: 3)
-    }
-    if self.trainWeight.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.trainWeight, fieldNumber: 4)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_SentimentLoadResult, rhs: Chorus_V1_SentimentLoadResult) -> Bool {
-    if lhs.sets != rhs.sets {return false}
-    if lhs.train != rhs.train {return false}
-    if lhs.heldOut != rhs.heldOut {return false}
-    if lhs.trainWeight != rhs.trainWeight {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_SentimentGradient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".SentimentGradient"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}loss\0\u{1}indices\0\u{1}values\0\u{1}sets\0\u{1}confusion\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
-      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.indices) }()
-      case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.values) }()
-      case 4: try { try decoder.decodeRepeatedStringField(value: &self.sets) }()
-      case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.confusion) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.loss.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 1)
-    }
-    if !self.indices.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.indices, fieldNumber: 2)
-    }
-    if !self.values.isEmpty {
-      try visitor.visitPackedDoubleField(value: self.values, fieldNumber: 3)
-    }
-    if !self.sets.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.sets, fieldNumber: 4)
-    }
-    if !self.confusion.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.confusion, fieldNumber: 5)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_SentimentGradient, rhs: Chorus_V1_SentimentGradient) -> Bool {
-    if lhs.loss != rhs.loss {return false}
-    if lhs.indices != rhs.indices {return false}
-    if lhs.values != rhs.values {return false}
-    if lhs.sets != rhs.sets {return false}
-    if lhs.confusion != rhs.confusion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5551,124 +5217,9 @@ nonisolated extension Chorus_V1_AlsCutoffs: SwiftProtobuf.Message, SwiftProtobuf
   }
 }
 
-nonisolated extension Chorus_V1_CatalogUser: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CatalogUser"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}channel\0\u{1}country\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.channel) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.country) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.channel.isEmpty {
-      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 2)
-    }
-    if !self.country.isEmpty {
-      try visitor.visitSingularStringField(value: self.country, fieldNumber: 3)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_CatalogUser, rhs: Chorus_V1_CatalogUser) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.channel != rhs.channel {return false}
-    if lhs.country != rhs.country {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_CatalogContent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CatalogContent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}topics\0\u{1}hashtags\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.topics) }()
-      case 3: try { try decoder.decodeRepeatedStringField(value: &self.hashtags) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.topics.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.topics, fieldNumber: 2)
-    }
-    if !self.hashtags.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.hashtags, fieldNumber: 3)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_CatalogContent, rhs: Chorus_V1_CatalogContent) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.topics != rhs.topics {return false}
-    if lhs.hashtags != rhs.hashtags {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".Catalog"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}contents\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.users) }()
-      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.contents) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.users.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.users, fieldNumber: 1)
-    }
-    if !self.contents.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.contents, fieldNumber: 2)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_Catalog, rhs: Chorus_V1_Catalog) -> Bool {
-    if lhs.users != rhs.users {return false}
-    if lhs.contents != rhs.contents {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{1}als\0\u{3}als_cutoffs\0\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0\u{3}sentiment_json\0\u{1}kind\0\u{1}payload\0\u{1}stage\0\u{1}params\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{2}\u{2}als\0\u{3}als_cutoffs\0\u{2}\u{5}kind\0\u{1}payload\0\u{1}stage\0\u{1}params\0\u{b}catalog\0\u{b}softmax_parameters\0\u{b}sentiment_model\0\u{b}sentiment_step\0\u{b}sentiment_json\0\u{c}\u{2}\u{1}\u{c}\u{5}\u{1}\u{c}\u{6}\u{1}\u{c}\u{7}\u{1}\u{c}\u{8}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5677,13 +5228,8 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.als) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._alsCutoffs) }()
-      case 5: try { try decoder.decodeSingularBytesField(value: &self.softmaxParameters) }()
-      case 6: try { try decoder.decodeSingularBytesField(value: &self.sentimentModel) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.sentimentStep) }()
-      case 8: try { try decoder.decodeSingularStringField(value: &self.sentimentJson) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.kind) }()
       case 10: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.stage) }()
@@ -5701,27 +5247,12 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
     if !self.jobID.isEmpty {
       try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
     }
-    try { if let v = self._catalog {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
     if !self.als.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.als, fieldNumber: 3)
     }
     try { if let v = self._alsCutoffs {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
-    if !self.softmaxParameters.isEmpty {
-      try visitor.visitSingularBytesField(value: self.softmaxParameters, fieldNumber: 5)
-    }
-    if !self.sentimentModel.isEmpty {
-      try visitor.visitSingularBytesField(value: self.sentimentModel, fieldNumber: 6)
-    }
-    if self.sentimentStep != 0 {
-      try visitor.visitSingularUInt32Field(value: self.sentimentStep, fieldNumber: 7)
-    }
-    if !self.sentimentJson.isEmpty {
-      try visitor.visitSingularStringField(value: self.sentimentJson, fieldNumber: 8)
-    }
     if !self.kind.isEmpty {
       try visitor.visitSingularStringField(value: self.kind, fieldNumber: 9)
     }
@@ -5739,13 +5270,8 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
 
   public static func ==(lhs: Chorus_V1_JobBroadcast, rhs: Chorus_V1_JobBroadcast) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
-    if lhs._catalog != rhs._catalog {return false}
     if lhs.als != rhs.als {return false}
     if lhs._alsCutoffs != rhs._alsCutoffs {return false}
-    if lhs.softmaxParameters != rhs.softmaxParameters {return false}
-    if lhs.sentimentModel != rhs.sentimentModel {return false}
-    if lhs.sentimentStep != rhs.sentimentStep {return false}
-    if lhs.sentimentJson != rhs.sentimentJson {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.stage != rhs.stage {return false}
