@@ -61,26 +61,4 @@ extension Worker {
         let end = rest.firstIndex(of: 0) ?? rest.endIndex
         return String(decoding: key[5..<end], as: UTF8.self)
     }
-
-    /// Streams records of one role grouped by their first key part (records of one id are contiguous).
-    static func scanGroups(store: Store, partition: UInt32, role: UInt8,
-                           _ body: (String, [InteractionRecord]) throws -> Void) throws -> Int {
-        var current: String?
-        var group: [InteractionRecord] = []
-        var n = 0
-        try store.scan(prefix: ShardKeys.prefix(partition: partition, role: role)) { key, value in
-            let gid = groupId(key)
-            if gid != current {
-                if let c = current { try body(c, group) }
-                current = gid
-                group.removeAll(keepingCapacity: true)
-            }
-            let m = try Chorus_V1_Interaction(borrowing: UnsafeRawBufferPointer(value))
-            if let rec = Wire.decode(m) { group.append(rec) }
-            n += 1
-            return true
-        }
-        if let c = current { try body(c, group) }
-        return n
-    }
 }

@@ -1,5 +1,6 @@
 import ChorusAnalytics
 import ChorusModel
+import ChorusJobs
 @testable import ChorusRuntime
 import Foundation
 import Testing
@@ -7,7 +8,7 @@ import Testing
 /// Every job parameter is declared once and checked at submit (issue 11).
 @Suite struct JobParameterTests {
     func usage(_ kind: String, _ params: [String: String]) -> String? {
-        do { _ = try JobParameters.validate(kind: kind, params: params); return nil } catch let e as ChorusError {
+        do { _ = try JobParameters.validate(kind: kind, params: params, registry: StandardJobs.registry); return nil } catch let e as ChorusError {
             #expect(e.code == .usage && e.exitCode == 64)
             return e.message
         } catch { return "\(error)" }
@@ -26,7 +27,7 @@ import Testing
         #expect(usage("nosuchkind", [:])?.contains("unknown job kind") == true)
         #expect(usage("als", ["mode": "implicit", "seed": "7"]) == nil)
         // Times are stored as unix seconds.
-        #expect((try? JobParameters.validate(kind: "features", params: ["as_of": "2025-09-29T00:00:00Z"]))
+        #expect((try? JobParameters.validate(kind: "features", params: ["as_of": "2025-09-29T00:00:00Z"], registry: StandardJobs.registry))
                 == ["as_of": "1759104000"])
     }
 
@@ -51,7 +52,7 @@ import Testing
     }
 
     @Test func helpFitsEightyColumnsAndShowsTheRealDefaults() {
-        let help = JobParameters.helpText()
+        let help = JobParameters.helpText(StandardJobs.registry)
         #expect(help.split(separator: "\n").allSatisfy { $0.count <= 80 })
         #expect(help.contains("sensitivity=4:"))
         #expect(String(ALS.Config().rank) == JobParameters.declared("als")?.first { $0.name == "rank" }?.defaultValue)
@@ -67,8 +68,8 @@ extension JobParameterTests {
         let docs = try ["docs/cli.md", "docs/sentiment.md"].map {
             try String(contentsOfFile: root + "/" + $0, encoding: .utf8)
         }.joined(separator: "\n")
-        for kind in JobKinds.all {
-            for p in JobParameters.declared(kind) ?? [] where !p.internalUse {
+        for kind in JobParameters.allKinds(StandardJobs.registry) {
+            for p in JobParameters.declared(kind, registry: StandardJobs.registry) ?? [] where !p.internalUse {
                 #expect(docs.contains("`\(p.name)`") || docs.contains("`\(p.name)=")
                         || (p.name.hasPrefix("weight_") && docs.contains("`weight_")),
                         "\(kind): parameter \(p.name) is not in docs/cli.md or docs/sentiment.md")
