@@ -7,5 +7,8 @@ public enum StandardJobs {
         FeaturesJob.self,
         ALSJob.self,
         TopHashtagsJob.self,
+        SentimentTrainJob.self,
+        SentimentJob.self,
+        ThemesJob.self,
     ])
 }

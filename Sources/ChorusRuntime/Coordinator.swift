@@ -40,6 +40,14 @@ public final class Coordinator: Sendable {
         } catch {
             throw ChorusError(.storage, "\(error)")
         }
+        do {
+            let moved = try SentimentResultKeys.migrate(store)
+            if moved > 0 {
+                logger.notice("moved the sentiment results to their job SDK keys", metadata: ["records": "\(moved)"])
+            }
+        } catch {
+            throw ChorusError(.storage, "cannot migrate the stored sentiment results: \(error)")
+        }
         state = try CoordinatorState(store: store, partitionCount: options.partitions,
                                      replicationFactor: options.replication, timing: options.timing,
                                      limits: options.moves)
@@ -227,7 +235,6 @@ public final class Coordinator: Sendable {
         case .clusterStatus: return .clusterStatus(await status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
-            if s.kind == JobKinds.sentiment || s.kind == JobKinds.themes { try checkModelExists(s.params) }
             let job = try await state.createJob(kind: s.kind, params: s.params, registry: options.jobs) { kind, params in
                 try kind.checkSubmit(params, SubmitContext(modelExists: { [self] name, version in
                     try self.modelExists(name: name, version: version)
@@ -289,12 +296,6 @@ extension Coordinator {
             let report: String
             if let kind = options.jobs[job.kind] {
                 report = try await runRegisteredJob(job, kind)
-            } else if job.kind == JobKinds.sentimentTrain {
-                report = try await runSentimentTrain(job)
-            } else if job.kind == JobKinds.sentiment {
-                report = try await runSentiment(job)
-            } else if job.kind == JobKinds.themes {
-                report = try await runThemes(job)
             } else {
                 throw JobFailure(message: "this coordinator does not run job kind '\(job.kind)'")
             }

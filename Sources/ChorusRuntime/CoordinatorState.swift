@@ -607,8 +607,9 @@ actor CoordinatorState {
                    check: (any Job.Type, JobParams) throws -> Void = { _, _ in }) throws -> Chorus_V1_JobInfo {
         // Unknown kinds, unknown keys and bad values fail the submit (exit 64), before anything is stored.
         let params = try JobParameters.validate(kind: kind, params: given, registry: registry)
-        let registered = registry[kind]
-        if let registered { try check(registered, JobParams(params)) }
+        // validate() refused kinds the registry lacks.
+        guard let registered = registry[kind] else { throw ChorusError(.usage, "unknown job kind '\(kind)'") }
+        try check(registered, JobParams(params))
         jobSeq += 1
         try store.put(Array("meta/job_seq".utf8), Array(String(jobSeq).utf8), sync: true)
         var j = Chorus_V1_JobInfo()
@@ -617,8 +618,7 @@ actor CoordinatorState {
         j.state = .queued
         j.params = params
         j.submittedAtMs = nowMs()
-        let perPartition = registered.map { max(1, $0.tasksPerPartition(JobParams(params))) }
-            ?? JobKinds.stageCount(kind, params: params)
+        let perPartition = max(1, registered.tasksPerPartition(JobParams(params)))
         j.tasksTotal = map.partitionCount * UInt32(min(perPartition, 1_000_000))
         try persist(job: j)
         return j

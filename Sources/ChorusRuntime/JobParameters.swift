@@ -7,6 +7,8 @@ public struct JobParameter: Sendable {
     public enum Values: Sendable {
         /// A whole number in the range (written as digits; `1e3` is not an integer here).
         case integer(ClosedRange<Int64>)
+        /// A power of two in the range (e.g. a hashed table's size).
+        case powerOfTwo(ClosedRange<Int64>)
         /// A finite number in the range.
         case number(ClosedRange<Double>)
         case boolean
@@ -37,6 +39,7 @@ public struct JobParameter: Sendable {
     public var shape: String {
         switch values {
         case let .integer(r): return "a whole number in \(r.lowerBound)...\(r.upperBound)"
+        case let .powerOfTwo(r): return "a power of two in \(r.lowerBound)...\(r.upperBound)"
         case let .number(r): return "a number in \(Self.show(r.lowerBound))...\(Self.show(r.upperBound))"
         case .boolean: return "true or false"
         case let .choice(c): return c.joined(separator: " or ")
@@ -50,6 +53,7 @@ public struct JobParameter: Sendable {
     public var shortShape: String {
         switch values {
         case let .integer(r): return r.upperBound == Int64.max ? "integer ≥ \(r.lowerBound)" : "\(r.lowerBound)...\(r.upperBound)"
+        case let .powerOfTwo(r): return "\(r.lowerBound)...\(r.upperBound)"
         case let .number(r): return "\(Self.show(r.lowerBound))...\(Self.show(r.upperBound))"
         case .boolean: return "true|false"
         case let .choice(c): return c.joined(separator: "|")
@@ -73,6 +77,14 @@ public struct JobParameter: Sendable {
         switch values {
         case let .integer(r):
             guard let n = Int64(v), r.contains(n) else { throw bad() }
+            return String(n)
+        case let .powerOfTwo(r):
+            guard let n = Int64(v), r.contains(n) else { throw bad() }
+            // Any other size used to pass the range check and trap every worker (a hashed table's size).
+            guard n & (n - 1) == 0 else {
+                throw ChorusError(.usage, "\(kind): \(name) must be a power of two, not \(n)",
+                                  hint: "e.g. --param \(name)=\(defaultValue)")
+            }
             return String(n)
         case let .number(r):
             guard let d = Double(v), d.isFinite, r.contains(d) else { throw bad() }
@@ -114,52 +126,14 @@ public enum JobParameters {
               internalUse: true),
     ]
 
-    static let sentimentModel: [JobParameter] = [
-        .init("model", .text(maxBytes: 128), SentimentModelFile.defaultName, "the stored model (`chorus model list`)"),
-        .init("model_version", .integer(0...1_000_000), "0", "the model's version; 0 = the latest"),
-        .init("keywords", .text(maxBytes: 4096), "", "brand keywords, comma-separated; each makes a brand:KEYWORD key"),
-    ]
-
-    public static let byKind: [String: [JobParameter]] = [
-        JobKinds.sentiment: [
-            .init("as_of", .time, "now", "accepted for every kind; sentiment does not use it"),
-        ] + sentimentModel + [
-            .init("sensitivity", .number(0.5...50), "4",
-                  "alert threshold in standard deviations above the rolling baseline (lower = more alerts)"),
-            .init("cooldown_hours", .integer(0...8760), "6", "hours an alert stays silent for its key after firing"),
-            .init("alert_window_hours", .integer(1...8760), "24", "hours of rolling baseline before each hour"),
-            .init("min_count", .integer(1...100_000_000), "20", "texts an hour needs before it can alert"),
-            .init("max_alerts", .integer(0...100_000), "200", "new alerts explained (why terms, examples) per run"),
-            .init("most_negative", .integer(0...20), "3", "most negative comments kept per content item"),
-        ],
-        JobKinds.themes: [
-            .init("as_of", .time, "now", "accepted for every kind; themes does not use it"),
-            .init("key", .key, "(required)", "the key whose negative comments are grouped"),
-            .init("k", .integer(1...20), "5", "how many themes"),
-            .init("max_total", .integer(1...1_000_000), "5000", "negative comments clustered at most"),
-            .init("max_docs", .integer(1...1_000_000), "1000", "negative comments taken per partition at most"),
-        ] + sentimentModel,
-        JobKinds.sentimentTrain: [
-            .init("as_of", .time, "now", "accepted for every kind; training does not use it"),
-            .init("dataset", .text(maxBytes: 128), "sentiment", "the labelled dataset (`chorus model train` loads it)"),
-            .init("dimensions", .integer(1024...(1 << 24)), String(1 << 18), "hashed feature buckets (a power of two)"),
-            .init("lambda", .number(0...1), "2e-5", "L2 regularisation"),
-            .init("iterations", .integer(1...10_000), "120", "L-BFGS iterations at most"),
-            .init("tolerance", .number(0...1), "1e-7", "stop when the loss improves less than this"),
-            .init("name", .text(maxBytes: 128), SentimentModelFile.defaultName, "the name the model is stored under"),
-            .init("provenance", .text(maxBytes: 1 << 20), "", "JSON written by `chorus model train`", internalUse: true),
-        ],
-    ]
-
-    /// The declared parameters of a kind (with the common ones), or nil for an unknown kind.
+    /// The declared parameters of a kind (its own and the common ones), or nil for a kind the registry lacks.
     public static func declared(_ kind: String, registry: JobRegistry = .empty) -> [JobParameter]? {
-        if let job = registry[kind] { return job.parameters + common }
-        return byKind[kind].map { $0 + common }
+        registry[kind].map { $0.parameters + common }
     }
 
-    /// Every kind: the registered ones, then the built-in ones not yet on the job SDK.
+    /// Every kind, in registration order.
     public static func allKinds(_ registry: JobRegistry) -> [String] {
-        registry.kinds + JobKinds.all.filter { registry[$0] == nil }
+        registry.kinds
     }
 
     /// Checks a submission's parameters: the kind exists, every key is declared for it, every value has the
@@ -184,11 +158,6 @@ public enum JobParameters {
         for p in decl where p.defaultValue == "(required)" && out[p.name] == nil {
             throw ChorusError(.usage, "\(kind): parameter \(p.name) is required: \(p.shape)",
                               hint: "\(p.name): \(p.help); e.g. --param \(p.name)=\(exampleValue(p))")
-        }
-        // The featurizer hashes into a power-of-two table; any other size used to pass here and trap every worker.
-        if kind == JobKinds.sentimentTrain, let d = out["dimensions"], let v = Int(d), v & (v - 1) != 0 {
-            throw ChorusError(.usage, "\(kind): dimensions must be a power of two, not \(v)",
-                              hint: "e.g. --param dimensions=\(1 << 18)")
         }
         return out
     }
@@ -216,24 +185,16 @@ public enum JobParameters {
         return prev[y.count]
     }
 
-    /// The parameter list of every kind, for `job submit --help` (80 columns).
     /// What a kind computes, in one line.
     public static func about(_ kind: String, registry: JobRegistry = .empty) -> String {
-        if let job = registry[kind] { return job.about }
-        return legacyAbout[kind] ?? ""
+        registry[kind]?.about ?? ""
     }
 
-    /// The built-in kinds not yet on the job SDK.
-    static let legacyAbout: [String: String] = [
-        JobKinds.sentiment: "scores posts and comments; sentiment per content, user and key; alerts",
-        JobKinds.themes: "complaint themes of the negative comments about one key",
-        JobKinds.sentimentTrain: "trains a sentiment model (`chorus model train sentiment` wraps it)",
-    ]
-
+    /// The parameter list of every kind (or of `kinds`), for `job submit --help` and `job kinds KIND` (80 columns).
     public static func helpText(_ registry: JobRegistry = .empty, kinds: [String]? = nil) -> String {
         var lines: [String] = []
         for kind in kinds ?? allKinds(registry) {
-            guard let decl = registry[kind]?.parameters ?? byKind[kind] else { continue }
+            guard let decl = registry[kind]?.parameters else { continue }
             lines.append("\(kind) parameters (--param KEY=VALUE):")
             for p in decl where !p.internalUse && !(p.name == "as_of" && p.help.hasPrefix("accepted for every kind")) {
                 let head = "\(p.name)=" + (p.defaultValue.isEmpty ? "…" : p.defaultValue) + ": "
@@ -258,5 +219,22 @@ public enum JobParameters {
         }
         if !line.isEmpty { out.append(String(repeating: " ", count: indent) + line) }
         return out
+    }
+}
+
+extension RequestValidation {
+    /// The values of a registered kind's declared parameters in a task or a broadcast. They were checked at submit,
+    /// but a message from the wire is remote input (a value a job would trap on, e.g. a non-power-of-two table
+    /// size, must not reach it). Keys the kind does not declare are left alone.
+    public static func declaredParams(_ params: [String: String], _ declared: [JobParameter], kind: String,
+                                      field: String) throws {
+        for p in declared {
+            guard let v = params[p.name] else { continue }
+            do {
+                _ = try p.check(kind, v)
+            } catch {
+                throw invalid("\(field).\(p.name)", "'\(v.prefix(40))' is not \(p.shape)")
+            }
+        }
     }
 }

@@ -32,8 +32,6 @@ public enum RequestValidation {
     public static let maxCopies = 16
     /// ALS ranks (the `rank` job parameter's range).
     public static let maxRank: UInt32 = 512
-    /// Hashed feature buckets of sentiment training (a power of two, the `dimensions` parameter's range).
-    public static let sentimentDimensions = 1024...(1 << 24)
     /// Results asked for by recommend/similar/job list/sentiment alerts.
     public static let maxResults: UInt32 = 10_000
 
@@ -88,12 +86,6 @@ public enum RequestValidation {
             try partitions(t.partitions, "run_task.partitions")
             try unique(t.partitions, "run_task.partitions", what: "partition")
             try params(t.params, "run_task.params")
-            if t.kind == JobKinds.sentimentTrain, let d = t.params["dimensions"] {
-                guard let v = Int(d), sentimentDimensions.contains(v), v & (v - 1) == 0 else {
-                    throw invalid("run_task.params.dimensions", "'\(d.prefix(40))' is not a power of two in "
-                                  + "\(sentimentDimensions.lowerBound)...\(sentimentDimensions.upperBound)")
-                }
-            }
         case let .profileGet(g):
             try id(g.userID, "profile_get.user_id", allowEmpty: true)
             try id(g.kind, "profile_get.kind", allowEmpty: true)
@@ -236,16 +228,6 @@ public enum RequestValidation {
         try id(b.kind, "job_broadcast.kind", allowEmpty: true)
         try id(b.stage, "job_broadcast.stage", allowEmpty: true)
         try params(b.params, "job_broadcast.params")
-        if !b.softmaxParameters.isEmpty {
-            guard b.softmaxParameters.count % 8 == 0 else {
-                throw invalid("job_broadcast.softmax_parameters", "\(b.softmaxParameters.count) bytes: not float64 values")
-            }
-            let n = b.softmaxParameters.count / 8
-            guard n <= 3 * sentimentDimensions.upperBound + 3 else {
-                throw invalid("job_broadcast.softmax_parameters", "\(n) values, more than 3 × 2^24 + 3")
-            }
-            try finite(b.softmaxParameters, stride: 8, "job_broadcast.softmax_parameters")
-        }
     }
 
     // MARK: 2. against the receiver's state

@@ -33,6 +33,9 @@ public struct SentimentModelInfo: Codable, Sendable, Equatable {
         public var loss: Double
         public var heldOutAccuracy: Double
         enum CodingKeys: String, CodingKey { case epoch, loss, heldOutAccuracy = "held_out_accuracy" }
+        public init(epoch: Int, loss: Double, heldOutAccuracy: Double) {
+            self.epoch = epoch; self.loss = loss; self.heldOutAccuracy = heldOutAccuracy
+        }
     }
 
     public var format = SentimentModelFile.formatName
@@ -59,6 +62,17 @@ public struct SentimentModelInfo: Codable, Sendable, Equatable {
     /// The command that produced it, when recorded.
     public var command: String
     public var notes: String
+
+    public init(name: String, version: Int, createdAt: String, dimensions: Int, lambda: Double, epochs: Int,
+                finalLoss: Double, heldOutPercent: Int, duplicates: Int, conflicting: Int, sources: [Source],
+                heldOut: [SetMetrics], history: [Epoch], workers: Int, partitions: Int, trainingSeconds: Double,
+                command: String, notes: String) {
+        self.name = name; self.version = version; self.createdAt = createdAt; self.dimensions = dimensions
+        self.lambda = lambda; self.epochs = epochs; self.finalLoss = finalLoss; self.heldOutPercent = heldOutPercent
+        self.duplicates = duplicates; self.conflicting = conflicting; self.sources = sources; self.heldOut = heldOut
+        self.history = history; self.workers = workers; self.partitions = partitions
+        self.trainingSeconds = trainingSeconds; self.command = command; self.notes = notes
+    }
 
     enum CodingKeys: String, CodingKey {
         case format, name, version, createdAt = "created_at", classes, dimensions, featurizer, lambda, epochs

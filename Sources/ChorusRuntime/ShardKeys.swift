@@ -37,3 +37,12 @@ public enum ShardKeys {
         return p
     }
 }
+
+extension ShardKeys.Derived {
+    /// The user's sentiment, written by the `sentiment` job: comments scored, mean score, attitude per topic,
+    /// hashtag and brand (JSON; `profile get` splices it into the profile).
+    public static let userSentiment: UInt8 = 0x55  // 'U'
+    /// A content item's sentiment, written by the `sentiment` job: distribution, mean score, most negative
+    /// comments, the post's own score (JSON; `profile get --kind content-sentiment`).
+    public static let contentSentiment: UInt8 = 0x56  // 'V'
+}

@@ -136,22 +136,8 @@ public enum WireFuzz {
         }
         let ps = (0..<max(1, partitions)).map { $0 }
         var out: [Int: [Chorus_V1_Request]] = [:]
-        // run_task: every kind and stage on every partition.
-        let stages: [(String, [String])] = [
-            (JobKinds.sentimentTrain, ["st-load", "st-eval-1"]),
-            (JobKinds.sentiment, ["catalog", "sentiment-content", "sentiment-users", "sentiment-why"]),
-            (JobKinds.themes, ["themes-collect"]),
-        ]
-        out[19] = stages.flatMap { kind, list in
-            list.map { stage in
-                var t = Chorus_V1_RunTask()
-                t.jobID = "fuzz-" + kind; t.kind = kind; t.stage = stage
-                t.partition = ps[Int(StableHash.fnv1a64(Array(stage.utf8)) % UInt64(ps.count))]
-                t.params = kind == JobKinds.sentimentTrain ? ["dimensions": "1024"] : [:]
-                return req(.runTask(t))
-            }
-        }
-        // Kinds on the job SDK: their own seeds, as one task message for one partition and the stage's broadcast.
+        // run_task and job_broadcast: every kind on the job SDK gives its own seeds (`Job.fuzzSeeds`), as one task
+        // message for one partition and the stage's broadcast with the kind's payload.
         var sdkBroadcasts: [Chorus_V1_Request] = []
         for job in jobs.jobs {
             for seed in job.fuzzSeeds {
@@ -168,11 +154,7 @@ public enum WireFuzz {
                 }
             }
         }
-        // job_broadcast: softmax parameters (sentiment-train), and the SDK kinds' broadcasts.
-        var softmax = Chorus_V1_JobBroadcast()
-        softmax.jobID = "fuzz-sentiment-train"; softmax.sentimentStep = 1
-        softmax.softmaxParameters = FloatPacking.packDoubles([Double](repeating: 0.01, count: 3 * 1024 + 3))
-        out[22] = [req(.jobBroadcast(softmax))] + sdkBroadcasts
+        out[22] = sdkBroadcasts
         // Reads on each partition.
         out[20] = ps.prefix(8).map { p in var g = Chorus_V1_ProfileGet(); g.userID = "u1"; g.partition = p; return req(.profileGet(g)) }
         out[21] = ps.prefix(8).map { p in var g = Chorus_V1_ProfileScan(); g.partition = p; g.limit = 5; return req(.profileScan(g)) }

@@ -48,11 +48,6 @@ public final class Worker: Sendable {
     struct State {
         var map = Chorus_V1_PartitionMap()
         var nonEmpty = Set<UInt32>()
-        var catalogs: [String: FeatureCatalog] = [:]
-        var sentimentTrain: [String: SentimentTrainWorkerJob] = [:]
-        /// Job kinds "sentiment" and "themes": the broadcast model, decoded once per job, and stage data.
-        var sentimentScorers: [String: SentimentScorer] = [:]
-        var sentimentPayloads: [String: String] = [:]
         var runningTasks = 0
         var registered = false
         /// Writes and tasks are refused after this instant (see `MembershipTiming.leaseMs`).
@@ -359,38 +354,35 @@ public final class Worker: Sendable {
 
     // MARK: requests
 
+    /// The registered kind of a task or broadcast (BAD_REQUEST naming the field otherwise).
+    func knownJob(_ kind: String, _ field: String) throws -> any Job.Type {
+        guard let job = options.jobs[kind] else {
+            throw RequestValidation.invalid(field, "unknown job kind '\(kind.prefix(60))' (this worker runs "
+                                            + "\(options.jobs.kinds.joined(separator: ", ")))")
+        }
+        return job
+    }
+
     func handle(_ req: Chorus_V1_Request) async throws -> ResponseBody {
         switch req.body {
         case let .writeBatch(b): return .writeBatch(try await write(b))
         case let .replicaWrite(r): return .ack(try await replicaWrite(r))
-        case let .runTask(t) where options.jobs[t.kind] != nil:
+        case let .runTask(t):
+            let job = try knownJob(t.kind, "run_task.kind")
+            try RequestValidation.declaredParams(t.params, job.parameters + JobParameters.common,
+                                                 kind: t.kind, field: "run_task.params")
             guard !t.partitions.isEmpty else {
                 throw RequestValidation.invalid("run_task.partitions", "a task of job kind \(t.kind) names no partitions")
             }
             return .taskResults(try await runJobTasks(t))
-        case let .runTask(t): return .taskResult(try await runTask(t))
-        case let .jobBroadcast(b) where options.jobs[b.kind] != nil:
-            try receiveJobBroadcast(b)
-            return .ack(.init())
         case let .jobBroadcast(b):
-            if !b.softmaxParameters.isEmpty {
-                try sentimentBroadcast(b)
-            } else if !b.sentimentModel.isEmpty || !b.sentimentJson.isEmpty {
-                try receiveSentimentBroadcast(b)
-                if b.hasCatalog { state.withLock { $0.catalogs[b.jobID] = FeatureCatalog(b.catalog) } }
-            } else {
-                let catalog = FeatureCatalog(b.catalog)
-                state.withLock { $0.catalogs[b.jobID] = catalog }
-            }
+            let job = try knownJob(b.kind, "job_broadcast.kind")
+            try RequestValidation.declaredParams(b.params, job.parameters + JobParameters.common,
+                                                 kind: b.kind, field: "job_broadcast.params")
+            try receiveJobBroadcast(b)
             return .ack(.init())
         case let .jobRelease(r):
             jobTable.release(r.id)
-            state.withLock {
-                _ = $0.catalogs.removeValue(forKey: r.id)
-                _ = $0.sentimentTrain.removeValue(forKey: r.id)
-                _ = $0.sentimentScorers.removeValue(forKey: r.id)
-                _ = $0.sentimentPayloads.removeValue(forKey: r.id)
-            }
             return .ack(.init())
         case let .profileGet(g): return .profile(try await profileGet(g))
         case let .profileScan(s): return .profileScan(try await profileScan(s))
@@ -804,15 +796,5 @@ public final class Worker: Sendable {
             r.nextAfter = r.profilesJson.count < limit ? "" : last
             return r
         }
-    }
-}
-
-extension FeatureCatalog {
-    init(_ c: Chorus_V1_Catalog) {
-        self.init()
-        users.reserveCapacity(c.users.count)
-        for u in c.users { users[u.id] = UserInfo(channel: u.channel, country: u.country) }
-        contents.reserveCapacity(c.contents.count)
-        for x in c.contents { contents[x.id] = ContentInfo(topics: x.topics, hashtags: x.hashtags) }
     }
 }

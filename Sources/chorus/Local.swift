@@ -130,7 +130,7 @@ struct Local: AsyncParsableCommand {
             // has one planted incident about the "Nova" phone's battery).
             var sentimentJob: Chorus_V1_JobInfo?
             if try await !client.models(name: SentimentModelFile.defaultName).isEmpty {
-                let submitted = try await client.submit(kind: JobKinds.sentiment, params: ["keywords": "nova"])
+                let submitted = try await client.submit(kind: SentimentJob.kind, params: ["keywords": "nova"])
                 let sj = try await watchJob(client, submitted.id, json: json)
                 guard sj.state == .succeeded else {
                     throw ChorusError(.jobFailed, "sentiment job \(sj.id) \(jobState(sj.state)): \(sj.error)")

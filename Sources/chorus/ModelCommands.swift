@@ -1,6 +1,7 @@
 import ArgumentParser
 import ChorusAnalytics
 import ChorusData
+import ChorusJobs
 import ChorusModel
 import ChorusRuntime
 import Foundation
@@ -264,7 +265,7 @@ extension ModelCommand.Train {
             "iterations": String(iterations), "tolerance": String(tolerance), "name": name,
             "provenance": String(decoding: try JSONEncoder().encode(provenance), as: UTF8.self),
         ]
-        let job = try await c.submit(kind: JobKinds.sentimentTrain, params: params)
+        let job = try await c.submit(kind: SentimentTrainJob.kind, params: params)
         eprint("job \(job.id) submitted")
         var lastStage = ""
         var printedEpoch = 0

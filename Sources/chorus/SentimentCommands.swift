@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChorusJobs
 import ChorusModel
 import ChorusRuntime
 import ChorusWire
@@ -108,7 +109,7 @@ struct Sentiment: AsyncParsableCommand {
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                let j = try await watchJob(c, try await c.submit(kind: JobKinds.sentiment, params: job.params).id, json: client.json)
+                let j = try await watchJob(c, try await c.submit(kind: SentimentJob.kind, params: job.params).id, json: client.json)
                 guard j.state == .succeeded else {
                     throw ChorusError(.jobFailed, "sentiment job \(j.id) \(j.state == .cancelled ? "was cancelled" : "failed"): \(j.error)")
                 }
@@ -198,7 +199,7 @@ struct Sentiment: AsyncParsableCommand {
                 var p = ["key": key, "k": String(k), "model": model]
                 if let keywords { p["keywords"] = keywords }
                 else if key.hasPrefix("brand:") { p["keywords"] = String(key.dropFirst(6)) }
-                let j = try await watchJob(c, try await c.submit(kind: JobKinds.themes, params: p).id, json: client.json)
+                let j = try await watchJob(c, try await c.submit(kind: ThemesJob.kind, params: p).id, json: client.json)
                 guard j.state == .succeeded else { throw ChorusError(.jobFailed, "themes job \(j.id) failed: \(j.error)") }
                 let s = jsonObject(j.summaryJson) as? [String: Any] ?? [:]
                 if client.json { printJSON(s); return }
@@ -294,7 +295,7 @@ struct Alerts: AsyncParsableCommand {
             var n = 0
             while checks == 0 || n < checks {
                 n += 1
-                let j = try await c.watch(try await c.submit(kind: JobKinds.sentiment, params: job.params).id) { _ in }
+                let j = try await c.watch(try await c.submit(kind: SentimentJob.kind, params: job.params).id) { _ in }
                 if j.state != .succeeded { eprint("sentiment job \(j.id) failed: \(j.error)") }
                 let all = jsonObject(try await c.sentimentQuery("alerts", limit: 1000)) as? [[String: Any]] ?? []
                 let fresh = all.filter { !seen.contains($0["id"] as? String ?? "") }.reversed()

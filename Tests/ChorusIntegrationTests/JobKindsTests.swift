@@ -70,3 +70,40 @@ import Testing
         #expect(NSDictionary(dictionary: one.features).isEqual(to: three.features), "\(one.features)\n\(three.features)")
     }
 }
+
+extension JobKindsTests {
+    /// A summary without its timings (they differ between any two runs).
+    static func untimed(_ v: Any) -> Any {
+        if let d = v as? [String: Any] {
+            return d.filter { !$0.key.contains("seconds") && $0.key != "workers" }.mapValues(untimed)
+        }
+        if let a = v as? [Any] { return a.map(untimed) }
+        return v
+    }
+
+    func sentimentRun(workers: Int) throws -> (sentiment: NSDictionary, themes: NSDictionary, profile: NSDictionary) {
+        let cluster = try TestCluster(workers: workers, partitions: 8, replication: 1)
+        defer { cluster.shutdown() }
+        try cluster.ingestGenerated(users: 300, seed: 11)
+        let a = cluster.address
+        let s = try chorus(["job", "submit", "sentiment", "--param", "keywords=nova", "--wait", "--json", "--coordinator", a],
+                           timeout: 300)
+        #expect(s.status == 0, "\(s.stderr)")
+        let t = try chorus(["job", "submit", "themes", "--param", "key=brand:nova", "--param", "k=3", "--wait", "--json",
+                            "--coordinator", a], timeout: 300)
+        #expect(t.status == 0, "\(t.stderr)")
+        let p = try chorus(["profile", "get", "u0000007", "--json", "--coordinator", a]).json
+        return (NSDictionary(dictionary: Self.untimed(s.json["summary"] ?? [:]) as? [String: Any] ?? [:]),
+                NSDictionary(dictionary: Self.untimed(t.json["summary"] ?? [:]) as? [String: Any] ?? [:]),
+                NSDictionary(dictionary: (p["sentiment"] as? [String: Any]) ?? [:]))
+    }
+
+    @Test func sentimentAndThemesGiveTheSameResultsOnOneAndThreeWorkers() throws {
+        let one = try sentimentRun(workers: 1)
+        let three = try sentimentRun(workers: 3)
+        #expect(one.sentiment.count > 0 && one.themes.count > 0 && one.profile.count > 0, "\(one)")
+        #expect(one.sentiment.isEqual(to: three.sentiment as! [AnyHashable: Any]), "\(one.sentiment)\n\(three.sentiment)")
+        #expect(one.themes.isEqual(to: three.themes as! [AnyHashable: Any]), "\(one.themes)\n\(three.themes)")
+        #expect(one.profile.isEqual(to: three.profile as! [AnyHashable: Any]), "\(one.profile)\n\(three.profile)")
+    }
+}

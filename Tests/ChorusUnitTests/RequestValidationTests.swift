@@ -1,3 +1,4 @@
+@testable import ChorusJobs
 import ChorusModel
 import ChorusStorage
 @testable import ChorusRuntime
@@ -84,9 +85,17 @@ import Testing
 
     @Test func sizesCountsAndNumbersAreBounded() {
         var t = Chorus_V1_RunTask()
-        t.jobID = "j"; t.kind = JobKinds.sentimentTrain; t.stage = "st-load"; t.params = ["dimensions": "3000"]
-        #expect(refusal(.runTask(t))?.contains("run_task.params.dimensions") == true)
+        t.jobID = "j"; t.kind = SentimentTrainJob.kind; t.stage = "st-load"; t.params = ["dimensions": "3000"]
+        // A registered kind's declared params are checked by the worker before dispatch.
+        func paramRefusal(_ params: [String: String]) -> String? {
+            do {
+                try RequestValidation.declaredParams(params, SentimentTrainJob.parameters, kind: t.kind, field: "run_task.params")
+                return nil
+            } catch { return (error as? ChorusError)?.message ?? "\(error)" }
+        }
+        #expect(paramRefusal(t.params)?.contains("run_task.params.dimensions") == true)
         t.params = ["dimensions": "262144"]
+        #expect(paramRefusal(t.params) == nil)
         #expect(refusal(.runTask(t)) == nil)
         // Model training's provenance (up to 1 MiB) travels in every task's params.
         t.params["provenance"] = String(repeating: "p", count: 1 << 20)
@@ -99,9 +108,19 @@ import Testing
         var reg = Chorus_V1_RegisterWorker()
         reg.nodeID = "w-x"; reg.address = "udp://nowhere"
         #expect(refusal(.registerWorker(reg))?.contains("register_worker.address") == true)
-        var b = Chorus_V1_JobBroadcast()
-        b.jobID = "j"; b.softmaxParameters = FloatPacking.packDoubles([1, .nan])
-        #expect(refusal(.jobBroadcast(b))?.contains("softmax_parameters: value 1 is not finite") == true)
+        // sentiment-train's parameters broadcast is checked by the job's worker state (remote input).
+        var params = Chorus_V1_Jobs_SentimentTrainParameters()
+        params.step = 1; params.parameters = FloatPacking.packDoubles([1, .nan])
+        let worker = try? SentimentTrainJob.workerState(WorkerJobInfo(jobID: "j", kind: SentimentTrainJob.kind,
+                                                                      params: JobParams([:]), workerName: "w"))
+        #expect(throws: ChorusError.self) {
+            try worker?.receive(JobBroadcast(jobID: "j", stage: "st-eval-1", payload: try params.serializedData()))
+        }
+        do {
+            try worker?.receive(JobBroadcast(jobID: "j", stage: "st-eval-1", payload: try params.serializedData()))
+        } catch {
+            #expect((error as? ChorusError)?.message.contains("parameters: value 1 is not finite") == true)
+        }
         var a = Chorus_V1_NodeAdmin()
         a.node = "w1"
         #expect(refusal(.nodeAdmin(a))?.contains("node_admin.action") == true)
@@ -109,7 +128,8 @@ import Testing
         q.what = "everything"
         #expect(refusal(.sentimentQuery(q))?.contains("sentiment_query.what") == true)
         #expect(throws: ChorusError.self) {
-            _ = try JobParameters.validate(kind: JobKinds.sentimentTrain, params: ["dimensions": "3000"])
+            _ = try JobParameters.validate(kind: SentimentTrainJob.kind, params: ["dimensions": "3000"],
+                                           registry: StandardJobs.registry)
         }
     }
 

@@ -1,4 +1,5 @@
 import ChorusModel
+import ChorusStorage
 import ChorusWire
 import Foundation
 import Logging
@@ -106,5 +107,59 @@ public final class JobContext: Sendable {
         let store = coordinator.store
         let full = Array("jobdata/\(kind)/\(key)".utf8)
         return try await coordinator.storeQueue.run { try store.get(full) }
+    }
+
+    // MARK: - Added for the sentiment kinds (issue 12); generic, named for what they do.
+
+    /// Several results in one durable write ("jobdata/<kind>/<key>" each, as `putResult`): a run's results appear
+    /// together or not at all.
+    public func putResults(_ entries: [(key: String, value: [UInt8])]) async throws {
+        guard !entries.isEmpty else { return }
+        let store = coordinator.store
+        var batch = WriteBatch()
+        for e in entries { batch.put(Array("jobdata/\(kind)/\(e.key)".utf8), e.value) }
+        let b = batch
+        do {
+            try await coordinator.storeQueue.run { try store.write(b, sync: true) }
+        } catch {
+            throw ChorusError(.storage, "cannot store \(entries.count) \(kind) result(s): \(error)")
+        }
+    }
+
+    /// A stored model's file, from the coordinator's model registry (`chorus model list`): `version` 0 is the
+    /// latest. Nil when there is no such model.
+    public func model(name: String, version: Int = 0) async throws -> (version: Int, bytes: [UInt8])? {
+        let c = coordinator
+        return try await coordinator.storeQueue.run { () throws -> (version: Int, bytes: [UInt8])? in
+            guard let v = version > 0 ? version : try c.latestModelVersion(name),
+                  let bytes = try c.store.get(ModelKeys.key(name, v)) else { return nil }
+            return (v, bytes)
+        }
+    }
+
+    /// Stores a model file (`SentimentModelFile` format) in the model registry as the next version of `name` (nil:
+    /// the name in the file). Returns what `chorus model list` shows for it.
+    public func storeModel(_ file: [UInt8], name: String? = nil) async throws -> Chorus_V1_ModelSummary {
+        let f = try SentimentModelFile.decode(file)
+        return try await coordinator.storeModel(f, name: name)
+    }
+
+    /// Workers active in the cluster now (for a report).
+    public func activeWorkerCount() async -> Int {
+        await coordinator.state.nodeInfos().filter { $0.state == .active }.count
+    }
+
+    /// Sets the progress count (`chorus job status`) when the driver knows it better than the per-task count (an
+    /// iterative job whose line searches run extra stages); nil: every planned task is done.
+    public func setTasksDone(_ done: Int?) async throws {
+        _ = try await coordinator.state.update(jobID) { j in
+            j.tasksDone = done.map { UInt32(clamping: $0) } ?? j.tasksTotal
+        }
+    }
+
+    /// Adds tasks to the progress total, for a stage not counted by `tasksPerPartition` at submit (so progress stays
+    /// within 100%).
+    public func addPlannedTasks(_ count: Int) async throws {
+        _ = try await coordinator.state.update(jobID) { $0.tasksTotal += UInt32(clamping: max(0, count)) }
     }
 }

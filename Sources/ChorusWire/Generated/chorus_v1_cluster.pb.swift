@@ -1584,150 +1584,40 @@ public nonisolated struct Chorus_V1_TaskResults: Sendable {
   public init() {}
 }
 
-public nonisolated struct Chorus_V1_TaskResult: @unchecked Sendable {
+public nonisolated struct Chorus_V1_TaskResult: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var jobID: String {
-    get {_storage._jobID}
-    set {_uniqueStorage()._jobID = newValue}
-  }
+  public var jobID: String = String()
 
-  public var stage: String {
-    get {_storage._stage}
-    set {_uniqueStorage()._stage = newValue}
-  }
+  public var stage: String = String()
 
-  public var partition: UInt32 {
-    get {_storage._partition}
-    set {_uniqueStorage()._partition = newValue}
-  }
+  public var partition: UInt32 = 0
 
-  /// stage "catalog"
-  public var catalog: Chorus_V1_Catalog {
-    get {_storage._catalog ?? Chorus_V1_Catalog()}
-    set {_uniqueStorage()._catalog = newValue}
-  }
-  /// Returns true if `catalog` has been explicitly set.
-  public var hasCatalog: Bool {_storage._catalog != nil}
-  /// Clears the value of `catalog`. Subsequent reads from it will return its default value.
-  public mutating func clearCatalog() {_uniqueStorage()._catalog = nil}
-
-  /// stage "compute": the partition's partial summary
-  public var partialJson: String {
-    get {_storage._partialJson}
-    set {_uniqueStorage()._partialJson = newValue}
-  }
-
-  public var recordsRead: UInt64 {
-    get {_storage._recordsRead}
-    set {_uniqueStorage()._recordsRead = newValue}
-  }
+  public var recordsRead: UInt64 = 0
 
   /// the worker's map version when it finished the task
-  public var mapVersion: UInt64 {
-    get {_storage._mapVersion}
-    set {_uniqueStorage()._mapVersion = newValue}
-  }
-
-  /// job "sentiment-train", stage "st-load"
-  public var sentimentLoad: Chorus_V1_SentimentLoadResult {
-    get {_storage._sentimentLoad ?? Chorus_V1_SentimentLoadResult()}
-    set {_uniqueStorage()._sentimentLoad = newValue}
-  }
-  /// Returns true if `sentimentLoad` has been explicitly set.
-  public var hasSentimentLoad: Bool {_storage._sentimentLoad != nil}
-  /// Clears the value of `sentimentLoad`. Subsequent reads from it will return its default value.
-  public mutating func clearSentimentLoad() {_uniqueStorage()._sentimentLoad = nil}
-
-  /// job "sentiment-train", stages "st-eval-N"
-  public var sentimentGradient: Chorus_V1_SentimentGradient {
-    get {_storage._sentimentGradient ?? Chorus_V1_SentimentGradient()}
-    set {_uniqueStorage()._sentimentGradient = newValue}
-  }
-  /// Returns true if `sentimentGradient` has been explicitly set.
-  public var hasSentimentGradient: Bool {_storage._sentimentGradient != nil}
-  /// Clears the value of `sentimentGradient`. Subsequent reads from it will return its default value.
-  public mutating func clearSentimentGradient() {_uniqueStorage()._sentimentGradient = nil}
-
-  /// job "sentiment": the partition's partial aggregates
-  public var sentimentPartialJson: String {
-    get {_storage._sentimentPartialJson}
-    set {_uniqueStorage()._sentimentPartialJson = newValue}
-  }
+  public var mapVersion: UInt64 = 0
 
   /// job SDK: the job's own result message (proto/chorus/v1/jobs/<kind>.proto), opaque here
-  public var payload: Data {
-    get {_storage._payload}
-    set {_uniqueStorage()._payload = newValue}
-  }
+  public var payload: Data = Data()
 
   /// in TaskResults: this partition failed
   public var error: Chorus_V1_ErrorReply {
-    get {_storage._error ?? Chorus_V1_ErrorReply()}
-    set {_uniqueStorage()._error = newValue}
+    get {_error ?? Chorus_V1_ErrorReply()}
+    set {_error = newValue}
   }
   /// Returns true if `error` has been explicitly set.
-  public var hasError: Bool {_storage._error != nil}
+  public var hasError: Bool {self._error != nil}
   /// Clears the value of `error`. Subsequent reads from it will return its default value.
-  public mutating func clearError() {_uniqueStorage()._error = nil}
+  public mutating func clearError() {self._error = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
-}
-
-/// Sentiment training (job kind "sentiment-train"). The labelled texts of a dataset are featurized once per
-/// partition and cached on the worker; then every evaluation of the objective is a stage: the coordinator
-/// broadcasts the parameters, each partition returns its loss and sparse gradient sums and its held-out confusion,
-/// and the coordinator adds them in partition order (so 1 and N workers give the same sums) and takes an L-BFGS step.
-public nonisolated struct Chorus_V1_SentimentLoadResult: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var sets: [String] = []
-
-  /// per set × class (sets × 3): training examples
-  public var train: [UInt32] = []
-
-  /// per set × class: held-out examples
-  public var heldOut: [UInt32] = []
-
-  /// Σ weights of the training examples
-  public var trainWeight: Double = 0
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Chorus_V1_SentimentGradient: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// Σ weight · −log p(label) over the partition's training examples
-  public var loss: Double = 0
-
-  /// sparse gradient: parameter indices (class × dimensions + bucket; biases last)
-  public var indices: [UInt32] = []
-
-  /// parallel to indices
-  public var values: [Double] = []
-
-  /// held-out sets of this partition
-  public var sets: [String] = []
-
-  /// per set: 3 × 3 counts [gold × 3 + predicted]
-  public var confusion: [UInt32] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
+  fileprivate var _error: Chorus_V1_ErrorReply? = nil
 }
 
 /// The item factors `chorus recommend` and `chorus similar` serve: published by the `als` job
@@ -1766,80 +1656,12 @@ public nonisolated struct Chorus_V1_AlsModel: Sendable {
   public init() {}
 }
 
-/// Small dimension tables broadcast to every worker for the join-free compute stage.
-public nonisolated struct Chorus_V1_CatalogUser: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var id: String = String()
-
-  public var channel: String = String()
-
-  public var country: String = String()
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Chorus_V1_CatalogContent: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var id: String = String()
-
-  public var topics: [String] = []
-
-  public var hashtags: [String] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-public nonisolated struct Chorus_V1_Catalog: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var users: [Chorus_V1_CatalogUser] = []
-
-  public var contents: [Chorus_V1_CatalogContent] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
 public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var jobID: String = String()
-
-  public var catalog: Chorus_V1_Catalog {
-    get {_catalog ?? Chorus_V1_Catalog()}
-    set {_catalog = newValue}
-  }
-  /// Returns true if `catalog` has been explicitly set.
-  public var hasCatalog: Bool {self._catalog != nil}
-  /// Clears the value of `catalog`. Subsequent reads from it will return its default value.
-  public mutating func clearCatalog() {self._catalog = nil}
-
-  /// job kind "sentiment-train": the parameters to evaluate, float64 LE
-  public var softmaxParameters: Data = Data()
-
-  /// job kind "sentiment": the model file (docs/sentiment.md, "Model file")
-  public var sentimentModel: Data = Data()
-
-  /// job kind "sentiment-train": which evaluation softmax_parameters belong to
-  public var sentimentStep: UInt32 = 0
-
-  /// jobs "sentiment" (stage sentiment-why: the alerts to explain) and "themes"
-  public var sentimentJson: String = String()
 
   /// job SDK: the job kind, so a worker can create the job's state on first use
   public var kind: String = String()
@@ -1856,8 +1678,6 @@ public nonisolated struct Chorus_V1_JobBroadcast: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
-
-  fileprivate var _catalog: Chorus_V1_Catalog? = nil
 }
 
 /// Results of the sentiment job kept by the coordinator (docs/sentiment.md).
@@ -4823,241 +4643,63 @@ nonisolated extension Chorus_V1_TaskResults: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Chorus_V1_TaskResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{1}catalog\0\u{3}partial_json\0\u{3}records_read\0\u{3}map_version\0\u{4}\u{4}sentiment_load\0\u{3}sentiment_gradient\0\u{3}sentiment_partial_json\0\u{1}payload\0\u{1}error\0\u{c}\u{8}\u{1}\u{c}\u{9}\u{1}\u{c}\u{a}\u{1}")
-
-  fileprivate class _StorageClass {
-    var _jobID: String = String()
-    var _stage: String = String()
-    var _partition: UInt32 = 0
-    var _catalog: Chorus_V1_Catalog? = nil
-    var _partialJson: String = String()
-    var _recordsRead: UInt64 = 0
-    var _mapVersion: UInt64 = 0
-    var _sentimentLoad: Chorus_V1_SentimentLoadResult? = nil
-    var _sentimentGradient: Chorus_V1_SentimentGradient? = nil
-    var _sentimentPartialJson: String = String()
-    var _payload: Data = Data()
-    var _error: Chorus_V1_ErrorReply? = nil
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _jobID = source._jobID
-      _stage = source._stage
-      _partition = source._partition
-      _catalog = source._catalog
-      _partialJson = source._partialJson
-      _recordsRead = source._recordsRead
-      _mapVersion = source._mapVersion
-      _sentimentLoad = source._sentimentLoad
-      _sentimentGradient = source._sentimentGradient
-      _sentimentPartialJson = source._sentimentPartialJson
-      _payload = source._payload
-      _error = source._error
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}stage\0\u{1}partition\0\u{4}\u{3}records_read\0\u{3}map_version\0\u{2}\u{7}payload\0\u{1}error\0\u{b}catalog\0\u{b}partial_json\0\u{b}als_load\0\u{b}als_factors\0\u{b}als_eval\0\u{b}sentiment_load\0\u{b}sentiment_gradient\0\u{b}sentiment_partial_json\0\u{c}\u{4}\u{1}\u{c}\u{5}\u{1}\u{c}\u{8}\u{1}\u{c}\u{9}\u{1}\u{c}\u{a}\u{1}\u{c}\u{b}\u{1}\u{c}\u{c}\u{1}\u{c}\u{d}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._jobID) }()
-        case 2: try { try decoder.decodeSingularStringField(value: &_storage._stage) }()
-        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._partition) }()
-        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._catalog) }()
-        case 5: try { try decoder.decodeSingularStringField(value: &_storage._partialJson) }()
-        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._recordsRead) }()
-        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._mapVersion) }()
-        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentLoad) }()
-        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._sentimentGradient) }()
-        case 13: try { try decoder.decodeSingularStringField(value: &_storage._sentimentPartialJson) }()
-        case 14: try { try decoder.decodeSingularBytesField(value: &_storage._payload) }()
-        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.stage) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.recordsRead) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      case 14: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 15: try { try decoder.decodeSingularMessageField(value: &self._error) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._jobID.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._jobID, fieldNumber: 1)
-      }
-      if !_storage._stage.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._stage, fieldNumber: 2)
-      }
-      if _storage._partition != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._partition, fieldNumber: 3)
-      }
-      try { if let v = _storage._catalog {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-      } }()
-      if !_storage._partialJson.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._partialJson, fieldNumber: 5)
-      }
-      if _storage._recordsRead != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._recordsRead, fieldNumber: 6)
-      }
-      if _storage._mapVersion != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._mapVersion, fieldNumber: 7)
-      }
-      try { if let v = _storage._sentimentLoad {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      } }()
-      try { if let v = _storage._sentimentGradient {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      } }()
-      if !_storage._sentimentPartialJson.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._sentimentPartialJson, fieldNumber: 13)
-      }
-      if !_storage._payload.isEmpty {
-        try visitor.visitSingularBytesField(value: _storage._payload, fieldNumber: 14)
-      }
-      try { if let v = _storage._error {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-      } }()
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
     }
+    if !self.stage.isEmpty {
+      try visitor.visitSingularStringField(value: self.stage, fieldNumber: 2)
+    }
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 3)
+    }
+    if self.recordsRead != 0 {
+      try visitor.visitSingularUInt64Field(value: self.recordsRead, fieldNumber: 6)
+    }
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 7)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 14)
+    }
+    try { if let v = self._error {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_TaskResult, rhs: Chorus_V1_TaskResult) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._jobID != rhs_storage._jobID {return false}
-        if _storage._stage != rhs_storage._stage {return false}
-        if _storage._partition != rhs_storage._partition {return false}
-        if _storage._catalog != rhs_storage._catalog {return false}
-        if _storage._partialJson != rhs_storage._partialJson {return false}
-        if _storage._recordsRead != rhs_storage._recordsRead {return false}
-        if _storage._mapVersion != rhs_storage._mapVersion {return false}
-        if _storage._sentimentLoad != rhs_storage._sentimentLoad {return false}
-        if _storage._sentimentGradient != rhs_storage._sentimentGradient {return false}
-        if _storage._sentimentPartialJson != rhs_storage._sentimentPartialJson {return false}
-        if _storage._payload != rhs_storage._payload {return false}
-        if _storage._error != rhs_storage._error {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_SentimentLoadResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".SentimentLoadResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sets\0\u{1}train\0\u{3}held_out\0\u{3}train_weight\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedStringField(value: &self.sets) }()
-      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.train) }()
-      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.heldOut) }()
-      case 4: try { try decoder.decodeSingularDoubleField(value: &self.trainWeight) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.sets.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.sets, fieldNumber: 1)
-    }
-    if !self.train.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.train, fieldNumber: 2)
-    }
-    if !self.heldOut.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.heldOut, fieldNumber: 3)
-    }
-    if self.trainWeight.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.trainWeight, fieldNumber: 4)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_SentimentLoadResult, rhs: Chorus_V1_SentimentLoadResult) -> Bool {
-    if lhs.sets != rhs.sets {return false}
-    if lhs.train != rhs.train {return false}
-    if lhs.heldOut != rhs.heldOut {return false}
-    if lhs.trainWeight != rhs.trainWeight {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_SentimentGradient: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".SentimentGradient"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}loss\0\u{1}indices\0\u{1}values\0\u{1}sets\0\u{1}confusion\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularDoubleField(value: &self.loss) }()
-      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.indices) }()
-      case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.values) }()
-      case 4: try { try decoder.decodeRepeatedStringField(value: &self.sets) }()
-      case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.confusion) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.loss.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.loss, fieldNumber: 1)
-    }
-    if !self.indices.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.indices, fieldNumber: 2)
-    }
-    if !self.values.isEmpty {
-      try visitor.visitPackedDoubleField(value: self.values, fieldNumber: 3)
-    }
-    if !self.sets.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.sets, fieldNumber: 4)
-    }
-    if !self.confusion.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.confusion, fieldNumber: 5)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_SentimentGradient, rhs: Chorus_V1_SentimentGradient) -> Bool {
-    if lhs.loss != rhs.loss {return false}
-    if lhs.indices != rhs.indices {return false}
-    if lhs.values != rhs.values {return false}
-    if lhs.sets != rhs.sets {return false}
-    if lhs.confusion != rhs.confusion {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.stage != rhs.stage {return false}
+    if lhs.partition != rhs.partition {return false}
+    if lhs.recordsRead != rhs.recordsRead {return false}
+    if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.payload != rhs.payload {return false}
+    if lhs._error != rhs._error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5133,124 +4775,9 @@ nonisolated extension Chorus_V1_AlsModel: SwiftProtobuf.Message, SwiftProtobuf._
   }
 }
 
-nonisolated extension Chorus_V1_CatalogUser: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CatalogUser"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}channel\0\u{1}country\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.channel) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.country) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.channel.isEmpty {
-      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 2)
-    }
-    if !self.country.isEmpty {
-      try visitor.visitSingularStringField(value: self.country, fieldNumber: 3)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_CatalogUser, rhs: Chorus_V1_CatalogUser) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.channel != rhs.channel {return false}
-    if lhs.country != rhs.country {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_CatalogContent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CatalogContent"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}topics\0\u{1}hashtags\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.topics) }()
-      case 3: try { try decoder.decodeRepeatedStringField(value: &self.hashtags) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.topics.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.topics, fieldNumber: 2)
-    }
-    if !self.hashtags.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.hashtags, fieldNumber: 3)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_CatalogContent, rhs: Chorus_V1_CatalogContent) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.topics != rhs.topics {return false}
-    if lhs.hashtags != rhs.hashtags {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chorus_V1_Catalog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".Catalog"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}contents\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.users) }()
-      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.contents) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.users.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.users, fieldNumber: 1)
-    }
-    if !self.contents.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.contents, fieldNumber: 2)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chorus_V1_Catalog, rhs: Chorus_V1_Catalog) -> Bool {
-    if lhs.users != rhs.users {return false}
-    if lhs.contents != rhs.contents {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobBroadcast"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}catalog\0\u{4}\u{3}softmax_parameters\0\u{3}sentiment_model\0\u{3}sentiment_step\0\u{3}sentiment_json\0\u{1}kind\0\u{1}payload\0\u{1}stage\0\u{1}params\0\u{c}\u{3}\u{1}\u{c}\u{4}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{2}\u{8}kind\0\u{1}payload\0\u{1}stage\0\u{1}params\0\u{b}catalog\0\u{b}als\0\u{b}als_cutoffs\0\u{b}softmax_parameters\0\u{b}sentiment_model\0\u{b}sentiment_step\0\u{b}sentiment_json\0\u{c}\u{2}\u{1}\u{c}\u{3}\u{1}\u{c}\u{4}\u{1}\u{c}\u{5}\u{1}\u{c}\u{6}\u{1}\u{c}\u{7}\u{1}\u{c}\u{8}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5259,11 +4786,6 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._catalog) }()
-      case 5: try { try decoder.decodeSingularBytesField(value: &self.softmaxParameters) }()
-      case 6: try { try decoder.decodeSingularBytesField(value: &self.sentimentModel) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.sentimentStep) }()
-      case 8: try { try decoder.decodeSingularStringField(value: &self.sentimentJson) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.kind) }()
       case 10: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.stage) }()
@@ -5274,27 +4796,8 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.jobID.isEmpty {
       try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
-    }
-    try { if let v = self._catalog {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    if !self.softmaxParameters.isEmpty {
-      try visitor.visitSingularBytesField(value: self.softmaxParameters, fieldNumber: 5)
-    }
-    if !self.sentimentModel.isEmpty {
-      try visitor.visitSingularBytesField(value: self.sentimentModel, fieldNumber: 6)
-    }
-    if self.sentimentStep != 0 {
-      try visitor.visitSingularUInt32Field(value: self.sentimentStep, fieldNumber: 7)
-    }
-    if !self.sentimentJson.isEmpty {
-      try visitor.visitSingularStringField(value: self.sentimentJson, fieldNumber: 8)
     }
     if !self.kind.isEmpty {
       try visitor.visitSingularStringField(value: self.kind, fieldNumber: 9)
@@ -5313,11 +4816,6 @@ nonisolated extension Chorus_V1_JobBroadcast: SwiftProtobuf.Message, SwiftProtob
 
   public static func ==(lhs: Chorus_V1_JobBroadcast, rhs: Chorus_V1_JobBroadcast) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
-    if lhs._catalog != rhs._catalog {return false}
-    if lhs.softmaxParameters != rhs.softmaxParameters {return false}
-    if lhs.sentimentModel != rhs.sentimentModel {return false}
-    if lhs.sentimentStep != rhs.sentimentStep {return false}
-    if lhs.sentimentJson != rhs.sentimentJson {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.stage != rhs.stage {return false}
