@@ -75,7 +75,8 @@ public final class Coordinator: Sendable {
             }
             group.addTask { await self.reconcileLoop() }
             group.addTask { await self.pushLoop() }
-            for id in await self.state.resumable {
+            group.addTask { await self.runScheduler() }  // jobs with `after` (Pipelines.swift)
+            for id in await self.state.resumableNow {
                 self.logger.notice("resuming job after a coordinator restart", metadata: ["job-id": "\(id)"])
                 group.addTask { await self.runJob(id) }
             }
@@ -223,9 +224,9 @@ public final class Coordinator: Sendable {
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
             if s.kind == JobKinds.sentiment || s.kind == JobKinds.themes { try checkModelExists(s.params) }
-            let job = try await state.createJob(kind: s.kind, params: s.params)
+            let job = try await state.createJob(kind: s.kind, params: s.params, after: s.after)
             logger.info("job submitted", metadata: ["job-id": "\(job.id)", "kind": "\(job.kind)"])
-            Task { await self.runJob(job.id) }
+            startWhenReady(job)
             return .job(job)
         case let .jobStatus(j): return .job(try await state.job(j.id))
         case let .jobCancel(j): return .job(try await state.cancel(j.id))
@@ -233,6 +234,12 @@ public final class Coordinator: Sendable {
             var list = Chorus_V1_JobList()
             list.jobs = await state.list(limit: Int(l.limit == 0 ? 50 : l.limit))
             return .jobList(list)
+        case let .submitPipeline(p): return .pipeline(try await submitPipeline(p))
+        case let .pipelineStatus(p): return .pipeline(try await state.pipeline(p.id))
+        case let .pipelineList(l):
+            var list = Chorus_V1_PipelineList()
+            list.pipelines = try await state.pipelines(limit: Int(l.limit == 0 ? 50 : l.limit))
+            return .pipelineList(list)
         default:
             throw ChorusError(.usage, "the coordinator does not serve this request; send it to a worker")
         }
