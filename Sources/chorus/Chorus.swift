@@ -23,7 +23,7 @@ struct Chorus: AsyncParsableCommand {
         --generate-completion-script bash|zsh|fish`. Details: docs/cli.md.
         """),
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
-                      Job.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
+                      Job.self, Pipeline.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
                       Debug.self]
     )

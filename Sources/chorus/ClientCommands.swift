@@ -218,6 +218,8 @@ func jobDict(_ j: Chorus_V1_JobInfo) -> [String: Any] {
         if j.startedAtMs > 0 { d["seconds"] = Double(j.finishedAtMs - j.startedAtMs) / 1000 }
     }
     if !j.error.isEmpty { d["error"] = j.error }
+    if !j.after.isEmpty { d["after"] = j.after }
+    if !j.pipeline.isEmpty { d["pipeline"] = j.pipeline; d["pipeline_step"] = j.pipelineStep }
     if !j.summaryJson.isEmpty, let obj = try? JSONSerialization.jsonObject(with: Data(j.summaryJson.utf8)) {
         d["summary"] = obj
     }
@@ -234,7 +236,7 @@ func iso(_ ms: Int64) -> String {
 func jobLine(_ j: Chorus_V1_JobInfo) -> String {
     var s = "\(j.id)  \(j.kind)  \(jobState(j.state))  \(String(format: "%5.1f%%", j.progress * 100))  "
         + "\(j.tasksDone)/\(j.tasksTotal) tasks"
-    if !j.stage.isEmpty, j.state == .running { s += "  [\(j.stage)]" }
+    if !j.stage.isEmpty, j.state == .running || (j.state == .queued && !j.after.isEmpty) { s += "  [\(j.stage)]" }
     if !j.error.isEmpty { s += "  error: \(j.error)" }
     return s
 }
@@ -242,6 +244,8 @@ func jobLine(_ j: Chorus_V1_JobInfo) -> String {
 func printJob(_ j: Chorus_V1_JobInfo, json: Bool) {
     if json { printJSON(jobDict(j)); return }
     print(jobLine(j))
+    if !j.after.isEmpty { print("  after: \(j.after.joined(separator: ", "))") }
+    if !j.pipeline.isEmpty { print("  pipeline: \(j.pipeline) (step \(j.pipelineStep))") }
     if j.finishedAtMs > 0, j.startedAtMs > 0 {
         print("  wall time: \(String(format: "%.2f", Double(j.finishedAtMs - j.startedAtMs) / 1000)) s")
     }
@@ -327,6 +331,8 @@ struct Job: AsyncParsableCommand {
             sentiment-train: trains a model (`chorus model train sentiment` wraps it).
 
             Unknown parameters and bad values are refused at submit (exit 64).
+            With --after ID[,ID] the job stays queued until those jobs succeeded, and
+            fails (or is cancelled) if one of them does; an unknown id exits 64.
 
             \(JobParameters.helpText())
 
@@ -342,6 +348,9 @@ struct Job: AsyncParsableCommand {
         @Option(name: .customLong("param"), help: ArgumentHelp("Extra job parameter.", valueName: "KEY=VALUE"))
         var params: [String] = []
         @Flag(help: "Wait for the job to finish, showing progress.") var wait = false
+        @Option(help: ArgumentHelp("Start only once these jobs succeeded (comma-separated ids); fail if one fails.",
+                                   valueName: "ID[,ID]"))
+        var after: [String] = []
 
         func run() async throws {
             setupLogging(level: .warning)
@@ -362,7 +371,9 @@ struct Job: AsyncParsableCommand {
                 }
                 let c = try client.client()
                 defer { c.close() }
-                var j = try await c.submit(kind: kind, params: p)
+                let deps = after.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { !$0.isEmpty }
+                var j = try await c.submit(kind: kind, params: p, after: deps)
                 if wait {
                     j = try await watchJob(c, j.id, json: client.json)
                     printJob(j, json: client.json)
