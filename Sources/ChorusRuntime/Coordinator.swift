@@ -88,7 +88,8 @@ public final class Coordinator: Sendable {
             }
             group.addTask { await self.reconcileLoop() }
             group.addTask { await self.pushLoop() }
-            for id in await self.state.resumable {
+            group.addTask { await self.runScheduler() }  // jobs with `after` (Pipelines.swift)
+            for id in await self.state.resumableNow {
                 self.logger.notice("resuming job after a coordinator restart", metadata: ["job-id": "\(id)"])
                 group.addTask { await self.runJob(id) }
             }
@@ -235,13 +236,10 @@ public final class Coordinator: Sendable {
         case .clusterStatus: return .clusterStatus(await status())
         case .partitionMap: return .partitionMap(await state.mapWithNodes())
         case let .submitJob(s):
-            let job = try await state.createJob(kind: s.kind, params: s.params, registry: options.jobs) { kind, params in
-                try kind.checkSubmit(params, SubmitContext(modelExists: { [self] name, version in
-                    try self.modelExists(name: name, version: version)
-                }))
-            }
+            let job = try await state.createJob(kind: s.kind, params: s.params, after: s.after,
+                                                registry: options.jobs, check: submitCheck)
             logger.info("job submitted", metadata: ["job-id": "\(job.id)", "kind": "\(job.kind)"])
-            Task { await self.runJob(job.id) }
+            startWhenReady(job)
             return .job(job)
         case let .jobStatus(j): return .job(try await state.job(j.id))
         case let .jobCancel(j):
@@ -253,6 +251,12 @@ public final class Coordinator: Sendable {
             var list = Chorus_V1_JobList()
             list.jobs = await state.list(limit: Int(l.limit == 0 ? 50 : l.limit))
             return .jobList(list)
+        case let .submitPipeline(p): return .pipeline(try await submitPipeline(p))
+        case let .pipelineStatus(p): return .pipeline(try await state.pipeline(p.id))
+        case let .pipelineList(l):
+            var list = Chorus_V1_PipelineList()
+            list.pipelines = try await state.pipelines(limit: Int(l.limit == 0 ? 50 : l.limit))
+            return .pipelineList(list)
         default:
             throw ChorusError(.usage, "the coordinator does not serve this request; send it to a worker")
         }
@@ -325,6 +329,13 @@ extension Coordinator {
         }
         // Workers drop the job's broadcast data.
         await releaseOnWorkers(id)
+    }
+
+    /// A kind's own submit checks (`Job.checkSubmit`), with what they may look at on the coordinator.
+    func submitCheck(_ kind: any Job.Type, _ params: JobParams) throws {
+        try kind.checkSubmit(params, SubmitContext(modelExists: { [self] name, version in
+            try self.modelExists(name: name, version: version)
+        }))
     }
 
     /// Tells every live worker that a job ended: its running tasks stop and its per-job state is dropped.

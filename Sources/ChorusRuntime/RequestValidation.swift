@@ -73,6 +73,23 @@ public enum RequestValidation {
         case let .submitJob(s):
             try id(s.kind, "submit_job.kind")
             try params(s.params, "submit_job.params")
+            guard s.after.count <= maxParams else { throw invalid("submit_job.after", "\(s.after.count) ids, more than \(maxParams)") }
+            for (i, a) in s.after.enumerated() { try id(a, "submit_job.after[\(i)]") }
+        case let .submitPipeline(p):
+            try id(p.name, "submit_pipeline.name", allowEmpty: true)
+            guard p.steps.count <= maxParams else {
+                throw invalid("submit_pipeline.steps", "\(p.steps.count) steps, more than \(maxParams)")
+            }
+            for (i, st) in p.steps.enumerated() {
+                try id(st.name, "submit_pipeline.steps[\(i)].name")
+                try id(st.kind, "submit_pipeline.steps[\(i)].kind")
+                try params(st.params, "submit_pipeline.steps[\(i)].params")
+                guard st.after.count <= maxParams else { throw invalid("submit_pipeline.steps[\(i)].after", "too many names") }
+                for (k, a) in st.after.enumerated() { try id(a, "submit_pipeline.steps[\(i)].after[\(k)]") }
+            }
+        case let .pipelineStatus(p): try id(p.id, "pipeline_status.id")
+        case let .pipelineList(l):
+            guard l.limit <= maxResults else { throw invalid("pipeline_list.limit", "\(l.limit) is above \(maxResults)") }
         case let .jobStatus(j): try id(j.id, "job_status.id")
         case let .jobCancel(j): try id(j.id, "job_cancel.id")
         case let .jobRelease(j): try id(j.id, "job_release.id")

@@ -759,6 +759,15 @@ public final class Worker: Sendable {
             if let t = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.Derived.userRecommendations, id: id)) {
                 r.recommendationsJson = String(decoding: t, as: UTF8.self)
             }
+            // Provenance: the job that last wrote each part (the job SDK records it per partition and role).
+            let parts: [(String, UInt8)] = [("profile", ShardKeys.Derived.profile.rawValue), ("embedding", ShardKeys.Derived.userFactors),
+                                            ("recommendations", ShardKeys.Derived.userRecommendations),
+                                            ("sentiment", ShardKeys.Derived.userSentiment)]
+            for (name, role) in parts {
+                if let job = try store.get(ShardKeys.provenanceKey(partition: g.partition, role: role)) {
+                    r.producedBy[name] = String(decoding: job, as: UTF8.self)
+                }
+            }
             if let u = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.role(.user), id: id)),
                let rec = try? Chorus_V1_User(serializedBytes: u) {
                 r.userJson = (try? rec.jsonString()) ?? ""

@@ -23,10 +23,30 @@ struct Chorus: AsyncParsableCommand {
         --generate-completion-script bash|zsh|fish`. Details: docs/cli.md.
         """),
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
-                      Job.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
+                      Job.self, Pipeline.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
                       Debug.self]
     )
+
+    /// `chorus job submit KIND --help` shows that kind's parameters (generated from its declarations); every other
+    /// command line goes to argument-parser as usual.
+    static func main() async {
+        let args = Array(CommandLine.arguments.dropFirst())
+        if let help = Job.Submit.kindHelp(args) {
+            print(help)
+            return
+        }
+        do {
+            var command = try parseAsRoot(args)
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Help discussions are hard-wrapped in the source, and argument-parser wraps every line again at the terminal's

@@ -219,6 +219,8 @@ func jobDict(_ j: Chorus_V1_JobInfo) -> [String: Any] {
         if j.startedAtMs > 0 { d["seconds"] = Double(j.finishedAtMs - j.startedAtMs) / 1000 }
     }
     if !j.error.isEmpty { d["error"] = j.error }
+    if !j.after.isEmpty { d["after"] = j.after }
+    if !j.pipeline.isEmpty { d["pipeline"] = j.pipeline; d["pipeline_step"] = j.pipelineStep }
     if !j.summaryJson.isEmpty, let obj = try? JSONSerialization.jsonObject(with: Data(j.summaryJson.utf8)) {
         d["summary"] = obj
     }
@@ -235,7 +237,7 @@ func iso(_ ms: Int64) -> String {
 func jobLine(_ j: Chorus_V1_JobInfo) -> String {
     var s = "\(j.id)  \(j.kind)  \(jobState(j.state))  \(String(format: "%5.1f%%", j.progress * 100))  "
         + "\(j.tasksDone)/\(j.tasksTotal) tasks"
-    if !j.stage.isEmpty, j.state == .running { s += "  [\(j.stage)]" }
+    if !j.stage.isEmpty, j.state == .running || (j.state == .queued && !j.after.isEmpty) { s += "  [\(j.stage)]" }
     if !j.error.isEmpty { s += "  error: \(j.error)" }
     return s
 }
@@ -243,6 +245,8 @@ func jobLine(_ j: Chorus_V1_JobInfo) -> String {
 func printJob(_ j: Chorus_V1_JobInfo, json: Bool) {
     if json { printJSON(jobDict(j)); return }
     print(jobLine(j))
+    if !j.after.isEmpty { print("  after: \(j.after.joined(separator: ", "))") }
+    if !j.pipeline.isEmpty { print("  pipeline: \(j.pipeline) (step \(j.pipelineStep))") }
     if j.finishedAtMs > 0, j.startedAtMs > 0 {
         print("  wall time: \(String(format: "%.2f", Double(j.finishedAtMs - j.startedAtMs) / 1000)) s")
     }
@@ -369,6 +373,8 @@ struct Job: AsyncParsableCommand {
             `chorus job kinds` lists every kind; `chorus job kinds KIND` its parameters.
 
             Unknown parameters and bad values are refused at submit (exit 64).
+            With --after ID[,ID] the job stays queued until those jobs succeeded, and
+            fails (or is cancelled) if one of them does; an unknown id exits 64.
 
             \(JobParameters.helpText(StandardJobs.registry))
 
@@ -378,12 +384,35 @@ struct Job: AsyncParsableCommand {
                 --param lambda=0.5 --param lambda_exponent=0.75 --wait
               chorus job submit als --param mode=implicit --param solver=cg --wait
             """)
+        /// The help of `job submit KIND --help`: the kind, what it computes and its parameters; nil for any other
+        /// command line (or an unknown kind, which gets the general help).
+        static func kindHelp(_ args: [String]) -> String? {
+            guard args.count >= 4, args[0] == "job", args[1] == "submit",
+                  args.contains("--help") || args.contains("-h") else { return nil }
+            let kind = args[2]
+            let registry = StandardJobs.registry
+            guard JobParameters.declared(kind, registry: registry) != nil else { return nil }
+            return """
+            USAGE: chorus job submit \(kind) [--param KEY=VALUE ...] [--as-of TIME]
+                                 [--after ID[,ID]] [--wait] [--json] [--coordinator ADDR]
+
+            \(kind): \(JobParameters.about(kind, registry: registry)).
+
+            \(JobParameters.helpText(registry, kinds: [kind]))
+            Unknown parameters and bad values are refused at submit (exit 64). All options and kinds:
+            chorus job submit --help; every kind: chorus job kinds.
+            """
+        }
+
         @OptionGroup var client: ClientOptions
         @Argument(help: "Job kind.") var kind: String
         @Option(help: "Reference time for recency (ISO 8601 or unix seconds; default: now).") var asOf: String?
         @Option(name: .customLong("param"), help: ArgumentHelp("Extra job parameter.", valueName: "KEY=VALUE"))
         var params: [String] = []
         @Flag(help: "Wait for the job to finish, showing progress.") var wait = false
+        @Option(help: ArgumentHelp("Start only once these jobs succeeded (comma-separated ids); fail if one fails.",
+                                   valueName: "ID[,ID]"))
+        var after: [String] = []
 
         func run() async throws {
             setupLogging(level: .warning)
@@ -404,7 +433,9 @@ struct Job: AsyncParsableCommand {
                 }
                 let c = try client.client()
                 defer { c.close() }
-                var j = try await c.submit(kind: kind, params: p)
+                let deps = after.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { !$0.isEmpty }
+                var j = try await c.submit(kind: kind, params: p, after: deps)
                 if wait {
                     j = try await watchJob(c, j.id, json: client.json)
                     printJob(j, json: client.json)

@@ -53,6 +53,8 @@ struct Profile: AsyncParsableCommand {
                     if let sentiment = try? JSONSerialization.jsonObject(with: Data(r.sentimentJson.utf8)) {
                         d["sentiment"] = sentiment
                     }
+                    // Which job wrote each part, so a plan can cite its evidence.
+                    d["produced_by"] = r.producedBy
                     obj = d
                 }
                 if client.json {

@@ -112,30 +112,32 @@ struct Local: AsyncParsableCommand {
             say("ingested: read \(report.read), stored \(report.stored), duplicates \(report.duplicates), "
                 + "rejected \(report.rejected) (\(Int(report.recordsPerSecond)) records/s)")
 
-            // The sample's clock ends on 2025-09-29; recency is measured from there.
-            let asOf = SyntheticNetwork(users: users, seed: seed).startTime + 28 * 86400
-            let submitted = try await client.submit(kind: "features", params: ["as_of": String(asOf)])
-            let job = try await watchJob(client, submitted.id, json: json)
-            guard job.state == .succeeded else {
-                throw ChorusError(.jobFailed, "features job \(job.id) \(jobState(job.state)): \(job.error)")
-            }
-            // ALS on the sample's implicit feedback: embeddings, recommendations, similar content.
-            let alsSubmitted = try await client.submit(kind: "als", params: [
-                "mode": "implicit", "rank": "16", "iterations": "10", "lambda": "0.1", "alpha": "10", "seed": String(seed)])
-            let alsJob = try await watchJob(client, alsSubmitted.id, json: json)
-            guard alsJob.state == .succeeded else {
-                throw ChorusError(.jobFailed, "als job \(alsJob.id) \(jobState(alsJob.state)): \(alsJob.error)")
-            }
-            // Sentiment with the shipped model: per content, per user, per topic over time, and alerts (the sample
-            // has one planted incident about the "Nova" phone's battery).
-            var sentimentJob: Chorus_V1_JobInfo?
-            if try await !client.models(name: SentimentModelFile.defaultName).isEmpty {
-                let submitted = try await client.submit(kind: SentimentJob.kind, params: ["keywords": "nova"])
-                let sj = try await watchJob(client, submitted.id, json: json)
-                guard sj.state == .succeeded else {
-                    throw ChorusError(.jobFailed, "sentiment job \(sj.id) \(jobState(sj.state)): \(sj.error)")
+            // The jobs run as one pipeline, the one docs/examples/local-pipeline.yaml ships (PipelineSpec.local):
+            // features, then ALS on the sample's implicit feedback (embeddings, recommendations, similar
+            // content), then sentiment with the shipped model when it is there: per content, per user, per topic
+            // over time, and alerts (the sample has one planted incident about the "Nova" phone's battery).
+            let withSentiment = try await !client.models(name: SentimentModelFile.defaultName).isEmpty
+            let submitted = try await client.submitPipeline(
+                PipelineSpec.local(users: users, seed: seed, sentiment: withSentiment))
+            func step(_ name: String) async throws -> Chorus_V1_JobInfo {
+                guard let id = submitted.steps.first(where: { $0.name == name })?.jobID else {
+                    throw ChorusError(.internal, "pipeline \(submitted.id) has no step \(name)")
                 }
-                sentimentJob = sj
+                var j = try await watchJob(client, id, json: json)
+                guard j.state == .succeeded else {
+                    throw ChorusError(.jobFailed, "\(name) job \(j.id) \(jobState(j.state)): \(j.error)")
+                }
+                // The summary reads as it did before the steps ran as a pipeline: no after:/pipeline: lines.
+                j.after = []
+                j.pipeline = ""
+                j.pipelineStep = ""
+                return j
+            }
+            let job = try await step("features")
+            let alsJob = try await step("als")
+            var sentimentJob: Chorus_V1_JobInfo?
+            if withSentiment {
+                sentimentJob = try await step("sentiment")
             } else {
                 say("sentiment skipped: no model \(SentimentModelFile.defaultName) (models/sentiment-default.chsm was not found; "
                     + "set CHORUS_MODELS to its directory, or `chorus model import FILE`)")

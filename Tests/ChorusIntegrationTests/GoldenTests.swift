@@ -56,6 +56,11 @@ import Testing
         for u in ["u0000001", "u0000017", "u0000203"] {
             let p = try chorus(["profile", "get", u, "--json", "--coordinator", a]).json
             factors += (p["embedding"] as? [Double] ?? [])
+            // Every stored part names the job that wrote it.
+            if !Self.printing {
+                let by = p["produced_by"] as? [String: String] ?? [:]
+                #expect(by["profile"] == f.json["id"] as? String && by["embedding"] == als.json["id"] as? String, "\(by)")
+            }
         }
         Self.check("als.factors", factors, [6.041707, 2.252726, -0.218084, -2.664492, 1.678190, -1.118679, -3.599880,
                                             -10.688374, 5.650500, -8.014300, -2.700669, -2.225611], tolerance: 1e-5)

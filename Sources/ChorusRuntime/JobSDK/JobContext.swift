@@ -87,14 +87,9 @@ public final class JobContext: Sendable {
 
     /// Coordinator-side results of this kind (small: models, series, alerts), kept in the coordinator's store under
     /// "jobdata/<kind>/<key>" and durable when the call returns.
+    /// Each result also records the job that wrote it ("jobprov/<kind>/<key>" → job id).
     public func putResult(_ key: String, _ value: [UInt8]) async throws {
-        let store = coordinator.store
-        let full = Array("jobdata/\(kind)/\(key)".utf8)
-        do {
-            try await coordinator.storeQueue.run { try store.put(full, value, sync: true) }
-        } catch {
-            throw ChorusError(.storage, "cannot store \(kind) result \(key): \(error)")
-        }
+        try await putResults([(key: key, value: value)])
     }
 
     /// Makes these item factors the ones `chorus recommend` and `chorus similar` serve (persisted, so a
@@ -117,7 +112,10 @@ public final class JobContext: Sendable {
         guard !entries.isEmpty else { return }
         let store = coordinator.store
         var batch = WriteBatch()
-        for e in entries { batch.put(Array("jobdata/\(kind)/\(e.key)".utf8), e.value) }
+        for e in entries {
+            batch.put(Array("jobdata/\(kind)/\(e.key)".utf8), e.value)
+            batch.put(Array("jobprov/\(kind)/\(e.key)".utf8), Array(jobID.utf8))
+        }
         let b = batch
         do {
             try await coordinator.storeQueue.run { try store.write(b, sync: true) }

@@ -516,6 +516,33 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .sentimentQuery(newValue)}
   }
 
+  /// client -> coordinator: a graph of jobs (docs/pipelines.md)
+  public var submitPipeline: Chorus_V1_SubmitPipeline {
+    get {
+      if case .submitPipeline(let v)? = body {return v}
+      return Chorus_V1_SubmitPipeline()
+    }
+    set {body = .submitPipeline(newValue)}
+  }
+
+  /// client -> coordinator: a pipeline with its steps' jobs as they are now
+  public var pipelineStatus: Chorus_V1_PipelineRef {
+    get {
+      if case .pipelineStatus(let v)? = body {return v}
+      return Chorus_V1_PipelineRef()
+    }
+    set {body = .pipelineStatus(newValue)}
+  }
+
+  /// client -> coordinator: recent pipelines, newest first
+  public var pipelineList: Chorus_V1_PipelineListRequest {
+    get {
+      if case .pipelineList(let v)? = body {return v}
+      return Chorus_V1_PipelineListRequest()
+    }
+    set {body = .pipelineList(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -561,6 +588,12 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case modelPut(Chorus_V1_ModelPut)
     /// client -> coordinator: series, alerts and keys of the sentiment job
     case sentimentQuery(Chorus_V1_SentimentQuery)
+    /// client -> coordinator: a graph of jobs (docs/pipelines.md)
+    case submitPipeline(Chorus_V1_SubmitPipeline)
+    /// client -> coordinator: a pipeline with its steps' jobs as they are now
+    case pipelineStatus(Chorus_V1_PipelineRef)
+    /// client -> coordinator: recent pipelines, newest first
+    case pipelineList(Chorus_V1_PipelineListRequest)
 
   }
 
@@ -752,6 +785,22 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     set {body = .taskResults(newValue)}
   }
 
+  public var pipeline: Chorus_V1_PipelineInfo {
+    get {
+      if case .pipeline(let v)? = body {return v}
+      return Chorus_V1_PipelineInfo()
+    }
+    set {body = .pipeline(newValue)}
+  }
+
+  public var pipelineList: Chorus_V1_PipelineList {
+    get {
+      if case .pipelineList(let v)? = body {return v}
+      return Chorus_V1_PipelineList()
+    }
+    set {body = .pipelineList(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -777,6 +826,8 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     case model(Chorus_V1_ModelReply)
     case sentiment(Chorus_V1_SentimentReply)
     case taskResults(Chorus_V1_TaskResults)
+    case pipeline(Chorus_V1_PipelineInfo)
+    case pipelineList(Chorus_V1_PipelineList)
 
   }
 
@@ -1457,6 +1508,9 @@ public nonisolated struct Chorus_V1_SubmitJob: Sendable {
   /// e.g. as_of (unix seconds)
   public var params: Dictionary<String,String> = [:]
 
+  /// job ids that must succeed before this job starts (docs/pipelines.md)
+  public var after: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1486,47 +1540,112 @@ public nonisolated struct Chorus_V1_JobListRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct Chorus_V1_JobInfo: Sendable {
+public nonisolated struct Chorus_V1_JobInfo: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var id: String = String()
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
-  public var kind: String = String()
+  public var kind: String {
+    get {_storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
 
-  public var state: Chorus_V1_JobState = .unspecified
+  public var state: Chorus_V1_JobState {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
 
   /// 0..1
-  public var progress: Double = 0
+  public var progress: Double {
+    get {_storage._progress}
+    set {_uniqueStorage()._progress = newValue}
+  }
 
-  public var tasksTotal: UInt32 = 0
+  public var tasksTotal: UInt32 {
+    get {_storage._tasksTotal}
+    set {_uniqueStorage()._tasksTotal = newValue}
+  }
 
-  public var tasksDone: UInt32 = 0
+  public var tasksDone: UInt32 {
+    get {_storage._tasksDone}
+    set {_uniqueStorage()._tasksDone = newValue}
+  }
 
-  public var stage: String = String()
+  public var stage: String {
+    get {_storage._stage}
+    set {_uniqueStorage()._stage = newValue}
+  }
 
-  public var submittedAtMs: Int64 = 0
+  public var submittedAtMs: Int64 {
+    get {_storage._submittedAtMs}
+    set {_uniqueStorage()._submittedAtMs = newValue}
+  }
 
-  public var startedAtMs: Int64 = 0
+  public var startedAtMs: Int64 {
+    get {_storage._startedAtMs}
+    set {_uniqueStorage()._startedAtMs = newValue}
+  }
 
-  public var finishedAtMs: Int64 = 0
+  public var finishedAtMs: Int64 {
+    get {_storage._finishedAtMs}
+    set {_uniqueStorage()._finishedAtMs = newValue}
+  }
 
-  public var error: String = String()
+  public var error: String {
+    get {_storage._error}
+    set {_uniqueStorage()._error = newValue}
+  }
 
   /// the merged global summary, a JSON object
-  public var summaryJson: String = String()
+  public var summaryJson: String {
+    get {_storage._summaryJson}
+    set {_uniqueStorage()._summaryJson = newValue}
+  }
 
-  public var params: Dictionary<String,String> = [:]
+  public var params: Dictionary<String,String> {
+    get {_storage._params}
+    set {_uniqueStorage()._params = newValue}
+  }
 
-  public var taskRetries: UInt32 = 0
+  public var taskRetries: UInt32 {
+    get {_storage._taskRetries}
+    set {_uniqueStorage()._taskRetries = newValue}
+  }
 
   /// task results refused because their worker no longer held the partition
-  public var fencedResults: UInt32 = 0
+  public var fencedResults: UInt32 {
+    get {_storage._fencedResults}
+    set {_uniqueStorage()._fencedResults = newValue}
+  }
+
+  /// job ids that must succeed before this job starts; it stays queued until then
+  public var after: [String] {
+    get {_storage._after}
+    set {_uniqueStorage()._after = newValue}
+  }
+
+  /// the pipeline this job is a step of ("" = none)
+  public var pipeline: String {
+    get {_storage._pipeline}
+    set {_uniqueStorage()._pipeline = newValue}
+  }
+
+  /// its step name in that pipeline
+  public var pipelineStep: String {
+    get {_storage._pipelineStep}
+    set {_uniqueStorage()._pipelineStep = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_JobList: Sendable {
@@ -1849,6 +1968,9 @@ public nonisolated struct Chorus_V1_ProfileReply: Sendable {
   /// the user's sentiment from the last `sentiment` job (docs/sentiment.md), or empty
   public var sentimentJson: String = String()
 
+  /// which job last wrote each part of the profile in the user's partition:
+  public var producedBy: Dictionary<String,String> = [:]
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1999,6 +2121,117 @@ public nonisolated struct Chorus_V1_UserHistory: Sendable {
   public init() {}
 }
 
+/// Pipelines (docs/pipelines.md): a graph of jobs submitted as one request. Each step becomes a job whose `after`
+/// holds the job ids of the steps it names; the coordinator starts a job once all of them succeeded.
+public nonisolated struct Chorus_V1_PipelineStep: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var kind: String = String()
+
+  public var params: Dictionary<String,String> = [:]
+
+  /// names of other steps of the same pipeline
+  public var after: [String] = []
+
+  /// set by the coordinator
+  public var jobID: String = String()
+
+  /// in replies: the step's job as it is now
+  public var job: Chorus_V1_JobInfo {
+    get {_job ?? Chorus_V1_JobInfo()}
+    set {_job = newValue}
+  }
+  /// Returns true if `job` has been explicitly set.
+  public var hasJob: Bool {self._job != nil}
+  /// Clears the value of `job`. Subsequent reads from it will return its default value.
+  public mutating func clearJob() {self._job = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _job: Chorus_V1_JobInfo? = nil
+}
+
+public nonisolated struct Chorus_V1_SubmitPipeline: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a label, e.g. the file name ("" = none)
+  public var name: String = String()
+
+  public var steps: [Chorus_V1_PipelineStep] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_PipelineRef: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "pipe-000001"
+  public var id: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_PipelineListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 0 = 50
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_PipelineInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var name: String = String()
+
+  /// in the order of the file
+  public var steps: [Chorus_V1_PipelineStep] = []
+
+  public var submittedAtMs: Int64 = 0
+
+  /// in replies: queued, running, succeeded (all steps), failed or cancelled (one step)
+  public var state: Chorus_V1_JobState = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_PipelineList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var pipelines: [Chorus_V1_PipelineInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "chorus.v1"
@@ -2021,7 +2254,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2396,6 +2629,45 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .sentimentQuery(v)
         }
       }()
+      case 38: try {
+        var v: Chorus_V1_SubmitPipeline?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submitPipeline(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submitPipeline(v)
+        }
+      }()
+      case 39: try {
+        var v: Chorus_V1_PipelineRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineStatus(v)
+        }
+      }()
+      case 40: try {
+        var v: Chorus_V1_PipelineListRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineList(v)
+        }
+      }()
       default: break
       }
     }
@@ -2528,6 +2800,18 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .sentimentQuery(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
     }()
+    case .submitPipeline?: try {
+      guard case .submitPipeline(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+    }()
+    case .pipelineStatus?: try {
+      guard case .pipelineStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+    }()
+    case .pipelineList?: try {
+      guard case .pipelineList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2545,7 +2829,7 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0\u{1}pipeline\0\u{3}pipeline_list\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2840,6 +3124,32 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .taskResults(v)
         }
       }()
+      case 32: try {
+        var v: Chorus_V1_PipelineInfo?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipeline(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipeline(v)
+        }
+      }()
+      case 33: try {
+        var v: Chorus_V1_PipelineList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineList(v)
+        }
+      }()
       default: break
       }
     }
@@ -2941,6 +3251,14 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
     case .taskResults?: try {
       guard case .taskResults(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .pipeline?: try {
+      guard case .pipeline(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .pipelineList?: try {
+      guard case .pipelineList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
     }()
     case nil: break
     }
@@ -4323,7 +4641,7 @@ nonisolated extension Chorus_V1_WriteReply: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Chorus_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubmitJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}params\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}params\0\u{1}after\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4333,6 +4651,7 @@ nonisolated extension Chorus_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
       case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.after) }()
       default: break
       }
     }
@@ -4345,12 +4664,16 @@ nonisolated extension Chorus_V1_SubmitJob: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.params.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 2)
     }
+    if !self.after.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.after, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_SubmitJob, rhs: Chorus_V1_SubmitJob) -> Bool {
     if lhs.kind != rhs.kind {return false}
     if lhs.params != rhs.params {return false}
+    if lhs.after != rhs.after {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4418,99 +4741,184 @@ nonisolated extension Chorus_V1_JobListRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Chorus_V1_JobInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}progress\0\u{3}tasks_total\0\u{3}tasks_done\0\u{1}stage\0\u{3}submitted_at_ms\0\u{3}started_at_ms\0\u{3}finished_at_ms\0\u{1}error\0\u{3}summary_json\0\u{1}params\0\u{3}task_retries\0\u{3}fenced_results\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}state\0\u{1}progress\0\u{3}tasks_total\0\u{3}tasks_done\0\u{1}stage\0\u{3}submitted_at_ms\0\u{3}started_at_ms\0\u{3}finished_at_ms\0\u{1}error\0\u{3}summary_json\0\u{1}params\0\u{3}task_retries\0\u{3}fenced_results\0\u{1}after\0\u{1}pipeline\0\u{3}pipeline_step\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _kind: String = String()
+    var _state: Chorus_V1_JobState = .unspecified
+    var _progress: Double = 0
+    var _tasksTotal: UInt32 = 0
+    var _tasksDone: UInt32 = 0
+    var _stage: String = String()
+    var _submittedAtMs: Int64 = 0
+    var _startedAtMs: Int64 = 0
+    var _finishedAtMs: Int64 = 0
+    var _error: String = String()
+    var _summaryJson: String = String()
+    var _params: Dictionary<String,String> = [:]
+    var _taskRetries: UInt32 = 0
+    var _fencedResults: UInt32 = 0
+    var _after: [String] = []
+    var _pipeline: String = String()
+    var _pipelineStep: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _kind = source._kind
+      _state = source._state
+      _progress = source._progress
+      _tasksTotal = source._tasksTotal
+      _tasksDone = source._tasksDone
+      _stage = source._stage
+      _submittedAtMs = source._submittedAtMs
+      _startedAtMs = source._startedAtMs
+      _finishedAtMs = source._finishedAtMs
+      _error = source._error
+      _summaryJson = source._summaryJson
+      _params = source._params
+      _taskRetries = source._taskRetries
+      _fencedResults = source._fencedResults
+      _after = source._after
+      _pipeline = source._pipeline
+      _pipelineStep = source._pipelineStep
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
-      case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
-      case 4: try { try decoder.decodeSingularDoubleField(value: &self.progress) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.tasksTotal) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.tasksDone) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.stage) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.submittedAtMs) }()
-      case 9: try { try decoder.decodeSingularInt64Field(value: &self.startedAtMs) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.finishedAtMs) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self.error) }()
-      case 12: try { try decoder.decodeSingularStringField(value: &self.summaryJson) }()
-      case 13: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
-      case 14: try { try decoder.decodeSingularUInt32Field(value: &self.taskRetries) }()
-      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.fencedResults) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._kind) }()
+        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
+        case 4: try { try decoder.decodeSingularDoubleField(value: &_storage._progress) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._tasksTotal) }()
+        case 6: try { try decoder.decodeSingularUInt32Field(value: &_storage._tasksDone) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._stage) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._submittedAtMs) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._startedAtMs) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._finishedAtMs) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._summaryJson) }()
+        case 13: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._params) }()
+        case 14: try { try decoder.decodeSingularUInt32Field(value: &_storage._taskRetries) }()
+        case 15: try { try decoder.decodeSingularUInt32Field(value: &_storage._fencedResults) }()
+        case 16: try { try decoder.decodeRepeatedStringField(value: &_storage._after) }()
+        case 17: try { try decoder.decodeSingularStringField(value: &_storage._pipeline) }()
+        case 18: try { try decoder.decodeSingularStringField(value: &_storage._pipelineStep) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.kind.isEmpty {
-      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
-    }
-    if self.state != .unspecified {
-      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 3)
-    }
-    if self.progress.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.progress, fieldNumber: 4)
-    }
-    if self.tasksTotal != 0 {
-      try visitor.visitSingularUInt32Field(value: self.tasksTotal, fieldNumber: 5)
-    }
-    if self.tasksDone != 0 {
-      try visitor.visitSingularUInt32Field(value: self.tasksDone, fieldNumber: 6)
-    }
-    if !self.stage.isEmpty {
-      try visitor.visitSingularStringField(value: self.stage, fieldNumber: 7)
-    }
-    if self.submittedAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.submittedAtMs, fieldNumber: 8)
-    }
-    if self.startedAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.startedAtMs, fieldNumber: 9)
-    }
-    if self.finishedAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.finishedAtMs, fieldNumber: 10)
-    }
-    if !self.error.isEmpty {
-      try visitor.visitSingularStringField(value: self.error, fieldNumber: 11)
-    }
-    if !self.summaryJson.isEmpty {
-      try visitor.visitSingularStringField(value: self.summaryJson, fieldNumber: 12)
-    }
-    if !self.params.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 13)
-    }
-    if self.taskRetries != 0 {
-      try visitor.visitSingularUInt32Field(value: self.taskRetries, fieldNumber: 14)
-    }
-    if self.fencedResults != 0 {
-      try visitor.visitSingularUInt32Field(value: self.fencedResults, fieldNumber: 15)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._kind.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._kind, fieldNumber: 2)
+      }
+      if _storage._state != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 3)
+      }
+      if _storage._progress.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._progress, fieldNumber: 4)
+      }
+      if _storage._tasksTotal != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._tasksTotal, fieldNumber: 5)
+      }
+      if _storage._tasksDone != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._tasksDone, fieldNumber: 6)
+      }
+      if !_storage._stage.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._stage, fieldNumber: 7)
+      }
+      if _storage._submittedAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._submittedAtMs, fieldNumber: 8)
+      }
+      if _storage._startedAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._startedAtMs, fieldNumber: 9)
+      }
+      if _storage._finishedAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._finishedAtMs, fieldNumber: 10)
+      }
+      if !_storage._error.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 11)
+      }
+      if !_storage._summaryJson.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._summaryJson, fieldNumber: 12)
+      }
+      if !_storage._params.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._params, fieldNumber: 13)
+      }
+      if _storage._taskRetries != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._taskRetries, fieldNumber: 14)
+      }
+      if _storage._fencedResults != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._fencedResults, fieldNumber: 15)
+      }
+      if !_storage._after.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._after, fieldNumber: 16)
+      }
+      if !_storage._pipeline.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._pipeline, fieldNumber: 17)
+      }
+      if !_storage._pipelineStep.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._pipelineStep, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_JobInfo, rhs: Chorus_V1_JobInfo) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.kind != rhs.kind {return false}
-    if lhs.state != rhs.state {return false}
-    if lhs.progress != rhs.progress {return false}
-    if lhs.tasksTotal != rhs.tasksTotal {return false}
-    if lhs.tasksDone != rhs.tasksDone {return false}
-    if lhs.stage != rhs.stage {return false}
-    if lhs.submittedAtMs != rhs.submittedAtMs {return false}
-    if lhs.startedAtMs != rhs.startedAtMs {return false}
-    if lhs.finishedAtMs != rhs.finishedAtMs {return false}
-    if lhs.error != rhs.error {return false}
-    if lhs.summaryJson != rhs.summaryJson {return false}
-    if lhs.params != rhs.params {return false}
-    if lhs.taskRetries != rhs.taskRetries {return false}
-    if lhs.fencedResults != rhs.fencedResults {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._kind != rhs_storage._kind {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._progress != rhs_storage._progress {return false}
+        if _storage._tasksTotal != rhs_storage._tasksTotal {return false}
+        if _storage._tasksDone != rhs_storage._tasksDone {return false}
+        if _storage._stage != rhs_storage._stage {return false}
+        if _storage._submittedAtMs != rhs_storage._submittedAtMs {return false}
+        if _storage._startedAtMs != rhs_storage._startedAtMs {return false}
+        if _storage._finishedAtMs != rhs_storage._finishedAtMs {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._summaryJson != rhs_storage._summaryJson {return false}
+        if _storage._params != rhs_storage._params {return false}
+        if _storage._taskRetries != rhs_storage._taskRetries {return false}
+        if _storage._fencedResults != rhs_storage._fencedResults {return false}
+        if _storage._after != rhs_storage._after {return false}
+        if _storage._pipeline != rhs_storage._pipeline {return false}
+        if _storage._pipelineStep != rhs_storage._pipelineStep {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5141,7 +5549,7 @@ nonisolated extension Chorus_V1_ProfileGet: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ProfileReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0\u{1}embedding\0\u{1}bias\0\u{3}recommendations_json\0\u{3}sentiment_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}found\0\u{3}profile_json\0\u{3}user_json\0\u{1}embedding\0\u{1}bias\0\u{3}recommendations_json\0\u{3}sentiment_json\0\u{3}produced_by\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5156,6 +5564,7 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeSingularFloatField(value: &self.bias) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.recommendationsJson) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.sentimentJson) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.producedBy) }()
       default: break
       }
     }
@@ -5183,6 +5592,9 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if !self.sentimentJson.isEmpty {
       try visitor.visitSingularStringField(value: self.sentimentJson, fieldNumber: 7)
     }
+    if !self.producedBy.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.producedBy, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5194,6 +5606,7 @@ nonisolated extension Chorus_V1_ProfileReply: SwiftProtobuf.Message, SwiftProtob
     if lhs.bias != rhs.bias {return false}
     if lhs.recommendationsJson != rhs.recommendationsJson {return false}
     if lhs.sentimentJson != rhs.sentimentJson {return false}
+    if lhs.producedBy != rhs.producedBy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5524,6 +5937,240 @@ nonisolated extension Chorus_V1_UserHistory: SwiftProtobuf.Message, SwiftProtobu
     if lhs.seen != rhs.seen {return false}
     if lhs.interactions != rhs.interactions {return false}
     if lhs.valued != rhs.valued {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PipelineStep: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineStep"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}kind\0\u{1}params\0\u{1}after\0\u{3}job_id\0\u{1}job\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.params) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.after) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._job) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.params.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.params, fieldNumber: 3)
+    }
+    if !self.after.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.after, fieldNumber: 4)
+    }
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 5)
+    }
+    try { if let v = self._job {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PipelineStep, rhs: Chorus_V1_PipelineStep) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.params != rhs.params {return false}
+    if lhs.after != rhs.after {return false}
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs._job != rhs._job {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_SubmitPipeline: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubmitPipeline"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}steps\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.steps) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.steps.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.steps, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_SubmitPipeline, rhs: Chorus_V1_SubmitPipeline) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.steps != rhs.steps {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PipelineRef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineRef"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PipelineRef, rhs: Chorus_V1_PipelineRef) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PipelineListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PipelineListRequest, rhs: Chorus_V1_PipelineListRequest) -> Bool {
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PipelineInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}steps\0\u{3}submitted_at_ms\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.steps) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.submittedAtMs) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.steps.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.steps, fieldNumber: 3)
+    }
+    if self.submittedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.submittedAtMs, fieldNumber: 4)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PipelineInfo, rhs: Chorus_V1_PipelineInfo) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.steps != rhs.steps {return false}
+    if lhs.submittedAtMs != rhs.submittedAtMs {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PipelineList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PipelineList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pipelines\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.pipelines) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pipelines.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pipelines, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PipelineList, rhs: Chorus_V1_PipelineList) -> Bool {
+    if lhs.pipelines != rhs.pipelines {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
