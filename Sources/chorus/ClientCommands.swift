@@ -253,6 +253,8 @@ func printJob(_ j: Chorus_V1_JobInfo, json: Bool) {
     if j.kind == "als", let data = j.summaryJson.data(using: .utf8),
        let d = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
         print(alsText(d))
+    } else if !j.summaryJson.isEmpty, let text = StandardJobs.registry[j.kind]?.summaryText(j.summaryJson) {
+        print(text)  // the kind's own view of its summary
     } else if !j.summaryJson.isEmpty, let data = j.summaryJson.data(using: .utf8),
        let report = try? JSONDecoder().decode(SummaryView.self, from: data) {
         print(report.text)

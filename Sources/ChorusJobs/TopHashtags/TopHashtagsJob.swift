@@ -42,6 +42,16 @@ public enum TopHashtagsJob: Job {
 
     public static var fuzzSeeds: [FuzzSeed] { [FuzzSeed(stage: "count", params: ["n": "3"])] }
 
+    /// One line per channel: "  x: #ai (120), #tech (98), ...".
+    public static func summaryText(_ summaryJSON: String) -> String? {
+        guard let d = try? JSONSerialization.jsonObject(with: Data(summaryJSON.utf8)) as? [String: Any],
+              let by = d["top_hashtags_by_channel"] as? [String: [[String: String]]] else { return nil }
+        if by.isEmpty { return "  no interactions with hashtagged content" }
+        return by.sorted { $0.key < $1.key }.map { channel, tags in
+            "  \(channel): " + tags.map { "\($0["hashtag"] ?? "") (\($0["interactions"] ?? ""))" }.joined(separator: ", ")
+        }.joined(separator: "\n")
+    }
+
     final class Worker: JobWorker {
         func run(_ task: TaskContext) async throws -> TaskOutput {
             guard task.stage == "count" else {

@@ -38,12 +38,16 @@ public protocol Job: Sendable {
     /// Well-formed tasks and broadcasts of this kind, which the wire fuzzer (`chorus bench-fuzz`) mutates so its
     /// messages get past the first checks into the kind's own code. Default: each stage named here, no broadcast.
     static var fuzzSeeds: [FuzzSeed] { get }
+    /// The job's summary for people (`chorus job status` without --json), from the JSON `drive` returned; nil:
+    /// the CLI prints the JSON itself, indented.
+    static func summaryText(_ summaryJSON: String) -> String?
 }
 
 extension Job {
     public static func tasksPerPartition(_ params: JobParams) -> Int { 1 }
     public static func checkSubmit(_ params: JobParams, _ ctx: SubmitContext) throws {}
     public static var fuzzSeeds: [FuzzSeed] { [] }
+    public static func summaryText(_ summaryJSON: String) -> String? { nil }
 }
 
 /// One well-formed message of a kind for the wire fuzzer: a task of `stage` with `params`, and (when set) the

@@ -8,9 +8,15 @@ import Synchronization
 /// job's long loops (`TaskContext.checkCancelled()`), also from inside `compute` closures.
 public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
+    private let setAt = Mutex<ContinuousClock.Instant?>(nil)
     public init() {}
     public var isSet: Bool { flag.load(ordering: .relaxed) }
-    func set() { flag.store(true, ordering: .relaxed) }
+    func set() {
+        setAt.withLock { if $0 == nil { $0 = .now } }
+        flag.store(true, ordering: .relaxed)
+    }
+    /// When it was set (nil: not set).
+    var since: ContinuousClock.Instant? { setAt.withLock { $0 } }
 }
 
 /// A read view of one partition's data on its primary. Its calls block (they read RocksDB): use them only

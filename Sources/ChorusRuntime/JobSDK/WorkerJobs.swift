@@ -143,6 +143,12 @@ extension Worker {
             for await (i, r) in group { out[i] = r }
             return out
         }
+        if let since = entry.flag.since {
+            // How long the job's running tasks took to stop after the release (the cancellation latency).
+            logger.notice("tasks of a released job stopped", metadata: [
+                "job-id": "\(t.jobID)", "partitions": "\(n)",
+                "after-ms": "\(Int(((ContinuousClock.now - since).seconds * 1000).rounded()))"])
+        }
         var reply = Chorus_V1_TaskResults()
         reply.results = results
         return reply
