@@ -601,6 +601,21 @@ actor CoordinatorState {
         return (o, peer, Int(n.info.cores), n.incarnation)
     }
 
+    /// What the stage engine needs to dispatch, in one call (each call to this actor is a hop to its thread):
+    /// the live primary of each partition (absent while it has none), the map version, and whether the job was
+    /// cancelled.
+    func dispatchView(_ partitions: [UInt32], job: String)
+        -> (owners: [UInt32: (id: String, peer: Peer, cores: Int, incarnation: Int)], mapVersion: UInt64, cancelled: Bool) {
+        var owners: [UInt32: (id: String, peer: Peer, cores: Int, incarnation: Int)] = [:]
+        for p in partitions { if let o = owner(of: p) { owners[p] = o } }
+        return (owners, map.version, cancelled.contains(job))
+    }
+
+    /// Which of `partitions` `node` still holds (as primary or in-sync replica): the fencing check for a batch.
+    func held(by node: String, _ partitions: [UInt32]) -> Set<UInt32> {
+        Set(partitions.filter { holds(node, $0) })
+    }
+
     // MARK: jobs
 
     func createJob(kind: String, params given: [String: String], registry: JobRegistry = .empty,

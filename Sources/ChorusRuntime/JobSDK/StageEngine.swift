@@ -36,7 +36,8 @@ extension Coordinator {
         try await withThrowingTaskGroup(of: Batch.self) { group in
             var running = 0
             while !pending.isEmpty || running > 0 {
-                if await state.isCancelled(job.id) {
+                let view = await state.dispatchView(pending, job: job.id)
+                if view.cancelled {
                     group.cancelAll()
                     throw JobFailure(message: "cancelled")
                 }
@@ -46,7 +47,7 @@ extension Coordinator {
                 var still: [UInt32] = []
                 for p in pending {
                     if let nb = notBefore[p], nb > now { still.append(p); continue }
-                    guard let owner = await state.owner(of: p), inflight[owner.id, default: 0] < 2 else {
+                    guard let owner = view.owners[p], inflight[owner.id, default: 0] < 2 else {
                         still.append(p); continue
                     }
                     byOwner[owner.id, default: (owner, [])].parts.append(p)
@@ -60,7 +61,7 @@ extension Coordinator {
                     t.jobID = job.id; t.kind = job.kind; t.stage = stage
                     t.partition = parts[0]
                     t.partitions = parts
-                    t.mapVersion = await state.map.version; t.params = job.params
+                    t.mapVersion = view.mapVersion; t.params = job.params
                     t.attempt = UInt32(parts.map { attempts[$0, default: 0] }.max()! + 1)
                     let task = t
                     // A batch may take as long as its partitions one after the other on each core.
@@ -131,9 +132,10 @@ extension Coordinator {
                     outcomes = parts.map { ($0, .failure(error)) }
                 }
                 var done: UInt32 = 0, retried: UInt32 = 0, fenced: UInt32 = 0
+                let stillHeld = await state.held(by: node, outcomes.map(\.0))
                 for (p, outcome) in outcomes {
                     switch outcome {
-                    case let .success(r) where !(await state.holds(node, p)):
+                    case let .success(r) where !stillHeld.contains(p):
                         // Fencing: the worker lost the partition while the task ran; its result may be stale.
                         logger.warning("task result refused: its worker no longer holds the partition", metadata: [
                             "job-id": "\(job.id)", "partition": "\(p)", "node": "\(node)", "result-map-version": "\(r.mapVersion)"])
