@@ -183,7 +183,8 @@ public enum RequestValidation {
         }
     }
 
-    static func unique<T: Hashable>(_ values: [T], _ field: String, what: String) throws {
+    /// Shared with the job kinds' payload checks (BAD_REQUEST naming the field), like `finite`.
+    public static func unique<T: Hashable>(_ values: [T], _ field: String, what: String) throws {
         var seen = [T: Int]()
         seen.reserveCapacity(values.count)
         for (i, v) in values.enumerated() {
@@ -197,7 +198,8 @@ public enum RequestValidation {
         for (i, p) in ps.enumerated() where p >= maxPartitions { throw invalid("\(field)[\(i)]", "\(p) is out of range") }
     }
 
-    static func finite(_ d: Data, stride: Int, _ field: String) throws {
+    /// Every float32 (stride 4) or float64 (stride 8) little-endian value of `d` is finite.
+    public static func finite(_ d: Data, stride: Int, _ field: String) throws {
         let bad: Int? = d.withUnsafeBytes { raw in
             for i in 0..<(raw.count / stride) {
                 let ok = stride == 4

@@ -8,28 +8,6 @@ import Foundation
 enum ALSPayloads {
     static func invalid(_ field: String, _ why: String) -> ChorusError { TaskContext.invalid(field, why) }
 
-    static func checkUnique(_ values: [String], _ field: String, what: String) throws {
-        var seen: [String: Int] = [:]
-        for (i, v) in values.enumerated() {
-            if let j = seen.updateValue(i, forKey: v) {
-                throw invalid("\(field)[\(i)]", "duplicate \(what) '\(v.prefix(60))' (also at \(j))")
-            }
-        }
-    }
-
-    static func checkFinite(_ d: Data, stride: Int, _ field: String) throws {
-        let bad: Int? = d.withUnsafeBytes { raw in
-            for i in 0..<(raw.count / stride) {
-                let ok = stride == 4
-                    ? Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))).isFinite
-                    : Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))).isFinite
-                if !ok { return i }
-            }
-            return nil
-        }
-        if let bad { throw invalid(field, "value \(bad) is not finite") }
-    }
-
     /// A side on its own: a known side name, a rank in range, width rank or rank + 1, unique ids, and lengths that
     /// match (factors = ids × width × 4 bytes, gram = rank² × 8 bytes), all finite.
     static func checkShape(_ m: Chorus_V1_Jobs_AlsSide, _ f: String) throws {
@@ -49,7 +27,7 @@ enum ALSPayloads {
             for (i, s) in m.ids.enumerated() where s.utf8.count > RequestValidation.maxIdBytes {
                 throw invalid("\(f).ids[\(i)]", "\(s.utf8.count) bytes, more than \(RequestValidation.maxIdBytes)")
             }
-            try checkUnique(m.ids, f + ".ids", what: "id")
+            try RequestValidation.unique(m.ids, f + ".ids", what: "id")
             if !m.popularity.isEmpty, m.popularity.count != m.ids.count {
                 throw invalid(f + ".popularity", "\(m.popularity.count) counts for \(m.ids.count) ids")
             }
@@ -58,13 +36,13 @@ enum ALSPayloads {
                 throw invalid(f + ".factors", "\(m.factors.count) bytes is not a multiple of width \(m.width) × 4")
             }
         }
-        try checkFinite(m.factors, stride: 4, f + ".factors")
+        try RequestValidation.finite(m.factors, stride: 4, f + ".factors")
         guard m.mean.isFinite else { throw invalid(f + ".mean", "not finite") }
         if !m.gram.isEmpty {
             guard m.gram.count == Int(m.rank) * Int(m.rank) * 8 else {
                 throw invalid(f + ".gram", "\(m.gram.count) bytes for rank \(m.rank) (must be rank² × 8)")
             }
-            try checkFinite(m.gram, stride: 8, f + ".gram")
+            try RequestValidation.finite(m.gram, stride: 8, f + ".gram")
         }
     }
 

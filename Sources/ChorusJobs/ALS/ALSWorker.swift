@@ -44,7 +44,7 @@ final class ALSWorkerState: JobWorker {
         }
         // Every side is checked against the job (rank, width, mode, the ids held) before anything is applied, so
         // a refused broadcast changes nothing.
-        try ALSPayloads.checkUnique(b.sides.map(\.side), "job_broadcast.payload.sides", what: "side")
+        try RequestValidation.unique(b.sides.map(\.side), "job_broadcast.payload.sides", what: "side")
         let known = inner.withLock { ($0.userIndex.count, $0.itemIndex.count) }
         for (i, m) in b.sides.enumerated() {
             let held = m.side == "users" ? known.0 : known.1
