@@ -18,6 +18,15 @@ public enum GeneratedFile: String, CaseIterable, Sendable {
     case commentSentiment = "truth/comment_sentiment.csv"
     case userTastes = "truth/user_tastes.csv"
     case incidents = "truth/incidents.csv"
+    /// Only with hidden segments (`--segments K`): each user's segment and persona.
+    case userSegments = "truth/user_segments.csv"
+    /// Only with hidden segments: the planted drivers of conversion and the sign of each.
+    case conversionDrivers = "truth/conversion_drivers.csv"
+
+    /// The files a network writes: the last two only when it has hidden segments.
+    public static func written(segments: Int) -> [GeneratedFile] {
+        segments > 0 ? allCases : allCases.filter { $0 != .userSegments && $0 != .conversionDrivers }
+    }
 }
 
 /// Deterministic synthetic social network. Same `users` and `seed` give byte-identical files on any machine.
@@ -61,13 +70,69 @@ public struct SyntheticNetwork: Sendable {
 
     public let users: Int
     public let seed: UInt64
+    /// Hidden audience segments (0: none, the network of earlier releases byte for byte). With K > 0 every user
+    /// belongs to one of the first K `personas`, which sets the user's channel (85%), main tastes, active hours,
+    /// engagement, activity and purchase intent; users also carry a latent intent and some lapse (stop being
+    /// active) before the end. The truth goes to truth/user_segments.csv and truth/conversion_drivers.csv.
+    public let segments: Int
     public let startTime: Int64 = 1_756_684_800  // 2025-09-01T00:00:00Z, a Monday
     public let days = 28
     public let meanSessions = 12.0
 
-    public init(users: Int, seed: UInt64) {
+    public init(users: Int, seed: UInt64, segments: Int = 0) {
         self.users = max(users, 2)
         self.seed = seed
+        self.segments = min(max(segments, 0), Self.personas.count)
+    }
+
+    /// A hidden audience segment's behaviour (`segments` > 0).
+    public struct Persona: Sendable {
+        public let name: String
+        let channel: Int
+        let topics: [Int]
+        /// Peak of the active hours (UTC).
+        let peakHour: Int
+        /// Multiplies the like, comment, share and click probabilities.
+        let engagement: Double
+        /// Multiplies the sessions.
+        let activity: Double
+        /// Multiplies the probability that a click converts.
+        let intent: Double
+    }
+
+    static func topic(_ name: String) -> Int { topics.firstIndex(of: name)! }
+    /// The personas of `--segments K` (the first K). Channels: weibo 0, wechat 1, x 2, instagram 3, tiktok 4.
+    public static let personas: [Persona] = [
+        Persona(name: "night-gamers", channel: 4, topics: [topic("gaming"), topic("comedy")], peakHour: 23,
+                engagement: 1.6, activity: 1.6, intent: 0.5),
+        Persona(name: "lunchtime-foodies", channel: 3, topics: [topic("food"), topic("travel")], peakHour: 12,
+                engagement: 1.0, activity: 1.0, intent: 1.2),
+        Persona(name: "morning-news-readers", channel: 2, topics: [topic("news"), topic("finance")], peakHour: 7,
+                engagement: 0.5, activity: 1.3, intent: 0.8),
+        Persona(name: "fashion-fans", channel: 0, topics: [topic("fashion"), topic("beauty")], peakHour: 20,
+                engagement: 2.4, activity: 0.9, intent: 2.0),
+        Persona(name: "sports-and-fitness", channel: 1, topics: [topic("sports"), topic("fitness")], peakHour: 18,
+                engagement: 1.2, activity: 0.8, intent: 1.0),
+        Persona(name: "tech-enthusiasts", channel: 2, topics: [topic("tech"), topic("cars")], peakHour: 15,
+                engagement: 0.9, activity: 0.7, intent: 2.6),
+        Persona(name: "parents", channel: 1, topics: [topic("parenting"), topic("education")], peakHour: 9,
+                engagement: 0.8, activity: 0.6, intent: 1.5),
+        Persona(name: "music-and-movies", channel: 3, topics: [topic("music"), topic("movies")], peakHour: 21,
+                engagement: 1.5, activity: 1.2, intent: 0.6),
+    ]
+
+    /// The planted drivers of conversion with `segments` > 0 (truth/conversion_drivers.csv), as profile features.
+    public static let conversionDrivers: [(feature: String, sign: Int, mechanism: String)] = [
+        ("click_rate", 1, "a conversion only follows a click"),
+        ("conversions", 1, "a latent per-user intent drives conversions before and after any cutoff"),
+        ("recency_days", -1, "a quarter of users lapse (stop all activity) at a random day"),
+    ]
+
+    /// The hidden segment of user `i` (nil without segments).
+    public func segment(of i: Int) -> Int? {
+        guard segments > 0 else { return nil }
+        var g = rng(10, i)
+        return g.below(segments)
     }
 
     public var contentCount: Int { max(10, users / 5) }
@@ -84,6 +149,11 @@ public struct SyntheticNetwork: Sendable {
         var tastes: [(topic: Int, weight: Double)]
         var sessions: Int
         var follows: Int
+        /// With segments: the persona, its hour weights, the user's latent intent and lapse day (activity stops).
+        var persona: Persona? = nil
+        var hourWeights: [Double] = SyntheticNetwork.hourWeights
+        var intent: Double = 1
+        var lapseDay: Int? = nil
     }
 
     func rng(_ stream: UInt64, _ index: Int) -> SplitMix64 {
@@ -103,6 +173,7 @@ public struct SyntheticNetwork: Sendable {
     }
 
     func traits(_ i: Int) -> UserTraits {
+        if let s = segment(of: i) { return personaTraits(i, Self.personas[s]) }
         var g = rng(1, i)
         let ch = Self.pick(Self.channelWeights, &g)
         let chinese = ch <= 1
@@ -126,6 +197,39 @@ public struct SyntheticNetwork: Sendable {
                           tastes: tastes, sessions: sessions, follows: follows)
     }
 
+    /// A user of a hidden segment: the persona's channel (85%), its two topics as the main tastes plus one other,
+    /// hours around its peak, its activity; a latent intent (log-normal) and, for a quarter of users, a lapse day.
+    func personaTraits(_ i: Int, _ p: Persona) -> UserTraits {
+        var g = rng(11, i)
+        let ch = g.unit() < 0.85 ? p.channel : Self.pick(Self.channelWeights, &g)
+        let chinese = ch <= 1
+        let country = chinese ? (g.unit() < 0.9 ? "CN" : "SG") : Self.westernCountries[g.below(Self.westernCountries.count)]
+        let language = chinese ? "zh" : (country == "JP" ? "ja" : "en")
+        let age = Self.ageBands[Self.pick([0.1, 0.3, 0.3, 0.18, 0.12], &g)]
+        var other = g.below(Self.topics.count)
+        while p.topics.contains(other) { other = (other + 1) % Self.topics.count }
+        var tastes: [(Int, Double)] = [(p.topics[0], 0.45 + g.unit() * 0.2), (p.topics[1], 0.2 + g.unit() * 0.15),
+                                       (other, 0.05 + g.unit() * 0.1)]
+        let total = tastes.reduce(0) { $0 + $1.1 }
+        tastes = tastes.map { ($0.0, $0.1 / total) }
+        let sessions = max(1, Int((exp(g.normal() * 0.5) * meanSessions * p.activity / 1.133).rounded()))
+        let follows = min(users - 1, max(1, Int(3.0 / pow(max(g.unit(), 1e-6), 0.7))), 300)
+        // Hours: a bump (σ 2 h, wrapping around midnight) around the peak, over a floor of the global shape.
+        let hours = (0..<24).map { h -> Double in
+            let d = Double(min(abs(h - p.peakHour), 24 - abs(h - p.peakHour)))
+            return 0.15 * Self.hourWeights[h] / 8.5 + exp(-d * d / 8)
+        }
+        let intent = p.intent * exp(g.normal() * 0.6 - 0.18)
+        let lapse: Int? = g.unit() < 0.25 ? 7 + g.below(days - 7) : nil
+        var t = UserTraits(channel: ch, country: country, language: language, ageBand: age,
+                           tastes: tastes, sessions: sessions, follows: follows)
+        t.persona = p
+        t.hourWeights = hours
+        t.intent = intent
+        t.lapseDay = lapse
+        return t
+    }
+
     /// Writes the whole network through `sink(file, bytes)` and returns the record counts.
     public func generate(_ sink: (GeneratedFile, [UInt8]) throws -> Void) throws -> Counts {
         var counts = Counts()
@@ -140,6 +244,11 @@ public struct SyntheticNetwork: Sendable {
         }
         try emit(.commentSentiment, "interaction_id,label,language")
         try emit(.userTastes, "user_id,topic,weight")
+        if segments > 0 {
+            try emit(.userSegments, "user_id,segment,persona")
+            try emit(.conversionDrivers, "feature,sign,mechanism")
+            for d in Self.conversionDrivers { try emit(.conversionDrivers, "\(d.feature),\(d.sign > 0 ? "+" : "-"),\(d.mechanism)") }
+        }
 
         // Users.
         for i in 0..<users {
@@ -153,6 +262,7 @@ public struct SyntheticNetwork: Sendable {
             for (topic, w) in t.tastes {
                 try emit(.userTastes, "\(Self.userId(i)),\(Self.topics[topic]),\(String(format3: w))")
             }
+            if let s = segment(of: i) { try emit(.userSegments, "\(Self.userId(i)),\(s),\(Self.personas[s].name)") }
         }
 
         // Content, grouped by primary topic for taste-driven sampling.
@@ -212,17 +322,20 @@ public struct SyntheticNetwork: Sendable {
                 let topic = t.tastes[Self.pick(t.tastes.map(\.weight), &g)].topic
                 let list = byTopic[topic]
                 let c = list[Int(Double(list.count) * pow(g.unit(), 2))]
-                let day = Self.pick((0..<days).map { Self.weekdayWeights[$0 % 7] }, &g)
-                let hour = Self.pick(Self.hourWeights, &g)
+                let dayCount = t.lapseDay ?? days
+                let day = Self.pick((0..<dayCount).map { Self.weekdayWeights[$0 % 7] }, &g)
+                let hour = Self.pick(t.hourWeights, &g)
                 let ts = startTime + Int64(day * 86400 + hour * 3600 + g.below(3600))
                 let affinity = t.tastes.first { $0.topic == contentTopics[c] }?.weight ?? 0.05
                 var events: [(InteractionKind, Int64)] = [(.view, ts)]
-                if g.unit() < 0.05 + 0.5 * affinity { events.append((.like, ts + 1 + Int64(g.below(300)))) }
-                if g.unit() < 0.02 + 0.2 * affinity { events.append((.comment, ts + 5 + Int64(g.below(600)))) }
-                if g.unit() < 0.01 + 0.1 * affinity { events.append((.share, ts + 5 + Int64(g.below(600)))) }
-                if g.unit() < 0.05 + 0.2 * affinity {
+                // With segments the persona scales engagement and the user's intent scales conversion.
+                let e = t.persona?.engagement ?? 1
+                if g.unit() < e * (0.05 + 0.5 * affinity) { events.append((.like, ts + 1 + Int64(g.below(300)))) }
+                if g.unit() < e * (0.02 + 0.2 * affinity) { events.append((.comment, ts + 5 + Int64(g.below(600)))) }
+                if g.unit() < e * (0.01 + 0.1 * affinity) { events.append((.share, ts + 5 + Int64(g.below(600)))) }
+                if g.unit() < e * (0.05 + 0.2 * affinity) {
                     events.append((.click, ts + 1 + Int64(g.below(120))))
-                    if g.unit() < 0.1 { events.append((.conversion, ts + 200 + Int64(g.below(3000)))) }
+                    if g.unit() < min(0.9, 0.1 * t.intent) { events.append((.conversion, ts + 200 + Int64(g.below(3000)))) }
                 }
                 for (kind, ets) in events {
                     iid += 1
@@ -273,7 +386,7 @@ public struct SyntheticNetwork: Sendable {
             try emit(.incidents, "topic:tech,\(Timestamp.iso(start)),\(Timestamp.iso(start + 3600)),\(n)")
             try emit(.incidents, "brand:nova,\(Timestamp.iso(start)),\(Timestamp.iso(start + 3600)),\(n)")
         }
-        for f in GeneratedFile.allCases {
+        for f in GeneratedFile.written(segments: segments) {
             if let b = buffers[f], !b.isEmpty { try sink(f, b) }
         }
         return counts

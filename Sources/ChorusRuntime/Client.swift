@@ -190,6 +190,18 @@ public final class ChorusClient: Sendable {
         }
     }
 
+    /// A result a job kind stored on the coordinator (`JobContext.putResult(key, ...)`): its bytes and the job
+    /// that wrote it, or nil when no job of the kind has stored it yet.
+    public func jobResult(kind: String, key: String) async throws -> (value: [UInt8], jobID: String)? {
+        var g = Chorus_V1_JobResultGet()
+        g.kind = kind
+        g.key = key
+        guard case let .jobResult(r) = try await coordinator.call(.jobResult(g), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return r.found ? ([UInt8](r.value), r.jobID) : nil
+    }
+
     /// Reads one user's global profile from the primary of the user's partition.
     public func profile(userId: String) async throws -> Chorus_V1_ProfileReply {
         let deadline = Deadline(timeout)

@@ -228,6 +228,7 @@ public final class Coordinator: Sendable {
         case let .similar(r): return .recommendations(try similar(r))
         case let .modelList(r): return .modelList(try listModels(r))
         case let .sentimentQuery(q): return .sentiment(try sentimentQuery(q))
+        case let .jobResult(r): return .jobResult(try await jobResult(r))
         case let .modelGet(r): return .model(try getModel(r))
         case let .modelPut(r):
             var reply = Chorus_V1_ModelReply()

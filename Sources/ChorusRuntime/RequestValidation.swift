@@ -165,6 +165,9 @@ public enum RequestValidation {
             }
             try id(q.key, "sentiment_query.key", allowEmpty: true)
             guard q.limit <= maxResults else { throw invalid("sentiment_query.limit", "\(q.limit) is above \(maxResults)") }
+        case let .jobResult(r):
+            try id(r.kind, "job_result.kind")
+            try id(r.key, "job_result.key")
         }
     }
 

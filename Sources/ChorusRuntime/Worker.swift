@@ -722,6 +722,7 @@ public final class Worker: Sendable {
     func profileGet(_ g: Chorus_V1_ProfileGet) async throws -> Chorus_V1_ProfileReply {
         try checkPrimary([g.partition], in: state.withLock { $0.map })
         let store = self.store
+        let sections = options.jobs.profileSections
         return try await computeQueue.run {
             var r = Chorus_V1_ProfileReply()
             let id = Array(g.userID.utf8)
@@ -768,6 +769,14 @@ public final class Worker: Sendable {
                     r.producedBy[name] = String(decoding: job, as: UTF8.self)
                 }
             }
+            // The parts job kinds declare (Job.profileSections), each with the job that wrote it.
+            for sec in sections {
+                guard let v = try store.get(ShardKeys.key(partition: g.partition, role: sec.role, id: id)) else { continue }
+                r.sectionsJson[sec.name] = String(decoding: v, as: UTF8.self)
+                if let job = try store.get(ShardKeys.provenanceKey(partition: g.partition, role: sec.role)) {
+                    r.producedBy[sec.name] = String(decoding: job, as: UTF8.self)
+                }
+            }
             if let u = try store.get(ShardKeys.key(partition: g.partition, role: ShardKeys.role(.user), id: id)),
                let rec = try? Chorus_V1_User(serializedBytes: u) {
                 r.userJson = (try? rec.jsonString()) ?? ""
@@ -780,6 +789,7 @@ public final class Worker: Sendable {
         try checkPrimary([s.partition], in: state.withLock { $0.map })
         let store = self.store
         let limit = Int(s.limit == 0 ? 1000 : min(s.limit, 10000))
+        let sections = options.jobs.profileSections
         return try await computeQueue.run {
             var r = Chorus_V1_ProfileScanReply()
             let prefix = ShardKeys.prefix(partition: s.partition, role: ShardKeys.Derived.profile.rawValue)
@@ -796,6 +806,11 @@ public final class Worker: Sendable {
                 }
                 if let v = try store.get(ShardKeys.key(partition: s.partition, role: ShardKeys.Derived.userRecommendations, id: id)) {
                     extra += Array(#","recommendations":"#.utf8) + v
+                }
+                for sec in sections {
+                    if let v = try store.get(ShardKeys.key(partition: s.partition, role: sec.role, id: id)) {
+                        extra += Array(",\"\(sec.name)\":".utf8) + v
+                    }
                 }
                 if !extra.isEmpty, json.count > 2, json.last == UInt8(ascii: "}") { json.insert(contentsOf: extra, at: json.count - 1) }
                 r.profilesJson.append(String(decoding: json, as: UTF8.self))

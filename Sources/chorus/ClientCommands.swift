@@ -19,22 +19,30 @@ struct Generate: AsyncParsableCommand {
         --comments N also writes interactions-comments.jsonl: N more comments over the same users and content
         (English or Chinese by the user's language) with their hidden labels in truth/extra_comment_sentiment.csv,
         for sentiment benchmarks at scale (`--users 20000 --comments 10000000`).
+        --segments K (1–8) gives the users K hidden audience segments (personas that set channel, tastes,
+        active hours, engagement and purchase intent), written to truth/user_segments.csv, and plants the
+        drivers of conversion listed in truth/conversion_drivers.csv: the data the `segments` and `propensity`
+        jobs are checked on (docs/audience.md). Without it the network is that of earlier releases, byte for byte.
         """))
 
     @Option(help: "Number of users.") var users: Int
     @Option(help: "Random seed; the same seed gives byte-identical files.") var seed: UInt64 = 42
     @Option(help: ArgumentHelp("Output directory.", valueName: "DIR")) var out: String
     @Option(help: "Also write this many extra comments (interactions-comments.jsonl).") var comments = 0
+    @Option(help: "Hidden audience segments (1–8; 0: none).") var segments = 0
     @Flag(help: "Print the counts as JSON.") var json = false
 
     func validate() throws {
         if users < 2 { throw ValidationError("--users must be at least 2") }
         if comments < 0 { throw ValidationError("--comments must be ≥ 0") }
+        if !(0...SyntheticNetwork.personas.count).contains(segments) {
+            throw ValidationError("--segments must be 0–\(SyntheticNetwork.personas.count)")
+        }
     }
 
     func run() async throws {
         try await guarded {
-            var counts = try DataGenerator.write(users: users, seed: seed, to: out)
+            var counts = try DataGenerator.write(users: users, seed: seed, segments: segments, to: out)
             if comments > 0 {
                 let fm = FileManager.default
                 let paths = [out + "/interactions-comments.jsonl", out + "/truth/extra_comment_sentiment.csv"]
@@ -62,7 +70,7 @@ struct Generate: AsyncParsableCommand {
 }
 
 enum DataGenerator {
-    static func write(users: Int, seed: UInt64, to dir: String) throws -> SyntheticNetwork.Counts {
+    static func write(users: Int, seed: UInt64, segments: Int = 0, to dir: String) throws -> SyntheticNetwork.Counts {
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: dir + "/truth", withIntermediateDirectories: true)
@@ -70,7 +78,7 @@ enum DataGenerator {
             throw ChorusError(.storage, "cannot create \(dir): \(error.localizedDescription)")
         }
         var handles: [GeneratedFile: FileHandle] = [:]
-        for f in GeneratedFile.allCases {
+        for f in GeneratedFile.written(segments: segments) {
             let path = dir + "/" + f.rawValue
             guard fm.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
                 throw ChorusError(.storage, "cannot write \(path)")
@@ -78,7 +86,7 @@ enum DataGenerator {
             handles[f] = h
         }
         defer { handles.values.forEach { try? $0.close() } }
-        let net = SyntheticNetwork(users: users, seed: seed)
+        let net = SyntheticNetwork(users: users, seed: seed, segments: segments)
         return try net.generate { file, bytes in try handles[file]!.write(contentsOf: bytes) }
     }
 }

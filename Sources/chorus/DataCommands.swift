@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChorusData
+import ChorusJobs
 import ChorusModel
 import ChorusRuntime
 import ChorusWire
@@ -29,7 +30,7 @@ struct Profile: AsyncParsableCommand {
                 var obj: Any
                 if r.found, let o = try? JSONSerialization.jsonObject(with: Data(r.profileJson.utf8)) {
                     obj = o
-                } else if !r.embedding.isEmpty || !r.sentimentJson.isEmpty {
+                } else if !r.embedding.isEmpty || !r.sentimentJson.isEmpty || !r.sectionsJson.isEmpty {
                     obj = ["user_id": userId]
                 } else {
                     throw ChorusError(.notFound, "no profile for user '\(userId)'",
@@ -52,6 +53,12 @@ struct Profile: AsyncParsableCommand {
                     // Attitude per topic, hashtag and brand from the last `sentiment` job.
                     if let sentiment = try? JSONSerialization.jsonObject(with: Data(r.sentimentJson.utf8)) {
                         d["sentiment"] = sentiment
+                    }
+                    // Segment, influence, propensity...: the parts the job kinds declare (Job.profileSections).
+                    for (name, json) in r.sectionsJson {
+                        if let v = try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed]) {
+                            d[name] = v
+                        }
                     }
                     // Which job wrote each part, so a plan can cite its evidence.
                     d["produced_by"] = r.producedBy
@@ -181,6 +188,12 @@ func profileText(_ d: [String: Any], contents: [String: ContentRecord]) -> Strin
         if recs.count > 5 { out.append("      … \(recs.count - 5) more (--json)") }
     }
 
+    for sec in StandardJobs.registry.profileSections {
+        guard let o = d[sec.name] as? [String: Any] else { continue }
+        out.append("")
+        out.append(contentsOf: sec.describe(o))
+    }
+
     out.append("")
     if let e = d["embedding"] as? [NSNumber], !e.isEmpty {
         let v = e.map(\.doubleValue)
@@ -196,7 +209,10 @@ func profileText(_ d: [String: Any], contents: [String: ContentRecord]) -> Strin
 
 /// The CSV export's columns, in this order (documented in docs/cli.md; new columns are only ever appended within
 /// a major version). Profile columns first, then the sentiment of the last `sentiment` job, then the ALS outputs.
-let csvColumns = ["user_id", "channel", "country", "language", "age_band", "known_user", "as_of", "interactions",
+let csvColumns = baseCSVColumns + StandardJobs.registry.profileSections.flatMap { sec in
+    sec.csvFields.map { "\(sec.name)_\($0)" }
+}
+let baseCSVColumns = ["user_id", "channel", "country", "language", "age_band", "known_user", "as_of", "interactions",
                   "view", "like", "comment", "share", "click", "conversion", "rating", "engagements", "engagement_rate",
                   "first_ts", "last_ts", "recency_days", "active_days", "frequency", "followers", "following",
                   "active_hours", "weekdays", "top_topics", "top_hashtags", "counts_by_channel",
@@ -237,7 +253,7 @@ func csvRow(_ json: String) -> String {
     let recommendations = (d["recommendations"] as? [[String: Any]] ?? [])
         .map { "\(s($0["content_id"])):" + String(format: "%.4f", ($0["score"] as? NSNumber)?.doubleValue ?? 0) }
         .joined(separator: "|")
-    let values: [String: String] = [
+    var values: [String: String] = [
         "user_id": s(d["user_id"]), "channel": s(d["channel"]), "country": s(d["country"]),
         "language": s(d["language"]), "age_band": s(d["age_band"]), "known_user": (d["known_user"] as? Bool).map { $0 ? "true" : "false" } ?? "",
         "as_of": s(d["as_of"]), "interactions": s(d["interactions"]),
@@ -252,6 +268,10 @@ func csvRow(_ json: String) -> String {
         "sentiment_negative": s(dist["negative"]), "sentiment_neutral": s(dist["neutral"]),
         "sentiment_positive": s(dist["positive"]), "attitudes": attitudes, "recommendations": recommendations,
     ]
+    for sec in StandardJobs.registry.profileSections {
+        let o = d[sec.name] as? [String: Any] ?? [:]
+        for f in sec.csvFields { values["\(sec.name)_\(f)"] = s(o[f]) }
+    }
     return csvColumns.map { csvField(values[$0] ?? "") }.joined(separator: ",")
 }
 

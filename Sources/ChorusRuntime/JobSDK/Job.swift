@@ -41,6 +41,25 @@ public protocol Job: Sendable {
     /// The job's summary for people (`chorus job status` without --json), from the JSON `drive` returned; nil:
     /// the CLI prints the JSON itself, indented.
     static func summaryText(_ summaryJSON: String) -> String?
+    /// The parts of the user profile this kind writes (a JSON value per user under its own derived role):
+    /// `chorus profile get` and `profile export` show each under its name, with the job that wrote it.
+    static var profileSections: [ProfileSection] { get }
+}
+
+/// A part of the user profile that a job kind writes into the user's partition: the JSON object stored under
+/// `[partition][role][user id]` is shown as the profile's key `name`.
+public struct ProfileSection: Sendable {
+    public let name: String
+    public let role: UInt8
+    /// Keys of the object that `profile export --format csv` writes, as columns "<name>_<key>" (appended after
+    /// the profile's own columns, in registry order).
+    public let csvFields: [String]
+    /// The section's lines in `chorus profile get` (without --json), from its JSON object.
+    public let describe: @Sendable ([String: Any]) -> [String]
+    public init(_ name: String, role: UInt8, csvFields: [String] = [],
+                describe: @escaping @Sendable ([String: Any]) -> [String]) {
+        self.name = name; self.role = role; self.csvFields = csvFields; self.describe = describe
+    }
 }
 
 extension Job {
@@ -48,6 +67,7 @@ extension Job {
     public static func checkSubmit(_ params: JobParams, _ ctx: SubmitContext) throws {}
     public static var fuzzSeeds: [FuzzSeed] { [] }
     public static func summaryText(_ summaryJSON: String) -> String? { nil }
+    public static var profileSections: [ProfileSection] { [] }
 }
 
 /// One well-formed message of a kind for the wire fuzzer: a task of `stage` with `params`, and (when set) the
@@ -145,9 +165,17 @@ public struct JobRegistry: Sendable {
     public init(_ jobs: [any Job.Type]) {
         var seen = Set<String>()
         for j in jobs { precondition(seen.insert(j.kind).inserted, "job kind \(j.kind) registered twice") }
+        var roles = Set<UInt8>()
+        for s in jobs.flatMap({ $0.profileSections }) {
+            precondition(roles.insert(s.role).inserted, "profile role \(s.role) declared twice")
+            precondition(!s.name.isEmpty && s.name.utf8.allSatisfy { (0x61...0x7A).contains($0) || $0 == 0x5F },
+                         "profile section name '\(s.name)' is not lower_snake_case")
+        }
         self.jobs = jobs
     }
     public subscript(_ kind: String) -> (any Job.Type)? { jobs.first { $0.kind == kind } }
     public var kinds: [String] { jobs.map { $0.kind } }
+    /// Every kind's profile sections, in registry order.
+    public var profileSections: [ProfileSection] { jobs.flatMap { $0.profileSections } }
     public static let empty = JobRegistry([])
 }

@@ -161,3 +161,24 @@ public final class JobContext: Sendable {
         _ = try await coordinator.state.update(jobID) { $0.tasksTotal += UInt32(clamping: max(0, count)) }
     }
 }
+
+extension Coordinator {
+    /// A result a job kind stored with `JobContext.putResult` (read on the store queue: a RocksDB read blocks).
+    func jobResult(_ r: Chorus_V1_JobResultGet) async throws -> Chorus_V1_JobResultReply {
+        guard options.jobs[r.kind] != nil else {
+            throw ChorusError(.notFound, "no job kind '\(r.kind.prefix(40))'",
+                              hint: "`chorus job kinds` lists them")
+        }
+        let store = self.store
+        let value = Array("jobdata/\(r.kind)/\(r.key)".utf8), prov = Array("jobprov/\(r.kind)/\(r.key)".utf8)
+        return try await storeQueue.run {
+            var reply = Chorus_V1_JobResultReply()
+            if let v = try store.get(value) {
+                reply.found = true
+                reply.value = Data(v)
+                reply.jobID = try store.get(prov).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            }
+            return reply
+        }
+    }
+}
