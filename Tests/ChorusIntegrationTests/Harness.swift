@@ -207,17 +207,18 @@ func waitUntil(_ what: String, seconds: Double, _ cond: () throws -> Bool) throw
 extension TestCluster {
     /// Writes a synthetic network with `chorus generate` into DIR/gen and returns the paths of its four files
     /// (users, content, follows, interactions), for tests that ingest them.
-    func generate(users: Int, seed: Int) throws -> (dir: String, files: [String]) {
+    func generate(users: Int, seed: Int, segments: Int = 0) throws -> (dir: String, files: [String]) {
         let gen = dir + "/gen"
-        let g = try chorus(["generate", "--users", String(users), "--seed", String(seed), "--out", gen])
+        let g = try chorus(["generate", "--users", String(users), "--seed", String(seed), "--out", gen,
+                            "--segments", String(segments)])
         guard g.status == 0 else { throw HarnessError("generate failed: \(g.stderr)") }
         return (gen, ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { gen + "/" + $0 })
     }
 
     /// `generate`, then one ingest of the four files; throws with the ingest's stderr when it fails.
     @discardableResult
-    func ingestGenerated(users: Int, seed: Int, timeout: Double = 120) throws -> (dir: String, files: [String]) {
-        let g = try generate(users: users, seed: seed)
+    func ingestGenerated(users: Int, seed: Int, segments: Int = 0, timeout: Double = 120) throws -> (dir: String, files: [String]) {
+        let g = try generate(users: users, seed: seed, segments: segments)
         let r = try chorus(["ingest", "--coordinator", address, "--json"] + g.files, timeout: timeout)
         guard r.status == 0 else { throw HarnessError("ingest failed (\(r.status)): \(r.stderr)\n\(logs())") }
         return g
