@@ -198,7 +198,8 @@ public struct PipelineSpec: Sendable, Equatable {
     // MARK: the pipeline of `chorus local`
 
     /// The steps `chorus local` runs on its sample (docs/examples/local-pipeline.yaml is this with the defaults,
-    /// `--users 2000 --seed 7`): features, then ALS on the implicit feedback, then sentiment when a model is there.
+    /// `--users 2000 --seed 7`): features, then ALS on the implicit feedback, then the audience segments, and sentiment
+    /// when a model is there.
     public static func local(users: Int, seed: UInt64, sentiment: Bool) -> PipelineSpec {
         // The sample's clock ends on 2025-09-29; recency is measured from there.
         let asOf = SyntheticNetwork(users: users, seed: seed).startTime + 28 * 86400
@@ -208,6 +209,8 @@ public struct PipelineSpec: Sendable, Equatable {
                 "mode": "implicit", "rank": "16", "iterations": "10", "lambda": "0.1", "alpha": "10", "seed": String(seed)],
                  after: ["features"]),
         ]
+        // The audience jobs (docs/audience.md): segments on the profiles and the ALS embedding.
+        steps.append(Step(name: "segments", kind: "segments", params: ["seed": String(seed)], after: ["als"]))
         if sentiment { steps.append(Step(name: "sentiment", kind: "sentiment", params: ["keywords": "nova"], after: ["als"])) }
         return PipelineSpec(name: "local", steps: steps)
     }

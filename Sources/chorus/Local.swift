@@ -102,7 +102,8 @@ struct Local: AsyncParsableCommand {
 
             let sample = root + "/sample"
             if !FileManager.default.fileExists(atPath: sample + "/interactions.jsonl") {
-                let counts = try DataGenerator.write(users: users, seed: seed, to: sample)
+                // Six hidden audience segments, which the segments job should find (docs/audience.md).
+                let counts = try DataGenerator.write(users: users, seed: seed, segments: 6, to: sample)
                 say("generated sample: \(counts.users) users, \(counts.content) content, "
                     + "\(counts.interactions) interactions, \(counts.follows) follows in \(sample)")
             }
@@ -135,6 +136,7 @@ struct Local: AsyncParsableCommand {
             }
             let job = try await step("features")
             let alsJob = try await step("als")
+            let segmentsJob = try await step("segments")
             var sentimentJob: Chorus_V1_JobInfo?
             if withSentiment {
                 sentimentJob = try await step("sentiment")
@@ -154,6 +156,7 @@ struct Local: AsyncParsableCommand {
             if json {
                 var d = jobDict(job)
                 d["als"] = jobDict(alsJob)
+                d["segments"] = jobDict(segmentsJob)
                 if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
                 d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
@@ -182,6 +185,9 @@ struct Local: AsyncParsableCommand {
                     print("  content similar to \(similarTo) (`chorus similar \(similarTo)`): "
                           + sims.items.map { String(format: "%@ (%.2f)", $0.contentID, $0.similarity) }.joined(separator: ", "))
                 }
+                print("")
+                print("segments (job \(segmentsJob.id); `chorus segments list`, `chorus segments show ID`):")
+                if let text = SegmentsJob.summaryText(segmentsJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
                 if let sentimentJob {
                     print("")
                     printSentimentSummary(jsonObject(sentimentJob.summaryJson) as? [String: Any] ?? [:])

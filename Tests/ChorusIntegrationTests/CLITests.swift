@@ -57,6 +57,7 @@ struct CommandTree {
                 .write(toFile: labels, atomically: true, encoding: .utf8)
             return ["sentiment", "--labels", labels]
         case ["sentiment", "series"], ["sentiment", "themes"]: return ["topic:tech"]
+        case ["segments", "show"]: return ["0"]
         case ["pipeline", "run"]:
             let file = dir + "/pipeline.yaml"
             try "steps:\n  - {name: a, kind: features}\n".write(toFile: file, atomically: true, encoding: .utf8)
