@@ -333,6 +333,10 @@ public enum PropensityWords {
     /// "click rate 1.8 s.d. above average (+0.72 to the log-odds)".
     public static func reason(_ feature: String, z: Double, contribution: Double) -> String {
         let p = phrase(feature)
+        let c = "(\(contribution >= 0 ? "+" : "−")\(format2(abs(contribution))) to the log-odds)"
+        if feature.hasPrefix("channel=") {  // a one-hot column: on it or not
+            return (z >= 0 ? p.name : "not " + p.name) + " " + c
+        }
         let side = z >= 0 ? "above" : "below"
         return "\(p.name) \(format1(abs(z))) s.d. \(side) average (\(contribution >= 0 ? "+" : "−")\(format2(abs(contribution))) to the log-odds)"
     }

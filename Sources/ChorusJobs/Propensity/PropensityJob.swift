@@ -41,9 +41,11 @@ public enum PropensityJob: Job {
               "also store every feature row and label (`chorus propensity features`, bench/propensity_sklearn.py)"),
     ]
 
+    /// load, features, score, write, and per λ its predictions and about 30 evaluations (line searches may add
+    /// some: the driver then extends the total, so progress stays within 100%).
     public static func tasksPerPartition(_ params: JobParams) -> Int {
         let grid = (try? lambdas(params)) ?? [0]
-        return 4 + grid.count * 30
+        return 4 + grid.count * 31
     }
 
     public static func checkSubmit(_ params: JobParams, _ ctx: SubmitContext) throws {
@@ -146,6 +148,7 @@ public enum PropensityJob: Job {
         let export = p.bool("export_features", false)
         let partitions = Int(ctx.partitionCount)
         var stagesDone = 0
+        var planned = tasksPerPartition(p)  // stages per partition in the progress total
         func progress() async throws {
             stagesDone += 1
             try await ctx.setTasksDone(partitions * stagesDone)
@@ -288,8 +291,14 @@ public enum PropensityJob: Job {
             let devP = merged.devLogits.map(LogisticRegression.sigmoid)
             let devLoss = PropensityMetrics.logLoss(devP, merged.devLabels.map { $0 != 0 })
             fits.append(Fit(lambda: lambda, params: x, objective: f, iterations: its, devLogLoss: devLoss, predictions: merged))
-            stagesDone += its + 1
+            // Line searches run extra evaluations: progress counts the stages that ran.
+            stagesDone = 2 + evaluations + k + 1
             try await ctx.setTasksDone(partitions * stagesDone)
+            let need = stagesDone + 2 + (grid.count - k - 1) * 31
+            if need > planned {
+                try await ctx.addPlannedTasks(partitions * (need - planned))
+                planned = need
+            }
         }
         // The λ with the lowest dev log-loss (ties: the larger λ, met first). Without dev rows: the first.
         var chosen = fits[0]
@@ -386,9 +395,8 @@ public enum PropensityJob: Job {
             ("top", Array(try JSONSerialization.data(withJSONObject: topJSON, options: [.sortedKeys]))),
             ("model", Array(try JSONSerialization.data(withJSONObject: model, options: [.sortedKeys]))),
         ]
-        if export {
-            results.append(("features", Array(designCSV(design, names: names, std: std).utf8)))
-        }
+        // Without export_features an empty export replaces an older run's (`chorus propensity features` refuses it).
+        results.append(("features", export ? Array(designCSV(design, names: names, std: std).utf8) : []))
         try await ctx.putResults(results)
         try await ctx.setTasksDone(nil)
 
@@ -423,7 +431,9 @@ public enum PropensityJob: Job {
         var out = "user_id,slice,label," + names.map { "\"\($0)\"" }.joined(separator: ",") + "\n"
         for r in rows where r.x.count == names.count {
             let z = std.apply(r.x)
-            out += r.userID + "," + sliceNames[min(Int(r.slice), 4)] + "," + (r.label ? "1" : "0") + ","
+            let id = r.userID.contains(",") || r.userID.contains("\"")
+                ? "\"" + r.userID.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : r.userID
+            out += id + "," + sliceNames[min(Int(r.slice), 4)] + "," + (r.label ? "1" : "0") + ","
                 + z.map { String($0) }.joined(separator: ",") + "\n"
         }
         return out
