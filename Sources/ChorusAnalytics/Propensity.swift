@@ -184,7 +184,13 @@ public struct PlattScaling: Sendable, Equatable {
 
     public func probability(_ logit: Double) -> Double { LogisticRegression.sigmoid(a * logit + b) }
 
-    /// The maximum-likelihood (a, b) on (logit, label) pairs; identity when the slice has only one class.
+    /// The least slope a fit keeps: calibration must never reverse the model's ranking. When the calibration slice
+    /// shows less (or an inverted) association, a = minSlope and b alone is fitted, so the probabilities shrink
+    /// to about the slice's base rate while the order of users stays the model's.
+    public static let minSlope = 0.01
+
+    /// The maximum-likelihood (a, b) on (logit, label) pairs, a ≥ `minSlope`; identity when the slice has only one
+    /// class.
     public static func fit(logits: [Double], labels: [Bool], iterations: Int = 100) -> PlattScaling {
         let pos = labels.filter { $0 }.count
         guard pos > 0, pos < labels.count else { return PlattScaling() }
@@ -217,6 +223,21 @@ public struct PlattScaling: Sendable, Equatable {
                 t *= 0.5
             }
             if !moved { break }
+        }
+        if !(a >= minSlope) {
+            a = minSlope
+            b = 0
+            for _ in 0..<iterations {  // Newton on b alone
+                var g = 0.0, h = 0.0
+                for (s, y) in zip(logits, labels) {
+                    let p = LogisticRegression.sigmoid(a * s + b)
+                    g += p - (y ? 1 : 0); h += p * (1 - p)
+                }
+                guard h > 1e-300 else { break }
+                let step = g / h
+                b -= step
+                if abs(step) < 1e-12 { break }
+            }
         }
         return PlattScaling(a: a, b: b)
     }

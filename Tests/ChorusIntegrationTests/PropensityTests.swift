@@ -40,6 +40,7 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         var bySlice: [String: [String]] = [:]
         for line in try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").dropFirst() {
+            // user_id,slice,label,z... → "user_id,label,z..." under the slice
             let parts = line.split(separator: ",", maxSplits: 2).map(String.init)
             bySlice[parts[1], default: []].append(parts[0] + "," + parts[2])
         }
@@ -47,7 +48,7 @@ import Testing
     }
 
     func runJob(workers: Int, users: Int, seed: Int) throws -> (summary: [String: Any], top: [String: Any], profile: [String: Any],
-                                                              empty: [String: Any], gen: String) {
+                                                              empty: [String: Any], drivers: String) {
         let cluster = try TestCluster(workers: workers, partitions: 8, replication: 1)
         defer { cluster.shutdown() }
         let gen = try Self.ingestSegmented(cluster, users: users, seed: seed)
@@ -64,7 +65,9 @@ import Testing
         let first = (top["users"] as? [[String: Any]])?.first?["user_id"] as? String ?? ""
         let profile = try chorus(["profile", "get", first, "--json", "--coordinator", a]).json
         let empty = try chorus(["profile", "get", "u-new", "--json", "--coordinator", a]).json
-        return (Self.summary(job), top, profile, empty, gen)
+        // The planted drivers, read before the cluster (and its directory) goes.
+        let drivers = try String(contentsOfFile: gen + "/truth/conversion_drivers.csv", encoding: .utf8)
+        return (Self.summary(job), top, profile, empty, drivers)
     }
 
     @Test func plantedDriversHaveTheRightSignAndOneAndThreeWorkersGiveTheSameModel() throws {
@@ -73,8 +76,7 @@ import Testing
         // The planted drivers (truth/conversion_drivers.csv) come out with their sign.
         let w = Self.coefficients(one.summary)
         var checked = 0
-        for line in try String(contentsOfFile: one.gen + "/truth/conversion_drivers.csv", encoding: .utf8)
-            .split(separator: "\n").dropFirst() {
+        for line in one.drivers.split(separator: "\n").dropFirst() {
             let parts = line.split(separator: ",").map(String.init)
             let coef = try #require(w[parts[0]], "no coefficient for planted driver \(parts[0]) in \(w)")
             #expect(parts[1] == "+" ? coef > 0 : coef < 0, "\(parts[0]) planted \(parts[1]), fitted \(coef)")
@@ -116,7 +118,7 @@ import Testing
         let rowsBefore = try Self.design(cluster)
         let test = before["test"] as? [String: Any] ?? [:]
         let cutoff = try #require(ISO8601DateFormatter().date(from: test["cutoff"] as? String ?? ""))
-        let converters = (rowsBefore["test"] ?? []).filter { $0.hasSuffix(",1") }.map { String($0.split(separator: ",")[0]) }
+        let converters = (rowsBefore["test"] ?? []).map { $0.split(separator: ",") }.filter { $0[1] == "1" }.map { String($0[0]) }
         #expect(converters.count >= 20, "\(converters.count) converters in the test window")
         var lines: [String] = []
         let iso = ISO8601DateFormatter()
@@ -175,7 +177,7 @@ import Testing
         for (param, says) in [("horizon_days=0", "horizon_days"), ("lambdas=abc", "lambdas"), ("lambdas=-1", "lambdas"),
                               ("lambdas=1,2,3,4,5,6,7,8,9", "1 to 8 values"), ("top=0", "top"),
                               ("export_features=yes", "export_features"), ("cutoff=someday", "cutoff"),
-                              ("horizon=7", "did you mean")] {
+                              ("horizon_day=7", "did you mean")] {
             let r = try chorus(["job", "submit", "propensity", "--param", param, "--coordinator", cluster.address])
             #expect(r.status == 64, "\(param): \(r.status) \(r.stderr)")
             #expect(r.stderr.contains(says), "\(param): \(r.stderr)")

@@ -105,6 +105,12 @@ import Testing
         let raw = s.map(LogisticRegression.sigmoid), cal = s.map(platt.probability)
         #expect(PropensityMetrics.ece(cal, y) < PropensityMetrics.ece(raw, y))
         #expect(PropensityMetrics.logLoss(cal, y) < PropensityMetrics.logLoss(raw, y))
+        // Logits that rank the slice backwards: the slope stays positive (the ranking is the model's), and the
+        // probabilities come to about the base rate.
+        let inverted = PlattScaling.fit(logits: s, labels: s.map { $0 < 0 })
+        #expect(inverted.a == PlattScaling.minSlope)
+        let mean = s.map(inverted.probability).reduce(0, +) / Double(s.count)
+        #expect(abs(mean - Double(s.filter { $0 < 0 }.count) / Double(s.count)) < 1e-6)
         // One class only: identity, never NaN.
         #expect(PlattScaling.fit(logits: [1, 2], labels: [false, false]) == PlattScaling())
     }
