@@ -55,6 +55,11 @@ final class PropensityWorker: JobWorker {
         guard p.horizonS > 0, p.horizonS <= 3650 * 86400, p.windowS > 0, p.windowS <= 7300 * 86400 else {
             throw TaskContext.invalid("job_broadcast.payload.plan", "horizon \(p.horizonS) s or window \(p.windowS) s out of range")
         }
+        // Times within ±2^40 s (±35,000 years): cutoff − window and cutoff + horizon cannot overflow.
+        let bound: Int64 = 1 << 40
+        guard [p.trainCutoff, p.testCutoff, p.scoreAt].allSatisfy({ (-bound...bound).contains($0) }) else {
+            throw TaskContext.invalid("job_broadcast.payload.plan", "a cutoff is out of range")
+        }
         guard p.trainCutoff < p.testCutoff, p.testCutoff <= p.scoreAt, p.channels.count <= 64 else {
             throw TaskContext.invalid("job_broadcast.payload.plan", "cutoffs out of order or too many channels")
         }
