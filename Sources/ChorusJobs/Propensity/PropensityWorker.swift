@@ -258,10 +258,14 @@ final class PropensityWorker: JobWorker {
 
     /// The segment a `segments` job wrote for the user (role 0x60, JSON `{"segment": N, ...}`), if any.
     static func segment(_ data: PartitionView, _ id: String) throws -> Int64? {
-        guard let v = try data.get(role: PropensityJob.segmentRole, id: id),
-              let o = try? JSONSerialization.jsonObject(with: Data(v)) as? [String: Any],
-              let s = o["segment"] as? NSNumber else { return nil }
-        return s.int64Value
+        try data.get(role: PropensityJob.segmentRole, id: id).flatMap(segment(json:))
+    }
+
+    /// The `segment` of a segment section's JSON; nil when it is not an object with a whole-number segment.
+    static func segment(json v: [UInt8]) -> Int64? {
+        guard let o = try? JSONSerialization.jsonObject(with: Data(v)) as? [String: Any],
+              let s = o["segment"] as? NSNumber, let n = Int64(exactly: s.doubleValue) else { return nil }
+        return n
     }
 
     static func scores(_ r: PropensityRows, _ b: Chorus_V1_Jobs_PropensityBroadcast,
