@@ -50,10 +50,6 @@ public enum PropensityJob: Job {
 
     public static func checkSubmit(_ params: JobParams, _ ctx: SubmitContext) throws {
         _ = try lambdas(params)
-        if let c = params["cutoff"].flatMap({ Int64($0) }), !(-(Int64(1) << 40)...(Int64(1) << 40)).contains(c) {
-            throw ChorusError(.usage, "propensity: cutoff \(c) is out of range (unix seconds within ±2^40)",
-                              hint: "e.g. --param cutoff=2025-09-22T00:00:00Z, or leave it out (one horizon before the latest interaction)")
-        }
     }
 
     /// The λ grid, largest first (each fit starts from the previous one's solution).
