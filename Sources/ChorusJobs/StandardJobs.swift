@@ -11,5 +11,6 @@ public enum StandardJobs {
         SentimentJob.self,
         ThemesJob.self,
         SegmentsJob.self,
+        PropensityJob.self,
     ])
 }
