@@ -55,7 +55,14 @@ $BIN job submit segments --coordinator "$ADDR" --wait --json --param k="$K" --pa
   --param tolerance=0 --param n_init=1 --param store_vectors=true > "$OUT/segments.json"
 python3 - "$OUT/segments.json" <<'PY'
 import json, sys
-j = json.load(open(sys.argv[1])); s = j["summary"]
+# --wait --json prints a JSON object per progress update, then the final one: keep the last.
+text, dec, i, j = open(sys.argv[1]).read(), json.JSONDecoder(), 0, None
+while True:
+    while i < len(text) and text[i].isspace(): i += 1
+    if i >= len(text): break
+    j, i = dec.raw_decode(text, i)
+open(sys.argv[1], "w").write(json.dumps(j))
+s = j["summary"]
 print("chorus segments: %d users, %d dims, %d iterations, %.4f s per Lloyd iteration, inertia %.1f, job %.1f s"
       % (s["users"], s["dimensions"], s["iterations"], s["seconds_per_iteration"], s["inertia"], j.get("seconds") or 0))
 PY

@@ -137,6 +137,7 @@ struct Local: AsyncParsableCommand {
             let job = try await step("features")
             let alsJob = try await step("als")
             let segmentsJob = try await step("segments")
+            let propensityJob = try await step("propensity")
             var sentimentJob: Chorus_V1_JobInfo?
             if withSentiment {
                 sentimentJob = try await step("sentiment")
@@ -157,6 +158,7 @@ struct Local: AsyncParsableCommand {
                 var d = jobDict(job)
                 d["als"] = jobDict(alsJob)
                 d["segments"] = jobDict(segmentsJob)
+                d["propensity"] = jobDict(propensityJob)
                 if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
                 d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
@@ -188,6 +190,9 @@ struct Local: AsyncParsableCommand {
                 print("")
                 print("segments (job \(segmentsJob.id); `chorus segments list`, `chorus segments show ID`):")
                 if let text = SegmentsJob.summaryText(segmentsJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                print("")
+                print("conversion propensity (job \(propensityJob.id); `chorus propensity top --n 20 [--segment ID]`):")
+                if let text = PropensityJob.summaryText(propensityJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
                 if let sentimentJob {
                     print("")
                     printSentimentSummary(jsonObject(sentimentJob.summaryJson) as? [String: Any] ?? [:])
