@@ -193,6 +193,8 @@ public enum WireFuzz {
         out[31] = [req(.recommend(rec))]
         out[32] = [req(.similar(sim))]
         out[37] = [req(.sentimentQuery(sq))]
+        var jr = Chorus_V1_JobResultGet(); jr.kind = "segments"; jr.key = "table"
+        out[41] = [req(.jobResult(jr))]
         out[35] = [req(.modelGet(mg))]
         return out
     }
