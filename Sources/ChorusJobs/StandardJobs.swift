@@ -10,5 +10,6 @@ public enum StandardJobs {
         SentimentTrainJob.self,
         SentimentJob.self,
         ThemesJob.self,
+        InfluenceJob.self,
     ])
 }

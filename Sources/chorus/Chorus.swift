@@ -25,7 +25,8 @@ struct Chorus: AsyncParsableCommand {
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
                       Job.self, Pipeline.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
-                      Debug.self]
+                      Debug.self,
+                      Influencers.self]
     )
 
     /// `chorus job submit KIND --help` shows that kind's parameters (generated from its declarations); every other
