@@ -115,10 +115,12 @@ extension InfluenceJob {
         }, delivered: { r, ok in delivered.settle(r.key, ok) })) { out in
             cachedEdges += Int(try Chorus_V1_Jobs_InfluenceGraphLoaded(serializedBytes: out.payload).inEdges)
         }
-        /// A broadcast with the index added for an incarnation that has not received it.
+        /// A broadcast with the index added for an incarnation that has not received it, or that asks for this
+        /// stage's broadcast again (a task found the index missing: its job state was dropped and made anew).
         func withIndex(_ build: @escaping @Sendable (Chorus_V1_Jobs_InfluenceIndex?) throws -> Data) -> Broadcast {
-            Broadcast(perRecipient: { r in
-                let has = delivered.has(r.key)
+            let built = BuiltFor()
+            return Broadcast(perRecipient: { r in
+                let has = delivered.has(r.key) && built.first(r.key)
                 delivered.stage(r.key, [r.key])
                 return try build(has ? nil : indexMessage)
             }, delivered: { r, ok in delivered.settle(r.key, ok) })
@@ -271,4 +273,11 @@ extension InfluenceJob {
         if !topicNotes.isEmpty { report["topics_note"] = topicNotes.joined(separator: "; ") }
         return String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self)
     }
+}
+
+/// The recipients a broadcast was built for (a second build for one means the first did not serve).
+final class BuiltFor: Sendable {
+    private let seen = Mutex<Set<String>>([])
+    /// True the first time `key` is seen.
+    func first(_ key: String) -> Bool { seen.withLock { $0.insert(key).inserted } }
 }

@@ -48,6 +48,8 @@ struct InfluencePartitionGraph: Sendable {
 /// The `influence` job on one worker: the node index (broadcast once per incarnation), each partition's in-edges
 /// (built once, rebuilt when missing), the share vectors of the current step, and the final broadcast.
 final class InfluenceWorker: JobWorker {
+    /// The index as received, and built (its lookup table is built on the compute threads, not in `receive`).
+    let indexMessage = Mutex<Chorus_V1_Jobs_InfluenceIndex?>(nil)
     let index = Mutex<InfluenceIndex?>(nil)
     let graphs = Mutex<[UInt32: InfluencePartitionGraph]>([:])
     let current = Mutex<(step: UInt32, vectors: [(UInt32, [Double])])?>(nil)
@@ -56,8 +58,13 @@ final class InfluenceWorker: JobWorker {
     func receive(_ broadcast: JobBroadcast) throws {
         let field = "job_broadcast.payload"
         func setIndex(_ m: Chorus_V1_Jobs_InfluenceIndex) throws {
-            let built = try InfluenceIndex(m, field: field + ".index")
-            index.withLock { $0 = built }
+            let total = m.counts.reduce(0) { $0 + Int($1) }
+            guard total == m.ids.count else {
+                throw TaskContext.invalid(field + ".index", "\(m.ids.count) ids but the partition counts add up to \(total)")
+            }
+            if indexMessage.withLock({ $0 == m }) { return }  // the same index again (a resent broadcast)
+            indexMessage.withLock { $0 = m }
+            index.withLock { $0 = nil }
             graphs.withLock { $0 = [:] }  // built against another index
         }
         switch broadcast.stage {
@@ -73,7 +80,7 @@ final class InfluenceWorker: JobWorker {
                 throw TaskContext.invalid(field, "not an influence step: \(error)")
             }
             if m.hasIndex { try setIndex(m.index) }
-            let n = index.withLock { $0?.n }
+            let n = indexMessage.withLock { $0?.ids.count }
             for v in m.vectors {
                 if let n, v.share.count != n {
                     throw TaskContext.invalid(field + ".vectors", "vector \(v.vector) has \(v.share.count) values for \(n) nodes")
@@ -110,6 +117,7 @@ final class InfluenceWorker: JobWorker {
     }
 
     func release() {
+        indexMessage.withLock { $0 = nil }
         index.withLock { $0 = nil }
         graphs.withLock { $0 = [:] }
         current.withLock { $0 = nil }
@@ -137,7 +145,8 @@ final class InfluenceWorker: JobWorker {
                 throw task.unavailable("the shares of influence step \(step)")
             }
             let g = try await graph(task)
-            if let bad = cur.vectors.first(where: { $0.1.count != index.withLock({ $0?.n ?? -1 }) }) {
+            let n = try await nodeIndex(task).n
+            if let bad = cur.vectors.first(where: { $0.1.count != n }) {
                 throw TaskContext.invalid("job_broadcast.payload.vectors", "vector \(bad.0) does not match the node index")
             }
             let out = try await task.compute { () -> Chorus_V1_Jobs_InfluenceInflow in
@@ -155,7 +164,7 @@ final class InfluenceWorker: JobWorker {
             let (m, read) = try await task.compute { try InfluenceJob.authors(data, cancellation: task.cancellation) }
             return TaskOutput(partition: task.partition, payload: try m.serializedData(), recordsRead: read)
         case "influence-write":
-            guard let idx = index.withLock({ $0 }) else { throw task.unavailable("the node index") }
+            let idx = try await nodeIndex(task)
             guard let (fin, authors) = results.withLock({ $0 }) else { throw task.unavailable("the influence results") }
             for v in fin.vectors where v.score.count != idx.n || v.rank.count != idx.n {
                 throw TaskContext.invalid("job_broadcast.payload.vectors", "vector \(v.vector) does not match the node index")
@@ -173,10 +182,19 @@ final class InfluenceWorker: JobWorker {
         }
     }
 
+    /// The node index with its lookup table (built on the compute threads the first time a task needs it).
+    func nodeIndex(_ task: TaskContext) async throws -> InfluenceIndex {
+        if let i = index.withLock({ $0 }) { return i }
+        guard let m = indexMessage.withLock({ $0 }) else { throw task.unavailable("the node index") }
+        let built = try await task.compute { try InfluenceIndex(m, field: "job_broadcast.payload.index") }
+        index.withLock { i in if indexMessage.withLock({ $0 == m }) { i = built } }
+        return built
+    }
+
     /// The partition's cached in-edges, or built from followIn now (first stage, a restart, a moved partition).
     func graph(_ task: TaskContext) async throws -> InfluencePartitionGraph {
         if let g = graphs.withLock({ $0[task.partition] }) { return g }
-        guard let idx = index.withLock({ $0 }) else { throw task.unavailable("the node index") }
+        let idx = try await nodeIndex(task)
         let data = task.data
         let g = try await task.compute {
             try InfluenceJob.inEdges(data, index: idx, cancellation: task.cancellation)
