@@ -102,7 +102,7 @@ for W in 1 3; do
   influence "chorus $W worker(s) wiki-Vote" topics=0 tolerance=1e-15 max_iterations="$K"
   if [ "$W" = 3 ]; then
     influence "chorus 3 workers wiki-Vote converged" topics=0 tolerance=1e-6
-    $BIN job submit features --coordinator "$ADDR" --wait > /dev/null
+    $BIN job submit features --coordinator "$ADDR" --wait > /dev/null 2>&1
     influence "chorus 3 workers wiki-Vote tol 1e-12" topics=0 tolerance=1e-12 max_iterations=1000
     $BIN profile export --coordinator "$ADDR" --timeout 60 --out "$OUT/wv-profiles.jsonl" > /dev/null
   fi
