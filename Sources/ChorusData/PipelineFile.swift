@@ -211,6 +211,7 @@ public struct PipelineSpec: Sendable, Equatable {
         ]
         // The audience jobs (docs/audience.md): segments on the profiles and the ALS embedding.
         steps.append(Step(name: "segments", kind: "segments", params: ["seed": String(seed)], after: ["als"]))
+        steps.append(Step(name: "influence", kind: "influence", params: [:], after: ["features"]))
         // Propensity after segments, so its top list carries each user's segment.
         steps.append(Step(name: "propensity", kind: "propensity", params: [:], after: ["segments"]))
         if sentiment { steps.append(Step(name: "sentiment", kind: "sentiment", params: ["keywords": "nova"], after: ["als"])) }

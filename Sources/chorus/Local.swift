@@ -12,9 +12,10 @@ struct Local: AsyncParsableCommand {
         abstract: "Run the whole pipeline on an embedded local cluster (the default way to try Chorus).",
         discussion: reflow("""
         Starts a coordinator and N workers on loopback in this process, generates the bundled sample
-        network (deterministic: --users, --seed), ingests it, runs the features, als and sentiment jobs
-        (sentiment when the shipped model is found; see CHORUS_MODELS in docs/cli.md), exports the profiles,
-        and prints a summary that says where the results are. With --keep-running the cluster keeps
+        network (deterministic: --users, --seed; 6 hidden audience segments), ingests it, runs the features,
+        als, segments, influence, propensity and sentiment jobs as one pipeline (sentiment when the shipped
+        model is found; see CHORUS_MODELS in docs/cli.md), exports the profiles, and prints a summary that
+        says where the results are: the segment table, the top influencers, the conversion model. With --keep-running the cluster keeps
         serving so you can try the client commands against it; stop it with Ctrl-C.
         """))
 
@@ -137,6 +138,7 @@ struct Local: AsyncParsableCommand {
             let job = try await step("features")
             let alsJob = try await step("als")
             let segmentsJob = try await step("segments")
+            let influenceJob = try await step("influence")
             let propensityJob = try await step("propensity")
             var sentimentJob: Chorus_V1_JobInfo?
             if withSentiment {
@@ -158,6 +160,7 @@ struct Local: AsyncParsableCommand {
                 var d = jobDict(job)
                 d["als"] = jobDict(alsJob)
                 d["segments"] = jobDict(segmentsJob)
+                d["influence"] = jobDict(influenceJob)
                 d["propensity"] = jobDict(propensityJob)
                 if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
                 d["recommendations_example"] = recommendationsDict(recs)
@@ -190,6 +193,13 @@ struct Local: AsyncParsableCommand {
                 print("")
                 print("segments (job \(segmentsJob.id); `chorus segments list`, `chorus segments show ID`):")
                 if let text = SegmentsJob.summaryText(segmentsJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                print("")
+                print("influence (job \(influenceJob.id); `chorus influencers [--topic T]`):")
+                if let (bytes, jobID) = try await client.jobResult(kind: InfluenceJob.kind, key: "top"),
+                   let list = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] {
+                    let users = (list["users"] as? [[String: Any]] ?? []).prefix(5)
+                    for line in Influencers.table(list: list, users: Array(users), jobID: jobID, topic: nil, asked: 5) { print("  " + line) }
+                }
                 print("")
                 print("conversion propensity (job \(propensityJob.id); `chorus propensity top --n 20 [--segment ID]`):")
                 if let text = PropensityJob.summaryText(propensityJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
