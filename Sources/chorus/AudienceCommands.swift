@@ -45,8 +45,9 @@ struct Segments: AsyncParsableCommand {
                 let (t, job) = try await Segments.table(c)
                 if client.json { printJSON(t); return }
                 let segs = t["segments"] as? [[String: Any]] ?? []
+                let few = t["insufficient_data"] as? Int ?? 0
                 print("\(segs.count) segments of \(t["users"] ?? 0) users from \(job)"
-                      + ((t["insufficient_data"] as? Int ?? 0) > 0 ? "; \(t["insufficient_data"] ?? 0) users have too little data" : ""))
+                      + (few == 1 ? "; 1 user has too little data" : few > 1 ? "; \(few) users have too little data" : ""))
                 print("   id  share   name")
                 for line in SegmentsJob.segmentLines(segs) { print(line) }
                 print("`chorus segments show ID` gives one segment's features, topics, channels and users.")

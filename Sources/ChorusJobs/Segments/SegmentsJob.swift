@@ -405,12 +405,24 @@ public enum SegmentsJob: Job {
         return lines.joined(separator: "\n")
     }
 
-    /// One line per segment: id, share, name and description.
-    public static func segmentLines(_ segments: [[String: Any]]) -> [String] {
+    /// Per segment: id, share and name, then its description wrapped at `width` columns.
+    public static func segmentLines(_ segments: [[String: Any]], width: Int = 100) -> [String] {
         segments.map { s in
             let share = ((s["share"] as? NSNumber)?.doubleValue ?? 0) * 100
-            return String(format: "  %3d  %5.1f%%  ", (s["id"] as? Int) ?? 0, share) + "\(s["name"] ?? "")\n"
-                + "             \(s["description"] ?? "")"
+            let head = String(format: "  %3d  %5.1f%%  ", (s["id"] as? Int) ?? 0, share) + "\(s["name"] ?? "")"
+            return ([head] + wrap(s["description"] as? String ?? "", width: width - 13).map { String(repeating: " ", count: 13) + $0 })
+                .joined(separator: "\n")
         }
+    }
+
+    /// Words of `text` in lines of at most `width` characters (a longer word gets a line of its own).
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = [], line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty, line.count + 1 + word.count > width { lines.append(line); line = "" }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
     }
 }
