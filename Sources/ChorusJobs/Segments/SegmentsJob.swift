@@ -395,7 +395,8 @@ public enum SegmentsJob: Job {
 
     public static func summaryText(_ summaryJSON: String) -> String? {
         guard let o = (try? JSONSerialization.jsonObject(with: Data(summaryJSON.utf8))) as? [String: Any] else { return nil }
-        var lines = ["k=\(o["k"] ?? "?") (\(o["k_rule"] ?? "")), \(o["iterations"] ?? 0) iterations"
+        let iterations = o["iterations"] as? Int ?? 0
+        var lines = ["k=\(o["k"] ?? "?") (\(o["k_rule"] ?? "")), \(iterations) Lloyd iteration\(iterations == 1 ? "" : "s")"
                      + ((o["converged"] as? Bool) == true ? " (converged)" : " (not converged)")
                      + ", inertia \(o["inertia"] ?? 0), \(o["users"] ?? 0) users, \(o["insufficient_data"] ?? 0) with too little data"]
         if let curve = o["silhouette"] as? [[String: Any]] {
