@@ -37,28 +37,8 @@ RESULTS="$OUT/results.jsonl"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 echo "machine: $(nproc) cores, $CPU; $(date -u +%FT%TZ)"
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; { wait; } 2>/dev/null || true; pids=(); }
-trap cleanup EXIT
-
-start_cluster() {  # start_cluster DIR WORKERS PARTITIONS
-  local dir=$1 n=$2 parts=$3
-  rm -rf "$dir"; mkdir -p "$dir"
-  $BIN coordinator --bind "tcp://127.0.0.1:*" --data "$dir/coord" --replication 1 --partitions "$parts" \
-    --log-level warning > "$dir/coord.out" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q "listening on" "$dir/coord.out" 2>/dev/null && break; sleep 0.1; done
-  ADDR=$(grep -o 'tcp://[0-9.:]*' "$dir/coord.out" | head -1)
-  for i in $(seq "$n"); do
-    $BIN worker --coordinator "$ADDR" --data "$dir/w$i" --name "w$i" --log-level warning > "$dir/w$i.out" 2>&1 &
-    pids+=($!)
-  done
-  for _ in $(seq 300); do
-    [ "$($BIN cluster status --coordinator "$ADDR" --json | python3 -c "import json,sys; s=json.load(sys.stdin); print(int(sum(1 for n in s['nodes'] if n['state']=='active')=="$n" and s['unassigned_partitions']==0))")" = 1 ] && return
-    sleep 0.1
-  done
-  echo "cluster did not come up" >&2; exit 1
-}
+# pids, cleanup (on exit too) and start_cluster DIR WORKERS PARTITIONS.
+source bench/lib.sh
 
 # als LABEL PARAMS...: runs the job, appends {"peer":"chorus", ...summary} to results, prints a line.
 als() {

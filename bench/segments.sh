@@ -25,23 +25,8 @@ mkdir -p "$OUT"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
 echo "machine: $(nproc) cores, $CPU; $(date -u +%FT%TZ); $USERS users, $WORKERS workers, $PARTITIONS partitions, k=$K"
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; { wait; } 2>/dev/null || true; pids=(); }
-trap cleanup EXIT
-D="$OUT/cluster"; rm -rf "$D"; mkdir -p "$D"
-$BIN coordinator --bind "tcp://127.0.0.1:*" --data "$D/coord" --replication 1 --partitions "$PARTITIONS" \
-  --log-level warning > "$D/coord.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$D/coord.out" 2>/dev/null && break; sleep 0.1; done
-ADDR=$(grep -o 'tcp://[0-9.:]*' "$D/coord.out" | head -1)
-for i in $(seq "$WORKERS"); do
-  $BIN worker --coordinator "$ADDR" --data "$D/w$i" --name "w$i" --log-level warning > "$D/w$i.out" 2>&1 &
-  pids+=($!)
-done
-for _ in $(seq 300); do
-  [ "$($BIN cluster status --coordinator "$ADDR" --json | python3 -c "import json,sys; s=json.load(sys.stdin); print(int(sum(1 for n in s['nodes'] if n['state']=='active')==$WORKERS and s['unassigned_partitions']==0))")" = 1 ] && break
-  sleep 0.1
-done
+source bench/lib.sh  # start_cluster, cleanup
+start_cluster "$OUT/cluster" "$WORKERS" "$PARTITIONS"
 
 G="$OUT/gen-$USERS"
 [ -f "$G/interactions.jsonl" ] || $BIN generate --users "$USERS" --seed 42 --segments 6 --out "$G" > /dev/null
