@@ -12,7 +12,7 @@ py="$venv/bin/python"
 for want in "$@"; do
   case "$want" in
     sklearn) module=sklearn; spec="scikit-learn==1.7.2 numpy scipy" ;;
-    networkx) module=networkx; spec="networkx==3.5 numpy scipy" ;;
+    networkx) module=networkx; spec="networkx==3.4.2 numpy scipy" ;;
     spark) module=pyspark; spec="pyspark==4.3.0" ;;
     *) echo "peers.sh: unknown peer '$want' (sklearn, networkx, spark)" >&2; exit 2 ;;
   esac

@@ -1,20 +1,17 @@
 import Foundation
 import Testing
 
-/// The peers' virtualenv (.cache/peers/venv, git-ignored) with networkx and scipy, installed from PyPI on first
-/// use; nil when that is not possible (offline).
+/// The peer tools in .cache/peers/venv (git-ignored), installed from PyPI by scripts/peers.sh on first use (the
+/// segments and propensity tests use the same script); nil when that is not possible (offline).
 enum PeersVenv {
-    static let python: String? = {
-        let venv = Binary.root + "/.cache/peers/venv"
-        let py = venv + "/bin/python"
-        func hasNetworkx() -> Bool { ((try? run(py, ["-c", "import networkx, scipy"]))?.status ?? 1) == 0 }
-        if FileManager.default.isExecutableFile(atPath: py), hasNetworkx() { return py }
-        if !FileManager.default.isExecutableFile(atPath: py) {
-            guard (try? run("/usr/bin/env", ["python3", "-m", "venv", venv]))?.status == 0 else { return nil }
-        }
-        _ = try? run(py, ["-m", "pip", "install", "-q", "networkx==3.4.2", "scipy", "numpy"], timeout: 600)
-        return hasNetworkx() ? py : nil
-    }()
+    static func install(_ peers: String...) -> String? {
+        guard let r = try? run("/bin/bash", [Binary.root + "/scripts/peers.sh"] + peers, timeout: 600),
+              r.status == 0 else { return nil }
+        let py = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        return FileManager.default.isExecutableFile(atPath: py) ? py : nil
+    }
+    static let python: String? = install("networkx")
+    static let sklearn: String? = install("sklearn")
 }
 
 extension RealData {

@@ -194,18 +194,13 @@ import Testing
         #expect(help.stdout.contains("--segment") && help.stdout.contains("insufficient data"), "\(help.stdout)")
     }
 
-    static var sklearnPython: String? {
-        let py = Binary.root + "/.cache/peers/venv/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: py),
-              (try? run(py, ["-c", "import sklearn, numpy"]).status) == 0 else { return nil }
-        return py
-    }
+    /// The peer virtualenv's python with scikit-learn (scripts/peers.sh installs it when PyPI is reachable).
+    static var sklearnPython: String? { PeersVenv.sklearn }
 
     /// scikit-learn's LogisticRegression on exactly the exported design matrix, with the same L2 (C = 1/(n·λ)).
-    /// Skipped without the peer virtualenv (it needs PyPI: `python3 -m venv .cache/peers/venv &&
-    /// .cache/peers/venv/bin/pip install scikit-learn==1.7.2`).
+    /// Skipped when scikit-learn cannot be installed (scripts/peers.sh needs PyPI).
     @Test(.enabled(if: PropensityTests.sklearnPython != nil,
-                   "scikit-learn not installed in .cache/peers/venv (pip install scikit-learn==1.7.2 needs PyPI)"))
+                   "scikit-learn could not be installed into .cache/peers/venv (scripts/peers.sh sklearn needs PyPI)"))
     func scikitLearnOnTheSameMatrixAgrees() throws {
         let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1)
         defer { cluster.shutdown() }

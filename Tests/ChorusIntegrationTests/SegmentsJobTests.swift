@@ -89,9 +89,7 @@ import Testing
         #expect((p["produced_by"] as? [String: String])?["segment"] == first.json["id"] as? String)
 
         // The same inertia as scikit-learn's KMeans (n_init 4) on exactly these vectors, within 1%.
-        let peers = try run("/bin/bash", [Binary.root + "/scripts/peers.sh", "sklearn"], timeout: 600)
-        if peers.status == 0 {
-            let py = peers.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let py = PeersVenv.sklearn {
             let sk = try run(py, [Binary.root + "/bench/segments_sklearn.py", cluster.dir + "/run1.jsonl", "6", "4"], timeout: 300)
             #expect(sk.status == 0, "\(sk.stderr)")
             let theirs = sk.json["inertia"] as? Double ?? 0
@@ -99,7 +97,7 @@ import Testing
             #expect(theirs > 0 && ours <= theirs * 1.01, "inertia \(ours) against scikit-learn's \(theirs)")
             print("segments: inertia \(ours), scikit-learn \(theirs) (ratio \(ours / max(theirs, 1e-9)))")
         } else {
-            print("segments: scikit-learn comparison skipped: PyPI not reachable (\(peers.stderr.suffix(200)))")
+            print("segments: scikit-learn comparison skipped: scripts/peers.sh sklearn failed (PyPI not reachable)")
         }
 
         // The same job again, slowed down, with a worker killed with kill -9 during its Lloyd stages: the result
