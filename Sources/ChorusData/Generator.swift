@@ -172,14 +172,25 @@ public struct SyntheticNetwork: Sendable {
         return weights.count - 1
     }
 
+    /// Country, language and age band for a user of channel `ch` (weibo and wechat are Chinese), in this draw order.
+    static func demographics(channel ch: Int, _ g: inout SplitMix64) -> (country: String, language: String, age: String) {
+        let chinese = ch <= 1
+        let country = chinese ? (g.unit() < 0.9 ? "CN" : "SG") : westernCountries[g.below(westernCountries.count)]
+        let language = chinese ? "zh" : (country == "JP" ? "ja" : "en")
+        let age = ageBands[pick([0.1, 0.3, 0.3, 0.18, 0.12], &g)]
+        return (country, language, age)
+    }
+
+    /// How many accounts a user follows: heavy-tailed, 1 to 300.
+    func followCount(_ g: inout SplitMix64) -> Int {
+        min(users - 1, max(1, Int(3.0 / pow(max(g.unit(), 1e-6), 0.7))), 300)
+    }
+
     func traits(_ i: Int) -> UserTraits {
         if let s = segment(of: i) { return personaTraits(i, Self.personas[s]) }
         var g = rng(1, i)
         let ch = Self.pick(Self.channelWeights, &g)
-        let chinese = ch <= 1
-        let country = chinese ? (g.unit() < 0.9 ? "CN" : "SG") : Self.westernCountries[g.below(Self.westernCountries.count)]
-        let language = chinese ? "zh" : (country == "JP" ? "ja" : "en")
-        let age = Self.ageBands[Self.pick([0.1, 0.3, 0.3, 0.18, 0.12], &g)]
+        let (country, language, age) = Self.demographics(channel: ch, &g)
         let n = 2 + g.below(2)
         var tastes: [(Int, Double)] = []
         var used = Set<Int>()
@@ -192,7 +203,7 @@ public struct SyntheticNetwork: Sendable {
         let total = tastes.reduce(0) { $0 + $1.1 }
         tastes = tastes.map { ($0.0, $0.1 / total) }
         let sessions = max(1, Int((exp(g.normal() * 0.8) * meanSessions / 1.377).rounded()))
-        let follows = min(users - 1, max(1, Int(3.0 / pow(max(g.unit(), 1e-6), 0.7))), 300)
+        let follows = followCount(&g)
         return UserTraits(channel: ch, country: country, language: language, ageBand: age,
                           tastes: tastes, sessions: sessions, follows: follows)
     }
@@ -202,10 +213,7 @@ public struct SyntheticNetwork: Sendable {
     func personaTraits(_ i: Int, _ p: Persona) -> UserTraits {
         var g = rng(11, i)
         let ch = g.unit() < 0.85 ? p.channel : Self.pick(Self.channelWeights, &g)
-        let chinese = ch <= 1
-        let country = chinese ? (g.unit() < 0.9 ? "CN" : "SG") : Self.westernCountries[g.below(Self.westernCountries.count)]
-        let language = chinese ? "zh" : (country == "JP" ? "ja" : "en")
-        let age = Self.ageBands[Self.pick([0.1, 0.3, 0.3, 0.18, 0.12], &g)]
+        let (country, language, age) = Self.demographics(channel: ch, &g)
         var other = g.below(Self.topics.count)
         while p.topics.contains(other) { other = (other + 1) % Self.topics.count }
         var tastes: [(Int, Double)] = [(p.topics[0], 0.45 + g.unit() * 0.2), (p.topics[1], 0.2 + g.unit() * 0.15),
@@ -213,7 +221,7 @@ public struct SyntheticNetwork: Sendable {
         let total = tastes.reduce(0) { $0 + $1.1 }
         tastes = tastes.map { ($0.0, $0.1 / total) }
         let sessions = max(1, Int((exp(g.normal() * 0.5) * meanSessions * p.activity / 1.133).rounded()))
-        let follows = min(users - 1, max(1, Int(3.0 / pow(max(g.unit(), 1e-6), 0.7))), 300)
+        let follows = followCount(&g)
         // Hours: a bump (σ 2 h, wrapping around midnight) around the peak, over a floor of the global shape.
         let hours = (0..<24).map { h -> Double in
             let d = Double(min(abs(h - p.peakHour), 24 - abs(h - p.peakHour)))
