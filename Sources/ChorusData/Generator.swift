@@ -22,10 +22,21 @@ public enum GeneratedFile: String, CaseIterable, Sendable {
     case userSegments = "truth/user_segments.csv"
     /// Only with hidden segments: the planted drivers of conversion and the sign of each.
     case conversionDrivers = "truth/conversion_drivers.csv"
+    /// Only with content effects (`--content-effects`): the planted effect of the posting slot, per channel.
+    case slotEffects = "truth/slot_effects.csv"
+    /// Only with content effects: the planted effects of the content's attributes on its engagement rate.
+    case contentEffects = "truth/content_effects.csv"
 
-    /// The files a network writes: the last two only when it has hidden segments.
-    public static func written(segments: Int) -> [GeneratedFile] {
-        segments > 0 ? allCases : allCases.filter { $0 != .userSegments && $0 != .conversionDrivers }
+    /// The files a network writes: the segment truth only with hidden segments, the effect truth only with
+    /// content effects.
+    public static func written(segments: Int, contentEffects: Bool = false) -> [GeneratedFile] {
+        allCases.filter { f in
+            switch f {
+            case .userSegments, .conversionDrivers: return segments > 0
+            case .slotEffects, .contentEffects: return contentEffects
+            default: return true
+            }
+        }
     }
 }
 
@@ -75,14 +86,64 @@ public struct SyntheticNetwork: Sendable {
     /// engagement, activity and purchase intent; users also carry a latent intent and some lapse (stop being
     /// active) before the end. The truth goes to truth/user_segments.csv and truth/conversion_drivers.csv.
     public let segments: Int
+    /// Planted effects of the posting slot and of content attributes on engagement (off: the network of earlier
+    /// releases byte for byte). With them the catalog has users/2 posts, each post gets a caption (short or long),
+    /// a posting hour drawn half uniformly and half from the audience's hours, and a multiplier on the chance that
+    /// a view of it turns into a like, comment, share or click: exp(slot effect of its channel + its attribute
+    /// effects) × 0.4 (so the probabilities stay below their caps). The truth goes to truth/slot_effects.csv and
+    /// truth/content_effects.csv (docs/forecasting.md).
+    public let contentEffects: Bool
     public let startTime: Int64 = 1_756_684_800  // 2025-09-01T00:00:00Z, a Monday
-    public let days = 28
+    /// Length of the network's history in days (28 unless set; starts on a Monday).
+    public let days: Int
     public let meanSessions = 12.0
 
-    public init(users: Int, seed: UInt64, segments: Int = 0) {
+    public init(users: Int, seed: UInt64, segments: Int = 0, contentEffects: Bool = false, days: Int = 28) {
         self.users = max(users, 2)
         self.seed = seed
         self.segments = min(max(segments, 0), Self.personas.count)
+        self.contentEffects = contentEffects
+        self.days = min(max(days, 7), 366)
+    }
+
+    /// With content effects: each channel's planted best posting slot (day 0 = Monday, hour in UTC), by channel
+    /// index (weibo, wechat, x, instagram, tiktok).
+    public static let plantedBestSlots: [(day: Int, hour: Int)] = [(2, 20), (0, 8), (1, 12), (5, 18), (4, 22)]
+    /// With content effects: the planted effects of content attributes, as the log of the engagement-rate ratio
+    /// against the reference level. A caption is "long" at 140 characters or more; short ones are under 80.
+    public static let plantedContentEffects: [(attribute: String, level: String, reference: String, logEffect: Double)] = [
+        ("media_type", "video", "image", 0.35),
+        ("media_type", "live", "image", 0.2),
+        ("media_type", "text", "image", -0.3),
+        ("hashtag", "#Trending", "none", 0.25),
+        ("text_length", "long", "short", -0.2),
+    ]
+    /// The planted log effect of posting in (day, hour) on channel `channel`: a daily bump (σ 2 h) around the best
+    /// slot's hour, +0.25 on its day, and +0.3 more on the best slot itself.
+    public static func slotLogEffect(channel: Int, day: Int, hour: Int) -> Double {
+        let best = plantedBestSlots[channel % plantedBestSlots.count]
+        let d = Double(min(abs(hour - best.hour), 24 - abs(hour - best.hour)))
+        return 0.5 * exp(-d * d / 8) + (day == best.day ? 0.25 : 0) + (day == best.day && hour == best.hour ? 0.3 : 0)
+    }
+
+    static let captionEN = ["new post about TOPIC", "check this out", "our latest TOPIC update", "behind the scenes",
+                            "what do you think", "a few thoughts on TOPIC", "weekend plans", "tips for beginners",
+                            "the TOPIC story of the week", "made with friends"]
+    static let captionZH = ["关于TOPIC的新内容", "快来看看", "最新TOPIC动态", "幕后花絮", "你怎么看", "TOPIC小技巧",
+                            "周末计划", "和朋友一起", "本周TOPIC故事", "新手必看"]
+
+    /// A caption for a post of `topic`: 1–2 phrases (under 80 characters) or, when `long`, phrases until it has
+    /// at least 140 characters.
+    static func caption(topic: String, zh: Bool, long: Bool, _ g: inout SplitMix64) -> String {
+        let pool = zh ? captionZH : captionEN
+        func phrase() -> String { pool[g.below(pool.count)].replacingOccurrences(of: "TOPIC", with: topic) }
+        var text = phrase()
+        if long {
+            while text.count < 140 { text += (zh ? "，" : ". ") + phrase() }
+        } else if g.unit() < 0.5 {
+            text += (zh ? "，" : ". ") + phrase()
+        }
+        return text
     }
 
     /// A hidden audience segment's behaviour (`segments` > 0).
@@ -135,7 +196,7 @@ public struct SyntheticNetwork: Sendable {
         return g.below(segments)
     }
 
-    public var contentCount: Int { max(10, users / 5) }
+    public var contentCount: Int { max(10, contentEffects ? users / 2 : users / 5) }
 
     public static func userId(_ i: Int) -> String { "u" + pad(i, 7) }
     public static func contentId(_ i: Int) -> String { "c" + pad(i, 7) }
@@ -257,6 +318,22 @@ public struct SyntheticNetwork: Sendable {
             try emit(.conversionDrivers, "feature,sign,mechanism")
             for d in Self.conversionDrivers { try emit(.conversionDrivers, "\(d.feature),\(d.sign > 0 ? "+" : "-"),\(d.mechanism)") }
         }
+        if contentEffects {
+            try emit(.slotEffects, "channel,day,hour,log_effect,best")
+            for (ch, name) in Self.channels.enumerated() {
+                for day in 0..<7 {
+                    for hour in 0..<24 {
+                        let best = Self.plantedBestSlots[ch].day == day && Self.plantedBestSlots[ch].hour == hour
+                        let e = Self.slotLogEffect(channel: ch, day: day, hour: hour)
+                        try emit(.slotEffects, "\(name),\(day),\(hour),\(String(format3: e)),\(best ? 1 : 0)")
+                    }
+                }
+            }
+            try emit(.contentEffects, "attribute,level,reference,log_effect")
+            for e in Self.plantedContentEffects {
+                try emit(.contentEffects, "\(e.attribute),\(e.level),\(e.reference),\(e.logEffect)")
+            }
+        }
 
         // Users.
         for i in 0..<users {
@@ -277,6 +354,8 @@ public struct SyntheticNetwork: Sendable {
         var byTopic = [[Int]](repeating: [], count: Self.topics.count)
         var contentTopics: [Int] = []
         contentTopics.reserveCapacity(contentCount)
+        // With content effects: each post's multiplier on its engagement probabilities.
+        var multipliers: [Double] = []
         for c in 0..<contentCount {
             var g = rng(3, c)
             let topic = g.below(Self.topics.count)
@@ -298,10 +377,30 @@ public struct SyntheticNetwork: Sendable {
             let media = Self.mediaTypes[Self.pick([0.2, 0.35, 0.4, 0.05], &g)]
             let topicsJSON = topics.map { "\"\($0)\"" }.joined(separator: ",")
             let tagsJSON = tags.map { "\"\($0)\"" }.joined(separator: ",")
+            var posted = created, captionJSON = ""
+            if contentEffects {
+                // The posting time: a day, then an hour half uniform and half like the audience's hours.
+                let day = g.below(days)
+                let hour = g.unit() < 0.5 ? g.below(24) : Self.pick(Self.hourWeights, &g)
+                posted = startTime + Int64(day * 86400 + hour * 3600 + g.below(3600))
+                let long = g.unit() < 0.25
+                let text = Self.caption(topic: Self.topics[topic], zh: at.language == "zh", long: long, &g)
+                captionJSON = ",\"text\":" + JSONText.quote(text)
+                var e = Self.slotLogEffect(channel: at.channel, day: day % 7, hour: hour)
+                for p in Self.plantedContentEffects {
+                    switch p.attribute {
+                    case "media_type" where p.level == media: e += p.logEffect
+                    case "hashtag" where tags.contains(p.level): e += p.logEffect
+                    case "text_length" where long: e += p.logEffect
+                    default: break
+                    }
+                }
+                multipliers.append(0.4 * exp(e))
+            }
             try emit(.content, "{\"content_id\":\"\(Self.contentId(c))\",\"author_id\":\"\(Self.userId(author))\","
                      + "\"channel\":\"\(Self.channels[at.channel])\",\"media_type\":\"\(media)\","
                      + "\"topics\":[\(topicsJSON)],\"hashtags\":[\(tagsJSON)],"
-                     + "\"created_at\":\"\(Timestamp.iso(created))\"}")
+                     + "\"created_at\":\"\(Timestamp.iso(posted))\"\(captionJSON)}")
             counts.content += 1
         }
         for t in 0..<byTopic.count where byTopic[t].isEmpty { byTopic[t] = [t % contentCount] }
@@ -337,7 +436,7 @@ public struct SyntheticNetwork: Sendable {
                 let affinity = t.tastes.first { $0.topic == contentTopics[c] }?.weight ?? 0.05
                 var events: [(InteractionKind, Int64)] = [(.view, ts)]
                 // With segments the persona scales engagement and the user's intent scales conversion.
-                let e = t.persona?.engagement ?? 1
+                let e = (t.persona?.engagement ?? 1) * (contentEffects ? multipliers[c] : 1)
                 if g.unit() < e * (0.05 + 0.5 * affinity) { events.append((.like, ts + 1 + Int64(g.below(300)))) }
                 if g.unit() < e * (0.02 + 0.2 * affinity) { events.append((.comment, ts + 5 + Int64(g.below(600)))) }
                 if g.unit() < e * (0.01 + 0.1 * affinity) { events.append((.share, ts + 5 + Int64(g.below(600)))) }
@@ -394,7 +493,7 @@ public struct SyntheticNetwork: Sendable {
             try emit(.incidents, "topic:tech,\(Timestamp.iso(start)),\(Timestamp.iso(start + 3600)),\(n)")
             try emit(.incidents, "brand:nova,\(Timestamp.iso(start)),\(Timestamp.iso(start + 3600)),\(n)")
         }
-        for f in GeneratedFile.written(segments: segments) {
+        for f in GeneratedFile.written(segments: segments, contentEffects: contentEffects) {
             if let b = buffers[f], !b.isEmpty { try sink(f, b) }
         }
         return counts

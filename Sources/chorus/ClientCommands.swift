@@ -22,7 +22,11 @@ struct Generate: AsyncParsableCommand {
         --segments K (1–8) gives the users K hidden audience segments (personas that set channel, tastes,
         active hours, engagement and purchase intent), written to truth/user_segments.csv, and plants the
         drivers of conversion listed in truth/conversion_drivers.csv: the data the `segments` and `propensity`
-        jobs are checked on (docs/audience.md). Without it the network is that of earlier releases, byte for byte.
+        jobs are checked on (docs/audience.md). --content-effects plants effects of the posting slot (per
+        channel) and of media type, hashtags and caption length on each post's engagement rate, written to
+        truth/slot_effects.csv and truth/content_effects.csv: the data `best-times` and `content-insights` are
+        checked on (docs/forecasting.md). --days N sets the length of the history (default 28). Without these
+        options the network is that of earlier releases, byte for byte.
         """))
 
     @Option(help: "Number of users.") var users: Int
@@ -30,11 +34,15 @@ struct Generate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Output directory.", valueName: "DIR")) var out: String
     @Option(help: "Also write this many extra comments (interactions-comments.jsonl).") var comments = 0
     @Option(help: "Hidden audience segments (1–8; 0: none).") var segments = 0
+    @Flag(help: "Plant posting-slot and content-attribute effects on engagement (truth/slot_effects.csv, truth/content_effects.csv).")
+    var contentEffects = false
+    @Option(help: "Days of history, from 2025-09-01 (a Monday); 7–366.") var days = 28
     @Flag(help: "Print the counts as JSON.") var json = false
 
     func validate() throws {
         if users < 2 { throw ValidationError("--users must be at least 2") }
         if comments < 0 { throw ValidationError("--comments must be ≥ 0") }
+        if !(7...366).contains(days) { throw ValidationError("--days must be 7–366") }
         if !(0...SyntheticNetwork.personas.count).contains(segments) {
             throw ValidationError("--segments must be 0–\(SyntheticNetwork.personas.count)")
         }
@@ -42,7 +50,8 @@ struct Generate: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
-            var counts = try DataGenerator.write(users: users, seed: seed, segments: segments, to: out)
+            var counts = try DataGenerator.write(users: users, seed: seed, segments: segments,
+                                                 contentEffects: contentEffects, days: days, to: out)
             if comments > 0 {
                 let fm = FileManager.default
                 let paths = [out + "/interactions-comments.jsonl", out + "/truth/extra_comment_sentiment.csv"]
@@ -52,7 +61,7 @@ struct Generate: AsyncParsableCommand {
                 }
                 defer { try? h.close(); try? t.close() }
                 try t.write(contentsOf: Data("interaction_id,label,language\n".utf8))
-                try SyntheticNetwork(users: users, seed: seed).comments(count: comments) { lines, truth in
+                try SyntheticNetwork(users: users, seed: seed, days: days).comments(count: comments) { lines, truth in
                     try h.write(contentsOf: lines)
                     try t.write(contentsOf: truth)
                 }
@@ -70,7 +79,8 @@ struct Generate: AsyncParsableCommand {
 }
 
 enum DataGenerator {
-    static func write(users: Int, seed: UInt64, segments: Int = 0, to dir: String) throws -> SyntheticNetwork.Counts {
+    static func write(users: Int, seed: UInt64, segments: Int = 0, contentEffects: Bool = false, days: Int = 28,
+                      to dir: String) throws -> SyntheticNetwork.Counts {
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: dir + "/truth", withIntermediateDirectories: true)
@@ -78,7 +88,7 @@ enum DataGenerator {
             throw ChorusError(.storage, "cannot create \(dir): \(error.localizedDescription)")
         }
         var handles: [GeneratedFile: FileHandle] = [:]
-        for f in GeneratedFile.written(segments: segments) {
+        for f in GeneratedFile.written(segments: segments, contentEffects: contentEffects) {
             let path = dir + "/" + f.rawValue
             guard fm.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
                 throw ChorusError(.storage, "cannot write \(path)")
@@ -86,7 +96,7 @@ enum DataGenerator {
             handles[f] = h
         }
         defer { handles.values.forEach { try? $0.close() } }
-        let net = SyntheticNetwork(users: users, seed: seed, segments: segments)
+        let net = SyntheticNetwork(users: users, seed: seed, segments: segments, contentEffects: contentEffects, days: days)
         return try net.generate { file, bytes in try handles[file]!.write(contentsOf: bytes) }
     }
 }

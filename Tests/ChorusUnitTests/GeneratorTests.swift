@@ -1,5 +1,6 @@
 import ChorusData
 import ChorusModel
+import Foundation
 import Testing
 
 @Suite struct GeneratorTests {
@@ -55,5 +56,39 @@ import Testing
         let sorted = inDegree.values.sorted(by: >)
         let median = sorted[sorted.count / 2]
         #expect(sorted[0] > 20 * max(median, 1))  // a few accounts have far more followers than the typical one
+    }
+}
+
+extension GeneratorTests {
+    /// `contentEffects` writes its truth files, captions of both lengths, and engagement rates that follow the
+    /// planted media effect (video vs image, per view, over the whole network).
+    @Test func contentEffectsArePlanted() throws {
+        var out: [GeneratedFile: [UInt8]] = [:]
+        let net = SyntheticNetwork(users: 3000, seed: 4, contentEffects: true)
+        _ = try net.generate { out[$0, default: []] += $1 }
+        #expect(out[.slotEffects] != nil && out[.contentEffects] != nil)
+        let slotLines = String(decoding: out[.slotEffects]!, as: UTF8.self).split(separator: "\n")
+        #expect(slotLines.count == 1 + 5 * 168 && slotLines.filter { $0.hasSuffix(",1") }.count == 5)
+        var media: [String: String] = [:]
+        var lengths: [Int] = []
+        var p = RecordParser(kind: .content, format: .jsonl)
+        for line in String(decoding: out[.content]!, as: UTF8.self).split(separator: "\n") {
+            guard case let .record(.content(c)) = p.parse(String(line)) else { Issue.record("bad \(line)"); continue }
+            media[c.id] = c.mediaType
+            lengths.append(c.text.count)
+        }
+        #expect(media.count == 1500)
+        #expect(lengths.allSatisfy { $0 < 80 || $0 >= 140 } && lengths.contains { $0 >= 140 } && lengths.contains { $0 < 80 })
+        var views: [String: Double] = [:], engaged: [String: Double] = [:]
+        var q = RecordParser(kind: .interactions, format: .jsonl)
+        for line in String(decoding: out[.interactions]!, as: UTF8.self).split(separator: "\n") {
+            guard case let .record(.interaction(i)) = q.parse(String(line)), let m = media[i.contentId] else { continue }
+            if i.kind == .view { views[m, default: 0] += 1 } else if i.kind != .conversion { engaged[m, default: 0] += 1 }
+        }
+        let ratio = (engaged["video"]! / views["video"]!) / (engaged["image"]! / views["image"]!)
+        #expect(abs(Foundation.log(ratio) - 0.35) < 0.12, "video/image rate ratio \(ratio)")
+        // Without the option nothing of this is written.
+        #expect(GeneratedFile.written(segments: 0) == GeneratedFile.written(segments: 0, contentEffects: false))
+        #expect(!GeneratedFile.written(segments: 0).contains(.slotEffects))
     }
 }

@@ -69,19 +69,19 @@ import Testing
 }
 
 extension JobParameterTests {
-    /// Every parameter a user may pass is named in the docs (docs/cli.md or docs/sentiment.md), so a new one
+    /// Every parameter a user may pass is named in the docs (docs/cli.md, docs/sentiment.md or docs/forecasting.md), so a new one
     /// cannot ship undocumented.
     @Test func everyDeclaredParameterIsDocumented() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path
-        let docs = try ["docs/cli.md", "docs/sentiment.md"].map {
+        let docs = try ["docs/cli.md", "docs/sentiment.md", "docs/forecasting.md"].map {
             try String(contentsOfFile: root + "/" + $0, encoding: .utf8)
         }.joined(separator: "\n")
         for kind in JobParameters.allKinds(StandardJobs.registry) {
             for p in JobParameters.declared(kind, registry: StandardJobs.registry) ?? [] where !p.internalUse {
                 #expect(docs.contains("`\(p.name)`") || docs.contains("`\(p.name)=")
                         || (p.name.hasPrefix("weight_") && docs.contains("`weight_")),
-                        "\(kind): parameter \(p.name) is not in docs/cli.md or docs/sentiment.md")
+                        "\(kind): parameter \(p.name) is not in docs/cli.md, docs/sentiment.md or docs/forecasting.md")
             }
         }
     }
