@@ -29,7 +29,7 @@ struct BestTimesCommand: AsyncParsableCommand {
         Exit 66 when no best-times job has run, the channel is unknown or the segment has no week.
         JSON with --json: {job_id, level, rule, weeks: [{channel, segment?, posts, exposure, median,
         recommended: [...], clear_best, slots: [168 × {slot, day, hour, name, posts, exposure, engagements, score,
-        lower, upper, rate, exposure_per_post, raw_per_post?}], tau2}]}.
+        lower, upper, rate, exposure_per_post, raw_per_post?}], tau2, dispersion}]}.
 
         Examples:
           chorus job submit best-times --wait && chorus best-times
