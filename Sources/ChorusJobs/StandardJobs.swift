@@ -14,5 +14,6 @@ public enum StandardJobs {
         InfluenceJob.self,
         PropensityJob.self,
         ForecastJob.self,
+        BestTimesJob.self,
     ])
 }
