@@ -13,5 +13,6 @@ public enum StandardJobs {
         SegmentsJob.self,
         InfluenceJob.self,
         PropensityJob.self,
+        ContentInsightsJob.self,
     ])
 }
