@@ -210,8 +210,8 @@ public struct ContentDesign: Sendable {
     /// Builds the design. Categorical groups get one indicator per level except the reference; a level with fewer
     /// than `minPosts` posts is pooled with the reference. References: image (media type), short (text length),
     /// neutral (sentiment), without the hashtag, not a top author, Monday (day), and the most frequent level for
-    /// channel, topic and hour (ties: the smallest name). Hour and day are per channel (the best slot differs by
-    /// channel). The `topHashtags` most frequent hashtags (by posts, at least `minPosts`) get an indicator each.
+    /// channel, topic and hour (ties: the smallest name). Hour and day are common to the posts fitted (a channel's
+    /// own slots come from the fit on that channel alone). The `topHashtags` most frequent hashtags (by posts, at least `minPosts`) get an indicator each.
     public static func build(_ posts: [PostAttributes], topHashtags: Int, minPosts: Int) -> ContentDesign {
         let used = posts.filter { $0.views > 0 }.sorted { $0.id < $1.id }
         var features: [Feature] = []
@@ -251,12 +251,8 @@ public struct ContentDesign: Sendable {
             index[key("hashtag", "", t)] = features.count + 1
             features.append(Feature(group: "hashtag", level: t, reference: "without it", channel: ""))
         }
-        let channels = Set(used.map(\.channel)).sorted()
-        for c in channels {
-            let mine = used.filter { $0.channel == c }
-            categorical("hour", channel: c, mine.map { String(format2: $0.hour) }, reference: nil)
-            categorical("day", channel: c, mine.map { dayNames[$0.day] }, reference: "Monday")
-        }
+        categorical("hour", used.map { String(format2: $0.hour) }, reference: nil)
+        categorical("day", used.map { dayNames[$0.day] }, reference: "Monday")
 
         var rows: [PoissonRegression.Row] = []
         rows.reserveCapacity(used.count)
@@ -270,8 +266,8 @@ public struct ContentDesign: Sendable {
             add("sentiment", "", p.sentiment ?? "unscored")
             if let a = p.topAuthor { add("author_influence", "", a ? "top 10%" : "rest") }
             for t in Set(p.hashtags).sorted() { add("hashtag", "", t) }
-            add("hour", p.channel, String(format2: p.hour))
-            add("day", p.channel, dayNames[p.day])
+            add("hour", "", String(format2: p.hour))
+            add("day", "", dayNames[p.day])
             cols.sort()
             rows.append(.init(columns: cols, values: [Double](repeating: 1, count: cols.count),
                               count: p.engagements, exposure: p.views))
@@ -300,7 +296,9 @@ public enum ContentInsights {
     public struct Result: Sendable {
         public var effects: [Effect]
         public var intercept: Double
+        /// The λ of the reported fit, and the dev-split λ (nil without dev posts).
         public var lambda: Double
+        public var devLambda: Double?
         /// (λ, mean dev deviance) for each λ tried.
         public var grid: [(lambda: Double, devDeviance: Double)]
         public var posts: Int
@@ -319,35 +317,36 @@ public enum ContentInsights {
         return h % 5 == 0
     }
 
-    /// λ: `fixedLambda` when given, else the grid value with the lowest mean Poisson deviance on the dev posts
-    /// of a fit on the others (ties: the larger λ). Then the fit on every post and `bootstrap` resamples of the
-    /// posts (percentile intervals at `level`). `parallel` runs the resamples concurrently (each has its own
-    /// seeded resample and its own slot in the output, so the result does not depend on the scheduling).
-    public static func run(_ design: ContentDesign, fixedLambda: Double?, bootstrap: Int, level: Double, seed: UInt64,
-                           parallel: (Int, @Sendable (Int) -> Void) -> Void = { n, body in for i in 0..<n { body(i) } })
+    /// The dev-split λ: the grid value with the lowest mean Poisson deviance on the dev posts of a fit on the
+    /// others (ties: the larger λ), always computed and reported. The effects are fitted at `lambda`, or at the
+    /// dev-split λ when `chooseLambda` (a prediction-tuned λ shrinks the well-measured effects toward 0, so its
+    /// intervals cover the shrunk value, not the effect: docs/forecasting.md). Then `bootstrap` resamples of the
+    /// posts (percentile intervals at `level`). `parallel` runs fits concurrently (each has its own seeded resample
+    /// and its own slot in the output, so the result does not depend on the scheduling).
+    public static func run(_ design: ContentDesign, lambda fixed: Double, chooseLambda: Bool, bootstrap: Int,
+                           level: Double, seed: UInt64,
+                           parallel: (Int, @escaping @Sendable (Int) -> Void) -> Void = { n, body in for i in 0..<n { body(i) } })
         -> Result {
         let p = design.dimension
         var grid: [(lambda: Double, devDeviance: Double)] = []
-        var lambda = fixedLambda ?? lambdaGrid[lambdaGrid.count / 2]
-        if fixedLambda == nil {
-            let dev = design.postIDs.map(isDev)
-            let train = zip(design.rows, dev).filter { !$0.1 }.map(\.0)
-            let test = zip(design.rows, dev).filter { $0.1 }.map(\.0)
-            if !train.isEmpty, !test.isEmpty {
-                var best = Double.infinity
-                var results = [Double](repeating: .infinity, count: lambdaGrid.count)
-                let box = UnsafeBox(results)
-                parallel(lambdaGrid.count) { i in
-                    let f = PoissonRegression.fit(train, dimension: p, lambda: lambdaGrid[i])
-                    box.set(i, PoissonRegression.meanDeviance(test, f.beta))
-                }
-                results = box.values
-                for (i, l) in lambdaGrid.enumerated() {
-                    grid.append((l, results[i]))
-                    if results[i] <= best { best = results[i]; lambda = l }
-                }
+        var devLambda: Double?
+        let dev = design.postIDs.map(isDev)
+        let train = zip(design.rows, dev).filter { !$0.1 }.map(\.0)
+        let test = zip(design.rows, dev).filter { $0.1 }.map(\.0)
+        if !train.isEmpty, !test.isEmpty {
+            var best = Double.infinity
+            let box = UnsafeBox([Double](repeating: .infinity, count: lambdaGrid.count))
+            parallel(lambdaGrid.count) { i in
+                let f = PoissonRegression.fit(train, dimension: p, lambda: lambdaGrid[i])
+                box.set(i, PoissonRegression.meanDeviance(test, f.beta))
+            }
+            let results = box.values
+            for (i, l) in lambdaGrid.enumerated() {
+                grid.append((l, results[i]))
+                if results[i] <= best { best = results[i]; devLambda = l }
             }
         }
+        let lambda = chooseLambda ? (devLambda ?? fixed) : fixed
         let chosen = lambda
         let full = PoissonRegression.fit(design.rows, dimension: p, lambda: chosen)
         let n = design.rows.count
@@ -370,7 +369,7 @@ public enum ContentInsights {
             effects.append(Effect(feature: f, estimate: full.beta[col], low: lo, high: hi, posts: postsPer[col],
                                   words: describe(f, full.beta[col], lo, hi)))
         }
-        return Result(effects: effects, intercept: full.beta[0], lambda: lambda, grid: grid, posts: n,
+        return Result(effects: effects, intercept: full.beta[0], lambda: lambda, devLambda: devLambda, grid: grid, posts: n,
                       views: design.rows.reduce(0) { $0 + $1.exposure },
                       engagements: design.rows.reduce(0) { $0 + $1.count }, bootstrap: bootstrap,
                       converged: full.converged)
@@ -404,8 +403,8 @@ public enum ContentInsights {
         case "channel": subject = "posts on \(f.level)"; versus = f.reference
         case "sentiment": subject = "\(f.level) posts"; versus = f.reference
         case "author_influence": subject = "posts by top-10% authors (PageRank)"; versus = "the other authors"
-        case "hour": subject = "\(f.channel) posts at \(f.level):00 UTC"; versus = "\(f.reference):00"
-        case "day": subject = "\(f.channel) posts on \(f.level)"; versus = f.reference
+        case "hour": subject = "posts at \(f.level):00 UTC"; versus = "\(f.reference):00"
+        case "day": subject = "posts on \(f.level)"; versus = f.reference
         default: subject = "\(f.group)=\(f.level)"; versus = f.reference
         }
         return "\(subject): \(percent(b)) engagement rate [\(percent(lo)), \(percent(hi))] vs \(versus)"

@@ -121,7 +121,7 @@ final class ContentInsightsMathTests: XCTestCase {
         XCTAssertEqual(media.map(\.level), ["video"])
         XCTAssertEqual(media.first?.reference, "image")
         XCTAssertEqual(d.features.filter { $0.group == "hashtag" }.map(\.level), ["#A"])
-        XCTAssertTrue(d.features.filter { $0.group == "day" }.allSatisfy { $0.reference == "Monday" && $0.channel == "x" })
+        XCTAssertTrue(d.features.filter { $0.group == "day" }.allSatisfy { $0.reference == "Monday" && $0.channel.isEmpty })
         XCTAssertTrue(d.features.filter { $0.group == "text_length" }.isEmpty, "one bucket only")
         XCTAssertTrue(d.features.filter { $0.group == "sentiment" || $0.group == "author_influence" }.isEmpty)
         // Every column of a row is a real feature, and rows are sorted by column.
@@ -146,9 +146,12 @@ final class ContentInsightsMathTests: XCTestCase {
                                         views: Double(views), engagements: Double(y)))
         }
         let design = ContentDesign.build(posts, topHashtags: 5, minPosts: 30)
-        let r = ContentInsights.run(design, fixedLambda: nil, bootstrap: 100, level: 0.95, seed: 1)
+        let r = ContentInsights.run(design, lambda: 0.1, chooseLambda: false, bootstrap: 100, level: 0.95, seed: 1)
         XCTAssertEqual(r.grid.count, ContentInsights.lambdaGrid.count)
-        XCTAssertTrue(ContentInsights.lambdaGrid.contains(r.lambda))
+        XCTAssertEqual(r.lambda, 0.1)
+        XCTAssertTrue(ContentInsights.lambdaGrid.contains(r.devLambda ?? -1))
+        let chosen = ContentInsights.run(design, lambda: 0.1, chooseLambda: true, bootstrap: 0, level: 0.95, seed: 1)
+        XCTAssertEqual(chosen.lambda, r.devLambda)
         func effectOf(_ group: String, _ level: String) -> ContentInsights.Effect? {
             r.effects.first { $0.feature.group == group && $0.feature.level == level }
         }
@@ -164,7 +167,7 @@ final class ContentInsightsMathTests: XCTestCase {
         XCTAssertEqual(d.positive.first?.feature.level, "video")
         XCTAssertEqual(d.negative.first?.feature.level, "text")
         // The same inputs give the same result, also with the resamples run concurrently.
-        let again = ContentInsights.run(design, fixedLambda: nil, bootstrap: 100, level: 0.95, seed: 1) { n, body in
+        let again = ContentInsights.run(design, lambda: 0.1, chooseLambda: false, bootstrap: 100, level: 0.95, seed: 1) { n, body in
             DispatchQueue.concurrentPerform(iterations: n, execute: body)
         }
         XCTAssertEqual(r.effects.map(\.low), again.effects.map(\.low))

@@ -26,8 +26,10 @@ public enum ContentInsightsJob: Job {
               "a channel or segment is fitted only with at least this many posts with views"),
         .init("bootstrap", .integer(0...2000), "200", "bootstrap resamples of the posts for the intervals (0: none)"),
         .init("level", .number(0.5...0.999), "0.95", "confidence level of the intervals"),
-        .init("lambda", .number(0...1_000_000), "0",
-              "ridge penalty; 0 = choose on the dev split (20% of posts) from 0.1, 0.3, 1, …, 1000"),
+        .init("lambda", .number(0.001...1_000_000), "0.1",
+              "ridge penalty of the reported fit (small: it keeps collinear columns solvable)"),
+        .init("choose_lambda", .boolean, "false",
+              "fit at the λ with the lowest dev-split deviance instead (shrinks effects: intervals then cover the shrunk value)"),
         .init("per_channel", .boolean, "true", "also fit each channel on its own (`chorus insights content --channel`)"),
         .init("per_segment", .boolean, "true",
               "also fit each segment: the engagement of that segment's users (needs a `segments` job)"),
@@ -58,7 +60,8 @@ public enum ContentInsightsJob: Job {
         let p = ctx.params
         let topTags = p.int("top_hashtags", 20), minPosts = p.int("min_posts", 30)
         let minScope = p.int("min_scope_posts", 200), boot = p.int("bootstrap", 200)
-        let level = p.double("level", 0.95), lambdaParam = p.double("lambda", 0)
+        let level = p.double("level", 0.95), lambdaParam = p.double("lambda", 0.1)
+        let choose = p.bool("choose_lambda", false)
         let seed = UInt64(p.int64("seed", 1)), maxPosts = p.int("max_posts", 2_000_000)
 
         try await ctx.setStage("content-insights: gathering posts")
@@ -139,10 +142,8 @@ public enum ContentInsightsJob: Job {
             let posts = scope.posts
             let fit = await offPool {
                 let design = ContentDesign.build(posts, topHashtags: topTags, minPosts: minPosts)
-                return ContentInsights.run(design, fixedLambda: lambdaParam > 0 ? lambdaParam : nil, bootstrap: boot,
-                                           level: level, seed: seed) { n, body in
-                    DispatchQueue.concurrentPerform(iterations: n, execute: body)
-                }
+                return ContentInsights.run(design, lambda: lambdaParam, chooseLambda: choose, bootstrap: boot,
+                                           level: level, seed: seed, parallel: onThreads)
             }
             var report = scopeJSON(fit, level: level)
             report["scope"] = key
@@ -164,7 +165,7 @@ public enum ContentInsightsJob: Job {
         var summary: [String: Any] = [
             "posts": rows.count, "posts_with_views": allReport["posts"] ?? 0,
             "views": allReport["views"] ?? 0, "engagements": allReport["engagements"] ?? 0,
-            "lambda": allReport["lambda"] ?? 0, "bootstrap": boot, "level": level,
+            "lambda": allReport["lambda"] ?? 0, "lambda_dev": allReport["lambda_dev"] ?? NSNull(), "bootstrap": boot, "level": level,
             "drivers": allReport["drivers"] ?? [String: Any](), "scopes": index.map { $0["scope"] ?? "" }, "skipped": skipped,
             "features": allReport["features"] ?? 0, "converged": allReport["converged"] ?? false,
             "sentiment": rows.contains { !$0.sentiment.isEmpty }, "author_influence": influenceUsers > 0,
@@ -191,8 +192,9 @@ public enum ContentInsightsJob: Job {
         return [
             "posts": r.posts, "views": r.views, "engagements": r.engagements,
             "engagement_rate": r.views > 0 ? r.engagements / r.views : 0,
-            "lambda": r.lambda, "lambda_rule": r.grid.isEmpty ? "fixed (parameter lambda)"
-                : "lowest mean Poisson deviance on the dev posts (20%, by a hash of the id) of a fit on the others",
+            "lambda": r.lambda, "lambda_dev": r.devLambda.map { $0 as Any } ?? NSNull(),
+            "lambda_rule": "lambda_dev: lowest mean Poisson deviance on the dev posts (20%, by a hash of the id) of a "
+                + "fit on the others; lambda: the fit reported (parameter lambda, or lambda_dev with choose_lambda=true)",
             "lambda_grid": r.grid.map { ["lambda": $0.lambda, "dev_deviance": num($0.devDeviance)] },
             "bootstrap": r.bootstrap, "level": level, "intercept": r.intercept, "converged": r.converged,
             "features": r.effects.count,
@@ -201,9 +203,31 @@ public enum ContentInsightsJob: Job {
         ]
     }
 
-    /// Runs CPU work on a global dispatch queue, off the cooperative pool.
+    /// Runs CPU work on a thread of its own, off the cooperative pool and off Dispatch's shared threads (which the
+    /// coordinator's services use: saturating them made it miss its 3 s replies).
     static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { c in DispatchQueue.global().async { c.resume(returning: body()) } }
+        await withCheckedContinuation { c in
+            let t = Thread { c.resume(returning: body()) }
+            t.stackSize = 8 << 20
+            t.start()
+        }
+    }
+
+    /// Runs iterations 0..<n on cores − 1 threads of their own (at least 1), leaving a core to the coordinator's
+    /// services; iteration i on thread i mod threads. Returns when all are done.
+    @Sendable static func onThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let k = max(1, min(n, ProcessInfo.processInfo.activeProcessorCount - 1))
+        if k == 1 { for i in 0..<n { body(i) }; return }
+        let done = DispatchSemaphore(value: 0)
+        for t in 0..<k {
+            let th = Thread {
+                for i in stride(from: t, to: n, by: k) { body(i) }
+                done.signal()
+            }
+            th.stackSize = 8 << 20
+            th.start()
+        }
+        for _ in 0..<k { done.wait() }
     }
 
     public static func summaryText(_ summaryJSON: String) -> String? {
