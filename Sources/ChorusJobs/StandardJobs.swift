@@ -15,5 +15,6 @@ public enum StandardJobs {
         PropensityJob.self,
         ForecastJob.self,
         BestTimesJob.self,
+        ContentInsightsJob.self,
     ])
 }
