@@ -61,6 +61,8 @@ public struct SyntheticNetwork: Sendable {
     /// Hour-of-day weights (UTC): low at night, peaks at lunch and in the evening.
     static let hourWeights: [Double] = [3, 2, 1.2, 0.8, 0.6, 0.7, 1.2, 2.5, 3.5, 3.8, 4, 4.5,
                                         5.5, 5, 4.2, 4, 4.3, 5, 6, 7, 8, 8.5, 7, 5]
+    /// The hour-of-day weights of users without a segment (UTC), for checks of the planted daily season.
+    public static var globalHourWeights: [Double] { hourWeights }
     /// Weekday weights, Monday first: weekends busier.
     static let weekdayWeights: [Double] = [1, 0.95, 0.95, 1, 1.1, 1.35, 1.3]
 

@@ -198,8 +198,8 @@ public struct PipelineSpec: Sendable, Equatable {
     // MARK: the pipeline of `chorus local`
 
     /// The steps `chorus local` runs on its sample (docs/examples/local-pipeline.yaml is this with the defaults,
-    /// `--users 2000 --seed 7`): features, then ALS on the implicit feedback, then the audience segments, and sentiment
-    /// when a model is there.
+    /// `--users 2000 --seed 7`): features, then ALS on the implicit feedback, then the audience jobs, forecasts, best
+    /// times and content drivers, and sentiment when a model is there.
     public static func local(users: Int, seed: UInt64, sentiment: Bool) -> PipelineSpec {
         // The sample's clock ends on 2025-09-29; recency is measured from there.
         let asOf = SyntheticNetwork(users: users, seed: seed).startTime + 28 * 86400
@@ -214,6 +214,11 @@ public struct PipelineSpec: Sendable, Equatable {
         steps.append(Step(name: "influence", kind: "influence", params: [:], after: ["features"]))
         // Propensity after segments, so its top list carries each user's segment.
         steps.append(Step(name: "propensity", kind: "propensity", params: [:], after: ["segments"]))
+        // Forecasts, best times and content drivers (docs/forecasting.md), after segments so that they have
+        // segment series and weeks; content-insights also after influence (the author's influence).
+        steps.append(Step(name: "forecast", kind: "forecast", params: ["as_of": String(asOf)], after: ["segments"]))
+        steps.append(Step(name: "best-times", kind: "best-times", params: [:], after: ["segments"]))
+        steps.append(Step(name: "content-insights", kind: "content-insights", params: [:], after: ["segments", "influence"]))
         if sentiment { steps.append(Step(name: "sentiment", kind: "sentiment", params: ["keywords": "nova"], after: ["als"])) }
         return PipelineSpec(name: "local", steps: steps)
     }

@@ -210,7 +210,18 @@ public enum JobParameters {
 
     static func wrap(_ text: String, indent: Int, width: Int) -> [String] {
         var out: [String] = [], line = ""
-        for word in text.split(separator: " ") {
+        // A word too long for a line (a long choice list "a|b|c|…") is cut after one of its "|".
+        var words: [Substring] = []
+        for w in text.split(separator: " ") {
+            guard w.count > width - indent - 8, w.contains("|") else { words.append(w); continue }
+            var rest = w
+            while rest.count > width - indent - 8, let cut = rest.prefix(width - indent - 8).lastIndex(of: "|") {
+                words.append(rest[...cut])
+                rest = rest[rest.index(after: cut)...]
+            }
+            words.append(rest)
+        }
+        for word in words {
             if !line.isEmpty, indent + line.count + 1 + word.count > width {
                 out.append(String(repeating: " ", count: indent) + line)
                 line = ""

@@ -12,10 +12,12 @@ struct Local: AsyncParsableCommand {
         abstract: "Run the whole pipeline on an embedded local cluster (the default way to try Chorus).",
         discussion: reflow("""
         Starts a coordinator and N workers on loopback in this process, generates the bundled sample
-        network (deterministic: --users, --seed; 6 hidden audience segments), ingests it, runs the features,
-        als, segments, influence, propensity and sentiment jobs as one pipeline (sentiment when the shipped
-        model is found; see CHORUS_MODELS in docs/cli.md), exports the profiles, and prints a summary that
-        says where the results are: the segment table, the top influencers, the conversion model. With --keep-running the cluster keeps
+        network (deterministic: --users, --seed; 6 hidden audience segments and planted content effects),
+        ingests it, runs the features, als, segments, influence, propensity, forecast, best-times,
+        content-insights and sentiment jobs as one pipeline (sentiment when the shipped model is found; see
+        CHORUS_MODELS in docs/cli.md), exports the profiles, and prints a summary that says where the results
+        are: the segment table, the top influencers, the conversion model, the forecasts with their backtest,
+        the best times to post and the top content drivers. With --keep-running the cluster keeps
         serving so you can try the client commands against it; stop it with Ctrl-C.
         """))
 
@@ -103,8 +105,9 @@ struct Local: AsyncParsableCommand {
 
             let sample = root + "/sample"
             if !FileManager.default.fileExists(atPath: sample + "/interactions.jsonl") {
-                // Six hidden audience segments, which the segments job should find (docs/audience.md).
-                let counts = try DataGenerator.write(users: users, seed: seed, segments: 6, to: sample)
+                // Six hidden audience segments, which the segments job should find (docs/audience.md), and the
+                // planted posting-slot and content effects of docs/forecasting.md.
+                let counts = try DataGenerator.write(users: users, seed: seed, segments: 6, contentEffects: true, to: sample)
                 say("generated sample: \(counts.users) users, \(counts.content) content, "
                     + "\(counts.interactions) interactions, \(counts.follows) follows in \(sample)")
             }
@@ -140,6 +143,9 @@ struct Local: AsyncParsableCommand {
             let segmentsJob = try await step("segments")
             let influenceJob = try await step("influence")
             let propensityJob = try await step("propensity")
+            let forecastJob = try await step("forecast")
+            let bestTimesJob = try await step("best-times")
+            let insightsJob = try await step("content-insights")
             var sentimentJob: Chorus_V1_JobInfo?
             if withSentiment {
                 sentimentJob = try await step("sentiment")
@@ -162,6 +168,9 @@ struct Local: AsyncParsableCommand {
                 d["segments"] = jobDict(segmentsJob)
                 d["influence"] = jobDict(influenceJob)
                 d["propensity"] = jobDict(propensityJob)
+                d["forecast"] = jobDict(forecastJob)
+                d["best_times"] = jobDict(bestTimesJob)
+                d["content_insights"] = jobDict(insightsJob)
                 if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
                 d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
@@ -203,6 +212,15 @@ struct Local: AsyncParsableCommand {
                 print("")
                 print("conversion propensity (job \(propensityJob.id); `chorus propensity top --n 20 [--segment ID]`):")
                 if let text = PropensityJob.summaryText(propensityJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                print("")
+                print("forecasts (job \(forecastJob.id); `chorus forecast list`, `chorus forecast show all`):")
+                if let text = ForecastJob.summaryText(forecastJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                print("")
+                print("best times to post (job \(bestTimesJob.id); `chorus best-times --channel C`):")
+                if let text = BestTimesJob.summaryText(bestTimesJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                print("")
+                print("what makes content engage (job \(insightsJob.id); `chorus insights content`):")
+                if let text = ContentInsightsJob.summaryText(insightsJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
                 if let sentimentJob {
                     print("")
                     printSentimentSummary(jsonObject(sentimentJob.summaryJson) as? [String: Any] ?? [:])

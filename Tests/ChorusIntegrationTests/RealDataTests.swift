@@ -12,6 +12,9 @@ enum RealData {
     static var hasInstacart: Bool {
         FileManager.default.fileExists(atPath: dir + "/instacart/interactions-orders.csv")
     }
+    static var hasElection: Bool {
+        FileManager.default.fileExists(atPath: dir + "/election/election-tweets-2016.tab")
+    }
 }
 
 /// Real third-party data goes through `chorus ingest` with the documented mappings. Skipped (with the reason)

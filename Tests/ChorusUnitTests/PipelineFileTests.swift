@@ -145,6 +145,6 @@ import Testing
             let data = try #require(FileManager.default.contents(atPath: path), "\(path)")
             #expect(try PipelineSpec.parse(data, source: path) == local, "\(file)")
         }
-        #expect(PipelineSpec.local(users: 2000, seed: 7, sentiment: false).steps.map(\.name) == ["features", "als", "segments", "influence", "propensity"])
+        #expect(PipelineSpec.local(users: 2000, seed: 7, sentiment: false).steps.map(\.name) == ["features", "als", "segments", "influence", "propensity", "forecast", "best-times", "content-insights"])
     }
 }
