@@ -237,7 +237,7 @@ struct ForecastCommand: AsyncParsableCommand {
                     "relative_mae": pooled.relativeMAE, "coverage80": pooled.coverage80, "coverage95": pooled.coverage95,
                     "seconds": seconds, "seconds_per_series": seconds / n, "horizon": horizon, "windows": windows,
                 ]
-                if json { printJSON(ForecastJobJSON.safe(result)); return }
+                if json { printJSON(ForecastJob.jsonSafe(result)); return }
                 print(pad("series", 36) + pad("MASE", 7) + pad("naive", 7) + pad("vs naive", 9) + pad("cov80", 7) + pad("cov95", 7) + "seconds")
                 for e in perSeries {
                     print(pad(e["key"] as? String ?? "", 36) + pad(fmt(e["mase"], 3), 7) + pad(fmt(e["mase_seasonal_naive"], 3), 7)
@@ -248,18 +248,6 @@ struct ForecastCommand: AsyncParsableCommand {
                       + "error vs seasonal naive \(fmt(result["relative_mae"], 3)), coverage 80% \(pct(result["coverage80"])), "
                       + "95% \(pct(result["coverage95"])); \(fmt(result["seconds_per_series"], 4)) s per series")
             }
-        }
-    }
-}
-
-/// JSON has no NaN: they become null.
-enum ForecastJobJSON {
-    static func safe(_ v: Any) -> Any {
-        switch v {
-        case let d as Double: return d.isFinite ? d : NSNull()
-        case let a as [Any]: return a.map(safe)
-        case let m as [String: Any]: return m.mapValues(safe)
-        default: return v
         }
     }
 }

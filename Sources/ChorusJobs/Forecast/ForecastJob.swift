@@ -283,7 +283,7 @@ public enum ForecastJob: Job {
     }
 
     /// NaN and infinities become null (JSON has neither).
-    static func jsonSafe(_ v: Any) -> Any {
+    public static func jsonSafe(_ v: Any) -> Any {
         switch v {
         case let d as Double: return d.isFinite ? d : NSNull()
         case let a as [Double]: return a.map { $0.isFinite ? $0 as Any : NSNull() }
