@@ -201,7 +201,7 @@ struct Local: AsyncParsableCommand {
                 }
                 print("")
                 print("segments (job \(segmentsJob.id); `chorus segments list`, `chorus segments show ID`):")
-                if let text = SegmentsJob.summaryText(segmentsJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                if let text = SegmentsJob.summaryText(segmentsJob.summaryJson) { print(indentBlock(text)) }
                 print("")
                 print("influence (job \(influenceJob.id); `chorus influencers [--topic T]`):")
                 if let (bytes, jobID) = try await client.jobResult(kind: InfluenceJob.kind, key: "top"),
@@ -211,16 +211,16 @@ struct Local: AsyncParsableCommand {
                 }
                 print("")
                 print("conversion propensity (job \(propensityJob.id); `chorus propensity top --n 20 [--segment ID]`):")
-                if let text = PropensityJob.summaryText(propensityJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                if let text = PropensityJob.summaryText(propensityJob.summaryJson) { print(indentBlock(text)) }
                 print("")
                 print("forecasts (job \(forecastJob.id); `chorus forecast list`, `chorus forecast show all`):")
-                if let text = ForecastJob.summaryText(forecastJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                if let text = ForecastJob.summaryText(forecastJob.summaryJson) { print(indentBlock(text)) }
                 print("")
                 print("best times to post (job \(bestTimesJob.id); `chorus best-times --channel C`):")
-                if let text = BestTimesJob.summaryText(bestTimesJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                if let text = BestTimesJob.summaryText(bestTimesJob.summaryJson) { print(indentBlock(text)) }
                 print("")
                 print("what makes content engage (job \(insightsJob.id); `chorus insights content`):")
-                if let text = ContentInsightsJob.summaryText(insightsJob.summaryJson) { print(text.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+                if let text = ContentInsightsJob.summaryText(insightsJob.summaryJson) { print(indentBlock(text)) }
                 if let sentimentJob {
                     print("")
                     printSentimentSummary(jsonObject(sentimentJob.summaryJson) as? [String: Any] ?? [:])
@@ -239,4 +239,13 @@ struct Local: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// Indents a kind's summary text by two spaces under its heading. Some kinds already indent their lines
+/// (they are printed as-is by `chorus job status`), so the common leading indentation is removed first.
+func indentBlock(_ text: String, by indent: String = "  ") -> String {
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    let common = lines.filter { !$0.allSatisfy { $0 == " " } }
+        .map { $0.prefix { $0 == " " }.count }.min() ?? 0
+    return lines.map { $0.allSatisfy { $0 == " " } ? "" : indent + $0.dropFirst(common) }.joined(separator: "\n")
 }
