@@ -305,19 +305,25 @@ public final class Ingestor: Sendable {
     /// Sends one batch to the primaries of its partitions. When a primary refuses (the partition moved, a replica
     /// did not confirm, the worker is fenced) or cannot be reached, refreshes the map and re-routes the puts, with
     /// backoff, for up to `retryWindow` (long enough to ride out a worker's death and the failover that follows).
+    /// Each record is counted (stored or duplicate) from the first reply that wrote it: a primary that wrote a
+    /// batch whose copies did not confirm says so in `copies_unconfirmed`, and the resend that follows counts
+    /// nothing, so a record this run stored is never reported as a duplicate of itself.
     func send(_ batch: Outbound, map: Locked<Chorus_V1_PartitionMap>) async throws -> Chorus_V1_WriteReply {
         let deadline = ContinuousClock.now + options.retryWindow
         var attempt = 0
-        var groups = [batch.node: batch.puts]
+        // Per node: the puts, and whether they were counted already (then only their copies are still owed).
+        var groups: [(node: String, puts: [Chorus_V1_Put], counted: Bool)] = [(batch.node, batch.puts, false)]
         var total = Chorus_V1_WriteReply()
         var lastError: (any Error)?
         while !groups.isEmpty {
             attempt += 1
             let m = map.withLock { $0 }
-            var retry: [Chorus_V1_Put] = []
-            for (node, puts) in groups {
+            var retry: [(put: Chorus_V1_Put, counted: Bool)] = []
+            for group in groups {
+                let node = group.node
+                let pending = group.puts.map { ($0, group.counted) }
                 guard let info = m.nodes.first(where: { $0.id == node }) else {
-                    retry += puts
+                    retry += pending
                     lastError = ChorusError(.unavailable, "partitions have no primary yet")
                     continue
                 }
@@ -329,21 +335,28 @@ public final class Ingestor: Sendable {
                 }
                 var wb = Chorus_V1_WriteBatch()
                 wb.mapVersion = m.version
-                wb.puts = puts
+                wb.puts = group.puts
+                wb.acceptUnconfirmed = true
                 do {
                     guard case let .writeBatch(r) = try await client.workerPeers.peer(info)
                         .call(.writeBatch(wb), timeout: .seconds(20)) else {
                         throw ChorusError(.internal, "unexpected reply to a write batch")
                     }
-                    total.stored += r.stored
-                    total.duplicates += r.duplicates
+                    if !group.counted {
+                        total.stored += r.stored
+                        total.duplicates += r.duplicates
+                    }
                     total.written += r.written
+                    if !r.copiesUnconfirmed.isEmpty {
+                        retry += group.puts.map { ($0, true) }
+                        lastError = ChorusError(.unavailable, "written on \(info.name), but " + r.copiesUnconfirmed)
+                    }
                 } catch let e as ChorusError where [.wrongOwner, .fenced, .unavailable, .unreachable].contains(e.code) {
-                    retry += puts
+                    retry += pending
                     lastError = e
                 }
             }
-            groups = [:]
+            groups = []
             if retry.isEmpty { break }
             if ContinuousClock.now > deadline {
                 let why = lastError.map { "\($0)" } ?? "no reachable primary"
@@ -355,7 +368,16 @@ public final class Ingestor: Sendable {
                 map.withLock { if fresh.version >= $0.version { $0 = fresh } }
             }
             let now = map.withLock { $0 }
-            for put in retry { groups[now.assignments[Int(put.partition)].owner, default: []].append(put) }
+            // Counted and uncounted puts for one owner travel in separate batches.
+            var next: [String: Int] = [:]
+            for (put, counted) in retry {
+                let owner = now.assignments[Int(put.partition)].owner
+                let key = (counted ? "c/" : "n/") + owner
+                if let i = next[key] { groups[i].puts.append(put) } else {
+                    next[key] = groups.count
+                    groups.append((owner, [put], counted))
+                }
+            }
         }
         return total
     }

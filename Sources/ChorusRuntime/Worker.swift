@@ -432,7 +432,7 @@ public final class Worker: Sendable {
         if state.withLock({ $0.map.version }) < batch.mapVersion { try await refreshMap() }
         let parts = Set(batch.puts.map(\.partition))
         let store = self.store
-        let (reply, ops, map, ticket) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [Chorus_V1_ReplicaOp], Chorus_V1_PartitionMap, UInt64) in
+        let (counted, ops, map, ticket) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [Chorus_V1_ReplicaOp], Chorus_V1_PartitionMap, UInt64) in
             // Checked against the map inside the write queue: a map change cannot slip in between.
             let map = state.withLock { $0.map }
             try checkPrimary(parts, in: map)
@@ -492,7 +492,14 @@ public final class Worker: Sendable {
         }
         // The local fsync (shared with other batches) and the copies run at the same time.
         async let durable: Void = commit.waitDurable(ticket)
-        try await forward(ops, map: map)
+        var reply = counted
+        do {
+            try await forward(ops, map: map)
+        } catch let e as ChorusError where e.code == .unavailable && batch.acceptUnconfirmed {
+            // Written and counted here; the sender resends until the copies confirm. An error instead would make
+            // its retry count these records as duplicates of themselves.
+            reply.copiesUnconfirmed = e.message
+        }
         try await durable
         return reply
     }
