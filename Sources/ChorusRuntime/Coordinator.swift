@@ -18,6 +18,8 @@ public struct CoordinatorOptions: Sendable {
     public var maxTaskAttempts = 8
     /// The job kinds this coordinator runs (the `chorus` program passes `StandardJobs.registry`).
     public var jobs = JobRegistry.empty
+    /// Refuse an approval of a document version by its own author (`chorus coordinator --block-self-approval`).
+    public var blockSelfApproval = false
     public init(bind: String, dataDir: String, partitions: UInt32? = nil, replication: UInt32? = nil) {
         self.bind = bind; self.dataDir = dataDir; self.partitions = partitions; self.replication = replication
     }
@@ -229,6 +231,11 @@ public final class Coordinator: Sendable {
         case let .modelList(r): return .modelList(try listModels(r))
         case let .sentimentQuery(q): return .sentiment(try sentimentQuery(q))
         case let .jobResult(r): return .jobResult(try await jobResult(r))
+        case let .documentPut(r): return .document(try await putDocument(r))
+        case let .documentGet(r): return .document(try await getDocument(r))
+        case let .documentList(r): return .documentList(try await listDocuments(r))
+        case let .documentApprove(r): return .document(try await approveDocument(r))
+        case let .documentEvent(r): return .document(try await documentEvent(r))
         case let .modelGet(r): return .model(try getModel(r))
         case let .modelPut(r):
             var reply = Chorus_V1_ModelReply()

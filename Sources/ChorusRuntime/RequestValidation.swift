@@ -168,7 +168,48 @@ public enum RequestValidation {
         case let .jobResult(r):
             try id(r.kind, "job_result.kind")
             try id(r.key, "job_result.key")
+        case let .documentPut(d):
+            try documentName(d.collection, d.id, "document_put")
+            guard !d.body.isEmpty, d.body.count <= maxDocumentBytes else {
+                throw invalid("document_put.body", d.body.isEmpty ? "empty" : "\(d.body.count) bytes, more than \(maxDocumentBytes)")
+            }
+            try id(d.author, "document_put.author")
+            try id(d.action, "document_put.action")
+            try text(d.summary, "document_put.summary")
+            try id(d.jobID, "document_put.job_id", allowEmpty: true)
+            try id(d.title, "document_put.title", allowEmpty: true)
+        case let .documentGet(d): try documentName(d.collection, d.id, "document_get")
+        case let .documentList(l):
+            try documentName(l.collection, nil, "document_list")
+            guard l.limit <= maxResults else { throw invalid("document_list.limit", "\(l.limit) is above \(maxResults)") }
+        case let .documentApprove(a):
+            try documentName(a.collection, a.id, "document_approve")
+            guard a.version > 0 else { throw invalid("document_approve.version", "0: name the version you reviewed") }
+            try id(a.by, "document_approve.by")
+            try text(a.note, "document_approve.note")
+        case let .documentEvent(e):
+            try documentName(e.collection, e.id, "document_event")
+            try id(e.who, "document_event.who")
+            try id(e.action, "document_event.action")
+            try text(e.detail, "document_event.detail")
         }
+    }
+
+    /// Largest document version body (a campaign plan is tens of KB).
+    public static let maxDocumentBytes = 8 << 20
+
+    /// Collection and document names: letters, digits, '-', '_', '.', at most 128 bytes (they are store keys).
+    static func documentName(_ collection: String, _ docID: String?, _ field: String) throws {
+        for (name, value) in [("collection", collection)] + (docID.map { [("id", $0)] } ?? []) {
+            guard !value.isEmpty, value.utf8.count <= 128,
+                  value.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)) }) else {
+                throw invalid("\(field).\(name)", "'\(value.prefix(60))' must be 1 to 128 letters, digits, '-', '_' or '.'")
+            }
+        }
+    }
+
+    static func text(_ s: String, _ field: String) throws {
+        guard s.utf8.count <= 64 << 10 else { throw invalid(field, "\(s.utf8.count) bytes, more than 65536") }
     }
 
     static func id(_ s: String, _ field: String, allowEmpty: Bool = false) throws {

@@ -196,6 +196,18 @@ public enum WireFuzz {
         var jr = Chorus_V1_JobResultGet(); jr.kind = "segments"; jr.key = "table"
         out[41] = [req(.jobResult(jr))]
         out[35] = [req(.modelGet(mg))]
+        // Documents, in a collection of the fuzzer's own.
+        var dp = Chorus_V1_DocumentPut(); dp.collection = "fuzz"; dp.id = "d1"; dp.body = Data("{}".utf8)
+        dp.author = "fuzz"; dp.action = "create"
+        var dg = Chorus_V1_DocumentGet(); dg.collection = "fuzz"; dg.id = "d1"; dg.withHistory = true
+        var dl = Chorus_V1_DocumentListRequest(); dl.collection = "fuzz"
+        var da = Chorus_V1_DocumentApprove(); da.collection = "fuzz"; da.id = "d1"; da.version = 1; da.by = "fuzz2"
+        var de = Chorus_V1_DocumentEvent(); de.collection = "fuzz"; de.id = "d1"; de.who = "fuzz"; de.action = "export"
+        out[42] = [req(.documentPut(dp))]
+        out[43] = [req(.documentGet(dg))]
+        out[44] = [req(.documentList(dl))]
+        out[45] = [req(.documentApprove(da))]
+        out[46] = [req(.documentEvent(de))]
         return out
     }
 

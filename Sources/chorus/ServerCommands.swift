@@ -41,6 +41,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Partition moves in flight at once in the whole cluster.")
     var maxMoves: Int = 4
 
+    @Flag(help: "Refuse an approval of a document version (a campaign plan) by the person who wrote it.")
+    var blockSelfApproval = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -51,6 +54,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             o.jobs = StandardJobs.registry
             o.moves.rateBytesPerSecond = UInt64(max(0, moveRateMib) * 1_048_576)
             o.moves.maxMoves = max(1, maxMoves)
+            o.blockSelfApproval = blockSelfApproval
             let c = try Coordinator(options: o, logger: Logger(label: "chorus.coordinator"))
             print("coordinator listening on \(c.endpoint)")
             fflush(nil)

@@ -142,6 +142,48 @@ public final class JobContext: Sendable {
         return try await coordinator.storeModel(f, name: name)
     }
 
+    // MARK: - Added for campaign plans (issue 15); generic, named for what they do.
+
+    /// A result another kind stored (`putResult`), with the job that wrote it: how a kind builds on the outputs of
+    /// others (a campaign plan reads the segments, propensity, best-times ... results). Nil when none is stored.
+    public func result(ofKind other: String, _ key: String) async throws -> (value: [UInt8], jobID: String)? {
+        let store = coordinator.store
+        let value = Array("jobdata/\(other)/\(key)".utf8), prov = Array("jobprov/\(other)/\(key)".utf8)
+        return try await coordinator.storeQueue.run { () throws -> (value: [UInt8], jobID: String)? in
+            guard let v = try store.get(value) else { return nil }
+            return (v, try store.get(prov).map { String(decoding: $0, as: UTF8.self) } ?? "")
+        }
+    }
+
+    /// The newest succeeded job of a kind (its id and summary JSON), for evidence and for summaries that live only
+    /// in the job history.
+    public func latestSucceededJob(ofKind other: String) async -> (id: String, summaryJSON: String)? {
+        let jobs = await coordinator.state.list(limit: 10_000)
+        guard let j = jobs.filter({ $0.kind == other && $0.state == .succeeded }).max(by: { $0.finishedAtMs < $1.finishedAtMs })
+        else { return nil }
+        return (j.id, j.summaryJson)
+    }
+
+    /// Appends a version of a versioned document (the coordinator's document store; documents.proto), checked
+    /// against `expectedVersion` like a client's write. The version records this job as its author's tool.
+    public func putDocument(collection: String, id: String, expectedVersion: UInt32, body: [UInt8], author: String,
+                            action: String, summary: String, title: String = "") async throws -> Chorus_V1_DocumentVersion {
+        var p = Chorus_V1_DocumentPut()
+        p.collection = collection; p.id = id; p.expectedVersion = expectedVersion; p.body = Data(body)
+        p.author = author; p.action = action; p.summary = summary; p.jobID = jobID; p.title = title
+        var req = Chorus_V1_Request()
+        req.body = .documentPut(p)
+        try RequestValidation.check(req)
+        return try await coordinator.putDocument(p).meta
+    }
+
+    /// One version of a document (0: the latest) with its history; nil when the document does not exist.
+    public func document(collection: String, id: String, version: UInt32 = 0) async throws -> Chorus_V1_DocumentReply? {
+        var g = Chorus_V1_DocumentGet()
+        g.collection = collection; g.id = id; g.version = version; g.withHistory = true
+        do { return try await coordinator.getDocument(g) } catch let e as ChorusError where e.code == .notFound && version == 0 { return nil }
+    }
+
     /// Workers active in the cluster now (for a report).
     public func activeWorkerCount() async -> Int {
         await coordinator.state.nodeInfos().filter { $0.state == .active }.count

@@ -552,6 +552,51 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .jobResult(newValue)}
   }
 
+  /// client -> coordinator: append a version of a document (documents.proto)
+  public var documentPut: Chorus_V1_DocumentPut {
+    get {
+      if case .documentPut(let v)? = body {return v}
+      return Chorus_V1_DocumentPut()
+    }
+    set {body = .documentPut(newValue)}
+  }
+
+  /// client -> coordinator: one version, optionally with history and audit log
+  public var documentGet: Chorus_V1_DocumentGet {
+    get {
+      if case .documentGet(let v)? = body {return v}
+      return Chorus_V1_DocumentGet()
+    }
+    set {body = .documentGet(newValue)}
+  }
+
+  /// client -> coordinator: a collection's documents, newest first
+  public var documentList: Chorus_V1_DocumentListRequest {
+    get {
+      if case .documentList(let v)? = body {return v}
+      return Chorus_V1_DocumentListRequest()
+    }
+    set {body = .documentList(newValue)}
+  }
+
+  /// client -> coordinator: approve the latest version
+  public var documentApprove: Chorus_V1_DocumentApprove {
+    get {
+      if case .documentApprove(let v)? = body {return v}
+      return Chorus_V1_DocumentApprove()
+    }
+    set {body = .documentApprove(newValue)}
+  }
+
+  /// client -> coordinator: add an audit entry (e.g. an export)
+  public var documentEvent: Chorus_V1_DocumentEvent {
+    get {
+      if case .documentEvent(let v)? = body {return v}
+      return Chorus_V1_DocumentEvent()
+    }
+    set {body = .documentEvent(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -605,219 +650,251 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case pipelineList(Chorus_V1_PipelineListRequest)
     /// client -> coordinator: a result a job kind stored (JobContext.putResult)
     case jobResult(Chorus_V1_JobResultGet)
+    /// client -> coordinator: append a version of a document (documents.proto)
+    case documentPut(Chorus_V1_DocumentPut)
+    /// client -> coordinator: one version, optionally with history and audit log
+    case documentGet(Chorus_V1_DocumentGet)
+    /// client -> coordinator: a collection's documents, newest first
+    case documentList(Chorus_V1_DocumentListRequest)
+    /// client -> coordinator: approve the latest version
+    case documentApprove(Chorus_V1_DocumentApprove)
+    /// client -> coordinator: add an audit entry (e.g. an export)
+    case documentEvent(Chorus_V1_DocumentEvent)
 
   }
 
   public init() {}
 }
 
-public nonisolated struct Chorus_V1_Response: Sendable {
+public nonisolated struct Chorus_V1_Response: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var correlationID: UInt64 = 0
+  public var correlationID: UInt64 {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
 
-  public var body: Chorus_V1_Response.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   public var error: Chorus_V1_ErrorReply {
     get {
-      if case .error(let v)? = body {return v}
+      if case .error(let v)? = _storage._body {return v}
       return Chorus_V1_ErrorReply()
     }
-    set {body = .error(newValue)}
+    set {_uniqueStorage()._body = .error(newValue)}
   }
 
   public var registerWorker: Chorus_V1_RegisterReply {
     get {
-      if case .registerWorker(let v)? = body {return v}
+      if case .registerWorker(let v)? = _storage._body {return v}
       return Chorus_V1_RegisterReply()
     }
-    set {body = .registerWorker(newValue)}
+    set {_uniqueStorage()._body = .registerWorker(newValue)}
   }
 
   public var heartbeat: Chorus_V1_HeartbeatReply {
     get {
-      if case .heartbeat(let v)? = body {return v}
+      if case .heartbeat(let v)? = _storage._body {return v}
       return Chorus_V1_HeartbeatReply()
     }
-    set {body = .heartbeat(newValue)}
+    set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
   public var clusterStatus: Chorus_V1_ClusterStatus {
     get {
-      if case .clusterStatus(let v)? = body {return v}
+      if case .clusterStatus(let v)? = _storage._body {return v}
       return Chorus_V1_ClusterStatus()
     }
-    set {body = .clusterStatus(newValue)}
+    set {_uniqueStorage()._body = .clusterStatus(newValue)}
   }
 
   public var partitionMap: Chorus_V1_PartitionMap {
     get {
-      if case .partitionMap(let v)? = body {return v}
+      if case .partitionMap(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionMap()
     }
-    set {body = .partitionMap(newValue)}
+    set {_uniqueStorage()._body = .partitionMap(newValue)}
   }
 
   public var writeBatch: Chorus_V1_WriteReply {
     get {
-      if case .writeBatch(let v)? = body {return v}
+      if case .writeBatch(let v)? = _storage._body {return v}
       return Chorus_V1_WriteReply()
     }
-    set {body = .writeBatch(newValue)}
+    set {_uniqueStorage()._body = .writeBatch(newValue)}
   }
 
   public var job: Chorus_V1_JobInfo {
     get {
-      if case .job(let v)? = body {return v}
+      if case .job(let v)? = _storage._body {return v}
       return Chorus_V1_JobInfo()
     }
-    set {body = .job(newValue)}
+    set {_uniqueStorage()._body = .job(newValue)}
   }
 
   public var jobList: Chorus_V1_JobList {
     get {
-      if case .jobList(let v)? = body {return v}
+      if case .jobList(let v)? = _storage._body {return v}
       return Chorus_V1_JobList()
     }
-    set {body = .jobList(newValue)}
+    set {_uniqueStorage()._body = .jobList(newValue)}
   }
 
   public var taskResult: Chorus_V1_TaskResult {
     get {
-      if case .taskResult(let v)? = body {return v}
+      if case .taskResult(let v)? = _storage._body {return v}
       return Chorus_V1_TaskResult()
     }
-    set {body = .taskResult(newValue)}
+    set {_uniqueStorage()._body = .taskResult(newValue)}
   }
 
   public var profile: Chorus_V1_ProfileReply {
     get {
-      if case .profile(let v)? = body {return v}
+      if case .profile(let v)? = _storage._body {return v}
       return Chorus_V1_ProfileReply()
     }
-    set {body = .profile(newValue)}
+    set {_uniqueStorage()._body = .profile(newValue)}
   }
 
   public var profileScan: Chorus_V1_ProfileScanReply {
     get {
-      if case .profileScan(let v)? = body {return v}
+      if case .profileScan(let v)? = _storage._body {return v}
       return Chorus_V1_ProfileScanReply()
     }
-    set {body = .profileScan(newValue)}
+    set {_uniqueStorage()._body = .profileScan(newValue)}
   }
 
   public var ack: Chorus_V1_Ack {
     get {
-      if case .ack(let v)? = body {return v}
+      if case .ack(let v)? = _storage._body {return v}
       return Chorus_V1_Ack()
     }
-    set {body = .ack(newValue)}
+    set {_uniqueStorage()._body = .ack(newValue)}
   }
 
   public var admin: Chorus_V1_AdminReply {
     get {
-      if case .admin(let v)? = body {return v}
+      if case .admin(let v)? = _storage._body {return v}
       return Chorus_V1_AdminReply()
     }
-    set {body = .admin(newValue)}
+    set {_uniqueStorage()._body = .admin(newValue)}
   }
 
   public var copyPartition: Chorus_V1_CopyReply {
     get {
-      if case .copyPartition(let v)? = body {return v}
+      if case .copyPartition(let v)? = _storage._body {return v}
       return Chorus_V1_CopyReply()
     }
-    set {body = .copyPartition(newValue)}
+    set {_uniqueStorage()._body = .copyPartition(newValue)}
   }
 
   public var partitionChunk: Chorus_V1_PartitionChunk {
     get {
-      if case .partitionChunk(let v)? = body {return v}
+      if case .partitionChunk(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionChunk()
     }
-    set {body = .partitionChunk(newValue)}
+    set {_uniqueStorage()._body = .partitionChunk(newValue)}
   }
 
   public var mapPush: Chorus_V1_MapPushReply {
     get {
-      if case .mapPush(let v)? = body {return v}
+      if case .mapPush(let v)? = _storage._body {return v}
       return Chorus_V1_MapPushReply()
     }
-    set {body = .mapPush(newValue)}
+    set {_uniqueStorage()._body = .mapPush(newValue)}
   }
 
   public var recommendations: Chorus_V1_Recommendations {
     get {
-      if case .recommendations(let v)? = body {return v}
+      if case .recommendations(let v)? = _storage._body {return v}
       return Chorus_V1_Recommendations()
     }
-    set {body = .recommendations(newValue)}
+    set {_uniqueStorage()._body = .recommendations(newValue)}
   }
 
   public var userHistory: Chorus_V1_UserHistory {
     get {
-      if case .userHistory(let v)? = body {return v}
+      if case .userHistory(let v)? = _storage._body {return v}
       return Chorus_V1_UserHistory()
     }
-    set {body = .userHistory(newValue)}
+    set {_uniqueStorage()._body = .userHistory(newValue)}
   }
 
   public var modelList: Chorus_V1_ModelList {
     get {
-      if case .modelList(let v)? = body {return v}
+      if case .modelList(let v)? = _storage._body {return v}
       return Chorus_V1_ModelList()
     }
-    set {body = .modelList(newValue)}
+    set {_uniqueStorage()._body = .modelList(newValue)}
   }
 
   public var model: Chorus_V1_ModelReply {
     get {
-      if case .model(let v)? = body {return v}
+      if case .model(let v)? = _storage._body {return v}
       return Chorus_V1_ModelReply()
     }
-    set {body = .model(newValue)}
+    set {_uniqueStorage()._body = .model(newValue)}
   }
 
   public var sentiment: Chorus_V1_SentimentReply {
     get {
-      if case .sentiment(let v)? = body {return v}
+      if case .sentiment(let v)? = _storage._body {return v}
       return Chorus_V1_SentimentReply()
     }
-    set {body = .sentiment(newValue)}
+    set {_uniqueStorage()._body = .sentiment(newValue)}
   }
 
   public var taskResults: Chorus_V1_TaskResults {
     get {
-      if case .taskResults(let v)? = body {return v}
+      if case .taskResults(let v)? = _storage._body {return v}
       return Chorus_V1_TaskResults()
     }
-    set {body = .taskResults(newValue)}
+    set {_uniqueStorage()._body = .taskResults(newValue)}
   }
 
   public var pipeline: Chorus_V1_PipelineInfo {
     get {
-      if case .pipeline(let v)? = body {return v}
+      if case .pipeline(let v)? = _storage._body {return v}
       return Chorus_V1_PipelineInfo()
     }
-    set {body = .pipeline(newValue)}
+    set {_uniqueStorage()._body = .pipeline(newValue)}
   }
 
   public var pipelineList: Chorus_V1_PipelineList {
     get {
-      if case .pipelineList(let v)? = body {return v}
+      if case .pipelineList(let v)? = _storage._body {return v}
       return Chorus_V1_PipelineList()
     }
-    set {body = .pipelineList(newValue)}
+    set {_uniqueStorage()._body = .pipelineList(newValue)}
   }
 
   public var jobResult: Chorus_V1_JobResultReply {
     get {
-      if case .jobResult(let v)? = body {return v}
+      if case .jobResult(let v)? = _storage._body {return v}
       return Chorus_V1_JobResultReply()
     }
-    set {body = .jobResult(newValue)}
+    set {_uniqueStorage()._body = .jobResult(newValue)}
+  }
+
+  public var document: Chorus_V1_DocumentReply {
+    get {
+      if case .document(let v)? = _storage._body {return v}
+      return Chorus_V1_DocumentReply()
+    }
+    set {_uniqueStorage()._body = .document(newValue)}
+  }
+
+  public var documentList: Chorus_V1_DocumentList {
+    get {
+      if case .documentList(let v)? = _storage._body {return v}
+      return Chorus_V1_DocumentList()
+    }
+    set {_uniqueStorage()._body = .documentList(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -848,10 +925,14 @@ public nonisolated struct Chorus_V1_Response: Sendable {
     case pipeline(Chorus_V1_PipelineInfo)
     case pipelineList(Chorus_V1_PipelineList)
     case jobResult(Chorus_V1_JobResultReply)
+    case document(Chorus_V1_DocumentReply)
+    case documentList(Chorus_V1_DocumentList)
 
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_ErrorReply: Sendable {
@@ -1493,6 +1574,11 @@ public nonisolated struct Chorus_V1_WriteBatch: Sendable {
 
   public var puts: [Chorus_V1_Put] = []
 
+  /// The sender understands WriteReply.copies_unconfirmed: when the primary wrote the batch durably but a copy did
+  /// not confirm it, the reply carries the counts with that field set instead of an error, and the sender resends
+  /// the batch (a resend counts nothing) until every copy confirms. Without it such a batch fails as a whole.
+  public var acceptUnconfirmed: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1511,6 +1597,10 @@ public nonisolated struct Chorus_V1_WriteReply: Sendable {
 
   /// all copies written, counted or not
   public var written: UInt32 = 0
+
+  /// Set (with accept_unconfirmed) when the primary wrote the batch durably and counted it, but not every copy
+  /// confirmed it: why. The batch is not acknowledged yet; resend it until a reply leaves this empty.
+  public var copiesUnconfirmed: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2311,7 +2401,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2738,6 +2828,71 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .jobResult(v)
         }
       }()
+      case 42: try {
+        var v: Chorus_V1_DocumentPut?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentPut(v)
+        }
+      }()
+      case 43: try {
+        var v: Chorus_V1_DocumentGet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentGet(v)
+        }
+      }()
+      case 44: try {
+        var v: Chorus_V1_DocumentListRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentList(v)
+        }
+      }()
+      case 45: try {
+        var v: Chorus_V1_DocumentApprove?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentApprove(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentApprove(v)
+        }
+      }()
+      case 46: try {
+        var v: Chorus_V1_DocumentEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentEvent(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentEvent(v)
+        }
+      }()
       default: break
       }
     }
@@ -2886,6 +3041,26 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .jobResult(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
     }()
+    case .documentPut?: try {
+      guard case .documentPut(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
+    }()
+    case .documentGet?: try {
+      guard case .documentGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
+    }()
+    case .documentList?: try {
+      guard case .documentList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
+    }()
+    case .documentApprove?: try {
+      guard case .documentApprove(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
+    }()
+    case .documentEvent?: try {
+      guard case .documentEvent(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2903,462 +3078,534 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0\u{1}pipeline\0\u{3}pipeline_list\0\u{3}job_result\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0\u{1}pipeline\0\u{3}pipeline_list\0\u{3}job_result\0\u{1}document\0\u{3}document_list\0")
+
+  fileprivate class _StorageClass {
+    var _correlationID: UInt64 = 0
+    var _body: Chorus_V1_Response.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _correlationID = source._correlationID
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.correlationID) }()
-      case 10: try {
-        var v: Chorus_V1_ErrorReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .error(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
+        case 10: try {
+          var v: Chorus_V1_ErrorReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .error(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .error(v)
+          }
+        }()
+        case 11: try {
+          var v: Chorus_V1_RegisterReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .registerWorker(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .registerWorker(v)
+          }
+        }()
+        case 12: try {
+          var v: Chorus_V1_HeartbeatReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .heartbeat(v)
+          }
+        }()
+        case 13: try {
+          var v: Chorus_V1_ClusterStatus?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .clusterStatus(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .clusterStatus(v)
+          }
+        }()
+        case 14: try {
+          var v: Chorus_V1_PartitionMap?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .partitionMap(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .partitionMap(v)
+          }
+        }()
+        case 15: try {
+          var v: Chorus_V1_WriteReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .writeBatch(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .writeBatch(v)
+          }
+        }()
+        case 16: try {
+          var v: Chorus_V1_JobInfo?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .job(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .job(v)
+          }
+        }()
+        case 17: try {
+          var v: Chorus_V1_JobList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobList(v)
+          }
+        }()
+        case 18: try {
+          var v: Chorus_V1_TaskResult?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .taskResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .taskResult(v)
+          }
+        }()
+        case 19: try {
+          var v: Chorus_V1_ProfileReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .profile(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .profile(v)
+          }
+        }()
+        case 20: try {
+          var v: Chorus_V1_ProfileScanReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .profileScan(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .profileScan(v)
+          }
+        }()
+        case 21: try {
+          var v: Chorus_V1_Ack?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .ack(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .ack(v)
+          }
+        }()
+        case 22: try {
+          var v: Chorus_V1_AdminReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .admin(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .admin(v)
+          }
+        }()
+        case 23: try {
+          var v: Chorus_V1_CopyReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .copyPartition(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .copyPartition(v)
+          }
+        }()
+        case 24: try {
+          var v: Chorus_V1_PartitionChunk?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .partitionChunk(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .partitionChunk(v)
+          }
+        }()
+        case 25: try {
+          var v: Chorus_V1_MapPushReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .mapPush(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .mapPush(v)
+          }
+        }()
+        case 26: try {
+          var v: Chorus_V1_Recommendations?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .recommendations(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .recommendations(v)
+          }
+        }()
+        case 27: try {
+          var v: Chorus_V1_UserHistory?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .userHistory(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .userHistory(v)
+          }
+        }()
+        case 28: try {
+          var v: Chorus_V1_ModelList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelList(v)
+          }
+        }()
+        case 29: try {
+          var v: Chorus_V1_ModelReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .model(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .model(v)
+          }
+        }()
+        case 30: try {
+          var v: Chorus_V1_SentimentReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .sentiment(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .sentiment(v)
+          }
+        }()
+        case 31: try {
+          var v: Chorus_V1_TaskResults?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .taskResults(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .taskResults(v)
+          }
+        }()
+        case 32: try {
+          var v: Chorus_V1_PipelineInfo?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .pipeline(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .pipeline(v)
+          }
+        }()
+        case 33: try {
+          var v: Chorus_V1_PipelineList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .pipelineList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .pipelineList(v)
+          }
+        }()
+        case 34: try {
+          var v: Chorus_V1_JobResultReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobResult(v)
+          }
+        }()
+        case 35: try {
+          var v: Chorus_V1_DocumentReply?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .document(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .document(v)
+          }
+        }()
+        case 36: try {
+          var v: Chorus_V1_DocumentList?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .documentList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .documentList(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .error(v)
-        }
-      }()
-      case 11: try {
-        var v: Chorus_V1_RegisterReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .registerWorker(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .registerWorker(v)
-        }
-      }()
-      case 12: try {
-        var v: Chorus_V1_HeartbeatReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .heartbeat(v)
-        }
-      }()
-      case 13: try {
-        var v: Chorus_V1_ClusterStatus?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .clusterStatus(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .clusterStatus(v)
-        }
-      }()
-      case 14: try {
-        var v: Chorus_V1_PartitionMap?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .partitionMap(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .partitionMap(v)
-        }
-      }()
-      case 15: try {
-        var v: Chorus_V1_WriteReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .writeBatch(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .writeBatch(v)
-        }
-      }()
-      case 16: try {
-        var v: Chorus_V1_JobInfo?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .job(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .job(v)
-        }
-      }()
-      case 17: try {
-        var v: Chorus_V1_JobList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobList(v)
-        }
-      }()
-      case 18: try {
-        var v: Chorus_V1_TaskResult?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .taskResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .taskResult(v)
-        }
-      }()
-      case 19: try {
-        var v: Chorus_V1_ProfileReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .profile(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .profile(v)
-        }
-      }()
-      case 20: try {
-        var v: Chorus_V1_ProfileScanReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .profileScan(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .profileScan(v)
-        }
-      }()
-      case 21: try {
-        var v: Chorus_V1_Ack?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .ack(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .ack(v)
-        }
-      }()
-      case 22: try {
-        var v: Chorus_V1_AdminReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .admin(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .admin(v)
-        }
-      }()
-      case 23: try {
-        var v: Chorus_V1_CopyReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .copyPartition(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .copyPartition(v)
-        }
-      }()
-      case 24: try {
-        var v: Chorus_V1_PartitionChunk?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .partitionChunk(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .partitionChunk(v)
-        }
-      }()
-      case 25: try {
-        var v: Chorus_V1_MapPushReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .mapPush(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .mapPush(v)
-        }
-      }()
-      case 26: try {
-        var v: Chorus_V1_Recommendations?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .recommendations(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .recommendations(v)
-        }
-      }()
-      case 27: try {
-        var v: Chorus_V1_UserHistory?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .userHistory(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .userHistory(v)
-        }
-      }()
-      case 28: try {
-        var v: Chorus_V1_ModelList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelList(v)
-        }
-      }()
-      case 29: try {
-        var v: Chorus_V1_ModelReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .model(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .model(v)
-        }
-      }()
-      case 30: try {
-        var v: Chorus_V1_SentimentReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .sentiment(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .sentiment(v)
-        }
-      }()
-      case 31: try {
-        var v: Chorus_V1_TaskResults?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .taskResults(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .taskResults(v)
-        }
-      }()
-      case 32: try {
-        var v: Chorus_V1_PipelineInfo?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .pipeline(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .pipeline(v)
-        }
-      }()
-      case 33: try {
-        var v: Chorus_V1_PipelineList?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .pipelineList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .pipelineList(v)
-        }
-      }()
-      case 34: try {
-        var v: Chorus_V1_JobResultReply?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobResult(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.correlationID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.correlationID, fieldNumber: 1)
-    }
-    switch self.body {
-    case .error?: try {
-      guard case .error(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .registerWorker?: try {
-      guard case .registerWorker(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .clusterStatus?: try {
-      guard case .clusterStatus(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .partitionMap?: try {
-      guard case .partitionMap(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .writeBatch?: try {
-      guard case .writeBatch(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .job?: try {
-      guard case .job(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case .jobList?: try {
-      guard case .jobList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-    }()
-    case .taskResult?: try {
-      guard case .taskResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-    }()
-    case .profile?: try {
-      guard case .profile(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-    }()
-    case .profileScan?: try {
-      guard case .profileScan(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .ack?: try {
-      guard case .ack(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case .admin?: try {
-      guard case .admin(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-    }()
-    case .copyPartition?: try {
-      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-    }()
-    case .partitionChunk?: try {
-      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-    }()
-    case .mapPush?: try {
-      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-    }()
-    case .recommendations?: try {
-      guard case .recommendations(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
-    }()
-    case .userHistory?: try {
-      guard case .userHistory(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
-    }()
-    case .modelList?: try {
-      guard case .modelList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
-    }()
-    case .model?: try {
-      guard case .model(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
-    }()
-    case .sentiment?: try {
-      guard case .sentiment(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-    }()
-    case .taskResults?: try {
-      guard case .taskResults(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-    }()
-    case .pipeline?: try {
-      guard case .pipeline(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-    }()
-    case .pipelineList?: try {
-      guard case .pipelineList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-    }()
-    case .jobResult?: try {
-      guard case .jobResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._correlationID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 1)
+      }
+      switch _storage._body {
+      case .error?: try {
+        guard case .error(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .registerWorker?: try {
+        guard case .registerWorker(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .clusterStatus?: try {
+        guard case .clusterStatus(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .partitionMap?: try {
+        guard case .partitionMap(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .writeBatch?: try {
+        guard case .writeBatch(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .job?: try {
+        guard case .job(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case .jobList?: try {
+        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      }()
+      case .taskResult?: try {
+        guard case .taskResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      }()
+      case .profile?: try {
+        guard case .profile(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case .profileScan?: try {
+        guard case .profileScan(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .ack?: try {
+        guard case .ack(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .admin?: try {
+        guard case .admin(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .copyPartition?: try {
+        guard case .copyPartition(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .partitionChunk?: try {
+        guard case .partitionChunk(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .mapPush?: try {
+        guard case .mapPush(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      }()
+      case .recommendations?: try {
+        guard case .recommendations(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+      }()
+      case .userHistory?: try {
+        guard case .userHistory(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+      }()
+      case .modelList?: try {
+        guard case .modelList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+      }()
+      case .model?: try {
+        guard case .model(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+      }()
+      case .sentiment?: try {
+        guard case .sentiment(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+      }()
+      case .taskResults?: try {
+        guard case .taskResults(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+      }()
+      case .pipeline?: try {
+        guard case .pipeline(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+      }()
+      case .pipelineList?: try {
+        guard case .pipelineList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+      }()
+      case .jobResult?: try {
+        guard case .jobResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+      }()
+      case .document?: try {
+        guard case .document(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+      }()
+      case .documentList?: try {
+        guard case .documentList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Response, rhs: Chorus_V1_Response) -> Bool {
-    if lhs.correlationID != rhs.correlationID {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4657,7 +4904,7 @@ nonisolated extension Chorus_V1_PartitionChunk: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WriteBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{1}puts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{1}puts\0\u{3}accept_unconfirmed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4667,6 +4914,7 @@ nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.puts) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.acceptUnconfirmed) }()
       default: break
       }
     }
@@ -4679,12 +4927,16 @@ nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf
     if !self.puts.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.puts, fieldNumber: 2)
     }
+    if self.acceptUnconfirmed != false {
+      try visitor.visitSingularBoolField(value: self.acceptUnconfirmed, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_WriteBatch, rhs: Chorus_V1_WriteBatch) -> Bool {
     if lhs.mapVersion != rhs.mapVersion {return false}
     if lhs.puts != rhs.puts {return false}
+    if lhs.acceptUnconfirmed != rhs.acceptUnconfirmed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4692,7 +4944,7 @@ nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Chorus_V1_WriteReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WriteReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stored\0\u{1}duplicates\0\u{1}written\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stored\0\u{1}duplicates\0\u{1}written\0\u{3}copies_unconfirmed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4703,6 +4955,7 @@ nonisolated extension Chorus_V1_WriteReply: SwiftProtobuf.Message, SwiftProtobuf
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.stored) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.duplicates) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.written) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.copiesUnconfirmed) }()
       default: break
       }
     }
@@ -4718,6 +4971,9 @@ nonisolated extension Chorus_V1_WriteReply: SwiftProtobuf.Message, SwiftProtobuf
     if self.written != 0 {
       try visitor.visitSingularUInt32Field(value: self.written, fieldNumber: 3)
     }
+    if !self.copiesUnconfirmed.isEmpty {
+      try visitor.visitSingularStringField(value: self.copiesUnconfirmed, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4725,6 +4981,7 @@ nonisolated extension Chorus_V1_WriteReply: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.stored != rhs.stored {return false}
     if lhs.duplicates != rhs.duplicates {return false}
     if lhs.written != rhs.written {return false}
+    if lhs.copiesUnconfirmed != rhs.copiesUnconfirmed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
