@@ -16,5 +16,6 @@ public enum StandardJobs {
         ForecastJob.self,
         BestTimesJob.self,
         ContentInsightsJob.self,
+        CampaignPlanJob.self,
     ])
 }

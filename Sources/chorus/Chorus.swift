@@ -26,7 +26,8 @@ struct Chorus: AsyncParsableCommand {
                       Job.self, Pipeline.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Segments.self,
                       Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
-                      Debug.self, Propensity.self, Influencers.self, ForecastCommand.self, BestTimesCommand.self, Insights.self]
+                      Debug.self, Propensity.self, Influencers.self, ForecastCommand.self, BestTimesCommand.self, Insights.self,
+                      Campaign.self]
     )
 
     /// `chorus job submit KIND --help` shows that kind's parameters (generated from its declarations); every other

@@ -155,6 +155,29 @@ public final class JobContext: Sendable {
         }
     }
 
+    /// Every result another kind stored under a key prefix (e.g. the sentiment kind's "alert/"), in key order, with
+    /// the key after the prefix. At most `limit`.
+    public func results(ofKind other: String, prefix: String, limit: Int = 10_000) async throws -> [(key: String, value: [UInt8])] {
+        let store = coordinator.store
+        let full = Array("jobdata/\(other)/\(prefix)".utf8)
+        return try await coordinator.storeQueue.run { () throws -> [(key: String, value: [UInt8])] in
+            var out: [(key: String, value: [UInt8])] = []
+            try store.scan(prefix: full) { k, v in
+                out.append((String(decoding: k.dropFirst(full.count), as: UTF8.self), Array(v)))
+                return out.count < limit
+            }
+            return out
+        }
+    }
+
+    /// The item side of the latest `als` job (what `chorus recommend` serves), nil when no ALS job has run.
+    public func recommendationModel() async throws -> Chorus_V1_AlsModel? {
+        let store = coordinator.store
+        return try await coordinator.storeQueue.run { () throws -> Chorus_V1_AlsModel? in
+            try store.get(Coordinator.alsModelKey).map { try Chorus_V1_AlsModel(serializedBytes: $0) }
+        }
+    }
+
     /// The newest succeeded job of a kind (its id and summary JSON), for evidence and for summaries that live only
     /// in the job history.
     public func latestSucceededJob(ofKind other: String) async -> (id: String, summaryJSON: String)? {
