@@ -26,14 +26,20 @@ public enum GeneratedFile: String, CaseIterable, Sendable {
     case slotEffects = "truth/slot_effects.csv"
     /// Only with content effects: the planted effects of the content's attributes on its engagement rate.
     case contentEffects = "truth/content_effects.csv"
+    /// Only with a spend history (`--spend-history`): weekly spend and outcomes per channel (`SpendHistory`).
+    case spend = "spend.jsonl"
+    /// Only with a spend history: the planted response curve of each channel.
+    case spendCurves = "truth/spend_curves.csv"
 
     /// The files a network writes: the segment truth only with hidden segments, the effect truth only with
-    /// content effects.
-    public static func written(segments: Int, contentEffects: Bool = false) -> [GeneratedFile] {
+    /// content effects, the spend files only with a spend history (written by `SpendHistory`, not by
+    /// `SyntheticNetwork.generate`).
+    public static func written(segments: Int, contentEffects: Bool = false, spendHistory: Bool = false) -> [GeneratedFile] {
         allCases.filter { f in
             switch f {
             case .userSegments, .conversionDrivers: return segments > 0
             case .slotEffects, .contentEffects: return contentEffects
+            case .spend, .spendCurves: return spendHistory
             default: return true
             }
         }

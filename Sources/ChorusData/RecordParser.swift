@@ -199,7 +199,68 @@ public struct RecordParser: Sendable {
             if a == b { throw Invalid(reason: "a user cannot follow itself ('\(a)')") }
             return .follow(FollowRecord(followerId: a, followeeId: b, channel: try id(f, "channel"),
                                         ts: try optTime(f, "ts") ?? 0))
+        case .spend:
+            return .spend(try spend(f))
         }
+    }
+
+    /// A `spend` record: channel, date (YYYY-MM-DD), period (day or week), spend, currency, the outcomes, and the
+    /// optional campaign, arm and segment (docs/data-format.md).
+    private func spend(_ f: [String: Field]) throws(Invalid) -> SpendRecord {
+        let channel = try id(f, "channel")
+        let date = try id(f, "date")
+        guard SpendRecord.day(of: date) != nil else {
+            throw Invalid(reason: "bad date in 'date': '\(date.prefix(40))' (expected YYYY-MM-DD, the period's first "
+                          + "day in UTC, from 1990-01-01 to 2099-12-31)")
+        }
+        let periodText = try optString(f, "period").trimmingSpaces()
+        let period: SpendPeriod
+        if periodText.isEmpty { period = .day } else {
+            guard let p = SpendPeriod(rawValue: periodText.lowercased()) else {
+                throw Invalid(reason: "unknown period '\(periodText.prefix(40))' (expected day or week)")
+            }
+            period = p
+        }
+        guard let spend = try optNumber(f, "spend") else { throw Invalid(reason: "missing required field 'spend'") }
+        try Self.amount(spend, "spend")
+        var currency = try optString(f, "currency").trimmingSpaces()
+        if currency.isEmpty { currency = "USD" }
+        guard currency.utf8.count == 3, currency.utf8.allSatisfy({ (0x41...0x5A).contains($0) }) else {
+            throw Invalid(reason: "field 'currency' is '\(currency.prefix(40))' (expected an ISO 4217 code of 3 "
+                          + "capital letters, e.g. USD)")
+        }
+        var outcomes: [Double] = []
+        for name in ["impressions", "clicks", "conversions", "revenue"] {
+            let v = try optNumber(f, name) ?? 0
+            try Self.amount(v, name)
+            outcomes.append(v)
+        }
+        let campaign = try optId(f, "campaign"), segment = try optId(f, "segment")
+        let arm = try optString(f, "arm").trimmingSpaces().lowercased()
+        if !arm.isEmpty && !SpendRecord.arms.contains(arm) {
+            throw Invalid(reason: "unknown arm '\(arm.prefix(40))' (expected treatment or holdout, or none)")
+        }
+        if !arm.isEmpty && campaign.isEmpty {
+            throw Invalid(reason: "field 'arm' is '\(arm)' but 'campaign' is missing (an arm belongs to a campaign)")
+        }
+        return SpendRecord(channel: channel, date: date, period: period, spend: spend, currency: currency,
+                           impressions: outcomes[0], clicks: outcomes[1], conversions: outcomes[2],
+                           revenue: outcomes[3], campaign: campaign, arm: arm, segment: segment)
+    }
+
+    /// A money amount or a count: finite, never negative, at most `maxValue`.
+    static func amount(_ v: Double, _ name: String) throws(Invalid) {
+        if v < 0 { throw Invalid(reason: "field '\(name)' is \(v), below 0") }
+        if v > Self.maxValue { throw Invalid(reason: "field '\(name)' is \(v), above 1e12") }
+    }
+
+    /// An optional id-like string: trimmed, at most 256 bytes, no control characters; "" when missing.
+    private func optId(_ f: [String: Field], _ name: String) throws(Invalid) -> String {
+        let t = try optString(f, name).trimmingSpaces()
+        if t.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+            throw Invalid(reason: "field '\(name)' holds a control character")
+        }
+        return t
     }
 
     /// The id given to an interaction that has none: `i-` + FNV-1a 64 (hex) of its fields joined by U+001F.
@@ -323,9 +384,10 @@ extension String {
 }
 
 extension RecordKind {
-    /// The kind a file name implies: users*, content*, interactions*, follows* (case-insensitive).
+    /// The kind a file name implies: users*, content*, interactions*, follows*, spend* (case-insensitive).
     public static func infer(fromFileName name: String) -> RecordKind? {
         let n = name.lowercased()
+        if n.hasPrefix("spend") { return .spend }
         if n.hasPrefix("users") || n.hasPrefix("user") { return .users }
         if n.hasPrefix("content") || n.hasPrefix("posts") { return .content }
         if n.hasPrefix("interactions") || n.hasPrefix("interaction") { return .interactions }

@@ -51,6 +51,8 @@ public enum InteractionKind: Int, Sendable, CaseIterable, Codable, Comparable {
 /// The record kinds of the ingest format.
 public enum RecordKind: String, Sendable, CaseIterable, Codable {
     case users, content, interactions, follows
+    /// Channel spend and outcomes per day or week (`SpendRecord`).
+    case spend
 }
 
 public struct UserRecord: Sendable, Equatable, Codable {
@@ -120,4 +122,5 @@ public enum Record: Sendable, Equatable {
     case content(ContentRecord)
     case interaction(InteractionRecord)
     case follow(FollowRecord)
+    case spend(SpendRecord)
 }

@@ -193,7 +193,7 @@ public final class Ingestor: Sendable {
             guard isDir.boolValue else {
                 guard let (kind, mapping) = kindOf(path) else {
                     throw ChorusError(.usage, "cannot tell the record kind of \(path)",
-                                      hint: "name it users*, content*, interactions* or follows*, or pass --kind")
+                                      hint: "name it users*, content*, interactions*, follows* or spend*, or pass --kind")
                 }
                 out.append(planned(path, kind, mapping))
                 continue
@@ -208,8 +208,8 @@ public final class Ingestor: Sendable {
                 var sub: ObjCBool = false
                 guard fm.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue else { continue }
                 guard let (kind, mapping) = kindOf(full) else {
-                    warnings.append("\(full): not read (its name does not say users*, content*, interactions* or "
-                                    + "follows*; name it so, or ingest it alone with --kind)")
+                    warnings.append("\(full): not read (its name does not say users*, content*, interactions*, "
+                                    + "follows* or spend*; name it so, or ingest it alone with --kind)")
                     continue
                 }
                 out.append(planned(full, kind, mapping))
@@ -217,7 +217,7 @@ public final class Ingestor: Sendable {
             }
             if taken == 0 {
                 throw ChorusError(.usage, "the directory \(path) has no input files",
-                                  hint: "it should hold files named users*, content*, interactions* or follows* "
+                                  hint: "it should hold files named users*, content*, interactions*, follows* or spend* "
                                   + "(.jsonl or .csv); or pass the files themselves")
             }
         }
@@ -390,6 +390,7 @@ public final class Ingestor: Sendable {
         case let .content(c): return "c\u{0}" + c.id
         case let .interaction(i): return "i\u{0}" + i.userId + "\u{0}" + i.id
         case let .follow(f): return "f\u{0}" + f.followerId + "\u{0}" + f.followeeId
+        case let .spend(s): return "s\u{0}" + s.identityKey
         }
     }
 

@@ -169,7 +169,15 @@ public enum WireFuzz {
         var user = Chorus_V1_User(); user.id = "fuzz-user"
         put.value = (try? user.serializedData()) ?? Data()
         var wb = Chorus_V1_WriteBatch(); wb.puts = [put]
-        out[14] = [req(.writeBatch(wb))]
+        // And one of a week's channel spend, whose numbers the worker checks (finite, ≥ 0, a known period).
+        let spendRecord = SpendRecord(channel: "fuzz", date: "2025-09-01", period: .week, spend: 100, impressions: 1000,
+                                      clicks: 10, conversions: 1, revenue: 20)
+        var spendPut = Chorus_V1_Put()
+        spendPut.partition = ps[0]; spendPut.role = .spend; spendPut.keyID = Data(spendRecord.identityKey.utf8)
+        spendPut.counted = true
+        spendPut.value = (try? Wire.encode(spendRecord).serializedData()) ?? Data()
+        var spendBatch = Chorus_V1_WriteBatch(); spendBatch.puts = [spendPut]
+        out[14] = [req(.writeBatch(wb)), req(.writeBatch(spendBatch))]
         var op = Chorus_V1_ReplicaOp()
         op.partition = ps[0]; op.key = Data(ShardKeys.key(partition: ps[0], role: 1, id: Array("fuzz-user".utf8))); op.value = put.value
         var rw = Chorus_V1_ReplicaWrite(); rw.primary = "fuzz"; rw.ops = [op]

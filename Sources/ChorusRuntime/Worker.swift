@@ -405,7 +405,7 @@ public final class Worker: Sendable {
     func write(_ batch: Chorus_V1_WriteBatch) async throws -> Chorus_V1_WriteReply {
         // Validate everything before writing anything: the batch is all-or-nothing.
         for put in batch.puts {
-            guard (1...7).contains(put.role.rawValue) else {
+            guard (1...8).contains(put.role.rawValue) else {
                 throw ChorusError(.usage, "put with unknown role \(put.role.rawValue)")
             }
             guard !put.keyID.isEmpty, put.keyID.count <= 1024 else {
@@ -423,6 +423,17 @@ public final class Worker: Sendable {
             case .labelledText:
                 guard let t = try? Chorus_V1_LabelledText(serializedBytes: put.value) else { ok = false; break }
                 if !t.weight.isFinite { throw RequestValidation.invalid("write_batch.puts.value", "labelled text with a non-finite weight") }
+                ok = true
+            case .spend:
+                // The same rules as the parser's: a day or a week, spend and outcomes finite and never negative.
+                guard let m = try? Chorus_V1_Spend(serializedBytes: put.value) else { ok = false; break }
+                if m.period != .day && m.period != .week {
+                    throw RequestValidation.invalid("write_batch.puts.value", "spend of \(m.channel.prefix(60)) on \(m.date.prefix(20)) has no period (day or week)")
+                }
+                for (name, v) in [("spend", m.spend), ("impressions", m.impressions), ("clicks", m.clicks),
+                                  ("conversions", m.conversions), ("revenue", m.revenue)] where !(v.isFinite && v >= 0) {
+                    throw RequestValidation.invalid("write_batch.puts.value", "spend of \(m.channel.prefix(60)) on \(m.date.prefix(20)) has \(name) \(v) (must be finite and ≥ 0)")
+                }
                 ok = true
             default: ok = (try? Chorus_V1_Follow(serializedBytes: put.value)) != nil
             }

@@ -60,8 +60,31 @@ public enum Wire {
         FollowRecord(followerId: m.followerID, followeeId: m.followeeID, channel: m.channel, ts: m.ts)
     }
 
+    public static func encode(_ r: SpendRecord) -> Chorus_V1_Spend {
+        var m = Chorus_V1_Spend()
+        m.channel = r.channel; m.date = r.date; m.period = r.period == .week ? .week : .day; m.spend = r.spend
+        m.currency = r.currency; m.impressions = r.impressions; m.clicks = r.clicks; m.conversions = r.conversions
+        m.revenue = r.revenue; m.campaign = r.campaign; m.arm = r.arm; m.segment = r.segment
+        return m
+    }
+
+    /// Nil when the period is not day or week.
+    public static func decode(_ m: Chorus_V1_Spend) -> SpendRecord? {
+        let period: SpendPeriod
+        switch m.period {
+        case .day: period = .day
+        case .week: period = .week
+        default: return nil
+        }
+        return SpendRecord(channel: m.channel, date: m.date, period: period, spend: m.spend, currency: m.currency,
+                           impressions: m.impressions, clicks: m.clicks, conversions: m.conversions,
+                           revenue: m.revenue, campaign: m.campaign, arm: m.arm, segment: m.segment)
+    }
+
     /// The stored copies of one record: each (partition, role, key id, value, counted).
-    /// Users and content get one copy; interactions and follows get one on each side, the first one counted.
+    /// Users, content and spend get one copy; interactions and follows get one on each side, the first one counted.
+    /// A spend record's key id and placement key is its `identityKey` (channel, date, period, campaign, arm and
+    /// segment joined by 0x00).
     public static func puts(for record: Record, placement: Placement) throws -> [Chorus_V1_Put] {
         func put(_ id: String, _ role: Chorus_V1_PutRole, _ keyId: [UInt8], _ value: [UInt8], _ counted: Bool)
             -> Chorus_V1_Put {
@@ -89,6 +112,10 @@ public enum Wire {
             let v: [UInt8] = try encode(f).serializedBytes()
             return [put(f.followerId, .followOut, join(f.followerId, f.followeeId), v, true),
                     put(f.followeeId, .followIn, join(f.followeeId, f.followerId), v, false)]
+        case let .spend(s):
+            let v: [UInt8] = try encode(s).serializedBytes()
+            let key = s.identityKey
+            return [put(key, .spend, Array(key.utf8), v, true)]
         }
     }
 }

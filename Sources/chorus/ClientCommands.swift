@@ -25,8 +25,12 @@ struct Generate: AsyncParsableCommand {
         jobs are checked on (docs/audience.md). --content-effects plants effects of the posting slot (per
         channel) and of media type, hashtags and caption length on each post's engagement rate, written to
         truth/slot_effects.csv and truth/content_effects.csv: the data `best-times` and `content-insights` are
-        checked on (docs/forecasting.md). --days N sets the length of the history (default 28). Without these
-        options the network is that of earlier releases, byte for byte.
+        checked on (docs/forecasting.md). --days N sets the length of the history (default 28).
+        --spend-history also writes spend.jsonl: business-as-usual spend, impressions, clicks, conversions and
+        revenue per channel and week (on/off flights, ramps and bursts), over --spend-weeks weekly periods
+        (default 104) ending where the interaction history's last full week ends, with planted response curves
+        (geometric adstock, then Hill saturation) written to truth/spend_curves.csv (docs/data-format.md).
+        Without these options the network is that of earlier releases, byte for byte.
         """))
 
     @Option(help: "Number of users.") var users: Int
@@ -37,12 +41,16 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Plant posting-slot and content-attribute effects on engagement (truth/slot_effects.csv, truth/content_effects.csv).")
     var contentEffects = false
     @Option(help: "Days of history, from 2025-09-01 (a Monday); 7–366.") var days = 28
+    @Flag(help: "Also write a weekly spend history per channel with planted response curves (spend.jsonl, truth/spend_curves.csv).")
+    var spendHistory = false
+    @Option(help: "Weeks of spend history with --spend-history (8–520).") var spendWeeks = SpendHistory.defaultWeeks
     @Flag(help: "Print the counts as JSON.") var json = false
 
     func validate() throws {
         if users < 2 { throw ValidationError("--users must be at least 2") }
         if comments < 0 { throw ValidationError("--comments must be ≥ 0") }
         if !(7...366).contains(days) { throw ValidationError("--days must be 7–366") }
+        if !SpendHistory.weeksRange.contains(spendWeeks) { throw ValidationError("--spend-weeks must be 8–520") }
         if !(0...SyntheticNetwork.personas.count).contains(segments) {
             throw ValidationError("--segments must be 0–\(SyntheticNetwork.personas.count)")
         }
@@ -50,8 +58,11 @@ struct Generate: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded {
+            var spendRecords = 0
             var counts = try DataGenerator.write(users: users, seed: seed, segments: segments,
-                                                 contentEffects: contentEffects, days: days, to: out)
+                                                 contentEffects: contentEffects, days: days,
+                                                 spendWeeks: spendHistory ? spendWeeks : nil,
+                                                 spendRecords: &spendRecords, to: out)
             if comments > 0 {
                 let fm = FileManager.default
                 let paths = [out + "/interactions-comments.jsonl", out + "/truth/extra_comment_sentiment.csv"]
@@ -69,18 +80,30 @@ struct Generate: AsyncParsableCommand {
                 counts.comments += comments
             }
             if json {
-                printJSON(encodeJSON(counts) as! [String: Any])
+                var d = encodeJSON(counts) as! [String: Any]
+                if spendHistory { d["spend"] = spendRecords }
+                printJSON(d)
             } else {
                 print("wrote \(counts.users) users, \(counts.content) content, \(counts.interactions) interactions, "
-                      + "\(counts.follows) follows (\(counts.comments) comments) to \(out)")
+                      + "\(counts.follows) follows (\(counts.comments) comments)"
+                      + (spendHistory ? ", \(spendRecords) weekly spend records" : "") + " to \(out)")
             }
         }
     }
 }
 
 enum DataGenerator {
+    /// Writes the network, and with `spendWeeks` its spend history (`SpendHistory`), whose record count goes to
+    /// `spendRecords`.
     static func write(users: Int, seed: UInt64, segments: Int = 0, contentEffects: Bool = false, days: Int = 28,
-                      to dir: String) throws -> SyntheticNetwork.Counts {
+                      spendWeeks: Int? = nil, to dir: String) throws -> SyntheticNetwork.Counts {
+        var n = 0
+        return try write(users: users, seed: seed, segments: segments, contentEffects: contentEffects, days: days,
+                         spendWeeks: spendWeeks, spendRecords: &n, to: dir)
+    }
+
+    static func write(users: Int, seed: UInt64, segments: Int = 0, contentEffects: Bool = false, days: Int = 28,
+                      spendWeeks: Int?, spendRecords: inout Int, to dir: String) throws -> SyntheticNetwork.Counts {
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: dir + "/truth", withIntermediateDirectories: true)
@@ -88,7 +111,7 @@ enum DataGenerator {
             throw ChorusError(.storage, "cannot create \(dir): \(error.localizedDescription)")
         }
         var handles: [GeneratedFile: FileHandle] = [:]
-        for f in GeneratedFile.written(segments: segments, contentEffects: contentEffects) {
+        for f in GeneratedFile.written(segments: segments, contentEffects: contentEffects, spendHistory: spendWeeks != nil) {
             let path = dir + "/" + f.rawValue
             guard fm.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
                 throw ChorusError(.storage, "cannot write \(path)")
@@ -97,7 +120,13 @@ enum DataGenerator {
         }
         defer { handles.values.forEach { try? $0.close() } }
         let net = SyntheticNetwork(users: users, seed: seed, segments: segments, contentEffects: contentEffects, days: days)
-        return try net.generate { file, bytes in try handles[file]!.write(contentsOf: bytes) }
+        let counts = try net.generate { file, bytes in try handles[file]!.write(contentsOf: bytes) }
+        if let spendWeeks {
+            spendRecords = try SpendHistory(network: net, weeks: spendWeeks).write { file, bytes in
+                try handles[file]!.write(contentsOf: bytes)
+            }
+        }
+        return counts
     }
 }
 
@@ -105,9 +134,9 @@ enum DataGenerator {
 
 struct Ingest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load JSONL or CSV files of users, content, interactions and follows into the cluster.",
+        abstract: "Load JSONL or CSV files of users, content, interactions, follows and channel spend into the cluster.",
         discussion: reflow("""
-        The record kind comes from the file name (users*, content*, interactions*, follows*), a mapping
+        The record kind comes from the file name (users*, content*, interactions*, follows*, spend*), a mapping
         profile, or --kind. Malformed records are written to --rejects with file, line and reason, and
         counted; they never stop the rest of the file. Re-running the same ingest changes nothing and
         counts every record as a duplicate. The final count always reconciles:
@@ -121,7 +150,7 @@ struct Ingest: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: ArgumentHelp("Input files (.jsonl/.ndjson/.json lines, or .csv with a header).", valueName: "PATH"))
     var paths: [String]
-    @Option(help: "Record kind for every file: users, content, interactions or follows.") var kind: String?
+    @Option(help: "Record kind for every file: users, content, interactions, follows or spend.") var kind: String?
     @Option(help: ArgumentHelp("Field-mapping file for channel exports (docs/data-format.md).", valueName: "FILE"))
     var mapping: String?
     @Option(help: "Mapping profile to apply to every file (default: chosen by each profile's match globs).")
@@ -139,7 +168,7 @@ struct Ingest: AsyncParsableCommand {
 
     func validate() throws {
         if let kind, RecordKind(rawValue: kind) == nil {
-            throw ValidationError("--kind must be users, content, interactions or follows")
+            throw ValidationError("--kind must be users, content, interactions, follows or spend")
         }
         if batchSize < 1 || batchSize > 100_000 { throw ValidationError("--batch-size must be 1...100000") }
         if inFlight < 1 || inFlight > 256 { throw ValidationError("--in-flight must be 1...256") }

@@ -104,14 +104,18 @@ struct Local: AsyncParsableCommand {
             say("cluster up: coordinator \(coord.endpoint)")
 
             let sample = root + "/sample"
-            if !FileManager.default.fileExists(atPath: sample + "/interactions.jsonl") {
-                // Six hidden audience segments, which the segments job should find (docs/audience.md), and the
-                // planted posting-slot and content effects of docs/forecasting.md.
-                let counts = try DataGenerator.write(users: users, seed: seed, segments: 6, contentEffects: true, to: sample)
+            if !FileManager.default.fileExists(atPath: sample + "/interactions.jsonl")
+                || !FileManager.default.fileExists(atPath: sample + "/spend.jsonl") {
+                // Six hidden audience segments, which the segments job should find (docs/audience.md), the
+                // planted posting-slot and content effects of docs/forecasting.md, and two years of weekly
+                // channel spend with planted response curves (docs/data-format.md).
+                let counts = try DataGenerator.write(users: users, seed: seed, segments: 6, contentEffects: true,
+                                                     spendWeeks: SpendHistory.defaultWeeks, to: sample)
                 say("generated sample: \(counts.users) users, \(counts.content) content, "
                     + "\(counts.interactions) interactions, \(counts.follows) follows in \(sample)")
             }
-            let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl"].map { sample + "/" + $0 }
+            let files = ["users.jsonl", "content.jsonl", "follows.jsonl", "interactions.jsonl", "spend.jsonl"]
+                .map { sample + "/" + $0 }
             let report = try await Ingestor(client: client, options: IngestOptions(
                 paths: files, rejectsPath: root + "/rejects.jsonl")).run()
             say("ingested: read \(report.read), stored \(report.stored), duplicates \(report.duplicates), "

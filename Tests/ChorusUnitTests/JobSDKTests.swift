@@ -96,7 +96,7 @@ final class InProcessCluster: @unchecked Sendable {
 
     init(workers n: Int = 3, partitions: UInt32 = 8) async throws {
         dir = NSTemporaryDirectory() + "chorus-sdk-" + UUID().uuidString
-        let registry = JobRegistry(StandardJobs.registry.jobs + [CensusJob.self])
+        let registry = JobRegistry(StandardJobs.registry.jobs + [CensusJob.self, SpendGatherJob.self])
         var log = Logger(label: "test")
         log.logLevel = .error
         var co = CoordinatorOptions(bind: "tcp://127.0.0.1:*", dataDir: dir + "/coordinator", partitions: partitions,

@@ -138,6 +138,8 @@ import Testing
             (.interactions, ["user_id": "\"u1\"", "content_id": "\"c1\"", "type": "\"like\"", "channel": "\"x\"",
                              "ts": "1756720800"], ["ts", "value"]),
             (.follows, ["follower_id": "\"u1\"", "followee_id": "\"u2\"", "channel": "\"x\""], ["ts"]),
+            (.spend, ["channel": "\"x\"", "date": "\"2025-09-01\"", "spend": "10"],
+             ["spend", "impressions", "clicks", "conversions", "revenue"]),
         ]
         var outcomes = 0
         for (kind, base, numeric) in kinds {
@@ -168,7 +170,7 @@ import Testing
                 }
             }
         }
-        #expect(outcomes == 5 * hostile.count * 3)
+        #expect(outcomes == 10 * hostile.count * 3)
     }
 
     static func checkInRange(_ r: Record) {
@@ -178,6 +180,10 @@ import Testing
         case let .content(c): #expect(c.createdAt == 0 || range.contains(c.createdAt))
         case let .interaction(i): #expect(range.contains(i.ts) && i.value.isFinite && abs(i.value) <= RecordParser.maxValue)
         case let .follow(f): #expect(f.ts == 0 || range.contains(f.ts))
+        case let .spend(s):
+            for v in [s.spend, s.impressions, s.clicks, s.conversions, s.revenue] {
+                #expect(v.isFinite && v >= 0 && v <= RecordParser.maxValue)
+            }
         }
     }
 

@@ -74,6 +74,19 @@ public struct PartitionView: Sendable {
         if let c = current { try body(c, group) }
         return n
     }
+
+    /// The partition's channel spend records (`spend*` ingest files), in key order: by channel, then date, period,
+    /// campaign, arm and segment. A spend record is placed by its whole identity, so one channel's history is
+    /// spread over all partitions: a job gathers it from every partition's task (`TaskContext.spendRecords()`).
+    public func spendRecords() throws -> [SpendRecord] {
+        var out: [SpendRecord] = []
+        try scan(role: ShardKeys.role(.spend)) { _, value in
+            // The worker accepts only a day or a week on write, so every stored record decodes.
+            if let r = Wire.decode(try Chorus_V1_Spend(borrowing: value)) { out.append(r) }
+            return true
+        }
+        return out
+    }
 }
 
 /// Derived data a task writes into its partition. The runtime writes it on the primary and replicates it to the
@@ -136,6 +149,14 @@ public struct TaskContext: Sendable {
         }
         try checkCancelled()
         return out
+    }
+
+    /// This partition's channel spend and outcomes (`PartitionView.spendRecords()`), read on the compute threads.
+    /// A job that needs the spend history returns them from each partition's task and merges them on the
+    /// coordinator (sorted by channel and date there: the partitions hold interleaved slices of each channel).
+    public func spendRecords() async throws -> [SpendRecord] {
+        let view = data
+        return try await compute { try view.spendRecords() }
     }
 
     /// Writes derived data of this partition on the primary and its replicas (durable when it returns).

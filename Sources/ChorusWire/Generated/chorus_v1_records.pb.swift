@@ -89,6 +89,46 @@ public nonisolated enum Chorus_V1_InteractionType: SwiftProtobuf.Enum, Swift.Cas
 
 }
 
+public nonisolated enum Chorus_V1_SpendPeriod: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case day // = 1
+
+  /// seven days from `date`
+  case week // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .day
+    case 2: self = .week
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .day: return 1
+    case .week: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Chorus_V1_SpendPeriod] = [
+    .unspecified,
+    .day,
+    .week,
+  ]
+
+}
+
 /// Where a copy of a record lives inside a partition. Every stored key is
 /// [partition u32 big-endian][role byte][key id bytes].
 public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -115,6 +155,9 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// key id: dataset 0x00 FNV-1a 64 of the trimmed text (8 bytes, big-endian)
   case labelledText // = 7
+
+  /// key id: channel 0x00 date 0x00 period 0x00 campaign 0x00 arm 0x00 segment
+  case spend // = 8
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -131,6 +174,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 5: self = .followOut
     case 6: self = .followIn
     case 7: self = .labelledText
+    case 8: self = .spend
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -145,6 +189,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .followOut: return 5
     case .followIn: return 6
     case .labelledText: return 7
+    case .spend: return 8
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -159,6 +204,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     .followOut,
     .followIn,
     .labelledText,
+    .spend,
   ]
 
 }
@@ -293,6 +339,49 @@ public nonisolated struct Chorus_V1_LabelledText: Sendable {
   public init() {}
 }
 
+/// Spend and outcomes of one channel over one period (a `spend*` ingest file, docs/data-format.md). Its identity
+/// is (channel, date, period, campaign, arm, segment); its partition is FNV-1a 64 of the key id below mod P.
+public nonisolated struct Chorus_V1_Spend: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  /// YYYY-MM-DD, the period's first day (UTC)
+  public var date: String = String()
+
+  public var period: Chorus_V1_SpendPeriod = .unspecified
+
+  /// >= 0, finite
+  public var spend: Double = 0
+
+  /// ISO 4217, 3 capital letters
+  public var currency: String = String()
+
+  /// outcomes: >= 0, finite; 0 = none or not reported
+  public var impressions: Double = 0
+
+  public var clicks: Double = 0
+
+  public var conversions: Double = 0
+
+  public var revenue: Double = 0
+
+  /// "" = business as usual, not a campaign
+  public var campaign: String = String()
+
+  /// "", "treatment" or "holdout"
+  public var arm: String = String()
+
+  /// "" = all audiences
+  public var segment: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Chorus_V1_Put: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -304,7 +393,7 @@ public nonisolated struct Chorus_V1_Put: Sendable {
 
   public var keyID: Data = Data()
 
-  /// the serialized User / Content / Interaction / Follow / LabelledText
+  /// the serialized User / Content / Interaction / Follow / LabelledText / Spend
   public var value: Data = Data()
 
   /// true on the one copy of a record whose outcome is counted
@@ -323,8 +412,12 @@ nonisolated extension Chorus_V1_InteractionType: SwiftProtobuf._ProtoNameProvidi
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0INTERACTION_TYPE_UNSPECIFIED\0\u{1}INTERACTION_TYPE_VIEW\0\u{1}INTERACTION_TYPE_LIKE\0\u{1}INTERACTION_TYPE_COMMENT\0\u{1}INTERACTION_TYPE_SHARE\0\u{1}INTERACTION_TYPE_CLICK\0\u{1}INTERACTION_TYPE_CONVERSION\0\u{1}INTERACTION_TYPE_RATING\0")
 }
 
+nonisolated extension Chorus_V1_SpendPeriod: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0SPEND_PERIOD_UNSPECIFIED\0\u{1}SPEND_PERIOD_DAY\0\u{1}SPEND_PERIOD_WEEK\0")
+}
+
 nonisolated extension Chorus_V1_PutRole: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PUT_ROLE_UNSPECIFIED\0\u{1}PUT_ROLE_USER\0\u{1}PUT_ROLE_CONTENT\0\u{1}PUT_ROLE_INTERACTION_BY_USER\0\u{1}PUT_ROLE_INTERACTION_BY_CONTENT\0\u{1}PUT_ROLE_FOLLOW_OUT\0\u{1}PUT_ROLE_FOLLOW_IN\0\u{1}PUT_ROLE_LABELLED_TEXT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PUT_ROLE_UNSPECIFIED\0\u{1}PUT_ROLE_USER\0\u{1}PUT_ROLE_CONTENT\0\u{1}PUT_ROLE_INTERACTION_BY_USER\0\u{1}PUT_ROLE_INTERACTION_BY_CONTENT\0\u{1}PUT_ROLE_FOLLOW_OUT\0\u{1}PUT_ROLE_FOLLOW_IN\0\u{1}PUT_ROLE_LABELLED_TEXT\0\u{1}PUT_ROLE_SPEND\0")
 }
 
 nonisolated extension Chorus_V1_User: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -617,6 +710,91 @@ nonisolated extension Chorus_V1_LabelledText: SwiftProtobuf.Message, SwiftProtob
     if lhs.heldOut != rhs.heldOut {return false}
     if lhs.file != rhs.file {return false}
     if lhs.line != rhs.line {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_Spend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Spend"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}date\0\u{1}period\0\u{1}spend\0\u{1}currency\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{1}revenue\0\u{1}campaign\0\u{1}arm\0\u{1}segment\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.date) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.period) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.spend) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.currency) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.impressions) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.clicks) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.conversions) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.revenue) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.campaign) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.arm) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.segment) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if !self.date.isEmpty {
+      try visitor.visitSingularStringField(value: self.date, fieldNumber: 2)
+    }
+    if self.period != .unspecified {
+      try visitor.visitSingularEnumField(value: self.period, fieldNumber: 3)
+    }
+    if self.spend.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.spend, fieldNumber: 4)
+    }
+    if !self.currency.isEmpty {
+      try visitor.visitSingularStringField(value: self.currency, fieldNumber: 5)
+    }
+    if self.impressions.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.impressions, fieldNumber: 6)
+    }
+    if self.clicks.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.clicks, fieldNumber: 7)
+    }
+    if self.conversions.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.conversions, fieldNumber: 8)
+    }
+    if self.revenue.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.revenue, fieldNumber: 9)
+    }
+    if !self.campaign.isEmpty {
+      try visitor.visitSingularStringField(value: self.campaign, fieldNumber: 10)
+    }
+    if !self.arm.isEmpty {
+      try visitor.visitSingularStringField(value: self.arm, fieldNumber: 11)
+    }
+    if !self.segment.isEmpty {
+      try visitor.visitSingularStringField(value: self.segment, fieldNumber: 12)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_Spend, rhs: Chorus_V1_Spend) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.date != rhs.date {return false}
+    if lhs.period != rhs.period {return false}
+    if lhs.spend != rhs.spend {return false}
+    if lhs.currency != rhs.currency {return false}
+    if lhs.impressions != rhs.impressions {return false}
+    if lhs.clicks != rhs.clicks {return false}
+    if lhs.conversions != rhs.conversions {return false}
+    if lhs.revenue != rhs.revenue {return false}
+    if lhs.campaign != rhs.campaign {return false}
+    if lhs.arm != rhs.arm {return false}
+    if lhs.segment != rhs.segment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
