@@ -321,26 +321,24 @@ public enum CampaignPlanner {
 
     // MARK: budget without history
 
-    /// The budget split when no response curve can be fitted: even over the channels, then moved to respect each
-    /// channel's min and max (water-filling), with what could not be placed left unspent.
+    /// The budget split when no response curve can be fitted: every channel gets the same level L, raised to its
+    /// min and capped at its max (water-filling: L solves Σ clamp(L, min, max) = budget by bisection). What the
+    /// maximums cannot take is left unspent.
     public static func evenSplit(budget: Double, channels: [String], limits: [String: (min: Double?, max: Double?)])
         -> (spend: [String: Double], unspent: Double) {
-        var spend = Dictionary(uniqueKeysWithValues: channels.map { ($0, limits[$0]?.min ?? 0) })
-        var left = budget - spend.values.reduce(0, +)
-        var open = channels.filter { c in (limits[c]?.max).map { spend[c]! < $0 } ?? true }
-        while left > 1e-9 && !open.isEmpty {
-            let each = left / Double(open.count)
-            var next: [String] = []
-            for c in open {
-                let room = (limits[c]?.max).map { $0 - spend[c]! } ?? .infinity
-                let add = min(each, room)
-                spend[c]! += add
-                left -= add
-                if room > each { next.append(c) }
-            }
-            if next.count == open.count { break }
-            open = next
+        func at(_ level: Double) -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: channels.map { c in
+                (c, min(max(level, limits[c]?.min ?? 0), limits[c]?.max ?? .infinity)) })
         }
-        return (spend, max(0, left))
+        func total(_ level: Double) -> Double { at(level).values.reduce(0, +) }
+        guard !channels.isEmpty else { return ([:], budget) }
+        if total(budget) <= budget { let s = at(budget); return (s, max(0, budget - s.values.reduce(0, +))) }
+        var lo = 0.0, hi = budget
+        for _ in 0..<200 {
+            let mid = (lo + hi) / 2
+            if total(mid) > budget { hi = mid } else { lo = mid }
+        }
+        let s = at(lo)
+        return (s, max(0, budget - s.values.reduce(0, +)))
     }
 }

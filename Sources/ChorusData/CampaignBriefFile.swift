@@ -232,10 +232,21 @@ public enum CampaignBriefFile {
         top.unknown(["name", "objective", "kpi", "budget", "currency", "window", "start", "end", "channels", "target",
                      "content", "constraints", "measurement"], &problems)
 
-        guard let objective, let total, let start, let end, let channels else { return nil }
-        var b = CampaignBrief(name: name, objective: objective, kpi: kpi, budget: total, currency: currency,
-                              start: start, end: end, channels: channels)
+        var b = CampaignBrief(name: name, objective: objective ?? .awareness, kpi: objective == nil ? nil : kpi, budget: total ?? 1,
+                              currency: currency, start: start ?? "1970-01-01", end: end ?? start ?? "1970-01-01",
+                              channels: channels ?? [])
         b.target = target; b.content = content; b.constraints = cons; b.measurement = m
+        guard objective != nil, total != nil, start != nil, end != nil, channels != nil else {
+            // Still check everything else, so every problem is reported at once; the fields already reported (and
+            // those that depend on them) are left out.
+            var skip: [String] = []
+            if objective == nil { skip.append("kpi") }
+            if total == nil { skip += ["budget", "constraints.spend"] }
+            if start == nil || end == nil { skip.append("window") }
+            if channels == nil { skip += ["channels", "constraints.spend"] }
+            problems += b.problems().filter { p in !skip.contains { p.field.hasPrefix($0) } }
+            return nil
+        }
         return b
     }
 
