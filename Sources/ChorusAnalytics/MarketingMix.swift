@@ -18,9 +18,9 @@ import Foundation
 /// squares (Lawson–Hanson on the Gram matrix; β ≥ 0, base terms free). The nonlinear parameters are found by
 /// coordinate search: channel by channel, every (α, K, n) of a grid is tried with the other channels fixed — α in
 /// {0, 0.1, …, 0.9}, K at quantiles {5, 15, 30, 50, 70, 85, 100}% of the channel's positive adstock and at 1.5× and 3×
-/// its maximum, n in {0.5, 0.8, 1, 1.5, 2, 3, 4.5} — and sweeps repeat until nothing changes (at most 5). A
+/// its maximum, n in {0.5, 0.8, 1, 1.5, 2, 3} — and sweeps repeat until nothing changes (at most 5). A
 /// Nelder–Mead polish over all channels' (α, K, n) jointly follows (α ≤ 0.95, K from 2% to 3× the largest adstock,
-/// 0.25 ≤ n ≤ 8; it is kept only if it lowers the SSE). Intervals come from a
+/// 0.25 ≤ n ≤ `maxShape` = 3; it is kept only if it lowers the SSE). Intervals come from a
 /// seeded moving-block residual bootstrap: each replicate refits (one sweep from the fitted point, then the polish)
 /// on fitted values plus resampled residual blocks; intervals are the replicates' 10th–90th percentiles (80%).
 ///
@@ -222,7 +222,10 @@ public enum MarketingMix {
         public var blockLength: Int = 0
         public var seed: UInt64 = 15
         public var decayGrid: [Double] = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-        public var shapeGrid: [Double] = [0.5, 0.8, 1, 1.5, 2, 3, 4.5]
+        public var shapeGrid: [Double] = [0.5, 0.8, 1, 1.5, 2, 3]
+        /// The largest Hill shape n the polish may reach (at 8, near-step curves overfit the case study's weekly
+        /// sales: docs/campaigns.md).
+        public var maxShape: Double = 3
         /// Quantiles of the positive adstock for K; values above 1 are multiples of its maximum.
         public var halfSaturationQuantiles: [Double] = [0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 1, 1.5, 3]
         public init() {}
@@ -594,7 +597,7 @@ public enum MarketingMix {
                     let i = nb + c
                     for (ai, a) in ag.enumerated() {
                         for k in kGrid[c][ai] {
-                            for shape in options.shapeGrid {
+                            for shape in options.shapeGrid where shape <= options.maxShape {
                                 let p = ChannelParams(alpha: a, k: k, n: shape)
                                 if p == params[c] { continue }
                                 let (col, rms) = column(c, p, adstock: adstocks[c][ai])
@@ -633,15 +636,17 @@ public enum MarketingMix {
             return (0.02 * top, 3 * top)
         }
 
-        /// Nelder–Mead over (logit(α/0.95), logit of log K within `kRange`, logit((n − 0.25)/7.75)) of every channel.
+        /// Nelder–Mead over (logit(α/0.95), logit of log K within `kRange`, logit of n within [0.25, maxShape]) of
+        /// every channel.
         func polish(_ start: [ChannelParams], evaluations: Int) -> [ChannelParams] {
+            let nSpan = max(options.maxShape, 0.5) - 0.25
             func logit(_ x: Double) -> Double { let y = min(max(x, 0.001), 0.999); return log(y / (1 - y)) }
             func sigmoid(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
             func encode(_ ps: [ChannelParams]) -> [Double] {
                 ps.enumerated().flatMap { c, p -> [Double] in
                     let (lo, hi) = kRange(c, p.alpha)
                     return [logit(p.alpha / 0.95), logit((log(p.k) - log(lo)) / (log(hi) - log(lo))),
-                            logit((p.n - 0.25) / 7.75)]
+                            logit((p.n - 0.25) / nSpan)]
                 }
             }
             func decode(_ v: [Double]) -> [ChannelParams] {
@@ -649,7 +654,7 @@ public enum MarketingMix {
                     let alpha = 0.95 * sigmoid(v[i])
                     let (lo, hi) = kRange(i / 3, alpha)
                     return ChannelParams(alpha: alpha, k: exp(log(lo) + (log(hi) - log(lo)) * sigmoid(v[i + 1])),
-                                         n: 0.25 + 7.75 * sigmoid(v[i + 2]))
+                                         n: 0.25 + nSpan * sigmoid(v[i + 2]))
                 }
             }
             let startSSE = sse(start)
@@ -863,7 +868,15 @@ public enum MarketingMix {
             let m = (a + b) / 2
             if total(m) < budget { a = m } else { b = m }
         }
-        return zip(lo, hi).map { min(max(a, $0.0), $0.1) }
+        // Channels strictly between their limits at that level share what the clamped ones leave, exactly.
+        var s = zip(lo, hi).map { min(max(a, $0.0), $0.1) }
+        let open = s.indices.filter { lo[$0] < s[$0] && s[$0] < hi[$0] }
+        if !open.isEmpty {
+            let fixed = s.indices.filter { !open.contains($0) }.reduce(0) { $0 + s[$1] }
+            let share = (budget - fixed) / Double(open.count)
+            for i in open { s[i] = min(max(share, lo[i]), hi[i]) }
+        }
+        return s
     }
 
     /// Pairwise exchange: move Δ from one channel (or the unspent pool) to another while that raises the value;
