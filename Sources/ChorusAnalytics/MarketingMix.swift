@@ -106,7 +106,8 @@ public enum MarketingMix {
             return coefficient * sum
         }
 
-        /// dR/dS at S = `total` (analytic): β · Σ_p h'(a_p) · (1 − α^{p+1}) / ((1 − α)·P).
+        /// dR/dS at S = `total` (analytic): β · Σ_p h'(a_p) · (1 − α^{p+1}) / ((1 − α)·P). At zero spend a concave
+        /// curve (n < 1) has an infinite slope; it is taken at a = 10⁻⁹·K instead, so the value stays finite.
         public func campaignMarginal(total: Double, periods: Int) -> Double {
             guard periods > 0 else { return 0 }
             let perPeriod = max(total, 0) / Double(periods)
@@ -115,14 +116,9 @@ public enum MarketingMix {
             for _ in 0..<periods {
                 g = 1 + decay * g  // da/ds for one period's spend s
                 a = perPeriod + decay * a
-                let dh: Double
-                if a <= 0 {
-                    dh = n < 1 ? .infinity : (n == 1 ? 1 / k : 0)
-                } else {
-                    let an = pow(a / k, n)
-                    dh = n * an / (a * (1 + an) * (1 + an))
-                }
-                sum += dh * g
+                let at = max(a, 1e-9 * k)
+                let an = pow(at / k, n)
+                sum += n * an / (at * (1 + an) * (1 + an)) * g
             }
             return coefficient * sum / Double(periods)
         }
@@ -139,8 +135,10 @@ public enum MarketingMix {
         public var controlCoefficients: [Double]
         /// Periods in the fit.
         public var periods: Int
+        /// 1 − SSE/SST (0 for a model built from curves).
         public var rSquared: Double
-        /// √(SSE / (periods − parameters)), parameters counting the linear ones and 3 per channel.
+        /// √(SSE / (periods − parameters)), parameters counting the linear ones and 3 per channel (0 for a model built
+        /// from curves).
         public var residualSD: Double
         /// Σ_t β_c·h_c(A_c[t]) over the fit period, per channel.
         public var contribution: [Double]
@@ -150,7 +148,8 @@ public enum MarketingMix {
         public var roas: [Double]
         public var contributionInterval: [Interval]
         public var roasInterval: [Interval]
-        /// The largest spend in one period of history, per channel (extrapolation is judged against it).
+        /// The largest spend in one period of history, per channel (extrapolation is judged against it;
+        /// `.greatestFiniteMagnitude` when unknown, so the model stays JSON-encodable).
         public var historicMaxPerPeriod: [Double]
         /// The base level per period at the end of the fit: b₀ + b₁·(periods − 1) + Σ_j γ_j·mean(z_j).
         public var baselinePerPeriod: Double
@@ -166,14 +165,14 @@ public enum MarketingMix {
             controlNames = []
             controlCoefficients = []
             periods = 0
-            rSquared = .nan
-            residualSD = .nan
+            rSquared = 0
+            residualSD = 0
             contribution = channels.map { _ in 0 }
             spend = channels.map { _ in 0 }
             roas = channels.map { _ in 0 }
             contributionInterval = []
             roasInterval = []
-            self.historicMaxPerPeriod = historicMaxPerPeriod ?? channels.map { _ in .infinity }
+            self.historicMaxPerPeriod = historicMaxPerPeriod ?? channels.map { _ in .greatestFiniteMagnitude }
             baselinePerPeriod = 0
             replicates = []
             intervalLevel = 0.8
@@ -405,7 +404,7 @@ public enum MarketingMix {
         model.controlNames = controls.map(\.name)
         model.controlCoefficients = gammas
         model.periods = n
-        model.rSquared = sst > 0 ? 1 - sse / sst : .nan
+        model.rSquared = sst > 0 ? 1 - sse / sst : 0
         model.residualSD = (sse / Double(dof)).squareRoot()
         model.contribution = contribution
         model.spend = spendTotals
@@ -747,14 +746,14 @@ public enum MarketingMix {
         for c in 0..<nc {
             let s = bestS[c]
             let per = s / Double(periods)
-            let hmax = model.historicMaxPerPeriod.indices.contains(c) ? model.historicMaxPerPeriod[c] : .infinity
+            let hmax = model.historicMaxPerPeriod.indices.contains(c) ? model.historicMaxPerPeriod[c] : .greatestFiniteMagnitude
             plans.append(ChannelPlan(
                 name: curves[c].name, spend: s, spendPerPeriod: per,
                 expectedKPI: curves[c].campaignResponse(total: s, periods: periods),
                 marginalReturn: curves[c].campaignMarginal(total: s, periods: periods),
                 binding: binding(s, lo[c], hi[c], tol),
                 extrapolated: per > hmax * (1 + 1e-9),
-                historicMaxPerPeriod: hmax.isFinite ? hmax : nil))
+                historicMaxPerPeriod: hmax < .greatestFiniteMagnitude ? hmax : nil))
         }
         let reason: UnspentReason
         if unspent <= tol {
@@ -803,7 +802,7 @@ public enum MarketingMix {
                 marginalReturn: curve?.campaignMarginal(total: s[c], periods: periods),
                 binding: binding(s[c], lo[c], hi[c], tol),
                 extrapolated: hmax.map { per > $0 * (1 + 1e-9) } ?? false,
-                historicMaxPerPeriod: hmax.flatMap { $0.isFinite ? $0 : nil }))
+                historicMaxPerPeriod: hmax.flatMap { $0 < .greatestFiniteMagnitude ? $0 : nil }))
             if let idx { chosen.append(s[c]); repCurves.append(model!.replicates.map { $0[idx] }) }
         }
         var interval: Interval? = nil

@@ -233,6 +233,14 @@ import Testing
             #expect(abs(c.marginalReturn! - 1.5) < 0.1, "\(c.name): \(c.marginalReturn!)")
         }
         #expect(thrifty.channels.contains { $0.extrapolated })
+        // A channel held at zero (its maximum) with a concave curve still reports a finite marginal return, and the
+        // plan and the model encode to JSON (the campaign-plan job stores them).
+        let zero = try MM.allocate(model: model, budget: 1000, periods: 4, limits: ["social": .init(maximum: 0)])
+        let social = zero.channels[2]
+        #expect(social.spend == 0 && social.binding == .maximum)
+        #expect(social.marginalReturn!.isFinite && social.marginalReturn! > zero.channels[0].marginalReturn!)
+        #expect(try JSONDecoder().decode(MM.Allocation.self, from: JSONEncoder().encode(zero)) == zero)
+        _ = try JSONEncoder().encode(MM.Model(channels: Planted.truth))
         // Every plan respects its limits.
         for budget in [300.0, 1000, 4000] {
             let limits: [String: MM.SpendLimit] = ["search": .init(minimum: 100, maximum: 250), "social": .init(minimum: 50)]
