@@ -719,12 +719,8 @@ public enum MarketingMix {
                 for c in 0..<nc {
                     var t = lo
                     t[c] = min(hi[c], lo[c] + free)
-                    let rest = budget - t.reduce(0, +)
-                    if rest > tol {
-                        var lo2 = t
-                        lo2[c] = t[c]
-                        t = waterFill(lo: lo2, hi: hi, budget: budget)
-                    }
+                    // What channel c cannot take is split evenly over the others (c keeps at least its fill).
+                    if budget - t.reduce(0, +) > tol { t = waterFill(lo: t, hi: hi, budget: budget) }
                     candidates.append(t)
                 }
             }
