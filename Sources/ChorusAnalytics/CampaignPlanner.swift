@@ -318,27 +318,4 @@ public enum CampaignPlanner {
         }
         return (posts, skipped)
     }
-
-    // MARK: budget without history
-
-    /// The budget split when no response curve can be fitted: every channel gets the same level L, raised to its
-    /// min and capped at its max (water-filling: L solves Σ clamp(L, min, max) = budget by bisection). What the
-    /// maximums cannot take is left unspent.
-    public static func evenSplit(budget: Double, channels: [String], limits: [String: (min: Double?, max: Double?)])
-        -> (spend: [String: Double], unspent: Double) {
-        func at(_ level: Double) -> [String: Double] {
-            Dictionary(uniqueKeysWithValues: channels.map { c in
-                (c, min(max(level, limits[c]?.min ?? 0), limits[c]?.max ?? .infinity)) })
-        }
-        func total(_ level: Double) -> Double { at(level).values.reduce(0, +) }
-        guard !channels.isEmpty else { return ([:], budget) }
-        if total(budget) <= budget { let s = at(budget); return (s, max(0, budget - s.values.reduce(0, +))) }
-        var lo = 0.0, hi = budget
-        for _ in 0..<200 {
-            let mid = (lo + hi) / 2
-            if total(mid) > budget { hi = mid } else { lo = mid }
-        }
-        let s = at(lo)
-        return (s, max(0, budget - s.values.reduce(0, +)))
-    }
 }

@@ -213,6 +213,9 @@ public enum MarketingMix {
     /// bootstrap (about 40 ms per replicate for 3 channels).
     public struct FitOptions: Sendable {
         public var includeTrend: Bool = true
+        /// Fit an intercept b₀. Off for outcomes attributed to the channel's own spend (no spend, no outcome), as in
+        /// the spend records a campaign plan fits per channel.
+        public var includeIntercept: Bool = true
         /// Nelder–Mead polish after the grid search.
         public var polish: Bool = true
         /// Bootstrap replicates for the intervals (0: no intervals).
@@ -332,11 +335,11 @@ public enum MarketingMix {
         for s in controls where !s.values.allSatisfy(\.isFinite) {
             throw ChorusError(.invalidInput, "control \(s.name) has non-finite values")
         }
-        let linear = 1 + (options.includeTrend ? 1 : 0) + controls.count + channels.count
+        let linear = (options.includeIntercept ? 1 : 0) + (options.includeTrend ? 1 : 0) + controls.count + channels.count
         guard n >= linear + 3 * channels.count + 3 else {
             throw ChorusError(.invalidInput, "\(n) periods are too few for \(linear + 3 * channels.count) parameters")
         }
-        var base: [[Double]] = [[Double](repeating: 1, count: n)]
+        var base: [[Double]] = options.includeIntercept ? [[Double](repeating: 1, count: n)] : []
         if options.includeTrend { base.append((0..<n).map(Double.init)) }
         for c in controls { base.append(c.values) }
         let problem = try Problem(y: kpi, base: base, spend: channels.map(\.values), options: options)
@@ -391,7 +394,8 @@ public enum MarketingMix {
         let sse = zip(kpi, fitted).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
         let dof = max(1, n - linear - 3 * channels.count)
         var k = 0
-        let intercept = solution.base[k]; k += 1
+        let intercept = options.includeIntercept ? solution.base[k] : 0
+        if options.includeIntercept { k += 1 }
         let trend = options.includeTrend ? solution.base[k] : 0
         if options.includeTrend { k += 1 }
         let gammas = Array(solution.base[k...])

@@ -87,12 +87,4 @@ import Testing
         // The same input, the same calendar.
         #expect(P.schedule(streams: streams, startDay: start, days: 28, rules: rules).posts == posts)
     }
-
-    @Test func evenSplitRespectsMinimumsAndMaximums() {
-        let s = P.evenSplit(budget: 100, channels: ["a", "b", "c"], limits: ["a": (min: 50, max: nil), "b": (min: nil, max: 10)])
-        #expect(abs(s.spend["a"]! - 50) < 1e-6 && abs(s.spend["b"]! - 10) < 1e-6 && abs(s.spend["c"]! - 40) < 1e-6)
-        #expect(s.unspent < 1e-6)
-        let capped = P.evenSplit(budget: 100, channels: ["a", "b"], limits: ["a": (min: nil, max: 20), "b": (min: nil, max: 30)])
-        #expect(abs(capped.unspent - 50) < 1e-9)
-    }
 }

@@ -126,12 +126,14 @@ public enum CampaignPlanJob: Job {
         var segs: [Int32: Chorus_V1_Jobs_CampaignSegmentPartial] = [:]
         var content: [Chorus_V1_Jobs_CampaignContentItem] = []
         var usersSeen: UInt64 = 0, segmentsPresent = false, propensityPresent = false
+        var spendRows: [Chorus_V1_Jobs_CampaignSpendRow] = []
         for out in try await ctx.collect("cp-audience", broadcast: Broadcast(try plan.serializedData())) {
             let m = try Chorus_V1_Jobs_CampaignAudiencePartial(serializedBytes: out.payload)
             usersSeen += m.usersSeen
             segmentsPresent = segmentsPresent || m.segmentsPresent
             propensityPresent = propensityPresent || m.propensityPresent
             content += m.content
+            spendRows += m.spend
             for s in m.segments {
                 guard s.hashBuckets.count == 1000, s.channels.count == s.channelUsers.count else {
                     throw ChorusError(.internal, "partition \(out.partition): malformed campaign segment partial")
@@ -160,6 +162,7 @@ public enum CampaignPlanJob: Job {
             gaps.append("no propensity scores (run the `propensity` job): conversions are estimated from the history's conversions per user")
         }
         content.sort { $0.id < $1.id }
+        spendRows.sort { ($0.channel, $0.date, $0.periodDays) < ($1.channel, $1.date, $1.periodDays) }
 
         // 3. Audience.
         try await ctx.setStage("campaign-plan: deciding")
@@ -258,28 +261,10 @@ public enum CampaignPlanJob: Job {
         let startDay = CampaignBrief.dayNumber(brief.start) ?? 0
         let (posts, skipped) = CampaignPlanner.schedule(streams: streams, startDay: startDay, days: brief.days ?? 0, rules: rules)
 
-        // 7. Budget.
-        let limits = Dictionary(uniqueKeysWithValues: brief.channels.map { c in
-            (c, (min: brief.constraints.spend[c]?.min, max: brief.constraints.spend[c]?.max)) })
-        let split = CampaignPlanner.evenSplit(budget: brief.budget, channels: brief.channels, limits: limits)
-        gaps.append("no spend history: response curves cannot be fitted, so the budget is split evenly within the brief's limits")
-        let budget: [String: Any] = [
-            "method": "even split", "currency": brief.currency, "total": brief.budget,
-            "why": "no spend history is stored: without response curves no channel can be shown to return more, so each gets an equal share, moved to respect the brief's min and max",
-            "channels": brief.channels.map { c -> [String: Any] in
-                var o: [String: Any] = ["channel": c, "spend": r2(split.spend[c] ?? 0)]
-                if let l = limits[c]?.min { o["min"] = l }
-                if let l = limits[c]?.max { o["max"] = l }
-                var binds: [String] = []
-                if let l = limits[c]?.min, abs((split.spend[c] ?? 0) - l) < 0.005 { binds.append("min") }
-                if let l = limits[c]?.max, abs((split.spend[c] ?? 0) - l) < 0.005 { binds.append("max") }
-                o["binding"] = binds
-                return o
-            },
-            "unspent": r2(split.unspent),
-            "unspent_why": split.unspent > 0.005 ? "every channel is at its max" : "",
-            "expected_kpi": NSNull(),
-        ]
+        // 7. Budget: response curves from the spend history, else the even split.
+        let (budget, budgetGaps, spendEvidence) = CampaignBudget.plan(brief: brief, history: spendRows)
+        gaps += budgetGaps
+        if let spendEvidence { evidence["spend_history"] = spendEvidence }
 
         // 8. Risks: active alerts on the watched keys or on the chosen content's topics and hashtags.
         let touched = Set(brief.constraints.watch.map { $0.lowercased() })
@@ -317,13 +302,13 @@ public enum CampaignPlanJob: Job {
         ]
         let bytes = Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
         let expected = UInt32(ctx.params.int("expected_version", 0))
-        let summaryText = "\(chosen.count) segment(s), \(posts.count) posts, budget \(brief.currency) \(r2(brief.budget)) (\(budget["method"]!))"
+        let summaryText = "\(chosen.count) segment(s), \(posts.count) posts, budget \(brief.currency) \(r2(brief.budget)) (\(budget["method"] ?? ""))"
         let version = try await ctx.putDocument(collection: collection, id: campaignID, expectedVersion: expected, body: bytes,
                                                 author: ctx.params.string("author", "chorus"),
                                                 action: ctx.params.string("action", "create"), summary: summaryText, title: brief.name)
         let summary: [String: Any] = [
             "campaign_id": campaignID, "version": Int(version.version), "name": brief.name,
-            "segments_chosen": chosen.map(\.segment), "posts": posts.count, "budget_method": budget["method"]!,
+            "segments_chosen": chosen.map(\.segment), "posts": posts.count, "budget_method": budget["method"] ?? "",
             "gaps": gaps.count, "risks": risks.count, "seconds": r6((ContinuousClock.now - started).seconds),
         ]
         return String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)

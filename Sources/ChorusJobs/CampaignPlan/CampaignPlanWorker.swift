@@ -120,6 +120,13 @@ extension CampaignPlanJob {
             out.content.append(item)
             return true
         }
+        for r in try data.spendRecords() where r.campaign.isEmpty {
+            var row = Chorus_V1_Jobs_CampaignSpendRow()
+            row.channel = r.channel; row.date = r.date; row.periodDays = UInt32(r.period.days); row.spend = r.spend
+            row.impressions = r.impressions; row.clicks = r.clicks; row.conversions = r.conversions; row.revenue = r.revenue
+            out.spend.append(row)
+            read += 1
+        }
         return (out, read)
     }
 

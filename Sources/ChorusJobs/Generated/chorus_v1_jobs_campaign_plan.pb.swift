@@ -153,6 +153,36 @@ public nonisolated struct Chorus_V1_Jobs_CampaignAudiencePartial: Sendable {
 
   public var propensityPresent: Bool = false
 
+  public var spend: [Chorus_V1_Jobs_CampaignSpendRow] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A business-as-usual spend record (campaign ""), for the response curves: every partition returns its own.
+public nonisolated struct Chorus_V1_Jobs_CampaignSpendRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  public var date: String = String()
+
+  /// 1 or 7
+  public var periodDays: UInt32 = 0
+
+  public var spend: Double = 0
+
+  public var impressions: Double = 0
+
+  public var clicks: Double = 0
+
+  public var conversions: Double = 0
+
+  public var revenue: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -389,7 +419,7 @@ nonisolated extension Chorus_V1_Jobs_CampaignContentItem: SwiftProtobuf.Message,
 
 nonisolated extension Chorus_V1_Jobs_CampaignAudiencePartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CampaignAudiencePartial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}segments\0\u{1}content\0\u{3}users_seen\0\u{3}segments_present\0\u{3}propensity_present\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}segments\0\u{1}content\0\u{3}users_seen\0\u{3}segments_present\0\u{3}propensity_present\0\u{1}spend\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -402,6 +432,7 @@ nonisolated extension Chorus_V1_Jobs_CampaignAudiencePartial: SwiftProtobuf.Mess
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.usersSeen) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.segmentsPresent) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.propensityPresent) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.spend) }()
       default: break
       }
     }
@@ -423,6 +454,9 @@ nonisolated extension Chorus_V1_Jobs_CampaignAudiencePartial: SwiftProtobuf.Mess
     if self.propensityPresent != false {
       try visitor.visitSingularBoolField(value: self.propensityPresent, fieldNumber: 5)
     }
+    if !self.spend.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.spend, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -432,6 +466,72 @@ nonisolated extension Chorus_V1_Jobs_CampaignAudiencePartial: SwiftProtobuf.Mess
     if lhs.usersSeen != rhs.usersSeen {return false}
     if lhs.segmentsPresent != rhs.segmentsPresent {return false}
     if lhs.propensityPresent != rhs.propensityPresent {return false}
+    if lhs.spend != rhs.spend {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_Jobs_CampaignSpendRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CampaignSpendRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}date\0\u{3}period_days\0\u{1}spend\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{1}revenue\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.date) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.periodDays) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.spend) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.impressions) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.clicks) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.conversions) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.revenue) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if !self.date.isEmpty {
+      try visitor.visitSingularStringField(value: self.date, fieldNumber: 2)
+    }
+    if self.periodDays != 0 {
+      try visitor.visitSingularUInt32Field(value: self.periodDays, fieldNumber: 3)
+    }
+    if self.spend.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.spend, fieldNumber: 4)
+    }
+    if self.impressions.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.impressions, fieldNumber: 5)
+    }
+    if self.clicks.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.clicks, fieldNumber: 6)
+    }
+    if self.conversions.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.conversions, fieldNumber: 7)
+    }
+    if self.revenue.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.revenue, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_Jobs_CampaignSpendRow, rhs: Chorus_V1_Jobs_CampaignSpendRow) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.date != rhs.date {return false}
+    if lhs.periodDays != rhs.periodDays {return false}
+    if lhs.spend != rhs.spend {return false}
+    if lhs.impressions != rhs.impressions {return false}
+    if lhs.clicks != rhs.clicks {return false}
+    if lhs.conversions != rhs.conversions {return false}
+    if lhs.revenue != rhs.revenue {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
