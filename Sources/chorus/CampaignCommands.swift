@@ -132,14 +132,14 @@ struct Campaign: AsyncParsableCommand {
             """))
         @OptionGroup var client: ClientOptions
         @Argument(help: "The plan's id.") var id: String
-        @Option(help: "A version (default: the latest).") var version: UInt32 = 0
+        @Option(help: "A version (default: the latest).") var version: UInt32?
         @Option(help: "Calendar rows shown (the rest are counted).") var rows: Int = 14
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                let d = try await c.document(collection: CampaignPlanJob.collection, id: id, version: version)
+                let d = try await c.document(collection: CampaignPlanJob.collection, id: id, version: version ?? 0)
                 let plan = try Campaign.body(d)
                 if client.json {
                     printJSON(["campaign_id": id, "version": Int(d.meta.version), "latest_version": Int(d.latestVersion),
@@ -190,14 +190,14 @@ struct Campaign: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "The plan's id.") var id: String
         @Option(help: ArgumentHelp("Who approves.", valueName: "NAME")) var by: String
-        @Option(help: "The version reviewed (default: the latest).") var version: UInt32 = 0
+        @Option(help: "The version reviewed (default: the latest).") var version: UInt32?
         @Option(help: "A note for the log.") var note: String = ""
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                var v = version
+                var v = version ?? 0
                 if v == 0 { v = try await c.document(collection: CampaignPlanJob.collection, id: id).latestVersion }
                 let r = try await c.approveDocument(collection: CampaignPlanJob.collection, id: id, version: v, by: by, note: note)
                 if client.json { printJSON(["campaign_id": id, "version": Int(r.meta.version), "approved_by": r.meta.approvedBy]); return }
@@ -242,7 +242,7 @@ struct Campaign: AsyncParsableCommand {
         @Argument(help: "The plan's id.") var id: String
         @Option(help: "json, csv or ics.") var format: String = "json"
         @Option(help: ArgumentHelp("Write here instead of stdout.", valueName: "FILE")) var out: String?
-        @Option(help: "A version (default: the latest).") var version: UInt32 = 0
+        @Option(help: "A version (default: the latest).") var version: UInt32?
         @Option(help: ArgumentHelp("Who exports (recorded in the log).", valueName: "NAME")) var by: String = Campaign.defaultAuthor
 
         func validate() throws {
@@ -254,7 +254,7 @@ struct Campaign: AsyncParsableCommand {
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                let d = try await c.document(collection: CampaignPlanJob.collection, id: id, version: version)
+                let d = try await c.document(collection: CampaignPlanJob.collection, id: id, version: version ?? 0)
                 let plan = try Campaign.body(d)
                 let posts = ((plan["schedule"] as? [String: Any])?["posts"] as? [[String: Any]]) ?? []
                 let text = Campaign.export(posts, format: format, id: id, version: Int(d.meta.version),
@@ -340,6 +340,27 @@ struct Campaign: AsyncParsableCommand {
         s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
 
+    /// A plan in a few lines (for `chorus local`): audience, posts, budget split, measurement, gaps.
+    static func brief(_ plan: [String: Any]) -> [String] {
+        func num(_ v: Any?) -> Double { (v as? NSNumber)?.doubleValue ?? 0 }
+        let segs = ((plan["audience"] as? [String: Any])?["segments"] as? [[String: Any]] ?? []).filter { $0["chosen"] as? Bool == true }
+        let posts = ((plan["schedule"] as? [String: Any])?["posts"] as? [[String: Any]] ?? [])
+        let budget = plan["budget"] as? [String: Any] ?? [:]
+        var out = ["audience: " + (segs.isEmpty ? "none chosen" : segs.map { "\($0["segment"] ?? "") \($0["name"] ?? "")" }.joined(separator: "; "))]
+        out.append("schedule: \(posts.count) posts, " + Dictionary(grouping: posts, by: { $0["channel"] as? String ?? "" })
+            .sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)" }.joined(separator: ", "))
+        out.append("budget (\(budget["method"] ?? "")): " + (budget["channels"] as? [[String: Any]] ?? [])
+            .map { "\($0["channel"] ?? "") \(String(format: "%.0f", num($0["spend"])))" }.joined(separator: ", ") + " \(budget["currency"] ?? "")")
+        if let e = budget["expected_kpi"] as? [String: Any] {
+            out.append(String(format: "expected %@: %.4g [%.4g, %.4g]", budget["kpi"] as? String ?? "KPI", num(e["value"]), num(e["low"]), num(e["high"])))
+        }
+        let m = ((plan["measurement"] as? [String: Any])?["segments"] as? [[String: Any]] ?? [])
+        out.append("holdouts: " + m.map { String(format: "segment %@ %.0f%% (detects +%.0f%%)", "\($0["segment"] ?? "")", num($0["holdout_share"]) * 100, num($0["mde_relative"]) * 100) }.joined(separator: ", "))
+        let gaps = plan["gaps"] as? [String] ?? []
+        if !gaps.isEmpty { out.append("not decided from data: \(gaps.count) item(s) (`chorus campaign show`)") }
+        return out
+    }
+
     /// The plan for people: one block per part.
     static func render(_ plan: [String: Any], meta: Chorus_V1_DocumentVersion, latest: UInt32, rows: Int) -> [String] {
         func num(_ v: Any?) -> Double { (v as? NSNumber)?.doubleValue ?? 0 }
@@ -386,10 +407,20 @@ struct Campaign: AsyncParsableCommand {
         out.append("BUDGET (\(budget["method"] ?? ""): \(budget["why"] ?? ""))")
         for ch in budget["channels"] as? [[String: Any]] ?? [] {
             let binds = ch["binding"] as? [String] ?? []
-            out.append("  \(pad(ch["channel"] as? String ?? "", 12)) \(budget["currency"] ?? "") \(String(format: "%.2f", num(ch["spend"])))"
-                       + (binds.isEmpty ? "" : "  (at its \(binds.joined(separator: " and ")))"))
+            var line = "  \(pad(ch["channel"] as? String ?? "", 12)) \(budget["currency"] ?? "") \(pad(String(format: "%.2f", num(ch["spend"])), 11))"
+            if ch["expected_kpi"] != nil { line += " → \(g(ch["expected_kpi"])) \(budget["kpi"] ?? "")" }
+            if ch["marginal_return"] != nil { line += ", \(g(ch["marginal_return"])) more per extra \(budget["currency"] ?? "")" }
+            if !binds.isEmpty { line += "  (at its \(binds.joined(separator: " and ")))" }
+            if (ch["extrapolated"] as? Bool) == true { line += "  ⚠ beyond the history" }
+            if let why = ch["not_modelled"] as? String { line += "  (not modelled: \(why))" }
+            out.append(line)
         }
-        if num(budget["unspent"]) > 0 { out.append("  unspent \(String(format: "%.2f", num(budget["unspent"]))): \(budget["unspent_why"] ?? "")") }
+        if let e = budget["expected_kpi"] as? [String: Any] {
+            out.append("  expected \(budget["kpi"] ?? "") from the media in the window: \(g(e["value"]))"
+                       + (e["low"] != nil ? " [\(g(e["low"])), \(g(e["high"]))] (\(Int(num(e["level"]) * 100))% interval)" : ""))
+        }
+        if num(budget["unspent"]) > 0.005 { out.append("  unspent \(String(format: "%.2f", num(budget["unspent"]))): \(budget["unspent_why"] ?? "")") }
+        if let w = budget["extrapolation_warning"] as? String { out.append("  ⚠ " + w) }
         let m = plan["measurement"] as? [String: Any] ?? [:]
         out.append("")
         out.append("MEASUREMENT (\(m["power_formula"] ?? ""))")

@@ -157,6 +157,8 @@ struct Local: AsyncParsableCommand {
                 say("sentiment skipped: no model \(SentimentModelFile.defaultName) (models/sentiment-default.chsm was not found; "
                     + "set CHORUS_MODELS to its directory, or `chorus model import FILE`)")
             }
+            // A campaign plan for the sample: the brief below, from every output above (docs/campaigns.md).
+            let campaignJob = try await Self.planSampleCampaign(client, json: json)
             try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
             let export = root + "/results/profiles.jsonl"
             let n = try await exportProfiles(client, format: .jsonl, out: export)
@@ -176,6 +178,7 @@ struct Local: AsyncParsableCommand {
                 d["best_times"] = jobDict(bestTimesJob)
                 d["content_insights"] = jobDict(insightsJob)
                 if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
+                d["campaign_plan"] = jobDict(campaignJob)
                 d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
                 d["profiles_exported"] = n
@@ -230,6 +233,13 @@ struct Local: AsyncParsableCommand {
                     printSentimentSummary(jsonObject(sentimentJob.summaryJson) as? [String: Any] ?? [:])
                     print("  try `chorus alerts`, `chorus sentiment keys`, `chorus sentiment themes brand:nova` with --keep-running")
                 }
+                print("")
+                print("campaign plan (job \(campaignJob.id); `chorus campaign show \(Self.sampleCampaignID)`, docs/campaigns.md):")
+                if let d = try? await client.document(collection: CampaignPlanJob.collection, id: Self.sampleCampaignID),
+                   let plan = try? Campaign.body(d) {
+                    for line in Campaign.brief(plan) { print("  " + line) }
+                }
+                print("")
                 print("  \(status.nodes.count) workers, \(status.partitionCount) partitions, map version \(status.mapVersion)")
                 if let line = try? String(contentsOfFile: export, encoding: .utf8).split(separator: "\n").first,
                    let d = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] {
@@ -242,6 +252,38 @@ struct Local: AsyncParsableCommand {
                 await waitForTermination()
             }
         }
+    }
+}
+
+extension Local {
+    static let sampleCampaignID = "sample-launch"
+
+    /// The sample campaign: a conversions push on every channel of the sample in the three weeks after its clock
+    /// ends, with limits on two channels, a frequency cap and the planted incident's brand watched.
+    static var sampleBrief: CampaignBrief {
+        var b = CampaignBrief(name: "Sample launch", objective: .conversions, budget: 90_000, currency: "USD",
+                              start: "2025-10-06", end: "2025-10-26", channels: ["weibo", "wechat", "x", "instagram", "tiktok"])
+        b.constraints.spend = ["tiktok": .init(min: 15_000, max: 45_000), "wechat": .init(max: 12_000)]
+        b.constraints.postsPerDay = 4
+        b.constraints.postsPerChannelPerDay = 2
+        b.constraints.frequencyCap = .init(impressions: 3, days: 7)
+        b.constraints.watch = ["brand:nova"]
+        b.measurement.key = "sample-launch"
+        return b
+    }
+
+    /// Plans the sample campaign (a new version when the plan exists from an earlier run on this data dir).
+    static func planSampleCampaign(_ client: ChorusClient, json: Bool) async throws -> Chorus_V1_JobInfo {
+        let existing = (try? await client.document(collection: CampaignPlanJob.collection, id: sampleCampaignID))?.latestVersion ?? 0
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var j = try await client.submit(kind: CampaignPlanJob.kind, params: [
+            "brief": String(decoding: try enc.encode(sampleBrief), as: UTF8.self), "campaign_id": sampleCampaignID,
+            "author": "chorus-local", "expected_version": String(existing), "action": existing == 0 ? "create" : "replan",
+            "as_of": String(Int64(Date().timeIntervalSince1970))])
+        j = try await watchJob(client, j.id, json: json)
+        guard j.state == .succeeded else { throw ChorusError(.jobFailed, "campaign-plan job \(j.id) \(jobState(j.state)): \(j.error)") }
+        return j
     }
 }
 

@@ -58,6 +58,12 @@ struct CommandTree {
             return ["sentiment", "--labels", labels]
         case ["sentiment", "series"], ["sentiment", "themes"]: return ["topic:tech"]
         case ["segments", "show"]: return ["0"]
+        case ["campaign", "plan"]:
+            let file = dir + "/brief.yaml"
+            try "name: t\nobjective: awareness\nbudget: 100\nwindow: {start: 2026-01-01, end: 2026-01-07}\nchannels: [x]\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            return ["--brief", file]
+        case ["campaign", "diff"]: return ["x", "1", "2"]
         case ["pipeline", "run"]:
             let file = dir + "/pipeline.yaml"
             try "steps:\n  - {name: a, kind: features}\n".write(toFile: file, atomically: true, encoding: .utf8)
