@@ -21,11 +21,13 @@ struct Campaign: AsyncParsableCommand {
           chorus campaign plan --brief docs/examples/campaign-brief.yaml --by ana
           chorus campaign list
           chorus campaign show winter-launch
+          chorus campaign edit winter-launch --set budget.tiktok=12000 --lock schedule --by ana
+          chorus campaign replan winter-launch --by ana
           chorus campaign approve winter-launch --by ben
           chorus campaign export winter-launch --format ics --out launch.ics
           chorus campaign log winter-launch
         """),
-        subcommands: [Plan.self, List.self, Show.self, Diff.self, Approve.self, Log.self, Export.self])
+        subcommands: [Plan.self, List.self, Show.self, Diff.self, Edit.self, Replan.self, Approve.self, Log.self, Export.self])
 
     static var defaultAuthor: String { ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "cli" }
 
@@ -179,6 +181,101 @@ struct Campaign: AsyncParsableCommand {
         }
     }
 
+    struct Edit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a plan by hand and write it as a new version (it needs approval again).",
+            discussion: reflow("""
+            --set budget.CHANNEL=AMOUNT fixes a channel's spend (the others keep theirs; the total may not exceed
+            the budget; the expected KPI is not recomputed until a replan, which keeps the amount as a constraint).
+            --drop segment:ID takes a chosen segment out with its content, posts and holdout; --drop content:ID
+            takes an item out of the content and the calendar. A replan keeps both as constraints. --lock PART
+            (audience, content, schedule, budget, measurement) keeps that part as it is in every replan; --unlock
+            PART frees it. Each option may be repeated. Exit 65 for an edit that does not apply, 3 when someone
+            wrote a version since this one was read. JSON with --json: {campaign_id, version, changes}.
+            """))
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The plan's id.") var id: String
+        @Option(name: .customLong("set"), help: ArgumentHelp("budget.CHANNEL=AMOUNT", valueName: "PATH=VALUE")) var sets: [String] = []
+        @Option(name: .customLong("drop"), help: ArgumentHelp("segment:ID or content:ID", valueName: "ITEM")) var drops: [String] = []
+        @Option(name: .customLong("lock"), help: ArgumentHelp("A part kept by replans.", valueName: "PART")) var locks: [String] = []
+        @Option(name: .customLong("unlock"), help: ArgumentHelp("A part freed for replans.", valueName: "PART")) var unlocks: [String] = []
+        @Option(help: ArgumentHelp("Who edits (recorded in the log).", valueName: "NAME")) var by: String = Campaign.defaultAuthor
+
+        func validate() throws {
+            if sets.isEmpty && drops.isEmpty && locks.isEmpty && unlocks.isEmpty {
+                throw ValidationError("nothing to change: give --set, --drop, --lock or --unlock")
+            }
+            for p in locks + unlocks where !CampaignPlanJob.lockableParts.contains(p) {
+                throw ValidationError("'\(p)' is not a part: use \(CampaignPlanJob.lockableParts.joined(separator: ", "))")
+            }
+        }
+
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                let d = try await c.document(collection: CampaignPlanJob.collection, id: id)
+                var plan = try Campaign.body(d)
+                let changes = try Campaign.apply(&plan, sets: sets, drops: drops, locks: locks, unlocks: unlocks, by: by)
+                var put = Chorus_V1_DocumentPut()
+                put.collection = CampaignPlanJob.collection; put.id = id; put.expectedVersion = d.latestVersion
+                put.body = try JSONSerialization.data(withJSONObject: plan, options: [.sortedKeys])
+                put.author = by; put.action = "edit"; put.summary = changes.joined(separator: "; ")
+                let r = try await c.putDocument(put)
+                if client.json { printJSON(["campaign_id": id, "version": Int(r.meta.version), "changes": changes]); return }
+                print("\(id) version \(r.meta.version) (not approved):")
+                for ch in changes { print("  " + ch) }
+            }
+        }
+    }
+
+    struct Replan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Recompute a plan from its brief and today's data, keeping what is locked and edited.",
+            discussion: reflow("""
+            Runs the campaign-plan job on the latest version's brief. Locked parts are copied; fixed budgets, dropped
+            segments and dropped content are constraints; everything else is decided again. The new version lists
+            what moved (`changes`). JSON with --json: {campaign_id, version, job_id, changes}.
+            """))
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The plan's id.") var id: String
+        @Option(help: ArgumentHelp("Who replans (recorded in the log).", valueName: "NAME")) var by: String = Campaign.defaultAuthor
+
+        func run() async throws {
+            setupLogging(level: .warning)
+            try await guarded {
+                let c = try client.client()
+                defer { c.close() }
+                let d = try await c.document(collection: CampaignPlanJob.collection, id: id)
+                let plan = try Campaign.body(d)
+                guard let b = plan["brief"], let data = try? JSONSerialization.data(withJSONObject: b),
+                      let brief = try? JSONDecoder().decode(CampaignBrief.self, from: data) else {
+                    throw ChorusError(.internal, "version \(d.meta.version) of \(id) has no readable brief")
+                }
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                var j = try await c.submit(kind: CampaignPlanJob.kind, params: [
+                    "brief": String(decoding: try enc.encode(brief), as: UTF8.self), "campaign_id": id, "author": by,
+                    "expected_version": String(d.latestVersion), "action": "replan", "as_of": String(Int64(Date().timeIntervalSince1970))])
+                j = try await watchJob(c, j.id, json: client.json)
+                guard j.state == .succeeded else {
+                    throw ChorusError(.jobFailed, "the campaign-plan job \(j.id) did not succeed: \(j.error)", hint: "`chorus job status \(j.id)`")
+                }
+                let summary = (try? JSONSerialization.jsonObject(with: Data(j.summaryJson.utf8))) as? [String: Any] ?? [:]
+                let changes = summary["changes"] as? [String] ?? []
+                if client.json {
+                    printJSON(["campaign_id": id, "version": summary["version"] ?? 0, "job_id": j.id, "changes": changes]); return
+                }
+                print(CampaignPlanJob.summaryText(j.summaryJson) ?? j.summaryJson)
+                let locks = summary["locks"] as? [String] ?? []
+                if !locks.isEmpty { print("  kept (locked): " + locks.joined(separator: ", ")) }
+                print(changes.isEmpty ? "  nothing moved" : "  what moved:")
+                for ch in changes { print("    " + ch) }
+            }
+        }
+    }
+
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Approve the latest version of a plan (it can then never change).",
@@ -277,6 +374,113 @@ struct Campaign: AsyncParsableCommand {
 
     // MARK: - shared
 
+    /// Applies `campaign edit` changes to a plan document; what changed, in words. Throws on an edit that does
+    /// not apply (exit 65).
+    static func apply(_ plan: inout [String: Any], sets: [String], drops: [String], locks: [String], unlocks: [String],
+                      by: String) throws -> [String] {
+        func bad(_ what: String, _ hint: String) -> ChorusError { ChorusError(.invalidInput, what, hint: hint) }
+        var out: [String] = []
+        var overrides = plan["overrides"] as? [String: Any] ?? [:]
+        var budget = plan["budget"] as? [String: Any] ?? [:]
+        var channels = budget["channels"] as? [[String: Any]] ?? []
+        for kv in sets {
+            let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0].hasPrefix("budget."), let amount = Double(parts[1]), amount.isFinite, amount >= 0 else {
+                throw bad("--set \(kv): not budget.CHANNEL=AMOUNT", "e.g. --set budget.tiktok=12000")
+            }
+            let ch = String(parts[0].dropFirst("budget.".count))
+            guard let i = channels.firstIndex(where: { $0["channel"] as? String == ch }) else {
+                throw bad("--set \(kv): '\(ch)' is not a channel of this plan", "channels: " + channels.compactMap { $0["channel"] as? String }.joined(separator: ", "))
+            }
+            let old = (channels[i]["spend"] as? NSNumber)?.doubleValue ?? 0
+            if let mx = (channels[i]["max"] as? NSNumber)?.doubleValue, amount > mx + 1e-9 {
+                throw bad("--set \(kv): above the brief's max \(mx) for \(ch)", "change the brief's limit and replan, or set at most \(mx)")
+            }
+            if let mn = (channels[i]["min"] as? NSNumber)?.doubleValue, amount < mn - 1e-9 {
+                throw bad("--set \(kv): below the brief's min \(mn) for \(ch)", "set at least \(mn)")
+            }
+            channels[i]["spend"] = amount
+            channels[i]["set_by"] = by
+            channels[i].removeValue(forKey: "expected_kpi"); channels[i].removeValue(forKey: "marginal_return")
+            var b = overrides["budget"] as? [String: Any] ?? [:]
+            b[ch] = amount
+            overrides["budget"] = b
+            out.append(String(format: "budget: %@ %.2f → %.2f (set by %@)", ch, old, amount, by))
+        }
+        if !sets.isEmpty {
+            let total = (budget["total"] as? NSNumber)?.doubleValue ?? 0
+            let spent = channels.reduce(0.0) { $0 + (($1["spend"] as? NSNumber)?.doubleValue ?? 0) }
+            guard spent <= total + 0.005 else {
+                throw bad(String(format: "the channels would spend %.2f, more than the budget %.2f", spent, total), "lower another channel with --set")
+            }
+            budget["channels"] = channels
+            budget["unspent"] = ((total - spent) * 100).rounded() / 100
+            budget["unspent_why"] = total - spent > 0.005 ? "left over by an edit" : ""
+            budget["expected_kpi"] = NSNull()
+            budget["edited"] = "changed by hand by \(by): the expected KPI is not recomputed until `chorus campaign replan`"
+            plan["budget"] = budget
+        }
+        for item in drops {
+            let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw bad("--drop \(item): not segment:ID or content:ID", "e.g. --drop segment:3") }
+            switch parts[0] {
+            case "segment":
+                guard let g = Int(parts[1]) else { throw bad("--drop \(item): '\(parts[1])' is not a segment id", "e.g. --drop segment:3") }
+                var audience = plan["audience"] as? [String: Any] ?? [:]
+                var segs = audience["segments"] as? [[String: Any]] ?? []
+                guard let i = segs.firstIndex(where: { ($0["segment"] as? NSNumber)?.intValue == g && $0["chosen"] as? Bool == true }) else {
+                    throw bad("--drop \(item): segment \(g) is not chosen in this plan", "`chorus campaign show` lists the chosen segments")
+                }
+                segs[i]["chosen"] = false
+                segs[i]["reason"] = "dropped by \(by) (edit)"
+                audience["segments"] = segs
+                plan["audience"] = audience
+                plan["content"] = (plan["content"] as? [[String: Any]] ?? []).filter { ($0["segment"] as? NSNumber)?.intValue != g }
+                var schedule = plan["schedule"] as? [String: Any] ?? [:]
+                let before = (schedule["posts"] as? [[String: Any]] ?? []).count
+                schedule["posts"] = (schedule["posts"] as? [[String: Any]] ?? []).filter { ($0["segment"] as? NSNumber)?.intValue != g }
+                plan["schedule"] = schedule
+                var m = plan["measurement"] as? [String: Any] ?? [:]
+                m["segments"] = (m["segments"] as? [[String: Any]] ?? []).filter { ($0["segment"] as? NSNumber)?.intValue != g }
+                plan["measurement"] = m
+                var list = overrides["dropped_segments"] as? [Any] ?? []
+                list.append(g)
+                overrides["dropped_segments"] = list
+                out.append("audience: segment \(g) dropped by \(by), with its content, holdout and \(before - ((schedule["posts"] as? [Any])?.count ?? 0)) posts")
+            case "content":
+                let cid = parts[1]
+                var content = plan["content"] as? [[String: Any]] ?? []
+                var found = false
+                for i in content.indices {
+                    let items = content[i]["items"] as? [[String: Any]] ?? []
+                    let kept = items.filter { $0["content_id"] as? String != cid }
+                    if kept.count != items.count { found = true }
+                    content[i]["items"] = kept
+                }
+                guard found else { throw bad("--drop \(item): \(cid) is not in this plan's content", "`chorus campaign show ID --json` lists it") }
+                plan["content"] = content
+                var schedule = plan["schedule"] as? [String: Any] ?? [:]
+                let before = (schedule["posts"] as? [[String: Any]] ?? []).count
+                schedule["posts"] = (schedule["posts"] as? [[String: Any]] ?? []).filter { $0["content_id"] as? String != cid }
+                plan["schedule"] = schedule
+                var list = overrides["dropped_content"] as? [Any] ?? []
+                list.append(cid)
+                overrides["dropped_content"] = list
+                out.append("content: \(cid) dropped by \(by), with \(before - ((schedule["posts"] as? [Any])?.count ?? 0)) posts")
+            default:
+                throw bad("--drop \(item): not segment:ID or content:ID", "e.g. --drop segment:3 or --drop content:c0000123")
+            }
+        }
+        var lockSet = Set(plan["locks"] as? [String] ?? [])
+        for p in locks where lockSet.insert(p).inserted { out.append("\(p): locked by \(by)") }
+        for p in unlocks where lockSet.remove(p) != nil { out.append("\(p): unlocked by \(by)") }
+        plan["locks"] = lockSet.sorted()
+        plan["overrides"] = overrides
+        plan.removeValue(forKey: "changes")
+        if out.isEmpty { throw bad("the edit changes nothing", "the parts are locked or unlocked already") }
+        return out
+    }
+
     static func body(_ d: Chorus_V1_DocumentReply) throws -> [String: Any] {
         guard let o = (try? JSONSerialization.jsonObject(with: d.body)) as? [String: Any] else {
             throw ChorusError(.internal, "version \(d.meta.version) of campaign \(d.id) is not a plan document")
@@ -372,6 +576,10 @@ struct Campaign: AsyncParsableCommand {
         out.append("  \(brief["objective"] ?? "") (KPI \(brief["kpi"] ?? "")), \(brief["start"] ?? "") … \(brief["end"] ?? ""), "
                    + "budget \(brief["currency"] ?? "") \(String(format: "%.2f", num(brief["budget"]))), channels \((brief["channels"] as? [String] ?? []).joined(separator: ", "))")
         out.append("  written by \(meta.author) (\(meta.action)) at \(iso(meta.createdAtMs))")
+        if let locks = plan["locks"] as? [String], !locks.isEmpty { out.append("  locked (kept by replans): " + locks.joined(separator: ", ")) }
+        if let changes = plan["changes"] as? [String] {
+            out.append("  since the previous version: " + (changes.isEmpty ? "nothing moved" : changes.joined(separator: "; ")))
+        }
         let audience = plan["audience"] as? [String: Any] ?? [:]
         out.append("")
         out.append("AUDIENCE (\(audience["rule"] ?? ""))")
@@ -405,6 +613,7 @@ struct Campaign: AsyncParsableCommand {
         let budget = plan["budget"] as? [String: Any] ?? [:]
         out.append("")
         out.append("BUDGET (\(budget["method"] ?? ""): \(budget["why"] ?? ""))")
+        if let edited = budget["edited"] as? String { out.append("  ⚠ " + edited) }
         for ch in budget["channels"] as? [[String: Any]] ?? [] {
             let binds = ch["binding"] as? [String] ?? []
             var line = "  \(pad(ch["channel"] as? String ?? "", 12)) \(budget["currency"] ?? "") \(pad(String(format: "%.2f", num(ch["spend"])), 11))"

@@ -153,6 +153,43 @@ import Testing
                     "\(log.stdout)")
             let list = try chorus(["campaign", "list", "--coordinator", a])
             #expect(list.stdout.contains("spring-test") && list.stdout.contains("v2") && list.stdout.contains("v1"), "\(list.stdout)")
+
+            // Edits and replans: a fixed budget and a locked schedule survive a replan; a dropped segment stays out.
+            let edit = try chorus(["campaign", "edit", "spring-test", "--set", "budget.tiktok=6000", "--lock", "schedule",
+                                   "--by", "dee", "--json", "--coordinator", a])
+            #expect(edit.status == 0 && edit.json["version"] as? Int == 3, "\(edit.stderr)")
+            #expect((edit.json["changes"] as? [String] ?? []).contains { $0.hasPrefix("budget: tiktok") }, "\(edit.stdout)")
+            let v3 = try #require(try Self.show(a, "spring-test", version: 3)["plan"] as? [String: Any])
+            let posts3 = (v3["schedule"] as? [String: Any])?["posts"] as? [[String: Any]] ?? []
+            let replanned = try chorus(["campaign", "replan", "spring-test", "--by", "dee", "--json", "--coordinator", a], timeout: 120)
+            #expect(replanned.status == 0 && replanned.json["version"] as? Int == 4, "\(replanned.stderr)")
+            let v4 = try #require(try Self.show(a, "spring-test", version: 4)["plan"] as? [String: Any])
+            let posts4 = (v4["schedule"] as? [String: Any])?["posts"] as? [[String: Any]] ?? []
+            #expect(!posts3.isEmpty && NSArray(array: posts4).isEqual(to: posts3))
+            #expect(v4["locks"] as? [String] == ["schedule"])
+            let tiktok = ((v4["budget"] as? [String: Any])?["channels"] as? [[String: Any]] ?? []).first { $0["channel"] as? String == "tiktok" }
+            #expect(abs(((tiktok?["spend"] as? NSNumber)?.doubleValue ?? 0) - 6000) < 0.01, "\(tiktok ?? [:])")
+            #expect((v4["gaps"] as? [String] ?? []).contains { $0.contains("budget.tiktok is fixed at 6000") })
+            #expect(v4["changes"] is [String])
+            let chosenNow = segs.filter { $0["chosen"] as? Bool == true }.compactMap { $0["segment"] as? Int }
+            if chosenNow.count > 1, let g = chosenNow.last {
+                #expect(try chorus(["campaign", "edit", "spring-test", "--drop", "segment:\(g)", "--unlock", "schedule", "--by", "dee",
+                                    "--coordinator", a]).status == 0)
+                #expect(try chorus(["campaign", "replan", "spring-test", "--by", "dee", "--coordinator", a], timeout: 120).status == 0)
+                let v6 = try #require(try Self.show(a, "spring-test", version: 6)["plan"] as? [String: Any])
+                let s6 = (v6["audience"] as? [String: Any])?["segments"] as? [[String: Any]] ?? []
+                let dropped = s6.first { $0["segment"] as? Int == g }
+                #expect(dropped?["chosen"] as? Bool == false && (dropped?["reason"] as? String ?? "").contains("dropped"), "\(dropped ?? [:])")
+                #expect(!((v6["schedule"] as? [String: Any])?["posts"] as? [[String: Any]] ?? []).contains { $0["segment"] as? Int == g })
+            }
+            // Edits that do not apply are refused and write nothing.
+            for bad in [["--set", "budget.nope=5"], ["--set", "budget.tiktok=99999"], ["--drop", "segment:999"], ["--set", "budget.x=oops"]] {
+                let r = try chorus(["campaign", "edit", "spring-test", "--coordinator", a] + bad)
+                #expect(r.status == 65, "\(bad): \(r.status) \(r.stderr)")
+            }
+            let after = try chorus(["campaign", "log", "spring-test", "--json", "--coordinator", a])
+            let actions = ((try? JSONSerialization.jsonObject(with: Data(after.stdout.utf8))) as? [[String: Any]] ?? []).map { "\($0["action"] ?? "")" }
+            #expect(actions.filter { $0 == "edit" }.count == (chosenNow.count > 1 ? 2 : 1) && actions.filter { $0 == "replan" }.count >= 2, "\(actions)")
         }
         // 1 and 3 workers: the same plan, apart from the job ids of its evidence.
         #expect(plans.count == 2)

@@ -75,6 +75,13 @@ public enum CampaignPlanJob: Job {
         let minUsers = ctx.params.int("min_segment_users", 50)
         var gaps: [String] = []
         var evidence: [String: String] = [:]
+        // A replan reads the version it replaces: its locked parts are kept, its edits are constraints.
+        let expected = UInt32(ctx.params.int("expected_version", 0))
+        var previous: [String: Any]?
+        if expected > 0, let d = try await ctx.document(collection: collection, id: campaignID, version: expected) {
+            previous = (try? JSONSerialization.jsonObject(with: d.body)) as? [String: Any]
+        }
+        let edits = Edits(previous)
 
         // 1. What the other kinds left.
         try await ctx.setStage("campaign-plan: reading the stored outputs")
@@ -178,8 +185,19 @@ public enum CampaignPlanJob: Job {
         }
         let excludedSegments = brief.constraints.exclude.compactMap { CampaignBrief.audienceRule($0) }
             .filter { $0.kind == "segment" }.compactMap { Int($0.value) }
-        let (choices, audienceNotes) = CampaignPlanner.chooseAudience(inputs, objective: brief.objective, target: brief.target.segments,
-                                                                    excluded: excludedSegments, minUsers: minUsers)
+        let lockedAudience = edits.locks.contains("audience") ? edits.previousChosen : nil
+        var (choices, audienceNotes) = CampaignPlanner.chooseAudience(inputs, objective: brief.objective,
+                                                                    target: lockedAudience ?? brief.target.segments,
+                                                                    excluded: excludedSegments + edits.droppedSegments, minUsers: minUsers)
+        for i in choices.indices {
+            if edits.droppedSegments.contains(choices[i].segment) && !excludedSegments.contains(choices[i].segment) {
+                choices[i].reason = "dropped by an edit (`chorus campaign edit --drop segment:\(choices[i].segment)`)"
+            } else if lockedAudience != nil && choices[i].chosen {
+                choices[i].reason = "kept: the audience is locked (" + choices[i].reason + ")"
+            } else if lockedAudience != nil && !choices[i].chosen && !excludedSegments.contains(choices[i].segment) {
+                choices[i].reason = "not in the locked audience"
+            }
+        }
         gaps += audienceNotes
         let chosen = choices.filter(\.chosen)
         if chosen.isEmpty { gaps.append("no segment could be chosen: every one is excluded, filtered out or below min_segment_users (\(minUsers))") }
@@ -211,11 +229,13 @@ public enum CampaignPlanJob: Job {
             ])
         }
 
+        if edits.locks.contains("measurement"), let kept = edits.previousMeasurement { measurement = kept }
+
         // 5. Content per chosen segment.
         let negative = Dictionary(alerts.filter { $0.kind == "sentiment_dip" }.map { ($0.key.lowercased(), "negative alert at \($0.at)") },
                                   uniquingKeysWith: { a, _ in a })
-        let candidates = content.map { CampaignPlanner.ContentCandidate(id: $0.id, channel: $0.channel, mediaType: $0.mediaType,
-                                                                         topics: $0.topics, hashtags: $0.hashtags) }
+        let candidates = content.filter { !edits.droppedContent.contains($0.id) }.map {
+            CampaignPlanner.ContentCandidate(id: $0.id, channel: $0.channel, mediaType: $0.mediaType, topics: $0.topics, hashtags: $0.hashtags) }
         if candidates.isEmpty { gaps.append("no content in the brief's pool on the allowed channels: the schedule has no posts") }
         let itemIndex: [String: Int] = als.map { Dictionary($0.ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }) } ?? [:]
         let itemFactors = als.map { FloatPacking.unpack($0.factors) } ?? []
@@ -237,6 +257,7 @@ public enum CampaignPlanJob: Job {
                                                     negativeKeys: negative, n: brief.content.perSegment)
             }
             picks[c.segment] = list
+            if edits.locks.contains("content"), let kept = edits.previousContent[c.segment] { picks[c.segment] = kept }
         }
 
         // 6. Schedule.
@@ -259,10 +280,25 @@ public enum CampaignPlanJob: Job {
             minSpacingHours: brief.constraints.minSpacingHours,
             frequencyCap: brief.constraints.frequencyCap.map { ($0.impressions, $0.days) })
         let startDay = CampaignBrief.dayNumber(brief.start) ?? 0
-        let (posts, skipped) = CampaignPlanner.schedule(streams: streams, startDay: startDay, days: brief.days ?? 0, rules: rules)
+        var (posts, skipped) = CampaignPlanner.schedule(streams: streams, startDay: startDay, days: brief.days ?? 0, rules: rules)
+        if edits.locks.contains("schedule"), let kept = edits.previousPosts {
+            posts = kept
+            skipped = edits.previousSkipped
+            streams = []
+        }
 
         // 7. Budget: response curves from the spend history, else the even split.
-        let (budget, budgetGaps, spendEvidence) = CampaignBudget.plan(brief: brief, history: spendRows)
+        var budgetBrief = brief
+        for (c, v) in edits.budget.sorted(by: { $0.key < $1.key }) where brief.channels.contains(c) {
+            budgetBrief.constraints.spend[c] = .init(min: v, max: v)
+            gaps.append("budget.\(c) is fixed at \(r2(v)) by an edit: the split treats it as a constraint")
+        }
+        var (budget, budgetGaps, spendEvidence) = CampaignBudget.plan(brief: budgetBrief, history: spendRows)
+        if edits.locks.contains("budget"), let kept = edits.previousBudget {
+            budget = kept
+            budgetGaps = []
+            spendEvidence = edits.previousEvidence["spend_history"]
+        }
         gaps += budgetGaps
         if let spendEvidence { evidence["spend_history"] = spendEvidence }
 
@@ -278,7 +314,7 @@ public enum CampaignPlanJob: Job {
             let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
             return try JSONSerialization.jsonObject(with: try e.encode(v), options: [.fragmentsAllowed])
         }
-        let body: [String: Any] = [
+        var body: [String: Any] = [
             "format": 1,
             "campaign_id": campaignID,
             "brief": try json(brief),
@@ -300,9 +336,19 @@ public enum CampaignPlanJob: Job {
             "gaps": gaps,
             "evidence": evidence,
         ]
+        body["locks"] = edits.locks.sorted()
+        body["overrides"] = edits.overrides
+        var changes: [String] = []
+        if let previous {
+            changes = Self.changes(from: previous, to: body)
+            body["changes"] = changes
+        }
         let bytes = Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]))
-        let expected = UInt32(ctx.params.int("expected_version", 0))
-        let summaryText = "\(chosen.count) segment(s), \(posts.count) posts, budget \(brief.currency) \(r2(brief.budget)) (\(budget["method"] ?? ""))"
+        var summaryText = "\(chosen.count) segment(s), \(posts.count) posts, budget \(brief.currency) \(r2(brief.budget)) (\(budget["method"] ?? ""))"
+        if previous != nil {
+            summaryText += "; " + (changes.isEmpty ? "nothing moved" : changes.joined(separator: "; "))
+            if summaryText.utf8.count > 60_000 { summaryText = String(summaryText.prefix(20_000)) + " …" }
+        }
         let version = try await ctx.putDocument(collection: collection, id: campaignID, expectedVersion: expected, body: bytes,
                                                 author: ctx.params.string("author", "chorus"),
                                                 action: ctx.params.string("action", "create"), summary: summaryText, title: brief.name)
@@ -310,6 +356,7 @@ public enum CampaignPlanJob: Job {
             "campaign_id": campaignID, "version": Int(version.version), "name": brief.name,
             "segments_chosen": chosen.map(\.segment), "posts": posts.count, "budget_method": budget["method"] ?? "",
             "gaps": gaps.count, "risks": risks.count, "seconds": r6((ContinuousClock.now - started).seconds),
+            "changes": changes, "locks": edits.locks.sorted(),
         ]
         return String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self)
     }
