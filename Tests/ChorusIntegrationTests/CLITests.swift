@@ -64,6 +64,7 @@ struct CommandTree {
                 .write(toFile: file, atomically: true, encoding: .utf8)
             return ["--brief", file]
         case ["campaign", "diff"]: return ["x", "1", "2"]
+        case ["campaign", "edit"]: return ["x", "--lock", "schedule"]
         case ["pipeline", "run"]:
             let file = dir + "/pipeline.yaml"
             try "steps:\n  - {name: a, kind: features}\n".write(toFile: file, atomically: true, encoding: .utf8)
