@@ -1,3 +1,5 @@
+import ChorusModel
+
 /// Timestamp parsing for ingest: unix seconds, integer or fractional (numbers whose magnitude is above 10^11 are
 /// read as milliseconds; fractions of a second are dropped), or ISO 8601 / RFC 3339 text such as
 /// `2025-03-01T14:05:09Z`, `2025-03-01T14:05:09.250+08:00` or `2025-03-01 14:05:09` (UTC).
@@ -107,37 +109,16 @@ public enum Timestamp {
         return (minimum...maximum).contains(v) ? v : nil
     }
 
-    static func daysIn(month: Int, year: Int) -> Int {
-        switch month {
-        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
+    static func daysIn(month: Int, year: Int) -> Int { CivilDate.daysIn(month: month, year: year) }
 
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    public static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
-    }
+    /// Days since 1970-01-01 of a proleptic Gregorian date.
+    public static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int { CivilDate.days(year: y0, month: m, day: d) }
 
     /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
     public static func iso(_ t: Int64) -> String {
         let days = Int(t >= 0 ? t / 86400 : (t - 86399) / 86400)
         let secs = Int(t - Int64(days) * 86400)
-        let z = days + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        let (y, m, d) = CivilDate.civil(days: days)
         func p2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(y)-\(p2(m))-\(p2(d))T\(p2(secs / 3600)):\(p2(secs / 60 % 60)):\(p2(secs % 60))Z"
     }

@@ -214,34 +214,8 @@ public struct CampaignBrief: Codable, Sendable, Equatable {
     }
 
     /// Days since 1970-01-01 of an ISO date "YYYY-MM-DD" (proleptic Gregorian), nil when it is not one.
-    public static func dayNumber(_ s: String) -> Int? {
-        let p = s.split(separator: "-", omittingEmptySubsequences: false)
-        guard p.count == 3, p[0].count == 4, p[1].count == 2, p[2].count == 2,
-              let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]), (1...12).contains(m), y >= 1970, y <= 9999 else { return nil }
-        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-        let lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard (1...lengths[m - 1]).contains(d) else { return nil }
-        // Days from civil (H. Hinnant's algorithm).
-        let yy = m <= 2 ? y - 1 : y
-        let era = yy / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
+    public static func dayNumber(_ s: String) -> Int? { CivilDate.parse(s, years: 1970...9999) }
 
     /// The ISO date of a day number.
-    public static func date(dayNumber z0: Int) -> String {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func pad(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
-    }
+    public static func date(dayNumber z0: Int) -> String { CivilDate.iso(days: z0) }
 }

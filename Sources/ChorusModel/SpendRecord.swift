@@ -58,42 +58,8 @@ public struct SpendRecord: Sendable, Equatable, Codable {
 
     /// Days since 1970-01-01 of a `YYYY-MM-DD` date in 1990-01-01 ..< 2100-01-01, or nil when the text is not exactly
     /// such a date (ten characters, a real calendar day). Pure integer arithmetic (Howard Hinnant's days_from_civil).
-    public static func day(of text: String) -> Int64? {
-        let b = Array(text.utf8)
-        guard b.count == 10, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-") else { return nil }
-        func num(_ r: Range<Int>) -> Int? {
-            var v = 0
-            for i in r {
-                guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
-                v = v * 10 + Int(b[i] - 0x30)
-            }
-            return v
-        }
-        guard let y = num(0..<4), let m = num(5..<7), let d = num(8..<10), (1990...2099).contains(y),
-              (1...12).contains(m), d >= 1 else { return nil }
-        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard d <= monthDays[m - 1] else { return nil }
-        let yy = m <= 2 ? y - 1 : y
-        let era = yy / 400  // years ≥ 1990: never negative
-        let yoe = yy - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return Int64(era * 146_097 + doe - 719_468)
-    }
+    public static func day(of text: String) -> Int64? { CivilDate.parse(text, years: 1990...2099).map(Int64.init) }
 
     /// The `YYYY-MM-DD` text of a day number (days since 1970-01-01); the inverse of `day(of:)`.
-    public static func date(ofDay z0: Int64) -> String {
-        let z = Int(z0) + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(y)-\(two(m))-\(two(d))"
-    }
+    public static func date(ofDay z0: Int64) -> String { CivilDate.iso(days: Int(z0)) }
 }
