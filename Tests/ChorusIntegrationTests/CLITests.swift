@@ -58,6 +58,7 @@ struct CommandTree {
             return ["sentiment", "--labels", labels]
         case ["sentiment", "series"], ["sentiment", "themes"]: return ["topic:tech"]
         case ["segments", "show"]: return ["0"]
+        case ["campaign", "report"]: return ["x", "--out", dir + "/report.html"]
         case ["pipeline", "run"]:
             let file = dir + "/pipeline.yaml"
             try "steps:\n  - {name: a, kind: features}\n".write(toFile: file, atomically: true, encoding: .utf8)
