@@ -587,10 +587,10 @@ public enum CampaignReport {
 
     static let css = """
     body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;color:#1f2937;margin:0 auto;max-width:1180px;padding:18px 28px;background:#fff}
-    h1{font-size:26px;margin:4px 0 10px}h2{font-size:20px;border-bottom:2px solid #0f766e;padding-bottom:3px;margin:26px 0 8px}h3{font-size:15px;margin:16px 0 6px}
-    nav{margin:8px 0;font-size:13px}nav a{color:#0f766e;text-decoration:none}
+    h1{font-size:26px;margin:4px 0 10px}h2{font-size:20px;border-bottom:2px solid #134e4a;padding-bottom:3px;margin:26px 0 8px}h3{font-size:15px;margin:16px 0 6px}
+    nav{margin:8px 0;font-size:13px}nav a{color:#134e4a;text-decoration:none}
     table{border-collapse:collapse;margin:6px 0;font-size:13px}th,td{border-bottom:1px solid #e5e7eb;padding:3px 8px;text-align:left;vertical-align:top}
-    th{background:#f8fafc;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}td.c{text-align:center;color:#0f766e;font-weight:700}
+    th{background:#f8fafc;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}td.c{text-align:center;color:#134e4a;font-weight:700}
     table.kv th{width:110px;background:none}tr.chosen td{background:#f0fdfa}tr.flagged td{background:#fef3c7}tr.binding td{background:#ffedd5}
     tr.current td{background:#eff6ff}tr.approved td{background:#dcfce7}
     .badge{display:inline-block;font-size:13px;font-weight:700;padding:3px 10px;border-radius:4px;vertical-align:middle;margin-left:8px}

@@ -21,7 +21,7 @@ extension Campaign {
         @OptionGroup var client: ClientOptions
         @Argument(help: "The plan's id.") var id: String?
         @Option(help: ArgumentHelp("The HTML file to write.", valueName: "FILE")) var out: String
-        @Option(help: "A version (default: the latest).") var version: UInt32 = 0
+        @Option(help: "A version (default: the latest).") var version: UInt32?
         @Option(help: ArgumentHelp("Who makes the report (recorded in the log).", valueName: "NAME")) var by: String = Campaign.defaultAuthor
         @Option(help: ArgumentHelp("For tests and offline use: render this file (what `campaign show --json` prints, optionally with "
                                    + "`versions` and `audit` arrays) without a cluster; nothing is logged.",
@@ -44,7 +44,7 @@ extension Campaign {
                 }
                 let c = try client.client()
                 defer { c.close() }
-                let d = try await c.document(collection: CampaignPlanJob.collection, id: id!, version: version, withHistory: true)
+                let d = try await c.document(collection: CampaignPlanJob.collection, id: id!, version: version ?? 0, withHistory: true)
                 let plan = try Campaign.body(d)
                 let audit = d.audit.map {
                     CampaignReport.AuditRow(at: iso($0.atMs), who: $0.who, action: $0.action, version: Int($0.version), detail: $0.detail)
