@@ -102,3 +102,58 @@ import Testing
         }
     }
 }
+
+/// `chorus campaign report ID` against a real cluster: it reads the stored plan with its history, writes the page,
+/// and its report is in the plan's log; after an approval the next page says so and lists the first report.
+@Suite(.serialized) struct CampaignReportClusterTests {
+    @Test func theReportOfAStoredPlanFollowsItsApprovalAndIsLogged() throws {
+        let cluster = try TestCluster(workers: 1, partitions: 4, replication: 1)
+        defer { cluster.shutdown() }
+        try cluster.ingestGenerated(users: 300, seed: 11)
+        let c = ["--coordinator", cluster.address]
+        let plan = try chorus(["campaign", "plan", "--brief", Binary.root + "/docs/examples/campaign-brief.yaml", "--by", "ana", "--json"] + c,
+                              timeout: 300)
+        try #require(plan.status == 0, "\(plan.stderr)\n\(cluster.logs())")
+        let id = try #require(plan.json["campaign_id"] as? String)
+
+        let first = cluster.dir + "/first.html"
+        let r1 = try chorus(["campaign", "report", id, "--out", first, "--by", "carol"] + c)
+        #expect(r1.status == 0 && r1.stdout == first + "\n", "\(r1.stdout)\(r1.stderr)")
+        let page1 = try String(contentsOfFile: first, encoding: .utf8)
+        #expect(page1.contains("NOT APPROVED") && page1.contains("v1 (this report)"))
+        for section in ["audience", "content", "schedule", "budget", "measurement", "risks", "gaps", "evidence", "history"] {
+            #expect(page1.contains("<section id=\"\(section)\">"), "no \(section)")
+        }
+        // Only the data was loaded (no job has run, so no ALS ranking): today that plan has no posts, and the page says
+        // so instead of drawing an empty heatmap.
+        let shown = try chorus(["campaign", "show", id, "--json"] + c).json
+        let posts = (((shown["plan"] as? [String: Any])?["schedule"] as? [String: Any])?["posts"] as? [Any])?.count ?? -1
+        #expect(posts >= 0)
+        if posts == 0 {
+            #expect(page1.contains("not available:</b> the schedule has no posts") && !page1.contains("<svg class=\"chart heatmap\""))
+        } else {
+            #expect(page1.contains("<svg class=\"chart heatmap\"") && page1.contains("\(posts) post(s), times in UTC"))
+        }
+        #expect(page1.contains("<svg class=\"chart spend\""))
+        // The log has the report, with its size.
+        let log = try chorus(["campaign", "log", id, "--json"] + c)
+        let rows = (try? JSONSerialization.jsonObject(with: Data(log.stdout.utf8))) as? [[String: Any]] ?? []
+        let bytes = (try FileManager.default.attributesOfItem(atPath: first)[.size] as? Int) ?? -1
+        #expect(rows.contains { $0["action"] as? String == "report" && $0["who"] as? String == "carol"
+            && ($0["detail"] as? String ?? "").contains("\(bytes) bytes") }, "\(rows)")
+
+        #expect(try chorus(["campaign", "approve", id, "--by", "ben"] + c).status == 0)
+        let second = cluster.dir + "/second.html"
+        let r2 = try chorus(["campaign", "report", id, "--version", "1", "--out", second, "--json"] + c)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        #expect(r2.json["path"] as? String == second)
+        let page2 = try String(contentsOfFile: second, encoding: .utf8)
+        #expect(page2.contains("APPROVED by ben") && !page2.contains("NOT APPROVED"))
+        #expect(page2.contains("<td>carol</td><td>report</td>"), "the first report is in the second page's log")
+        // An unknown plan or version: exit 66, and no file.
+        let missing = cluster.dir + "/missing.html"
+        #expect(try chorus(["campaign", "report", id, "--version", "9", "--out", missing] + c).status == 66)
+        #expect(try chorus(["campaign", "report", "no-such-plan", "--out", missing] + c).status == 66)
+        #expect(!FileManager.default.fileExists(atPath: missing))
+    }
+}
