@@ -162,6 +162,12 @@ public enum CampaignReport {
         return s + "</section>"
     }
 
+    /// "5 · weibo · fashion · 20–23h UTC": a segment's id with its name from the audience, escaped.
+    static func segmentLabel(_ plan: [String: Any], _ id: Int) -> String {
+        let name = arr(obj(plan["audience"])["segments"]).first { int($0["segment"]) == id }.map { str($0["name"]) } ?? ""
+        return name.isEmpty ? "\(id)" : "\(id) · \(esc(name))"
+    }
+
     static func contentSection(_ plan: [String: Any]) -> String {
         let content = arr(plan["content"])
         var s = open("content")
@@ -170,7 +176,7 @@ public enum CampaignReport {
         for c in content {
             let items = arr(c["items"])
             let flagged = items.filter { !strings($0["flags"]).isEmpty }.count
-            s += "<h3>Segment \(int(c["segment"])): \(items.count) item(s)" + (flagged > 0 ? ", <span class=\"warn\">\(flagged) flagged</span>" : "") + "</h3>"
+            s += "<h3>Segment \(segmentLabel(plan, int(c["segment"]))): \(items.count) item(s)" + (flagged > 0 ? ", <span class=\"warn\">\(flagged) flagged</span>" : "") + "</h3>"
             s += "<table><tr><th>Content</th><th>Channel</th><th class=\"n\">Score</th><th class=\"n\">ALS</th><th>Reason</th><th>Flags</th></tr>"
             for it in items {
                 let flags = strings(it["flags"])
@@ -316,7 +322,7 @@ public enum CampaignReport {
             let reaches = bool(g["reaches_target"])
             let rel = g["mde_relative"] is NSNull || g["mde_relative"] == nil ? "none" : "+" + fmt(100 * dbl(g["mde_relative"]), 1) + "%"
             let abs = g["mde_absolute"] is NSNull || g["mde_absolute"] == nil ? "–" : sig(dbl(g["mde_absolute"]))
-            s += "<tr class=\"\(reaches ? "" : "flagged")\"><td>\(int(g["segment"]))</td><td>\(esc(str(g["metric"])))</td>"
+            s += "<tr class=\"\(reaches ? "" : "flagged")\"><td>\(segmentLabel(plan, int(g["segment"])))</td><td>\(esc(str(g["metric"])))</td>"
                 + "<td class=\"n\">\(fmt(100 * dbl(g["holdout_share"]), 1))%</td>"
                 + "<td class=\"n\">\(int(g["holdout_users"])) / \(int(g["treated_users"])) of \(int(g["users"]))</td>"
                 + "<td class=\"n\">\(sig(dbl(g["base_rate"])))</td><td class=\"n\">\(abs) / \(rel)</td>"

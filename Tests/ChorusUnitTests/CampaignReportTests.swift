@@ -50,7 +50,8 @@ import Testing
         #expect(audience.contains("weibo · fashion · 20–23h UTC"))
         // Content: both chosen segments with their 25 items each.
         let content = Self.section(html, "content")
-        #expect(content.contains("Segment 5: 25 item(s)") && content.contains("Segment 1: 25 item(s)"))
+        #expect(content.contains("Segment 5 · weibo · fashion · 20–23h UTC: 25 item(s)"))
+        #expect(content.contains("Segment 1 · tiktok · gaming · 0–3h UTC: 25 item(s)"))
         #expect(Self.count("<code>c0", in: content) == 50)
         // The heatmap: 168 cells, whose counts add up to the 18 posts.
         let schedule = Self.section(html, "schedule")
