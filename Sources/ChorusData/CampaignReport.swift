@@ -252,20 +252,43 @@ public enum CampaignReport {
     static func budgetSection(_ plan: [String: Any], brief: [String: Any]) -> String {
         let b = obj(plan["budget"])
         let cur = str(b["currency"]).isEmpty ? str(brief["currency"]) : str(b["currency"])
+        let kpi = !str(b["kpi"]).isEmpty ? str(b["kpi"]) : !str(brief["kpi"]).isEmpty ? str(brief["kpi"]) : "KPI"
+        let period = str(b["period"]).isEmpty ? "week" : str(b["period"])
         let channels = arr(b["channels"])
         var s = open("budget")
-        s += "<p><b>\(esc(str(b["method"])))</b>, \(esc(cur)) \(money(dbl(b["total"]))) in total: \(esc(str(b["why"])))</p>"
+        s += "<p><b>\(esc(str(b["method"])))</b>, \(esc(cur)) \(money(dbl(b["total"]))) in total"
+            + (b["periods"] == nil ? "" : " over \(int(b["periods"])) \(esc(period))(s)") + ": \(esc(str(b["why"])))</p>"
+        if !str(b["extrapolation_warning"]).isEmpty {
+            s += "<p class=\"alert\">⚠ \(esc(str(b["extrapolation_warning"])))</p>"
+        }
         if channels.isEmpty {
             s += unavailable("no channel in the budget")
         } else {
-            s += "<table><tr><th>Channel</th><th class=\"n\">Spend</th><th class=\"n\">Share</th><th class=\"n\">Min</th><th class=\"n\">Max</th><th>At its limit</th></tr>"
+            // The columns of a fitted split only when some channel has them (an even split has none).
+            let modelled = channels.contains { $0["expected_kpi"] != nil || $0["marginal_return"] != nil || $0["fit"] != nil || $0["not_modelled"] != nil }
+            s += "<table><tr><th>Channel</th><th class=\"n\">Spend</th><th class=\"n\">Share</th><th class=\"n\">Min</th><th class=\"n\">Max</th><th>At its limit</th>"
+                + (modelled ? "<th class=\"n\">Expected \(esc(kpi))</th><th class=\"n\">Marginal return</th><th>Curve</th>" : "") + "</tr>"
             let total = max(dbl(b["total"]), channels.reduce(0) { $0 + dbl($1["spend"]) })
             for c in channels {
                 let binding = strings(c["binding"])
-                s += "<tr class=\"\(binding.isEmpty ? "" : "binding")\"><td>\(esc(str(c["channel"])))</td><td class=\"n\">\(money(dbl(c["spend"])))</td>"
+                let extrapolated = bool(c["extrapolated"])
+                s += "<tr class=\"\(extrapolated ? "flagged" : binding.isEmpty ? "" : "binding")\"><td>\(esc(str(c["channel"])))</td><td class=\"n\">\(money(dbl(c["spend"])))</td>"
                     + "<td class=\"n\">\(total > 0 ? fmt(100 * dbl(c["spend"]) / total, 1) + "%" : "–")</td>"
                     + "<td class=\"n\">\(c["min"] == nil ? "–" : money(dbl(c["min"])))</td><td class=\"n\">\(c["max"] == nil ? "–" : money(dbl(c["max"])))</td>"
-                    + "<td>\(binding.isEmpty ? "" : esc(binding.joined(separator: ", ")))</td></tr>"
+                    + "<td>\(binding.isEmpty ? "" : esc(binding.joined(separator: ", ")))</td>"
+                if modelled {
+                    var notes: [String] = []
+                    if extrapolated {
+                        let h = opt(c["history_max_per_\(period)"])
+                        notes.append("⚠ extrapolated" + (h.map { ": the history's largest spend per \(esc(period)) was \(money($0))" } ?? ""))
+                    }
+                    if !str(c["not_modelled"]).isEmpty { notes.append("not modelled: " + esc(str(c["not_modelled"]))) }
+                    let fit = obj(c["fit"])
+                    if !fit.isEmpty { notes.append("fit R² \(fmt(dbl(fit["r2"]), 2)) on \(int(fit["periods"])) \(esc(period))s") }
+                    s += "<td class=\"n\">\(opt(c["expected_kpi"]).map { fmt($0, 1) } ?? "–")</td>"
+                        + "<td class=\"n\">\(opt(c["marginal_return"]).map(sig) ?? "–")</td><td>\(notes.joined(separator: "; "))</td>"
+                }
+                s += "</tr>"
             }
             s += "</table>"
             let unspent = dbl(b["unspent"])
@@ -273,16 +296,18 @@ public enum CampaignReport {
             s += "<h3>Split per channel</h3>" + spendChart(channels, currency: cur)
         }
         // Response curves and the KPI forecast, when the method has them.
-        let kpi = str(brief["kpi"]).isEmpty ? "KPI" : str(brief["kpi"])
         let reason = unavailableReason(plan, budget: b)
+        let extrapolated = Set(channels.filter { bool($0["extrapolated"]) }.map { str($0["channel"]) })
         let curves = arr(b["curves"]).filter { arr($0["points"]).count >= 2 }
         s += "<h3>Response curves</h3>"
         if curves.isEmpty {
             s += unavailable(reason)
         } else {
-            s += "<p>Expected \(esc(kpi)) per channel against its spend; the vertical line is the chosen spend, the dashed one the "
-                + "largest weekly spend in the history (beyond it the curve is an extrapolation); the band is the interval.</p>"
-            s += "<div class=\"curves\">" + curves.map { curveChart($0, kpi: kpi, currency: cur) }.joined() + "</div>"
+            s += "<p>Expected \(esc(kpi)) in the window per channel against its spend there; the red line is the chosen spend, the dashed "
+                + "one the history's largest spend at that rate (beyond it the curve is an extrapolation); the band is the interval.</p>"
+            s += "<div class=\"curves\">" + curves.map {
+                curveChart($0, kpi: kpi, currency: cur, extrapolated: extrapolated.contains(str($0["channel"])))
+            }.joined() + "</div>"
         }
         s += "<h3>Forecast of the \(esc(kpi))</h3>"
         let e = obj(b["expected_kpi"])
@@ -292,10 +317,12 @@ public enum CampaignReport {
         } else {
             if !e.isEmpty {
                 let level = dbl(e["level"])
-                s += "<p class=\"big\">Expected \(esc(kpi)): <b>\(fmt(dbl(e["value"]), 1))</b> "
-                    + "(\(level > 0 ? fmt(level * (level <= 1 ? 100 : 1), 0) + "% " : "")interval \(fmt(dbl(e["low"]), 1)) … \(fmt(dbl(e["high"]), 1)))</p>"
+                let interval = opt(e["low"]) != nil && opt(e["high"]) != nil
+                    ? " (\(level > 0 ? fmt(level * (level <= 1 ? 100 : 1), 0) + "% " : "")interval \(fmt(dbl(e["low"]), 1)) … \(fmt(dbl(e["high"]), 1)))"
+                    : " (no interval)"
+                s += "<p class=\"big\">Expected \(esc(kpi)) in the window: <b>\(fmt(dbl(e["value"]), 1))</b>\(interval)</p>"
             }
-            if weeks.count >= 1 { s += forecastChart(weeks, kpi: kpi) }
+            if weeks.count >= 1 { s += forecastChart(weeks, kpi: kpi, period: period) }
         }
         return s + "</section>"
     }
@@ -510,7 +537,7 @@ public enum CampaignReport {
         return out
     }
 
-    static func curveChart(_ c: [String: Any], kpi: String, currency: String) -> String {
+    static func curveChart(_ c: [String: Any], kpi: String, currency: String, extrapolated: Bool = false) -> String {
         let pts = arr(c["points"]).map { (x: dbl($0["spend"]), y: dbl($0["kpi"]), lo: opt($0["low"]), hi: opt($0["high"])) }
             .filter { $0.x.isFinite && $0.y.isFinite }.sorted { $0.x < $1.x }
         let chosen = opt(c["chosen_spend"]), histMax = opt(c["history_max"])
@@ -522,7 +549,8 @@ public enum CampaignReport {
         f.width = 366; f.height = 230; f.left = 48
         let channel = str(c["channel"])
         var s = svgOpen(f.width, f.height, title: "response curve of \(channel)", cls: "curve")
-        s += f.axes(xLabel: "spend (\(currency))", yLabel: "\(channel): expected \(kpi)", xFormat: short)
+        s += f.axes(xLabel: "spend in the window (\(currency))", yLabel: "\(channel): expected \(kpi)" + (extrapolated ? " ⚠ extrapolated" : ""),
+                    xFormat: short)
         let band = pts.filter { $0.lo != nil && $0.hi != nil }
         if band.count >= 2 {
             let upper = band.map { "\(n(f.px($0.x))),\(n(f.py($0.hi!)))" }
@@ -545,15 +573,17 @@ public enum CampaignReport {
         return s + "</svg>"
     }
 
-    static func forecastChart(_ weeks: [[String: Any]], kpi: String) -> String {
-        let rows = weeks.map { (label: str($0["week_start"]), y: dbl($0["expected"]), lo: opt($0["low"]), hi: opt($0["high"])) }
+    static func forecastChart(_ weeks: [[String: Any]], kpi: String, period: String) -> String {
+        let rows = weeks.map { w in
+            (label: str(w["period_start"] ?? w["week_start"]), y: dbl(w["expected"]), lo: opt(w["low"]), hi: opt(w["high"]))
+        }
         let ys = rows.flatMap { [$0.y, $0.lo ?? $0.y, $0.hi ?? $0.y] }.filter(\.isFinite)
         let (y0, y1) = nice(min(0, ys.min() ?? 0), max(ys.max() ?? 1, 1e-9))
         // Half a week of room on each side, so that the first and last labels fit.
         var f = Frame(x0: -0.5, x1: Double(max(rows.count - 1, 1)) + 0.5, y0: y0, y1: y1)
         f.width = 860; f.height = 260; f.bottom = 40
-        var s = svgOpen(f.width, f.height, title: "forecast of the \(kpi) per week with its interval", cls: "forecast")
-        s += f.axes(xLabel: "week starting", yLabel: "expected \(kpi) per week", xFormat: { _ in "" }, xTicks: false)
+        var s = svgOpen(f.width, f.height, title: "forecast of the \(kpi) per \(period) with its interval", cls: "forecast")
+        s += f.axes(xLabel: "\(period) starting", yLabel: "expected \(kpi) per \(period)", xFormat: { _ in "" }, xTicks: false)
         for (i, r) in rows.enumerated() where rows.count <= 16 || i % max(1, rows.count / 8) == 0 {
             s += "<text x=\"\(n(f.px(Double(i))))\" y=\"\(n(f.height - f.bottom + 14))\" text-anchor=\"middle\" class=\"small\">\(esc(r.label))</text>"
         }
@@ -602,6 +632,7 @@ public enum CampaignReport {
     .badge{display:inline-block;font-size:13px;font-weight:700;padding:3px 10px;border-radius:4px;vertical-align:middle;margin-left:8px}
     .badge.no{background:#dc2626;color:#fff}.badge.ok{background:#16a34a;color:#fff}.warn{color:#b45309;font-weight:600}
     .why{color:#4b5563}.big{font-size:16px}code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
+    .alert{background:#fef3c7;border-left:4px solid #d97706;padding:6px 10px}
     .unavailable{border:2px dashed #9ca3af;background:#f9fafb;color:#374151;padding:12px 14px;margin:6px 0;max-width:860px}
     svg.chart{display:block;margin:6px 0;font-size:12px;fill:#1f2937}svg .small{font-size:10px;fill:#4b5563}
     .curves{display:flex;flex-wrap:wrap;gap:8px}.post{display:inline-block;margin:1px 8px 1px 0;white-space:nowrap}

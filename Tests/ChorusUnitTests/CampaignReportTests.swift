@@ -67,6 +67,7 @@ import Testing
         #expect(budget.contains("<tr class=\"binding\"><td>wechat</td>"))
         #expect(Self.count("class=\"unavailable\"><b>not available:</b> no spend history is stored", in: budget) == 2)
         #expect(!budget.contains("class=\"chart curve\"") && !budget.contains("class=\"chart forecast\""))
+        #expect(!budget.contains("Marginal return") && !budget.contains("class=\"alert\""))
         // Measurement: both segments flagged (neither detects a 10% lift), with their arms.
         let measurement = Self.section(html, "measurement")
         #expect(Self.count("<tr class=\"flagged\">", in: measurement) == 2)
@@ -102,8 +103,15 @@ import Testing
         #expect(Self.count("<circle cx=", in: budget) == 5 + 3)  // chosen spends and the three weeks
         #expect(budget.contains("chosen USD 14,250"))
         #expect(Self.count("stroke-dasharray", in: budget) == 5)
-        #expect(budget.contains("Expected conversions: <b>170.9</b> (90% interval 161.6 … 180.2)"))
+        #expect(budget.contains("Expected conversions in the window: <b>170.9</b> (80% interval 163.6 … 178.2)"))
         #expect(Self.count("class=\"chart forecast\"", in: budget) == 1)
+        #expect(budget.contains(">2026-01-05</text>") && budget.contains(">week starting</text>"))
+        // The fitted split's columns, and wechat, whose chosen spend is past its history, flagged three times: the
+        // warning, its row, its curve.
+        #expect(budget.contains("<th class=\"n\">Marginal return</th>") && budget.contains("fit R² 0.91 on 104 weeks"))
+        #expect(budget.contains("<p class=\"alert\">⚠ the plan spends more per week than the history ever did on wechat"))
+        #expect(budget.contains("<tr class=\"flagged\"><td>wechat</td>") && budget.contains("largest spend per week was 2,133.33"))
+        #expect(budget.contains("wechat: expected conversions ⚠ extrapolated") && !budget.contains("tiktok: expected conversions ⚠"))
         // The chosen spend sits on the curve: the dot of tiktok's chart is at its interpolated value.
         let points = try #require(((o["plan"] as? [String: Any])?["budget"] as? [String: Any])?["curves"] as? [[String: Any]])
         let tiktok = try #require(points.first { $0["channel"] as? String == "tiktok" })
@@ -159,6 +167,22 @@ import Testing
             #expect(page.components(separatedBy: "href=\"").dropFirst().allSatisfy { $0.hasPrefix("#") }, "a link out of the page")
             #expect(Self.count("<svg", in: page) == Self.count("</svg>", in: page))
         }
+    }
+
+    @Test func theForecastTakesWeekStartToo() throws {
+        var o = try Self.load("campaign-plan-curves.json")
+        var plan = try #require(o["plan"] as? [String: Any])
+        var budget = try #require(plan["budget"] as? [String: Any])
+        budget["kpi_by_week"] = (budget["kpi_by_week"] as? [[String: Any]] ?? []).map { w in
+            var w = w
+            w["week_start"] = w.removeValue(forKey: "period_start")
+            return w
+        }
+        budget["expected_kpi"] = ["value": 12.5]
+        plan["budget"] = budget
+        o["plan"] = plan
+        let forecast = Self.section(try Self.render(o), "budget")
+        #expect(forecast.contains(">2026-01-19</text>") && forecast.contains("<b>12.5</b> (no interval)"))
     }
 
     @Test func weekdayAndHourAreTakenInUTC() {
