@@ -298,6 +298,7 @@ public enum CampaignReport {
         // Response curves and the KPI forecast, when the method has them.
         let reason = unavailableReason(plan, budget: b)
         let extrapolated = Set(channels.filter { bool($0["extrapolated"]) }.map { str($0["channel"]) })
+        let expected = Dictionary(channels.compactMap { c in opt(c["expected_kpi"]).map { (str(c["channel"]), $0) } }, uniquingKeysWith: { a, _ in a })
         let curves = arr(b["curves"]).filter { arr($0["points"]).count >= 2 }
         s += "<h3>Response curves</h3>"
         if curves.isEmpty {
@@ -306,7 +307,8 @@ public enum CampaignReport {
             s += "<p>Expected \(esc(kpi)) in the window per channel against its spend there; the red line is the chosen spend, the dashed "
                 + "one the history's largest spend at that rate (beyond it the curve is an extrapolation); the band is the interval.</p>"
             s += "<div class=\"curves\">" + curves.map {
-                curveChart($0, kpi: kpi, currency: cur, extrapolated: extrapolated.contains(str($0["channel"])))
+                curveChart($0, kpi: kpi, currency: cur, extrapolated: extrapolated.contains(str($0["channel"])),
+                           expectedAtChosen: expected[str($0["channel"])])
             }.joined() + "</div>"
         }
         s += "<h3>Forecast of the \(esc(kpi))</h3>"
@@ -481,7 +483,10 @@ public enum CampaignReport {
             let binding = !strings(c["binding"]).isEmpty
             s += "<text x=\"\(n(labelW - 8))\" y=\"\(n(y + 19))\" text-anchor=\"end\">\(esc(clip(str(c["channel"]), 18)))</text>"
             s += "<rect x=\"\(n(labelW))\" y=\"\(n(y + 4))\" width=\"\(n(w))\" height=\"\(n(rowH - 8))\" fill=\"\(binding ? "#b45309" : "#2563eb")\"/>"
-            s += "<text x=\"\(n(labelW + w + 6))\" y=\"\(n(y + 19))\">\(esc(currency)) \(money(dbl(c["spend"])))</text>"
+            // The amount after the bar, or after a limit marker just past it.
+            let marks = ["min", "max"].compactMap { opt(c[$0]) }.map { labelW + $0 / top * barW }.filter { $0 >= labelW + w - 2 && $0 < labelW + w + 12 }
+            let tx = max(labelW + w, marks.max() ?? 0) + 6
+            s += "<text x=\"\(n(tx))\" y=\"\(n(y + 19))\">\(esc(currency)) \(money(dbl(c["spend"])))</text>"
             for (key, colour) in [("min", "#111827"), ("max", "#dc2626")] where c[key] != nil && !(c[key] is NSNull) {
                 let x = labelW + dbl(c[key]) / top * barW
                 s += "<line x1=\"\(n(x))\" x2=\"\(n(x))\" y1=\"\(n(y))\" y2=\"\(n(y + rowH))\" stroke=\"\(colour)\" stroke-width=\"3\">"
@@ -537,15 +542,16 @@ public enum CampaignReport {
         return out
     }
 
-    static func curveChart(_ c: [String: Any], kpi: String, currency: String, extrapolated: Bool = false) -> String {
+    static func curveChart(_ c: [String: Any], kpi: String, currency: String, extrapolated: Bool = false,
+                           expectedAtChosen: Double? = nil) -> String {
         let pts = arr(c["points"]).map { (x: dbl($0["spend"]), y: dbl($0["kpi"]), lo: opt($0["low"]), hi: opt($0["high"])) }
             .filter { $0.x.isFinite && $0.y.isFinite }.sorted { $0.x < $1.x }
         let chosen = opt(c["chosen_spend"]), histMax = opt(c["history_max"])
         let xs = pts.map(\.x) + [chosen, histMax].compactMap { $0 }
         let ys = pts.flatMap { [$0.y, $0.lo ?? $0.y, $0.hi ?? $0.y] }
-        let (x0, x1) = nice(min(0, xs.min() ?? 0), max(xs.max() ?? 1, 1e-9))
+        // Spend from 0 to the last point (round ticks inside it); the KPI axis up to a round value.
         let (y0, y1) = nice(min(0, ys.min() ?? 0), max(ys.max() ?? 1, 1e-9))
-        var f = Frame(x0: x0, x1: x1, y0: y0, y1: y1)
+        var f = Frame(x0: min(0, xs.min() ?? 0), x1: max(xs.max() ?? 1, 1e-9), y0: y0, y1: y1)
         f.width = 366; f.height = 230; f.left = 48
         let channel = str(c["channel"])
         var s = svgOpen(f.width, f.height, title: "response curve of \(channel)", cls: "curve")
@@ -563,7 +569,8 @@ public enum CampaignReport {
                 + "<title>largest spend in the history: \(money(h))</title></line>"
         }
         if let x = chosen {
-            let y = interpolate(pts.map { ($0.x, $0.y) }, at: x)
+            // The job's own figure for the chosen spend when it gives one, else read off the curve.
+            let y = expectedAtChosen ?? interpolate(pts.map { ($0.x, $0.y) }, at: x)
             s += "<line x1=\"\(n(f.px(x)))\" x2=\"\(n(f.px(x)))\" y1=\"\(n(f.top))\" y2=\"\(n(f.height - f.bottom))\" stroke=\"#dc2626\" stroke-width=\"2\"/>"
             if let y { s += "<circle cx=\"\(n(f.px(x)))\" cy=\"\(n(f.py(y)))\" r=\"5\" fill=\"#dc2626\"/>" }
             let anchor = f.px(x) > f.width * 0.7 ? "end" : "start"

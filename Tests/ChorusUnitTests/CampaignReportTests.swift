@@ -2,9 +2,10 @@
 import Foundation
 import Testing
 
-/// The HTML report of a plan (ChorusData/CampaignReport.swift) on a real plan document (Tests/Fixtures/campaign-plan.json,
-/// as `chorus campaign show --json` printed it) and on a variant with response curves and a forecast
-/// (campaign-plan-curves.json, made by make-curves-variant.py).
+/// The HTML report of a plan (ChorusData/CampaignReport.swift) on real plan documents as `chorus campaign show --json`
+/// printed them (Tests/Fixtures/campaign-plan.json: an even split without spend history; campaign-plan-fitted.json:
+/// response curves fitted by the job, with its log) and on a variant with made-up curves, an extrapolated channel, a
+/// second version and a flagged item (campaign-plan-curves.json, made by make-curves-variant.py).
 @Suite struct CampaignReportTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
@@ -167,6 +168,33 @@ import Testing
             #expect(page.components(separatedBy: "href=\"").dropFirst().allSatisfy { $0.hasPrefix("#") }, "a link out of the page")
             #expect(Self.count("<svg", in: page) == Self.count("</svg>", in: page))
         }
+    }
+
+    /// A plan whose budget the job fitted (campaign-plan-fitted.json: `chorus local`'s sample-launch, approved, with its log).
+    @Test func aFittedPlanShowsItsCurvesForecastAndLog() throws {
+        let o = try Self.load("campaign-plan-fitted.json")
+        let audit = (o["audit"] as? [[String: Any]] ?? []).map {
+            CampaignReport.AuditRow(at: $0["at"] as? String ?? "", who: $0["who"] as? String ?? "", action: $0["action"] as? String ?? "",
+                                    version: ($0["version"] as? NSNumber)?.intValue ?? 0, detail: $0["detail"] as? String ?? "")
+        }
+        let html = try Self.render(o, audit: audit)
+        for id in CampaignReport.sections { #expect(html.contains("id=\"\(id)\""), "no section \(id)") }
+        #expect(Self.section(html, "summary").contains("APPROVED by ben"))
+        let budget = Self.section(html, "budget")
+        let plan = try #require(o["plan"] as? [String: Any])
+        let b = try #require(plan["budget"] as? [String: Any])
+        let curves = try #require(b["curves"] as? [[String: Any]])
+        #expect(!budget.contains("not available") && Self.count("class=\"chart curve\"", in: budget) == curves.count)
+        // Each chosen spend is labelled with the job's expected KPI for its channel.
+        for c in try #require(b["channels"] as? [[String: Any]]) {
+            let name = try #require(c["channel"] as? String), kpi = try #require((c["expected_kpi"] as? NSNumber)?.doubleValue)
+            #expect(budget.contains(" → \(String(format: "%.1f", kpi))</text>"), "\(name): \(kpi)")
+        }
+        let e = try #require(b["expected_kpi"] as? [String: Any])
+        #expect(budget.contains("<b>\(String(format: "%.1f", (e["value"] as! NSNumber).doubleValue))</b> (80% interval"))
+        let weeks = try #require(b["kpi_by_week"] as? [[String: Any]])
+        #expect(Self.count("<circle cx=", in: budget) == curves.count + weeks.count)
+        #expect(Self.count("<tr class=\"approved\">", in: Self.section(html, "history")) == 1)
     }
 
     @Test func theForecastTakesWeekStartToo() throws {
