@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes docs/images/campaign-report.png: the report of Tests/Fixtures/campaign-plan-curves.json rendered by headless
+"""Makes docs/images/campaign-report.png: the report of Tests/Fixtures/campaign-plan-fitted.json rendered by headless
 Chromium at 0.75 scale, cut to four parts (summary and audience, the schedule heatmap, the budget with its curves and
 forecast, the history) joined by grey lines. Standard library only; needs a built `chorus` and `chromium`.
 
@@ -11,7 +11,7 @@ import os, struct, subprocess, sys, tempfile, zlib
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 chorus = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, ".build/debug/chorus")
-parts = [(0, 760), (2228, 2500), (2783, 3952), (4572, 4850)]
+parts = [(0, 770), (1940, 2220), (2620, 3738), (4360, 4625)]
 
 ns = {}
 src = open(os.path.join(root, "Tests/Fixtures/png_stats.py")).read().replace("\nmain()\n", "\n")
@@ -19,10 +19,10 @@ exec(src, ns)  # decode()
 
 tmp = tempfile.mkdtemp(prefix="chorus-report-shot-")
 html, png = os.path.join(tmp, "report.html"), os.path.join(tmp, "report.png")
-subprocess.run([chorus, "campaign", "report", "--from-json", os.path.join(root, "Tests/Fixtures/campaign-plan-curves.json"),
+subprocess.run([chorus, "campaign", "report", "--from-json", os.path.join(root, "Tests/Fixtures/campaign-plan-fitted.json"),
                 "--out", html], check=True)
 subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=" + tmp + "/profile",
-                "--force-device-scale-factor=0.75", "--window-size=1280,7000", "--screenshot=" + png, "file://" + html],
+                "--force-device-scale-factor=0.75", "--window-size=1280,6400", "--screenshot=" + png, "file://" + html],
                check=True, stderr=subprocess.DEVNULL)
 w, h, bpp, rows = ns["decode"](png)
 out = []
