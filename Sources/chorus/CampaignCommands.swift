@@ -27,7 +27,8 @@ struct Campaign: AsyncParsableCommand {
           chorus campaign export winter-launch --format ics --out launch.ics
           chorus campaign log winter-launch
         """),
-        subcommands: [Plan.self, List.self, Show.self, Diff.self, Edit.self, Replan.self, Approve.self, Log.self, Export.self])
+        subcommands: [Plan.self, List.self, Show.self, Diff.self, Edit.self, Replan.self, Approve.self, Log.self, Export.self,
+                      Report.self])
 
     static var defaultAuthor: String { ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "cli" }
 

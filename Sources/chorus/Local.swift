@@ -160,6 +160,15 @@ struct Local: AsyncParsableCommand {
             // A campaign plan for the sample: the brief below, from every output above (docs/campaigns.md).
             let campaignJob = try await Self.planSampleCampaign(client, json: json)
             try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
+            let reportPath = root + "/results/campaign-\(Self.sampleCampaignID).html"
+            let campaignDoc = try await client.document(collection: CampaignPlanJob.collection, id: Self.sampleCampaignID, withHistory: true)
+            let reportHTML = Data(try Campaign.Report.html(campaignDoc).utf8)
+            do { try reportHTML.write(to: URL(fileURLWithPath: reportPath), options: .atomic) } catch {
+                throw ChorusError(.storage, "cannot write \(reportPath): \(error.localizedDescription)")
+            }
+            _ = try await client.documentEvent(collection: CampaignPlanJob.collection, id: Self.sampleCampaignID,
+                                               version: campaignDoc.meta.version, who: "chorus-local", action: "report",
+                                               detail: "html, \(reportHTML.count) bytes to \(reportPath)")
             let export = root + "/results/profiles.jsonl"
             let n = try await exportProfiles(client, format: .jsonl, out: export)
             let status = try await client.clusterStatus()
@@ -179,6 +188,7 @@ struct Local: AsyncParsableCommand {
                 d["content_insights"] = jobDict(insightsJob)
                 if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
                 d["campaign_plan"] = jobDict(campaignJob)
+                d["campaign_report"] = reportPath
                 d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
                 d["profiles_exported"] = n
@@ -239,6 +249,7 @@ struct Local: AsyncParsableCommand {
                    let plan = try? Campaign.body(d) {
                     for line in Campaign.brief(plan) { print("  " + line) }
                 }
+                print("  report: \(reportPath) (open it in a browser; `chorus campaign report ID --out FILE`)")
                 print("")
                 print("  \(status.nodes.count) workers, \(status.partitionCount) partitions, map version \(status.mapVersion)")
                 if let line = try? String(contentsOfFile: export, encoding: .utf8).split(separator: "\n").first,

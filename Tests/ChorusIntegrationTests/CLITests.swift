@@ -65,6 +65,7 @@ struct CommandTree {
             return ["--brief", file]
         case ["campaign", "diff"]: return ["x", "1", "2"]
         case ["campaign", "edit"]: return ["x", "--lock", "schedule"]
+        case ["campaign", "report"]: return ["x", "--out", dir + "/report.html"]
         case ["pipeline", "run"]:
             let file = dir + "/pipeline.yaml"
             try "steps:\n  - {name: a, kind: features}\n".write(toFile: file, atomically: true, encoding: .utf8)
