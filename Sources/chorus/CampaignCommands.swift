@@ -642,7 +642,13 @@ struct Campaign: AsyncParsableCommand {
         let risks = plan["risks"] as? [[String: Any]] ?? []
         out.append("")
         out.append("RISKS" + (risks.isEmpty ? ": no active alert on the watched keys or the chosen content" : ""))
-        for r in risks { out.append("  \(r["key"] ?? "") \(r["kind"] ?? "") at \(r["at"] ?? "")") }
+        for r in risks {
+            if r["kind"] as? String == "complaint_themes" {
+                out.append("  \(r["key"] ?? "") complaint themes: \(r["why"] ?? "")")
+            } else {
+                out.append("  \(r["key"] ?? "") \(r["kind"] ?? "") at \(r["at"] ?? "")")
+            }
+        }
         let gaps = plan["gaps"] as? [String] ?? []
         if !gaps.isEmpty {
             out.append("")

@@ -221,7 +221,7 @@ import Testing
         #expect(try chorus(["campaign", "list", "--coordinator", a]).stdout.contains("no campaign plans yet"))
 
         // Only users, content and interactions: no job has run. The plan is still made, and says what it lacks.
-        _ = try cluster.ingestGenerated(users: 200, seed: 3)
+        _ = try cluster.ingestGenerated(users: 400, seed: 3)
         let briefFile = cluster.dir + "/brief.yaml"
         try Self.brief.write(toFile: briefFile, atomically: true, encoding: .utf8)
         let made = try chorus(["campaign", "plan", "--brief", briefFile, "--id", "bare", "--json", "--coordinator", a], timeout: 120)
@@ -237,6 +237,18 @@ import Testing
         let text = try chorus(["campaign", "show", "bare", "--coordinator", a])
         #expect(text.status == 0 && text.stdout.contains("NOT DECIDED FROM DATA") && text.stdout.contains("SCHEDULE"), "\(text.stdout)")
         #expect(try chorus(["campaign", "show", "nope", "--coordinator", a]).status == 66)
+
+        // Sentiment and the complaint themes of the watched brand: a replan names them as risks.
+        #expect(try chorus(["model", "import", Binary.root + "/models/sentiment-default.chsm", "--coordinator", a]).status == 0)
+        let sentiment = try chorus(["sentiment", "run", "--keywords", "nova", "--coordinator", a], timeout: 300)
+        #expect(sentiment.status == 0, "\(sentiment.stderr)")
+        let themes = try chorus(["sentiment", "themes", "brand:nova", "--coordinator", a], timeout: 120)
+        #expect(themes.status == 0, "\(themes.stderr)")
+        #expect(try chorus(["campaign", "replan", "bare", "--coordinator", a], timeout: 120).status == 0)
+        let replanned = try #require(try Self.show(a, "bare")["plan"] as? [String: Any])
+        let risks = replanned["risks"] as? [[String: Any]] ?? []
+        #expect(risks.contains { $0["key"] as? String == "brand:nova" && $0["kind"] as? String == "complaint_themes" }, "\(risks)")
+        #expect(((replanned["evidence"] as? [String: Any])?["themes"] as? String ?? "").hasPrefix("job-"))
     }
 
     /// The holdout's power formula against statsmodels' NormalIndPower on the same inputs.

@@ -113,6 +113,8 @@ public enum CampaignPlanJob: Job {
             gaps.append("no content-insights output (run the `content-insights` job): content drivers are not used")
         }
         let alerts = try await activeAlerts(ctx, days: ctx.params.int("alert_days", 30))
+        let themes = await complaintThemes(ctx)
+        if !themes.isEmpty { evidence["themes"] = Set(themes.values.map(\.job)).sorted().joined(separator: ",") }
         if let j = await ctx.latestSucceededJob(ofKind: "sentiment") { evidence["sentiment"] = j.id } else {
             gaps.append("no sentiment output (run the `sentiment` job): risks and content flags from alerts are unknown")
         }
@@ -232,8 +234,9 @@ public enum CampaignPlanJob: Job {
         if edits.locks.contains("measurement"), let kept = edits.previousMeasurement { measurement = kept }
 
         // 5. Content per chosen segment.
-        let negative = Dictionary(alerts.filter { $0.kind == "sentiment_dip" }.map { ($0.key.lowercased(), "negative alert at \($0.at)") },
+        var negative = Dictionary(alerts.filter { $0.kind == "sentiment_dip" }.map { ($0.key.lowercased(), "negative alert at \($0.at)") },
                                   uniquingKeysWith: { a, _ in a })
+        for (key, t) in themes where negative[key] == nil { negative[key] = "complaint themes: \(t.summary) (job \(t.job))" }
         let candidates = content.filter { !edits.droppedContent.contains($0.id) }.map {
             CampaignPlanner.ContentCandidate(id: $0.id, channel: $0.channel, mediaType: $0.mediaType, topics: $0.topics, hashtags: $0.hashtags) }
         if candidates.isEmpty { gaps.append("no content in the brief's pool on the allowed channels: the schedule has no posts") }
@@ -305,8 +308,12 @@ public enum CampaignPlanJob: Job {
         // 8. Risks: active alerts on the watched keys or on the chosen content's topics and hashtags.
         let touched = Set(brief.constraints.watch.map { $0.lowercased() })
             .union(picks.values.flatMap { $0 }.compactMap { p in candidates.first { $0.id == p.contentId }?.alertKeys }.flatMap { $0 })
-        let risks: [[String: Any]] = alerts.filter { touched.contains($0.key.lowercased()) }.map {
+        var risks: [[String: Any]] = alerts.filter { touched.contains($0.key.lowercased()) }.map {
             ["key": $0.key, "kind": $0.kind, "at": $0.at, "why": $0.why, "watched": brief.constraints.watch.contains($0.key)]
+        }
+        for (key, t) in themes.sorted(by: { $0.key < $1.key }) where touched.contains(key) {
+            risks.append(["key": key, "kind": "complaint_themes", "at": "", "why": t.summary, "job": t.job,
+                          "negative_comments": t.negative, "watched": brief.constraints.watch.map { $0.lowercased() }.contains(key)])
         }
 
         // 9. The document.
@@ -386,6 +393,21 @@ public enum CampaignPlanJob: Job {
         }
         guard let newest = all.map(\.hour).max() else { return [] }
         return all.filter { $0.hour > newest - Int64(days) * 24 }
+    }
+
+    /// The newest `themes` job's complaint themes per key (lower-cased), with negative comments to show.
+    static func complaintThemes(_ ctx: JobContext) async -> [String: (job: String, summary: String, negative: Int)] {
+        var out: [String: (job: String, summary: String, negative: Int)] = [:]
+        for j in await ctx.succeededJobs(ofKind: "themes") {
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(j.summaryJSON.utf8))) as? [String: Any],
+                  let key = (o["key"] as? String)?.lowercased(), out[key] == nil,
+                  let negative = (o["negative_comments"] as? NSNumber)?.intValue, negative > 0 else { continue }
+            let top = (o["themes"] as? [[String: Any]] ?? []).prefix(3).map { t in
+                ((t["terms"] as? [String]) ?? []).prefix(4).joined(separator: " ") + " (\((t["size"] as? NSNumber)?.intValue ?? 0))"
+            }
+            out[key] = (j.id, "\(negative) negative comments; " + (top.isEmpty ? "no theme" : top.joined(separator: "; ")), negative)
+        }
+        return out
     }
 
     /// Content-insights effects whose interval excludes no effect, as multipliers on the engagement rate.

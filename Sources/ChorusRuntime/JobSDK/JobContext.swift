@@ -187,6 +187,13 @@ public final class JobContext: Sendable {
         return (j.id, j.summaryJson)
     }
 
+    /// Every succeeded job of a kind (id and summary JSON), newest first: for kinds whose output lives in the job
+    /// history, one run per key (e.g. `themes`).
+    public func succeededJobs(ofKind other: String, limit: Int = 10_000) async -> [(id: String, summaryJSON: String)] {
+        await coordinator.state.list(limit: limit).filter { $0.kind == other && $0.state == .succeeded }
+            .sorted { $0.finishedAtMs > $1.finishedAtMs }.map { ($0.id, $0.summaryJson) }
+    }
+
     /// Appends a version of a versioned document (the coordinator's document store; documents.proto), checked
     /// against `expectedVersion` like a client's write. The version records this job as its author's tool.
     public func putDocument(collection: String, id: String, expectedVersion: UInt32, body: [UInt8], author: String,
