@@ -202,7 +202,7 @@ import Testing
     }
 
     @Test func badBriefsAreRefusedAndMissingOutputsAreSaidNotInvented() throws {
-        let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1)
+        let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--block-self-approval"])
         defer { cluster.shutdown() }
         let a = cluster.address
         let bad = cluster.dir + "/bad.yaml"
@@ -244,7 +244,11 @@ import Testing
         #expect(sentiment.status == 0, "\(sentiment.stderr)")
         let themes = try chorus(["sentiment", "themes", "brand:nova", "--coordinator", a], timeout: 120)
         #expect(themes.status == 0, "\(themes.stderr)")
-        #expect(try chorus(["campaign", "replan", "bare", "--coordinator", a], timeout: 120).status == 0)
+        #expect(try chorus(["campaign", "replan", "bare", "--by", "ana", "--coordinator", a], timeout: 120).status == 0)
+        // This coordinator blocks self-approval: ana wrote the latest version, so ben approves it.
+        let own = try chorus(["campaign", "approve", "bare", "--by", "ana", "--coordinator", a])
+        #expect(own.status == 64 && own.stderr.contains("self-approval is blocked"), "\(own.stderr)")
+        #expect(try chorus(["campaign", "approve", "bare", "--by", "ben", "--coordinator", a]).status == 0)
         let replanned = try #require(try Self.show(a, "bare")["plan"] as? [String: Any])
         let risks = replanned["risks"] as? [[String: Any]] ?? []
         #expect(risks.contains { $0["key"] as? String == "brand:nova" && $0["kind"] as? String == "complaint_themes" }, "\(risks)")
