@@ -1,3 +1,4 @@
+import ChorusModel
 import Foundation
 
 /// One self-contained HTML page for a campaign plan (`chorus campaign report`; docs/campaigns.md "The report").
@@ -723,17 +724,6 @@ public enum CampaignReport {
         return String(format: "#%02x%02x%02x", c(r), c(g), c(b))
     }
     static func isoDay(_ at: Int64) -> String {
-        let day = at >= 0 ? at / 86400 : (at - 86399) / 86400
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = day + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return String(format: "%04d-%02d-%02d", Int(y), Int(m), Int(d))
+        CivilDate.iso(days: Int(at >= 0 ? at / 86400 : (at - 86399) / 86400))
     }
 }

@@ -76,17 +76,7 @@ struct Campaign: AsyncParsableCommand {
                     }
                     expected = existing.latestVersion
                 }
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys]
-                let params = ["brief": String(decoding: try enc.encode(b), as: UTF8.self), "campaign_id": campaignID,
-                              "author": by, "expected_version": String(expected), "action": expected == 0 ? "create" : "replan",
-                              "as_of": String(Int64(Date().timeIntervalSince1970))]
-                var j = try await c.submit(kind: CampaignPlanJob.kind, params: params)
-                j = try await watchJob(c, j.id, json: client.json)
-                guard j.state == .succeeded else {
-                    throw ChorusError(.jobFailed, "the campaign-plan job \(j.id) did not succeed: \(j.error)",
-                                      hint: "`chorus job status \(j.id)` has the details")
-                }
+                let j = try await Campaign.runPlanJob(c, brief: b, id: campaignID, by: by, expectedVersion: expected, json: client.json)
                 let summary = (try? JSONSerialization.jsonObject(with: Data(j.summaryJson.utf8))) as? [String: Any] ?? [:]
                 if client.json {
                     printJSON(["campaign_id": campaignID, "version": summary["version"] ?? 0, "job_id": j.id, "summary": summary])
@@ -254,15 +244,7 @@ struct Campaign: AsyncParsableCommand {
                       let brief = try? JSONDecoder().decode(CampaignBrief.self, from: data) else {
                     throw ChorusError(.internal, "version \(d.meta.version) of \(id) has no readable brief")
                 }
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys]
-                var j = try await c.submit(kind: CampaignPlanJob.kind, params: [
-                    "brief": String(decoding: try enc.encode(brief), as: UTF8.self), "campaign_id": id, "author": by,
-                    "expected_version": String(d.latestVersion), "action": "replan", "as_of": String(Int64(Date().timeIntervalSince1970))])
-                j = try await watchJob(c, j.id, json: client.json)
-                guard j.state == .succeeded else {
-                    throw ChorusError(.jobFailed, "the campaign-plan job \(j.id) did not succeed: \(j.error)", hint: "`chorus job status \(j.id)`")
-                }
+                let j = try await Campaign.runPlanJob(c, brief: brief, id: id, by: by, expectedVersion: d.latestVersion, json: client.json)
                 let summary = (try? JSONSerialization.jsonObject(with: Data(j.summaryJson.utf8))) as? [String: Any] ?? [:]
                 let changes = summary["changes"] as? [String] ?? []
                 if client.json {
@@ -374,6 +356,24 @@ struct Campaign: AsyncParsableCommand {
     }
 
     // MARK: - shared
+
+    /// Runs the campaign-plan job for a brief and waits for it (progress on stderr); the finished job, or a
+    /// jobFailed error naming it.
+    static func runPlanJob(_ c: ChorusClient, brief: CampaignBrief, id: String, by: String, expectedVersion: UInt32,
+                           json: Bool) async throws -> Chorus_V1_JobInfo {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var j = try await c.submit(kind: CampaignPlanJob.kind, params: [
+            "brief": String(decoding: try enc.encode(brief), as: UTF8.self), "campaign_id": id, "author": by,
+            "expected_version": String(expectedVersion), "action": expectedVersion == 0 ? "create" : "replan",
+            "as_of": String(Int64(Date().timeIntervalSince1970))])
+        j = try await watchJob(c, j.id, json: json)
+        guard j.state == .succeeded else {
+            throw ChorusError(.jobFailed, "the campaign-plan job \(j.id) did not succeed: \(j.error)",
+                              hint: "`chorus job status \(j.id)` has the details")
+        }
+        return j
+    }
 
     /// Applies `campaign edit` changes to a plan document; what changed, in words. Throws on an edit that does
     /// not apply (exit 65).

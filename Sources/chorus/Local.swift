@@ -286,15 +286,8 @@ extension Local {
     /// Plans the sample campaign (a new version when the plan exists from an earlier run on this data dir).
     static func planSampleCampaign(_ client: ChorusClient, json: Bool) async throws -> Chorus_V1_JobInfo {
         let existing = (try? await client.document(collection: CampaignPlanJob.collection, id: sampleCampaignID))?.latestVersion ?? 0
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        var j = try await client.submit(kind: CampaignPlanJob.kind, params: [
-            "brief": String(decoding: try enc.encode(sampleBrief), as: UTF8.self), "campaign_id": sampleCampaignID,
-            "author": "chorus-local", "expected_version": String(existing), "action": existing == 0 ? "create" : "replan",
-            "as_of": String(Int64(Date().timeIntervalSince1970))])
-        j = try await watchJob(client, j.id, json: json)
-        guard j.state == .succeeded else { throw ChorusError(.jobFailed, "campaign-plan job \(j.id) \(jobState(j.state)): \(j.error)") }
-        return j
+        return try await Campaign.runPlanJob(client, brief: sampleBrief, id: sampleCampaignID, by: "chorus-local",
+                                             expectedVersion: existing, json: json)
     }
 }
 
