@@ -176,8 +176,9 @@ struct Campaign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change a plan by hand and write it as a new version (it needs approval again).",
             discussion: reflow("""
-            --set budget.CHANNEL=AMOUNT fixes a channel's spend (the others keep theirs; the total may not exceed
-            the budget; the expected KPI is not recomputed until a replan, which keeps the amount as a constraint).
+            --set budget.CHANNEL=AMOUNT fixes a channel's spend; when the total would pass the budget, the channels
+            not fixed by hand give way in proportion, down to their minimums. The expected KPI is not recomputed
+            until a replan, which keeps the fixed amount as a constraint and splits the rest again.
             --drop segment:ID takes a chosen segment out with its content, posts and holdout; --drop content:ID
             takes an item out of the content and the calendar. A replan keeps both as constraints. --lock PART
             (audience, content, schedule, budget, measurement) keeps that part as it is in every replan; --unlock
@@ -410,9 +411,30 @@ struct Campaign: AsyncParsableCommand {
         }
         if !sets.isEmpty {
             let total = (budget["total"] as? NSNumber)?.doubleValue ?? 0
-            let spent = channels.reduce(0.0) { $0 + (($1["spend"] as? NSNumber)?.doubleValue ?? 0) }
-            guard spent <= total + 0.005 else {
-                throw bad(String(format: "the channels would spend %.2f, more than the budget %.2f", spent, total), "lower another channel with --set")
+            func spendOf(_ o: [String: Any]) -> Double { (o["spend"] as? NSNumber)?.doubleValue ?? 0 }
+            var spent = channels.reduce(0.0) { $0 + spendOf($1) }
+            if spent > total + 0.005 {
+                // The channels not fixed by hand give way, in proportion, down to their minimums.
+                let fixed = Set(((overrides["budget"] as? [String: Any]) ?? [:]).keys)
+                let free = channels.indices.filter { !fixed.contains(channels[$0]["channel"] as? String ?? "") }
+                let floor = free.reduce(0.0) { $0 + ((channels[$1]["min"] as? NSNumber)?.doubleValue ?? 0) }
+                let room = free.reduce(0.0) { $0 + spendOf(channels[$1]) } - floor
+                let excess = spent - total
+                guard room >= excess - 0.005 else {
+                    throw bad(String(format: "the channels would spend %.2f, more than the budget %.2f, even with the others at their minimums", spent, total),
+                              "set a smaller amount, or lower another channel with --set")
+                }
+                for i in free {
+                    let mn = (channels[i]["min"] as? NSNumber)?.doubleValue ?? 0
+                    let old = spendOf(channels[i])
+                    let new = ((old - (old - mn) * excess / room) * 100).rounded(.down) / 100
+                    channels[i]["spend"] = new
+                    channels[i].removeValue(forKey: "expected_kpi"); channels[i].removeValue(forKey: "marginal_return")
+                    if abs(new - old) >= 0.005 {
+                        out.append(String(format: "budget: %@ %.2f → %.2f (gives way to stay within the budget)", channels[i]["channel"] as? String ?? "", old, new))
+                    }
+                }
+                spent = channels.reduce(0.0) { $0 + spendOf($1) }
             }
             budget["channels"] = channels
             budget["unspent"] = ((total - spent) * 100).rounded() / 100
