@@ -296,7 +296,16 @@ public enum CampaignPlanJob: Job {
             budgetBrief.constraints.spend[c] = .init(min: v, max: v)
             gaps.append("budget.\(c) is fixed at \(r2(v)) by an edit: the split treats it as a constraint")
         }
-        var (budget, budgetGaps, spendEvidence) = CampaignBudget.plan(brief: budgetBrief, history: spendRows)
+        // The curve fits and their bootstrap are seconds of CPU: off the cooperative pool.
+        let history = spendRows, forBudget = budgetBrief
+        let fitted = await JobContext.offPool { () -> (json: Data?, gaps: [String], evidence: String?) in
+            let r = CampaignBudget.plan(brief: forBudget, history: history)
+            return (try? JSONSerialization.data(withJSONObject: r.json, options: [.sortedKeys]), r.gaps, r.evidence)
+        }
+        guard let budgetJSON = fitted.json, var budget = (try? JSONSerialization.jsonObject(with: budgetJSON)) as? [String: Any] else {
+            throw ChorusError(.internal, "the budget part of the plan is not JSON")
+        }
+        var budgetGaps = fitted.gaps, spendEvidence = fitted.evidence
         if edits.locks.contains("budget"), let kept = edits.previousBudget {
             budget = kept
             budgetGaps = []

@@ -140,7 +140,7 @@ public enum ContentInsightsJob: Job {
             }
             try await ctx.setStage("content-insights: fitting \(key) (\(withViews) posts, \(boot) resamples)")
             let posts = scope.posts
-            let fit = await offPool {
+            let fit = await JobContext.offPool {
                 let design = ContentDesign.build(posts, topHashtags: topTags, minPosts: minPosts)
                 return ContentInsights.run(design, lambda: lambdaParam, chooseLambda: choose, bootstrap: boot,
                                            level: level, seed: seed, parallel: onThreads)
@@ -201,16 +201,6 @@ public enum ContentInsightsJob: Job {
             "effects": r.effects.map(effect),
             "drivers": ["positive": d.positive.map(effect), "negative": d.negative.map(effect)],
         ]
-    }
-
-    /// Runs CPU work on a thread of its own, off the cooperative pool and off Dispatch's shared threads (which the
-    /// coordinator's services use: saturating them made it miss its 3 s replies).
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { c in
-            let t = Thread { c.resume(returning: body()) }
-            t.stackSize = 8 << 20
-            t.start()
-        }
     }
 
     /// Runs iterations 0..<n on cores − 1 threads of their own (at least 1), leaving a core to the coordinator's

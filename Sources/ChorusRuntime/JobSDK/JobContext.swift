@@ -214,6 +214,16 @@ public final class JobContext: Sendable {
         do { return try await coordinator.getDocument(g) } catch let e as ChorusError where e.code == .notFound && version == 0 { return nil }
     }
 
+    /// Runs CPU-heavy driver work (model fits, bootstraps) on a thread of its own, so it never holds a thread of the
+    /// cooperative pool that the coordinator's requests need (on 2 cores a blocked pool stalls the cluster).
+    public static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { c in
+            let t = Thread { c.resume(returning: body()) }
+            t.stackSize = 8 << 20
+            t.start()
+        }
+    }
+
     /// Workers active in the cluster now (for a report).
     public func activeWorkerCount() async -> Int {
         await coordinator.state.nodeInfos().filter { $0.state == .active }.count
