@@ -7,13 +7,14 @@
 #   scripts/fetch-mmm-data.sh [DIR]      # idempotent; prints the directory; exit 1 when PyPI cannot be reached
 #
 # Files are copied as they are in the archive: mmm_example.csv (date_week, y, x1, x2, event_1, event_2, t),
-# case_study_data.csv (sales, mdsp_* spend, ...) and mmm_roas_data.csv.
+# case_study_data.csv (sales, mdsp_* spend, ...), mmm_roas_data.csv and cdnow_transactions.csv (_id, id, date as
+# YYYYMMDD, cds_bought, spent: the CDNOW purchases, used by the retention test in CampaignMeasurementTests).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${1:-$root/.cache/real-data/pymc-marketing}"
 version=0.19.2
 sdist="pymc_marketing-$version.tar.gz"
-files=(mmm_example.csv case_study_data.csv mmm_roas_data.csv)
+files=(mmm_example.csv case_study_data.csv mmm_roas_data.csv cdnow_transactions.csv)
 mkdir -p "$dir/dl"
 cd "$dir"
 
