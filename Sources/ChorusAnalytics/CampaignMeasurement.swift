@@ -3,7 +3,8 @@ import Foundation
 /// The statistics of campaign measurement (docs/campaigns.md "Measurement"): what a treated arm and its holdout say
 /// about the campaign's effect. Pure: value types in, value types out, deterministic. Every estimator works from the
 /// per-arm sufficient statistics `Moments` (n, Σy, Σy², Σx, Σx², Σxy), which partitions add up, so a distributed job
-/// sums them and calls these functions once.
+/// sums them and calls these functions once. (Variances from the sums lose digits when a metric's mean is over ~10⁶
+/// times its spread: centre such a metric before summing.)
 ///
 /// - **Welch** (scipy `ttest_ind(equal_var=False)` and its `confidence_interval`): with vᵢ = sᵢ²/nᵢ,
 ///
