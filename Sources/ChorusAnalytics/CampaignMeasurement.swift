@@ -20,7 +20,7 @@ import Foundation
 ///   with its pre-period covariate x over the pooled variance of x (pooling within arms keeps a treatment effect on
 ///   y out of θ); the adjusted metric y − θ(x − x̄) with x̄ the mean of x over both arms has per-arm mean
 ///   ȳ − θ(x̄_arm − x̄) and variance s_y² − 2θ·s_xy + θ²·s_x², and goes through Welch. The variance reduction is
-///   1 − se_adjusted²/se². θ = 0 when x does not vary.
+///   1 − se_adjusted²/se². θ = 0 when x does not vary. The relative lift is against the adjusted control mean.
 /// - **Confidence sequence** (normal mixture; Robbins, Howard et al. 2021, Waudby-Smith et al. 2024's asymptotic
 ///   CS, as Eppo uses): with N = n_t + n_c users and a = N·ρ²,
 ///
@@ -109,6 +109,7 @@ public enum CampaignMeasurement {
     }
 
     static func welch(_ t: Arm, _ c: Arm, alpha: Double) -> Estimate {
+        precondition(alpha > 0 && alpha < 1, "alpha is in (0, 1)")
         let d = t.mean - c.mean
         let vt = t.n >= 2 ? t.variance / t.n : 0, vc = c.n >= 2 ? c.variance / c.n : 0
         let se = (vt + vc).squareRoot()
