@@ -20,7 +20,7 @@ import Foundation
 ///   with its pre-period covariate x over the pooled variance of x (pooling within arms keeps a treatment effect on
 ///   y out of θ); the adjusted metric y − θ(x − x̄) with x̄ the mean of x over both arms has per-arm mean
 ///   ȳ − θ(x̄_arm − x̄) and variance s_y² − 2θ·s_xy + θ²·s_x², and goes through Welch. The variance reduction is
-///   1 − se_adjusted²/se². θ = 0 when x does not vary. The relative lift is against the adjusted control mean.
+///   1 − se_adjusted²/se². θ = 0 when x does not vary. The relative lift is against the control's observed mean (both adjusted means shifted by one amount).
 /// - **Confidence sequence** (normal mixture; Robbins, Howard et al. 2021, Waudby-Smith et al. 2024's asymptotic
 ///   CS, as Eppo uses): with N = n_t + n_c users and a = N·ρ²,
 ///
@@ -166,7 +166,13 @@ public enum CampaignMeasurement {
             let v = m.variance - 2 * theta * m.covariance + theta * theta * m.varianceX
             return Arm(n: m.n, mean: m.mean - theta * (m.meanX - xBar), variance: max(0, v))
         }
-        let estimate = welch(adjusted(treatment), adjusted(control), alpha: alpha)
+        // Both adjusted means are shifted by the same amount so that the control's is its observed mean: the
+        // difference, its interval and p are unchanged, and the relative lift is over the control's real mean
+        // (the adjusted control mean can sit near 0 or below when the pre-period explains much of it).
+        var t = adjusted(treatment), c = adjusted(control)
+        let shift = control.mean - c.mean
+        t.mean += shift; c.mean += shift
+        let estimate = welch(t, c, alpha: alpha)
         let before = unadjusted.standardError, after = estimate.standardError
         let reduction = before > 0 ? 1 - (after * after) / (before * before) : 0
         return CUPED(estimate: estimate, theta: theta, varianceReduction: reduction)

@@ -201,7 +201,74 @@ public struct RecordParser: Sendable {
                                         ts: try optTime(f, "ts") ?? 0))
         case .spend:
             return .spend(try spend(f))
+        case .outcomes:
+            return .outcome(try outcome(f))
         }
+    }
+
+    /// An `outcomes` record: campaign, version, arm, user, event, ts, and segment (required on `assigned`), channel
+    /// (required on impressions and clicks), value (conversions), count and id (docs/data-format.md).
+    private func outcome(_ f: [String: Field]) throws(Invalid) -> OutcomeRecord {
+        let campaign = try id(f, "campaign")
+        let version = try positiveInteger(f, "version", max: 1_000_000)
+        let arm = try id(f, "arm").lowercased()
+        guard SpendRecord.arms.contains(arm) else {
+            throw Invalid(reason: "unknown arm '\(arm.prefix(40))' (expected treatment or holdout)")
+        }
+        let user = try id(f, "user_id")
+        let eventName = try id(f, "event").lowercased()
+        guard let event = OutcomeEvent(rawValue: eventName) else {
+            throw Invalid(reason: "unknown event '\(eventName.prefix(40))' (expected assigned, impression, click or conversion)")
+        }
+        guard let ts = try optTime(f, "ts") else { throw Invalid(reason: "missing required field 'ts'") }
+        let channel = try optId(f, "channel")
+        if channel.isEmpty && (event == .impression || event == .click) {
+            throw Invalid(reason: "missing required field 'channel' (an \(event.rawValue) happens on a channel)")
+        }
+        var segment: Int?
+        if optionalPresent(f, "segment") {
+            // A number, or its decimal text.
+            let g: Int?
+            switch f["segment"] {
+            case let .num(d)?: g = d == d.rounded() && abs(d) <= 1_000_000 ? Int(d) : nil
+            case let .str(t)?: g = Int(t.trimmingSpaces()).flatMap { abs($0) <= 1_000_000 ? $0 : nil }
+            default: g = nil
+            }
+            guard let g else {
+                throw Invalid(reason: "field 'segment' is not a segment number (expected the plan's segment, e.g. 3)")
+            }
+            segment = g
+        } else if event == .assigned {
+            throw Invalid(reason: "missing required field 'segment' (an assignment names the plan's segment)")
+        }
+        let value = try optNumber(f, "value") ?? 0
+        try Self.amount(value, "value")
+        if value != 0 && event != .conversion {
+            throw Invalid(reason: "field 'value' is \(value) on an \(event.rawValue) (only a conversion has a value)")
+        }
+        let count = optionalPresent(f, "count") ? try positiveInteger(f, "count", max: 1_000_000_000) : 1
+        if count != 1 && event == .assigned {
+            throw Invalid(reason: "field 'count' is \(count) on an assignment (a user is assigned once)")
+        }
+        let eid = try optId(f, "event_id")
+        return OutcomeRecord(campaign: campaign, version: UInt32(version), arm: arm, segment: segment, user: user,
+                             event: event, channel: channel, ts: ts, value: value, count: UInt32(count), id: eid)
+    }
+
+    private func optionalPresent(_ f: [String: Field], _ name: String) -> Bool {
+        guard let v = f[name] else { return false }
+        if case .null = v { return false }
+        if case let .str(s) = v, s.trimmingSpaces().isEmpty { return false }
+        return true
+    }
+
+    /// A required whole number in 1...max (a JSON number or a decimal string).
+    private func positiveInteger(_ f: [String: Field], _ name: String, max: Int) throws(Invalid) -> Int {
+        guard let v = try optNumber(f, name) else { throw Invalid(reason: "missing required field '\(name)'") }
+        guard v == v.rounded(), v >= 1, v <= Double(max) else {
+            throw Invalid(reason: "field '\(name)' is \(v) (expected a whole number from 1 to \(max))")
+        }
+        return Int(v)
     }
 
     /// A `spend` record: channel, date (YYYY-MM-DD), period (day or week), spend, currency, the outcomes, and the
@@ -236,6 +303,13 @@ public struct RecordParser: Sendable {
             outcomes.append(v)
         }
         let campaign = try optId(f, "campaign"), segment = try optId(f, "segment")
+        var version: UInt32 = 0
+        if optionalPresent(f, "version") {
+            version = UInt32(try positiveInteger(f, "version", max: 1_000_000))
+            if campaign.isEmpty {
+                throw Invalid(reason: "field 'version' is \(version) but 'campaign' is missing (a version is a campaign plan's)")
+            }
+        }
         let arm = try optString(f, "arm").trimmingSpaces().lowercased()
         if !arm.isEmpty && !SpendRecord.arms.contains(arm) {
             throw Invalid(reason: "unknown arm '\(arm.prefix(40))' (expected treatment or holdout, or none)")
@@ -245,7 +319,7 @@ public struct RecordParser: Sendable {
         }
         return SpendRecord(channel: channel, date: date, period: period, spend: spend, currency: currency,
                            impressions: outcomes[0], clicks: outcomes[1], conversions: outcomes[2],
-                           revenue: outcomes[3], campaign: campaign, arm: arm, segment: segment)
+                           revenue: outcomes[3], campaign: campaign, arm: arm, segment: segment, version: version)
     }
 
     /// A money amount or a count: finite, never negative, at most `maxValue`.
@@ -388,6 +462,7 @@ extension RecordKind {
     public static func infer(fromFileName name: String) -> RecordKind? {
         let n = name.lowercased()
         if n.hasPrefix("spend") { return .spend }
+        if n.hasPrefix("outcome") { return .outcomes }
         if n.hasPrefix("users") || n.hasPrefix("user") { return .users }
         if n.hasPrefix("content") || n.hasPrefix("posts") { return .content }
         if n.hasPrefix("interactions") || n.hasPrefix("interaction") { return .interactions }

@@ -17,5 +17,7 @@ public enum StandardJobs {
         BestTimesJob.self,
         ContentInsightsJob.self,
         CampaignPlanJob.self,
+        CampaignAudienceJob.self,
+        CampaignEvalJob.self,
     ])
 }

@@ -53,6 +53,8 @@ public enum RecordKind: String, Sendable, CaseIterable, Codable {
     case users, content, interactions, follows
     /// Channel spend and outcomes per day or week (`SpendRecord`).
     case spend
+    /// A campaign's per-user assignments, impressions, clicks and conversions (`OutcomeRecord`).
+    case outcomes
 }
 
 public struct UserRecord: Sendable, Equatable, Codable {
@@ -123,4 +125,5 @@ public enum Record: Sendable, Equatable {
     case interaction(InteractionRecord)
     case follow(FollowRecord)
     case spend(SpendRecord)
+    case outcome(OutcomeRecord)
 }

@@ -12,7 +12,7 @@ public enum SpendPeriod: String, Sendable, CaseIterable, Codable, Comparable {
 /// file (docs/data-format.md). Business-as-usual history has an empty `campaign`; a campaign's measurement can
 /// split its records by `arm` (`treatment`, `holdout`) and `segment`.
 ///
-/// Identity: (channel, date, period, campaign, arm, segment). Two records with the same identity are two versions
+/// Identity: (channel, date, period, campaign, arm, segment, version). Two records with the same identity are two versions
 /// of one record (the last ingested wins); `identityKey` is that identity as the bytes of the stored key id, and
 /// its FNV-1a 64 places the record (`Placement.partition(of:)`).
 public struct SpendRecord: Sendable, Equatable, Codable {
@@ -35,22 +35,27 @@ public struct SpendRecord: Sendable, Equatable, Codable {
     public var arm: String
     /// The audience segment the figures are for; "" for all.
     public var segment: String
+    /// The campaign plan's version the figures are for (≥ 1 on a campaign's records); 0 for business as usual.
+    public var version: UInt32
 
     public init(channel: String, date: String, period: SpendPeriod = .day, spend: Double, currency: String = "USD",
                 impressions: Double = 0, clicks: Double = 0, conversions: Double = 0, revenue: Double = 0,
-                campaign: String = "", arm: String = "", segment: String = "") {
+                campaign: String = "", arm: String = "", segment: String = "", version: UInt32 = 0) {
         self.channel = channel; self.date = date; self.period = period; self.spend = spend; self.currency = currency
         self.impressions = impressions; self.clicks = clicks; self.conversions = conversions; self.revenue = revenue
-        self.campaign = campaign; self.arm = arm; self.segment = segment
+        self.campaign = campaign; self.arm = arm; self.segment = segment; self.version = version
     }
 
     /// The arms a campaign record can name.
     public static let arms = ["treatment", "holdout"]
 
-    /// The identity joined by 0x00: channel, date, period, campaign, arm, segment. It is the stored key id and
-    /// the placement key.
+    /// The identity joined by 0x00: channel, date, period, campaign, arm, segment, and the version when it is not 0
+    /// (so business-as-usual keys are the ones they were before versions existed). It is the stored key id and the
+    /// placement key.
     public var identityKey: String {
-        [channel, date, period.rawValue, campaign, arm, segment].joined(separator: "\u{0}")
+        var parts = [channel, date, period.rawValue, campaign, arm, segment]
+        if version != 0 { parts.append(String(version)) }
+        return parts.joined(separator: "\u{0}")
     }
 
     /// Unix seconds of the period's start (00:00 UTC of `date`); nil when `date` is not a valid `YYYY-MM-DD`.

@@ -42,4 +42,25 @@ extension ChorusClient {
         guard case let .document(d) = body else { throw ChorusError(.internal, "unexpected reply") }
         return d
     }
+
+    /// What the stored campaign plans (collection "campaigns") allow outcome and campaign spend records to name: every
+    /// version's chosen segments (`measurement.segments`) and channels (`brief.channels`). Ingest checks each such
+    /// record against it (`IngestOptions.campaigns`). The newest `limit` campaigns are read.
+    public func campaignCatalog(limit: Int = 500) async throws -> CampaignCatalog {
+        var catalog = CampaignCatalog()
+        for summary in try await documents(collection: "campaigns", limit: limit) {
+            var versions: [UInt32: CampaignCatalog.Version] = [:]
+            for v in 1...max(1, summary.latest.version) {
+                let d = try await document(collection: "campaigns", id: summary.id, version: v)
+                guard let o = try? JSONSerialization.jsonObject(with: d.body) as? [String: Any] else { continue }
+                let plan = o["plan"] as? [String: Any] ?? o
+                let segments = ((plan["measurement"] as? [String: Any])?["segments"] as? [[String: Any]] ?? [])
+                    .compactMap { ($0["segment"] as? NSNumber)?.intValue }
+                let channels = (plan["brief"] as? [String: Any])?["channels"] as? [String] ?? []
+                versions[v] = .init(segments: Set(segments), channels: Set(channels))
+            }
+            catalog.campaigns[summary.id] = versions
+        }
+        return catalog
+    }
 }

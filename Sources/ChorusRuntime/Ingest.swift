@@ -20,6 +20,9 @@ public struct IngestOptions: Sendable {
     public var retryWindow: Duration = .seconds(60)
     /// Above this many rejects the run fails (exit 65) after storing the valid records.
     public var maxRejects: RejectLimit = .defaultLimit
+    /// What the campaign plans allow outcome and campaign spend records to name; a record it finds a problem with is
+    /// rejected with that reason (nil: not checked). `ChorusClient.campaignCatalog()` reads it from the coordinator.
+    public var campaigns: CampaignCatalog?
 
     public init(paths: [String], kind: RecordKind? = nil, mapping: MappingConfig? = nil, profile: String? = nil,
                 rejectsPath: String) {
@@ -193,7 +196,7 @@ public final class Ingestor: Sendable {
             guard isDir.boolValue else {
                 guard let (kind, mapping) = kindOf(path) else {
                     throw ChorusError(.usage, "cannot tell the record kind of \(path)",
-                                      hint: "name it users*, content*, interactions*, follows* or spend*, or pass --kind")
+                                      hint: "name it users*, content*, interactions*, follows*, spend* or outcomes*, or pass --kind")
                 }
                 out.append(planned(path, kind, mapping))
                 continue
@@ -209,7 +212,7 @@ public final class Ingestor: Sendable {
                 guard fm.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue else { continue }
                 guard let (kind, mapping) = kindOf(full) else {
                     warnings.append("\(full): not read (its name does not say users*, content*, interactions*, "
-                                    + "follows* or spend*; name it so, or ingest it alone with --kind)")
+                                    + "follows*, spend* or outcomes*; name it so, or ingest it alone with --kind)")
                     continue
                 }
                 out.append(planned(full, kind, mapping))
@@ -217,7 +220,7 @@ public final class Ingestor: Sendable {
             }
             if taken == 0 {
                 throw ChorusError(.usage, "the directory \(path) has no input files",
-                                  hint: "it should hold files named users*, content*, interactions*, follows* or spend* "
+                                  hint: "it should hold files named users*, content*, interactions*, follows*, spend* or outcomes* "
                                   + "(.jsonl or .csv); or pass the files themselves")
             }
         }
@@ -391,6 +394,7 @@ public final class Ingestor: Sendable {
         case let .interaction(i): return "i\u{0}" + i.userId + "\u{0}" + i.id
         case let .follow(f): return "f\u{0}" + f.followerId + "\u{0}" + f.followeeId
         case let .spend(s): return "s\u{0}" + s.identityKey
+        case let .outcome(o): return "o\u{0}" + o.identityKey
         }
     }
 
@@ -549,6 +553,13 @@ public final class Ingestor: Sendable {
                         }
                     }
                 case let .record(rec):
+                    if let reason = options.campaigns?.problem(with: rec) {
+                        fr.read += 1
+                        fr.rejected += 1
+                        shared.counts.withLock { $0.read += 1; $0.rejected += 1 }
+                        try rejects.write(file: file.path, line: lineNo, reason: reason, raw: raw)
+                        return
+                    }
                     fr.read += 1
                     if !lastVersion.isEmpty, let last = lastVersion[identity(rec)],
                        last != position(file: fi, line: lineNo) {

@@ -405,7 +405,7 @@ public final class Worker: Sendable {
     func write(_ batch: Chorus_V1_WriteBatch) async throws -> Chorus_V1_WriteReply {
         // Validate everything before writing anything: the batch is all-or-nothing.
         for put in batch.puts {
-            guard (1...8).contains(put.role.rawValue) else {
+            guard (1...9).contains(put.role.rawValue) else {
                 throw ChorusError(.usage, "put with unknown role \(put.role.rawValue)")
             }
             guard !put.keyID.isEmpty, put.keyID.count <= 1024 else {
@@ -433,6 +433,17 @@ public final class Worker: Sendable {
                 for (name, v) in [("spend", m.spend), ("impressions", m.impressions), ("clicks", m.clicks),
                                   ("conversions", m.conversions), ("revenue", m.revenue)] where !(v.isFinite && v >= 0) {
                     throw RequestValidation.invalid("write_batch.puts.value", "spend of \(m.channel.prefix(60)) on \(m.date.prefix(20)) has \(name) \(v) (must be finite and ≥ 0)")
+                }
+                ok = true
+            case .outcome:
+                // The parser's rules: a known event and arm, a version, a finite value ≥ 0, a count ≥ 1.
+                guard let m = try? Chorus_V1_Outcome(serializedBytes: put.value) else { ok = false; break }
+                let what = "outcome of \(m.user.prefix(60)) in campaign \(m.campaign.prefix(60))"
+                if OutcomeEvent(rawValue: m.event) == nil || !SpendRecord.arms.contains(m.arm) || m.version == 0 || m.count == 0 {
+                    throw RequestValidation.invalid("write_batch.puts.value", "\(what) has an unknown event or arm, no version or a zero count")
+                }
+                if !(m.value.isFinite && m.value >= 0) {
+                    throw RequestValidation.invalid("write_batch.puts.value", "\(what) has value \(m.value) (must be finite and ≥ 0)")
                 }
                 ok = true
             default: ok = (try? Chorus_V1_Follow(serializedBytes: put.value)) != nil

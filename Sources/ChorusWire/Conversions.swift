@@ -64,8 +64,24 @@ public enum Wire {
         var m = Chorus_V1_Spend()
         m.channel = r.channel; m.date = r.date; m.period = r.period == .week ? .week : .day; m.spend = r.spend
         m.currency = r.currency; m.impressions = r.impressions; m.clicks = r.clicks; m.conversions = r.conversions
-        m.revenue = r.revenue; m.campaign = r.campaign; m.arm = r.arm; m.segment = r.segment
+        m.revenue = r.revenue; m.campaign = r.campaign; m.arm = r.arm; m.segment = r.segment; m.version = r.version
         return m
+    }
+
+    public static func encode(_ r: OutcomeRecord) -> Chorus_V1_Outcome {
+        var m = Chorus_V1_Outcome()
+        m.campaign = r.campaign; m.version = r.version; m.arm = r.arm; m.user = r.user; m.event = r.event.rawValue
+        if let g = r.segment { m.segment = Int32(clamping: g); m.hasSegment_p = true }
+        m.channel = r.channel; m.ts = r.ts; m.value = r.value; m.count = r.count; m.id = r.id
+        return m
+    }
+
+    /// Nil when the event is not one of `OutcomeEvent`.
+    public static func decode(_ m: Chorus_V1_Outcome) -> OutcomeRecord? {
+        guard let event = OutcomeEvent(rawValue: m.event) else { return nil }
+        return OutcomeRecord(campaign: m.campaign, version: m.version, arm: m.arm,
+                             segment: m.hasSegment_p ? Int(m.segment) : nil, user: m.user, event: event,
+                             channel: m.channel, ts: m.ts, value: m.value, count: max(1, m.count), id: m.id)
     }
 
     /// Nil when the period is not day or week.
@@ -78,13 +94,13 @@ public enum Wire {
         }
         return SpendRecord(channel: m.channel, date: m.date, period: period, spend: m.spend, currency: m.currency,
                            impressions: m.impressions, clicks: m.clicks, conversions: m.conversions,
-                           revenue: m.revenue, campaign: m.campaign, arm: m.arm, segment: m.segment)
+                           revenue: m.revenue, campaign: m.campaign, arm: m.arm, segment: m.segment, version: m.version)
     }
 
     /// The stored copies of one record: each (partition, role, key id, value, counted).
     /// Users, content and spend get one copy; interactions and follows get one on each side, the first one counted.
     /// A spend record's key id and placement key is its `identityKey` (channel, date, period, campaign, arm and
-    /// segment joined by 0x00).
+    /// segment joined by 0x00). An outcome is placed by its user id, its key id is its `identityKey`.
     public static func puts(for record: Record, placement: Placement) throws -> [Chorus_V1_Put] {
         func put(_ id: String, _ role: Chorus_V1_PutRole, _ keyId: [UInt8], _ value: [UInt8], _ counted: Bool)
             -> Chorus_V1_Put {
@@ -116,6 +132,9 @@ public enum Wire {
             let v: [UInt8] = try encode(s).serializedBytes()
             let key = s.identityKey
             return [put(key, .spend, Array(key.utf8), v, true)]
+        case let .outcome(o):
+            let v: [UInt8] = try encode(o).serializedBytes()
+            return [put(o.user, .outcome, Array(o.identityKey.utf8), v, true)]
         }
     }
 }

@@ -10,7 +10,7 @@ import Foundation
 /// (docs/campaigns.md).
 struct Campaign: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Campaign plans: make one from a brief, read it, approve it, export its calendar.",
+        abstract: "Campaign plans: make one from a brief, read it, approve it, export its calendar, measure it.",
         discussion: reflow("""
         A plan is computed by the `campaign-plan` job from a brief (YAML or JSON; docs/campaigns.md, and
         docs/examples/campaign-brief.yaml) and the outputs of the other jobs: segments, propensity, ALS, best-times,
@@ -26,9 +26,11 @@ struct Campaign: AsyncParsableCommand {
           chorus campaign approve winter-launch --by ben
           chorus campaign export winter-launch --format ics --out launch.ics
           chorus campaign log winter-launch
+          chorus campaign audience winter-launch --out audience.csv
+          chorus campaign evaluate winter-launch
         """),
         subcommands: [Plan.self, List.self, Show.self, Diff.self, Edit.self, Replan.self, Approve.self, Log.self, Export.self,
-                      Report.self])
+                      Report.self, Audience.self, Simulate.self, Evaluate.self])
 
     static var defaultAuthor: String { ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "cli" }
 

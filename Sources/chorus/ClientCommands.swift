@@ -134,15 +134,17 @@ enum DataGenerator {
 
 struct Ingest: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load JSONL or CSV files of users, content, interactions, follows and channel spend into the cluster.",
+        abstract: "Load JSONL or CSV files of users, content, interactions, follows, channel spend and campaign outcomes into the cluster.",
         discussion: reflow("""
-        The record kind comes from the file name (users*, content*, interactions*, follows*, spend*), a mapping
+        The record kind comes from the file name (users*, content*, interactions*, follows*, spend*, outcomes*), a mapping
         profile, or --kind. Malformed records are written to --rejects with file, line and reason, and
         counted; they never stop the rest of the file. Re-running the same ingest changes nothing and
         counts every record as a duplicate. The final count always reconciles:
         read = stored + duplicates + rejected. When one run holds two versions of a record (the same id),
         the last one wins and the earlier ones count as superseded duplicates. A directory stands for the
-        files in it. More rejects than --max-rejects (default 10%) exit 65. Schema: docs/data-format.md.
+        files in it. More rejects than --max-rejects (default 10%) exit 65. Outcomes and a campaign's spend
+        must name a stored plan's campaign, version, arm, segment and channel; others are rejected with the
+        reason. Schema: docs/data-format.md.
 
         Example: chorus ingest data/users.jsonl data/interactions.jsonl --json
         """))
@@ -150,7 +152,7 @@ struct Ingest: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: ArgumentHelp("Input files (.jsonl/.ndjson/.json lines, or .csv with a header).", valueName: "PATH"))
     var paths: [String]
-    @Option(help: "Record kind for every file: users, content, interactions, follows or spend.") var kind: String?
+    @Option(help: "Record kind for every file: users, content, interactions, follows, spend or outcomes.") var kind: String?
     @Option(help: ArgumentHelp("Field-mapping file for channel exports (docs/data-format.md).", valueName: "FILE"))
     var mapping: String?
     @Option(help: "Mapping profile to apply to every file (default: chosen by each profile's match globs).")
@@ -195,6 +197,8 @@ struct Ingest: AsyncParsableCommand {
             opts.batchSize = batchSize
             opts.maxInFlight = inFlight
             opts.maxRejects = RejectLimit(maxRejects) ?? .defaultLimit
+            // Outcomes and campaign spend must name a stored plan's campaign, version, arm, segment and channel.
+            opts.campaigns = try await c.campaignCatalog()
             let line = ProgressLine()
             let showProgress = progress ?? line.terminal
             let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? line.ingest : nil)

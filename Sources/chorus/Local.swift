@@ -159,6 +159,8 @@ struct Local: AsyncParsableCommand {
             }
             // A campaign plan for the sample: the brief below, from every output above (docs/campaigns.md).
             let campaignJob = try await Self.planSampleCampaign(client, json: json)
+            // Its measurement: simulated outcomes with a planted lift, ingested and evaluated (docs/campaigns.md).
+            let measured = try await Self.measureSampleCampaign(client, root: root, json: json)
             try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
             let reportPath = root + "/results/campaign-\(Self.sampleCampaignID).html"
             let campaignDoc = try await client.document(collection: CampaignPlanJob.collection, id: Self.sampleCampaignID, withHistory: true)
@@ -189,6 +191,8 @@ struct Local: AsyncParsableCommand {
                 if let sentimentJob { d["sentiment"] = jobDict(sentimentJob) }
                 d["campaign_plan"] = jobDict(campaignJob)
                 d["campaign_report"] = reportPath
+                d["campaign_evaluation"] = jsonObject(measured.job.summaryJson) ?? [:]
+                d["campaign_planted_lift"] = measured.planted
                 d["recommendations_example"] = recommendationsDict(recs)
                 d["ingest"] = encodeJSON(report)
                 d["profiles_exported"] = n
@@ -251,6 +255,10 @@ struct Local: AsyncParsableCommand {
                 }
                 print("  report: \(reportPath) (open it in a browser; `chorus campaign report ID --out FILE`)")
                 print("")
+                print("campaign measurement (simulated outcomes, job \(measured.job.id); `chorus campaign evaluate \(Self.sampleCampaignID) --show`):")
+                print("  planted: " + measured.planted)
+                if let text = CampaignEvalJob.summaryText(measured.job.summaryJson) { print(indentBlock(text)) }
+                print("")
                 print("  \(status.nodes.count) workers, \(status.partitionCount) partitions, map version \(status.mapVersion)")
                 if let line = try? String(contentsOfFile: export, encoding: .utf8).split(separator: "\n").first,
                    let d = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] {
@@ -288,6 +296,40 @@ extension Local {
         let existing = (try? await client.document(collection: CampaignPlanJob.collection, id: sampleCampaignID))?.latestVersion ?? 0
         return try await Campaign.runPlanJob(client, brief: sampleBrief, id: sampleCampaignID, by: "chorus-local",
                                              expectedVersion: existing, json: json)
+    }
+}
+
+extension Local {
+    /// Simulates the sample campaign's outcomes (a planted lift in its first segment, none in the others), ingests
+    /// them and evaluates them as of the day after the window: the verdicts should find the one and not the others.
+    static func measureSampleCampaign(_ client: ChorusClient, root: String, json: Bool) async throws
+        -> (job: Chorus_V1_JobInfo, planted: String) {
+        let (version, members) = try await Campaign.listAudience(client, id: sampleCampaignID, version: 0, json: json)
+        let d = try await client.document(collection: CampaignPlanJob.collection, id: sampleCampaignID, version: version)
+        let plan = try Campaign.body(d)
+        let segments = Array(Set(members.map(\.segment))).sorted()
+        let first = members.first.map { m in
+            ((plan["measurement"] as? [String: Any])?["segments"] as? [[String: Any]])?.first?["segment"] as? Int ?? m.segment
+        } ?? 0
+        var liftFor = ["\(first):*=4"]
+        for g in segments where g != first { liftFor.append("\(g):*=0") }
+        let sim = try Campaign.simulator(plan, id: sampleCampaignID, version: version, lift: 0, liftFor: liftFor,
+                                         dropHoldout: 0, seed: 16)
+        let dir = root + "/sample/campaign-\(sampleCampaignID)"
+        let paths = try sim.write(sim.simulate(members), to: dir)
+        var opts = IngestOptions(paths: paths, rejectsPath: root + "/rejects.jsonl")
+        opts.campaigns = try await client.campaignCatalog()
+        let r = try await Ingestor(client: client, options: opts).run()
+        guard r.rejected == 0 else {
+            throw ChorusError(.internal, "\(r.rejected) simulated outcome records were rejected", hint: "see \(root)/rejects.jsonl")
+        }
+        // The look: the day after the window ends (the sample's clock is in the past).
+        let end = (CivilDate.parse(sampleBrief.end, years: 1990...2099) ?? 0) + 1
+        let job = try await Campaign.runJob(client, kind: CampaignEvalJob.kind, params: [
+            "campaign_id": sampleCampaignID, "author": "chorus-local", "as_of": String(Int64(end + 35) * 86_400)], json: json)
+        let planted = "relative lift +400% in segment \(first), none in " + segments.filter { $0 != first }.map { "segment \($0)" }.joined(separator: ", ")
+            + " (\(members.count) users; truth in \(dir)/truth/campaign_outcomes.csv)"
+        return (job, planted)
     }
 }
 

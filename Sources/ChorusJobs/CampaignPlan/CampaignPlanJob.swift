@@ -66,6 +66,21 @@ public enum CampaignPlanJob: Job {
         }
     }
 
+    /// The brief's audience filters and content pool as the cp-audience broadcast (campaign-audience sends the same).
+    static func audienceFilters(_ brief: CampaignBrief, assignmentKey: String) -> Chorus_V1_Jobs_CampaignAudiencePlan {
+        var plan = Chorus_V1_Jobs_CampaignAudiencePlan()
+        plan.channels = brief.channels
+        plan.countries = brief.target.countries; plan.languages = brief.target.languages; plan.topics = brief.target.topics
+        plan.exclude = brief.constraints.exclude
+        plan.assignmentKey = assignmentKey
+        switch brief.content.pool {
+        case "ids": plan.contentIds = brief.content.ids
+        case "tags": plan.contentTags = brief.content.tags
+        default: break
+        }
+        return plan
+    }
+
     // MARK: - driver
 
     public static func drive(_ ctx: JobContext) async throws -> String {
@@ -121,16 +136,7 @@ public enum CampaignPlanJob: Job {
 
         // 2. cp-audience over every partition.
         try await ctx.setStage("cp-audience")
-        var plan = Chorus_V1_Jobs_CampaignAudiencePlan()
-        plan.channels = brief.channels
-        plan.countries = brief.target.countries; plan.languages = brief.target.languages; plan.topics = brief.target.topics
-        plan.exclude = brief.constraints.exclude
-        plan.assignmentKey = assignmentKey(brief, campaignID: campaignID)
-        switch brief.content.pool {
-        case "ids": plan.contentIds = brief.content.ids
-        case "tags": plan.contentTags = brief.content.tags
-        default: break
-        }
+        var plan = audienceFilters(brief, assignmentKey: assignmentKey(brief, campaignID: campaignID))
         plan.factors = als != nil
         var segs: [Int32: Chorus_V1_Jobs_CampaignSegmentPartial] = [:]
         var content: [Chorus_V1_Jobs_CampaignContentItem] = []

@@ -8,26 +8,60 @@ import Synchronization
 extension CampaignPlanJob {
     /// cp-audience: the partition's users by segment after the brief's filters (sizes, keyed-hash buckets,
     /// propensity, engagement, home channels, summed ALS factors), and its content in the brief's pool.
-    static func audience(_ data: PartitionView, plan p: Chorus_V1_Jobs_CampaignAudiencePlan,
-                         cancellation: CancellationFlag) throws -> (Chorus_V1_Jobs_CampaignAudiencePartial, UInt64) {
-        let key = SipHash24(deriving: p.assignmentKey)
-        let channels = Set(p.channels), countries = Set(p.countries.map { $0.uppercased() })
-        let languages = Set(p.languages.map { $0.lowercased() }), topics = Set(p.topics.map { $0.lowercased() })
+    /// The brief's audience filters on one partition: a user's segment (−1: none) and whether the user is eligible.
+    /// cp-audience and campaign-audience's ca-list use the same rules.
+    struct AudienceFilter {
+        let data: PartitionView
+        let channels: Set<String>, countries: Set<String>, languages: Set<String>, topics: Set<String>
         var exSegments = Set<Int>(), exCountries = Set<String>(), exLanguages = Set<String>(), exUsers = Set<String>()
-        for x in p.exclude {
-            guard let r = CampaignBrief.audienceRule(x) else { continue }
-            switch r.kind {
-            case "segment": if let i = Int(r.value) { exSegments.insert(i) }
-            case "country": exCountries.insert(r.value.uppercased())
-            case "language": exLanguages.insert(r.value.lowercased())
-            default: exUsers.insert(r.value)
+
+        init(_ data: PartitionView, _ p: Chorus_V1_Jobs_CampaignAudiencePlan) {
+            self.data = data
+            channels = Set(p.channels); countries = Set(p.countries.map { $0.uppercased() })
+            languages = Set(p.languages.map { $0.lowercased() }); topics = Set(p.topics.map { $0.lowercased() })
+            for x in p.exclude {
+                guard let r = CampaignBrief.audienceRule(x) else { continue }
+                switch r.kind {
+                case "segment": if let i = Int(r.value) { exSegments.insert(i) }
+                case "country": exCountries.insert(r.value.uppercased())
+                case "language": exLanguages.insert(r.value.lowercased())
+                default: exUsers.insert(r.value)
+                }
             }
         }
-        // Profile sections of the user's partition: segment, propensity, features, ALS factors.
+
+        /// A profile section of the user's partition as a JSON object.
         func json(_ role: UInt8, _ id: String) throws -> [String: Any]? {
             guard let v = try data.get(role: role, id: id) else { return nil }
             return (try? JSONSerialization.jsonObject(with: Data(v))) as? [String: Any]
         }
+
+        /// The user's segment from the segments job (−1: none) and its raw section (nil when absent).
+        func segment(of id: String) throws -> (Int32, [String: Any]?) {
+            let segment = try json(segmentsRole, id)
+            let g = Int32((segment?["state"] as? String) == "assigned" ? ((segment?["segment"] as? NSNumber)?.intValue ?? -1) : -1)
+            return (g, segment)
+        }
+
+        func eligible(_ u: Chorus_V1_User, segment g: Int32, features: [String: Any]?) -> Bool {
+            let userTopics = Set(((features?["top_topics"] as? [[String: Any]]) ?? []).compactMap { ($0["name"] as? String)?.lowercased() })
+            return channels.contains(u.channel)
+                && (countries.isEmpty || countries.contains(u.country.uppercased()))
+                && (languages.isEmpty || languages.contains(u.language.lowercased()))
+                && (topics.isEmpty || !topics.isDisjoint(with: userTopics))
+                && !exSegments.contains(Int(g)) && !exCountries.contains(u.country.uppercased())
+                && !exLanguages.contains(u.language.lowercased()) && !exUsers.contains(u.id)
+        }
+    }
+
+    /// cp-audience: the partition's users by segment after the brief's filters (sizes, keyed-hash buckets,
+    /// propensity, engagement, home channels, summed ALS factors), and its content in the brief's pool.
+    static func audience(_ data: PartitionView, plan p: Chorus_V1_Jobs_CampaignAudiencePlan,
+                         cancellation: CancellationFlag) throws -> (Chorus_V1_Jobs_CampaignAudiencePartial, UInt64) {
+        let key = SipHash24(deriving: p.assignmentKey)
+        let filter = AudienceFilter(data, p)
+        let channels = filter.channels
+        func json(_ role: UInt8, _ id: String) throws -> [String: Any]? { try filter.json(role, id) }
         var out = Chorus_V1_Jobs_CampaignAudiencePartial()
         var segs: [Int32: Chorus_V1_Jobs_CampaignSegmentPartial] = [:]
         var channelIndex: [Int32: [String: Int]] = [:]
@@ -41,9 +75,8 @@ extension CampaignPlanJob {
         for u in users {
             if cancellation.isSet { throw ChorusError(.jobFailed, "cancelled") }
             out.usersSeen += 1
-            let segment = try json(segmentsRole, u.id)
+            let (g, segment) = try filter.segment(of: u.id)
             if segment != nil { out.segmentsPresent = true }
-            let g = Int32((segment?["state"] as? String) == "assigned" ? ((segment?["segment"] as? NSNumber)?.intValue ?? -1) : -1)
             var s = segs[g] ?? {
                 var n = Chorus_V1_Jobs_CampaignSegmentPartial()
                 n.segment = g
@@ -51,13 +84,7 @@ extension CampaignPlanJob {
                 return n
             }()
             let features = try json(ShardKeys.Derived.profile.rawValue, u.id)
-            let userTopics = Set(((features?["top_topics"] as? [[String: Any]]) ?? []).compactMap { ($0["name"] as? String)?.lowercased() })
-            let eligible = channels.contains(u.channel)
-                && (countries.isEmpty || countries.contains(u.country.uppercased()))
-                && (languages.isEmpty || languages.contains(u.language.lowercased()))
-                && (topics.isEmpty || !topics.isDisjoint(with: userTopics))
-                && !exSegments.contains(Int(g)) && !exCountries.contains(u.country.uppercased())
-                && !exLanguages.contains(u.language.lowercased()) && !exUsers.contains(u.id)
+            let eligible = filter.eligible(u, segment: g, features: features)
             guard eligible else {
                 s.excluded += 1
                 segs[g] = s

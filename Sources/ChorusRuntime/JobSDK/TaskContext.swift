@@ -87,6 +87,28 @@ public struct PartitionView: Sendable {
         }
         return out
     }
+
+    /// Streams the partition's campaign outcomes grouped by user (a user's outcomes are contiguous: the key id starts
+    /// with the user id). Only the records of `campaign` are passed on (all when nil). Returns the records read.
+    public func outcomeGroups(campaign: String? = nil, _ body: (String, [OutcomeRecord]) throws -> Void) throws -> Int {
+        var current: String?
+        var group: [OutcomeRecord] = []
+        var n = 0
+        try scan(role: ShardKeys.role(.outcome)) { key, value in
+            let gid = Self.groupId(of: key)
+            if gid != current {
+                if let c = current, !group.isEmpty { try body(c, group) }
+                current = gid
+                group.removeAll(keepingCapacity: true)
+            }
+            n += 1
+            let m = try Chorus_V1_Outcome(borrowing: value)
+            if campaign == nil || m.campaign == campaign, let rec = Wire.decode(m) { group.append(rec) }
+            return true
+        }
+        if let c = current, !group.isEmpty { try body(c, group) }
+        return n
+    }
 }
 
 /// Derived data a task writes into its partition. The runtime writes it on the primary and replicates it to the

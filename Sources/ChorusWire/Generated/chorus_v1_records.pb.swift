@@ -158,6 +158,9 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// key id: channel 0x00 date 0x00 period 0x00 campaign 0x00 arm 0x00 segment
   case spend // = 8
+
+  ///   [0x00 version, when the version is not 0]
+  case outcome // = 9
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -175,6 +178,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 6: self = .followIn
     case 7: self = .labelledText
     case 8: self = .spend
+    case 9: self = .outcome
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -190,6 +194,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .followIn: return 6
     case .labelledText: return 7
     case .spend: return 8
+    case .outcome: return 9
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -205,6 +210,7 @@ public nonisolated enum Chorus_V1_PutRole: SwiftProtobuf.Enum, Swift.CaseIterabl
     .followIn,
     .labelledText,
     .spend,
+    .outcome,
   ]
 
 }
@@ -377,6 +383,57 @@ public nonisolated struct Chorus_V1_Spend: Sendable {
   /// "" = all audiences
   public var segment: String = String()
 
+  /// the campaign plan's version the figures are for; 0 = none (business as usual)
+  public var version: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What happened to one user in a campaign (an `outcomes*` ingest file, docs/data-format.md "Campaign outcomes"):
+/// the user's assignment to an arm, an impression, a click or a conversion. Stored by user (role OUTCOME), so a
+/// user's outcomes live in the partition of the user's other records.
+public nonisolated struct Chorus_V1_Outcome: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the campaign plan's id
+  public var campaign: String = String()
+
+  /// the plan version delivered (>= 1)
+  public var version: UInt32 = 0
+
+  /// "treatment" or "holdout"
+  public var arm: String = String()
+
+  /// the plan's segment; required on "assigned", else the assignment's
+  public var segment: Int32 = 0
+
+  /// whether `segment` was given
+  public var hasSegment_p: Bool = false
+
+  public var user: String = String()
+
+  /// assigned | impression | click | conversion
+  public var event: String = String()
+
+  /// required on impression and click
+  public var channel: String = String()
+
+  /// unix seconds (UTC)
+  public var ts: Int64 = 0
+
+  /// conversion value (>= 0, finite); 0 elsewhere
+  public var value: Double = 0
+
+  /// how many such events (>= 1; impressions are often summed per day)
+  public var count: UInt32 = 0
+
+  /// the source's event id; "" = none
+  public var id: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -393,7 +450,7 @@ public nonisolated struct Chorus_V1_Put: Sendable {
 
   public var keyID: Data = Data()
 
-  /// the serialized User / Content / Interaction / Follow / LabelledText / Spend
+  /// the serialized User / Content / Interaction / Follow / LabelledText / Spend / Outcome
   public var value: Data = Data()
 
   /// true on the one copy of a record whose outcome is counted
@@ -417,7 +474,7 @@ nonisolated extension Chorus_V1_SpendPeriod: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Chorus_V1_PutRole: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PUT_ROLE_UNSPECIFIED\0\u{1}PUT_ROLE_USER\0\u{1}PUT_ROLE_CONTENT\0\u{1}PUT_ROLE_INTERACTION_BY_USER\0\u{1}PUT_ROLE_INTERACTION_BY_CONTENT\0\u{1}PUT_ROLE_FOLLOW_OUT\0\u{1}PUT_ROLE_FOLLOW_IN\0\u{1}PUT_ROLE_LABELLED_TEXT\0\u{1}PUT_ROLE_SPEND\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PUT_ROLE_UNSPECIFIED\0\u{1}PUT_ROLE_USER\0\u{1}PUT_ROLE_CONTENT\0\u{1}PUT_ROLE_INTERACTION_BY_USER\0\u{1}PUT_ROLE_INTERACTION_BY_CONTENT\0\u{1}PUT_ROLE_FOLLOW_OUT\0\u{1}PUT_ROLE_FOLLOW_IN\0\u{1}PUT_ROLE_LABELLED_TEXT\0\u{1}PUT_ROLE_SPEND\0\u{1}PUT_ROLE_OUTCOME\0")
 }
 
 nonisolated extension Chorus_V1_User: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -717,7 +774,7 @@ nonisolated extension Chorus_V1_LabelledText: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_Spend: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Spend"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}date\0\u{1}period\0\u{1}spend\0\u{1}currency\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{1}revenue\0\u{1}campaign\0\u{1}arm\0\u{1}segment\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}date\0\u{1}period\0\u{1}spend\0\u{1}currency\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{1}revenue\0\u{1}campaign\0\u{1}arm\0\u{1}segment\0\u{1}version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -737,6 +794,7 @@ nonisolated extension Chorus_V1_Spend: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 10: try { try decoder.decodeSingularStringField(value: &self.campaign) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.arm) }()
       case 12: try { try decoder.decodeSingularStringField(value: &self.segment) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
       default: break
       }
     }
@@ -779,6 +837,9 @@ nonisolated extension Chorus_V1_Spend: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.segment.isEmpty {
       try visitor.visitSingularStringField(value: self.segment, fieldNumber: 12)
     }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -795,6 +856,92 @@ nonisolated extension Chorus_V1_Spend: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.campaign != rhs.campaign {return false}
     if lhs.arm != rhs.arm {return false}
     if lhs.segment != rhs.segment {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_Outcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Outcome"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}campaign\0\u{1}version\0\u{1}arm\0\u{1}segment\0\u{3}has_segment\0\u{1}user\0\u{1}event\0\u{1}channel\0\u{1}ts\0\u{1}value\0\u{1}count\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.campaign) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.arm) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.segment) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.hasSegment_p) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.user) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.event) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.ts) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self.value) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.campaign.isEmpty {
+      try visitor.visitSingularStringField(value: self.campaign, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    if !self.arm.isEmpty {
+      try visitor.visitSingularStringField(value: self.arm, fieldNumber: 3)
+    }
+    if self.segment != 0 {
+      try visitor.visitSingularInt32Field(value: self.segment, fieldNumber: 4)
+    }
+    if self.hasSegment_p != false {
+      try visitor.visitSingularBoolField(value: self.hasSegment_p, fieldNumber: 5)
+    }
+    if !self.user.isEmpty {
+      try visitor.visitSingularStringField(value: self.user, fieldNumber: 6)
+    }
+    if !self.event.isEmpty {
+      try visitor.visitSingularStringField(value: self.event, fieldNumber: 7)
+    }
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 8)
+    }
+    if self.ts != 0 {
+      try visitor.visitSingularInt64Field(value: self.ts, fieldNumber: 9)
+    }
+    if self.value.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.value, fieldNumber: 10)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 11)
+    }
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 12)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_Outcome, rhs: Chorus_V1_Outcome) -> Bool {
+    if lhs.campaign != rhs.campaign {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.arm != rhs.arm {return false}
+    if lhs.segment != rhs.segment {return false}
+    if lhs.hasSegment_p != rhs.hasSegment_p {return false}
+    if lhs.user != rhs.user {return false}
+    if lhs.event != rhs.event {return false}
+    if lhs.channel != rhs.channel {return false}
+    if lhs.ts != rhs.ts {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.id != rhs.id {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
