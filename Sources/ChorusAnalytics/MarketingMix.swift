@@ -24,6 +24,9 @@ import Foundation
 /// seeded moving-block residual bootstrap: each replicate refits (one sweep from the fitted point, then the polish)
 /// on fitted values plus resampled residual blocks; intervals are the replicates' 10th–90th percentiles (80%).
 ///
+/// **Calibration** (`FitOptions.calibration`, MarketingMixCalibration.swift). Experiments' measured lifts enter the
+/// objective as SSE + w·σ̂²·Σ_i ((implied_i − lift_i)/se_i)²; without calibration points the fit is unchanged.
+///
 /// **Allocation** (`allocate`). A campaign of P periods spends each channel's total S_c flat, S_c / P per period. Its
 /// carry-over starts at zero adstock (the campaign's own effect, not history's) and the response is counted inside
 /// the window only (the tail after the window is not counted):
