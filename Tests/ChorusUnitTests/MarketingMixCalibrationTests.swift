@@ -4,8 +4,9 @@ import Foundation
 import Testing
 
 /// Calibration of the response curves by experiments (docs/campaigns.md "Calibration by experiments"): a channel
-/// whose history cannot identify its saturation is pulled to the truth by one experiment, unknown channels are
-/// ignored and reported, no calibration leaves the fit as it was, and the calibrated fit is deterministic.
+/// whose history cannot identify its saturation is pulled to the truth by one experiment, collinear channels are
+/// only partly separated by one, unknown channels are ignored and reported, no calibration leaves the fit as it was,
+/// and the calibrated fit is deterministic.
 @Suite struct MarketingMixCalibrationTests {
     typealias MM = MarketingMix
 
@@ -117,6 +118,55 @@ import Testing
         print(String(format: "median worst error over ½–2× usual spend: %.0f%% uncalibrated, %.0f%% calibrated",
                      100 * median(plainErrors), 100 * median(calibratedErrors)))
         #expect(median(calibratedErrors) < 0.25 && median(plainErrors) > 0.8)
+    }
+
+    /// Two collinear channels: social spends 0.6× search (±10%) in the same weeks, so history cannot split their
+    /// effect. One experiment on social (240 over 4 weeks, 10% standard error) pins social's implied lift, but each
+    /// curve's shape elsewhere stays loose: the figures are a limit in docs/campaigns.md, not a success.
+    @Test func collinearChannelsAreOnlyPartlySeparated() throws {
+        let truth = [MM.Curve(name: "search", decay: 0.3, halfSaturation: 80, shape: 1.0, coefficient: 400),
+                     MM.Curve(name: "social", decay: 0.3, halfSaturation: 60, shape: 1.0, coefficient: 250)]
+        let trueLift = truth[1].experimentLift(spend: 240, periods: 4)
+        func worst(_ curve: MM.Curve, _ c: Int, mean: Double) -> Double {
+            [0.5, 1, 1.5, 2].map { f in
+                abs(curve.campaignResponse(total: 8 * f * mean, periods: 8)
+                    / truth[c].campaignResponse(total: 8 * f * mean, periods: 8) - 1)
+            }.max()!
+        }
+        for seed in [1, 2, 3, 4, 5] as [UInt64] {
+            var rng = SplitMix64(seed: seed)
+            var search: [Double] = [], social: [Double] = []
+            for _ in 0..<130 {
+                let x = rng.unit() < 0.75 ? 100 * (0.2 + 1.6 * rng.unit()) : 0
+                search.append(x)
+                social.append(x * 0.6 * (0.9 + 0.2 * rng.unit()))
+            }
+            var y = (0..<130).map { 1000 + Double($0) + 40 * rng.gaussian() }
+            for (c, x) in [search, social].enumerated() {
+                let k = truth[c].contribution(x)
+                for t in 0..<130 { y[t] += k[t] }
+            }
+            var options = MM.FitOptions()
+            options.bootstrapReplicates = 0
+            let series = [MM.Series("search", search), MM.Series("social", social)]
+            let plain = try MM.fit(kpi: y, channels: series, options: options)
+            var liftRNG = SplitMix64(seed: 100 + seed)
+            let se = 0.1 * trueLift
+            let point = MM.Calibration(id: "social-holdout", channel: "social", spend: 240, periods: 4,
+                                       lift: trueLift + se * liftRNG.gaussian(), standardError: se)
+            options.calibration = [point]
+            let model = try MM.fit(kpi: y, channels: series, options: options)
+            let r = try #require(model.calibration.first)
+            let implied = try #require(r.implied), before = try #require(r.impliedBefore)
+            let socialBefore = worst(plain.channels[1], 1, mean: 45), socialAfter = worst(model.channels[1], 1, mean: 45)
+            let searchBefore = worst(plain.channels[0], 0, mean: 75), searchAfter = worst(model.channels[0], 0, mean: 75)
+            print(String(format: "collinear seed %d: social lift true %.0f, measured %.0f; implied %.0f uncalibrated, "
+                         + "%.0f calibrated; worst error over ½–2×: social %.0f%% → %.0f%%, search %.0f%% → %.0f%%",
+                         seed, trueLift, point.lift, before, implied, 100 * socialBefore, 100 * socialAfter,
+                         100 * searchBefore, 100 * searchAfter))
+            #expect(r.used && abs(implied - trueLift) < 2 * se, "\(implied) vs \(trueLift)")
+            #expect(socialAfter < socialBefore, "seed \(seed): social \(socialAfter) vs \(socialBefore)")
+        }
     }
 
     @Test func unknownChannelsAndInvalidPointsAreIgnoredAndReported() throws {
