@@ -473,7 +473,7 @@ public enum MarketingMix {
         model.baselinePerPeriod = baseline
         model.replicates = replicates
         model.intervalLevel = level
-        model.calibration = finishCalibration(calibration, options.calibration, names: names, curves: curves,
+        model.calibration = finishCalibration(calibration, names: names, curves: curves,
                                               replicates: replicates, level: level)
         return model
     }

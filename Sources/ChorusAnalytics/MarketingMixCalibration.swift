@@ -163,7 +163,7 @@ extension MarketingMix {
     }
 
     /// Fills in the implied lift under the final curves and its bootstrap interval.
-    static func finishCalibration(_ results: [CalibrationResult], _ given: [Calibration], names: [String],
+    static func finishCalibration(_ results: [CalibrationResult], names: [String],
                                   curves: [Curve], replicates: [[Curve]], level: Double) -> [CalibrationResult] {
         results.map { r in
             var r = r
