@@ -24,6 +24,9 @@ import Foundation
 /// seeded moving-block residual bootstrap: each replicate refits (one sweep from the fitted point, then the polish)
 /// on fitted values plus resampled residual blocks; intervals are the replicates' 10th–90th percentiles (80%).
 ///
+/// **Calibration** (`FitOptions.calibration`, MarketingMixCalibration.swift). Experiments' measured lifts enter the
+/// objective as SSE + w·σ̂²·Σ_i ((implied_i − lift_i)/se_i)²; without calibration points the fit is unchanged.
+///
 /// **Allocation** (`allocate`). A campaign of P periods spends each channel's total S_c flat, S_c / P per period. Its
 /// carry-over starts at zero adstock (the campaign's own effect, not history's) and the response is counted inside
 /// the window only (the tail after the window is not counted):
@@ -156,6 +159,10 @@ public enum MarketingMix {
         /// Curves refitted on each bootstrap replicate (same channel order); empty when the bootstrap was off.
         public var replicates: [[Curve]]
         public var intervalLevel: Double
+        /// One result per experiment calibration point of `FitOptions.calibration`, in its order: the implied lift
+        /// before and after calibration, the measured lift, and whether the point was used (and if not, why). Empty
+        /// without calibration points.
+        public var calibration: [CalibrationResult]
 
         /// A model from known curves (planning from curves fitted elsewhere, or the true curves of a test).
         public init(channels: [Curve], historicMaxPerPeriod: [Double]? = nil) {
@@ -176,6 +183,7 @@ public enum MarketingMix {
             baselinePerPeriod = 0
             replicates = []
             intervalLevel = 0.8
+            calibration = []
         }
 
         /// Predicted KPI per period for spend and controls given from period 0 of the fit (so the trend and the
@@ -230,6 +238,13 @@ public enum MarketingMix {
         public var maxShape: Double = 3
         /// Quantiles of the positive adstock for K; values above 1 are multiples of its maximum.
         public var halfSaturationQuantiles: [Double] = [0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 1, 1.5, 3]
+        /// Experiments that calibrate the curves (docs/campaigns.md "Calibration by experiments"). Empty: the plain
+        /// fit, unchanged.
+        public var calibration: [Calibration] = []
+        /// w in the calibrated objective SSE + w·σ̂²·Σ_i ((implied_i − lift_i)/se_i)², σ̂² the residual variance of
+        /// the uncalibrated fit. 1 weighs each experiment as one measurement with its stated standard error; 0
+        /// reports the implied lifts without using them.
+        public var calibrationWeight: Double = 1
         public init() {}
     }
 
@@ -346,7 +361,34 @@ public enum MarketingMix {
 
         var params = problem.gridSearch(start: nil, sweeps: 5)
         if options.polish { params = problem.polish(params, evaluations: 120 * 3 * channels.count) }
-        let solution = problem.solve(params)
+        var solution = problem.solve(params)
+
+        // calibration by experiments: refit with the points as pseudo-observations
+        let names = channels.map(\.name)
+        var fitProblem = problem
+        var calibration: [CalibrationResult] = []
+        var points: [CalPoint] = []
+        if !options.calibration.isEmpty {
+            let dof0 = max(1, n - linear - 3 * channels.count)
+            let sse0 = zip(kpi, solution.fitted).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+            let variance = sse0 / Double(dof0)
+            let before = makeCurves(names, params, solution.beta)
+            (calibration, points) = prepareCalibration(options.calibration, names: names, curves: before,
+                                                       variance: variance, weight: options.calibrationWeight)
+            if !points.isEmpty {
+                let cp = problem.with(calibration: points)
+                var best: (params: [ChannelParams], value: Double)? = nil
+                for start in [params, nil] {
+                    var p = cp.gridSearch(start: start, sweeps: 5)
+                    if options.polish { p = cp.polish(p, evaluations: 120 * 3 * channels.count) }
+                    let v = cp.sse(p)
+                    if best == nil || v < best!.value { best = (p, v) }
+                }
+                params = best!.params
+                solution = cp.solve(params)
+                fitProblem = cp
+            }
+        }
         let fitted = solution.fitted
 
         // bootstrap
@@ -357,6 +399,9 @@ public enum MarketingMix {
             let centred = residuals.map { $0 - mean }
             let block = options.blockLength > 0 ? options.blockLength : max(1, Int((pow(Double(n), 1.0 / 3)).rounded()))
             var rng = SplitMix64(seed: options.seed)
+            // The measured lifts are redrawn per replicate at their standard errors, from a stream of their own
+            // (so the residual blocks are those of the uncalibrated fit).
+            var liftRNG = SplitMix64(seed: options.seed ^ 0x6361_6C69_6272_6174)
             for _ in 0..<options.bootstrapReplicates {
                 var ystar = fitted
                 var t = 0
@@ -365,7 +410,17 @@ public enum MarketingMix {
                     for k in 0..<block where t + k < n { ystar[t + k] += centred[start + k] }
                     t += block
                 }
-                let rp = problem.with(y: ystar)
+                let rp: Problem
+                if points.isEmpty {
+                    rp = problem.with(y: ystar)
+                } else {
+                    let redrawn = points.map { q -> CalPoint in
+                        var r = q
+                        r.lift = q.lift + q.standardError * liftRNG.gaussian()
+                        return r
+                    }
+                    rp = fitProblem.with(calibration: redrawn, y: ystar)
+                }
                 var p = rp.gridSearch(start: params, sweeps: 1)
                 if options.polish { p = rp.polish(p, evaluations: 60 * 3 * channels.count) }
                 let s = rp.solve(p)
@@ -418,6 +473,8 @@ public enum MarketingMix {
         model.baselinePerPeriod = baseline
         model.replicates = replicates
         model.intervalLevel = level
+        model.calibration = finishCalibration(calibration, names: names, curves: curves,
+                                              replicates: replicates, level: level)
         return model
     }
 
@@ -456,6 +513,8 @@ public enum MarketingMix {
         let adstocks: [[[Double]]]  // [channel][alpha index] -> adstock
         let baseGram: [[Double]]
         let baseY: [Double]
+        /// Experiment calibration points as pseudo-observations (empty: the plain least-squares fit).
+        let calib: [CalPoint]
 
         init(y: [Double], base rawBase: [[Double]], spend: [[Double]], options: FitOptions) throws {
             var scales: [Double] = []
@@ -491,9 +550,12 @@ public enum MarketingMix {
         }
 
         init(y: [Double], base: [[Double]], baseScale: [Double], spend: [[Double]], options: FitOptions,
-             kGrid: [[[Double]]], adstocks: [[[Double]]]) {
+             kGrid: [[[Double]]], adstocks: [[[Double]]], calib: [CalPoint] = []) {
             self.y = y
-            yy = dot(y, y)
+            var yy = dot(y, y)
+            if !calib.isEmpty { for q in calib { yy += q.lambda * q.lift * q.lift } }
+            self.yy = yy
+            self.calib = calib
             self.base = base
             self.baseScale = baseScale
             self.spend = spend
@@ -506,7 +568,28 @@ public enum MarketingMix {
 
         func with(y: [Double]) -> Problem {
             Problem(y: y, base: base, baseScale: baseScale, spend: spend, options: options, kGrid: kGrid,
-                    adstocks: adstocks)
+                    adstocks: adstocks, calib: calib)
+        }
+
+        /// The same problem with the calibration points replaced (the objective gains Σ λ·(implied − lift)²).
+        func with(calibration points: [CalPoint], y newY: [Double]? = nil) -> Problem {
+            Problem(y: newY ?? y, base: base, baseScale: baseScale, spend: spend, options: options, kGrid: kGrid,
+                    adstocks: adstocks, calib: points)
+        }
+
+        /// The calibration rows' additions to channel c's diagonal Gram entry and right-hand side, for the column
+        /// scaled by `rms`: implied lift = β·u = x·(u/rms) with x the scaled coefficient, so each point adds
+        /// λ·(u/rms)² and λ·(u/rms)·lift.
+        func calibrationTerm(_ c: Int, _ p: ChannelParams, rms: Double) -> (Double, Double) {
+            var gg = 0.0, gb = 0.0
+            guard rms > 0 else { return (0, 0) }
+            for q in calib where q.channel == c {
+                let u = MarketingMix.unitLift(decay: p.alpha, k: p.k, n: p.n, spend: q.spend, periods: q.periods,
+                                              baseSpendPerPeriod: q.base) / rms
+                gg += q.lambda * u * u
+                gb += q.lambda * u * q.lift
+            }
+            return (gg, gb)
         }
 
         /// The channel column h(A) and its rms scale (0 when the column is all zero).
@@ -536,7 +619,7 @@ public enum MarketingMix {
             return (x, max(sse, 0))
         }
 
-        func gram(columns cols: [[Double]]) -> ([[Double]], [Double]) {
+        func gram(columns cols: [[Double]], terms: [(Double, Double)] = []) -> ([[Double]], [Double]) {
             let nb = base.count
             let p = nb + cols.count
             var g = [[Double]](repeating: [Double](repeating: 0, count: p), count: p)
@@ -558,19 +641,28 @@ public enum MarketingMix {
                     g[i][nb + cj] = v
                     g[nb + cj][i] = v
                 }
+                if ci < terms.count {
+                    g[i][i] += terms[ci].0
+                    b[i] += terms[ci].1
+                }
             }
             return (g, b)
         }
 
+        /// Calibration terms per channel (empty without calibration points, so the plain fit is unchanged).
+        func terms(_ params: [ChannelParams], _ built: [([Double], Double)]) -> [(Double, Double)] {
+            calib.isEmpty ? [] : params.indices.map { calibrationTerm($0, params[$0], rms: built[$0].1) }
+        }
+
         func sse(_ params: [ChannelParams]) -> Double {
-            let cols = params.indices.map { column($0, params[$0]).0 }
-            let (g, b) = gram(columns: cols)
+            let built = params.indices.map { column($0, params[$0]) }
+            let (g, b) = gram(columns: built.map(\.0), terms: terms(params, built))
             return solveGram(g, b, constrainedFrom: base.count).1
         }
 
         func solve(_ params: [ChannelParams]) -> Solution {
             let built = params.indices.map { column($0, params[$0]) }
-            let (g, b) = gram(columns: built.map(\.0))
+            let (g, b) = gram(columns: built.map(\.0), terms: terms(params, built))
             let (x, sse) = solveGram(g, b, constrainedFrom: base.count)
             let nb = base.count
             let baseCoef = (0..<nb).map { x[$0] / baseScale[$0] }
@@ -591,8 +683,9 @@ public enum MarketingMix {
                 let ks = kGrid[c][ai]
                 return ChannelParams(alpha: ag[ai], k: ks[ks.count / 2], n: 1)
             }
-            var cols = (0..<nc).map { column($0, params[$0]).0 }
-            var (g, b) = gram(columns: cols)
+            let built = (0..<nc).map { column($0, params[$0]) }
+            var cols = built.map(\.0)
+            var (g, b) = gram(columns: cols, terms: terms(params, built))
             var best = solveGram(g, b, constrainedFrom: nb).1
             for _ in 0..<max(1, sweeps) {
                 var changed = false
@@ -614,6 +707,11 @@ public enum MarketingMix {
                                     g2[nb + cj][i] = v
                                 }
                                 g2[i][i] = dot(col, col)
+                                if !calib.isEmpty {
+                                    let (gg, gb) = calibrationTerm(c, p, rms: rms)
+                                    g2[i][i] += gg
+                                    b2[i] += gb
+                                }
                                 let s = solveGram(g2, b2, constrainedFrom: nb).1
                                 if s < best * (1 - 1e-12) {
                                     best = s
