@@ -25,10 +25,10 @@ import Testing
         // A CSV of extra daily figures: two good rows and a malformed one (a month 13) on line 3.
         let extra = cluster.dir + "/spend_extra.csv"
         FileManager.default.createFile(atPath: extra, contents: Data("""
-            channel,date,period,spend,conversions,campaign,arm
-            x,2025-09-01,day,120.50,3,launch,treatment
-            x,2025-13-01,day,80,1,launch,holdout
-            x,2025-09-01,day,60,1,launch,holdout
+            channel,date,period,spend,conversions,segment
+            x,2025-09-01,day,120.50,3,fans
+            x,2025-13-01,day,80,1,others
+            x,2025-09-01,day,60,1,others
 
             """.utf8))
         let rej = cluster.dir + "/rejects.jsonl"
@@ -57,16 +57,28 @@ import Testing
         #expect(again.json["duplicates"] as? Int == 150)
         #expect(again.json["stored"] as? Int == 0 && again.json["rejected"] as? Int == 0)
 
-        // Same identity, other values: a new version (stored); the holdout arm is another record than the treatment.
+        // Same identity, other values: a new version (stored); another segment is another record.
         let fix = cluster.dir + "/spend_fix.jsonl"
         FileManager.default.createFile(atPath: fix, contents: Data("""
-            {"channel":"x","date":"2025-09-01","period":"day","spend":125,"conversions":3,"campaign":"launch","arm":"treatment"}
-            {"channel":"x","date":"2025-09-01","period":"day","spend":60,"conversions":1,"campaign":"launch","arm":"holdout"}
+            {"channel":"x","date":"2025-09-01","period":"day","spend":125,"conversions":3,"segment":"fans"}
+            {"channel":"x","date":"2025-09-01","period":"day","spend":60,"conversions":1,"segment":"others"}
 
             """.utf8))
         let fixed = try chorus(args + [fix])
         #expect(fixed.status == 0, "\(fixed.stderr)")
         #expect(fixed.json["stored"] as? Int == 1 && fixed.json["duplicates"] as? Int == 1, "\(fixed.stdout)")
+
+        // A campaign's spend must name a stored plan (issue 16): no plan "launch" exists, so the line is rejected.
+        let campaign = cluster.dir + "/spend_campaign.jsonl"
+        FileManager.default.createFile(atPath: campaign, contents: Data("""
+            {"channel":"x","date":"2025-09-01","spend":60,"campaign":"launch","version":1,"arm":"holdout"}
+
+            """.utf8))
+        let unknown = try chorus(args + ["--max-rejects", "100%", campaign])
+        #expect(unknown.status == 0, "\(unknown.stderr)")
+        #expect(unknown.json["rejected"] as? Int == 1 && unknown.json["stored"] as? Int == 0, "\(unknown.stdout)")
+        let last = try String(contentsOfFile: rej, encoding: .utf8).split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.contains("unknown campaign 'launch'") && last.contains("\"line\":1"), "\(last)")
         #expect(cluster.coordinator.isRunning && cluster.workers.allSatisfy(\.isRunning))
     }
 }

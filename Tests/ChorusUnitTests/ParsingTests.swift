@@ -140,6 +140,8 @@ import Testing
             (.follows, ["follower_id": "\"u1\"", "followee_id": "\"u2\"", "channel": "\"x\""], ["ts"]),
             (.spend, ["channel": "\"x\"", "date": "\"2025-09-01\"", "spend": "10"],
              ["spend", "impressions", "clicks", "conversions", "revenue"]),
+            (.outcomes, ["campaign": "\"w\"", "version": "1", "arm": "\"treatment\"", "user_id": "\"u1\"",
+                         "event": "\"conversion\"", "ts": "1756720800"], ["ts", "value", "version", "count"]),
         ]
         var outcomes = 0
         for (kind, base, numeric) in kinds {
@@ -170,7 +172,7 @@ import Testing
                 }
             }
         }
-        #expect(outcomes == 10 * hostile.count * 3)
+        #expect(outcomes == 14 * hostile.count * 3)
     }
 
     static func checkInRange(_ r: Record) {
@@ -184,6 +186,8 @@ import Testing
             for v in [s.spend, s.impressions, s.clicks, s.conversions, s.revenue] {
                 #expect(v.isFinite && v >= 0 && v <= RecordParser.maxValue)
             }
+        case let .outcome(o):
+            #expect(range.contains(o.ts) && o.value.isFinite && o.value >= 0 && o.value <= RecordParser.maxValue && o.count >= 1 && o.version >= 1)
         }
     }
 

@@ -25,7 +25,24 @@ public enum CampaignBudget {
         }
     }
 
-    public static func plan(brief: CampaignBrief, history: [Chorus_V1_Jobs_CampaignSpendRow]) -> (json: [String: Any], gaps: [String], evidence: String?) {
+    /// A measured experiment of one channel (a finished, valid `campaign-eval` look's `calibration` row): the
+    /// campaign's spend on the channel over `days` days and the incremental KPI it caused, with its standard error.
+    public struct Experiment: Sendable, Equatable {
+        public var id: String
+        public var channel: String
+        public var kpi: String
+        public var spend: Double
+        public var days: Double
+        public var lift: Double
+        public var standardError: Double
+        public init(id: String, channel: String, kpi: String, spend: Double, days: Double, lift: Double, standardError: Double) {
+            self.id = id; self.channel = channel; self.kpi = kpi; self.spend = spend; self.days = days; self.lift = lift
+            self.standardError = standardError
+        }
+    }
+
+    public static func plan(brief: CampaignBrief, history: [Chorus_V1_Jobs_CampaignSpendRow],
+                            experiments: [Experiment] = []) -> (json: [String: Any], gaps: [String], evidence: String?) {
         var gaps: [String] = []
         let (column, note) = outcome(brief.kpi)
         if let note { gaps.append(note) }
@@ -66,6 +83,11 @@ public enum CampaignBudget {
                 var options = MarketingMix.FitOptions()
                 options.includeIntercept = false
                 options.includeTrend = false
+                // Experiments on this channel measured in the same KPI calibrate its curve (Robyn's calibration).
+                options.calibration = experiments.filter { $0.channel == c && outcome($0.kpi).column == column }.map {
+                    MarketingMix.Calibration(id: $0.id, channel: c, spend: $0.spend, periods: $0.days / Double(periodDays),
+                                             lift: $0.lift, standardError: $0.standardError)
+                }
                 fits.append((c, try MarketingMix.fit(kpi: kpi, channels: [.init(c, spend)], options: options)))
             } catch {
                 unfit[c] = "the curve could not be fitted: \(error)"
@@ -142,6 +164,16 @@ public enum CampaignBudget {
             }
             o["binding"] = binds
             if let f = fits.first(where: { $0.channel == c })?.model {
+                if !f.calibration.isEmpty {
+                    o["calibration"] = f.calibration.map { r -> [String: Any] in
+                        var x: [String: Any] = ["experiment": r.id, "measured_lift": CampaignBudget.r(r.lift),
+                                                "standard_error": CampaignBudget.r(r.point.standardError),
+                                                "spend": CampaignBudget.r(r.point.spend), "used": r.used, "note": r.note]
+                        if let v = r.impliedBefore, v.isFinite { x["implied_before"] = CampaignBudget.r(v) }
+                        if let v = r.implied, v.isFinite { x["implied_after"] = CampaignBudget.r(v) }
+                        return x
+                    }
+                }
                 let k = f.channels[0]
                 o["fit"] = ["decay": r(k.decay), "half_saturation": r(k.halfSaturation), "shape": r(k.shape),
                             "coefficient": r(k.coefficient), "r2": r(f.rSquared), "periods": f.periods,
@@ -161,6 +193,8 @@ public enum CampaignBudget {
                 }
             }(),
             "extrapolated_channels": extrapolated,
+            // The experiments that calibrated a curve (docs/campaigns.md "Calibration by experiments").
+            "experiments_used": Array(Set(fits.flatMap { $0.model.calibration.filter(\.used).map { "\($0.id) (\($0.channel))" } })).sorted(),
             "expected_kpi": NSNull(), "curves": [Any](), "kpi_by_week": [Any](),
         ]
         if !extrapolated.isEmpty {

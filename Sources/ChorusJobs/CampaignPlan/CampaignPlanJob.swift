@@ -304,8 +304,10 @@ public enum CampaignPlanJob: Job {
         }
         // The curve fits and their bootstrap are seconds of CPU: off the cooperative pool.
         let history = spendRows, forBudget = budgetBrief
+        let experiments = try await measuredExperiments(ctx)
+        if !experiments.isEmpty { evidence["experiments"] = Set(experiments.map(\.id)).sorted().joined(separator: ",") }
         let fitted = await JobContext.offPool { () -> (json: Data?, gaps: [String], evidence: String?) in
-            let r = CampaignBudget.plan(brief: forBudget, history: history)
+            let r = CampaignBudget.plan(brief: forBudget, history: history, experiments: experiments)
             return (try? JSONSerialization.data(withJSONObject: r.json, options: [.sortedKeys]), r.gaps, r.evidence)
         }
         guard let budgetJSON = fitted.json, var budget = (try? JSONSerialization.jsonObject(with: budgetJSON)) as? [String: Any] else {
@@ -394,6 +396,26 @@ public enum CampaignPlanJob: Job {
 
     /// The key of the holdout's keyed hash: the brief's own, else derived from the campaign id, so a replan keeps
     /// every user in the same arm.
+    /// The calibration points of every campaign's latest evaluation that is finished and valid (no sample-ratio
+    /// mismatch): per channel, the incremental KPI its spend caused (`campaign-evaluations`, docs/campaigns.md).
+    static func measuredExperiments(_ ctx: JobContext) async throws -> [CampaignBudget.Experiment] {
+        var out: [CampaignBudget.Experiment] = []
+        for s in try await ctx.documents(collection: "campaign-evaluations") {
+            guard let d = try await ctx.document(collection: "campaign-evaluations", id: s.id),
+                  let o = try? JSONSerialization.jsonObject(with: d.body) as? [String: Any] else { continue }
+            for c in o["calibration"] as? [[String: Any]] ?? [] {
+                guard c["finished"] as? Bool == true, c["valid"] as? Bool == true,
+                      let ch = c["channel"] as? String, let kpi = c["kpi"] as? String,
+                      let spend = (c["spend"] as? NSNumber)?.doubleValue, let days = (c["days"] as? NSNumber)?.doubleValue,
+                      let lift = (c["lift"] as? NSNumber)?.doubleValue, let se = (c["standard_error"] as? NSNumber)?.doubleValue
+                else { continue }
+                out.append(.init(id: "\(c["id"] as? String ?? s.id) look \(d.meta.version)", channel: ch, kpi: kpi, spend: spend,
+                                 days: days, lift: lift, standardError: se))
+            }
+        }
+        return out
+    }
+
     static func assignmentKey(_ b: CampaignBrief, campaignID: String) -> String { b.measurement.key ?? "campaign/" + campaignID }
 
     struct Alert { var key: String; var kind: String; var at: String; var hour: Int64; var why: Any }

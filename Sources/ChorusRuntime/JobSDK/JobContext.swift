@@ -207,6 +207,14 @@ public final class JobContext: Sendable {
         return try await coordinator.putDocument(p).meta
     }
 
+    /// The documents of a collection, newest first (at most `limit`): what a kind that builds on other documents
+    /// reads first (a replan reads every campaign's evaluations).
+    public func documents(collection: String, limit: Int = 200) async throws -> [Chorus_V1_DocumentSummary] {
+        var l = Chorus_V1_DocumentListRequest()
+        l.collection = collection; l.limit = UInt32(clamping: max(1, limit))
+        return try await coordinator.listDocuments(l).documents
+    }
+
     /// One version of a document (0: the latest) with its history; nil when the document does not exist.
     public func document(collection: String, id: String, version: UInt32 = 0) async throws -> Chorus_V1_DocumentReply? {
         var g = Chorus_V1_DocumentGet()
