@@ -23,10 +23,11 @@ extension CampaignEvalJob {
             var evaluatedAt: Int64
         }
 
-        /// Finite numbers only (JSON has no NaN or infinity): nil for the others.
+        /// Finite numbers only (JSON has no NaN or infinity): null for the others. Seven significant digits, so a
+        /// p-value of 1e-9 stays 1e-9.
         static func num(_ v: Double?) -> Any {
             guard let v, v.isFinite else { return NSNull() }
-            return (v * 1e6).rounded() / 1e6
+            return Double(String(format: "%.7g", v)) ?? v
         }
 
         static func ratio(_ a: Double, _ b: Double) -> Double? { b > 0 ? a / b : nil }
@@ -67,6 +68,9 @@ extension CampaignEvalJob {
             /// The estimate the verdict reads: CUPED when the pre-period varies, else Welch.
             var estimate: CampaignMeasurement.Estimate { cuped?.estimate ?? welch }
         }
+
+        /// The fewest users an arm needs for a lift to be tested.
+        static let minArmUsers = 10
 
         static func build(_ input: Input) -> [String: Any] {
             let doc = input.doc, alpha = input.alpha
@@ -119,6 +123,7 @@ extension CampaignEvalJob {
 
             // The tests: every metric per segment and per segment × channel.
             var tests: [Test] = []
+            var tooSmall: [String] = [], noVariance: [String] = []
             for s in doc.segments {
                 for channel in [""] + channels {
                     let mine = input.cells.filter { Int($0.segment) == s.segment && (channel.isEmpty || $0.channel == channel) }
@@ -127,8 +132,17 @@ extension CampaignEvalJob {
                         for c in mine {
                             if c.arm == "treatment" { tm = tm + metric.moments(c).moments } else { cm = cm + metric.moments(c).moments }
                         }
-                        guard tm.n >= 2, cm.n >= 2 else { continue }
+                        // A test needs `minArmUsers` users in each arm and some variance: a tiny cell where every
+                        // user is alike (3 of 3 converted, 0 of 4) has no standard error, and would read as certain.
+                        guard tm.n >= Double(minArmUsers), cm.n >= Double(minArmUsers) else {
+                            if metric == .conversionRate { tooSmall.append("segment \(s.segment)" + (channel.isEmpty ? "" : " · \(channel)")) }
+                            continue
+                        }
                         let welch = CampaignMeasurement.welch(treatment: tm, control: cm, alpha: alpha)
+                        guard welch.standardError > 0 else {
+                            if metric == .conversionRate { noVariance.append("segment \(s.segment)" + (channel.isEmpty ? "" : " · \(channel)")) }
+                            continue
+                        }
                         var cuped: CampaignMeasurement.CUPED?
                         if metric.hasCovariate {
                             let all = tm + cm
@@ -319,6 +333,12 @@ extension CampaignEvalJob {
             if armMismatch > 0 {
                 problems.append("\(armMismatch) users' recorded arm differs from the plan's keyed-hash assignment: the delivery does not follow the design")
             }
+            if !tooSmall.isEmpty {
+                problems.append("not tested, fewer than \(minArmUsers) users in an arm: " + tooSmall.joined(separator: ", "))
+            }
+            if !noVariance.isEmpty {
+                problems.append("not tested, no variance in either arm (every user alike): " + noVariance.joined(separator: ", "))
+            }
             if !mismatch.isEmpty {
                 problems.append("sample ratio mismatch in segment(s) \(mismatch.sorted().map(String.init).joined(separator: ", ")): their results are not valid")
             }
@@ -329,7 +349,7 @@ extension CampaignEvalJob {
                 "window": ["start": doc.brief.start, "end": doc.brief.end, "days": num(days), "elapsed_days": num(elapsed),
                            "finished": finished],
                 "kpi": doc.kpi, "primary_metric": primary.rawValue, "alpha": num(alpha),
-                "correction": input.correction.rawValue, "tests": tests.count, "decision_tests": tests.filter(\.primary).count,
+                "correction": input.correction.rawValue, "tests": tests.count, "min_arm_users": minArmUsers, "decision_tests": tests.filter(\.primary).count,
                 "sequential": ["method": "asymptotic confidence sequence (normal mixture), Bonferroni within each family",
                                "alpha_per_decision_test": num(alpha / Double(decisionTests)),
                                "alpha_per_secondary_test": num(alpha / Double(secondaryTests))],
