@@ -196,10 +196,10 @@ extension Campaign {
         static let configuration = CommandConfiguration(
             abstract: "Measure a campaign: lift over the holdout per segment and channel, SRM check, pacing and verdicts.",
             discussion: reflow("""
-            Runs the `campaign-eval` job on the campaign's outcomes (docs/data-format.md "Campaign outcomes") and
-            stores the evaluation as the next look of campaign-evaluations/ID. During the campaign the verdicts
-            read always-valid intervals (look as often as you like); after its end, the fixed-horizon test with the
-            correction over every lift tested. A segment whose arms do not match the design (SRM, p < 0.001) is
+            Runs the `campaign-eval` job on the campaign's outcomes (docs/data-format.md "outcomes") and stores
+            the evaluation as the next look of campaign-evaluations/ID. During the campaign the verdicts read
+            always-valid intervals (look as often as you like); after its end, the fixed-horizon test with the
+            correction over the segments' verdicts. A segment whose arms do not match the design (SRM, p < 0.001) is
             flagged and its results are not presented as valid. --show prints a stored look without running
             anything. Exit 0 also when a segment loses: read the verdicts (or --json). docs/campaigns.md
             "Measurement".

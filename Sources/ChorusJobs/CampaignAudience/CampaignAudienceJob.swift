@@ -6,7 +6,7 @@ import Foundation
 import Synchronization
 
 /// Job kind `campaign-audience`: the users of a campaign plan's chosen segments, each with its home channel and its
-/// arm, for the system that delivers the campaign (docs/campaigns.md "Delivery and outcomes"). One stage, `ca-list`,
+/// arm, for the system that delivers the campaign (docs/campaigns.md "Measurement"). One stage, `ca-list`,
 /// applies the plan's filters exactly as `campaign-plan`'s cp-audience did (the same `AudienceFilter`) and the plan's
 /// keyed-hash holdout (`Experiment.inHoldout`), so the arms are the ones the plan designed and counted. Each
 /// partition's members are stored as the result `members/<campaign>/v<version>/<partition>` (a

@@ -103,7 +103,7 @@ public enum CampaignEvalJob: Job {
         }
         guard newest > 0 else {
             throw ctx.failure("campaign '\(id)' has no outcome records yet: ingest its outcomes* files "
-                              + "(docs/data-format.md \"Campaign outcomes\"), or simulate them with `chorus campaign simulate \(id)`")
+                              + "(docs/data-format.md \"outcomes\"), or simulate them with `chorus campaign simulate \(id)`")
         }
         let dataEnd = min(asOf, max(newest, activity) + 1)
         plan.dataEnd = dataEnd

@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// Job kind "campaign-audience" (Sources/ChorusJobs/CampaignAudience): the users of a campaign plan's chosen
-/// segments with their arm, for the delivery system (docs/campaigns.md "Delivery and outcomes").
+/// segments with their arm, for the delivery system (docs/campaigns.md "Measurement").
 ///
 /// Stages: ca-list (broadcast: CampaignAudienceList) → each partition's members, stored per partition as results.
 
