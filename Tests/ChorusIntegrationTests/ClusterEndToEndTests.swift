@@ -74,7 +74,7 @@ func referenceProfiles(files: [String], mapping: MappingConfig, asOf: Int64) thr
             case let .content(c): contents[c.id] = c
             case let .interaction(i): interactions[i.id] = i
             case let .follow(f): follows.insert([f.followerId, f.followeeId])
-            case .spend: continue  // no part of a profile
+            case .spend, .outcome: continue  // no part of a profile
             }
         }
     }

@@ -184,6 +184,7 @@ import Testing
             for v in [s.spend, s.impressions, s.clicks, s.conversions, s.revenue] {
                 #expect(v.isFinite && v >= 0 && v <= RecordParser.maxValue)
             }
+        case let .outcome(o): #expect(range.contains(o.ts) && o.value.isFinite && abs(o.value) <= RecordParser.maxValue)
         }
     }
 
