@@ -18,9 +18,11 @@ import Testing
     }
 
     /// Renders the fixture to HTML with the binary, then to a PNG with Chromium; the PNG's statistics for these colours.
-    static func render(_ fixture: String, colours: [String], dir: String, width: Int = 1280, height: Int = 4000) throws -> (html: String, png: String, stats: Stats) {
+    static func render(_ fixture: String, colours: [String], dir: String, width: Int = 1280, height: Int = 4000,
+                       evaluation: String? = nil) throws -> (html: String, png: String, stats: Stats) {
         let html = dir + "/" + fixture.replacingOccurrences(of: ".json", with: ".html")
-        let r = try chorus(["campaign", "report", "--from-json", fixtures + "/" + fixture, "--out", html, "--json"])
+        let r = try chorus(["campaign", "report", "--from-json", fixtures + "/" + fixture, "--out", html, "--json"]
+                           + (evaluation.map { ["--evaluation-json", fixtures + "/" + $0] } ?? []))
         #expect(r.status == 0, "\(r.stderr)")
         let out = r.json
         #expect(out["path"] as? String == html)
@@ -77,6 +79,36 @@ import Testing
         #expect(s.distinct > 200)
         for (c, least) in [("ccfbf1", 5 * 2000), ("bfdbfe", 5000), ("dc2626", 5 * 100)] {
             #expect((s.counts[c] ?? 0) >= least, "#\(c): \(s.counts[c] ?? 0) pixels, expected at least \(least)")
+        }
+    }
+
+    /// The sample-launch plan with its evaluation (campaign-eval.json): the results section's charts are drawn, the
+    /// forest plot's intervals and the pacing charts' spend lines, and Chromium's DOM has them with their sizes.
+    @Test(.enabled(if: browser != nil, skipReason)) func theResultsOfAnEvaluationAreDrawn() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // CampaignReportResults.swift's spentColour, verdictColour["none"] and the planned posts' marks.
+        let spent = "0891b2", none = "64748b", marks = "f59e0b"
+        let (html, _, s) = try Self.render("campaign-plan-fitted.json", colours: [spent, none, marks], dir: dir, height: 8000,
+                                           evaluation: "campaign-eval.json")
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.contains("<section id=\"results\">") && !page.contains("not measured yet"))
+        #expect(s.rowsDrawn > 4000, "\(s.rowsDrawn) rows drawn of \(s.height): the page ends before the results")
+        // The spend lines of the five pacing charts (4 px wide, partly under the dashed plan), the "no detectable
+        // effect" intervals of the forest plot (8 px high; the verdict cards' borders add ~1,200), the planned posts'
+        // marks (18 of 4 × 7 px). Without the charts only the cards' borders are left.
+        for (c, least) in [(spent, 1000), (none, 2500), (marks, 250)] {
+            #expect((s.counts[c] ?? 0) >= least, "#\(c): \(s.counts[c] ?? 0) pixels, expected at least \(least)")
+        }
+        let dom = try run(Self.browser!, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                           "--user-data-dir=\(dir)/profile2", "--dump-dom", "file://" + html], timeout: 120)
+        #expect(dom.status == 0, "\(dom.stderr)")
+        let sizes = try NSRegularExpression(pattern: #"<svg class="chart (forest|pacing)" width="(\d+)" height="(\d+)""#)
+        let found = sizes.matches(in: dom.stdout, range: NSRange(dom.stdout.startIndex..., in: dom.stdout))
+        #expect(found.count == 1 + 5, "one forest plot and five pacing charts in the DOM, found \(found.count)")
+        for m in found {
+            let w = Int(dom.stdout[Range(m.range(at: 2), in: dom.stdout)!]) ?? 0, h = Int(dom.stdout[Range(m.range(at: 3), in: dom.stdout)!]) ?? 0
+            #expect(w >= 300 && h >= 150, "a chart of \(w) × \(h)")
         }
     }
 
