@@ -188,4 +188,47 @@ import Testing
         #expect(try chorus(["campaign", "report", "no-such-plan", "--out", missing] + c).status == 66)
         #expect(!FileManager.default.fileExists(atPath: missing))
     }
+    /// After `campaign evaluate`, the report of the plan has the results of the latest look: here of simulated outcomes
+    /// whose delivery lost half the holdout's assignments, so the sample-ratio check flags the segments.
+    @Test func theReportShowsTheLatestEvaluation() throws {
+        // The plan of CampaignPlanTests, after its input jobs (a plan needs chosen segments to have an audience).
+        let dir = NSTemporaryDirectory() + "chorus-report-eval-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cluster = try CampaignPlanTests.prepared(workers: 1, dir: dir)
+        defer { cluster.shutdown() }
+        let c = ["--coordinator", cluster.address]
+        try CampaignPlanTests.brief.write(toFile: dir + "/brief.yaml", atomically: true, encoding: .utf8)
+        let plan = try chorus(["campaign", "plan", "--brief", dir + "/brief.yaml", "--by", "ana", "--json"] + c, timeout: 300)
+        try #require(plan.status == 0, "\(plan.stderr)\n\(cluster.logs())")
+        let id = try #require(plan.json["campaign_id"] as? String)
+        #expect(try chorus(["campaign", "approve", id, "--by", "ben"] + c).status == 0)
+        let before = cluster.dir + "/before.html"
+        #expect(try chorus(["campaign", "report", id, "--out", before] + c).status == 0)
+        #expect(try String(contentsOfFile: before, encoding: .utf8).contains("not measured yet"))
+
+        let sim = try chorus(["campaign", "simulate", id, "--out", cluster.dir + "/sim", "--drop-holdout", "0.6", "--ingest"] + c,
+                             timeout: 300)
+        try #require(sim.status == 0, "\(sim.stdout)\(sim.stderr)\n\(cluster.logs())")
+        let eval = try chorus(["campaign", "evaluate", id, "--json"] + c, timeout: 300)
+        try #require(eval.status == 0, "\(eval.stdout)\(eval.stderr)\n\(cluster.logs())")
+        let segments = eval.json["segments"] as? [[String: Any]] ?? []
+        let mismatches = (eval.json["srm"] as? [[String: Any]] ?? []).filter { $0["mismatch"] as? Bool == true }.count
+
+        let after = cluster.dir + "/after.html"
+        let r = try chorus(["campaign", "report", id, "--out", after] + c)
+        #expect(r.status == 0, "\(r.stderr)")
+        let page = try String(contentsOfFile: after, encoding: .utf8)
+        #expect(page.contains("<section id=\"results\">") && !page.contains("not measured yet"))
+        #expect(page.contains("Look <b>1</b> of plan version 1"))
+        #expect(page.components(separatedBy: "<div class=\"verdict ").count - 1 == segments.count)
+        #expect(page.components(separatedBy: "<tr class=\"srm\">").count - 1 == mismatches)
+        #expect(segments.count > 0 && mismatches > 0, "\(eval.json["srm"] ?? "no srm")")
+        #expect(page.contains("results not valid") && page.contains("<div class=\"verdict invalid\">"))
+        #expect(page.contains("<svg class=\"chart forest\"") && page.contains("<svg class=\"chart pacing\""))
+        // The report is still logged.
+        let log = try chorus(["campaign", "log", id, "--json"] + c)
+        let rows = (try? JSONSerialization.jsonObject(with: Data(log.stdout.utf8))) as? [[String: Any]] ?? []
+        #expect(rows.filter { $0["action"] as? String == "report" }.count == 2, "\(rows)")
+    }
 }
