@@ -17,8 +17,9 @@ import Foundation
 /// schedule (a weekday × hour heatmap of the planned posts, weekday and hour from `at` in UTC, and a calendar per
 /// day), budget (split per channel against its min and max, the method and why, binding limits, unspent; response
 /// curves with the chosen spend and the KPI forecast with its interval when the budget has them, otherwise a
-/// "not available" box that says why), measurement (holdout per segment), risks, gaps, evidence, and the version
-/// and approval history.
+/// "not available" box that says why), measurement (holdout per segment), results (the latest evaluation of the
+/// campaign when one is given: CampaignReportResults.swift), risks, gaps, evidence, and the version and approval
+/// history.
 public enum CampaignReport {
     /// The version shown.
     public struct Meta: Sendable, Equatable {
@@ -75,10 +76,14 @@ public enum CampaignReport {
     }
 
     /// The section ids, in page order (each is a `<section id=...>`).
-    public static let sections = ["summary", "audience", "content", "schedule", "budget", "measurement", "risks", "gaps",
-                                  "evidence", "history"]
+    public static let sections = ["summary", "audience", "content", "schedule", "budget", "measurement", "results", "risks",
+                                  "gaps", "evidence", "history"]
 
-    public static func html(plan: [String: Any], meta: Meta, versions: [VersionRow], audit: [AuditRow]) -> String {
+    /// The page. `evaluation` is the latest look of the `campaign-eval` job at the campaign (the body of the document
+    /// `campaign-evaluations/<id>`, as `chorus campaign evaluate ID --show --json` prints it); without one the results
+    /// section says that the campaign has not been measured yet.
+    public static func html(plan: [String: Any], meta: Meta, versions: [VersionRow], audit: [AuditRow],
+                            evaluation: [String: Any]? = nil) -> String {
         let brief = obj(plan["brief"])
         let name = str(brief["name"]).isEmpty ? meta.title : str(brief["name"])
         var h: [String] = []
@@ -94,6 +99,7 @@ public enum CampaignReport {
         h.append(scheduleSection(plan))
         h.append(budgetSection(plan, brief: brief))
         h.append(measurementSection(plan))
+        h.append(resultsSection(plan, brief: brief, meta: meta, evaluation: evaluation))
         h.append(risksSection(plan))
         h.append(gapsSection(plan))
         h.append(evidenceSection(plan))
@@ -107,7 +113,7 @@ public enum CampaignReport {
     }
 
     static let sectionTitle = ["summary": "Summary", "audience": "Audience", "content": "Content", "schedule": "Schedule",
-                               "budget": "Budget", "measurement": "Measurement", "risks": "Risks",
+                               "budget": "Budget", "measurement": "Measurement", "results": "Results", "risks": "Risks",
                                "gaps": "Not decided from data", "evidence": "Evidence", "history": "History"]
 
     // MARK: - sections
@@ -645,6 +651,12 @@ public enum CampaignReport {
     svg.chart{display:block;margin:6px 0;font-size:12px;fill:#1f2937}svg .small{font-size:10px;fill:#4b5563}
     .curves{display:flex;flex-wrap:wrap;gap:8px}.post{display:inline-block;margin:1px 8px 1px 0;white-space:nowrap}
     footer{margin-top:30px;color:#6b7280;font-size:12px;border-top:1px solid #e5e7eb;padding-top:8px}
+    .badge.run{background:#2563eb;color:#fff}.badge.done{background:#334155;color:#fff}
+    .alert.bad{background:#fee2e2;border-left-color:#dc2626;color:#991b1b;font-weight:600}tr.srm td{background:#fee2e2}.bad{color:#dc2626;font-weight:700}
+    .verdicts{display:flex;flex-wrap:wrap;gap:10px;margin:6px 0}.verdict{border-left:6px solid #64748b;background:#f8fafc;padding:8px 12px;width:520px}
+    .verdict .word{font-size:18px;font-weight:700;text-transform:uppercase}.verdict.win{border-color:#15803d}.verdict.win .word{color:#15803d}
+    .verdict.loss{border-color:#dc2626}.verdict.loss .word{color:#dc2626}.verdict.invalid{border-color:#7c3aed;background:#f5f3ff}
+    .verdict.invalid .word{color:#7c3aed}.verdict.none .word{color:#475569}
     @media print{nav{display:none}section{break-inside:avoid-page}}
     """
 

@@ -14,9 +14,11 @@ extension Campaign {
             discussion: reflow("""
             One file that opens offline: inline CSS and SVG charts, no script, nothing fetched. It has the
             audience, the content per segment, a weekday × hour heatmap of the schedule, the budget split and,
-            when the budget has them, the response curves and the KPI forecast, the measurement design, the risks,
-            what was not decided from data, and the version and approval history. The report is recorded in the
-            plan's log (action report). Without --version the latest version. JSON with --json: {path, bytes}.
+            when the budget has them, the response curves and the KPI forecast, the measurement design, the results
+            of the latest evaluation (`chorus campaign evaluate`: verdicts per segment, the lift per segment and
+            channel with its intervals, pacing against the plan, the channels' efficiency), the risks, what was not
+            decided from data, and the version and approval history. The report is recorded in the plan's log
+            (action report). Without --version the latest version. JSON with --json: {path, bytes}.
             """))
         @OptionGroup var client: ClientOptions
         @Argument(help: "The plan's id.") var id: String?
@@ -27,10 +29,16 @@ extension Campaign {
                                    + "`versions` and `audit` arrays) without a cluster; nothing is logged.",
                                    valueName: "FILE", visibility: .hidden))
         var fromJson: String?
+        @Option(help: ArgumentHelp("With --from-json: the evaluation to show in the results (what `campaign evaluate --show --json` "
+                                   + "prints).", valueName: "FILE", visibility: .hidden))
+        var evaluationJson: String?
 
         func validate() throws {
             guard (id == nil) != (fromJson == nil) else {
                 throw ValidationError(id == nil ? "give the plan's ID (or --from-json FILE)" : "give either an ID or --from-json, not both")
+            }
+            if evaluationJson != nil && fromJson == nil {
+                throw ValidationError("--evaluation-json goes with --from-json (with an ID the latest stored evaluation is shown)")
             }
         }
 
@@ -38,14 +46,14 @@ extension Campaign {
             setupLogging(level: .warning)
             try await guarded {
                 if let fromJson {
-                    let bytes = try write(try Report.offline(fromJson))
+                    let bytes = try write(try Report.offline(fromJson, evaluation: evaluationJson))
                     if client.json { printJSON(["path": out, "bytes": bytes]) } else { print(out) }
                     return
                 }
                 let c = try client.client()
                 defer { c.close() }
                 let d = try await c.document(collection: CampaignPlanJob.collection, id: id!, version: version ?? 0, withHistory: true)
-                let bytes = try write(try Report.html(d))
+                let bytes = try write(try Report.html(d, evaluation: try await Report.latestEvaluation(c, id: d.id)))
                 _ = try await c.documentEvent(collection: CampaignPlanJob.collection, id: d.id, version: d.meta.version, who: by,
                                               action: "report", detail: "html, \(bytes) bytes to \(out)")
                 if client.json { printJSON(["path": out, "bytes": bytes]) } else { print(out) }
@@ -61,12 +69,28 @@ extension Campaign {
             return data.count
         }
 
-        /// The page of a plan version read with its history.
-        static func html(_ d: Chorus_V1_DocumentReply) throws -> String {
+        /// The page of a plan version read with its history, and the campaign's latest evaluation when there is one.
+        static func html(_ d: Chorus_V1_DocumentReply, evaluation: [String: Any]? = nil) throws -> String {
             let audit = d.audit.map {
                 CampaignReport.AuditRow(at: iso($0.atMs), who: $0.who, action: $0.action, version: Int($0.version), detail: $0.detail)
             }
-            return CampaignReport.html(plan: try Campaign.body(d), meta: meta(d), versions: d.versions.map(row), audit: audit)
+            return CampaignReport.html(plan: try Campaign.body(d), meta: meta(d), versions: d.versions.map(row), audit: audit,
+                                       evaluation: evaluation)
+        }
+
+        /// The latest look of the `campaign-eval` job at the campaign (`campaign-evaluations/<id>`); nil when it has not
+        /// been evaluated yet.
+        static func latestEvaluation(_ c: ChorusClient, id: String) async throws -> [String: Any]? {
+            let d: Chorus_V1_DocumentReply
+            do {
+                d = try await c.document(collection: CampaignEvalJob.collection, id: id)
+            } catch let error as ChorusError where error.code == .notFound {
+                return nil
+            }
+            guard let e = (try? JSONSerialization.jsonObject(with: d.body)) as? [String: Any] else {
+                throw ChorusError(.internal, "look \(d.meta.version) of campaign-evaluations/\(id) is not an evaluation")
+            }
+            return e
         }
 
         static func meta(_ d: Chorus_V1_DocumentReply) -> CampaignReport.Meta {
@@ -85,7 +109,7 @@ extension Campaign {
 
         /// The page for a file as `campaign show --json` prints it, plus optional `versions` ({version, created_at,
         /// author, action, summary, approved_by, approved_at, job_id}) and `audit` (as `campaign log --json`).
-        static func offline(_ path: String) throws -> String {
+        static func offline(_ path: String, evaluation evaluationPath: String? = nil) throws -> String {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ChorusError(.notFound, "plan file not found: \(path)", hint: "`chorus campaign show ID --json > FILE` writes one")
             }
@@ -109,7 +133,18 @@ extension Campaign {
                 CampaignReport.AuditRow(at: s($0["at"]), who: s($0["who"]), action: s($0["action"]), version: i($0["version"]),
                                         detail: s($0["detail"]))
             }
-            return CampaignReport.html(plan: plan, meta: meta, versions: versions, audit: audit)
+            var evaluation: [String: Any]?
+            if let evaluationPath {
+                guard let data = FileManager.default.contents(atPath: evaluationPath) else {
+                    throw ChorusError(.notFound, "evaluation file not found: \(evaluationPath)",
+                                      hint: "`chorus campaign evaluate ID --show --json > FILE` writes one")
+                }
+                guard let e = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                    throw ChorusError(.invalidInput, "\(evaluationPath) is not an evaluation (a JSON object)")
+                }
+                evaluation = e
+            }
+            return CampaignReport.html(plan: plan, meta: meta, versions: versions, audit: audit, evaluation: evaluation)
         }
     }
 }

@@ -18,9 +18,11 @@ import Testing
     }
 
     /// Renders the fixture to HTML with the binary, then to a PNG with Chromium; the PNG's statistics for these colours.
-    static func render(_ fixture: String, colours: [String], dir: String, width: Int = 1280, height: Int = 4000) throws -> (html: String, png: String, stats: Stats) {
+    static func render(_ fixture: String, colours: [String], dir: String, width: Int = 1280, height: Int = 4000,
+                       evaluation: String? = nil) throws -> (html: String, png: String, stats: Stats) {
         let html = dir + "/" + fixture.replacingOccurrences(of: ".json", with: ".html")
-        let r = try chorus(["campaign", "report", "--from-json", fixtures + "/" + fixture, "--out", html, "--json"])
+        let r = try chorus(["campaign", "report", "--from-json", fixtures + "/" + fixture, "--out", html, "--json"]
+                           + (evaluation.map { ["--evaluation-json", fixtures + "/" + $0] } ?? []))
         #expect(r.status == 0, "\(r.stderr)")
         let out = r.json
         #expect(out["path"] as? String == html)
@@ -77,6 +79,36 @@ import Testing
         #expect(s.distinct > 200)
         for (c, least) in [("ccfbf1", 5 * 2000), ("bfdbfe", 5000), ("dc2626", 5 * 100)] {
             #expect((s.counts[c] ?? 0) >= least, "#\(c): \(s.counts[c] ?? 0) pixels, expected at least \(least)")
+        }
+    }
+
+    /// The sample-launch plan with its evaluation (campaign-eval.json): the results section's charts are drawn, the
+    /// forest plot's intervals and the pacing charts' spend lines, and Chromium's DOM has them with their sizes.
+    @Test(.enabled(if: browser != nil, skipReason)) func theResultsOfAnEvaluationAreDrawn() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // CampaignReportResults.swift's spentColour, verdictColour["none"] and the planned posts' marks.
+        let spent = "0891b2", none = "64748b", marks = "f59e0b"
+        let (html, _, s) = try Self.render("campaign-plan-fitted.json", colours: [spent, none, marks], dir: dir, height: 8000,
+                                           evaluation: "campaign-eval.json")
+        let page = try String(contentsOfFile: html, encoding: .utf8)
+        #expect(page.contains("<section id=\"results\">") && !page.contains("not measured yet"))
+        #expect(s.rowsDrawn > 4000, "\(s.rowsDrawn) rows drawn of \(s.height): the page ends before the results")
+        // The spend lines of the five pacing charts (4 px wide, partly under the dashed plan), the "no detectable
+        // effect" intervals of the forest plot (8 px high; the verdict cards' borders add ~1,200), the planned posts'
+        // marks (18 of 4 × 7 px). Without the charts only the cards' borders are left.
+        for (c, least) in [(spent, 1000), (none, 2500), (marks, 250)] {
+            #expect((s.counts[c] ?? 0) >= least, "#\(c): \(s.counts[c] ?? 0) pixels, expected at least \(least)")
+        }
+        let dom = try run(Self.browser!, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                           "--user-data-dir=\(dir)/profile2", "--dump-dom", "file://" + html], timeout: 120)
+        #expect(dom.status == 0, "\(dom.stderr)")
+        let sizes = try NSRegularExpression(pattern: #"<svg class="chart (forest|pacing)" width="(\d+)" height="(\d+)""#)
+        let found = sizes.matches(in: dom.stdout, range: NSRange(dom.stdout.startIndex..., in: dom.stdout))
+        #expect(found.count == 1 + 5, "one forest plot and five pacing charts in the DOM, found \(found.count)")
+        for m in found {
+            let w = Int(dom.stdout[Range(m.range(at: 2), in: dom.stdout)!]) ?? 0, h = Int(dom.stdout[Range(m.range(at: 3), in: dom.stdout)!]) ?? 0
+            #expect(w >= 300 && h >= 150, "a chart of \(w) × \(h)")
         }
     }
 
@@ -155,5 +187,48 @@ import Testing
         #expect(try chorus(["campaign", "report", id, "--version", "9", "--out", missing] + c).status == 66)
         #expect(try chorus(["campaign", "report", "no-such-plan", "--out", missing] + c).status == 66)
         #expect(!FileManager.default.fileExists(atPath: missing))
+    }
+    /// After `campaign evaluate`, the report of the plan has the results of the latest look: here of simulated outcomes
+    /// whose delivery lost half the holdout's assignments, so the sample-ratio check flags the segments.
+    @Test func theReportShowsTheLatestEvaluation() throws {
+        // The plan of CampaignPlanTests, after its input jobs (a plan needs chosen segments to have an audience).
+        let dir = NSTemporaryDirectory() + "chorus-report-eval-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cluster = try CampaignPlanTests.prepared(workers: 1, dir: dir)
+        defer { cluster.shutdown() }
+        let c = ["--coordinator", cluster.address]
+        try CampaignPlanTests.brief.write(toFile: dir + "/brief.yaml", atomically: true, encoding: .utf8)
+        let plan = try chorus(["campaign", "plan", "--brief", dir + "/brief.yaml", "--by", "ana", "--json"] + c, timeout: 300)
+        try #require(plan.status == 0, "\(plan.stderr)\n\(cluster.logs())")
+        let id = try #require(plan.json["campaign_id"] as? String)
+        #expect(try chorus(["campaign", "approve", id, "--by", "ben"] + c).status == 0)
+        let before = cluster.dir + "/before.html"
+        #expect(try chorus(["campaign", "report", id, "--out", before] + c).status == 0)
+        #expect(try String(contentsOfFile: before, encoding: .utf8).contains("not measured yet"))
+
+        let sim = try chorus(["campaign", "simulate", id, "--out", cluster.dir + "/sim", "--drop-holdout", "0.6", "--ingest"] + c,
+                             timeout: 300)
+        try #require(sim.status == 0, "\(sim.stdout)\(sim.stderr)\n\(cluster.logs())")
+        let eval = try chorus(["campaign", "evaluate", id, "--json"] + c, timeout: 300)
+        try #require(eval.status == 0, "\(eval.stdout)\(eval.stderr)\n\(cluster.logs())")
+        let segments = eval.json["segments"] as? [[String: Any]] ?? []
+        let mismatches = (eval.json["srm"] as? [[String: Any]] ?? []).filter { $0["mismatch"] as? Bool == true }.count
+
+        let after = cluster.dir + "/after.html"
+        let r = try chorus(["campaign", "report", id, "--out", after] + c)
+        #expect(r.status == 0, "\(r.stderr)")
+        let page = try String(contentsOfFile: after, encoding: .utf8)
+        #expect(page.contains("<section id=\"results\">") && !page.contains("not measured yet"))
+        #expect(page.contains("Look <b>1</b> of plan version 1"))
+        #expect(page.components(separatedBy: "<div class=\"verdict ").count - 1 == segments.count)
+        #expect(page.components(separatedBy: "<tr class=\"srm\">").count - 1 == mismatches)
+        #expect(segments.count > 0 && mismatches > 0, "\(eval.json["srm"] ?? "no srm")")
+        #expect(page.contains("results not valid") && page.contains("<div class=\"verdict invalid\">"))
+        #expect(page.contains("<svg class=\"chart forest\"") && page.contains("<svg class=\"chart pacing\""))
+        // The report is still logged.
+        let log = try chorus(["campaign", "log", id, "--json"] + c)
+        let rows = (try? JSONSerialization.jsonObject(with: Data(log.stdout.utf8))) as? [[String: Any]] ?? []
+        #expect(rows.filter { $0["action"] as? String == "report" }.count == 2, "\(rows)")
     }
 }

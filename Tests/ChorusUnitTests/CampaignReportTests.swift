@@ -223,4 +223,179 @@ import Testing
         #expect(CampaignReport.isoDay(-1) == "1969-12-31")
         #expect(CampaignReport.money(50000) == "50,000" && CampaignReport.money(9250.5) == "9,250.50" && CampaignReport.money(12) == "12")
     }
+    // MARK: - results (the latest evaluation: Tests/Fixtures/campaign-eval.json, the campaign-eval job's look at the
+    // simulated sample-launch campaign of campaign-plan-fitted.json)
+
+    static func renderResults(_ evaluation: [String: Any]?, plan name: String = "campaign-plan-fitted.json") throws -> String {
+        let o = try load(name)
+        return CampaignReport.html(plan: try #require(o["plan"] as? [String: Any]), meta: meta(o), versions: [], audit: [],
+                                   evaluation: evaluation)
+    }
+
+    /// The evaluation with `change` applied to its JSON object.
+    static func evaluation(_ change: (inout [String: Any]) -> Void = { _ in }) throws -> [String: Any] {
+        var e = try load("campaign-eval.json")
+        change(&e)
+        return e
+    }
+
+    /// Sets `key` of the `i`th object of the array at `array`.
+    static func set(_ e: inout [String: Any], _ array: String, _ i: Int, _ key: String, _ value: Any) {
+        var a = e[array] as? [[String: Any]] ?? []
+        a[i][key] = value
+        e[array] = a
+    }
+
+    static func noBadNumbers(_ html: String) {
+        let bad = try! NSRegularExpression(pattern: #"\b(nan|NaN|inf|-inf|Infinity)\b"#)
+        let m = bad.firstMatch(in: html, range: NSRange(html.startIndex..., in: html))
+        #expect(m == nil, "the page has \(m.map { String(html[Range($0.range, in: html)!]) } ?? "")")
+    }
+
+    @Test func theEvaluationFillsTheResults() throws {
+        let html = try Self.renderResults(try Self.evaluation())
+        #expect(CampaignReport.sections.firstIndex(of: "results") == CampaignReport.sections.firstIndex(of: "measurement")! + 1)
+        for id in CampaignReport.sections { #expect(html.contains("id=\"\(id)\""), "no section \(id)") }
+        let r = Self.section(html, "results")
+        // The header: look, data through, finished, users per arm, the correction.
+        #expect(r.contains("FINISHED") && r.contains("Look <b>1</b> of plan version 1, data through <b>2025-12-01T00:00:00Z</b>"))
+        #expect(r.contains("finished, 21 day(s) 2025-10-06 … 2025-10-26"))
+        #expect(r.contains("<b>344</b> treated, <b>312</b> in the holdout"))
+        #expect(r.contains("correction <b>holm</b> over 44 test(s), α 0.05"))
+        // The sample-ratio check: both segments pass.
+        #expect(Self.count("<td>ok</td>", in: r) == 2 && !r.contains("results not valid") && !r.contains("class=\"alert bad\""))
+        #expect(r.contains("<td class=\"n\">48.4%</td>") && r.contains("161 / 151"))
+        // A verdict per segment with its why.
+        #expect(Self.count("<div class=\"verdict none\">", in: r) == 2)
+        #expect(r.contains("<div class=\"word\">no detectable effect</div>"))
+        #expect(r.contains("holm-adjusted p = 1 over 44 tests"))
+        // The forest plot: per segment its whole row and its channels' (segment 5 has 4 channels, segment 1 has 5), each
+        // with its interval and its always-valid interval; x's +100 pp is past the axis: cut, without a dot.
+        #expect(Self.count("class=\"chart forest\"", in: r) == 1)
+        #expect(Self.count("<title>interval ", in: r) == 11 && Self.count("<title>always-valid interval ", in: r) == 11)
+        #expect(Self.count("· all channels</text>", in: r) == 2)
+        #expect(Self.count("<circle cx=", in: Self.between(r, "class=\"chart forest\"", "</svg>")) == 10)
+        #expect(r.contains(">▸</text>") && r.contains("+100.00 [+100.00, +100.00] pp · win"))
+        #expect(r.contains("+4.86 [+0.34, +9.38] pp · no detectable effect"))
+        #expect(r.contains("stroke-dasharray=\"5 3\""))  // the zero line
+        // Pacing: a chart per channel, and the table.
+        #expect(Self.count("class=\"chart pacing\"", in: r) == 5)
+        #expect(r.contains("<td>tiktok</td><td class=\"n\">44,267.58</td><td class=\"n\">44,267.58</td><td class=\"n\">44,379.78</td><td class=\"n\">100.3%</td><td>on plan</td><td class=\"n\">9 (9)</td>"))
+        #expect(Self.count("planned post(s)</title></rect>", in: r) == 18)
+        // Efficiency: incremental conversions with the interval and what each cost; "–" where there is none.
+        #expect(r.contains("<td class=\"n\">4.7 [-1.9, 11.2]</td><td class=\"n\">1,328.76</td>"))
+        #expect(r.contains("<td>instagram</td><td class=\"n\">16 / 6</td>") && r.contains("<td class=\"n\">–</td>"))
+        #expect(r.contains("The evaluation found no problem"))
+        Self.noBadNumbers(html)
+        #expect(Self.count("<svg", in: html) == Self.count("</svg>", in: html))
+    }
+
+    /// The text from the first `from` to the next `to`.
+    static func between(_ s: String, _ from: String, _ to: String) -> String {
+        guard let a = s.range(of: from), let b = s.range(of: to, range: a.upperBound..<s.endIndex) else { return "" }
+        return String(s[a.lowerBound..<b.upperBound])
+    }
+
+    @Test func withoutAnEvaluationTheResultsSayHowToMeasure() throws {
+        for html in [try Self.renderResults(nil), try Self.render(try Self.load("campaign-plan.json"))] {
+            let r = Self.section(html, "results")
+            #expect(r.contains("<h2>Results</h2>") && r.contains("not measured yet"))
+            #expect(r.contains("<code>chorus campaign evaluate ") && !r.contains("<svg") && !r.contains("not available"))
+        }
+        #expect(Self.section(try Self.renderResults(nil), "results").contains("chorus campaign evaluate sample-launch"))
+    }
+
+    @Test func aSampleRatioMismatchMarksTheSegmentInvalid() throws {
+        // Segment 5's arms off the design: the job's SRM row, its verdict and its lifts as it writes them then.
+        let e = try Self.evaluation { e in
+            Self.set(&e, "srm", 0, "mismatch", true)
+            Self.set(&e, "srm", 0, "p_value", 0.00002)
+            Self.set(&e, "segments", 0, "verdict", "invalid (sample ratio mismatch)")
+            Self.set(&e, "segments", 0, "valid", false)
+            Self.set(&e, "segments", 0, "why", "the arms' sizes do not match the design (SRM p < 0.001): the results are not presented as valid")
+            e["lifts"] = (e["lifts"] as? [[String: Any]] ?? []).map { l in
+                var l = l
+                if (l["segment"] as? NSNumber)?.intValue == 5 { l["valid"] = false; l["verdict"] = "invalid (sample ratio mismatch)" }
+                return l
+            }
+        }
+        let r = Self.section(try Self.renderResults(e), "results")
+        #expect(Self.count("<tr class=\"srm\">", in: r) == 1 && Self.count("<td>ok</td>", in: r) == 1)
+        #expect(r.contains("<span class=\"bad\">⚠ mismatch: results not valid</span>"))
+        #expect(r.contains("<p class=\"alert bad\">⚠ Sample ratio mismatch in segment(s) 5:"))
+        #expect(Self.count("<div class=\"verdict invalid\">", in: r) == 1 && Self.count("<div class=\"verdict none\">", in: r) == 1)
+        #expect(r.contains("<div class=\"word\">invalid (sample ratio mismatch)</div>"))
+        // Segment 5's five rows in the plot in the invalid colour.
+        let forest = Self.between(r, "class=\"chart forest\"", "</svg>")
+        #expect(Self.count("fill=\"\(CampaignReport.verdictColour["invalid"]!)\"><title>interval", in: forest) == 5)
+    }
+
+    @Test func winLossAndARunningLook() throws {
+        let e = try Self.evaluation { e in
+            Self.set(&e, "segments", 0, "verdict", "win")
+            Self.set(&e, "segments", 1, "verdict", "loss")
+            e["window"] = ["start": "2025-10-06", "end": "2025-10-26", "days": 21, "elapsed_days": 9, "finished": false]
+            Self.set(&e, "pacing", 1, "status", "under")
+            Self.set(&e, "pacing", 1, "pace", 0.62)
+            e["problems"] = ["12 outcome records after the window"]
+        }
+        let r = Self.section(try Self.renderResults(e), "results")
+        #expect(r.contains("RUNNING") && r.contains("running, day 9 of 21 (2025-10-06 … 2025-10-26)") && !r.contains("FINISHED"))
+        #expect(r.contains("<div class=\"verdict win\">") && r.contains("<div class=\"verdict loss\">"))
+        #expect(r.contains("<tr class=\"flagged\"><td>tiktok</td>") && r.contains("<td class=\"n\">62.0%</td><td>under</td>"))
+        #expect(r.contains("<li class=\"warn\">⚠ 12 outcome records after the window</li>"))
+    }
+
+    /// Missing keys and JSON nulls everywhere: the page still renders, with "–" and no NaN.
+    @Test func missingAndNullFiguresShowAsDashes() throws {
+        let e = try Self.evaluation { e in
+            e["window"] = nil; e["totals"] = nil; e["srm"] = nil; e["alpha"] = NSNull(); e["tests"] = nil
+            e["lifts"] = (e["lifts"] as? [[String: Any]] ?? []).map { l in
+                var l = l
+                for k in ["absolute", "absolute_low", "absolute_high", "relative", "p_value"] { l[k] = NSNull() }
+                l["sequential"] = nil
+                return l
+            }
+            e["pacing"] = (e["pacing"] as? [[String: Any]] ?? []).map { p in
+                var p = p
+                for k in ["pace", "planned_to_date", "spend"] { p[k] = NSNull() }
+                p["by_day"] = (p["by_day"] as? [[String: Any]] ?? []).map { d in var d = d; d["spend"] = NSNull(); return d }
+                return p
+            }
+            e["channels"] = (e["channels"] as? [[String: Any]] ?? []).map { c in
+                var c = c
+                c["incremental_conversions"] = ["value": NSNull(), "low": NSNull(), "high": NSNull()]
+                c["treatment"] = ["users": 3, "ctr": NSNull(), "cpa": NSNull(), "roas": NSNull(), "roi": NSNull()]
+                return c
+            }
+        }
+        let html = try Self.renderResults(e)
+        let r = Self.section(html, "results")
+        #expect(r.contains("The evaluation has no sample ratio check") && Self.count("class=\"chart pacing\"", in: r) == 5)
+        #expect(r.contains("<td class=\"n\">–</td><td>on plan</td>"))
+        #expect(r.contains("– · no detectable effect"))
+        Self.noBadNumbers(html)
+        // An empty evaluation renders too.
+        let empty = Self.section(try Self.renderResults([:]), "results")
+        #expect(empty.contains("not available") && empty.contains("The evaluation has no segment"))
+        Self.noBadNumbers(empty)
+    }
+
+    @Test func theEvaluationsStringsAreEscaped() throws {
+        let e = try Self.evaluation { e in
+            Self.set(&e, "pacing", 0, "channel", "<script>p()</script>")
+            Self.set(&e, "channels", 0, "channel", "<img src=x onerror=alert(1)>")
+            Self.set(&e, "segments", 0, "why", "a \"quoted\" & <b>bold</b> why")
+            Self.set(&e, "lifts", 4, "channel", "<svg onload=x>")
+            e["problems"] = ["</section><script>bad()</script>"]
+            e["correction"] = "holm'><i>"
+        }
+        let html = try Self.renderResults(e)
+        #expect(!html.contains("<script") && !html.contains("<img") && !html.contains("<b>bold") && !html.contains("<svg onload")
+            && !html.contains("<i>"))
+        #expect(html.contains("a &quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt; why"))
+        #expect(html.contains("&lt;script&gt;p()&lt;/script&gt;") && html.contains("&lt;img src=x onerror=alert(1)&gt;"))
+        #expect(Self.count("</section>", in: html) == CampaignReport.sections.count - 1)
+        for bad in ["http://", "https://", "<link", "url("] { #expect(!html.contains(bad), "the page contains \(bad)") }
+    }
 }
