@@ -133,10 +133,21 @@ public enum CampaignMeasurement {
         e.absoluteHigh = d + q * se
         if c.mean != 0 {
             let r = d / c.mean
-            let varR = vt / (c.mean * c.mean) + t.mean * t.mean * vc / (c.mean * c.mean * c.mean * c.mean)
-            let seR = varR.squareRoot()
-            e.relativeLow = r - q * seR
-            e.relativeHigh = r + q * seR
+            // Both means positive: the interval of the ratio on the log scale, exp(log(ȳ_t/ȳ_c) ± q·√(v_t/ȳ_t² + v_c/ȳ_c²))
+            // − 1. It stays above −100% and agrees with the absolute interval when the control has few events, where
+            // the symmetric delta-method interval crosses −100%. Otherwise (a mean ≤ 0, e.g. a CUPED-adjusted one),
+            // the delta method: r ± q·√(v_t/ȳ_c² + ȳ_t²·v_c/ȳ_c⁴).
+            let seLog = (vt / (t.mean * t.mean) + vc / (c.mean * c.mean)).squareRoot()
+            let lo = exp(log(t.mean / c.mean) - q * seLog) - 1, hi = exp(log(t.mean / c.mean) + q * seLog) - 1
+            if t.mean > 0 && c.mean > 0 && lo.isFinite && hi.isFinite {
+                e.relativeLow = lo
+                e.relativeHigh = hi
+            } else {
+                let varR = vt / (c.mean * c.mean) + t.mean * t.mean * vc / (c.mean * c.mean * c.mean * c.mean)
+                let seR = varR.squareRoot()
+                e.relativeLow = r - q * seR
+                e.relativeHigh = r + q * seR
+            }
         }
         return e
     }

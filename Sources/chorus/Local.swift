@@ -164,7 +164,8 @@ struct Local: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: root + "/results", withIntermediateDirectories: true)
             let reportPath = root + "/results/campaign-\(Self.sampleCampaignID).html"
             let campaignDoc = try await client.document(collection: CampaignPlanJob.collection, id: Self.sampleCampaignID, withHistory: true)
-            let reportHTML = Data(try Campaign.Report.html(campaignDoc).utf8)
+            let evaluation = try await Campaign.Report.latestEvaluation(client, id: Self.sampleCampaignID)
+            let reportHTML = Data(try Campaign.Report.html(campaignDoc, evaluation: evaluation).utf8)
             do { try reportHTML.write(to: URL(fileURLWithPath: reportPath), options: .atomic) } catch {
                 throw ChorusError(.storage, "cannot write \(reportPath): \(error.localizedDescription)")
             }

@@ -109,6 +109,13 @@ import Testing
         #expect(CM.welch(treatment: flat, control: flat).pValue == 1)
         #expect(CM.welch(treatment: flat, control: zeros).pValue == 0)
         #expect(CM.welch(treatment: normal, control: zeros).relative == nil)
+        // Few events in the control: the relative interval (log scale) stays above −100% and agrees in sign with the
+        // absolute one.
+        let treated = CM.Moments(y: [Double](repeating: 1, count: 22) + [Double](repeating: 0, count: 139))
+        let held = CM.Moments(y: [Double](repeating: 1, count: 3) + [Double](repeating: 0, count: 148))
+        let small = CM.welch(treatment: treated, control: held)
+        #expect(small.absoluteLow > 0)
+        #expect((small.relativeLow ?? -9) > 0 && (small.relativeHigh ?? 0) > (small.relative ?? 0))
         #expect(CM.sampleRatio(observed: [0, 0], expectedShares: [0.5, 0.5]).pValue == 1)
         #expect(CM.sampleRatio(observed: [5, 3], expectedShares: [1, 0]).mismatch)
         #expect(CM.adjust([], method: .holm).isEmpty)
