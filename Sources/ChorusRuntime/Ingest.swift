@@ -21,8 +21,11 @@ public struct IngestOptions: Sendable {
     /// Above this many rejects the run fails (exit 65) after storing the valid records.
     public var maxRejects: RejectLimit = .defaultLimit
     /// What the campaign plans allow outcome and campaign spend records to name; a record it finds a problem with is
-    /// rejected with that reason (nil: not checked). `ChorusClient.campaignCatalog()` reads it from the coordinator.
+    /// rejected with that reason. nil: with `checkCampaigns`, the run reads it from the coordinator
+    /// (`ChorusClient.campaignCatalog()`) once it knows a file holds spend or outcomes.
     public var campaigns: CampaignCatalog?
+    /// Whether outcome and campaign spend records are checked against the stored plans (docs/data-format.md).
+    public var checkCampaigns = true
 
     public init(paths: [String], kind: RecordKind? = nil, mapping: MappingConfig? = nil, profile: String? = nil,
                 rejectsPath: String) {
@@ -239,7 +242,12 @@ public final class Ingestor: Sendable {
         let reports = Locked<[IngestFileReport]>([])
         let rejects = RejectsWriter(path: options.rejectsPath, run: runId, paths: files.map(\.path))
         let producerMap = map
-        let options = self.options
+        var checked = self.options
+        // Read only when a file may name a campaign, after the files are known to exist.
+        if checked.checkCampaigns, checked.campaigns == nil, files.contains(where: { $0.kind == .spend || $0.kind == .outcomes }) {
+            checked.campaigns = try await client.campaignCatalog()
+        }
+        let options = checked
         startDedicatedThread(name: "ingest-reader") {
             do {
                 try Self.produce(files: files, map: producerMap, options: options, shared: shared, rejects: rejects,

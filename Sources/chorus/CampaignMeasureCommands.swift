@@ -142,7 +142,6 @@ extension Campaign {
                                              "spend": output.spend.count, "files": paths, "truth": out + "/truth/campaign_outcomes.csv"]
                 if ingest {
                     var opts = IngestOptions(paths: paths, rejectsPath: out + "/rejects.jsonl")
-                    opts.campaigns = try await c.campaignCatalog()
                     let r = try await Ingestor(client: c, options: opts).run()
                     report["ingested"] = ["read": r.read, "stored": r.stored, "duplicates": r.duplicates, "rejected": r.rejected]
                     if r.rejected > 0 {

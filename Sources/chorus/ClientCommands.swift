@@ -197,8 +197,6 @@ struct Ingest: AsyncParsableCommand {
             opts.batchSize = batchSize
             opts.maxInFlight = inFlight
             opts.maxRejects = RejectLimit(maxRejects) ?? .defaultLimit
-            // Outcomes and campaign spend must name a stored plan's campaign, version, arm, segment and channel.
-            opts.campaigns = try await c.campaignCatalog()
             let line = ProgressLine()
             let showProgress = progress ?? line.terminal
             let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? line.ingest : nil)

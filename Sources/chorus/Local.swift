@@ -319,7 +319,6 @@ extension Local {
         let dir = root + "/sample/campaign-\(sampleCampaignID)"
         let paths = try sim.write(sim.simulate(members), to: dir)
         var opts = IngestOptions(paths: paths, rejectsPath: root + "/rejects.jsonl")
-        opts.campaigns = try await client.campaignCatalog()
         let r = try await Ingestor(client: client, options: opts).run()
         guard r.rejected == 0 else {
             throw ChorusError(.internal, "\(r.rejected) simulated outcome records were rejected", hint: "see \(root)/rejects.jsonl")
