@@ -32,12 +32,13 @@ func zmqErrorString() -> String {
 /// (it lives as long as the process), so sharing it across threads is sound.
 final class ZMQContext: @unchecked Sendable {
     static let shared = ZMQContext()
-    let raw: UnsafeMutableRawPointer
+    /// nil when libzmq could not create a context (out of memory or file descriptors): every socket then fails
+    /// with that error instead of the process stopping.
+    let raw: UnsafeMutableRawPointer?
 
     private init() {
-        guard let ctx = zmq_ctx_new() else { fatalError("zmq_ctx_new failed: out of memory") }
-        zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1)
-        raw = ctx
+        raw = zmq_ctx_new()
+        if let raw { zmq_ctx_set(raw, ZMQ_IO_THREADS, 1) }
     }
 }
 
@@ -66,7 +67,10 @@ struct RawSocket {
     let raw: UnsafeMutableRawPointer
 
     init(type: Int32) throws(TransportError) {
-        guard let s = zmq_socket(ZMQContext.shared.raw, type) else { throw .system("zmq_socket: \(zmqErrorString())") }
+        guard let ctx = ZMQContext.shared.raw else {
+            throw .system("zmq_ctx_new failed: \(zmqErrorString()) (out of memory or file descriptors? raise `ulimit -n`)")
+        }
+        guard let s = zmq_socket(ctx, type) else { throw .system("zmq_socket: \(zmqErrorString())") }
         raw = s
         setInt(ZMQ_LINGER, 0)
     }
