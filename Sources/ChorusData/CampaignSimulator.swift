@@ -88,19 +88,6 @@ public struct CampaignSimulator: Sendable {
         public var droppedAssignments = 0
     }
 
-    static func escape(_ s: String) -> String {
-        var o = ""
-        for ch in s.unicodeScalars {
-            switch ch {
-            case "\"": o += "\\\""
-            case "\\": o += "\\\\"
-            default:
-                if ch.value < 0x20 { o += String(format: "\\u%04x", ch.value) } else { o.unicodeScalars.append(ch) }
-            }
-        }
-        return "\"" + o + "\""
-    }
-
     static func fixed(_ v: Double) -> String { String(format: "%.2f", v) }
 
     public func simulate(_ members: [Member]) -> Output {
@@ -122,7 +109,7 @@ public struct CampaignSimulator: Sendable {
         }
         let sorted = members.sorted { $0.user < $1.user }
         for m in sorted {
-            let u = Self.escape(m.user), ch = Self.escape(m.channel)
+            let u = JSONText.quote(m.user), ch = JSONText.quote(m.channel)
             let key = "\(m.segment)\u{0}\(m.channel)"
             let lift = self.lift(segment: m.segment, channel: m.channel)
             var t = truth[key] ?? Truth(segment: m.segment, channel: m.channel, lift: lift)
@@ -136,14 +123,14 @@ public struct CampaignSimulator: Sendable {
             // Pre-period conversion (the covariate).
             let preDraw = rng.unit(), preAt = start - length + Int64(rng.unit() * Double(length - 1)), preValue = value()
             if preDraw < p0 {
-                out.interactions.append("{\"interaction_id\":\(Self.escape("sim-pre-\(campaign)-\(m.user)")),\"user_id\":\(u),"
-                    + "\"content_id\":\(Self.escape(contentID)),\"type\":\"conversion\",\"channel\":\(ch),\"ts\":\(preAt),"
+                out.interactions.append("{\"interaction_id\":\(JSONText.quote("sim-pre-\(campaign)-\(m.user)")),\"user_id\":\(u),"
+                    + "\"content_id\":\(JSONText.quote(contentID)),\"type\":\"conversion\",\"channel\":\(ch),\"ts\":\(preAt),"
                     + "\"value\":\(Self.fixed(preValue))}")
             }
             let assignedAt = start + Int64(rng.unit() * Double(min(length, Int64(entryDays) * 86_400) - 1))
             let drop = m.holdout && rng.unit() < dropHoldoutShare
             if drop { out.droppedAssignments += 1 } else {
-                out.outcomes.append("{\"campaign\":\(Self.escape(campaign)),\"version\":\(version),"
+                out.outcomes.append("{\"campaign\":\(JSONText.quote(campaign)),\"version\":\(version),"
                     + "\"arm\":\"\(m.holdout ? "holdout" : "treatment")\",\"segment\":\(m.segment),\"user_id\":\(u),"
                     + "\"event\":\"assigned\",\"channel\":\(ch),\"ts\":\(assignedAt)}")
             }
@@ -154,12 +141,12 @@ public struct CampaignSimulator: Sendable {
                     let n = poisson(impressionsPerDay)
                     guard n > 0 else { continue }
                     let at = max(assignedAt, Int64(d) * 86_400 + Int64(rng.unit() * 86_399))
-                    out.outcomes.append("{\"campaign\":\(Self.escape(campaign)),\"version\":\(version),\"arm\":\"treatment\","
+                    out.outcomes.append("{\"campaign\":\(JSONText.quote(campaign)),\"version\":\(version),\"arm\":\"treatment\","
                         + "\"user_id\":\(u),\"event\":\"impression\",\"channel\":\(ch),\"ts\":\(at),\"count\":\(n)}")
                     var clicks = 0
                     for _ in 0..<n where rng.unit() < clickRate { clicks += 1 }
                     if clicks > 0 {
-                        out.outcomes.append("{\"campaign\":\(Self.escape(campaign)),\"version\":\(version),\"arm\":\"treatment\","
+                        out.outcomes.append("{\"campaign\":\(JSONText.quote(campaign)),\"version\":\(version),\"arm\":\"treatment\","
                             + "\"user_id\":\(u),\"event\":\"click\",\"channel\":\(ch),\"ts\":\(at + 1),\"count\":\(clicks)}")
                     }
                     let dk = m.channel + "\u{0}" + CivilDate.iso(days: d)
@@ -171,7 +158,7 @@ public struct CampaignSimulator: Sendable {
             let convDraw = rng.unit(), convValue = value()
             let convAt = assignedAt + Int64(rng.unit() * Double(max(1, start + length - assignedAt - 1)))
             if !drop && convDraw < (m.holdout ? p0 : p1) {
-                out.outcomes.append("{\"campaign\":\(Self.escape(campaign)),\"version\":\(version),"
+                out.outcomes.append("{\"campaign\":\(JSONText.quote(campaign)),\"version\":\(version),"
                     + "\"arm\":\"\(m.holdout ? "holdout" : "treatment")\",\"user_id\":\(u),\"event\":\"conversion\","
                     + "\"channel\":\(ch),\"ts\":\(convAt),\"value\":\(Self.fixed(convValue))}")
                 if !m.holdout {
@@ -184,8 +171,8 @@ public struct CampaignSimulator: Sendable {
             var at = assignedAt, visit = 0
             while rng.unit() < returnRate && visit < 6 {
                 at += 3_600 + Int64(rng.unit() * Double(returnDays * 86_400))
-                out.interactions.append("{\"interaction_id\":\(Self.escape("sim-visit-\(campaign)-\(m.user)-\(visit)")),"
-                    + "\"user_id\":\(u),\"content_id\":\(Self.escape(contentID)),\"type\":\"view\",\"channel\":\(ch),\"ts\":\(at)}")
+                out.interactions.append("{\"interaction_id\":\(JSONText.quote("sim-visit-\(campaign)-\(m.user)-\(visit)")),"
+                    + "\"user_id\":\(u),\"content_id\":\(JSONText.quote(contentID)),\"type\":\"view\",\"channel\":\(ch),\"ts\":\(at)}")
                 visit += 1
             }
         }
@@ -195,10 +182,10 @@ public struct CampaignSimulator: Sendable {
                 let date = CivilDate.iso(days: d)
                 let spend = total / Double(days) * (0.95 + 0.1 * rng.unit())
                 let del = delivery[channel + "\u{0}" + date] ?? (0, 0, 0, 0)
-                out.spend.append("{\"channel\":\(Self.escape(channel)),\"date\":\"\(date)\",\"period\":\"day\","
+                out.spend.append("{\"channel\":\(JSONText.quote(channel)),\"date\":\"\(date)\",\"period\":\"day\","
                     + "\"spend\":\(Self.fixed(spend)),\"currency\":\"\(currency)\",\"impressions\":\(del.impressions),"
                     + "\"clicks\":\(del.clicks),\"conversions\":\(del.conversions),\"revenue\":\(Self.fixed(del.revenue)),"
-                    + "\"campaign\":\(Self.escape(campaign)),\"version\":\(version),\"arm\":\"treatment\"}")
+                    + "\"campaign\":\(JSONText.quote(campaign)),\"version\":\(version),\"arm\":\"treatment\"}")
             }
         }
         out.truth = truth.keys.sorted().map { k in

@@ -366,16 +366,10 @@ struct Campaign: AsyncParsableCommand {
                            json: Bool) async throws -> Chorus_V1_JobInfo {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        var j = try await c.submit(kind: CampaignPlanJob.kind, params: [
+        return try await runJob(c, kind: CampaignPlanJob.kind, params: [
             "brief": String(decoding: try enc.encode(brief), as: UTF8.self), "campaign_id": id, "author": by,
             "expected_version": String(expectedVersion), "action": expectedVersion == 0 ? "create" : "replan",
-            "as_of": String(Int64(Date().timeIntervalSince1970))])
-        j = try await watchJob(c, j.id, json: json)
-        guard j.state == .succeeded else {
-            throw ChorusError(.jobFailed, "the campaign-plan job \(j.id) did not succeed: \(j.error)",
-                              hint: "`chorus job status \(j.id)` has the details")
-        }
-        return j
+            "as_of": String(Int64(Date().timeIntervalSince1970))], json: json)
     }
 
     /// Applies `campaign edit` changes to a plan document; what changed, in words. Throws on an edit that does

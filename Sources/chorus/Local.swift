@@ -309,9 +309,9 @@ extension Local {
         let d = try await client.document(collection: CampaignPlanJob.collection, id: sampleCampaignID, version: version)
         let plan = try Campaign.body(d)
         let segments = Array(Set(members.map(\.segment))).sorted()
-        let first = members.first.map { m in
-            ((plan["measurement"] as? [String: Any])?["segments"] as? [[String: Any]])?.first?["segment"] as? Int ?? m.segment
-        } ?? 0
+        // The plan's first measured segment gets the lift.
+        let designed = (plan["measurement"] as? [String: Any])?["segments"] as? [[String: Any]] ?? []
+        let first = designed.first?["segment"] as? Int ?? segments.first ?? 0
         var liftFor = ["\(first):*=4"]
         for g in segments where g != first { liftFor.append("\(g):*=0") }
         let sim = try Campaign.simulator(plan, id: sampleCampaignID, version: version, lift: 0, liftFor: liftFor,
