@@ -13,12 +13,47 @@
 /// 5. keeps `retiring` holders (live nodes being drained) at the end of a partition's holders while it has fewer
 ///    than R eligible ones, so a drain never takes a partition below R copies: a retiring node gives a partition
 ///    up only once R copies exist without it, and holds on to it when there is no room elsewhere.
+/// 6. gives nothing new to `frozen` nodes (eligible nodes low on disk): they keep what they hold, and a holding
+///    the steps above would add on one goes to a holder the plan dropped for it, else to the least-loaded other
+///    eligible node (or nowhere, if none is left).
 /// Ties break by node id, so the plan is a deterministic function of its input.
 /// Partitions whose holders are all ineligible and that were never empty are left alone by the caller (their data
 /// lives only on those nodes); the planner itself just reports what it would like.
 public enum ReplicaPlanner {
     public static func plan(current: [[String]], eligible unsorted: [String], replicationFactor: Int,
-                            retiring: Set<String> = []) -> [[String]] {
+                            retiring: Set<String> = [], frozen: Set<String> = []) -> [[String]] {
+        let out = spread(current: current, eligible: unsorted, replicationFactor: replicationFactor, retiring: retiring)
+        return frozen.isEmpty ? out : freeze(out, current: current, eligible: unsorted, frozen: frozen)
+    }
+
+    /// Step 6: moves holdings new to a frozen node back to where they were, or to the least-loaded other node.
+    static func freeze(_ planned: [[String]], current: [[String]], eligible: [String], frozen: Set<String>) -> [[String]] {
+        var out = planned
+        let open = Array(Set(eligible).subtracting(frozen)).sorted()
+        var load: [String: Int] = [:]
+        for h in out { for n in h { load[n, default: 0] += 1 } }
+        for p in out.indices {
+            var i = 0
+            while i < out[p].count {
+                let n = out[p][i]
+                guard frozen.contains(n), !current[p].contains(n) else { i += 1; continue }
+                let back = current[p].first { open.contains($0) && !out[p].contains($0) }
+                let sub = back ?? open.filter { !out[p].contains($0) }.min { (load[$0, default: 0], $0) < (load[$1, default: 0], $1) }
+                load[n, default: 0] -= 1
+                if let sub {
+                    out[p][i] = sub
+                    load[sub, default: 0] += 1
+                    i += 1
+                } else {
+                    out[p].remove(at: i)
+                }
+            }
+        }
+        return out
+    }
+
+    static func spread(current: [[String]], eligible unsorted: [String], replicationFactor: Int,
+                       retiring: Set<String>) -> [[String]] {
         let eligible = Array(Set(unsorted)).sorted()
         guard !eligible.isEmpty, replicationFactor >= 1 else { return current }
         let retiring = retiring.subtracting(eligible)

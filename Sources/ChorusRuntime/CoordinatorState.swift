@@ -230,6 +230,7 @@ actor CoordinatorState {
         node.info.jobStates = h.jobStates
         node.info.fenced = h.fenced
         node.info.rejected = h.rejected
+        node.info.storage = h.storage
         node.appliedVersion = h.appliedVersion
         node.progress = Dictionary(h.moves.map { ($0.partition, $0) }, uniquingKeysWith: { a, _ in a })
         node.withData = Set(h.nonemptyPartitions)
@@ -274,12 +275,41 @@ actor CoordinatorState {
                 nodes[id] = n
             }
         }
-        guard !died.isEmpty else { return false }
+        let handedOff = try handOffReadOnly()
+        guard !died.isEmpty else { return handedOff }
         noteReplication()
         // Moves to or from a dead node fail on their own (its connection was just closed, or the learner's chunk
         // requests time out) and clean up then; forgetting them here could start a second move of the same
         // partition while the first one still runs.
-        return try dropHolders(Set(died))
+        return try dropHolders(Set(died)) || handedOff
+    }
+
+    /// Live workers whose store is read-only (a full disk).
+    func readOnlyNodes() -> Set<String> {
+        Set(nodes.values.filter { $0.info.state != .dead && $0.peer != nil && $0.info.storage.state == .readOnly }
+            .map(\.info.id))
+    }
+
+    /// A read-only worker gives up every partition that has another live, writable in-sync copy: where it was
+    /// primary, that copy is promoted (no data moves), and it stops being a replica or a learner, so writes go on
+    /// without it. A partition whose only copy it holds stays with it: reads are served, writes are refused with
+    /// "disk full" until the planner has moved the partition away or the worker has room again.
+    private func handOffReadOnly() throws -> Bool {
+        let full = readOnlyNodes()
+        guard !full.isEmpty else { return false }
+        func writable(_ n: String) -> Bool { isLive(n) && !full.contains(n) }
+        return try changeMap { a in
+            for i in a.indices {
+                a[i].learners.removeAll { full.contains($0) }
+                if a[i].replicas.contains(where: { full.contains($0) }), writable(a[i].owner) {
+                    a[i].replicas.removeAll { full.contains($0) }
+                }
+                if full.contains(a[i].owner), let j = a[i].replicas.firstIndex(where: writable) {
+                    a[i].owner = a[i].replicas.remove(at: j)
+                    a[i].replicas.removeAll { full.contains($0) }
+                }
+            }
+        }
     }
 
     /// Removes `gone` from every partition's holders, promoting the next in-sync replica where a primary went.
@@ -329,12 +359,15 @@ actor CoordinatorState {
 
     // MARK: planning
 
-    /// The planner's inputs: nodes that may take data (live, not draining), and live draining nodes, which keep
-    /// a partition until it has R copies without them.
-    func placementNodes() -> (eligible: [String], retiring: Set<String>) {
+    /// The planner's inputs: nodes that may take data (live, not draining, store writable), live draining or
+    /// read-only nodes, which keep a partition until it has R copies without them, and nodes low on disk, which
+    /// keep what they hold but take no new copies.
+    func placementNodes() -> (eligible: [String], retiring: Set<String>, frozen: Set<String>) {
         let live = nodes.values.filter { $0.info.state != .dead && $0.peer != nil }
-        return (live.filter { !$0.info.draining }.map(\.info.id).sorted(),
-                Set(live.filter { $0.info.draining }.map(\.info.id)))
+        let leaving = live.filter { $0.info.draining || $0.info.storage.state == .readOnly }
+        return (live.filter { !$0.info.draining && $0.info.storage.state != .readOnly }.map(\.info.id).sorted(),
+                Set(leaving.map(\.info.id)),
+                Set(live.filter { $0.info.storage.state == .low }.map(\.info.id)))
     }
 
     /// One planning round: applies changes that need no data copy (first assignment of never-used partitions,
@@ -345,11 +378,12 @@ actor CoordinatorState {
         // so that a slow re-registration does not look like a reason to move data.
         if nowMs() - startedMs < timing.deadAfterMs,
            nodes.values.contains(where: { $0.info.state != .dead && $0.peer == nil }) { return [] }
-        let (eligible, retiring) = placementNodes()
+        let (eligible, retiring, frozen) = placementNodes()
         guard !eligible.isEmpty else { return [] }
         let current = holders()
         let r = Int(map.replicationFactor)
-        let target = ReplicaPlanner.plan(current: current, eligible: eligible, replicationFactor: r, retiring: retiring)
+        let target = ReplicaPlanner.plan(current: current, eligible: eligible, replicationFactor: r, retiring: retiring,
+                                         frozen: frozen)
         var inFlight = moves.count
         var perTarget: [String: Int] = [:]
         for m in moves.values { perTarget[m.to, default: 0] += 1 }
@@ -410,11 +444,12 @@ actor CoordinatorState {
 
     /// How many copies the planner still wants beyond the moves in flight.
     func plannedCopies() -> Int {
-        let (eligible, retiring) = placementNodes()
+        let (eligible, retiring, frozen) = placementNodes()
         guard !eligible.isEmpty else { return 0 }
         let current = holders()
         let target = ReplicaPlanner.plan(current: current, eligible: eligible,
-                                         replicationFactor: Int(map.replicationFactor), retiring: retiring)
+                                         replicationFactor: Int(map.replicationFactor), retiring: retiring,
+                                         frozen: frozen)
         return max(0, ReplicaPlanner.copies(from: current, to: target) - moves.count)
     }
 

@@ -293,7 +293,8 @@ public final class Ingestor: Sendable {
             let e = (f as? ChorusError) ?? ChorusError(.internal, "\(f)")
             throw ChorusError(e.code, "ingest stopped: \(e.message). \(c.acknowledged) of \(c.read - c.rejected) valid "
                               + "records were acknowledged before the error",
-                              hint: "fix the cause and run the same ingest again: it is idempotent and counts nothing twice")
+                              hint: e.code == .storage && e.hint != nil ? e.hint!
+                                : "fix the cause and run the same ingest again: it is idempotent and counts nothing twice")
         }
         let c = shared.counts.withLock { $0 }
         let secs = (ContinuousClock.now - start).seconds

@@ -18,6 +18,9 @@ public struct WorkerOptions: Sendable {
     /// How long an acknowledged heartbeat keeps this worker allowed to serve writes and tasks (ms). Must stay
     /// below the coordinator's dead timeout (5 s); see docs/operations.md.
     public var leaseMs = 3_000
+    /// Free space on the data directory's disk below which the worker warns and takes no new partition copies,
+    /// and above which a read-only store (after a full disk) is reopened (`--min-free-mib`).
+    public var minFreeBytes: UInt64 = 512 << 20
     /// The job kinds this worker runs (the `chorus` program passes `StandardJobs.registry`).
     public var jobs = JobRegistry.empty
 
@@ -64,6 +67,8 @@ public final class Worker: Sendable {
     let commit: GroupCommit
     /// Peers to other workers (replication and partition copies), by address.
     let workerPeers = WorkerPeers()
+    /// What was last logged about the disk (Worker+Storage.swift).
+    let storageLog = Mutex(StorageLogState())
 
     public init(options: WorkerOptions, logger: Logger) throws {
         self.options = options
@@ -130,6 +135,7 @@ public final class Worker: Sendable {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.server.serve(logger: self.logger) { try await self.handle($0) } }
             group.addTask { await self.heartbeatLoop() }
+            group.addTask { await self.storageWatchLoop() }
         }
     }
 
@@ -179,6 +185,7 @@ public final class Worker: Sendable {
                     hb.rejected = server.rejected
                     hb.jobStates = jobTable.liveJobs
                     hb.bytesHeld = store.approximateBytes()
+                    hb.storage = storageHealth()
                     guard case let .heartbeat(reply) = try await coordinator.call(.heartbeat(hb),
                                                                                    timeout: .seconds(2)) else {
                         throw ChorusError(.internal, "unexpected reply to heartbeat")
@@ -258,14 +265,21 @@ public final class Worker: Sendable {
                 .map(\.partition))
             let wasLearner = Set(old.assignments.filter { $0.learners.contains(me) }.map(\.partition))
             let newLearner = Set(m.assignments.filter { $0.learners.contains(me) }.map(\.partition)).subtracting(wasLearner)
-            let drop = nonEmpty.subtracting(keep).union(newLearner.intersection(nonEmpty)).subtracting(copying).sorted()
+            var drop = nonEmpty.subtracting(keep).union(newLearner.intersection(nonEmpty)).subtracting(copying).sorted()
             if !drop.isEmpty {
                 var wb = WriteBatch()
                 for p in drop {
                     let pre = ShardKeys.prefix(partition: p)
                     wb.deleteRange(from: pre, to: Store.prefixEnd(pre) ?? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
                 }
-                try store.write(wb, sync: true)
+                do {
+                    try store.write(wb, sync: true)
+                } catch let e as StorageError where e.readOnly || e.diskFull {
+                    // A read-only store still adopts the map (or its lease would run out): the data stays as stray
+                    // partitions, deleted by `collectGarbage` once writes resume.
+                    noteReadOnly(e)
+                    drop = []
+                }
             }
             state.withLock { s in
                 s.map = m
@@ -287,7 +301,7 @@ public final class Worker: Sendable {
         let (map, nonEmpty, copying) = state.withLock { ($0.map, $0.nonEmpty, Set($0.copies.keys)) }
         guard map.version > 0 else { return }
         let stray = nonEmpty.subtracting(held(map)).subtracting(copying)
-        guard !stray.isEmpty else { return }
+        guard !stray.isEmpty, store.readOnlyReason == nil else { return }
         let store = self.store
         let me = nodeId
         try await writeQueue.run { [self] in
@@ -307,13 +321,18 @@ public final class Worker: Sendable {
         compactAway(stray.sorted())
     }
 
-    /// Compacts deleted partition ranges in the background.
+    /// Compacts deleted partition ranges in the background, one partition at a time (a range spanning held
+    /// partitions would overlap the memtable and make RocksDB switch the WAL outside the store's write lock).
     func compactAway(_ partitions: [UInt32]) {
-        guard let lo = partitions.min(), let hi = partitions.max() else { return }
+        guard !partitions.isEmpty else { return }
         let store = self.store
-        let from = ShardKeys.prefix(partition: lo)
-        let to = hi == UInt32.max ? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF] : ShardKeys.prefix(partition: hi + 1)
-        maintenanceQueue.submit { store.compactRange(from: from, to: to) }
+        maintenanceQueue.submit {
+            for p in partitions {
+                let from = ShardKeys.prefix(partition: p)
+                let to = p == UInt32.max ? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF] : ShardKeys.prefix(partition: p + 1)
+                store.compactRange(from: from, to: to)
+            }
+        }
     }
 
     /// Refreshes the partition map from the coordinator (used when a peer holds a newer one).
@@ -454,6 +473,7 @@ public final class Worker: Sendable {
         if state.withLock({ $0.map.version }) < batch.mapVersion { try await refreshMap() }
         let parts = Set(batch.puts.map(\.partition))
         let store = self.store
+        try checkWritable()
         let (counted, ops, map, ticket) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [Chorus_V1_ReplicaOp], Chorus_V1_PartitionMap, UInt64) in
             // Checked against the map inside the write queue: a map change cannot slip in between.
             let map = state.withLock { $0.map }
@@ -507,13 +527,13 @@ public final class Worker: Sendable {
                 ops.append(op)
             }
             reply.written = UInt32(rows.count)
-            try store.write(wb)
+            try storageWrite { try store.write(wb) }
             let ticket = commit.noteWritten()
             state.withLock { $0.nonEmpty.formUnion(parts) }
             return (reply, dupOps + ops, map, ticket)
         }
         // The local fsync (shared with other batches) and the copies run at the same time.
-        async let durable: Void = commit.waitDurable(ticket)
+        async let durable: Void = waitDurable(ticket)
         var reply = counted
         do {
             try await forward(ops, map: map)
@@ -569,6 +589,7 @@ public final class Worker: Sendable {
     func replicaWrite(_ r: Chorus_V1_ReplicaWrite) async throws -> Chorus_V1_Ack {
         try checkLease("replicated writes")
         if state.withLock({ $0.map.version }) < r.mapVersion { try await refreshMap() }
+        try checkWritable()
         let store = self.store
         let me = nodeId
         let ticket = try await writeQueue.run { [self] () throws -> UInt64 in
@@ -593,11 +614,11 @@ public final class Worker: Sendable {
                 if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
                 else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
             }
-            try store.write(wb)
+            try storageWrite { try store.write(wb) }
             state.withLock { $0.nonEmpty.formUnion(parts) }
             return commit.noteWritten()
         }
-        try await commit.waitDurable(ticket)
+        try await waitDurable(ticket)
         return Chorus_V1_Ack()
     }
 
@@ -614,11 +635,11 @@ public final class Worker: Sendable {
                 if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
                 else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
             }
-            try store.write(wb)
+            try storageWrite { try store.write(wb) }
             state.withLock { $0.nonEmpty.formUnion(parts) }
             return (map, commit.noteWritten())
         }
-        async let durable: Void = commit.waitDurable(ticket)
+        async let durable: Void = waitDurable(ticket)
         try await forward(ops, map: map)
         try await durable
     }
@@ -686,6 +707,13 @@ public final class Worker: Sendable {
         guard stillLearner() else {
             throw fence("worker \(name) is not a learner of partition \(p) (map version \(state.withLock { $0.map.version }))")
         }
+        let health = storageHealth()
+        if health.state != .ok {
+            throw ChorusError(.storage, "worker \(name) takes no partition copies: "
+                              + (health.state == .low ? "\(health.freeBytes >> 20) MiB free on \(options.dataDir), below "
+                                 + "its reserve of \(options.minFreeBytes >> 20) MiB" : health.reason),
+                              hint: "free space on that disk; the coordinator places the copy elsewhere meanwhile")
+        }
         var info = Chorus_V1_NodeInfo()
         info.id = c.sourceID
         info.name = c.sourceID
@@ -725,7 +753,7 @@ public final class Worker: Sendable {
                     guard ShardKeys.partition(ofKey: kv.key) == p else { continue }
                     if try store.get(k) == nil { wb.put(k, [UInt8](kv.value)) }
                 }
-                try store.write(wb, sync: done)
+                try storageWrite { try store.write(wb, sync: done) }
                 if !rows.isEmpty { state.withLock { _ = $0.nonEmpty.insert(p) } }
             }
             reply.keys += UInt64(rows.count)

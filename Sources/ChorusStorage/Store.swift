@@ -4,7 +4,19 @@ import Foundation
 /// Errors from the embedded RocksDB store.
 public struct StorageError: Error, Sendable, CustomStringConvertible {
     public let message: String
+    /// The store refuses writes (an earlier write, WAL sync or flush failed); reads still work.
+    public var readOnly = false
+    /// The failure was (or the read-only state comes from) a full disk: ENOSPC / RocksDB `NoSpace`.
+    public var diskFull = false
     public var description: String { message }
+    public init(message: String, readOnly: Bool = false, diskFull: Bool = false) {
+        self.message = message; self.readOnly = readOnly; self.diskFull = diskFull
+    }
+
+    /// True for RocksDB's and the OS's words for a full disk.
+    public static func isNoSpace(_ text: String) -> Bool {
+        text.contains("No space left") || text.contains("NoSpace") || text.contains("no space")
+    }
 }
 
 /// Takes ownership of a RocksDB error string and turns it into a thrown error.
@@ -21,22 +33,37 @@ private func check(_ err: UnsafeMutablePointer<CChar>?, _ what: String) throws(S
 /// Swift cooperative pool.
 ///
 /// SAFETY: RocksDB's `rocksdb_t` is documented thread-safe for concurrent reads and writes. Iterators and write
-/// batches are not, so they are created and consumed inside one call and never escape. The handle is freed only in
-/// `close()`/`deinit`, after which no method may be called (callers stop using the store first).
+/// batches are not, so they are created and consumed inside one call and never escape. `db` is read under the
+/// shared side of `handleLock` and replaced (by `reopen()`) or freed (by `close()`) only under its exclusive side.
+///
+/// **Failed writes.** Once a write, a WAL sync or a flush fails (a full disk, an I/O error), RocksDB's WAL writer
+/// remembers the error, and the Debian build asserts (SIGABRT) if the same WAL is then appended to, flushed or
+/// synced again. So the first failure puts the store in a read-only state: every later write, sync and flush is
+/// refused here, before RocksDB sees it, and reads go on. `ioLock` serialises writes with WAL syncs and flushes,
+/// so a sync never starts while a write fails, nor after it. `reopen()` (once space is free again) opens a
+/// fresh handle, which replays the WAL and clears the state.
 public final class Store: @unchecked Sendable {
-    private let db: OpaquePointer
+    private var db: OpaquePointer?
     private let options: OpaquePointer
     private let writeOptions: OpaquePointer
     private let syncWriteOptions: OpaquePointer
     private let readOptions: OpaquePointer
     public let path: String
     private var closed = false
+    private let handleLock: UnsafeMutablePointer<pthread_rwlock_t>
+    private let ioLock = NSLock()
+    /// Why the store refuses writes (nil: writable). Guarded by `stateLock`.
+    private var failure: StorageError?
+    private let stateLock = NSLock()
+    /// `approximateBytes()`'s last answer, returned while a reopen holds the handle.
+    private var lastBytes: UInt64 = 0
 
     public init(path: String) throws(StorageError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw StorageError(message: "cannot create \(path): \(error.localizedDescription)")
+            throw StorageError(message: "cannot create \(path): \(error.localizedDescription)",
+                               diskFull: StorageError.isNoSpace("\(error)"))
         }
         guard let opts = rocksdb_options_create() else { throw StorageError(message: "rocksdb_options_create failed") }
         rocksdb_options_set_create_if_missing(opts, 1)
@@ -54,17 +81,19 @@ public final class Store: @unchecked Sendable {
         rocksdb_block_based_options_destroy(table)  // the options keep their own copy
         rocksdb_options_set_memtable_prefix_bloom_size_ratio(opts, 0.05)
         rocksdb_options_set_memtable_whole_key_filtering(opts, 1)
-        var err: UnsafeMutablePointer<CChar>? = nil
-        let handle = rocksdb_open(opts, path, &err)
+        // RocksDB's own info log (the LOG file in the store) is off by default: on a full disk its writer fails
+        // once, and the next line it logs (the error handler logs the full disk) aborts the process inside
+        // RocksDB (`Assertion 'sync_without_flush_called_' failed`, seen with librocksdb 7.8). Level 6 is above
+        // every level RocksDB logs at, headers included. CHORUS_ROCKSDB_LOG_LEVEL=0…5 (debug…header) turns it on
+        // for debugging, on a disk that will not fill (docs/operations.md "Full disks").
+        let level = ProcessInfo.processInfo.environment["CHORUS_ROCKSDB_LOG_LEVEL"].flatMap { Int32($0) }
+        rocksdb_options_set_info_log_level(opts, min(max(level ?? 6, 0), 6))
+        let handle: OpaquePointer
         do {
-            try check(err, "cannot open RocksDB at \(path) (is another chorus process using this --data dir?)")
+            handle = try Self.open(opts, path)
         } catch {
             rocksdb_options_destroy(opts)
             throw error
-        }
-        guard let handle else {
-            rocksdb_options_destroy(opts)
-            throw StorageError(message: "cannot open RocksDB at \(path)")
         }
         db = handle
         options = opts
@@ -73,26 +102,105 @@ public final class Store: @unchecked Sendable {
         rocksdb_writeoptions_set_sync(syncWriteOptions, 1)
         readOptions = rocksdb_readoptions_create()
         self.path = path
+        handleLock = .allocate(capacity: 1)
+        pthread_rwlock_init(handleLock, nil)
     }
 
-    deinit { close() }
+    private static func open(_ opts: OpaquePointer, _ path: String) throws(StorageError) -> OpaquePointer {
+        var err: UnsafeMutablePointer<CChar>? = nil
+        let handle = rocksdb_open(opts, path, &err)
+        if let err {
+            let msg = String(cString: err)
+            rocksdb_free(err)
+            throw StorageError(message: "cannot open RocksDB at \(path) (is another chorus process using this --data dir?): "
+                               + msg, diskFull: StorageError.isNoSpace(msg))
+        }
+        guard let handle else { throw StorageError(message: "cannot open RocksDB at \(path)") }
+        return handle
+    }
+
+    deinit {
+        close()
+        pthread_rwlock_destroy(handleLock)
+        handleLock.deallocate()
+    }
 
     public func close() {
+        pthread_rwlock_wrlock(handleLock)
+        defer { pthread_rwlock_unlock(handleLock) }
         if closed { return }
         closed = true
-        rocksdb_close(db)
+        if let db { rocksdb_close(db) }
+        db = nil
         rocksdb_options_destroy(options)
         rocksdb_writeoptions_destroy(writeOptions)
         rocksdb_writeoptions_destroy(syncWriteOptions)
         rocksdb_readoptions_destroy(readOptions)
     }
 
+    /// Runs `body` with the open handle, under the shared side of `handleLock`.
+    @inline(__always)
+    private func withDB<T>(_ body: (OpaquePointer) throws(StorageError) -> T) throws(StorageError) -> T {
+        pthread_rwlock_rdlock(handleLock)
+        defer { pthread_rwlock_unlock(handleLock) }
+        guard let db else {
+            throw StorageError(message: closed ? "the store at \(path) is closed"
+                               : "the store at \(path) is not open (a reopen failed); see the log")
+        }
+        return try body(db)
+    }
+
+    // MARK: read-only state
+
+    /// Why writes are refused, or nil while the store is writable.
+    public var readOnlyReason: StorageError? { stateLock.withLock { failure } }
+
+    /// Records the first failure of a write, sync or flush; later writes are refused with it.
+    private func fail(_ what: String, _ msg: String) -> StorageError {
+        let full = StorageError.isNoSpace(msg)
+        let e = StorageError(message: "\(what): \(msg)", readOnly: true, diskFull: full)
+        stateLock.withLock { if failure == nil { failure = e } }
+        return e
+    }
+
+    /// The refusal of a write while read-only (call with `ioLock` held).
+    private func refusal(_ what: String) -> StorageError? {
+        guard let f = stateLock.withLock({ failure }) else { return nil }
+        return StorageError(message: "\(what) refused: the store is read-only since \(f.message)",
+                            readOnly: true, diskFull: f.diskFull)
+    }
+
+    /// Free and total bytes of the file system that holds the store (statvfs; nil if it cannot be read).
+    public func diskSpace() -> (free: UInt64, total: UInt64)? {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return nil }
+        let unit = UInt64(st.f_frsize == 0 ? st.f_bsize : st.f_frsize)
+        return (UInt64(st.f_bavail) * unit, UInt64(st.f_blocks) * unit)
+    }
+
+    /// Closes the handle and opens the store again, which replays the WAL and clears the read-only state. Waits
+    /// for the calls in flight (scans included). On failure the store stays closed for I/O until the next
+    /// successful reopen, and every call says so.
+    public func reopen() throws(StorageError) {
+        pthread_rwlock_wrlock(handleLock)
+        defer { pthread_rwlock_unlock(handleLock) }
+        guard !closed else { throw StorageError(message: "the store at \(path) is closed") }
+        ioLock.lock()
+        defer { ioLock.unlock() }
+        if let db { rocksdb_close(db) }
+        db = nil
+        db = try Self.open(options, path)
+        stateLock.withLock { failure = nil }
+    }
+
     public func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
         var err: UnsafeMutablePointer<CChar>? = nil
         var len = 0
-        let value = key.withUnsafeBufferPointer { k in
-            k.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(k.count, 1)) {
-                rocksdb_get(db, readOptions, $0, k.count, &len, &err)
+        let value = try withDB { db in
+            key.withUnsafeBufferPointer { k in
+                k.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(k.count, 1)) {
+                    rocksdb_get(db, readOptions, $0, k.count, &len, &err)
+                }
             }
         }
         try check(err, "get")
@@ -134,14 +242,26 @@ public final class Store: @unchecked Sendable {
                 }
             }
         }
-        var err: UnsafeMutablePointer<CChar>? = nil
-        rocksdb_write(db, sync ? syncWriteOptions : writeOptions, wb, &err)
-        try check(err, "write")
+        try withDB { db throws(StorageError) in
+            ioLock.lock()
+            defer { ioLock.unlock() }
+            if let refused = refusal("write") { throw refused }
+            var err: UnsafeMutablePointer<CChar>? = nil
+            rocksdb_write(db, sync ? syncWriteOptions : writeOptions, wb, &err)
+            if let err {
+                let msg = String(cString: err)
+                rocksdb_free(err)
+                throw fail("write", msg)
+            }
+        }
     }
 
     /// Visits every key in [from, to) in order. `body` returns false to stop early.
     public func scan(from: [UInt8], to: [UInt8]?,
                      _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+        pthread_rwlock_rdlock(handleLock)
+        defer { pthread_rwlock_unlock(handleLock) }
+        guard let db else { throw StorageError(message: "the store at \(path) is not open; see the log") }
         let ro = rocksdb_readoptions_create()
         defer { rocksdb_readoptions_destroy(ro) }
         rocksdb_readoptions_set_fill_cache(ro, 0)
@@ -188,41 +308,71 @@ public final class Store: @unchecked Sendable {
         return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
     }
 
-    /// Estimated live bytes on disk plus memtables.
+    /// Estimated live bytes on disk plus memtables. Never waits: while a reopen holds the handle it returns the
+    /// last answer (the heartbeat calls it from async code).
     public func approximateBytes() -> UInt64 {
+        guard pthread_rwlock_tryrdlock(handleLock) == 0 else { return stateLock.withLock { lastBytes } }
+        defer { pthread_rwlock_unlock(handleLock) }
+        guard let db else { return stateLock.withLock { lastBytes } }
         func prop(_ name: String) -> UInt64 {
             guard let v = rocksdb_property_value(db, name) else { return 0 }
             defer { rocksdb_free(v) }
             return UInt64(String(cString: v)) ?? 0
         }
-        return prop("rocksdb.total-sst-files-size") + prop("rocksdb.cur-size-all-mem-tables")
+        let bytes = prop("rocksdb.total-sst-files-size") + prop("rocksdb.cur-size-all-mem-tables")
+        stateLock.withLock { lastBytes = bytes }
+        return bytes
     }
 
     /// Writes the WAL buffer out and fsyncs it: every write that returned before this call is durable after it.
+    /// Refused once any write failed (RocksDB must never sync a WAL after a failed append).
     public func syncWAL() throws(StorageError) {
-        var err: UnsafeMutablePointer<CChar>? = nil
-        rocksdb_flush_wal(db, 1, &err)
-        try check(err, "sync WAL")
-    }
-
-    /// Compacts the key range [from, to) so the space of deleted ranges is given back to the disk. Slow: run it on
-    /// a maintenance thread, never on the write path.
-    public func compactRange(from: [UInt8], to: [UInt8]) {
-        from.withUnsafeBytes { f in
-            to.withUnsafeBytes { t in
-                rocksdb_compact_range(db, f.baseAddress?.assumingMemoryBound(to: CChar.self), f.count,
-                                      t.baseAddress?.assumingMemoryBound(to: CChar.self), t.count)
+        try withDB { db throws(StorageError) in
+            ioLock.lock()
+            defer { ioLock.unlock() }
+            if let refused = refusal("WAL sync") { throw refused }
+            var err: UnsafeMutablePointer<CChar>? = nil
+            rocksdb_flush_wal(db, 1, &err)
+            if let err {
+                let msg = String(cString: err)
+                rocksdb_free(err)
+                throw fail("WAL sync", msg)
             }
         }
     }
 
+    /// Compacts the key range [from, to) so the space of deleted ranges is given back to the disk. Slow: run it on
+    /// a maintenance thread, never on the write path. Skipped while the store is read-only. The memtable is flushed
+    /// first under `ioLock`, so the compaction itself does not need to switch the WAL.
+    public func compactRange(from: [UInt8], to: [UInt8]) {
+        guard (try? flush()) != nil else { return }
+        try? withDB { db in
+            from.withUnsafeBytes { f in
+                to.withUnsafeBytes { t in
+                    rocksdb_compact_range(db, f.baseAddress?.assumingMemoryBound(to: CChar.self), f.count,
+                                          t.baseAddress?.assumingMemoryBound(to: CChar.self), t.count)
+                }
+            }
+        }
+    }
+
+    /// Flushes the memtables to SST files and waits. Refused while the store is read-only.
     public func flush() throws(StorageError) {
-        let fo = rocksdb_flushoptions_create()
-        defer { rocksdb_flushoptions_destroy(fo) }
-        rocksdb_flushoptions_set_wait(fo, 1)
-        var err: UnsafeMutablePointer<CChar>? = nil
-        rocksdb_flush(db, fo, &err)
-        try check(err, "flush")
+        try withDB { db throws(StorageError) in
+            ioLock.lock()
+            defer { ioLock.unlock() }
+            if let refused = refusal("flush") { throw refused }
+            let fo = rocksdb_flushoptions_create()
+            defer { rocksdb_flushoptions_destroy(fo) }
+            rocksdb_flushoptions_set_wait(fo, 1)
+            var err: UnsafeMutablePointer<CChar>? = nil
+            rocksdb_flush(db, fo, &err)
+            if let err {
+                let msg = String(cString: err)
+                rocksdb_free(err)
+                throw fail("flush", msg)
+            }
+        }
     }
 }
 

@@ -313,7 +313,34 @@ func nodeDict(_ n: Chorus_V1_NodeInfo) -> [String: Any] {
      "primaries": Int(clamping: n.primaries), "replicas": Int(clamping: n.replicas), "learners": Int(clamping: n.learners),
      "draining": n.draining, "heartbeat_age_ms": Int(clamping: n.heartbeatAgeMs), "bytes_held": Int(clamping: n.bytesHeld),
      "cores": Int(clamping: n.cores), "running_tasks": Int(clamping: n.runningTasks), "job_states": n.jobStates, "fenced": Int(clamping: n.fenced),
-     "rejected": Int(clamping: n.rejected), "stray_partitions": Int(clamping: n.strayPartitions)]
+     "rejected": Int(clamping: n.rejected), "stray_partitions": Int(clamping: n.strayPartitions),
+     "storage": ["state": storageState(n.storage.state), "free_bytes": Int(clamping: n.storage.freeBytes),
+                 "total_bytes": Int(clamping: n.storage.totalBytes), "reserve_bytes": Int(clamping: n.storage.reserveBytes),
+                 "reason": n.storage.reason, "path": n.storage.path] as [String: Any]]
+}
+
+/// `ok`, `low` (free space below the worker's reserve: no new copies) or `read-only` (a full disk: writes refused).
+func storageState(_ s: Chorus_V1_StorageState) -> String {
+    switch s {
+    case .ok: return "ok"
+    case .low: return "low"
+    case .readOnly: return "read-only"
+    default: return "unknown"
+    }
+}
+
+/// `read-only (disk full), 0 B of 40.0 MiB free` for the lines under the node table.
+func storageLine(_ n: Chorus_V1_NodeInfo) -> String {
+    let h = n.storage
+    var line = "\(n.name): storage " + storageState(h.state)
+    if h.state == .readOnly { line += h.reason.hasPrefix("disk full") ? " (disk full)" : " (storage error)" }
+    if h.state == .low { line += " (below its reserve of \(humanBytes(h.reserveBytes)): takes no new partition copies)" }
+    if h.totalBytes > 0 { line += ", \(humanBytes(h.freeBytes)) of \(humanBytes(h.totalBytes)) free on \(h.path)" }
+    if h.state == .readOnly {
+        line += "; writes are refused, reads go on. " + h.reason
+            + "\n  fix: free space on that disk; the worker resumes writes by itself above \(humanBytes(h.reserveBytes)) free"
+    }
+    return line
 }
 
 /// A move's progress from bytes copied (keys when the byte total is unknown) and the rate so far.
@@ -394,13 +421,14 @@ func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? " " + s : String(rep
 
 func printNodes(_ nodes: [Chorus_V1_NodeInfo]) {
     print(pad("ID", 17) + pad("NAME", 13) + pad("STATE", 9) + lpad("PRIMARY", 8) + lpad("REPLICA", 8)
-          + lpad("COPYING", 8) + lpad("BYTES", 11) + lpad("HEARTBEAT", 11) + "  ADDRESS")
+          + lpad("COPYING", 8) + lpad("BYTES", 11) + "  " + pad("STORAGE", 10) + lpad("HEARTBEAT", 10) + "  ADDRESS")
     for n in nodes {
         let hb = n.heartbeatAgeMs < 0 ? "never" : String(format: "%.1fs ago", Double(n.heartbeatAgeMs) / 1000)
         print(pad(n.id, 17) + pad(n.name, 13) + pad(nodeState(n.state), 9) + lpad(String(n.primaries), 8)
               + lpad(String(n.replicas), 8) + lpad(String(n.learners), 8) + lpad(humanBytes(n.bytesHeld), 11)
-              + lpad(hb, 11) + "  " + n.address)
+              + "  " + pad(n.state == .dead ? "-" : storageState(n.storage.state), 10) + lpad(hb, 10) + "  " + n.address)
     }
+    for n in nodes where n.state != .dead && n.storage.state != .ok { print(storageLine(n)) }
 }
 
 struct Node: AsyncParsableCommand {

@@ -96,6 +96,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Cores to use for tasks (default: all).")
     var cores: Int?
 
+    @Option(help: ArgumentHelp("""
+        Free space (MiB) to keep on the data directory's disk. Below it the worker warns and takes no new \
+        partition copies; after a full disk made it read-only, it resumes writes once this much is free again.
+        """, valueName: "MiB"))
+    var minFreeMib: UInt64 = 512
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -105,6 +111,8 @@ struct WorkerCommand: AsyncParsableCommand {
             var o = WorkerOptions(coordinator: coordinator, bind: bind, advertise: advertise, dataDir: data, name: name)
             o.jobs = StandardJobs.registry
             if let cores { o.cores = cores }
+            guard minFreeMib <= 1 << 30 else { throw ChorusError(.usage, "--min-free-mib \(minFreeMib) is too large") }
+            o.minFreeBytes = minFreeMib << 20
             let w = try Worker(options: o, logger: Logger(label: "chorus.worker"))
             print("worker \(w.name) (\(w.nodeId)) listening on \(w.endpoint)")
             fflush(nil)

@@ -161,9 +161,9 @@ final class TestCluster: @unchecked Sendable {
         try chorus(["cluster", "status", "--coordinator", address, "--json"]).json
     }
 
-    func addWorker(_ i: Int) throws {
+    func addWorker(_ i: Int, extraArgs: [String] = []) throws {
         workers.append(try ServerProcess(["worker", "--coordinator", address, "--bind", "tcp://127.0.0.1:*",
-                                          "--data", dir + "/w\(i)", "--name", "w\(i)", "--cores", "2"],
+                                          "--data", dir + "/w\(i)", "--name", "w\(i)", "--cores", "2"] + extraArgs,
                                          logDir: dir, name: "w\(i)"))
     }
 

@@ -107,6 +107,37 @@ import Testing
         #expect(ReplicaPlanner.plan(current: plan, eligible: nodes.reversed(), replicationFactor: 3) == plan)
     }
 
+    // MARK: disks low on space
+
+    @Test func aFrozenNodeKeepsWhatItHoldsAndTakesNothingNew() {
+        let nodes = ["a", "b", "c"]
+        let before = ReplicaPlanner.plan(current: Array(repeating: [], count: 48), eligible: nodes, replicationFactor: 2)
+        // c is low on disk: no change while the cluster is balanced.
+        #expect(ReplicaPlanner.plan(current: before, eligible: nodes, replicationFactor: 2, frozen: ["c"]) == before)
+        // A new node joins: c may give holdings to it but takes none.
+        let joined = ReplicaPlanner.plan(current: before, eligible: nodes + ["d"], replicationFactor: 2, frozen: ["c"])
+        for p in joined.indices {
+            #expect(Set(joined[p]).count == 2)
+            if joined[p].contains("c") { #expect(before[p].contains("c")) }
+        }
+        // b dies: its holdings are re-replicated on a and d only, never on c.
+        let survivors = joined.map { $0.filter { $0 != "b" } }
+        let healed = ReplicaPlanner.plan(current: survivors, eligible: ["a", "c", "d"], replicationFactor: 2, frozen: ["c"])
+        for p in healed.indices {
+            #expect(healed[p].count == 2 && !healed[p].contains("b"))
+            if healed[p].contains("c") { #expect(survivors[p].contains("c")) }
+        }
+        // Applying the plan and planning again changes nothing (no churn back and forth).
+        #expect(ReplicaPlanner.plan(current: healed, eligible: ["a", "c", "d"], replicationFactor: 2, frozen: ["c"]) == healed)
+        // Fresh partitions skip a frozen node; with no other node they stay unplaced.
+        let fresh = ReplicaPlanner.plan(current: Array(repeating: [], count: 8), eligible: ["a", "c"], replicationFactor: 2,
+                                        frozen: ["c"])
+        #expect(fresh.allSatisfy { $0 == ["a"] })
+        let none = ReplicaPlanner.plan(current: Array(repeating: [], count: 4), eligible: ["c"], replicationFactor: 1,
+                                       frozen: ["c"])
+        #expect(none.allSatisfy { $0.isEmpty })
+    }
+
     // MARK: drains below R
 
     @Test func aDrainingNodeKeepsWhatCannotHaveRCopiesWithoutIt() {

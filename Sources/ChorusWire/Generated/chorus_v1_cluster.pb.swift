@@ -170,6 +170,48 @@ public nonisolated enum Chorus_V1_NodeState: SwiftProtobuf.Enum, Swift.CaseItera
 
 }
 
+public nonisolated enum Chorus_V1_StorageState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case ok // = 0
+
+  /// free space below the worker's reserve (--min-free-mib): writes go on, but it
+  case low // = 1
+
+  /// takes no new partition copies
+  case readOnly // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .ok
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .ok
+    case 1: self = .low
+    case 2: self = .readOnly
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .ok: return 0
+    case .low: return 1
+    case .readOnly: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Chorus_V1_StorageState] = [
+    .ok,
+    .low,
+    .readOnly,
+  ]
+
+}
+
 public nonisolated enum Chorus_V1_NodeAction: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -262,339 +304,351 @@ public nonisolated enum Chorus_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIterab
 
 }
 
-public nonisolated struct Chorus_V1_Request: Sendable {
+public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// 1
-  public var protocolVersion: UInt32 = 0
+  public var protocolVersion: UInt32 {
+    get {_storage._protocolVersion}
+    set {_uniqueStorage()._protocolVersion = newValue}
+  }
 
   /// echoed in the Response
-  public var correlationID: UInt64 = 0
+  public var correlationID: UInt64 {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
 
   /// node id or "client"
-  public var sender: String = String()
+  public var sender: String {
+    get {_storage._sender}
+    set {_uniqueStorage()._sender = newValue}
+  }
 
-  public var body: Chorus_V1_Request.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   public var registerWorker: Chorus_V1_RegisterWorker {
     get {
-      if case .registerWorker(let v)? = body {return v}
+      if case .registerWorker(let v)? = _storage._body {return v}
       return Chorus_V1_RegisterWorker()
     }
-    set {body = .registerWorker(newValue)}
+    set {_uniqueStorage()._body = .registerWorker(newValue)}
   }
 
   public var heartbeat: Chorus_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = body {return v}
+      if case .heartbeat(let v)? = _storage._body {return v}
       return Chorus_V1_Heartbeat()
     }
-    set {body = .heartbeat(newValue)}
+    set {_uniqueStorage()._body = .heartbeat(newValue)}
   }
 
   public var clusterStatus: Chorus_V1_ClusterStatusRequest {
     get {
-      if case .clusterStatus(let v)? = body {return v}
+      if case .clusterStatus(let v)? = _storage._body {return v}
       return Chorus_V1_ClusterStatusRequest()
     }
-    set {body = .clusterStatus(newValue)}
+    set {_uniqueStorage()._body = .clusterStatus(newValue)}
   }
 
   public var partitionMap: Chorus_V1_PartitionMapRequest {
     get {
-      if case .partitionMap(let v)? = body {return v}
+      if case .partitionMap(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionMapRequest()
     }
-    set {body = .partitionMap(newValue)}
+    set {_uniqueStorage()._body = .partitionMap(newValue)}
   }
 
   public var writeBatch: Chorus_V1_WriteBatch {
     get {
-      if case .writeBatch(let v)? = body {return v}
+      if case .writeBatch(let v)? = _storage._body {return v}
       return Chorus_V1_WriteBatch()
     }
-    set {body = .writeBatch(newValue)}
+    set {_uniqueStorage()._body = .writeBatch(newValue)}
   }
 
   public var submitJob: Chorus_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = body {return v}
+      if case .submitJob(let v)? = _storage._body {return v}
       return Chorus_V1_SubmitJob()
     }
-    set {body = .submitJob(newValue)}
+    set {_uniqueStorage()._body = .submitJob(newValue)}
   }
 
   public var jobStatus: Chorus_V1_JobRef {
     get {
-      if case .jobStatus(let v)? = body {return v}
+      if case .jobStatus(let v)? = _storage._body {return v}
       return Chorus_V1_JobRef()
     }
-    set {body = .jobStatus(newValue)}
+    set {_uniqueStorage()._body = .jobStatus(newValue)}
   }
 
   public var jobList: Chorus_V1_JobListRequest {
     get {
-      if case .jobList(let v)? = body {return v}
+      if case .jobList(let v)? = _storage._body {return v}
       return Chorus_V1_JobListRequest()
     }
-    set {body = .jobList(newValue)}
+    set {_uniqueStorage()._body = .jobList(newValue)}
   }
 
   public var jobCancel: Chorus_V1_JobRef {
     get {
-      if case .jobCancel(let v)? = body {return v}
+      if case .jobCancel(let v)? = _storage._body {return v}
       return Chorus_V1_JobRef()
     }
-    set {body = .jobCancel(newValue)}
+    set {_uniqueStorage()._body = .jobCancel(newValue)}
   }
 
   public var runTask: Chorus_V1_RunTask {
     get {
-      if case .runTask(let v)? = body {return v}
+      if case .runTask(let v)? = _storage._body {return v}
       return Chorus_V1_RunTask()
     }
-    set {body = .runTask(newValue)}
+    set {_uniqueStorage()._body = .runTask(newValue)}
   }
 
   public var profileGet: Chorus_V1_ProfileGet {
     get {
-      if case .profileGet(let v)? = body {return v}
+      if case .profileGet(let v)? = _storage._body {return v}
       return Chorus_V1_ProfileGet()
     }
-    set {body = .profileGet(newValue)}
+    set {_uniqueStorage()._body = .profileGet(newValue)}
   }
 
   public var profileScan: Chorus_V1_ProfileScan {
     get {
-      if case .profileScan(let v)? = body {return v}
+      if case .profileScan(let v)? = _storage._body {return v}
       return Chorus_V1_ProfileScan()
     }
-    set {body = .profileScan(newValue)}
+    set {_uniqueStorage()._body = .profileScan(newValue)}
   }
 
   public var jobBroadcast: Chorus_V1_JobBroadcast {
     get {
-      if case .jobBroadcast(let v)? = body {return v}
+      if case .jobBroadcast(let v)? = _storage._body {return v}
       return Chorus_V1_JobBroadcast()
     }
-    set {body = .jobBroadcast(newValue)}
+    set {_uniqueStorage()._body = .jobBroadcast(newValue)}
   }
 
   public var jobRelease: Chorus_V1_JobRef {
     get {
-      if case .jobRelease(let v)? = body {return v}
+      if case .jobRelease(let v)? = _storage._body {return v}
       return Chorus_V1_JobRef()
     }
-    set {body = .jobRelease(newValue)}
+    set {_uniqueStorage()._body = .jobRelease(newValue)}
   }
 
   /// deprecated: acknowledged and ignored since partitions move with their data
   public var sealPartitions: Chorus_V1_SealPartitions {
     get {
-      if case .sealPartitions(let v)? = body {return v}
+      if case .sealPartitions(let v)? = _storage._body {return v}
       return Chorus_V1_SealPartitions()
     }
-    set {body = .sealPartitions(newValue)}
+    set {_uniqueStorage()._body = .sealPartitions(newValue)}
   }
 
   /// primary -> replicas and learners
   public var replicaWrite: Chorus_V1_ReplicaWrite {
     get {
-      if case .replicaWrite(let v)? = body {return v}
+      if case .replicaWrite(let v)? = _storage._body {return v}
       return Chorus_V1_ReplicaWrite()
     }
-    set {body = .replicaWrite(newValue)}
+    set {_uniqueStorage()._body = .replicaWrite(newValue)}
   }
 
   /// client -> coordinator: drain, undrain, remove
   public var nodeAdmin: Chorus_V1_NodeAdmin {
     get {
-      if case .nodeAdmin(let v)? = body {return v}
+      if case .nodeAdmin(let v)? = _storage._body {return v}
       return Chorus_V1_NodeAdmin()
     }
-    set {body = .nodeAdmin(newValue)}
+    set {_uniqueStorage()._body = .nodeAdmin(newValue)}
   }
 
   /// client -> coordinator
   public var rebalance: Chorus_V1_RebalanceRequest {
     get {
-      if case .rebalance(let v)? = body {return v}
+      if case .rebalance(let v)? = _storage._body {return v}
       return Chorus_V1_RebalanceRequest()
     }
-    set {body = .rebalance(newValue)}
+    set {_uniqueStorage()._body = .rebalance(newValue)}
   }
 
   /// coordinator -> move target
   public var copyPartition: Chorus_V1_CopyPartition {
     get {
-      if case .copyPartition(let v)? = body {return v}
+      if case .copyPartition(let v)? = _storage._body {return v}
       return Chorus_V1_CopyPartition()
     }
-    set {body = .copyPartition(newValue)}
+    set {_uniqueStorage()._body = .copyPartition(newValue)}
   }
 
   /// move target -> partition primary
   public var partitionChunk: Chorus_V1_PartitionChunkRequest {
     get {
-      if case .partitionChunk(let v)? = body {return v}
+      if case .partitionChunk(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionChunkRequest()
     }
-    set {body = .partitionChunk(newValue)}
+    set {_uniqueStorage()._body = .partitionChunk(newValue)}
   }
 
   /// coordinator -> worker, after every map change
   public var mapPush: Chorus_V1_PartitionMap {
     get {
-      if case .mapPush(let v)? = body {return v}
+      if case .mapPush(let v)? = _storage._body {return v}
       return Chorus_V1_PartitionMap()
     }
-    set {body = .mapPush(newValue)}
+    set {_uniqueStorage()._body = .mapPush(newValue)}
   }
 
   /// client -> coordinator
   public var recommend: Chorus_V1_RecommendRequest {
     get {
-      if case .recommend(let v)? = body {return v}
+      if case .recommend(let v)? = _storage._body {return v}
       return Chorus_V1_RecommendRequest()
     }
-    set {body = .recommend(newValue)}
+    set {_uniqueStorage()._body = .recommend(newValue)}
   }
 
   /// client -> coordinator
   public var similar: Chorus_V1_SimilarRequest {
     get {
-      if case .similar(let v)? = body {return v}
+      if case .similar(let v)? = _storage._body {return v}
       return Chorus_V1_SimilarRequest()
     }
-    set {body = .similar(newValue)}
+    set {_uniqueStorage()._body = .similar(newValue)}
   }
 
   /// coordinator -> the primary of the user's partition
   public var userHistory: Chorus_V1_UserHistoryRequest {
     get {
-      if case .userHistory(let v)? = body {return v}
+      if case .userHistory(let v)? = _storage._body {return v}
       return Chorus_V1_UserHistoryRequest()
     }
-    set {body = .userHistory(newValue)}
+    set {_uniqueStorage()._body = .userHistory(newValue)}
   }
 
   /// client -> coordinator: the stored models (name filter optional)
   public var modelList: Chorus_V1_ModelRequest {
     get {
-      if case .modelList(let v)? = body {return v}
+      if case .modelList(let v)? = _storage._body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {body = .modelList(newValue)}
+    set {_uniqueStorage()._body = .modelList(newValue)}
   }
 
   /// client -> coordinator: one model, with its file when with_file is set
   public var modelGet: Chorus_V1_ModelRequest {
     get {
-      if case .modelGet(let v)? = body {return v}
+      if case .modelGet(let v)? = _storage._body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {body = .modelGet(newValue)}
+    set {_uniqueStorage()._body = .modelGet(newValue)}
   }
 
   /// client -> coordinator: store a model file as the name's next version
   public var modelPut: Chorus_V1_ModelPut {
     get {
-      if case .modelPut(let v)? = body {return v}
+      if case .modelPut(let v)? = _storage._body {return v}
       return Chorus_V1_ModelPut()
     }
-    set {body = .modelPut(newValue)}
+    set {_uniqueStorage()._body = .modelPut(newValue)}
   }
 
   /// client -> coordinator: series, alerts and keys of the sentiment job
   public var sentimentQuery: Chorus_V1_SentimentQuery {
     get {
-      if case .sentimentQuery(let v)? = body {return v}
+      if case .sentimentQuery(let v)? = _storage._body {return v}
       return Chorus_V1_SentimentQuery()
     }
-    set {body = .sentimentQuery(newValue)}
+    set {_uniqueStorage()._body = .sentimentQuery(newValue)}
   }
 
   /// client -> coordinator: a graph of jobs (docs/pipelines.md)
   public var submitPipeline: Chorus_V1_SubmitPipeline {
     get {
-      if case .submitPipeline(let v)? = body {return v}
+      if case .submitPipeline(let v)? = _storage._body {return v}
       return Chorus_V1_SubmitPipeline()
     }
-    set {body = .submitPipeline(newValue)}
+    set {_uniqueStorage()._body = .submitPipeline(newValue)}
   }
 
   /// client -> coordinator: a pipeline with its steps' jobs as they are now
   public var pipelineStatus: Chorus_V1_PipelineRef {
     get {
-      if case .pipelineStatus(let v)? = body {return v}
+      if case .pipelineStatus(let v)? = _storage._body {return v}
       return Chorus_V1_PipelineRef()
     }
-    set {body = .pipelineStatus(newValue)}
+    set {_uniqueStorage()._body = .pipelineStatus(newValue)}
   }
 
   /// client -> coordinator: recent pipelines, newest first
   public var pipelineList: Chorus_V1_PipelineListRequest {
     get {
-      if case .pipelineList(let v)? = body {return v}
+      if case .pipelineList(let v)? = _storage._body {return v}
       return Chorus_V1_PipelineListRequest()
     }
-    set {body = .pipelineList(newValue)}
+    set {_uniqueStorage()._body = .pipelineList(newValue)}
   }
 
   /// client -> coordinator: a result a job kind stored (JobContext.putResult)
   public var jobResult: Chorus_V1_JobResultGet {
     get {
-      if case .jobResult(let v)? = body {return v}
+      if case .jobResult(let v)? = _storage._body {return v}
       return Chorus_V1_JobResultGet()
     }
-    set {body = .jobResult(newValue)}
+    set {_uniqueStorage()._body = .jobResult(newValue)}
   }
 
   /// client -> coordinator: append a version of a document (documents.proto)
   public var documentPut: Chorus_V1_DocumentPut {
     get {
-      if case .documentPut(let v)? = body {return v}
+      if case .documentPut(let v)? = _storage._body {return v}
       return Chorus_V1_DocumentPut()
     }
-    set {body = .documentPut(newValue)}
+    set {_uniqueStorage()._body = .documentPut(newValue)}
   }
 
   /// client -> coordinator: one version, optionally with history and audit log
   public var documentGet: Chorus_V1_DocumentGet {
     get {
-      if case .documentGet(let v)? = body {return v}
+      if case .documentGet(let v)? = _storage._body {return v}
       return Chorus_V1_DocumentGet()
     }
-    set {body = .documentGet(newValue)}
+    set {_uniqueStorage()._body = .documentGet(newValue)}
   }
 
   /// client -> coordinator: a collection's documents, newest first
   public var documentList: Chorus_V1_DocumentListRequest {
     get {
-      if case .documentList(let v)? = body {return v}
+      if case .documentList(let v)? = _storage._body {return v}
       return Chorus_V1_DocumentListRequest()
     }
-    set {body = .documentList(newValue)}
+    set {_uniqueStorage()._body = .documentList(newValue)}
   }
 
   /// client -> coordinator: approve the latest version
   public var documentApprove: Chorus_V1_DocumentApprove {
     get {
-      if case .documentApprove(let v)? = body {return v}
+      if case .documentApprove(let v)? = _storage._body {return v}
       return Chorus_V1_DocumentApprove()
     }
-    set {body = .documentApprove(newValue)}
+    set {_uniqueStorage()._body = .documentApprove(newValue)}
   }
 
   /// client -> coordinator: add an audit entry (e.g. an export)
   public var documentEvent: Chorus_V1_DocumentEvent {
     get {
-      if case .documentEvent(let v)? = body {return v}
+      if case .documentEvent(let v)? = _storage._body {return v}
       return Chorus_V1_DocumentEvent()
     }
-    set {body = .documentEvent(newValue)}
+    set {_uniqueStorage()._body = .documentEvent(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -664,6 +718,8 @@ public nonisolated struct Chorus_V1_Request: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_Response: @unchecked Sendable {
@@ -1043,6 +1099,44 @@ public nonisolated struct Chorus_V1_Heartbeat: Sendable {
   /// jobs holding per-job state on this worker (job SDK; dropped at release)
   public var jobStates: [String] = []
 
+  /// the worker's disk: free space and whether it takes writes
+  public var storage: Chorus_V1_StorageHealth {
+    get {_storage ?? Chorus_V1_StorageHealth()}
+    set {_storage = newValue}
+  }
+  /// Returns true if `storage` has been explicitly set.
+  public var hasStorage: Bool {self._storage != nil}
+  /// Clears the value of `storage`. Subsequent reads from it will return its default value.
+  public mutating func clearStorage() {self._storage = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage: Chorus_V1_StorageHealth? = nil
+}
+
+public nonisolated struct Chorus_V1_StorageHealth: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var state: Chorus_V1_StorageState = .ok
+
+  /// free to unprivileged users on the data directory's file system (statvfs)
+  public var freeBytes: UInt64 = 0
+
+  public var totalBytes: UInt64 = 0
+
+  /// the threshold of STORAGE_STATE_LOW
+  public var reserveBytes: UInt64 = 0
+
+  /// why it is read-only (the storage error), "" otherwise
+  public var reason: String = String()
+
+  /// the data directory
+  public var path: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1274,6 +1368,16 @@ public nonisolated struct Chorus_V1_NodeInfo: @unchecked Sendable {
     get {_storage._jobStates}
     set {_uniqueStorage()._jobStates = newValue}
   }
+
+  /// its disk, from its last heartbeat
+  public var storage: Chorus_V1_StorageHealth {
+    get {_storage._storage ?? Chorus_V1_StorageHealth()}
+    set {_uniqueStorage()._storage = newValue}
+  }
+  /// Returns true if `storage` has been explicitly set.
+  public var hasStorage: Bool {_storage._storage != nil}
+  /// Clears the value of `storage`. Subsequent reads from it will return its default value.
+  public mutating func clearStorage() {_uniqueStorage()._storage = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2391,6 +2495,10 @@ nonisolated extension Chorus_V1_NodeState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_STATE_UNSPECIFIED\0\u{1}NODE_STATE_ACTIVE\0\u{1}NODE_STATE_SUSPECT\0\u{1}NODE_STATE_DEAD\0\u{1}NODE_STATE_JOINING\0\u{1}NODE_STATE_DRAINING\0\u{1}NODE_STATE_DRAINED\0")
 }
 
+nonisolated extension Chorus_V1_StorageState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STORAGE_STATE_OK\0\u{1}STORAGE_STATE_LOW\0\u{1}STORAGE_STATE_READ_ONLY\0")
+}
+
 nonisolated extension Chorus_V1_NodeAction: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_ACTION_UNSPECIFIED\0\u{1}NODE_ACTION_DRAIN\0\u{1}NODE_ACTION_UNDRAIN\0\u{1}NODE_ACTION_REMOVE\0")
 }
@@ -2403,674 +2511,716 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
   public static let protoMessageName: String = _protobuf_package + ".Request"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0")
 
+  fileprivate class _StorageClass {
+    var _protocolVersion: UInt32 = 0
+    var _correlationID: UInt64 = 0
+    var _sender: String = String()
+    var _body: Chorus_V1_Request.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _protocolVersion = source._protocolVersion
+      _correlationID = source._correlationID
+      _sender = source._sender
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.correlationID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.sender) }()
-      case 10: try {
-        var v: Chorus_V1_RegisterWorker?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .registerWorker(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._sender) }()
+        case 10: try {
+          var v: Chorus_V1_RegisterWorker?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .registerWorker(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .registerWorker(v)
+          }
+        }()
+        case 11: try {
+          var v: Chorus_V1_Heartbeat?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .heartbeat(v)
+          }
+        }()
+        case 12: try {
+          var v: Chorus_V1_ClusterStatusRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .clusterStatus(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .clusterStatus(v)
+          }
+        }()
+        case 13: try {
+          var v: Chorus_V1_PartitionMapRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .partitionMap(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .partitionMap(v)
+          }
+        }()
+        case 14: try {
+          var v: Chorus_V1_WriteBatch?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .writeBatch(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .writeBatch(v)
+          }
+        }()
+        case 15: try {
+          var v: Chorus_V1_SubmitJob?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitJob(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitJob(v)
+          }
+        }()
+        case 16: try {
+          var v: Chorus_V1_JobRef?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobStatus(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobStatus(v)
+          }
+        }()
+        case 17: try {
+          var v: Chorus_V1_JobListRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobList(v)
+          }
+        }()
+        case 18: try {
+          var v: Chorus_V1_JobRef?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobCancel(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobCancel(v)
+          }
+        }()
+        case 19: try {
+          var v: Chorus_V1_RunTask?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .runTask(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .runTask(v)
+          }
+        }()
+        case 20: try {
+          var v: Chorus_V1_ProfileGet?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .profileGet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .profileGet(v)
+          }
+        }()
+        case 21: try {
+          var v: Chorus_V1_ProfileScan?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .profileScan(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .profileScan(v)
+          }
+        }()
+        case 22: try {
+          var v: Chorus_V1_JobBroadcast?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobBroadcast(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobBroadcast(v)
+          }
+        }()
+        case 23: try {
+          var v: Chorus_V1_JobRef?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobRelease(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobRelease(v)
+          }
+        }()
+        case 24: try {
+          var v: Chorus_V1_SealPartitions?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .sealPartitions(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .sealPartitions(v)
+          }
+        }()
+        case 25: try {
+          var v: Chorus_V1_ReplicaWrite?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .replicaWrite(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .replicaWrite(v)
+          }
+        }()
+        case 26: try {
+          var v: Chorus_V1_NodeAdmin?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .nodeAdmin(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .nodeAdmin(v)
+          }
+        }()
+        case 27: try {
+          var v: Chorus_V1_RebalanceRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .rebalance(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .rebalance(v)
+          }
+        }()
+        case 28: try {
+          var v: Chorus_V1_CopyPartition?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .copyPartition(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .copyPartition(v)
+          }
+        }()
+        case 29: try {
+          var v: Chorus_V1_PartitionChunkRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .partitionChunk(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .partitionChunk(v)
+          }
+        }()
+        case 30: try {
+          var v: Chorus_V1_PartitionMap?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .mapPush(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .mapPush(v)
+          }
+        }()
+        case 31: try {
+          var v: Chorus_V1_RecommendRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .recommend(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .recommend(v)
+          }
+        }()
+        case 32: try {
+          var v: Chorus_V1_SimilarRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .similar(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .similar(v)
+          }
+        }()
+        case 33: try {
+          var v: Chorus_V1_UserHistoryRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .userHistory(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .userHistory(v)
+          }
+        }()
+        case 34: try {
+          var v: Chorus_V1_ModelRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelList(v)
+          }
+        }()
+        case 35: try {
+          var v: Chorus_V1_ModelRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelGet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelGet(v)
+          }
+        }()
+        case 36: try {
+          var v: Chorus_V1_ModelPut?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .modelPut(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .modelPut(v)
+          }
+        }()
+        case 37: try {
+          var v: Chorus_V1_SentimentQuery?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .sentimentQuery(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .sentimentQuery(v)
+          }
+        }()
+        case 38: try {
+          var v: Chorus_V1_SubmitPipeline?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .submitPipeline(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .submitPipeline(v)
+          }
+        }()
+        case 39: try {
+          var v: Chorus_V1_PipelineRef?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .pipelineStatus(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .pipelineStatus(v)
+          }
+        }()
+        case 40: try {
+          var v: Chorus_V1_PipelineListRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .pipelineList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .pipelineList(v)
+          }
+        }()
+        case 41: try {
+          var v: Chorus_V1_JobResultGet?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .jobResult(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .jobResult(v)
+          }
+        }()
+        case 42: try {
+          var v: Chorus_V1_DocumentPut?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .documentPut(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .documentPut(v)
+          }
+        }()
+        case 43: try {
+          var v: Chorus_V1_DocumentGet?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .documentGet(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .documentGet(v)
+          }
+        }()
+        case 44: try {
+          var v: Chorus_V1_DocumentListRequest?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .documentList(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .documentList(v)
+          }
+        }()
+        case 45: try {
+          var v: Chorus_V1_DocumentApprove?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .documentApprove(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .documentApprove(v)
+          }
+        }()
+        case 46: try {
+          var v: Chorus_V1_DocumentEvent?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .documentEvent(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .documentEvent(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .registerWorker(v)
-        }
-      }()
-      case 11: try {
-        var v: Chorus_V1_Heartbeat?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .heartbeat(v)
-        }
-      }()
-      case 12: try {
-        var v: Chorus_V1_ClusterStatusRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .clusterStatus(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .clusterStatus(v)
-        }
-      }()
-      case 13: try {
-        var v: Chorus_V1_PartitionMapRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .partitionMap(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .partitionMap(v)
-        }
-      }()
-      case 14: try {
-        var v: Chorus_V1_WriteBatch?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .writeBatch(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .writeBatch(v)
-        }
-      }()
-      case 15: try {
-        var v: Chorus_V1_SubmitJob?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .submitJob(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .submitJob(v)
-        }
-      }()
-      case 16: try {
-        var v: Chorus_V1_JobRef?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobStatus(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobStatus(v)
-        }
-      }()
-      case 17: try {
-        var v: Chorus_V1_JobListRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobList(v)
-        }
-      }()
-      case 18: try {
-        var v: Chorus_V1_JobRef?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobCancel(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobCancel(v)
-        }
-      }()
-      case 19: try {
-        var v: Chorus_V1_RunTask?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .runTask(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .runTask(v)
-        }
-      }()
-      case 20: try {
-        var v: Chorus_V1_ProfileGet?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .profileGet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .profileGet(v)
-        }
-      }()
-      case 21: try {
-        var v: Chorus_V1_ProfileScan?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .profileScan(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .profileScan(v)
-        }
-      }()
-      case 22: try {
-        var v: Chorus_V1_JobBroadcast?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobBroadcast(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobBroadcast(v)
-        }
-      }()
-      case 23: try {
-        var v: Chorus_V1_JobRef?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobRelease(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobRelease(v)
-        }
-      }()
-      case 24: try {
-        var v: Chorus_V1_SealPartitions?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .sealPartitions(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .sealPartitions(v)
-        }
-      }()
-      case 25: try {
-        var v: Chorus_V1_ReplicaWrite?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .replicaWrite(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .replicaWrite(v)
-        }
-      }()
-      case 26: try {
-        var v: Chorus_V1_NodeAdmin?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .nodeAdmin(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .nodeAdmin(v)
-        }
-      }()
-      case 27: try {
-        var v: Chorus_V1_RebalanceRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .rebalance(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .rebalance(v)
-        }
-      }()
-      case 28: try {
-        var v: Chorus_V1_CopyPartition?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .copyPartition(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .copyPartition(v)
-        }
-      }()
-      case 29: try {
-        var v: Chorus_V1_PartitionChunkRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .partitionChunk(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .partitionChunk(v)
-        }
-      }()
-      case 30: try {
-        var v: Chorus_V1_PartitionMap?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .mapPush(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .mapPush(v)
-        }
-      }()
-      case 31: try {
-        var v: Chorus_V1_RecommendRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .recommend(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .recommend(v)
-        }
-      }()
-      case 32: try {
-        var v: Chorus_V1_SimilarRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .similar(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .similar(v)
-        }
-      }()
-      case 33: try {
-        var v: Chorus_V1_UserHistoryRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .userHistory(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .userHistory(v)
-        }
-      }()
-      case 34: try {
-        var v: Chorus_V1_ModelRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelList(v)
-        }
-      }()
-      case 35: try {
-        var v: Chorus_V1_ModelRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelGet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelGet(v)
-        }
-      }()
-      case 36: try {
-        var v: Chorus_V1_ModelPut?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .modelPut(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .modelPut(v)
-        }
-      }()
-      case 37: try {
-        var v: Chorus_V1_SentimentQuery?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .sentimentQuery(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .sentimentQuery(v)
-        }
-      }()
-      case 38: try {
-        var v: Chorus_V1_SubmitPipeline?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .submitPipeline(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .submitPipeline(v)
-        }
-      }()
-      case 39: try {
-        var v: Chorus_V1_PipelineRef?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .pipelineStatus(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .pipelineStatus(v)
-        }
-      }()
-      case 40: try {
-        var v: Chorus_V1_PipelineListRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .pipelineList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .pipelineList(v)
-        }
-      }()
-      case 41: try {
-        var v: Chorus_V1_JobResultGet?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .jobResult(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .jobResult(v)
-        }
-      }()
-      case 42: try {
-        var v: Chorus_V1_DocumentPut?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .documentPut(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .documentPut(v)
-        }
-      }()
-      case 43: try {
-        var v: Chorus_V1_DocumentGet?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .documentGet(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .documentGet(v)
-        }
-      }()
-      case 44: try {
-        var v: Chorus_V1_DocumentListRequest?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .documentList(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .documentList(v)
-        }
-      }()
-      case 45: try {
-        var v: Chorus_V1_DocumentApprove?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .documentApprove(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .documentApprove(v)
-        }
-      }()
-      case 46: try {
-        var v: Chorus_V1_DocumentEvent?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .documentEvent(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .documentEvent(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.protocolVersion != 0 {
-      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
-    }
-    if self.correlationID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.correlationID, fieldNumber: 2)
-    }
-    if !self.sender.isEmpty {
-      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 3)
-    }
-    switch self.body {
-    case .registerWorker?: try {
-      guard case .registerWorker(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .clusterStatus?: try {
-      guard case .clusterStatus(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .partitionMap?: try {
-      guard case .partitionMap(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .writeBatch?: try {
-      guard case .writeBatch(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .submitJob?: try {
-      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .jobStatus?: try {
-      guard case .jobStatus(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case .jobList?: try {
-      guard case .jobList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-    }()
-    case .jobCancel?: try {
-      guard case .jobCancel(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-    }()
-    case .runTask?: try {
-      guard case .runTask(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-    }()
-    case .profileGet?: try {
-      guard case .profileGet(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-    }()
-    case .profileScan?: try {
-      guard case .profileScan(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-    }()
-    case .jobBroadcast?: try {
-      guard case .jobBroadcast(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-    }()
-    case .jobRelease?: try {
-      guard case .jobRelease(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-    }()
-    case .sealPartitions?: try {
-      guard case .sealPartitions(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-    }()
-    case .replicaWrite?: try {
-      guard case .replicaWrite(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-    }()
-    case .nodeAdmin?: try {
-      guard case .nodeAdmin(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
-    }()
-    case .rebalance?: try {
-      guard case .rebalance(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
-    }()
-    case .copyPartition?: try {
-      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
-    }()
-    case .partitionChunk?: try {
-      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
-    }()
-    case .mapPush?: try {
-      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-    }()
-    case .recommend?: try {
-      guard case .recommend(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-    }()
-    case .similar?: try {
-      guard case .similar(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-    }()
-    case .userHistory?: try {
-      guard case .userHistory(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-    }()
-    case .modelList?: try {
-      guard case .modelList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-    }()
-    case .modelGet?: try {
-      guard case .modelGet(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-    }()
-    case .modelPut?: try {
-      guard case .modelPut(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
-    }()
-    case .sentimentQuery?: try {
-      guard case .sentimentQuery(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
-    }()
-    case .submitPipeline?: try {
-      guard case .submitPipeline(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
-    }()
-    case .pipelineStatus?: try {
-      guard case .pipelineStatus(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
-    }()
-    case .pipelineList?: try {
-      guard case .pipelineList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-    }()
-    case .jobResult?: try {
-      guard case .jobResult(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
-    }()
-    case .documentPut?: try {
-      guard case .documentPut(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
-    }()
-    case .documentGet?: try {
-      guard case .documentGet(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
-    }()
-    case .documentList?: try {
-      guard case .documentList(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
-    }()
-    case .documentApprove?: try {
-      guard case .documentApprove(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
-    }()
-    case .documentEvent?: try {
-      guard case .documentEvent(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._protocolVersion != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
+      }
+      if _storage._correlationID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 2)
+      }
+      if !_storage._sender.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sender, fieldNumber: 3)
+      }
+      switch _storage._body {
+      case .registerWorker?: try {
+        guard case .registerWorker(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .clusterStatus?: try {
+        guard case .clusterStatus(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .partitionMap?: try {
+        guard case .partitionMap(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .writeBatch?: try {
+        guard case .writeBatch(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .submitJob?: try {
+        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .jobStatus?: try {
+        guard case .jobStatus(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case .jobList?: try {
+        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      }()
+      case .jobCancel?: try {
+        guard case .jobCancel(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      }()
+      case .runTask?: try {
+        guard case .runTask(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      }()
+      case .profileGet?: try {
+        guard case .profileGet(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      }()
+      case .profileScan?: try {
+        guard case .profileScan(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      }()
+      case .jobBroadcast?: try {
+        guard case .jobBroadcast(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      }()
+      case .jobRelease?: try {
+        guard case .jobRelease(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+      }()
+      case .sealPartitions?: try {
+        guard case .sealPartitions(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+      }()
+      case .replicaWrite?: try {
+        guard case .replicaWrite(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+      }()
+      case .nodeAdmin?: try {
+        guard case .nodeAdmin(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+      }()
+      case .rebalance?: try {
+        guard case .rebalance(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+      }()
+      case .copyPartition?: try {
+        guard case .copyPartition(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+      }()
+      case .partitionChunk?: try {
+        guard case .partitionChunk(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+      }()
+      case .mapPush?: try {
+        guard case .mapPush(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+      }()
+      case .recommend?: try {
+        guard case .recommend(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+      }()
+      case .similar?: try {
+        guard case .similar(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+      }()
+      case .userHistory?: try {
+        guard case .userHistory(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+      }()
+      case .modelList?: try {
+        guard case .modelList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+      }()
+      case .modelGet?: try {
+        guard case .modelGet(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+      }()
+      case .modelPut?: try {
+        guard case .modelPut(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+      }()
+      case .sentimentQuery?: try {
+        guard case .sentimentQuery(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+      }()
+      case .submitPipeline?: try {
+        guard case .submitPipeline(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+      }()
+      case .pipelineStatus?: try {
+        guard case .pipelineStatus(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+      }()
+      case .pipelineList?: try {
+        guard case .pipelineList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+      }()
+      case .jobResult?: try {
+        guard case .jobResult(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+      }()
+      case .documentPut?: try {
+        guard case .documentPut(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
+      }()
+      case .documentGet?: try {
+        guard case .documentGet(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
+      }()
+      case .documentList?: try {
+        guard case .documentList(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
+      }()
+      case .documentApprove?: try {
+        guard case .documentApprove(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
+      }()
+      case .documentEvent?: try {
+        guard case .documentEvent(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Request, rhs: Chorus_V1_Request) -> Bool {
-    if lhs.protocolVersion != rhs.protocolVersion {return false}
-    if lhs.correlationID != rhs.correlationID {return false}
-    if lhs.sender != rhs.sender {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        if _storage._sender != rhs_storage._sender {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3766,7 +3916,7 @@ nonisolated extension Chorus_V1_RegisterReply: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0\u{1}rejected\0\u{3}job_states\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0\u{1}rejected\0\u{3}job_states\0\u{1}storage\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3784,12 +3934,17 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.rejected) }()
       case 10: try { try decoder.decodeRepeatedStringField(value: &self.jobStates) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._storage) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.nodeID.isEmpty {
       try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
     }
@@ -3820,6 +3975,9 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.jobStates.isEmpty {
       try visitor.visitRepeatedStringField(value: self.jobStates, fieldNumber: 10)
     }
+    try { if let v = self._storage {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3834,6 +3992,62 @@ nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.fenced != rhs.fenced {return false}
     if lhs.rejected != rhs.rejected {return false}
     if lhs.jobStates != rhs.jobStates {return false}
+    if lhs._storage != rhs._storage {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_StorageHealth: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StorageHealth"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}state\0\u{3}free_bytes\0\u{3}total_bytes\0\u{3}reserve_bytes\0\u{1}reason\0\u{1}path\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.freeBytes) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.totalBytes) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.reserveBytes) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.state != .ok {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 1)
+    }
+    if self.freeBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.freeBytes, fieldNumber: 2)
+    }
+    if self.totalBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.totalBytes, fieldNumber: 3)
+    }
+    if self.reserveBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.reserveBytes, fieldNumber: 4)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 5)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_StorageHealth, rhs: Chorus_V1_StorageHealth) -> Bool {
+    if lhs.state != rhs.state {return false}
+    if lhs.freeBytes != rhs.freeBytes {return false}
+    if lhs.totalBytes != rhs.totalBytes {return false}
+    if lhs.reserveBytes != rhs.reserveBytes {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.path != rhs.path {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4104,7 +4318,7 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0\u{1}rejected\0\u{3}job_states\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0\u{1}rejected\0\u{3}job_states\0\u{1}storage\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -4124,6 +4338,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     var _strayPartitions: UInt32 = 0
     var _rejected: UInt64 = 0
     var _jobStates: [String] = []
+    var _storage: Chorus_V1_StorageHealth? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4151,6 +4366,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
       _strayPartitions = source._strayPartitions
       _rejected = source._rejected
       _jobStates = source._jobStates
+      _storage = source._storage
     }
   }
 
@@ -4186,6 +4402,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
         case 15: try { try decoder.decodeSingularUInt32Field(value: &_storage._strayPartitions) }()
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._rejected) }()
         case 17: try { try decoder.decodeRepeatedStringField(value: &_storage._jobStates) }()
+        case 18: try { try decoder.decodeSingularMessageField(value: &_storage._storage) }()
         default: break
         }
       }
@@ -4194,6 +4411,10 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
       if !_storage._id.isEmpty {
         try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
       }
@@ -4245,6 +4466,9 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
       if !_storage._jobStates.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._jobStates, fieldNumber: 17)
       }
+      try { if let v = _storage._storage {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4271,6 +4495,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._strayPartitions != rhs_storage._strayPartitions {return false}
         if _storage._rejected != rhs_storage._rejected {return false}
         if _storage._jobStates != rhs_storage._jobStates {return false}
+        if _storage._storage != rhs_storage._storage {return false}
         return true
       }
       if !storagesAreEqual {return false}
