@@ -137,13 +137,15 @@ brief() { status_json | $PY brief; }
 
 start_cluster() {  # start_cluster DIR
   DIR=$1; rm -rf "$DIR"; mkdir -p "$DIR"
-  on coord nice -n 10 "$BIN" coordinator --bind "$ADDR" --data "$DIR/coord" --replication 2 \
+  # (ip netns exec and nice exec the program, so $! is its pid; the `on` function would run it in a subshell)
+  ip netns exec $P-coord nice -n 10 "$BIN" coordinator --bind "$ADDR" --data "$DIR/coord" --replication 2 \
     --partitions "$PARTITIONS" --log-level info > "$DIR/coord.out" 2>&1 &
   PID[coord]=$!
   for _ in $(seq 100); do grep -q "listening on" "$DIR/coord.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q "listening on" "$DIR/coord.out" || { echo "the coordinator did not start: $(tail -3 "$DIR/coord.out")" >&2; return 1; }
   local w
   for w in "${WORKERS[@]}"; do
-    on "$w" nice -n 10 "$BIN" worker --coordinator "$ADDR" --bind "tcp://${IP[$w]}:7101" --data "$DIR/$w" \
+    ip netns exec "$P-$w" nice -n 10 "$BIN" worker --coordinator "$ADDR" --bind "tcp://${IP[$w]}:7101" --data "$DIR/$w" \
       --name "$w" --log-level info > "$DIR/$w.out" 2>&1 &
     PID[$w]=$!
   done
@@ -152,8 +154,10 @@ start_cluster() {  # start_cluster DIR
 }
 
 stop_cluster() {
-  local k
+  local k pid
   for k in "${!PID[@]}"; do kill -9 "${PID[$k]}" 2>/dev/null; done
+  # anything else still running in the hosts' namespaces was started by this script (an ingest, a probe)
+  for k in "${HOSTS[@]}"; do for pid in $(ip netns pids "$P-$k" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done; done
   { wait; } 2>/dev/null; PID=()
 }
 
@@ -184,7 +188,7 @@ ingest_loop() {  # ingest_loop DIR TAG
 }
 
 # --- scenarios -------------------------------------------------------------------------------------------------
-# cut_N applies the partition; PROBE_FROM/PROBE_WORKER name where a stale-primary write is tried from and which
+# apply_cut N applies the partition of scenario N; PROBE_FROM/PROBE_WORKER name where a stale-primary write is tried from and which
 # worker it goes to (empty: none); heal_all heals every scenario.
 describe() {
   case $1 in
@@ -195,7 +199,7 @@ describe() {
     5) echo "one-way: coord -> w1 dropped" ;;
   esac
 }
-cut() {
+apply_cut() {
   case $1 in
     1) ip -n $P-br link set $P-w1-b down; PROBE_FROM=w1; PROBE_WORKER=w1 ;;
     2) block coord w1 w2 w3 w4; PROBE_FROM=cl; PROBE_WORKER=w1 ;;
@@ -217,7 +221,7 @@ run_scenario() {
   sleep "$BASE"
   local t_cut t_heal t_settled probe_rc="" probe_out="" probe_id="" part mv
   PROBE_FROM=""; PROBE_WORKER=""
-  t_cut=$(now); cut "$n"
+  t_cut=$(now); apply_cut "$n"
   log "  cut applied; holding ${HOLD}s"
   # status snapshots every 2 s while cut
   local end; end=$(echo "$t_cut + $HOLD" | bc -l)
