@@ -8,7 +8,9 @@
   holders              stdin: `cluster map --json`; one line per partition: p primary replicas (names)
   fenced               stdin: `node list --json`; "name=fenced" per node
   check ACKED EXPORT [PROBE_ID...]   lost / duplicated acknowledged ids; probe ids present
-  gaps LOG T_CUT T_HEAL            write outage from the ingest loop's log (ts batch attempt exit seconds)
+  gaps LOG T_CUT T_HEAL            from the ingest loop's log (END_TIME BATCH ATTEMPT EXIT SECONDS): the longest
+                                   time without an acknowledged file around the cut, the time from the heal to the
+                                   first acknowledgement, and the files acknowledged while cut
 """
 import json
 import sys
@@ -86,11 +88,16 @@ def main():
                 acks.append(float(f[0]))  # end time of the acknowledged ingest
         acks.sort()
         before = [t for t in acks if t <= t_cut]
-        after = [t for t in acks if t > t_cut]
-        outage = (after[0] - (before[-1] if before else t_cut)) if after else float("nan")
-        first_after_heal = next((t - t_heal for t in acks if t >= t_heal), float("nan"))
+        first_after_heal = next((t for t in acks if t >= t_heal), None)
+        # the longest time without an acknowledgement, from the last one before the cut to the first after the heal
+        if first_after_heal is None:
+            outage = float("nan")
+        else:
+            window = ([before[-1]] if before else [t_cut]) + [t for t in acks if t_cut < t <= first_after_heal]
+            outage = max(b - a for a, b in zip(window, window[1:])) if len(window) > 1 else 0.0
+        first = (first_after_heal - t_heal) if first_after_heal is not None else float("nan")
         acked_during = sum(1 for t in acks if t_cut < t <= t_heal)
-        print(f"{outage:.1f} {first_after_heal:.1f} {acked_during}")
+        print(f"{outage:.1f} {first:.1f} {acked_during}")
     else:
         sys.exit(f"unknown command {cmd}")
 

@@ -158,7 +158,8 @@ stop_cluster() {
   for k in "${!PID[@]}"; do kill -9 "${PID[$k]}" 2>/dev/null; done
   # anything else still running in the hosts' namespaces was started by this script (an ingest, a probe)
   for k in "${HOSTS[@]}"; do for pid in $(ip netns pids "$P-$k" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done; done
-  { wait; } 2>/dev/null; PID=()
+  for k in "${!PID[@]}"; do wait "${PID[$k]}" 2>/dev/null; done
+  PID=()
 }
 
 # The continuous ingest (ContinuousIngest): files of 40 new users, one `chorus ingest` each, run from the client
@@ -292,7 +293,7 @@ run_scenario() {
   grep -l -i -E "fatal error|panic|Segmentation|crash" "$d"/*.out > /dev/null 2>&1 && notes+="crash text in logs; "
   local fenced; fenced=$($PY fenced < "$d/nodes-after.json" 2>/dev/null)
   read -r outage first_ack acked_during <<< "$gaps"
-  notes+="outage ${outage}s, first ack ${first_ack}s after heal, $acked_during acked while cut, $fails/$attempts ingest attempts failed; fenced: $fenced"
+  notes+="longest gap between acks ${outage}s, first ack ${first_ack}s after heal, $acked_during acked while cut, $fails/$attempts ingest attempts failed; fenced: $fenced"
   python3 - "$n" "$desc" "$check" "$recovery" "$notes" >> "$RESULTS" <<'PY'
 import json, sys
 n, desc, check, rec, notes = sys.argv[1:]
