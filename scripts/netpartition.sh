@@ -222,6 +222,11 @@ run_scenario() {
   sleep "$BASE"
   local t_cut t_heal t_settled probe_rc="" probe_out="" probe_id="" part mv
   PROBE_FROM=""; PROBE_WORKER=""
+  # a job that runs across the cut (tasks slowed down so that it is still running when the cut comes)
+  on cl timeout 20 "$BIN" job submit features --coordinator "$ADDR" --as-of "$AS_OF" --param debug_task_delay_ms=700 \
+    --json > "$d/cutjob-submit.json" 2>&1
+  local cutjob; cutjob=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("id",""))' "$d/cutjob-submit.json" 2>/dev/null)
+  sleep 1
   t_cut=$(now); apply_cut "$n"
   log "  cut applied; holding ${HOLD}s"
   # status snapshots every 2 s while cut
@@ -261,6 +266,20 @@ run_scenario() {
   while kill -0 $ipid 2>/dev/null && [ $waited -lt 170 ]; do sleep 1; waited=$((waited + 1)); done
   kill -0 $ipid 2>/dev/null && { notes+="ingest loop did not stop; "; pkill -P $ipid 2>/dev/null; kill $ipid 2>/dev/null; }
   wait $ipid 2>/dev/null
+  # the job that ran across the cut ends, and succeeds
+  local jrc jnote
+  if [ -n "$cutjob" ]; then
+    on cl timeout 300 "$BIN" job watch "$cutjob" --coordinator "$ADDR" --timeout 20 --json > "$d/cutjob.json" 2> "$d/cutjob.err"; jrc=$?
+    jnote=$(python3 -c '
+import json, sys
+try: j = json.load(open(sys.argv[1]))
+except Exception: j = {}
+print("%s (task_retries %s, fenced_results %s)" % (j.get("state", "?"), j.get("task_retries"), j.get("fenced_results")))' "$d/cutjob.json")
+    [ $jrc = 124 ] && jnote="DID NOT FINISH within 300 s"
+    notes+="job across the cut: $jnote; "
+  else
+    notes+="JOB SUBMIT FAILED: $(head -c 200 "$d/cutjob-submit.json"); "
+  fi
   echo "$(brief)" > "$d/status-final.txt"
   on cl "$BIN" cluster map --coordinator "$ADDR" --json > "$d/map-after.json"
   $PY holders < "$d/map-after.json" > "$d/holders-after.txt"
