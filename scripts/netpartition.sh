@@ -248,6 +248,8 @@ run_scenario() {
     sleep 2
   done
   on cl "$BIN" node list --coordinator "$ADDR" --json > "$d/nodes-during.json" 2>/dev/null
+  # the TCP connections between the hosts just before the heal (a SYN-SENT socket's timer says when it retries)
+  for h in "${HOSTS[@]}"; do echo "== $h"; on "$h" ss -tnoH 2>/dev/null; on "$h" ss -tnoH state syn-sent 2>/dev/null; done > "$d/ss-before-heal.txt"
   t_heal=$(now); heal_all
   log "  healed; waiting until settled (max ${SETTLE_MAX}s)"
   t_settled=""
