@@ -98,6 +98,17 @@ def main():
         first = (first_after_heal - t_heal) if first_after_heal is not None else float("nan")
         acked_during = sum(1 for t in acks if t_cut < t <= t_heal)
         print(f"{outage:.1f} {first:.1f} {acked_during}")
+    elif cmd == "same":
+        # same REF GOT: the profiles of REF's users in GOT, line for line (the job across the cut against the
+        # undisturbed run on the same base data); prints "equal total"
+        def profiles(path):
+            out = {}
+            for line in open(path):
+                if line.strip():
+                    out[json.loads(line).get("user_id", "")] = line.strip()
+            return out
+        ref, got = profiles(sys.argv[2]), profiles(sys.argv[3])
+        print(f"{sum(1 for k, v in ref.items() if got.get(k) == v)} {len(ref)}")
     else:
         sys.exit(f"unknown command {cmd}")
 

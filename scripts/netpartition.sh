@@ -8,10 +8,13 @@
 # every acknowledged id is present exactly once (a `features` job, then `profile export`, counted per user_id),
 # that a stale primary refuses a write (`chorus debug write` with the map version it had before the cut), and
 # records the recovery time. A `features` job slowed down with debug_task_delay_ms runs across every cut and must
-# succeed. Columns: acknowledged ids, lost (acknowledged, not exported), duplicated (exported more than once),
-# recovery (heal -> settled); notes: the longest time without an acknowledged file around the cut, the time from
-# the heal to the first acknowledgement, the stale-write probe, the job, failed ingest attempts and `fenced` counts.
-# Exit 1 when an id was lost or duplicated or a cluster did not come up. About 65 s with --short, 4-5 min in full.
+# succeed, and give every user of the base data (300 generated users with their content, follows and interactions,
+# ingested first) the same profile as an undisturbed run of the same job on the same data. Columns: acknowledged
+# ids, lost (acknowledged, not exported), duplicated (exported more than once), recovery (heal -> settled);
+# notes: the longest time without an acknowledged file around the cut, the time from the heal to the first
+# acknowledgement, the stale-write probe, the job, failed ingest attempts and `fenced` counts.
+# Exit 1 when an id was lost or duplicated, the job across a cut did not finish or gave other profiles, or a
+# cluster did not come up. About 90 s with --short, 5-6 min in full.
 #
 #   sudo scripts/netpartition.sh [--short] [--bin PATH] [--out DIR] [--scenarios "1 2 3 4 5"] [--hold SECONDS]
 #
@@ -220,6 +223,16 @@ run_scenario() {
   desc=$(describe "$n")
   log "scenario $n: $desc"
   start_cluster "$d" || { echo "{\"scenario\":$n,\"error\":\"cluster did not come up\"}" >> "$RESULTS"; stop_cluster; return; }
+  # base data with interactions and follows (the same in every scenario), and the undisturbed features result
+  # on it, once: the job across the cut must give every base user the same profile
+  on cl "$BIN" ingest --coordinator "$ADDR" --json --no-progress "$GEN/users.jsonl" "$GEN/content.jsonl" \
+    "$GEN/follows.jsonl" "$GEN/interactions.jsonl" > "$d/base-ingest.json" 2>&1 || notes+="BASE INGEST FAILED; "
+  if [ ! -s "$OUT/reference.jsonl" ]; then
+    on cl timeout 180 "$BIN" job submit features --coordinator "$ADDR" --as-of "$AS_OF" --wait --json \
+      > "$d/reference-job.json" 2>&1
+    on cl timeout 120 "$BIN" profile export --coordinator "$ADDR" --timeout 20 --out "$OUT/reference.jsonl" \
+      > /dev/null 2>&1 || notes+="REFERENCE EXPORT FAILED; "
+  fi
   on cl "$BIN" cluster map --coordinator "$ADDR" --json > "$d/map-before.json"
   $PY holders < "$d/map-before.json" > "$d/holders-before.txt"
   ingest_loop "$d" "$tag" & local ipid=$!
@@ -283,6 +296,13 @@ except Exception: j = {}
 print("%s (task_retries %s, fenced_results %s)" % (j.get("state", "?"), j.get("task_retries"), j.get("fenced_results")))' "$d/cutjob.json")
     [ $jrc = 124 ] && jnote="DID NOT FINISH within 300 s"
     notes+="job across the cut: $jnote; "
+    # its result against the undisturbed run (before the verification job below rewrites the profiles)
+    on cl timeout 120 "$BIN" profile export --coordinator "$ADDR" --timeout 20 --out "$d/cutjob-export.jsonl" \
+      > /dev/null 2>&1
+    local same total
+    read -r same total <<< "$($PY same "$OUT/reference.jsonl" "$d/cutjob-export.jsonl" 2>/dev/null || echo "0 0")"
+    if [ "${total:-0}" -gt 0 ] && [ "$same" = "$total" ]; then notes+="its profiles equal the undisturbed run ($same/$total); "
+    else notes+="PROFILES DIFFER FROM THE UNDISTURBED RUN ($same/$total); "; fi
   else
     notes+="JOB SUBMIT FAILED: $(head -c 200 "$d/cutjob-submit.json"); "
   fi
@@ -333,6 +353,9 @@ PY
 trap 'stop_cluster; teardown' EXIT
 trap 'exit 130' INT TERM
 log "chorus: $BIN; out: $OUT; scenarios: $SCENARIOS; cut held ${HOLD}s; nft $(nft --version | awk '{print $2}')"
+GEN=$OUT/gen
+rm -f "$OUT/reference.jsonl"
+[ -s "$GEN/interactions.jsonl" ] || "$BIN" generate --users 300 --seed 21 --out "$GEN" > /dev/null
 make_net
 for s in $SCENARIOS; do run_scenario "$s"; done
 
@@ -345,6 +368,7 @@ for r in rows:
         print(f"{r['scenario']:<46} {r['error']}"); continue
     name = f"{r['scenario']} {r['description']}"
     print(f"{name:<46} {r['acknowledged']:>6} {r['lost']:>5} {r['duplicated']:>4} {r['recovery_seconds']:>10}  {r['notes']}")
-bad = [r for r in rows if "error" in r or r.get("lost") or r.get("duplicated") or r.get("acknowledged") == 0]
+bad = [r for r in rows if "error" in r or r.get("lost") or r.get("duplicated") or r.get("acknowledged") == 0
+       or "PROFILES DIFFER" in r.get("notes", "") or "DID NOT FINISH" in r.get("notes", "")]
 sys.exit(1 if bad else 0)
 PY

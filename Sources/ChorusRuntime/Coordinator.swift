@@ -78,8 +78,13 @@ public final class Coordinator: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     do {
-                        if try await self.state.sweep() {
-                            self.logger.warning("worker declared dead; its partitions failed over to replicas")
+                        let changed = try await self.state.sweep()
+                        let notes = await self.state.takeSweepNotes()
+                        for n in notes { self.logger.warning("\(n)") }
+                        if changed {
+                            if notes.isEmpty {
+                                self.logger.warning("worker declared dead or read-only; its partitions failed over to replicas")
+                            }
                             self.mapChanged.yield()
                         }
                     } catch {

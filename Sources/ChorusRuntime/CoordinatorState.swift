@@ -63,6 +63,8 @@ actor CoordinatorState {
         var appliedVersion: UInt64 = 0
         var progress: [UInt32: Chorus_V1_MoveProgress] = [:]
         var withData = Set<UInt32>()
+        /// Copies this worker, as a primary, reported it cannot reach (Heartbeat.unreachable_copies).
+        var unreachable = Set<String>()
     }
 
     let store: Store
@@ -231,6 +233,7 @@ actor CoordinatorState {
         node.info.fenced = h.fenced
         node.info.rejected = h.rejected
         node.info.storage = h.storage
+        node.unreachable = Set(h.unreachableCopies)
         node.appliedVersion = h.appliedVersion
         node.progress = Dictionary(h.moves.map { ($0.partition, $0) }, uniquingKeysWith: { a, _ in a })
         node.withData = Set(h.nonemptyPartitions)
@@ -260,9 +263,32 @@ actor CoordinatorState {
     func sweep() throws -> Bool {
         let now = nowMs()
         var died: [String] = []
+        // More than half of the live workers (of at least 3) silent at once is more likely the coordinator cut off
+        // from them than that many crashes: failing them all over would drop every replica and copy everything
+        // again after the heal. Failover then waits up to `massSilenceHoldMs` more (their leases have run out, so
+        // they refuse writes meanwhile); past that it goes ahead as usual.
+        let live = nodes.values.filter { $0.info.state != .dead && $0.peer != nil }
+        let silent = live.filter { now - $0.lastHeartbeatMs > timing.deadAfterMs }
+        var hold = false
+        if live.count >= 3, silent.count * 2 > live.count {
+            if massSilenceSinceMs == nil {
+                massSilenceSinceMs = now
+                sweepNotes.append("\(silent.count) of \(live.count) workers stopped heartbeating at once: probably this "
+                                  + "coordinator is cut off from them; holding their failover for up to "
+                                  + "\(Self.massSilenceHoldMs / 1000) s")
+            }
+            hold = now - massSilenceSinceMs! < Self.massSilenceHoldMs
+        } else {
+            massSilenceSinceMs = nil
+        }
         for (id, var n) in nodes where n.info.state != .dead {
             let age = now - n.lastHeartbeatMs
-            if age > timing.deadAfterMs {
+            if age > timing.deadAfterMs, hold {
+                if n.info.state != .suspect {
+                    n.info.state = .suspect
+                    nodes[id] = n
+                }
+            } else if age > timing.deadAfterMs {
                 n.info.state = .dead
                 n.peer?.close()  // fails calls in flight to it at once
                 n.peer = nil
@@ -276,12 +302,50 @@ actor CoordinatorState {
             }
         }
         let handedOff = try handOffReadOnly()
-        guard !died.isEmpty else { return handedOff }
+        let shrunk = try dropUnreachableCopies()
+        guard !died.isEmpty else { return handedOff || shrunk }
         noteReplication()
         // Moves to or from a dead node fail on their own (its connection was just closed, or the learner's chunk
         // requests time out) and clean up then; forgetting them here could start a second move of the same
         // partition while the first one still runs.
-        return try dropHolders(Set(died)) || handedOff
+        return try dropHolders(Set(died)) || handedOff || shrunk
+    }
+
+    /// How long a mass silence (see `sweep`) holds failover back.
+    static let massSilenceHoldMs: Int64 = 30_000
+    private var massSilenceSinceMs: Int64?
+
+    /// Notes for the coordinator's log, drained by the sweep loop.
+    private(set) var sweepNotes: [String] = []
+    func takeSweepNotes() -> [String] {
+        defer { sweepNotes = [] }
+        return sweepNotes
+    }
+
+    /// A live primary that cannot reach one of its copies (a network partition between workers, while both still
+    /// reach the coordinator) reports it; the copy is dropped from the partitions that primary leads, so their
+    /// writes go on with the copies left, and the planner re-replicates (onto a reachable worker, or onto the
+    /// same one after the heal). Like a dead worker, but per primary: the copy keeps what it leads itself.
+    private func dropUnreachableCopies() throws -> Bool {
+        var dropped: [String: [UInt32]] = [:]
+        let changed = try changeMap { a in
+            for i in a.indices {
+                let owner = a[i].owner
+                guard !owner.isEmpty, isLive(owner), let gone = nodes[owner]?.unreachable, !gone.isEmpty else { continue }
+                let before = a[i].replicas.count + a[i].learners.count
+                a[i].replicas.removeAll { gone.contains($0) && $0 != owner }
+                a[i].learners.removeAll { gone.contains($0) && $0 != owner }
+                if a[i].replicas.count + a[i].learners.count != before { dropped["\(owner)", default: []].append(a[i].partition) }
+            }
+        }
+        for (owner, parts) in dropped.sorted(by: { $0.key < $1.key }) {
+            let name = nodes[owner]?.info.name ?? owner
+            let them = (nodes[owner]?.unreachable ?? []).map { nodes[$0]?.info.name ?? $0 }.sorted().joined(separator: ", ")
+            sweepNotes.append("\(name) cannot reach \(them): dropped as copies of the \(parts.count) partitions \(name) "
+                              + "leads (\(parts.prefix(12).map(String.init).joined(separator: ","))\(parts.count > 12 ? ",…" : "")); "
+                              + "the planner re-replicates")
+        }
+        return changed
     }
 
     /// Live workers whose store is read-only (a full disk).

@@ -59,6 +59,10 @@ public final class Worker: Sendable {
         var copies: [UInt32: Chorus_V1_MoveProgress] = [:]
         var fenced: UInt64 = 0
         var clusterId: String?
+        /// Copies whose last replicated write from this primary got no reply, by node id, with when that was.
+        /// Reported in heartbeats for 10 s after the last such failure (a copy the coordinator dropped gets no
+        /// more writes from here, so a success may never clear it).
+        var unreachableCopies: [String: ContinuousClock.Instant] = [:]
     }
     let state = Mutex(State())
     /// Per-job state of the job kinds in `options.jobs` (the job SDK).
@@ -186,6 +190,10 @@ public final class Worker: Sendable {
                     hb.jobStates = jobTable.liveJobs
                     hb.bytesHeld = store.approximateBytes()
                     hb.storage = storageHealth()
+                    hb.unreachableCopies = state.withLock { s in
+                        s.unreachableCopies = s.unreachableCopies.filter { ContinuousClock.now - $0.value < .seconds(10) }
+                        return s.unreachableCopies.keys.sorted()
+                    }
                     guard case let .heartbeat(reply) = try await coordinator.call(.heartbeat(hb),
                                                                                    timeout: .seconds(2)) else {
                         throw ChorusError(.internal, "unexpected reply to heartbeat")
@@ -559,6 +567,7 @@ public final class Worker: Sendable {
         let infos = Dictionary(map.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var missing: [String] = []
         let failures = Locked<[String]>([])
+        let silent = Locked<Set<String>>([])
         await withDiscardingTaskGroup { group in
             for (node, nodeOps) in byNode {
                 guard let info = infos[node] else { missing.append(node); continue }
@@ -571,11 +580,26 @@ public final class Worker: Sendable {
                         _ = try await workerPeers.peer(info).call(.replicaWrite(rw), timeout: .seconds(5))
                     } catch {
                         failures.withLock { $0.append("\(info.name) (\(node)): \(error)") }
+                        if let e = error as? ChorusError, e.code == .unreachable { silent.withLock { _ = $0.insert(node) } }
                     }
                 }
             }
         }
         let failed = failures.withLock { $0 }
+        let unreachable = silent.withLock { $0 }
+        let newly = state.withLock { s -> Set<String> in
+            let before = Set(s.unreachableCopies.keys)
+            for n in byNode.keys where !unreachable.contains(n) { s.unreachableCopies[n] = nil }
+            for n in unreachable { s.unreachableCopies[n] = .now }
+            return unreachable.subtracting(before)
+        }
+        if !newly.isEmpty {
+            logger.warning("""
+                copies did not answer a replicated write; reporting them to the coordinator, which drops them as \
+                copies of the partitions this worker leads
+                """,
+                           metadata: ["nodes": "\(newly.sorted().map { infos[$0]?.name ?? $0 }.joined(separator: ","))"])
+        }
         if !missing.isEmpty || !failed.isEmpty {
             // A newer map may list the copy elsewhere, or at a new address after a restart.
             try? await refreshMap()

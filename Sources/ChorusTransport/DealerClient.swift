@@ -23,6 +23,9 @@ public final class DealerClient: @unchecked Sendable {
         var outbox: [[[UInt8]]] = []
         var pending: [UInt64: Pending] = [:]
         var closed = false
+        /// Since when the connection has been down: after it was up once, or since the client was made (nil: up).
+        var downSince: ContinuousClock.Instant? = .now
+        var everUp = false
     }
     private let state = Mutex(State())
 
@@ -30,22 +33,44 @@ public final class DealerClient: @unchecked Sendable {
         let socket = try RawSocket(type: ZMQ_DEALER)
         socket.setInt(ZMQ_RECONNECT_IVL, 100)
         socket.setInt(ZMQ_RECONNECT_IVL_MAX, 2000)
+        // A TCP connect that gets no answer (the peer's host cut off by a network partition) is given up after
+        // 2 s and dialled again, so the next dial after a heal is never stuck behind the kernel's SYN retries
+        // (6 retries, up to about 2 minutes); seen in scripts/netpartition.sh scenario 3.
+        socket.setInt(ZMQ_CONNECT_TIMEOUT, 2000)
         // ZMTP heartbeats: a PING every second; a connection silent for 3 s is dropped and re-dialled (with the
         // reconnect backoff above), so a half-open TCP connection to a crashed peer does not linger.
         socket.setInt(ZMQ_HEARTBEAT_IVL, 1000)
         socket.setInt(ZMQ_HEARTBEAT_TIMEOUT, 3000)
         socket.setInt(ZMQ_SNDHWM, 100_000)
         socket.setInt(ZMQ_RCVHWM, 100_000)
+        // A lost connection (ZMTP heartbeat timeout, reset) takes the replies of the requests sent on it with it:
+        // the socket monitor tells the I/O thread, which fails them at once instead of letting them wait out their
+        // deadline (a 20 s write batch, a 30 min task). Attached before the connect, so no event is missed.
+        let monitorEndpoint = "inproc://chorus-dealer-monitor-\(UUID().uuidString)"
+        var monitor: RawSocket?
+        if zmq_socket_monitor(socket.raw, monitorEndpoint, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0 {
+            if let pair = try? RawSocket(type: ZMQ_PAIR) {
+                if zmq_connect(pair.raw, monitorEndpoint) == 0 { monitor = pair } else { pair.close() }
+            }
+            // Without a reader, the first event would block libzmq's I/O thread (see `close`).
+            if monitor == nil { _ = zmq_socket_monitor(socket.raw, nil, 0) }
+        }
         if zmq_connect(socket.raw, endpoint) != 0 {
             let reason = zmqErrorString()
-            socket.close()
+            Self.close(socket, monitor: monitor)
             throw .connect(endpoint: endpoint, reason: reason)
         }
         self.endpoint = endpoint
         self.correlate = correlate
-        self.waker = try Waker()
+        do {
+            self.waker = try Waker()
+        } catch {
+            Self.close(socket, monitor: monitor)
+            throw error
+        }
         let box = SocketBox(socket)
-        startDedicatedThread(name: "zmq-dealer") { [self] in self.run(box.socket) }
+        let monitorBox = monitor.map(SocketBox.init)
+        startDedicatedThread(name: "zmq-dealer") { [self] in self.run(box.socket, monitor: monitorBox?.socket) }
     }
 
     /// Sends `payload` and waits for the reply carrying `correlationId`, at most `timeout`.
@@ -93,7 +118,7 @@ public final class DealerClient: @unchecked Sendable {
         waker.wake()
     }
 
-    private func run(_ socket: RawSocket) {
+    private func run(_ socket: RawSocket, monitor: RawSocket?) {
         var unsent: [[[UInt8]]] = []
         while true {
             let (outbox, closed) = state.withLock { s -> ([[[UInt8]]], Bool) in
@@ -118,6 +143,7 @@ public final class DealerClient: @unchecked Sendable {
                     p?.continuation.resume(returning: payload)
                 }
             }
+            if let monitor { checkDisconnects(monitor) }
             expire()
         }
         let all = state.withLock { s -> [Pending] in
@@ -126,8 +152,53 @@ public final class DealerClient: @unchecked Sendable {
             return v
         }
         for p in all { p.continuation.resume(throwing: TransportError.closed) }
-        socket.close()
+        Self.close(socket, monitor: monitor)
         waker.close()
+    }
+
+    /// Stops the monitor before anything is closed. libzmq sends monitor events with a blocking send from its
+    /// I/O thread: an event for a monitor whose reader is gone (the DISCONNECTED of the socket's own teardown)
+    /// would block that thread, and with it every connection of the process.
+    private static func close(_ socket: RawSocket, monitor: RawSocket?) {
+        if monitor != nil { _ = zmq_socket_monitor(socket.raw, nil, 0) }
+        socket.close()
+        monitor?.close()
+    }
+
+    /// How long requests wait for a connection that was lost before they fail (the ZMTP heartbeat timeout): long
+    /// enough for a restarted peer to be dialled again, short enough that a peer cut off by the network costs a
+    /// few seconds, not a request's whole deadline.
+    static let downGrace: Duration = .seconds(3)
+    /// The same for a peer this client never reached: longer than the CLI's 3 s default timeout, so a command
+    /// aimed at a wrong address still says "no reply from …".
+    static let neverUpGrace: Duration = .seconds(5)
+
+    /// Follows the connection through the monitor (checked every poll round, at most 50 ms apart). When it drops,
+    /// every request in flight fails at once: their replies went with it. Requests sent while it stays down fail
+    /// once it has been down for `downGrace` (before the first connection, only their deadline applies). A
+    /// monitor event is two frames: 2 bytes of event id and 4 of value, then the endpoint.
+    private func checkDisconnects(_ monitor: RawSocket) {
+        var lost = false
+        var up = false
+        while let frames = monitor.receive() {
+            guard let first = frames.first, first.count >= 2 else { continue }
+            let event = Int32(UInt16(first[0]) | UInt16(first[1]) << 8)
+            if event & ZMQ_EVENT_DISCONNECTED != 0 { lost = true; up = false }
+            if event & ZMQ_EVENT_CONNECTED != 0 { up = true }
+        }
+        let now = ContinuousClock.now
+        let (failed, neverUp) = state.withLock { s -> ([Pending], Bool) in
+            if up { s.downSince = nil; s.everUp = true } else if lost { s.downSince = now }
+            let grace = s.everUp ? Self.downGrace : Self.neverUpGrace
+            guard lost || s.downSince.map({ now - $0 >= grace }) == true else { return ([], false) }
+            let v = Array(s.pending.values)
+            s.pending.removeAll()
+            return (v, !s.everUp)
+        }
+        let error: TransportError = neverUp
+            ? .connect(endpoint: endpoint, reason: "no connection within \(Self.neverUpGrace.components.seconds) s (the peer is down or cut off)")
+            : .disconnected(endpoint: endpoint)
+        for p in failed { p.continuation.resume(throwing: error) }
     }
 
     private func expire() {

@@ -9,6 +9,9 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
     case connect(endpoint: String, reason: String)
     case timeout(endpoint: String, milliseconds: Int)
     case closed
+    /// The connection a request went out on was lost before its reply came (ZMTP heartbeats timed out: the peer
+    /// is cut off or gone). The request may or may not have been served.
+    case disconnected(endpoint: String)
     case system(String)
 
     public var description: String {
@@ -17,6 +20,7 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
         case let .connect(e, r): return "cannot connect to \(e): \(r)"
         case let .timeout(e, ms): return "no reply from \(e) within \(ms) ms"
         case .closed: return "transport closed"
+        case let .disconnected(e): return "the connection to \(e) was lost (the peer is cut off or gone); the request may or may not have been served"
         case let .system(s): return s
         }
     }

@@ -55,6 +55,8 @@ struct Local: AsyncParsableCommand {
                 var workerOptions = WorkerOptions(coordinator: coord.endpoint, bind: "tcp://127.0.0.1:*",
                                                   dataDir: root + "/worker-\(i)", name: "worker-\(i)", cores: max(cores, 1))
                 workerOptions.jobs = StandardJobs.registry
+                // One machine, one disk, small data: a smaller reserve than a production worker's 512 MiB.
+                workerOptions.minFreeBytes = 64 << 20
                 let w = try Worker(options: workerOptions,
                                    logger: Logger(label: "chorus.worker"))
                 ws.append(w)

@@ -159,7 +159,10 @@ extension Coordinator {
                             throw JobFailure(message: "partition \(p), stage \(stage) failed \(n) times; last error: \(error)")
                         }
                         retried += 1
-                        notBefore[p] = .now + .milliseconds(250 * max(1, min(n, 8)))
+                        // Churn (an owner moving, cut off or fenced) backs off too: a cut-off worker now fails
+                        // requests within milliseconds, and 100 soft retries must cover minutes, not seconds.
+                        let backoff = churn ? softRetries[p, default: 1] : n
+                        notBefore[p] = .now + .milliseconds(250 * max(1, min(backoff, 8)))
                         pending.append(p)
                     }
                 }

@@ -304,351 +304,339 @@ public nonisolated enum Chorus_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIterab
 
 }
 
-public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
+public nonisolated struct Chorus_V1_Request: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// 1
-  public var protocolVersion: UInt32 {
-    get {_storage._protocolVersion}
-    set {_uniqueStorage()._protocolVersion = newValue}
-  }
+  public var protocolVersion: UInt32 = 0
 
   /// echoed in the Response
-  public var correlationID: UInt64 {
-    get {_storage._correlationID}
-    set {_uniqueStorage()._correlationID = newValue}
-  }
+  public var correlationID: UInt64 = 0
 
   /// node id or "client"
-  public var sender: String {
-    get {_storage._sender}
-    set {_uniqueStorage()._sender = newValue}
-  }
+  public var sender: String = String()
 
-  public var body: OneOf_Body? {
-    get {return _storage._body}
-    set {_uniqueStorage()._body = newValue}
-  }
+  public var body: Chorus_V1_Request.OneOf_Body? = nil
 
   public var registerWorker: Chorus_V1_RegisterWorker {
     get {
-      if case .registerWorker(let v)? = _storage._body {return v}
+      if case .registerWorker(let v)? = body {return v}
       return Chorus_V1_RegisterWorker()
     }
-    set {_uniqueStorage()._body = .registerWorker(newValue)}
+    set {body = .registerWorker(newValue)}
   }
 
   public var heartbeat: Chorus_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = _storage._body {return v}
+      if case .heartbeat(let v)? = body {return v}
       return Chorus_V1_Heartbeat()
     }
-    set {_uniqueStorage()._body = .heartbeat(newValue)}
+    set {body = .heartbeat(newValue)}
   }
 
   public var clusterStatus: Chorus_V1_ClusterStatusRequest {
     get {
-      if case .clusterStatus(let v)? = _storage._body {return v}
+      if case .clusterStatus(let v)? = body {return v}
       return Chorus_V1_ClusterStatusRequest()
     }
-    set {_uniqueStorage()._body = .clusterStatus(newValue)}
+    set {body = .clusterStatus(newValue)}
   }
 
   public var partitionMap: Chorus_V1_PartitionMapRequest {
     get {
-      if case .partitionMap(let v)? = _storage._body {return v}
+      if case .partitionMap(let v)? = body {return v}
       return Chorus_V1_PartitionMapRequest()
     }
-    set {_uniqueStorage()._body = .partitionMap(newValue)}
+    set {body = .partitionMap(newValue)}
   }
 
   public var writeBatch: Chorus_V1_WriteBatch {
     get {
-      if case .writeBatch(let v)? = _storage._body {return v}
+      if case .writeBatch(let v)? = body {return v}
       return Chorus_V1_WriteBatch()
     }
-    set {_uniqueStorage()._body = .writeBatch(newValue)}
+    set {body = .writeBatch(newValue)}
   }
 
   public var submitJob: Chorus_V1_SubmitJob {
     get {
-      if case .submitJob(let v)? = _storage._body {return v}
+      if case .submitJob(let v)? = body {return v}
       return Chorus_V1_SubmitJob()
     }
-    set {_uniqueStorage()._body = .submitJob(newValue)}
+    set {body = .submitJob(newValue)}
   }
 
   public var jobStatus: Chorus_V1_JobRef {
     get {
-      if case .jobStatus(let v)? = _storage._body {return v}
+      if case .jobStatus(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobStatus(newValue)}
+    set {body = .jobStatus(newValue)}
   }
 
   public var jobList: Chorus_V1_JobListRequest {
     get {
-      if case .jobList(let v)? = _storage._body {return v}
+      if case .jobList(let v)? = body {return v}
       return Chorus_V1_JobListRequest()
     }
-    set {_uniqueStorage()._body = .jobList(newValue)}
+    set {body = .jobList(newValue)}
   }
 
   public var jobCancel: Chorus_V1_JobRef {
     get {
-      if case .jobCancel(let v)? = _storage._body {return v}
+      if case .jobCancel(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobCancel(newValue)}
+    set {body = .jobCancel(newValue)}
   }
 
   public var runTask: Chorus_V1_RunTask {
     get {
-      if case .runTask(let v)? = _storage._body {return v}
+      if case .runTask(let v)? = body {return v}
       return Chorus_V1_RunTask()
     }
-    set {_uniqueStorage()._body = .runTask(newValue)}
+    set {body = .runTask(newValue)}
   }
 
   public var profileGet: Chorus_V1_ProfileGet {
     get {
-      if case .profileGet(let v)? = _storage._body {return v}
+      if case .profileGet(let v)? = body {return v}
       return Chorus_V1_ProfileGet()
     }
-    set {_uniqueStorage()._body = .profileGet(newValue)}
+    set {body = .profileGet(newValue)}
   }
 
   public var profileScan: Chorus_V1_ProfileScan {
     get {
-      if case .profileScan(let v)? = _storage._body {return v}
+      if case .profileScan(let v)? = body {return v}
       return Chorus_V1_ProfileScan()
     }
-    set {_uniqueStorage()._body = .profileScan(newValue)}
+    set {body = .profileScan(newValue)}
   }
 
   public var jobBroadcast: Chorus_V1_JobBroadcast {
     get {
-      if case .jobBroadcast(let v)? = _storage._body {return v}
+      if case .jobBroadcast(let v)? = body {return v}
       return Chorus_V1_JobBroadcast()
     }
-    set {_uniqueStorage()._body = .jobBroadcast(newValue)}
+    set {body = .jobBroadcast(newValue)}
   }
 
   public var jobRelease: Chorus_V1_JobRef {
     get {
-      if case .jobRelease(let v)? = _storage._body {return v}
+      if case .jobRelease(let v)? = body {return v}
       return Chorus_V1_JobRef()
     }
-    set {_uniqueStorage()._body = .jobRelease(newValue)}
+    set {body = .jobRelease(newValue)}
   }
 
   /// deprecated: acknowledged and ignored since partitions move with their data
   public var sealPartitions: Chorus_V1_SealPartitions {
     get {
-      if case .sealPartitions(let v)? = _storage._body {return v}
+      if case .sealPartitions(let v)? = body {return v}
       return Chorus_V1_SealPartitions()
     }
-    set {_uniqueStorage()._body = .sealPartitions(newValue)}
+    set {body = .sealPartitions(newValue)}
   }
 
   /// primary -> replicas and learners
   public var replicaWrite: Chorus_V1_ReplicaWrite {
     get {
-      if case .replicaWrite(let v)? = _storage._body {return v}
+      if case .replicaWrite(let v)? = body {return v}
       return Chorus_V1_ReplicaWrite()
     }
-    set {_uniqueStorage()._body = .replicaWrite(newValue)}
+    set {body = .replicaWrite(newValue)}
   }
 
   /// client -> coordinator: drain, undrain, remove
   public var nodeAdmin: Chorus_V1_NodeAdmin {
     get {
-      if case .nodeAdmin(let v)? = _storage._body {return v}
+      if case .nodeAdmin(let v)? = body {return v}
       return Chorus_V1_NodeAdmin()
     }
-    set {_uniqueStorage()._body = .nodeAdmin(newValue)}
+    set {body = .nodeAdmin(newValue)}
   }
 
   /// client -> coordinator
   public var rebalance: Chorus_V1_RebalanceRequest {
     get {
-      if case .rebalance(let v)? = _storage._body {return v}
+      if case .rebalance(let v)? = body {return v}
       return Chorus_V1_RebalanceRequest()
     }
-    set {_uniqueStorage()._body = .rebalance(newValue)}
+    set {body = .rebalance(newValue)}
   }
 
   /// coordinator -> move target
   public var copyPartition: Chorus_V1_CopyPartition {
     get {
-      if case .copyPartition(let v)? = _storage._body {return v}
+      if case .copyPartition(let v)? = body {return v}
       return Chorus_V1_CopyPartition()
     }
-    set {_uniqueStorage()._body = .copyPartition(newValue)}
+    set {body = .copyPartition(newValue)}
   }
 
   /// move target -> partition primary
   public var partitionChunk: Chorus_V1_PartitionChunkRequest {
     get {
-      if case .partitionChunk(let v)? = _storage._body {return v}
+      if case .partitionChunk(let v)? = body {return v}
       return Chorus_V1_PartitionChunkRequest()
     }
-    set {_uniqueStorage()._body = .partitionChunk(newValue)}
+    set {body = .partitionChunk(newValue)}
   }
 
   /// coordinator -> worker, after every map change
   public var mapPush: Chorus_V1_PartitionMap {
     get {
-      if case .mapPush(let v)? = _storage._body {return v}
+      if case .mapPush(let v)? = body {return v}
       return Chorus_V1_PartitionMap()
     }
-    set {_uniqueStorage()._body = .mapPush(newValue)}
+    set {body = .mapPush(newValue)}
   }
 
   /// client -> coordinator
   public var recommend: Chorus_V1_RecommendRequest {
     get {
-      if case .recommend(let v)? = _storage._body {return v}
+      if case .recommend(let v)? = body {return v}
       return Chorus_V1_RecommendRequest()
     }
-    set {_uniqueStorage()._body = .recommend(newValue)}
+    set {body = .recommend(newValue)}
   }
 
   /// client -> coordinator
   public var similar: Chorus_V1_SimilarRequest {
     get {
-      if case .similar(let v)? = _storage._body {return v}
+      if case .similar(let v)? = body {return v}
       return Chorus_V1_SimilarRequest()
     }
-    set {_uniqueStorage()._body = .similar(newValue)}
+    set {body = .similar(newValue)}
   }
 
   /// coordinator -> the primary of the user's partition
   public var userHistory: Chorus_V1_UserHistoryRequest {
     get {
-      if case .userHistory(let v)? = _storage._body {return v}
+      if case .userHistory(let v)? = body {return v}
       return Chorus_V1_UserHistoryRequest()
     }
-    set {_uniqueStorage()._body = .userHistory(newValue)}
+    set {body = .userHistory(newValue)}
   }
 
   /// client -> coordinator: the stored models (name filter optional)
   public var modelList: Chorus_V1_ModelRequest {
     get {
-      if case .modelList(let v)? = _storage._body {return v}
+      if case .modelList(let v)? = body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {_uniqueStorage()._body = .modelList(newValue)}
+    set {body = .modelList(newValue)}
   }
 
   /// client -> coordinator: one model, with its file when with_file is set
   public var modelGet: Chorus_V1_ModelRequest {
     get {
-      if case .modelGet(let v)? = _storage._body {return v}
+      if case .modelGet(let v)? = body {return v}
       return Chorus_V1_ModelRequest()
     }
-    set {_uniqueStorage()._body = .modelGet(newValue)}
+    set {body = .modelGet(newValue)}
   }
 
   /// client -> coordinator: store a model file as the name's next version
   public var modelPut: Chorus_V1_ModelPut {
     get {
-      if case .modelPut(let v)? = _storage._body {return v}
+      if case .modelPut(let v)? = body {return v}
       return Chorus_V1_ModelPut()
     }
-    set {_uniqueStorage()._body = .modelPut(newValue)}
+    set {body = .modelPut(newValue)}
   }
 
   /// client -> coordinator: series, alerts and keys of the sentiment job
   public var sentimentQuery: Chorus_V1_SentimentQuery {
     get {
-      if case .sentimentQuery(let v)? = _storage._body {return v}
+      if case .sentimentQuery(let v)? = body {return v}
       return Chorus_V1_SentimentQuery()
     }
-    set {_uniqueStorage()._body = .sentimentQuery(newValue)}
+    set {body = .sentimentQuery(newValue)}
   }
 
   /// client -> coordinator: a graph of jobs (docs/pipelines.md)
   public var submitPipeline: Chorus_V1_SubmitPipeline {
     get {
-      if case .submitPipeline(let v)? = _storage._body {return v}
+      if case .submitPipeline(let v)? = body {return v}
       return Chorus_V1_SubmitPipeline()
     }
-    set {_uniqueStorage()._body = .submitPipeline(newValue)}
+    set {body = .submitPipeline(newValue)}
   }
 
   /// client -> coordinator: a pipeline with its steps' jobs as they are now
   public var pipelineStatus: Chorus_V1_PipelineRef {
     get {
-      if case .pipelineStatus(let v)? = _storage._body {return v}
+      if case .pipelineStatus(let v)? = body {return v}
       return Chorus_V1_PipelineRef()
     }
-    set {_uniqueStorage()._body = .pipelineStatus(newValue)}
+    set {body = .pipelineStatus(newValue)}
   }
 
   /// client -> coordinator: recent pipelines, newest first
   public var pipelineList: Chorus_V1_PipelineListRequest {
     get {
-      if case .pipelineList(let v)? = _storage._body {return v}
+      if case .pipelineList(let v)? = body {return v}
       return Chorus_V1_PipelineListRequest()
     }
-    set {_uniqueStorage()._body = .pipelineList(newValue)}
+    set {body = .pipelineList(newValue)}
   }
 
   /// client -> coordinator: a result a job kind stored (JobContext.putResult)
   public var jobResult: Chorus_V1_JobResultGet {
     get {
-      if case .jobResult(let v)? = _storage._body {return v}
+      if case .jobResult(let v)? = body {return v}
       return Chorus_V1_JobResultGet()
     }
-    set {_uniqueStorage()._body = .jobResult(newValue)}
+    set {body = .jobResult(newValue)}
   }
 
   /// client -> coordinator: append a version of a document (documents.proto)
   public var documentPut: Chorus_V1_DocumentPut {
     get {
-      if case .documentPut(let v)? = _storage._body {return v}
+      if case .documentPut(let v)? = body {return v}
       return Chorus_V1_DocumentPut()
     }
-    set {_uniqueStorage()._body = .documentPut(newValue)}
+    set {body = .documentPut(newValue)}
   }
 
   /// client -> coordinator: one version, optionally with history and audit log
   public var documentGet: Chorus_V1_DocumentGet {
     get {
-      if case .documentGet(let v)? = _storage._body {return v}
+      if case .documentGet(let v)? = body {return v}
       return Chorus_V1_DocumentGet()
     }
-    set {_uniqueStorage()._body = .documentGet(newValue)}
+    set {body = .documentGet(newValue)}
   }
 
   /// client -> coordinator: a collection's documents, newest first
   public var documentList: Chorus_V1_DocumentListRequest {
     get {
-      if case .documentList(let v)? = _storage._body {return v}
+      if case .documentList(let v)? = body {return v}
       return Chorus_V1_DocumentListRequest()
     }
-    set {_uniqueStorage()._body = .documentList(newValue)}
+    set {body = .documentList(newValue)}
   }
 
   /// client -> coordinator: approve the latest version
   public var documentApprove: Chorus_V1_DocumentApprove {
     get {
-      if case .documentApprove(let v)? = _storage._body {return v}
+      if case .documentApprove(let v)? = body {return v}
       return Chorus_V1_DocumentApprove()
     }
-    set {_uniqueStorage()._body = .documentApprove(newValue)}
+    set {body = .documentApprove(newValue)}
   }
 
   /// client -> coordinator: add an audit entry (e.g. an export)
   public var documentEvent: Chorus_V1_DocumentEvent {
     get {
-      if case .documentEvent(let v)? = _storage._body {return v}
+      if case .documentEvent(let v)? = body {return v}
       return Chorus_V1_DocumentEvent()
     }
-    set {_uniqueStorage()._body = .documentEvent(newValue)}
+    set {body = .documentEvent(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -718,8 +706,6 @@ public nonisolated struct Chorus_V1_Request: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_Response: @unchecked Sendable {
@@ -1067,53 +1053,89 @@ public nonisolated struct Chorus_V1_RegisterReply: Sendable {
   fileprivate var _partitionMap: Chorus_V1_PartitionMap? = nil
 }
 
-public nonisolated struct Chorus_V1_Heartbeat: Sendable {
+public nonisolated struct Chorus_V1_Heartbeat: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var nodeID: String = String()
+  public var nodeID: String {
+    get {_storage._nodeID}
+    set {_uniqueStorage()._nodeID = newValue}
+  }
 
   /// version the worker holds
-  public var mapVersion: UInt64 = 0
+  public var mapVersion: UInt64 {
+    get {_storage._mapVersion}
+    set {_uniqueStorage()._mapVersion = newValue}
+  }
 
-  public var bytesHeld: UInt64 = 0
+  public var bytesHeld: UInt64 {
+    get {_storage._bytesHeld}
+    set {_uniqueStorage()._bytesHeld = newValue}
+  }
 
-  public var runningTasks: UInt32 = 0
+  public var runningTasks: UInt32 {
+    get {_storage._runningTasks}
+    set {_uniqueStorage()._runningTasks = newValue}
+  }
 
   /// partitions holding any data on this worker
-  public var nonemptyPartitions: [UInt32] = []
+  public var nonemptyPartitions: [UInt32] {
+    get {_storage._nonemptyPartitions}
+    set {_uniqueStorage()._nonemptyPartitions = newValue}
+  }
 
   /// every write in flight on this worker was checked against this map version or a newer one
-  public var appliedVersion: UInt64 = 0
+  public var appliedVersion: UInt64 {
+    get {_storage._appliedVersion}
+    set {_uniqueStorage()._appliedVersion = newValue}
+  }
 
   /// partition copies this worker is receiving
-  public var moves: [Chorus_V1_MoveProgress] = []
+  public var moves: [Chorus_V1_MoveProgress] {
+    get {_storage._moves}
+    set {_uniqueStorage()._moves = newValue}
+  }
 
   /// requests refused since start because of an expired lease or a stale map
-  public var fenced: UInt64 = 0
+  public var fenced: UInt64 {
+    get {_storage._fenced}
+    set {_uniqueStorage()._fenced = newValue}
+  }
 
   /// requests refused since start as invalid (BAD_REQUEST): undecodable or failing validation
-  public var rejected: UInt64 = 0
+  public var rejected: UInt64 {
+    get {_storage._rejected}
+    set {_uniqueStorage()._rejected = newValue}
+  }
 
   /// jobs holding per-job state on this worker (job SDK; dropped at release)
-  public var jobStates: [String] = []
+  public var jobStates: [String] {
+    get {_storage._jobStates}
+    set {_uniqueStorage()._jobStates = newValue}
+  }
 
   /// the worker's disk: free space and whether it takes writes
   public var storage: Chorus_V1_StorageHealth {
-    get {_storage ?? Chorus_V1_StorageHealth()}
-    set {_storage = newValue}
+    get {_storage._storage ?? Chorus_V1_StorageHealth()}
+    set {_uniqueStorage()._storage = newValue}
   }
   /// Returns true if `storage` has been explicitly set.
-  public var hasStorage: Bool {self._storage != nil}
+  public var hasStorage: Bool {_storage._storage != nil}
   /// Clears the value of `storage`. Subsequent reads from it will return its default value.
-  public mutating func clearStorage() {self._storage = nil}
+  public mutating func clearStorage() {_uniqueStorage()._storage = nil}
+
+  /// node ids of copies this worker, as a primary, could not reach:
+  public var unreachableCopies: [String] {
+    get {_storage._unreachableCopies}
+    set {_uniqueStorage()._unreachableCopies = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage: Chorus_V1_StorageHealth? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Chorus_V1_StorageHealth: Sendable {
@@ -2511,716 +2533,674 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
   public static let protoMessageName: String = _protobuf_package + ".Request"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0")
 
-  fileprivate class _StorageClass {
-    var _protocolVersion: UInt32 = 0
-    var _correlationID: UInt64 = 0
-    var _sender: String = String()
-    var _body: Chorus_V1_Request.OneOf_Body?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _protocolVersion = source._protocolVersion
-      _correlationID = source._correlationID
-      _sender = source._sender
-      _body = source._body
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._protocolVersion) }()
-        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
-        case 3: try { try decoder.decodeSingularStringField(value: &_storage._sender) }()
-        case 10: try {
-          var v: Chorus_V1_RegisterWorker?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .registerWorker(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .registerWorker(v)
-          }
-        }()
-        case 11: try {
-          var v: Chorus_V1_Heartbeat?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .heartbeat(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .heartbeat(v)
-          }
-        }()
-        case 12: try {
-          var v: Chorus_V1_ClusterStatusRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .clusterStatus(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .clusterStatus(v)
-          }
-        }()
-        case 13: try {
-          var v: Chorus_V1_PartitionMapRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .partitionMap(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .partitionMap(v)
-          }
-        }()
-        case 14: try {
-          var v: Chorus_V1_WriteBatch?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .writeBatch(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .writeBatch(v)
-          }
-        }()
-        case 15: try {
-          var v: Chorus_V1_SubmitJob?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .submitJob(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .submitJob(v)
-          }
-        }()
-        case 16: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobStatus(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobStatus(v)
-          }
-        }()
-        case 17: try {
-          var v: Chorus_V1_JobListRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobList(v)
-          }
-        }()
-        case 18: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobCancel(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobCancel(v)
-          }
-        }()
-        case 19: try {
-          var v: Chorus_V1_RunTask?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .runTask(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .runTask(v)
-          }
-        }()
-        case 20: try {
-          var v: Chorus_V1_ProfileGet?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .profileGet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .profileGet(v)
-          }
-        }()
-        case 21: try {
-          var v: Chorus_V1_ProfileScan?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .profileScan(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .profileScan(v)
-          }
-        }()
-        case 22: try {
-          var v: Chorus_V1_JobBroadcast?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobBroadcast(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobBroadcast(v)
-          }
-        }()
-        case 23: try {
-          var v: Chorus_V1_JobRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobRelease(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobRelease(v)
-          }
-        }()
-        case 24: try {
-          var v: Chorus_V1_SealPartitions?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .sealPartitions(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .sealPartitions(v)
-          }
-        }()
-        case 25: try {
-          var v: Chorus_V1_ReplicaWrite?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .replicaWrite(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .replicaWrite(v)
-          }
-        }()
-        case 26: try {
-          var v: Chorus_V1_NodeAdmin?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .nodeAdmin(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .nodeAdmin(v)
-          }
-        }()
-        case 27: try {
-          var v: Chorus_V1_RebalanceRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .rebalance(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .rebalance(v)
-          }
-        }()
-        case 28: try {
-          var v: Chorus_V1_CopyPartition?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .copyPartition(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .copyPartition(v)
-          }
-        }()
-        case 29: try {
-          var v: Chorus_V1_PartitionChunkRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .partitionChunk(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .partitionChunk(v)
-          }
-        }()
-        case 30: try {
-          var v: Chorus_V1_PartitionMap?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .mapPush(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .mapPush(v)
-          }
-        }()
-        case 31: try {
-          var v: Chorus_V1_RecommendRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .recommend(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .recommend(v)
-          }
-        }()
-        case 32: try {
-          var v: Chorus_V1_SimilarRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .similar(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .similar(v)
-          }
-        }()
-        case 33: try {
-          var v: Chorus_V1_UserHistoryRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .userHistory(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .userHistory(v)
-          }
-        }()
-        case 34: try {
-          var v: Chorus_V1_ModelRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelList(v)
-          }
-        }()
-        case 35: try {
-          var v: Chorus_V1_ModelRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelGet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelGet(v)
-          }
-        }()
-        case 36: try {
-          var v: Chorus_V1_ModelPut?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .modelPut(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .modelPut(v)
-          }
-        }()
-        case 37: try {
-          var v: Chorus_V1_SentimentQuery?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .sentimentQuery(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .sentimentQuery(v)
-          }
-        }()
-        case 38: try {
-          var v: Chorus_V1_SubmitPipeline?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .submitPipeline(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .submitPipeline(v)
-          }
-        }()
-        case 39: try {
-          var v: Chorus_V1_PipelineRef?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .pipelineStatus(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .pipelineStatus(v)
-          }
-        }()
-        case 40: try {
-          var v: Chorus_V1_PipelineListRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .pipelineList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .pipelineList(v)
-          }
-        }()
-        case 41: try {
-          var v: Chorus_V1_JobResultGet?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobResult(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobResult(v)
-          }
-        }()
-        case 42: try {
-          var v: Chorus_V1_DocumentPut?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .documentPut(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .documentPut(v)
-          }
-        }()
-        case 43: try {
-          var v: Chorus_V1_DocumentGet?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .documentGet(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .documentGet(v)
-          }
-        }()
-        case 44: try {
-          var v: Chorus_V1_DocumentListRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .documentList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .documentList(v)
-          }
-        }()
-        case 45: try {
-          var v: Chorus_V1_DocumentApprove?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .documentApprove(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .documentApprove(v)
-          }
-        }()
-        case 46: try {
-          var v: Chorus_V1_DocumentEvent?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .documentEvent(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .documentEvent(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.correlationID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sender) }()
+      case 10: try {
+        var v: Chorus_V1_RegisterWorker?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .registerWorker(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .registerWorker(v)
+        }
+      }()
+      case 11: try {
+        var v: Chorus_V1_Heartbeat?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .heartbeat(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .heartbeat(v)
+        }
+      }()
+      case 12: try {
+        var v: Chorus_V1_ClusterStatusRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .clusterStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .clusterStatus(v)
+        }
+      }()
+      case 13: try {
+        var v: Chorus_V1_PartitionMapRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionMap(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionMap(v)
+        }
+      }()
+      case 14: try {
+        var v: Chorus_V1_WriteBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .writeBatch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .writeBatch(v)
+        }
+      }()
+      case 15: try {
+        var v: Chorus_V1_SubmitJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submitJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submitJob(v)
+        }
+      }()
+      case 16: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobStatus(v)
+        }
+      }()
+      case 17: try {
+        var v: Chorus_V1_JobListRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobList(v)
+        }
+      }()
+      case 18: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobCancel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobCancel(v)
+        }
+      }()
+      case 19: try {
+        var v: Chorus_V1_RunTask?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .runTask(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .runTask(v)
+        }
+      }()
+      case 20: try {
+        var v: Chorus_V1_ProfileGet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .profileGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .profileGet(v)
+        }
+      }()
+      case 21: try {
+        var v: Chorus_V1_ProfileScan?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .profileScan(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .profileScan(v)
+        }
+      }()
+      case 22: try {
+        var v: Chorus_V1_JobBroadcast?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobBroadcast(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobBroadcast(v)
+        }
+      }()
+      case 23: try {
+        var v: Chorus_V1_JobRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobRelease(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobRelease(v)
+        }
+      }()
+      case 24: try {
+        var v: Chorus_V1_SealPartitions?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sealPartitions(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sealPartitions(v)
+        }
+      }()
+      case 25: try {
+        var v: Chorus_V1_ReplicaWrite?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .replicaWrite(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .replicaWrite(v)
+        }
+      }()
+      case 26: try {
+        var v: Chorus_V1_NodeAdmin?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .nodeAdmin(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .nodeAdmin(v)
+        }
+      }()
+      case 27: try {
+        var v: Chorus_V1_RebalanceRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rebalance(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rebalance(v)
+        }
+      }()
+      case 28: try {
+        var v: Chorus_V1_CopyPartition?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .copyPartition(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .copyPartition(v)
+        }
+      }()
+      case 29: try {
+        var v: Chorus_V1_PartitionChunkRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionChunk(v)
+        }
+      }()
+      case 30: try {
+        var v: Chorus_V1_PartitionMap?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .mapPush(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .mapPush(v)
+        }
+      }()
+      case 31: try {
+        var v: Chorus_V1_RecommendRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .recommend(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .recommend(v)
+        }
+      }()
+      case 32: try {
+        var v: Chorus_V1_SimilarRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .similar(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .similar(v)
+        }
+      }()
+      case 33: try {
+        var v: Chorus_V1_UserHistoryRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .userHistory(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .userHistory(v)
+        }
+      }()
+      case 34: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelList(v)
+        }
+      }()
+      case 35: try {
+        var v: Chorus_V1_ModelRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelGet(v)
+        }
+      }()
+      case 36: try {
+        var v: Chorus_V1_ModelPut?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .modelPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .modelPut(v)
+        }
+      }()
+      case 37: try {
+        var v: Chorus_V1_SentimentQuery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .sentimentQuery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .sentimentQuery(v)
+        }
+      }()
+      case 38: try {
+        var v: Chorus_V1_SubmitPipeline?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submitPipeline(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submitPipeline(v)
+        }
+      }()
+      case 39: try {
+        var v: Chorus_V1_PipelineRef?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineStatus(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineStatus(v)
+        }
+      }()
+      case 40: try {
+        var v: Chorus_V1_PipelineListRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pipelineList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pipelineList(v)
+        }
+      }()
+      case 41: try {
+        var v: Chorus_V1_JobResultGet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobResult(v)
+        }
+      }()
+      case 42: try {
+        var v: Chorus_V1_DocumentPut?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentPut(v)
+        }
+      }()
+      case 43: try {
+        var v: Chorus_V1_DocumentGet?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentGet(v)
+        }
+      }()
+      case 44: try {
+        var v: Chorus_V1_DocumentListRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentList(v)
+        }
+      }()
+      case 45: try {
+        var v: Chorus_V1_DocumentApprove?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentApprove(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentApprove(v)
+        }
+      }()
+      case 46: try {
+        var v: Chorus_V1_DocumentEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .documentEvent(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .documentEvent(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if _storage._protocolVersion != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._protocolVersion, fieldNumber: 1)
-      }
-      if _storage._correlationID != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 2)
-      }
-      if !_storage._sender.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._sender, fieldNumber: 3)
-      }
-      switch _storage._body {
-      case .registerWorker?: try {
-        guard case .registerWorker(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .heartbeat?: try {
-        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .clusterStatus?: try {
-        guard case .clusterStatus(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .partitionMap?: try {
-        guard case .partitionMap(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .writeBatch?: try {
-        guard case .writeBatch(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-      }()
-      case .submitJob?: try {
-        guard case .submitJob(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-      }()
-      case .jobStatus?: try {
-        guard case .jobStatus(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-      }()
-      case .jobList?: try {
-        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-      }()
-      case .jobCancel?: try {
-        guard case .jobCancel(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
-      }()
-      case .runTask?: try {
-        guard case .runTask(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
-      }()
-      case .profileGet?: try {
-        guard case .profileGet(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .profileScan?: try {
-        guard case .profileScan(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case .jobBroadcast?: try {
-        guard case .jobBroadcast(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-      }()
-      case .jobRelease?: try {
-        guard case .jobRelease(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-      }()
-      case .sealPartitions?: try {
-        guard case .sealPartitions(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-      }()
-      case .replicaWrite?: try {
-        guard case .replicaWrite(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-      }()
-      case .nodeAdmin?: try {
-        guard case .nodeAdmin(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
-      }()
-      case .rebalance?: try {
-        guard case .rebalance(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
-      }()
-      case .copyPartition?: try {
-        guard case .copyPartition(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
-      }()
-      case .partitionChunk?: try {
-        guard case .partitionChunk(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
-      }()
-      case .mapPush?: try {
-        guard case .mapPush(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-      }()
-      case .recommend?: try {
-        guard case .recommend(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-      }()
-      case .similar?: try {
-        guard case .similar(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-      }()
-      case .userHistory?: try {
-        guard case .userHistory(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
-      }()
-      case .modelList?: try {
-        guard case .modelList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
-      }()
-      case .modelGet?: try {
-        guard case .modelGet(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
-      }()
-      case .modelPut?: try {
-        guard case .modelPut(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
-      }()
-      case .sentimentQuery?: try {
-        guard case .sentimentQuery(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
-      }()
-      case .submitPipeline?: try {
-        guard case .submitPipeline(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
-      }()
-      case .pipelineStatus?: try {
-        guard case .pipelineStatus(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
-      }()
-      case .pipelineList?: try {
-        guard case .pipelineList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-      }()
-      case .jobResult?: try {
-        guard case .jobResult(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
-      }()
-      case .documentPut?: try {
-        guard case .documentPut(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
-      }()
-      case .documentGet?: try {
-        guard case .documentGet(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
-      }()
-      case .documentList?: try {
-        guard case .documentList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
-      }()
-      case .documentApprove?: try {
-        guard case .documentApprove(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
-      }()
-      case .documentEvent?: try {
-        guard case .documentEvent(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    if self.correlationID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.correlationID, fieldNumber: 2)
+    }
+    if !self.sender.isEmpty {
+      try visitor.visitSingularStringField(value: self.sender, fieldNumber: 3)
+    }
+    switch self.body {
+    case .registerWorker?: try {
+      guard case .registerWorker(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .heartbeat?: try {
+      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .clusterStatus?: try {
+      guard case .clusterStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .partitionMap?: try {
+      guard case .partitionMap(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .writeBatch?: try {
+      guard case .writeBatch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .submitJob?: try {
+      guard case .submitJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .jobStatus?: try {
+      guard case .jobStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .jobList?: try {
+      guard case .jobList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .jobCancel?: try {
+      guard case .jobCancel(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .runTask?: try {
+      guard case .runTask(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .profileGet?: try {
+      guard case .profileGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .profileScan?: try {
+      guard case .profileScan(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .jobBroadcast?: try {
+      guard case .jobBroadcast(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .jobRelease?: try {
+      guard case .jobRelease(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .sealPartitions?: try {
+      guard case .sealPartitions(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .replicaWrite?: try {
+      guard case .replicaWrite(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .nodeAdmin?: try {
+      guard case .nodeAdmin(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .rebalance?: try {
+      guard case .rebalance(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .copyPartition?: try {
+      guard case .copyPartition(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .partitionChunk?: try {
+      guard case .partitionChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .mapPush?: try {
+      guard case .mapPush(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .recommend?: try {
+      guard case .recommend(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .similar?: try {
+      guard case .similar(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .userHistory?: try {
+      guard case .userHistory(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
+    case .modelList?: try {
+      guard case .modelList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .modelGet?: try {
+      guard case .modelGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+    }()
+    case .modelPut?: try {
+      guard case .modelPut(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+    }()
+    case .sentimentQuery?: try {
+      guard case .sentimentQuery(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    }()
+    case .submitPipeline?: try {
+      guard case .submitPipeline(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+    }()
+    case .pipelineStatus?: try {
+      guard case .pipelineStatus(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+    }()
+    case .pipelineList?: try {
+      guard case .pipelineList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+    }()
+    case .jobResult?: try {
+      guard case .jobResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+    }()
+    case .documentPut?: try {
+      guard case .documentPut(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
+    }()
+    case .documentGet?: try {
+      guard case .documentGet(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
+    }()
+    case .documentList?: try {
+      guard case .documentList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
+    }()
+    case .documentApprove?: try {
+      guard case .documentApprove(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
+    }()
+    case .documentEvent?: try {
+      guard case .documentEvent(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Request, rhs: Chorus_V1_Request) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._protocolVersion != rhs_storage._protocolVersion {return false}
-        if _storage._correlationID != rhs_storage._correlationID {return false}
-        if _storage._sender != rhs_storage._sender {return false}
-        if _storage._body != rhs_storage._body {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.sender != rhs.sender {return false}
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3916,83 +3896,146 @@ nonisolated extension Chorus_V1_RegisterReply: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0\u{1}rejected\0\u{3}job_states\0\u{1}storage\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}map_version\0\u{3}bytes_held\0\u{3}running_tasks\0\u{3}nonempty_partitions\0\u{3}applied_version\0\u{1}moves\0\u{1}fenced\0\u{1}rejected\0\u{3}job_states\0\u{1}storage\0\u{3}unreachable_copies\0")
+
+  fileprivate class _StorageClass {
+    var _nodeID: String = String()
+    var _mapVersion: UInt64 = 0
+    var _bytesHeld: UInt64 = 0
+    var _runningTasks: UInt32 = 0
+    var _nonemptyPartitions: [UInt32] = []
+    var _appliedVersion: UInt64 = 0
+    var _moves: [Chorus_V1_MoveProgress] = []
+    var _fenced: UInt64 = 0
+    var _rejected: UInt64 = 0
+    var _jobStates: [String] = []
+    var _storage: Chorus_V1_StorageHealth? = nil
+    var _unreachableCopies: [String] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _nodeID = source._nodeID
+      _mapVersion = source._mapVersion
+      _bytesHeld = source._bytesHeld
+      _runningTasks = source._runningTasks
+      _nonemptyPartitions = source._nonemptyPartitions
+      _appliedVersion = source._appliedVersion
+      _moves = source._moves
+      _fenced = source._fenced
+      _rejected = source._rejected
+      _jobStates = source._jobStates
+      _storage = source._storage
+      _unreachableCopies = source._unreachableCopies
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
-      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.bytesHeld) }()
-      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.runningTasks) }()
-      case 5: try { try decoder.decodeRepeatedUInt32Field(value: &self.nonemptyPartitions) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedVersion) }()
-      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.moves) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.fenced) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.rejected) }()
-      case 10: try { try decoder.decodeRepeatedStringField(value: &self.jobStates) }()
-      case 11: try { try decoder.decodeSingularMessageField(value: &self._storage) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._nodeID) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._mapVersion) }()
+        case 3: try { try decoder.decodeSingularUInt64Field(value: &_storage._bytesHeld) }()
+        case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._runningTasks) }()
+        case 5: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._nonemptyPartitions) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._appliedVersion) }()
+        case 7: try { try decoder.decodeRepeatedMessageField(value: &_storage._moves) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._fenced) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._rejected) }()
+        case 10: try { try decoder.decodeRepeatedStringField(value: &_storage._jobStates) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._storage) }()
+        case 12: try { try decoder.decodeRepeatedStringField(value: &_storage._unreachableCopies) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.nodeID.isEmpty {
-      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._nodeID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._nodeID, fieldNumber: 1)
+      }
+      if _storage._mapVersion != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._mapVersion, fieldNumber: 2)
+      }
+      if _storage._bytesHeld != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._bytesHeld, fieldNumber: 3)
+      }
+      if _storage._runningTasks != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._runningTasks, fieldNumber: 4)
+      }
+      if !_storage._nonemptyPartitions.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._nonemptyPartitions, fieldNumber: 5)
+      }
+      if _storage._appliedVersion != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._appliedVersion, fieldNumber: 6)
+      }
+      if !_storage._moves.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._moves, fieldNumber: 7)
+      }
+      if _storage._fenced != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._fenced, fieldNumber: 8)
+      }
+      if _storage._rejected != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._rejected, fieldNumber: 9)
+      }
+      if !_storage._jobStates.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._jobStates, fieldNumber: 10)
+      }
+      try { if let v = _storage._storage {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
+      if !_storage._unreachableCopies.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._unreachableCopies, fieldNumber: 12)
+      }
     }
-    if self.mapVersion != 0 {
-      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 2)
-    }
-    if self.bytesHeld != 0 {
-      try visitor.visitSingularUInt64Field(value: self.bytesHeld, fieldNumber: 3)
-    }
-    if self.runningTasks != 0 {
-      try visitor.visitSingularUInt32Field(value: self.runningTasks, fieldNumber: 4)
-    }
-    if !self.nonemptyPartitions.isEmpty {
-      try visitor.visitPackedUInt32Field(value: self.nonemptyPartitions, fieldNumber: 5)
-    }
-    if self.appliedVersion != 0 {
-      try visitor.visitSingularUInt64Field(value: self.appliedVersion, fieldNumber: 6)
-    }
-    if !self.moves.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.moves, fieldNumber: 7)
-    }
-    if self.fenced != 0 {
-      try visitor.visitSingularUInt64Field(value: self.fenced, fieldNumber: 8)
-    }
-    if self.rejected != 0 {
-      try visitor.visitSingularUInt64Field(value: self.rejected, fieldNumber: 9)
-    }
-    if !self.jobStates.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.jobStates, fieldNumber: 10)
-    }
-    try { if let v = self._storage {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Heartbeat, rhs: Chorus_V1_Heartbeat) -> Bool {
-    if lhs.nodeID != rhs.nodeID {return false}
-    if lhs.mapVersion != rhs.mapVersion {return false}
-    if lhs.bytesHeld != rhs.bytesHeld {return false}
-    if lhs.runningTasks != rhs.runningTasks {return false}
-    if lhs.nonemptyPartitions != rhs.nonemptyPartitions {return false}
-    if lhs.appliedVersion != rhs.appliedVersion {return false}
-    if lhs.moves != rhs.moves {return false}
-    if lhs.fenced != rhs.fenced {return false}
-    if lhs.rejected != rhs.rejected {return false}
-    if lhs.jobStates != rhs.jobStates {return false}
-    if lhs._storage != rhs._storage {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._nodeID != rhs_storage._nodeID {return false}
+        if _storage._mapVersion != rhs_storage._mapVersion {return false}
+        if _storage._bytesHeld != rhs_storage._bytesHeld {return false}
+        if _storage._runningTasks != rhs_storage._runningTasks {return false}
+        if _storage._nonemptyPartitions != rhs_storage._nonemptyPartitions {return false}
+        if _storage._appliedVersion != rhs_storage._appliedVersion {return false}
+        if _storage._moves != rhs_storage._moves {return false}
+        if _storage._fenced != rhs_storage._fenced {return false}
+        if _storage._rejected != rhs_storage._rejected {return false}
+        if _storage._jobStates != rhs_storage._jobStates {return false}
+        if _storage._storage != rhs_storage._storage {return false}
+        if _storage._unreachableCopies != rhs_storage._unreachableCopies {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
