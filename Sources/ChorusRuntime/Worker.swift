@@ -59,10 +59,11 @@ public final class Worker: Sendable {
         var copies: [UInt32: Chorus_V1_MoveProgress] = [:]
         var fenced: UInt64 = 0
         var clusterId: String?
-        /// Copies whose last replicated write from this primary got no reply, by node id, with when that was.
-        /// Reported in heartbeats for 10 s after the last such failure (a copy the coordinator dropped gets no
-        /// more writes from here, so a success may never clear it).
-        var unreachableCopies: [String: ContinuousClock.Instant] = [:]
+        /// Copies whose replicated writes from this primary get no reply, by node id: since when (the sending of
+        /// the first unanswered write of the streak) and the last failure. Reported in heartbeats once the streak
+        /// spans 3 s (a replica restarting within that is not reported), for 10 s after its last failure (a copy
+        /// the coordinator dropped gets no more writes from here, so a success may never clear it).
+        var unreachableCopies: [String: (since: ContinuousClock.Instant, last: ContinuousClock.Instant)] = [:]
     }
     let state = Mutex(State())
     /// Per-job state of the job kinds in `options.jobs` (the job SDK).
@@ -191,8 +192,8 @@ public final class Worker: Sendable {
                     hb.bytesHeld = store.approximateBytes()
                     hb.storage = storageHealth()
                     hb.unreachableCopies = state.withLock { s in
-                        s.unreachableCopies = s.unreachableCopies.filter { ContinuousClock.now - $0.value < .seconds(10) }
-                        return s.unreachableCopies.keys.sorted()
+                        s.unreachableCopies = s.unreachableCopies.filter { ContinuousClock.now - $0.value.last < .seconds(10) }
+                        return s.unreachableCopies.filter { $0.value.last - $0.value.since >= .seconds(3) }.keys.sorted()
                     }
                     guard case let .heartbeat(reply) = try await coordinator.call(.heartbeat(hb),
                                                                                    timeout: .seconds(2)) else {
@@ -568,6 +569,7 @@ public final class Worker: Sendable {
         var missing: [String] = []
         let failures = Locked<[String]>([])
         let silent = Locked<Set<String>>([])
+        let sent = ContinuousClock.now
         await withDiscardingTaskGroup { group in
             for (node, nodeOps) in byNode {
                 guard let info = infos[node] else { missing.append(node); continue }
@@ -588,10 +590,11 @@ public final class Worker: Sendable {
         let failed = failures.withLock { $0 }
         let unreachable = silent.withLock { $0 }
         let newly = state.withLock { s -> Set<String> in
-            let before = Set(s.unreachableCopies.keys)
+            let now = ContinuousClock.now
+            let before = Set(s.unreachableCopies.filter { $0.value.last - $0.value.since >= .seconds(3) }.keys)
             for n in byNode.keys where !unreachable.contains(n) { s.unreachableCopies[n] = nil }
-            for n in unreachable { s.unreachableCopies[n] = .now }
-            return unreachable.subtracting(before)
+            for n in unreachable { s.unreachableCopies[n] = (s.unreachableCopies[n]?.since ?? sent, now) }
+            return Set(s.unreachableCopies.filter { $0.value.last - $0.value.since >= .seconds(3) }.keys).subtracting(before)
         }
         if !newly.isEmpty {
             logger.warning("""
