@@ -47,12 +47,15 @@ public final class Peer: Sendable {
         do {
             reply = try await client.request(bytes, correlationId: req.correlationID, timeout: timeout)
         } catch let e as TransportError {
+            let hint = role == "coordinator"
+                ? "is `chorus coordinator` running there? set --coordinator or CHORUS_COORDINATOR"
+                : "is the worker up? see `chorus node list`"
             switch e {
             case let .timeout(_, ms):
                 throw ChorusError(.unreachable, "no reply from the \(role) at \(endpoint) within \(ms / 1000 > 0 ? "\(ms / 1000) s" : "\(ms) ms")",
-                                  hint: role == "coordinator"
-                                      ? "is `chorus coordinator` running there? set --coordinator or CHORUS_COORDINATOR"
-                                      : "is the worker up? see `chorus node list`")
+                                  hint: hint)
+            case .connect, .disconnected:
+                throw ChorusError(.unreachable, "\(role) at \(endpoint): \(e)", hint: hint)
             default:
                 throw ChorusError(.unreachable, "\(role) at \(endpoint): \(e)")
             }
