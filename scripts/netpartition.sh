@@ -14,11 +14,11 @@
 # notes: the longest time without an acknowledged file around the cut, the time from the heal to the first
 # acknowledgement, the stale-write probe, the job, failed ingest attempts and `fenced` counts.
 # Exit 1 when an id was lost or duplicated, the job across a cut did not finish or gave other profiles, or a
-# cluster did not come up. About 90 s with --short, 5-6 min in full.
+# cluster did not come up. About 2.5 min with --short, 5-6 min in full.
 #
 #   sudo scripts/netpartition.sh [--short] [--bin PATH] [--out DIR] [--scenarios "1 2 3 4 5"] [--hold SECONDS]
 #
-#   --short   scenarios 1 and 2 with a 10 s cut (< 3 min; for CI)
+#   --short   scenarios 1, 2 and 3 with a 10 s cut (< 3 min; for CI)
 #   default   scenarios 1-5 with a 20 s cut
 # Scenarios:
 #   1 one worker (w1) isolated from everyone (its veth on the bridge down), then healed
@@ -58,7 +58,7 @@ if ! command -v nft >/dev/null; then
 fi
 command -v nft >/dev/null || { echo "nft is not installed and could not be installed" >&2; exit 69; }
 if [ "$SHORT" = 1 ]; then
-  SCENARIOS=${SCENARIOS:-"1 2"}; HOLD=${HOLD:-10}; BASE=3; AFTER=3; SETTLE_MAX=60
+  SCENARIOS=${SCENARIOS:-"1 2 3"}; HOLD=${HOLD:-10}; BASE=3; AFTER=3; SETTLE_MAX=60
 else
   SCENARIOS=${SCENARIOS:-"1 2 3 4 5"}; HOLD=${HOLD:-20}; BASE=5; AFTER=5; SETTLE_MAX=120
 fi
