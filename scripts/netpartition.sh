@@ -14,7 +14,7 @@
 # notes: the longest time without an acknowledged file around the cut, the time from the heal to the first
 # acknowledgement, the stale-write probe, the job, failed ingest attempts and `fenced` counts.
 # Exit 1 when an id was lost or duplicated, the job across a cut did not finish or gave other profiles, or a
-# cluster did not come up. About 2.5 min with --short, 5-6 min in full.
+# cluster did not come up. About 2 min with --short, 5-6 min in full.
 #
 #   sudo scripts/netpartition.sh [--short] [--bin PATH] [--out DIR] [--scenarios "1 2 3 4 5"] [--hold SECONDS]
 #
