@@ -163,11 +163,25 @@ public final class Store: @unchecked Sendable {
         return e
     }
 
-    /// The refusal of a write while read-only (call with `ioLock` held).
-    private func refusal(_ what: String) -> StorageError? {
-        guard let f = stateLock.withLock({ failure }) else { return nil }
-        return StorageError(message: "\(what) refused: the store is read-only since \(f.message)",
-                            readOnly: true, diskFull: f.diskFull)
+    /// Runs a call that writes the WAL or switches it (a write, a WAL sync, a flush) under `ioLock`: refused
+    /// while read-only, and its failure makes the store read-only.
+    private func mutate(_ what: String,
+                        _ call: (OpaquePointer, inout UnsafeMutablePointer<CChar>?) -> Void) throws(StorageError) {
+        try withDB { db throws(StorageError) in
+            ioLock.lock()
+            defer { ioLock.unlock() }
+            if let f = stateLock.withLock({ failure }) {
+                throw StorageError(message: "\(what) refused: the store is read-only since \(f.message)",
+                                   readOnly: true, diskFull: f.diskFull)
+            }
+            var err: UnsafeMutablePointer<CChar>? = nil
+            call(db, &err)
+            if let err {
+                let msg = String(cString: err)
+                rocksdb_free(err)
+                throw fail(what, msg)
+            }
+        }
     }
 
     /// Free and total bytes of the file system that holds the store (statvfs; nil if it cannot be read).
@@ -242,18 +256,7 @@ public final class Store: @unchecked Sendable {
                 }
             }
         }
-        try withDB { db throws(StorageError) in
-            ioLock.lock()
-            defer { ioLock.unlock() }
-            if let refused = refusal("write") { throw refused }
-            var err: UnsafeMutablePointer<CChar>? = nil
-            rocksdb_write(db, sync ? syncWriteOptions : writeOptions, wb, &err)
-            if let err {
-                let msg = String(cString: err)
-                rocksdb_free(err)
-                throw fail("write", msg)
-            }
-        }
+        try mutate("write") { db, err in rocksdb_write(db, sync ? syncWriteOptions : writeOptions, wb, &err) }
     }
 
     /// Visits every key in [from, to) in order. `body` returns false to stop early.
@@ -327,18 +330,7 @@ public final class Store: @unchecked Sendable {
     /// Writes the WAL buffer out and fsyncs it: every write that returned before this call is durable after it.
     /// Refused once any write failed (RocksDB must never sync a WAL after a failed append).
     public func syncWAL() throws(StorageError) {
-        try withDB { db throws(StorageError) in
-            ioLock.lock()
-            defer { ioLock.unlock() }
-            if let refused = refusal("WAL sync") { throw refused }
-            var err: UnsafeMutablePointer<CChar>? = nil
-            rocksdb_flush_wal(db, 1, &err)
-            if let err {
-                let msg = String(cString: err)
-                rocksdb_free(err)
-                throw fail("WAL sync", msg)
-            }
-        }
+        try mutate("WAL sync") { db, err in rocksdb_flush_wal(db, 1, &err) }
     }
 
     /// Compacts the key range [from, to) so the space of deleted ranges is given back to the disk. Slow: run it on
@@ -358,21 +350,10 @@ public final class Store: @unchecked Sendable {
 
     /// Flushes the memtables to SST files and waits. Refused while the store is read-only.
     public func flush() throws(StorageError) {
-        try withDB { db throws(StorageError) in
-            ioLock.lock()
-            defer { ioLock.unlock() }
-            if let refused = refusal("flush") { throw refused }
-            let fo = rocksdb_flushoptions_create()
-            defer { rocksdb_flushoptions_destroy(fo) }
-            rocksdb_flushoptions_set_wait(fo, 1)
-            var err: UnsafeMutablePointer<CChar>? = nil
-            rocksdb_flush(db, fo, &err)
-            if let err {
-                let msg = String(cString: err)
-                rocksdb_free(err)
-                throw fail("flush", msg)
-            }
-        }
+        let fo = rocksdb_flushoptions_create()
+        defer { rocksdb_flushoptions_destroy(fo) }
+        rocksdb_flushoptions_set_wait(fo, 1)
+        try mutate("flush") { db, err in rocksdb_flush(db, fo, &err) }
     }
 }
 
