@@ -58,7 +58,7 @@ public enum FeaturesJob: Job {
     }
 
     final class Worker: JobWorker {
-        let catalog = Mutex<FeatureCatalog?>(nil)
+        let catalog = Mutex<FeatureIndex?>(nil)
 
         func receive(_ broadcast: JobBroadcast) throws {
             let c: Chorus_V1_Jobs_FeaturesCatalog
@@ -67,7 +67,7 @@ public enum FeaturesJob: Job {
             } catch {
                 throw TaskContext.invalid("job_broadcast.payload", "not a features catalog: \(error)")
             }
-            let decoded = FeatureCatalog(c)
+            let decoded = FeatureIndex(c)
             catalog.withLock { $0 = decoded }
         }
 
@@ -119,7 +119,11 @@ public enum FeaturesJob: Job {
     }
 
     /// Builds the partition's profiles and content features (replacing the previous run's) and its summary.
-    static func compute(_ data: PartitionView, catalog: FeatureCatalog, asOf: Int64,
+    ///
+    /// The interactions are read as raw fields (`InteractionFields`) and folded into reusable builders over the
+    /// interned catalog, and each profile is written as JSON by hand: the cost per interaction does not depend on
+    /// the size of the catalog or of the partition (docs/benchmarks.md, "The `features` job").
+    static func compute(_ data: PartitionView, catalog: FeatureIndex, asOf: Int64,
                         cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
         var summary = GlobalSummary()
         var read: UInt64 = 0
@@ -147,22 +151,27 @@ public enum FeaturesJob: Job {
         var writes = DerivedWrites(partition: data.partition)
         writes.clear(role: profileRole)
         writes.clear(role: contentRole)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        var json = JSONBytes()
         var done = Set<String>()
-        func emitUser(_ id: String, _ interactions: [InteractionRecord]) throws {
+        var userBuilder = UserFeatureBuilder(index: catalog)
+        func emitUser(_ id: String) throws {
             if done.count % 4096 == 0, cancellation.isSet { throw ChorusError(.jobFailed, "cancelled") }
-            let f = FeatureMath.userFeatures(userId: id, user: users[id], interactions: interactions,
-                                             followers: followers[id] ?? 0, following: following[id] ?? 0,
-                                             catalog: catalog, asOf: asOf)
+            let f = userBuilder.finish(userId: id, user: users[id], followers: followers[id] ?? 0,
+                                       following: following[id] ?? 0, asOf: asOf)
             summary.add(f)
-            writes.put(role: profileRole, id: id, Array(try encoder.encode(f)))
+            json.removeAll()
+            f.writeJSON(&json)
+            writes.put(role: profileRole, id: id, json.bytes)
             done.insert(id)
         }
-        read += UInt64(try data.interactionGroups(role: ShardKeys.role(.interactionByUser)) { try emitUser($0, $1) })
+        read += UInt64(try data.groups(role: ShardKeys.role(.interactionByUser), emit: emitUser) { value in
+            let r = try InteractionFields(parsing: value)
+            guard let kind = r.kind else { return }
+            userBuilder.add(kind: kind, channel: r.channel, ts: r.ts, content: r.contentID)
+        })
         // Users with no interactions still get a profile (ids in sorted order for determinism).
         for id in Set(users.keys).union(following.keys).union(followers.keys).subtracting(done).sorted() {
-            try emitUser(id, [])
+            try emitUser(id)
         }
 
         // Content.
@@ -174,21 +183,34 @@ public enum FeaturesJob: Job {
             return true
         }
         var doneContent = Set<String>()
-        func emitContent(_ id: String, _ interactions: [InteractionRecord]) throws {
-            let f = FeatureMath.contentFeatures(contentId: id, content: contents[id], interactions: interactions,
-                                                catalog: catalog)
-            summary.contents += 1
+        var contentBuilder = ContentFeatureBuilder(index: catalog)
+        func emitContent(_ id: String) throws {
             // Interest totals are taken here, on the content side, where topics and hashtags are local.
             if let c = contents[id] {
-                summary.addInterest(weight: interactions.reduce(0) { $0 + $1.kind.interestWeight },
-                                    topics: c.topics, hashtags: c.hashtags)
+                summary.addInterest(weight: contentBuilder.interestWeight, topics: c.topics, hashtags: c.hashtags)
             }
-            writes.put(role: contentRole, id: id, Array(try encoder.encode(f)))
+            let f = contentBuilder.finish(contentId: id, content: contents[id])
+            summary.contents += 1
+            json.removeAll()
+            f.writeJSON(&json)
+            writes.put(role: contentRole, id: id, json.bytes)
             doneContent.insert(id)
         }
-        read += UInt64(try data.interactionGroups(role: ShardKeys.role(.interactionByContent)) { try emitContent($0, $1) })
-        for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id, []) }
+        read += UInt64(try data.groups(role: ShardKeys.role(.interactionByContent), emit: emitContent) { value in
+            let r = try InteractionFields(parsing: value)
+            guard let kind = r.kind else { return }
+            contentBuilder.add(kind: kind, user: r.userID)
+        })
+        for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id) }
         return (summary, writes, read)
+    }
+}
+
+extension FeatureIndex {
+    init(_ c: Chorus_V1_Jobs_FeaturesCatalog) {
+        self.init(users: c.users.count, contents: c.contents.count)
+        for u in c.users { addUser(id: u.id, channel: u.channel, country: u.country) }
+        for x in c.contents { addContent(id: x.id, topics: x.topics, hashtags: x.hashtags) }
     }
 }
 

@@ -75,6 +75,31 @@ public struct PartitionView: Sendable {
         return n
     }
 
+    /// Streams the records of one role grouped by their first key part, without decoding: `record` sees each raw
+    /// value, and `emit` is called with a group's id after its last record. Only one `String` is made per group.
+    /// For aggregates that fold records into a builder (`FeaturesJob`). Returns the records read.
+    public func groups(role: UInt8, emit: (String) throws -> Void,
+                       record: (_ value: UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        var current: [UInt8] = []
+        var open = false
+        var n = 0
+        try scan(role: role) { key, value in
+            let rest = UnsafeRawBufferPointer(rebasing: key[5...])
+            let gid = UnsafeRawBufferPointer(rebasing: rest[..<(rest.firstIndex(of: 0) ?? rest.endIndex)])
+            if !open || !gid.elementsEqual(current) {
+                if open { try emit(String(decoding: current, as: UTF8.self)) }
+                current.removeAll(keepingCapacity: true)
+                current.append(contentsOf: gid)
+                open = true
+            }
+            try record(value)
+            n += 1
+            return true
+        }
+        if open { try emit(String(decoding: current, as: UTF8.self)) }
+        return n
+    }
+
     /// The partition's channel spend records (`spend*` ingest files), in key order: by channel, then date, period,
     /// campaign, arm and segment. A spend record is placed by its whole identity, so one channel's history is
     /// spread over all partitions: a job gathers it from every partition's task (`TaskContext.spendRecords()`).
