@@ -292,7 +292,7 @@ public enum Cholesky {
                         let src: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: (j * ld + q) * 8, as: SIMD4<Double>.self)
                         let dstOffset = (i * ld + q) * 8
                         let dst: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: dstOffset, as: SIMD4<Double>.self)
-                        raw.storeBytes(of: dst - fv * src, toByteOffset: dstOffset, as: SIMD4<Double>.self)
+                        raw.storeBytes(of: dst.addingProduct(-fv, src), toByteOffset: dstOffset, as: SIMD4<Double>.self)
                         q += 4
                     }
                 }

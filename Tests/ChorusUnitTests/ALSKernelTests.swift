@@ -115,6 +115,69 @@ import Testing
         #expect(err3 < err0, "3 steps: \(err3) from \(err0)")
     }
 
+    /// The CG kernels against scalar Double references: o = λv + Gv, and o += Σ_t e_t z_t with
+    /// e_t = (target ? 1 + c_t : 0) + sign·c_t·(z_t·v), for row counts around the 4-row blocks and every padded width.
+    @Test(arguments: [1, 5, 16, 24, 33, 64, 100, 128])
+    func conjugateGradientKernelsMatchTheScalarReference(rank: Int) {
+        let ld = ALSKernels.leading(rank)
+        var rng = SplitMix64(seed: UInt64(500 + rank))
+        // A symmetric G (zero-padded) and a v (zero-padded).
+        var g = [Float](repeating: 0, count: ld * ld)
+        for p in 0..<rank { for q in p..<rank { let x = Float(rng.gaussian()); g[p * ld + q] = x; g[q * ld + p] = x } }
+        var v = [Float](repeating: 0, count: ld)
+        for q in 0..<rank { v[q] = Float(rng.gaussian()) }
+        var o = [Float](repeating: .nan, count: ld)
+        ALSKernels.symmetricProduct(g, v, lambda: 0.3, k: rank, ld: ld, into: &o)
+        for p in 0..<ld {
+            var want = 0.3 * Double(v[p])
+            for q in 0..<rank { want += Double(g[q * ld + p]) * Double(v[q]) }
+            #expect(abs(Double(o[p]) - want) <= 1e-4 * max(1, abs(want)), "rank \(rank) G·v[\(p)]: \(o[p]) vs \(want)")
+        }
+        for n in [0, 1, 3, 4, 5, 8, 11, 97] {
+            var z = [Float](repeating: 0, count: max(1, n) * ld)
+            for t in 0..<n { for q in 0..<rank { z[t * ld + q] = Float(rng.gaussian()) } }
+            let c = (0..<max(1, n)).map { _ in Float(rng.unit() * 4) }
+            for (target, sign) in [(false, Float(1)), (true, Float(-1))] {
+                let start = (0..<ld).map { q in q < rank ? Float(rng.gaussian()) : 0 }
+                var out = start
+                ALSKernels.implicitRowPass(z: z, c: c, n: n, ld: ld, v: v, target: target, sign: sign, into: &out)
+                for q in 0..<ld {
+                    var want = Double(start[q])
+                    for t in 0..<n {
+                        var d = 0.0
+                        for p in 0..<rank { d += Double(z[t * ld + p]) * Double(v[p]) }
+                        let e = (target ? 1 + Double(c[t]) : 0) + Double(sign) * Double(c[t]) * d
+                        want += e * Double(z[t * ld + q])
+                    }
+                    #expect(abs(Double(out[q]) - want) <= 1e-4 * max(1, abs(want)),
+                            "rank \(rank) n \(n) target \(target) [\(q)]: \(out[q]) vs \(want)")
+                }
+            }
+        }
+    }
+
+    /// The in-place CG (start and result in one buffer, as the job calls it) gives exactly the array version.
+    @Test func conjugateGradientInPlaceIsTheArrayVersion() {
+        let rank = 24
+        let other = Self.factors(count: 200, rank: rank, width: rank, seed: 9)
+        var solver = ALS.RowSolver()
+        solver.prepare(gram: ALS.gram(other), rank: rank)
+        let row = Self.row(n: 30, of: 200, seed: 10)
+        let start = (0..<rank).map { Float($0) * 0.01 }
+        let want = solver.implicitCG(row: row, other: other, alpha: 1, lambda: 0.1, start: start[...], steps: 3)!
+        var buffer = start
+        let ok = buffer.withUnsafeMutableBufferPointer { b in
+            solver.implicitCG(row: row, other: other, alpha: 1, lambda: 0.1, start: b.baseAddress!, steps: 3,
+                              into: b.baseAddress!)
+        }
+        #expect(ok && buffer == want)
+        let empty = ALS.Row(index: [], value: [])
+        #expect(!buffer.withUnsafeMutableBufferPointer { b in
+            solver.implicitCG(row: empty, other: other, alpha: 1, lambda: 0.1, start: b.baseAddress!, steps: 3,
+                              into: b.baseAddress!)
+        })
+    }
+
     func pow(_ x: Double, _ y: Double) -> Double {
         // x^0.75 = sqrt(x)·sqrt(sqrt(x)), enough for this test.
         precondition(y == 0.75)

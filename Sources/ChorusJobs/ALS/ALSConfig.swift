@@ -134,4 +134,7 @@ struct ALSPartition: Sendable {
     /// Dense rows, built when the other side's index is known.
     var userRows: [ALS.Row]?
     var itemRows: [ALS.Row]?
+    /// Each user's (item's) place in the broadcast user (item) factors, in `userIds` (`itemIds`) order; −1 when absent.
+    var userGlobal: [Int32]?
+    var itemGlobal: [Int32]?
 }
