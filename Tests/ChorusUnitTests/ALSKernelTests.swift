@@ -178,6 +178,37 @@ import Testing
         })
     }
 
+    /// implicit_lambda_exponent: a half-iteration regularises each row with λ·n^e (n its observations), exactly
+    /// the row solve called with that λ; e = 0 is the plain λ.
+    @Test func implicitLambdaExponentScalesEachRowsRegularisation() {
+        let rank = 8
+        let other = Self.factors(count: 100, rank: rank, width: rank, seed: 77)
+        let rows = [Self.row(n: 3, of: 100, seed: 1), Self.row(n: 40, of: 100, seed: 2)]
+        var config = ALS.Config()
+        config.mode = .implicit; config.rank = rank; config.lambda = 0.2; config.alpha = 1
+        for (e, steps) in [(0.0, 0), (1.0, 0), (0.75, 0), (1.0, 3)] {
+            config.implicitLambdaExponent = e
+            config.cgSteps = steps
+            var solving = Self.factors(count: rows.count, rank: rank, width: rank, seed: 78)
+            let start = solving
+            ALS.halfIteration(rows: rows, solving: &solving, other: other, mean: 0, config: config)
+            var solver = ALS.RowSolver()
+            let gram = ALS.gram(other)
+            solver.prepare(gram: gram, rank: rank)
+            for (i, row) in rows.enumerated() {
+                let n = Double(row.index.count)
+                let reg = e == 0 ? 0.2 : 0.2 * (e == 1 ? n : pow(n, e))
+                let used = ALS.implicitLambda(config, observations: row.index.count)
+                #expect(abs(used - reg) <= 1e-12 * reg)
+                let want = steps == 0
+                    ? solver.implicit(row: row, other: other, gram: gram, alpha: 1, lambda: used)!
+                    : solver.implicitCG(row: row, other: other, alpha: 1, lambda: used,
+                                        start: start.data[(i * rank)..<((i + 1) * rank)], steps: steps)!
+                #expect(Array(solving.data[(i * rank)..<((i + 1) * rank)]) == want, "e \(e) steps \(steps) row \(i)")
+            }
+        }
+    }
+
     func pow(_ x: Double, _ y: Double) -> Double {
         // x^0.75 = sqrt(x)·sqrt(sqrt(x)), enough for this test.
         precondition(y == 0.75)

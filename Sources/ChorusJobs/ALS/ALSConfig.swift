@@ -77,6 +77,9 @@ public struct ALSJobConfig: Sendable {
             als.mode = mode
         }
         if params["biases"] == "false" { als.biases = false }
+        // lambda_exponent: λ·n^e per row in both modes, with a default of 1 in explicit mode and 0 (plain λ) in
+        // implicit mode.
+        if als.mode == .implicit { als.implicitLambdaExponent = try num("lambda_exponent") ?? 0 }
         if let h = params["holdout_by"] {
             guard let v = HoldoutBy(rawValue: h) else { throw ChorusError(.usage, "als: holdout_by must be interaction or last") }
             holdoutBy = v

@@ -266,7 +266,8 @@ final class ALSWorkerState: JobWorker {
                     if cg {
                         // In place: from the current vector to the new one (kept if the solve fails).
                         setCurrent(j)
-                        _ = solver.implicitCG(row: r, other: other, alpha: config.als.alpha, lambda: config.als.lambda,
+                        _ = solver.implicitCG(row: r, other: other, alpha: config.als.alpha,
+                                              lambda: ALS.implicitLambda(config.als, observations: r.index.count),
                                               start: o + j * width, steps: config.als.cgSteps, into: o + j * width)
                         continue
                     }
@@ -277,7 +278,7 @@ final class ALSWorkerState: JobWorker {
                                                  biasLambda: config.als.biasLambda)
                     } else {
                         solved = solver.implicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
-                                                 lambda: config.als.lambda)
+                                                 lambda: ALS.implicitLambda(config.als, observations: r.index.count))
                     }
                     if let solved {
                         solved.withUnsafeBufferPointer { (o + j * width).update(from: $0.baseAddress!, count: width) }
