@@ -11,7 +11,8 @@
 #      against the `implicit` library with 2 threads, ROUNDS (default 3) interleaved rounds, medians and ratios;
 #
 #   bench/als.sh [SIZES...]          e.g. bench/als.sh 50000      (skip the large sets); `none`: no scaling
-#   bench/als.sh ranks               section 1c only (about 2 min)
+#   bench/als.sh ranks               section 1c only (about 3 min)
+#   SCALING_RANK=64 bench/als.sh scaling 500000    section 3 only, at rank 64 (the FLOP fraction at 10 M)
 #   SKIP_SPARK=1 bench/als.sh        (no pyspark: the 491 MB install is skipped)
 #
 # Peers go into a git-ignored virtualenv (.cache/peers/venv) from PyPI: pyspark==4.3.0, implicit==0.7.3.
@@ -21,6 +22,7 @@ cd "$(dirname "$0")/.."
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(50000 150000 500000)
 ONLY_RANKS=; [ "${SIZES[0]}" != ranks ] || { ONLY_RANKS=1; SKIP_SPARK=1; SIZES=(none); }
+ONLY_SCALING=; [ "${SIZES[0]}" != scaling ] || { ONLY_SCALING=1; SKIP_SPARK=1; SIZES=("${SIZES[@]:1}"); }
 OUT=${BENCH_DIR:-/tmp/chorus-als-bench}
 PARTITIONS=${PARTITIONS:-8}
 BIN=.build-release/release/chorus
@@ -65,7 +67,7 @@ q = 'RMSE %.4f' % r['rmse'] if r.get('rmse') else 'P@10 %.4f NDCG@10 %.4f' % (r.
 print('  %-34s %-9s %.4f s/iteration  %s  (job %.1f s)' % (r['label'], r['state'], r.get('seconds_per_iteration',0), q, r.get('job_seconds') or 0))"
 }
 
-if [ -z "$ONLY_RANKS" ]; then
+if [ -z "$ONLY_RANKS$ONLY_SCALING" ]; then
 echo
 echo "== 1. MovieLens 100K: 80/20 split by interaction (seed 42), 10 iterations; $PARTITIONS partitions, R=1"
 ML="$DATA/movielens"
@@ -96,6 +98,7 @@ for line in sys.stdin:
 
 fi  # ONLY_RANKS
 
+if [ -z "$ONLY_SCALING" ]; then
 echo
 echo "== 1c. Implicit CG (3 steps) by rank, MovieLens 100K, the same split, 10 iterations, λ 0.1, α 1:"
 echo "       Chorus 1 worker ($PARTITIONS partitions) against implicit with 2 threads; medians of ${ROUNDS:-3} interleaved rounds"
@@ -120,6 +123,22 @@ for line in sys.stdin:
     print('  %-34s %-9s %.4f s/iteration  P@10 %.4f NDCG@10 %.4f' % (r['label'], 'ok', r['seconds_per_iteration'], r['precision_at_k'], r['ndcg_at_k']), file=sys.stderr)
 " 2>&1 >> "$RESULTS"
 done
+# Quality with λ chosen on a development split carved from the training data (bench/als_dev.sh: the highest
+# P@10 there was λ = 30, plain), against the `implicit` library with the same λ; and Spark's scaling (λ·n, e = 1)
+# at the best λ of that family on the development split.
+echo "  rank 32 with λ chosen on the development split (bench/als_dev.sh), 10 iterations:"
+als "dev-λ chorus r32 cg3 λ30" mode=implicit rank=32 iterations=10 seed=42 lambda=30 alpha=1 solver=cg
+als "dev-λ chorus r32 chol λ30" mode=implicit rank=32 iterations=10 seed=42 lambda=30 alpha=1 solver=cholesky
+als "dev-λ chorus r32 cg3 λ0.3·n" mode=implicit rank=32 iterations=10 seed=42 lambda=0.3 lambda_exponent=1 alpha=1 solver=cg
+$PY bench/als_peers.py "$ML/interactions-ratings.csv" --iterations 10 --seed 42 --holdout 0.2 --implicit-lambda 30 \
+  --alpha 1 --skip-spark --cg-ranks 32 --threads 2 2>>"$OUT/peers.err" | python3 -c "
+import json,sys
+for line in sys.stdin:
+    r=json.loads(line)
+    if 'peer' not in r: continue
+    r['label']='dev-λ implicit r32 cg 2t λ30'; print(json.dumps(r))
+    print('  %-34s %-9s %.4f s/iteration  P@10 %.4f NDCG@10 %.4f' % (r['label'], 'ok', r['seconds_per_iteration'], r['precision_at_k'], r['ndcg_at_k']), file=sys.stderr)
+" 2>&1 >> "$RESULTS"
 cleanup
 python3 - "$RESULTS" <<'PY'
 import json, statistics, sys
@@ -144,6 +163,7 @@ PY
 echo
 echo "== 2. Gram kernel (ZᵀWZ, n = 100 observations per row, one thread): Swift SIMD vs OpenBLAS ssyrk"
 $BIN bench-als-kernels --rows 20000 --ranks 16,32,64,128 | sed 's/^/  /'
+fi  # ONLY_SCALING
 
 echo
 SRANK=${SCALING_RANK:-16}
@@ -169,7 +189,7 @@ flops = 2 * r['observations'] * k * k + (r['users'] + r['items']) * k ** 3 / 3
 limit = os.cpu_count() * float(os.environ.get('GHZ', '2.6')) * 1e9 * 32
 if s > 0: print('  cholesky rank %d: %.1f GFLOP/s counted, %.1f%% of the %.0f GFLOP/s limit' % (k, flops / s / 1e9, 100 * flops / s / limit, limit / 1e9))"
   cleanup
-  if [ "$U" = "${SIZES[0]}" ]; then
+  if [ "$U" = "${SIZES[0]}" ] && [ -z "$ONLY_SCALING" ]; then
     echo "  the implicit library on the same $N interactions (same weights and hold-out):"
     $PY bench/als_peers.py "$G/interactions.jsonl" --iterations 5 --seed 42 --holdout 0.2 --implicit-rank 16 \
       --implicit-lambda 0.1 --alpha 1 --skip-spark --speed-only 2>>"$OUT/peers.err" | tee -a "$RESULTS" | python3 -c "
