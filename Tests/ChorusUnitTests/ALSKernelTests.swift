@@ -209,6 +209,45 @@ import Testing
         }
     }
 
+    /// The left-looking padded Cholesky (solveUpper) against the plain one (Cholesky.solve on the full matrix),
+    /// at sizes below, at and above the 4- and 16-column blocks, with garbage left of the diagonal (never read), and
+    /// its refusal of a matrix that is not positive definite.
+    @Test(arguments: [1, 3, 4, 5, 15, 16, 17, 33, 64, 100])
+    func paddedCholeskyMatchesThePlainOne(n: Int) {
+        var rng = SplitMix64(seed: UInt64(900 + n))
+        let ld = ALSKernels.leading(n)
+        // A = MᵀM + n·I, symmetric positive definite.
+        let m = (0..<(n * n)).map { _ in rng.gaussian() }
+        var full = [Double](repeating: 0, count: n * n)
+        for p in 0..<n { for q in 0..<n {
+            var s = p == q ? Double(n) : 0
+            for t in 0..<n { s += m[t * n + p] * m[t * n + q] }
+            full[p * n + q] = s
+        } }
+        let rhs = (0..<n).map { _ in rng.gaussian() }
+        var padded = [Double](repeating: 0, count: ld * ld)
+        for p in 0..<n {
+            for q in 0..<p { padded[p * ld + q] = 1e30 * rng.gaussian() }  // below the diagonal: never read
+            for q in p..<n { padded[p * ld + q] = full[p * n + q] }
+        }
+        var x = rhs + [Double](repeating: 0, count: ld - n)
+        #expect(padded.withUnsafeMutableBufferPointer { a in
+            x.withUnsafeMutableBufferPointer { b in Cholesky.solveUpper(a.baseAddress!, b.baseAddress!, n: n, ld: ld) }
+        })
+        var want = rhs
+        #expect(Cholesky.solve(&full, &want, n: n))
+        for q in 0..<n {
+            #expect(abs(x[q] - want[q]) <= 1e-9 * max(1, abs(want[q])), "n \(n) x[\(q)]: \(x[q]) vs \(want[q])")
+        }
+        // Not positive definite: −I.
+        var bad = [Double](repeating: 0, count: ld * ld)
+        for p in 0..<n { bad[p * ld + p] = -1 }
+        var y = [Double](repeating: 1, count: ld)
+        #expect(!bad.withUnsafeMutableBufferPointer { a in
+            y.withUnsafeMutableBufferPointer { b in Cholesky.solveUpper(a.baseAddress!, b.baseAddress!, n: n, ld: ld) }
+        })
+    }
+
     func pow(_ x: Double, _ y: Double) -> Double {
         // x^0.75 = sqrt(x)·sqrt(sqrt(x)), enough for this test.
         precondition(y == 0.75)
