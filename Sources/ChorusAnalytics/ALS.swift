@@ -301,10 +301,10 @@ public enum Cholesky {
                     var off = c &* 8
                     for p in 0..<j {
                         let f = SIMD4<Double>(repeating: -a[p &* ld &+ j])
-                        s0.addProduct(f, raw.loadUnaligned(fromByteOffset: off, as: SIMD4<Double>.self))
-                        s1.addProduct(f, raw.loadUnaligned(fromByteOffset: off &+ 32, as: SIMD4<Double>.self))
-                        s2.addProduct(f, raw.loadUnaligned(fromByteOffset: off &+ 64, as: SIMD4<Double>.self))
-                        s3.addProduct(f, raw.loadUnaligned(fromByteOffset: off &+ 96, as: SIMD4<Double>.self))
+                        ALSKernels.fused(&s0, f, raw.loadUnaligned(fromByteOffset: off, as: SIMD4<Double>.self))
+                        ALSKernels.fused(&s1, f, raw.loadUnaligned(fromByteOffset: off &+ 32, as: SIMD4<Double>.self))
+                        ALSKernels.fused(&s2, f, raw.loadUnaligned(fromByteOffset: off &+ 64, as: SIMD4<Double>.self))
+                        ALSKernels.fused(&s3, f, raw.loadUnaligned(fromByteOffset: off &+ 96, as: SIMD4<Double>.self))
                         off = off &+ rowBytes
                     }
                     raw.storeBytes(of: s0, toByteOffset: base, as: SIMD4<Double>.self)
@@ -317,7 +317,7 @@ public enum Cholesky {
                     var s0: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: base, as: SIMD4<Double>.self)
                     var off = c &* 8
                     for p in 0..<j {
-                        s0.addProduct(SIMD4<Double>(repeating: -a[p &* ld &+ j]),
+                        ALSKernels.fused(&s0, SIMD4<Double>(repeating: -a[p &* ld &+ j]),
                                       raw.loadUnaligned(fromByteOffset: off, as: SIMD4<Double>.self))
                         off = off &+ rowBytes
                     }

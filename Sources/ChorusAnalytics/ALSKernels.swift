@@ -7,6 +7,19 @@
 /// the m × m normal equations with a Cholesky factorisation in Double. Everything is in a fixed order, so a row's
 /// result depends only on its inputs: the same on any worker and with any number of threads.
 public enum ALSKernels {
+    /// acc += a·b lane by lane: one fused multiply-add per lane when the build targets a CPU with FMA
+    /// (Package.swift defines CHORUS_FMA with its AVX2 + FMA flags), else a multiply and an add. Swift never
+    /// fuses `acc += a * b` by itself, and `addProduct` on a CPU without FMA becomes a call to the C library's
+    /// `fmaf` per lane (about 20× slower than the multiply and add).
+    @inlinable @inline(__always)
+    public static func fused<V: SIMD>(_ acc: inout V, _ a: V, _ b: V) where V.Scalar: FloatingPoint {
+        #if CHORUS_FMA
+        acc.addProduct(a, b)
+        #else
+        acc += a * b
+        #endif
+    }
+
     /// The padded leading dimension for m unknowns.
     @inlinable public static func leading(_ m: Int) -> Int { (m + 15) & ~15 }
 
@@ -61,11 +74,11 @@ public enum ALSKernels {
                     let y0 = y.loadUnaligned(as: SIMD8<Float>.self)
                     let y1 = y.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
                     let z0 = SIMD8<Float>(repeating: l[0]), z1 = SIMD8<Float>(repeating: l[1])
-                    c00.addProduct(z0, y0); c01.addProduct(z0, y1)
-                    c10.addProduct(z1, y0); c11.addProduct(z1, y1)
+                    ALSKernels.fused(&c00, z0, y0); ALSKernels.fused(&c01, z0, y1)
+                    ALSKernels.fused(&c10, z1, y0); ALSKernels.fused(&c11, z1, y1)
                     let z2 = SIMD8<Float>(repeating: l[2]), z3 = SIMD8<Float>(repeating: l[3])
-                    c20.addProduct(z2, y0); c21.addProduct(z2, y1)
-                    c30.addProduct(z3, y0); c31.addProduct(z3, y1)
+                    ALSKernels.fused(&c20, z2, y0); ALSKernels.fused(&c21, z2, y1)
+                    ALSKernels.fused(&c30, z3, y0); ALSKernels.fused(&c31, z3, y1)
                     y += stride
                     l += ld
                 }
@@ -132,10 +145,10 @@ public enum ALSKernels {
                 var row = j
                 for q in 0..<k {
                     let s = SIMD8<Float>(repeating: v[q])
-                    a0.addProduct(s, rg.loadUnaligned(fromByteOffset: row, as: SIMD8<Float>.self))
-                    a1.addProduct(s, rg.loadUnaligned(fromByteOffset: row &+ 32, as: SIMD8<Float>.self))
-                    a2.addProduct(s, rg.loadUnaligned(fromByteOffset: row &+ 64, as: SIMD8<Float>.self))
-                    a3.addProduct(s, rg.loadUnaligned(fromByteOffset: row &+ 96, as: SIMD8<Float>.self))
+                    ALSKernels.fused(&a0, s, rg.loadUnaligned(fromByteOffset: row, as: SIMD8<Float>.self))
+                    ALSKernels.fused(&a1, s, rg.loadUnaligned(fromByteOffset: row &+ 32, as: SIMD8<Float>.self))
+                    ALSKernels.fused(&a2, s, rg.loadUnaligned(fromByteOffset: row &+ 64, as: SIMD8<Float>.self))
+                    ALSKernels.fused(&a3, s, rg.loadUnaligned(fromByteOffset: row &+ 96, as: SIMD8<Float>.self))
                     row = row &+ stride
                 }
                 ro.storeBytes(of: a0, toByteOffset: j, as: SIMD8<Float>.self)
@@ -149,8 +162,8 @@ public enum ALSKernels {
                 var row = j
                 for q in 0..<k {
                     let s = SIMD8<Float>(repeating: v[q])
-                    a0.addProduct(s, rg.loadUnaligned(fromByteOffset: row, as: SIMD8<Float>.self))
-                    a1.addProduct(s, rg.loadUnaligned(fromByteOffset: row &+ 32, as: SIMD8<Float>.self))
+                    ALSKernels.fused(&a0, s, rg.loadUnaligned(fromByteOffset: row, as: SIMD8<Float>.self))
+                    ALSKernels.fused(&a1, s, rg.loadUnaligned(fromByteOffset: row &+ 32, as: SIMD8<Float>.self))
                     row = row &+ stride
                 }
                 ro.storeBytes(of: a0, toByteOffset: j, as: SIMD8<Float>.self)
@@ -180,10 +193,10 @@ public enum ALSKernels {
             var j = 0
             while j < stride {
                 let x: SIMD8<Float> = rv.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self)
-                s0.addProduct(z0.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
-                s1.addProduct(z1.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
-                s2.addProduct(z2.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
-                s3.addProduct(z3.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
+                ALSKernels.fused(&s0, z0.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
+                ALSKernels.fused(&s1, z1.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
+                ALSKernels.fused(&s2, z2.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
+                ALSKernels.fused(&s3, z3.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self), x)
                 j = j &+ 32
             }
             let c0 = c[t], c1 = c[t &+ 1], c2 = c[t &+ 2], c3 = c[t &+ 3]
@@ -195,10 +208,10 @@ public enum ALSKernels {
             j = 0
             while j < stride {
                 var acc: SIMD8<Float> = ro.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self)
-                acc.addProduct(f0, z0.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
-                acc.addProduct(f1, z1.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
-                acc.addProduct(f2, z2.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
-                acc.addProduct(f3, z3.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
+                ALSKernels.fused(&acc, f0, z0.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
+                ALSKernels.fused(&acc, f1, z1.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
+                ALSKernels.fused(&acc, f2, z2.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
+                ALSKernels.fused(&acc, f3, z3.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
                 ro.storeBytes(of: acc, toByteOffset: j, as: SIMD8<Float>.self)
                 j = j &+ 32
             }
@@ -209,7 +222,7 @@ public enum ALSKernels {
             var s0 = SIMD8<Float>()
             var j = 0
             while j < stride {
-                s0.addProduct(rz.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self),
+                ALSKernels.fused(&s0, rz.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self),
                               rv.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
                 j = j &+ 32
             }
@@ -219,7 +232,7 @@ public enum ALSKernels {
             j = 0
             while j < stride {
                 var acc: SIMD8<Float> = ro.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self)
-                acc.addProduct(f0, rz.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
+                ALSKernels.fused(&acc, f0, rz.loadUnaligned(fromByteOffset: j, as: SIMD8<Float>.self))
                 ro.storeBytes(of: acc, toByteOffset: j, as: SIMD8<Float>.self)
                 j = j &+ 32
             }
