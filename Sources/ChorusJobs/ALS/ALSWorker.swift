@@ -261,7 +261,8 @@ final class ALSWorkerState: JobWorker {
                     }
                 }
                 for (j, r) in rows.enumerated() {
-                    if j & 15 == 0, flag.isSet { throw ChorusError(.jobFailed, "cancelled") }
+                    // Every row (a relaxed atomic load): an exact row solve at rank 512 takes milliseconds.
+                    if flag.isSet { throw ChorusError(.jobFailed, "cancelled") }
                     if r.index.isEmpty { continue }  // stays zero
                     if cg {
                         // In place: from the current vector to the new one (kept if the solve fails).
