@@ -277,60 +277,39 @@ public enum Cholesky {
 
     /// Solves A x = b for a symmetric positive-definite A given by its upper triangle in padded row-major storage
     /// (`ld` ≥ n columns, a multiple of 4; entries at columns n..<ld must be zero). A is overwritten by U with
-    /// A = UᵀU; b becomes x. Returns false when A is not positive definite.
-    ///
-    /// Left-looking (Crout): row j of U is A's row j minus Σ_{p<j} U[p][j]·(row p of U), accumulated 16 columns at
-    /// a time in registers (four SIMD4<Double>, fused multiply-adds) and stored once, then scaled by its pivot. The
-    /// right-looking form this replaced stored every entry once per earlier row, and was bound by those stores. A
-    /// block starts at j rounded down to 4: the few entries left of the diagonal it writes are never read, and
-    /// lanes do not mix, so they never reach an entry that is.
+    /// A = UᵀU (right-looking, each rank-1 update vectorised over a row with SIMD4<Double>); b becomes x.
+    /// Returns false when A is not positive definite.
     public static func solveUpper(_ a: UnsafeMutablePointer<Double>, _ b: UnsafeMutablePointer<Double>, n: Int,
                                   ld: Int) -> Bool {
         let raw = UnsafeMutableRawPointer(a)
-        let rowBytes = ld &* 8
         for j in 0..<n {
             let rj = a + j * ld
-            var c = j & ~3
-            while c < ld {
-                if c &+ 16 <= ld {
-                    let base = (j &* ld &+ c) &* 8
-                    var s0: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: base, as: SIMD4<Double>.self)
-                    var s1: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: base &+ 32, as: SIMD4<Double>.self)
-                    var s2: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: base &+ 64, as: SIMD4<Double>.self)
-                    var s3: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: base &+ 96, as: SIMD4<Double>.self)
-                    var off = c &* 8
-                    for p in 0..<j {
-                        let f = SIMD4<Double>(repeating: -a[p &* ld &+ j])
-                        ALSKernels.fused(&s0, f, raw.loadUnaligned(fromByteOffset: off, as: SIMD4<Double>.self))
-                        ALSKernels.fused(&s1, f, raw.loadUnaligned(fromByteOffset: off &+ 32, as: SIMD4<Double>.self))
-                        ALSKernels.fused(&s2, f, raw.loadUnaligned(fromByteOffset: off &+ 64, as: SIMD4<Double>.self))
-                        ALSKernels.fused(&s3, f, raw.loadUnaligned(fromByteOffset: off &+ 96, as: SIMD4<Double>.self))
-                        off = off &+ rowBytes
-                    }
-                    raw.storeBytes(of: s0, toByteOffset: base, as: SIMD4<Double>.self)
-                    raw.storeBytes(of: s1, toByteOffset: base &+ 32, as: SIMD4<Double>.self)
-                    raw.storeBytes(of: s2, toByteOffset: base &+ 64, as: SIMD4<Double>.self)
-                    raw.storeBytes(of: s3, toByteOffset: base &+ 96, as: SIMD4<Double>.self)
-                    c = c &+ 16
-                } else {
-                    let base = (j &* ld &+ c) &* 8
-                    var s0: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: base, as: SIMD4<Double>.self)
-                    var off = c &* 8
-                    for p in 0..<j {
-                        ALSKernels.fused(&s0, SIMD4<Double>(repeating: -a[p &* ld &+ j]),
-                                      raw.loadUnaligned(fromByteOffset: off, as: SIMD4<Double>.self))
-                        off = off &+ rowBytes
-                    }
-                    raw.storeBytes(of: s0, toByteOffset: base, as: SIMD4<Double>.self)
-                    c = c &+ 4
-                }
-            }
             let d = rj[j]
             guard d > 0, d.isFinite else { return false }
             let l = d.squareRoot()
             rj[j] = l
             let inv = 1 / l
             for q in (j + 1)..<max(j + 1, n) { rj[q] *= inv }
+            // Rows i > j: U[i][q] −= U[j][i]·U[j][q] for q ≥ i (vectorised from i rounded down to 4; the few
+            // entries left of the diagonal that this touches are never read).
+            var i = j + 1
+            while i < n {
+                let f = rj[i]
+                if f != 0 {
+                    let fv = SIMD4<Double>(repeating: f)
+                    var q = i & ~3
+                    while q < ld {
+                        let src: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: (j * ld + q) * 8, as: SIMD4<Double>.self)
+                        let dstOffset = (i * ld + q) * 8
+                        let dst: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: dstOffset, as: SIMD4<Double>.self)
+                        var updated = dst
+                        ALSKernels.fused(&updated, -fv, src)
+                        raw.storeBytes(of: updated, toByteOffset: dstOffset, as: SIMD4<Double>.self)
+                        q += 4
+                    }
+                }
+                i += 1
+            }
         }
         // Uᵀ y = b, by columns of U (rows of the storage).
         for p in 0..<n {

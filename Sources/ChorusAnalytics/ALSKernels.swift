@@ -11,8 +11,19 @@ public enum ALSKernels {
     /// (Package.swift defines CHORUS_FMA with its AVX2 + FMA flags), else a multiply and an add. Swift never
     /// fuses `acc += a * b` by itself, and `addProduct` on a CPU without FMA becomes a call to the C library's
     /// `fmaf` per lane (about 20× slower than the multiply and add).
+    /// Concrete overloads, not one generic function, so that no caller ever runs it unspecialised.
     @inlinable @inline(__always)
-    public static func fused<V: SIMD>(_ acc: inout V, _ a: V, _ b: V) where V.Scalar: FloatingPoint {
+    public static func fused(_ acc: inout SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
+        #if CHORUS_FMA
+        acc.addProduct(a, b)
+        #else
+        acc += a * b
+        #endif
+    }
+
+    /// The same for SIMD4<Double> (the Cholesky update).
+    @inlinable @inline(__always)
+    public static func fused(_ acc: inout SIMD4<Double>, _ a: SIMD4<Double>, _ b: SIMD4<Double>) {
         #if CHORUS_FMA
         acc.addProduct(a, b)
         #else
