@@ -5,10 +5,11 @@ import PackageDescription
 // The ALS kernels (ChorusAnalytics) are compiled for AVX2 + FMA when the building machine has both: 2.4–3.6× the
 // baseline x86-64 code, and faster than OpenBLAS at ranks 16–64 (docs/benchmarks.md, `chorus bench-als-kernels`).
 // Like -march=native, the result then needs such a CPU; set CHORUS_PORTABLE=1 to build for any x86-64.
+// CHORUS_FMA tells the kernels they may use fused multiply-adds (without FMA hardware they would be library calls).
 let cpuInfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
 let vectorFlags: [SwiftSetting] =
     ProcessInfo.processInfo.environment["CHORUS_PORTABLE"] == nil && cpuInfo.contains(" avx2") && cpuInfo.contains(" fma")
-    ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
+    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CHORUS_FMA")] : []
 
 let package = Package(
     name: "Chorus",

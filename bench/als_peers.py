@@ -13,6 +13,7 @@ so that start-up, JIT warm-up, data conversion and caching do not count, as for 
 
     bench/als_peers.py RATINGS_CSV --rank K --iterations N --seed S --holdout F --explicit-lambda L \
         --implicit-rank K2 --implicit-lambda L2 --alpha A [--skip-spark]
+    bench/als_peers.py RATINGS_CSV --cg-ranks 16,32,64,128 --threads 2 ...   (implicit CG only, one line per rank)
 """
 import argparse, csv, json, math, os, sys, time
 
@@ -194,11 +195,19 @@ def main():
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--skip-spark", action="store_true")
     p.add_argument("--speed-only", action="store_true", help="implicit library only, no ranking metrics")
+    p.add_argument("--cg-ranks", default="", help="only the implicit library's CG at these ranks (comma-separated), "
+                   "with --threads threads: the rank sweep of bench/als.sh")
+    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     train, test = (load_jsonl if a.ratings.endswith(".jsonl") else load)(a.ratings, a.seed, a.holdout)
     if a.speed_only:
         test = {}
     print(json.dumps({"split": "chorus", "train_pairs": len(train), "held_out": len(test)}), flush=True)
+    if a.cg_ranks:
+        for rank in [int(r) for r in a.cg_ranks.split(",")]:
+            a.implicit_rank = rank
+            print(json.dumps(run_implicit(train, test, a, a.threads, True)), flush=True)
+        return
     for threads in (1, 2):
         for cg in (True, False):
             print(json.dumps(run_implicit(train, test, a, threads, cg)), flush=True)

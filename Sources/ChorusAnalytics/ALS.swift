@@ -29,6 +29,10 @@ public enum ALS {
         public var lambdaExponent = 1.0
         /// Regularisation of each bias term (constant, not weighted by n).
         public var biasLambda = 1.0
+        /// Implicit mode: the regularisation of a row with n observations is λ·n^e with this e. 0 (the default) is
+        /// a plain λ, as in Hu, Koren and Volinsky and the `implicit` library; 1 scales it by the row's count as
+        /// Spark MLlib does (ALS-WR).
+        public var implicitLambdaExponent = 0.0
         /// Implicit mode: 0 solves each row exactly (normal equations, Cholesky); n > 0 takes n conjugate-gradient
         /// steps from the row's previous vector instead (`RowSolver.implicitCG`).
         public var cgSteps = 0
@@ -173,6 +177,11 @@ public enum ALS {
         return (users, items, mean)
     }
 
+    /// The implicit-mode regularisation of a row with `observations` pairs: λ·n^e (`implicitLambdaExponent`).
+    @inlinable public static func implicitLambda(_ config: Config, observations n: Int) -> Double {
+        config.implicitLambdaExponent == 0 ? config.lambda : config.lambda * power(Double(max(1, n)), config.implicitLambdaExponent)
+    }
+
     /// Re-solves every row of `solving` against `other`. Rows without observations keep their vector.
     public static func halfIteration(rows: [Row], solving: inout Factors, other: Factors, mean: Float, config: Config) {
         let biases = config.mode == .explicit && config.biases
@@ -180,14 +189,15 @@ public enum ALS {
         var solver = RowSolver()
         if config.mode == .implicit && config.cgSteps > 0 { solver.prepare(gram: g, rank: other.rank) }
         for (i, row) in rows.enumerated() {
+            let reg = implicitLambda(config, observations: row.index.count)
             let solved = config.mode == .explicit
                 ? solver.explicit(row: row, other: other, mean: mean, lambda: config.lambda, biases: biases,
                                   lambdaExponent: config.lambdaExponent, biasLambda: config.biasLambda)
                 : config.cgSteps > 0
-                ? solver.implicitCG(row: row, other: other, alpha: config.alpha, lambda: config.lambda,
+                ? solver.implicitCG(row: row, other: other, alpha: config.alpha, lambda: reg,
                                     start: solving.data[(i * solving.width)..<((i + 1) * solving.width)],
                                     steps: config.cgSteps)
-                : solver.implicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: config.lambda)
+                : solver.implicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: reg)
             if let v = solved { solving.data.replaceSubrange((i * solving.width)..<((i + 1) * solving.width), with: v) }
         }
     }
@@ -247,7 +257,7 @@ extension ALS {
 }
 
 /// x^y for x > 0 without Foundation (exp(y·ln x)).
-@inline(__always) func power(_ x: Double, _ y: Double) -> Double {
+@inline(__always) @usableFromInline func power(_ x: Double, _ y: Double) -> Double {
     if y == 1 { return x }
     if y == 2 { return x * x }
     if x <= 0 { return 0 }
@@ -292,7 +302,9 @@ public enum Cholesky {
                         let src: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: (j * ld + q) * 8, as: SIMD4<Double>.self)
                         let dstOffset = (i * ld + q) * 8
                         let dst: SIMD4<Double> = raw.loadUnaligned(fromByteOffset: dstOffset, as: SIMD4<Double>.self)
-                        raw.storeBytes(of: dst - fv * src, toByteOffset: dstOffset, as: SIMD4<Double>.self)
+                        var updated = dst
+                        ALSKernels.fused(&updated, -fv, src)
+                        raw.storeBytes(of: updated, toByteOffset: dstOffset, as: SIMD4<Double>.self)
                         q += 4
                     }
                 }

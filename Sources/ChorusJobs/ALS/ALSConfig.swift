@@ -77,6 +77,9 @@ public struct ALSJobConfig: Sendable {
             als.mode = mode
         }
         if params["biases"] == "false" { als.biases = false }
+        // lambda_exponent: λ·n^e per row in both modes, with a default of 1 in explicit mode and 0 (plain λ) in
+        // implicit mode.
+        if als.mode == .implicit { als.implicitLambdaExponent = try num("lambda_exponent") ?? 0 }
         if let h = params["holdout_by"] {
             guard let v = HoldoutBy(rawValue: h) else { throw ChorusError(.usage, "als: holdout_by must be interaction or last") }
             holdoutBy = v
@@ -134,4 +137,7 @@ struct ALSPartition: Sendable {
     /// Dense rows, built when the other side's index is known.
     var userRows: [ALS.Row]?
     var itemRows: [ALS.Row]?
+    /// Each user's (item's) place in the broadcast user (item) factors, in `userIds` (`itemIds`) order; −1 when absent.
+    var userGlobal: [Int32]?
+    var itemGlobal: [Int32]?
 }

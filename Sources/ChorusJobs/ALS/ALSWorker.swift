@@ -81,14 +81,14 @@ final class ALSWorkerState: JobWorker {
                 if m.side == "users" {
                     if !m.ids.isEmpty, m.ids.count != s.userIndex.count {
                         s.userIndex = index(m.ids)
-                        for p in s.parts.keys { s.parts[p]?.itemRows = nil }
+                        for p in s.parts.keys { s.parts[p]?.itemRows = nil; s.parts[p]?.userGlobal = nil }
                     }
                     s.users = f
                     s.usersGram = gram
                 } else {
                     if !m.ids.isEmpty, m.ids.count != s.itemIndex.count {
                         s.itemIndex = index(m.ids)
-                        for p in s.parts.keys { s.parts[p]?.userRows = nil }
+                        for p in s.parts.keys { s.parts[p]?.userRows = nil; s.parts[p]?.itemGlobal = nil }
                     }
                     s.items = f
                     s.itemsGram = gram
@@ -224,10 +224,13 @@ final class ALSWorkerState: JobWorker {
         guard let other else { throw task.unavailable("factors of the other side") }
         let ids = solvingUsers ? part.userIds : part.itemIds
         let obs = solvingUsers ? part.userObs : part.itemObs
-        // Rows with dense indices are built on the first half-iteration and kept with the partition's cache.
-        let cached = inner.withLock { s in solvingUsers ? s.parts[p]?.userRows : s.parts[p]?.itemRows }
+        // Rows with dense indices are built on the first half-iteration and kept with the partition's cache, and
+        // so are the rows' places in the current factors of this side (once this side has been broadcast).
+        let (cached, cachedGlobal) = inner.withLock { s in
+            solvingUsers ? (s.parts[p]?.userRows, s.parts[p]?.userGlobal) : (s.parts[p]?.itemRows, s.parts[p]?.itemGlobal)
+        }
         let flag = task.cancellation
-        let (packed, built): (Data, [ALS.Row]?) = try await task.compute {
+        let (packed, built, builtGlobal): (Data, [ALS.Row]?, [Int32]?) = try await task.compute {
             let rows = cached ?? obs.map { row in
                 var pairs: [(Int32, Float)] = []
                 pairs.reserveCapacity(row.count)
@@ -235,47 +238,64 @@ final class ALSWorkerState: JobWorker {
                 pairs.sort { $0.0 < $1.0 }
                 return ALS.Row(index: pairs.map(\.0), value: pairs.map(\.1))
             }
+            let global: [Int32]? = current == nil ? nil
+                : cachedGlobal ?? ids.map { currentIndex[$0] ?? -1 }
             var solver = ALS.RowSolver()
             let cg = config.als.mode == .implicit && config.als.cgSteps > 0
             if cg { solver.prepare(gram: gram, rank: other.rank) }
-            var out = [Float]()
-            out.reserveCapacity(ids.count * other.width)
-            let zero = [Float](repeating: 0, count: other.width)
-            // The row's current vector: the last broadcast of this side, or its initial vector before the first
-            // (the same on every worker). CG starts from it, and a row whose solve fails keeps it.
-            func currentVector(_ j: Int) -> ArraySlice<Float> {
-                if let current, let g = currentIndex[ids[j]] {
-                    return current.data[(Int(g) * current.width)..<((Int(g) + 1) * current.width)]
+            let width = other.width
+            var out = [Float](repeating: 0, count: ids.count * width)
+            try out.withUnsafeMutableBufferPointer { op in
+                let o = op.baseAddress!
+                // The row's current vector: the last broadcast of this side, or its initial vector before the
+                // first (the same on every worker). CG starts from it, and a row whose solve fails keeps it.
+                func setCurrent(_ j: Int) {
+                    if let current, let g = global?[j], g >= 0 {
+                        current.data.withUnsafeBufferPointer { cp in
+                            (o + j * width).update(from: cp.baseAddress! + Int(g) * current.width, count: width)
+                        }
+                    } else {
+                        let v = ALS.initialVector(id: prefix + ids[j], seed: config.als.seed, rank: other.rank,
+                                                  width: width)
+                        v.withUnsafeBufferPointer { (o + j * width).update(from: $0.baseAddress!, count: width) }
+                    }
                 }
-                return ALS.initialVector(id: prefix + ids[j], seed: config.als.seed, rank: other.rank,
-                                         width: other.width)[...]
+                for (j, r) in rows.enumerated() {
+                    // Every row (a relaxed atomic load): an exact row solve at rank 512 takes milliseconds.
+                    if flag.isSet { throw ChorusError(.jobFailed, "cancelled") }
+                    if r.index.isEmpty { continue }  // stays zero
+                    if cg {
+                        // In place: from the current vector to the new one (kept if the solve fails).
+                        setCurrent(j)
+                        _ = solver.implicitCG(row: r, other: other, alpha: config.als.alpha,
+                                              lambda: ALS.implicitLambda(config.als, observations: r.index.count),
+                                              start: o + j * width, steps: config.als.cgSteps, into: o + j * width)
+                        continue
+                    }
+                    let solved: [Float]?
+                    if config.als.mode == .explicit {
+                        solved = solver.explicit(row: r, other: other, mean: mean, lambda: config.als.lambda,
+                                                 biases: config.als.biases, lambdaExponent: config.als.lambdaExponent,
+                                                 biasLambda: config.als.biasLambda)
+                    } else {
+                        solved = solver.implicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
+                                                 lambda: ALS.implicitLambda(config.als, observations: r.index.count))
+                    }
+                    if let solved {
+                        solved.withUnsafeBufferPointer { (o + j * width).update(from: $0.baseAddress!, count: width) }
+                    } else {
+                        setCurrent(j)
+                    }
+                }
             }
-            for (j, r) in rows.enumerated() {
-                if j & 15 == 0, flag.isSet { throw ChorusError(.jobFailed, "cancelled") }
-                let solved: [Float]?
-                if config.als.mode == .explicit {
-                    solved = solver.explicit(row: r, other: other, mean: mean, lambda: config.als.lambda,
-                                             biases: config.als.biases, lambdaExponent: config.als.lambdaExponent,
-                                             biasLambda: config.als.biasLambda)
-                } else if cg {
-                    solved = solver.implicitCG(row: r, other: other, alpha: config.als.alpha,
-                                               lambda: config.als.lambda, start: currentVector(j),
-                                               steps: config.als.cgSteps)
-                } else {
-                    solved = solver.implicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
-                                             lambda: config.als.lambda)
-                }
-                if let solved { out.append(contentsOf: solved) } else if r.index.isEmpty {
-                    out.append(contentsOf: zero)
-                } else {
-                    out.append(contentsOf: currentVector(j))
-                }
-            }
-            return (FloatPacking.pack(out), cached == nil ? rows : nil)
+            return (FloatPacking.pack(out), cached == nil ? rows : nil, cachedGlobal == nil ? global : nil)
         }
-        if let built {
-            inner.withLock { s in
+        inner.withLock { s in
+            if let built {
                 if solvingUsers { s.parts[p]?.userRows = built } else { s.parts[p]?.itemRows = built }
+            }
+            if let builtGlobal {
+                if solvingUsers { s.parts[p]?.userGlobal = builtGlobal } else { s.parts[p]?.itemGlobal = builtGlobal }
             }
         }
         var r = Chorus_V1_Jobs_AlsFactors()
