@@ -38,17 +38,7 @@ public struct JSONBytes {
     }
 
     mutating func int<T: BinaryInteger>(_ v: T) {
-        if v == 0 { bytes.append(UInt8(ascii: "0")); return }
-        var x = v.magnitude
-        if v < 0 { bytes.append(UInt8(ascii: "-")) }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            while x > 0 { d[n] = UInt8(ascii: "0") + UInt8(x % 10); x /= 10; n += 1 }
-            while n > 0 { n -= 1; bytes.append(d[n]) }
-        }
+        bytes.append(contentsOf: String(v).utf8)  // a small string: no heap allocation
     }
 
     /// As Foundation writes a finite Double: its shortest round-trip description, without a trailing ".0".

@@ -34,11 +34,7 @@ public struct IdTable: Sendable {
     public var count: Int { hashes.count }
 
     @inline(__always)
-    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        return StableHash.avalanche(h)
-    }
+    static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 { StableHash.mixed64(bytes) }
 
     /// The slot of `bytes`: where it is, or the empty slot where it would go.
     @inline(__always)
