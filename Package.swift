@@ -26,6 +26,8 @@ let package = Package(
         // C libraries, each reached by exactly one Swift wrapper module.
         .systemLibrary(name: "CZeroMQ", path: "Sources/CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CRocksDB", path: "Sources/CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
+        // What the C API lacks (reading an SST file outside a database, for partition moves), in a few lines of C++.
+        .target(name: "CRocksDBSst", linkerSettings: [.linkedLibrary("rocksdb")]),
 
         // Pure modules: no I/O, no C, no wire types.
         .target(name: "ChorusModel"),
@@ -41,7 +43,7 @@ let package = Package(
         ]),
         // The only importers of the C libraries.
         .target(name: "ChorusTransport", dependencies: ["CZeroMQ"]),
-        .target(name: "ChorusStorage", dependencies: ["CRocksDB"]),
+        .target(name: "ChorusStorage", dependencies: ["CRocksDB", "CRocksDBSst"]),
 
         // Runtimes: coordinator, worker, client.
         .target(name: "ChorusRuntime", dependencies: [
@@ -70,5 +72,6 @@ let package = Package(
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusTransport",
         ]),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )

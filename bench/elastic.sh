@@ -5,7 +5,9 @@
 #   3. join: time for a new worker to receive its share;
 #   4. kill -9 of a worker: time to declare it dead, and time until every partition has R live copies again.
 #
-#   bench/elastic.sh [USERS] [MOVE_RATE_MIB]     # USERS=50000 gives ~1 M interactions
+#   bench/elastic.sh [USERS] [MOVE_RATE_MIB]     # USERS=50000 gives ~1 M interactions; MOVE_RATE_MIB 0 = unthrottled
+#   MOVES_ONLY=1 bench/elastic.sh …               # skip 1 (one R=2 cluster is loaded instead): moves only
+# The drain is compared with the disk's sequential write rate (dd, 1 GiB, fdatasync) measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${1:-50000}
@@ -62,17 +64,31 @@ ingest_rate() {
   echo "$INTERACTIONS / ($t1 - $t0)" | bc -l
 }
 
-echo "== 1. ingest throughput, R=1 vs R=2 (3 workers, interactions file, client wall time; alternated twice)"
-for round in 1 2; do
-  start_cluster r1 1
-  R1=$(ingest_rate)
-  cleanup; pids=()
+if [ "${MOVES_ONLY:-0}" = 1 ]; then
+  echo "== 1. skipped (MOVES_ONLY=1): one R=2 cluster, all four files ingested"
   start_cluster r2 2
-  R2=$(ingest_rate)
-  printf "round %d: R=1: %.0f interactions/s   R=2: %.0f interactions/s   R=2/R=1 = %.2f\n" "$round" "$R1" "$R2" "$(echo "$R2 / $R1" | bc -l)"
-  if [ "$round" = 1 ]; then cleanup; pids=(); fi
-done
+  $BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/gen/interactions.jsonl" > /dev/null
+else
+  echo "== 1. ingest throughput, R=1 vs R=2 (3 workers, interactions file, client wall time; alternated twice)"
+  for round in 1 2; do
+    start_cluster r1 1
+    R1=$(ingest_rate)
+    cleanup; pids=()
+    start_cluster r2 2
+    R2=$(ingest_rate)
+    printf "round %d: R=1: %.0f interactions/s   R=2: %.0f interactions/s   R=2/R=1 = %.2f\n" "$round" "$R1" "$R2" "$(echo "$R2 / $R1" | bc -l)"
+    if [ "$round" = 1 ]; then cleanup; pids=(); fi
+  done
+fi
 $BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/gen/users.jsonl" "$OUT/gen/content.jsonl" "$OUT/gen/follows.jsonl" > /dev/null
+# The disk's sequential write bound, on the file system that holds the workers' data, in the same run: 1 GiB
+# written and fdatasync'ed (dd), before the moves.
+t0=$(now)
+dd if=/dev/zero of="$OUT/dd.tmp" bs=4M count=256 conv=fdatasync status=none
+t1=$(now)
+rm -f "$OUT/dd.tmp"
+DISK=$(echo "1024 / ($t1 - $t0)" | bc -l)
+printf "disk: sequential write %.0f MiB/s (dd, 1 GiB, fdatasync, %s)\n" "$DISK" "$(df --output=fstype "$OUT" | tail -1)"
 sleep 3  # heartbeats report bytes held
 echo "holdings before the drain:"
 $BIN node list --coordinator "$ADDR"
@@ -84,7 +100,8 @@ t0=$(now)
 $BIN node drain w3 --wait --coordinator "$ADDR" 2>/dev/null
 t1=$(now)
 D=$(echo "$t1 - $t0" | bc -l)
-printf "drain: %d partition copies, %.1f MiB held, drained in %.1f s (%.1f MiB/s)\n" "$PARTS" "$(echo "$BYTES / 1048576" | bc -l)" "$D" "$(echo "$BYTES / 1048576 / $D" | bc -l)"
+printf "drain: %d partition copies, %.1f MiB held, drained in %.1f s (%.1f MiB/s, %.0f%% of the disk's sequential write rate)\n" \
+  "$PARTS" "$(echo "$BYTES / 1048576" | bc -l)" "$D" "$(echo "$BYTES / 1048576 / $D" | bc -l)" "$(echo "100 * $BYTES / 1048576 / $D / $DISK" | bc -l)"
 
 echo "== 3. join: w4 starts and receives its share"
 t0=$(now)
@@ -93,7 +110,10 @@ for _ in $(seq 200); do [ "$(py "sum(1 for n in s['nodes'] if n['name']=='w4' an
 sleep 1
 wait_settled
 t1=$(now)
-printf "join: w4 holds %s partition copies after %.1f s\n" "$(py "[n['partitions'] for n in s['nodes'] if n['name']=='w4'][0]")" "$(echo "$t1 - $t0" | bc -l)"
+sleep 2  # heartbeats report bytes held
+JB=$(py "[n['bytes_held'] for n in s['nodes'] if n['name']=='w4'][0]")
+printf "join: w4 holds %s partition copies (%.1f MiB) after %.1f s\n" "$(py "[n['partitions'] for n in s['nodes'] if n['name']=='w4'][0]")" \
+  "$(echo "$JB / 1048576" | bc -l)" "$(echo "$t1 - $t0" | bc -l)"
 
 echo "== 4. kill -9 w1: detection and re-replication"
 t0=$(now)

@@ -148,6 +148,16 @@ public enum RequestValidation {
                     throw invalid("partition_chunk.after", "not a key of partition \(c.partition)")
                 }
             }
+        case let .partitionFile(f):
+            guard f.partition < maxPartitions else { throw invalid("partition_file.partition", "out of range") }
+            if !f.after.isEmpty {
+                guard f.after.count >= 5, f.after.count <= 4 * maxIdBytes, ShardKeys.partition(ofKey: f.after) == f.partition else {
+                    throw invalid("partition_file.after", "not a key of partition \(f.partition)")
+                }
+            }
+        case let .fileChunk(f):
+            try id(f.fileID, "file_chunk.file_id")
+            guard f.maxBytes <= 64 << 20 else { throw invalid("file_chunk.max_bytes", "\(f.maxBytes) is above 64 MiB") }
         case let .mapPush(m):
             try partitionMapShape(m, "map_push")
         case let .recommend(r):

@@ -163,6 +163,12 @@ public enum WireFuzz {
             var c = Chorus_V1_PartitionChunkRequest(); c.partition = p; c.maxBytes = 4096
             return req(.partitionChunk(c))
         }
+        out[47] = ps.prefix(8).map { p in
+            var f = Chorus_V1_PartitionFileRequest(); f.partition = p; f.maxBytes = 4096
+            return req(.partitionFile(f))
+        }
+        var chunk = Chorus_V1_FileChunkRequest(); chunk.fileID = "fuzz-file"; chunk.maxBytes = 4096
+        out[48] = [req(.fileChunk(chunk))]
         // A write of one user and its replication.
         var put = Chorus_V1_Put()
         put.partition = ps[0]; put.role = .user; put.keyID = Data("fuzz-user".utf8); put.counted = true

@@ -57,6 +57,11 @@ public final class Worker: Sendable {
         var leaseUntil: ContinuousClock.Instant?
         /// Copies this worker is receiving, by partition.
         var copies: [UInt32: Chorus_V1_MoveProgress] = [:]
+        /// Replicated writes into partitions this worker is a new learner of, kept until their copy is ingested
+        /// (Worker+Moves.swift): ingested files overwrite what the store holds, so these are applied again after.
+        var catchUp: [UInt32: CatchUpLog] = [:]
+        /// SST files written for move targets (`partition_file`), by file id, until fetched or stale.
+        var outgoing: [String: OutgoingFile] = [:]
         var fenced: UInt64 = 0
         var clusterId: String?
         /// Copies whose replicated writes from this primary get no reply, by node id: since when (the sending of
@@ -92,6 +97,8 @@ public final class Worker: Sendable {
         let adv = options.advertise ?? server.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
         endpoint = adv
         coordinator = try Peer(endpoint: options.coordinator, role: "coordinator", sender: nodeId)
+        // Files of moves that were in flight when this process stopped: never resumed, so never needed.
+        try? FileManager.default.removeItem(atPath: options.dataDir + "/" + Self.transferDirName)
         let known = try Self.partitionsWithData(store)
         let cluster = try? String(contentsOfFile: options.dataDir + "/cluster-id", encoding: .utf8)
         state.withLock {
@@ -293,6 +300,9 @@ public final class Worker: Sendable {
             state.withLock { s in
                 s.map = m
                 s.nonEmpty.subtract(drop)
+                // A new learner records replicated writes from now on, until its copy is ingested.
+                for p in newLearner { s.catchUp[p] = CatchUpLog() }
+                for p in Array(s.catchUp.keys) where !m.assignments[Int(p)].learners.contains(me) { s.catchUp[p] = nil }
             }
             return drop
         }
@@ -424,6 +434,8 @@ public final class Worker: Sendable {
             return .mapPush(r)
         case let .partitionChunk(c): return .partitionChunk(try await partitionChunk(c))
         case let .copyPartition(c): return .copyPartition(try await copyPartition(c))
+        case let .partitionFile(f): return .partitionFile(try await partitionFile(f))
+        case let .fileChunk(f): return .fileChunk(try await fileChunk(f))
         case let .userHistory(r): return .userHistory(try await userHistory(r))
         default:
             throw ChorusError(.usage, "a worker does not serve this request; send it to the coordinator")
@@ -642,7 +654,12 @@ public final class Worker: Sendable {
                 else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
             }
             try storageWrite { try store.write(wb) }
-            state.withLock { $0.nonEmpty.formUnion(parts) }
+            state.withLock { s in
+                s.nonEmpty.formUnion(parts)
+                if !s.catchUp.isEmpty {
+                    for op in r.ops where s.catchUp[op.partition] != nil { s.catchUp[op.partition]!.record(op) }
+                }
+            }
             return commit.noteWritten()
         }
         try await waitDurable(ticket)
@@ -675,12 +692,7 @@ public final class Worker: Sendable {
 
     /// Serves one chunk of a partition to a move target, from the primary's store.
     func partitionChunk(_ c: Chorus_V1_PartitionChunkRequest) async throws -> Chorus_V1_PartitionChunk {
-        try checkLease("partition copies")
-        if state.withLock({ $0.map.version }) < c.mapVersion { try await refreshMap() }
-        let map = state.withLock { $0.map }
-        guard c.partition < map.partitionCount, map.assignments[Int(c.partition)].owner == nodeId else {
-            throw fence("worker \(name) is not the primary of partition \(c.partition) (map version \(map.version))")
-        }
+        try await checkMoveSource(c.partition, mapVersion: c.mapVersion)
         let store = self.store
         let maxBytes = Int(c.maxBytes == 0 ? 1 << 20 : min(c.maxBytes, 16 << 20))
         return try await computeQueue.run {
@@ -720,87 +732,6 @@ public final class Worker: Sendable {
             }
             return out
         }
-    }
-
-    /// Copies a partition from its primary into this worker (a learner of it), throttled. Keys already present
-    /// came from replication after the move started and are newer, so they are kept.
-    func copyPartition(_ c: Chorus_V1_CopyPartition) async throws -> Chorus_V1_CopyReply {
-        if state.withLock({ $0.map.version }) < c.mapVersion { try await refreshMap() }
-        let p = c.partition
-        func stillLearner() -> Bool {
-            let m = state.withLock { $0.map }
-            return p < m.partitionCount && m.assignments[Int(p)].learners.contains(nodeId)
-        }
-        guard stillLearner() else {
-            throw fence("worker \(name) is not a learner of partition \(p) (map version \(state.withLock { $0.map.version }))")
-        }
-        let health = storageHealth()
-        if health.state != .ok {
-            throw ChorusError(.storage, "worker \(name) takes no partition copies: "
-                              + (health.state == .low ? "\(health.freeBytes >> 20) MiB free on \(options.dataDir), below "
-                                 + "its reserve of \(options.minFreeBytes >> 20) MiB" : health.reason),
-                              hint: "free space on that disk; the coordinator places the copy elsewhere meanwhile")
-        }
-        var info = Chorus_V1_NodeInfo()
-        info.id = c.sourceID
-        info.name = c.sourceID
-        info.address = c.sourceAddress
-        let source = try workerPeers.peer(info)
-        var progress = Chorus_V1_MoveProgress()
-        progress.partition = p
-        state.withLock { $0.copies[p] = progress }
-        defer { _ = state.withLock { $0.copies.removeValue(forKey: p) } }
-        let store = self.store
-        let start = ContinuousClock.now
-        var after = Data()
-        var reply = Chorus_V1_CopyReply()
-        while true {
-            try checkLease("partition copies")
-            guard stillLearner() else { throw fence("partition \(p) copy abandoned: no longer a learner of it") }
-            var req = Chorus_V1_PartitionChunkRequest()
-            req.partition = p
-            req.after = after
-            req.maxBytes = 1 << 20
-            req.mapVersion = c.mapVersion
-            guard case let .partitionChunk(chunk) = try await source.call(.partitionChunk(req), timeout: .seconds(10))
-            else { throw ChorusError(.internal, "unexpected reply to partition_chunk") }
-            let rows = chunk.rows
-            let done = chunk.done
-            let bytes = rows.reduce(0) { $0 + $1.key.count + $1.value.count }
-            if after.isEmpty {
-                state.withLock { s in
-                    s.copies[p]?.keysTotal = chunk.keysTotal
-                    s.copies[p]?.bytesTotal = chunk.bytesTotal
-                }
-            }
-            try await writeQueue.run { [self] in
-                var wb = WriteBatch()
-                for kv in rows {
-                    let k = [UInt8](kv.key)
-                    guard ShardKeys.partition(ofKey: kv.key) == p else { continue }
-                    if try store.get(k) == nil { wb.put(k, [UInt8](kv.value)) }
-                }
-                try storageWrite { try store.write(wb, sync: done) }
-                if !rows.isEmpty { state.withLock { _ = $0.nonEmpty.insert(p) } }
-            }
-            reply.keys += UInt64(rows.count)
-            reply.bytes += UInt64(bytes)
-            let snapshot = reply
-            state.withLock { s in
-                s.copies[p]?.keysCopied = snapshot.keys
-                s.copies[p]?.bytesCopied = snapshot.bytes
-            }
-            if done { break }
-            after = chunk.nextAfter
-            // Throttle: stay under rate_bytes_per_s on average.
-            if c.rateBytesPerS > 0 {
-                let due = Double(reply.bytes) / Double(c.rateBytesPerS)
-                let elapsed = (ContinuousClock.now - start).seconds
-                // At most 10 s per chunk: `bytes` comes from a peer, and Int(huge * 1000) would trap.
-                if due > elapsed { try await Task.sleep(for: .milliseconds(Int(min(due - elapsed, 10) * 1000))) }
-            }
-        }
-        return reply
     }
 
     func profileGet(_ g: Chorus_V1_ProfileGet) async throws -> Chorus_V1_ProfileReply {

@@ -44,17 +44,17 @@ private func check(_ err: UnsafeMutablePointer<CChar>?, _ what: String) throws(S
 /// fresh handle, which replays the WAL and clears the state.
 public final class Store: @unchecked Sendable {
     private var db: OpaquePointer?
-    private let options: OpaquePointer
+    let options: OpaquePointer
     private let writeOptions: OpaquePointer
     private let syncWriteOptions: OpaquePointer
     private let readOptions: OpaquePointer
     public let path: String
     private var closed = false
-    private let handleLock: UnsafeMutablePointer<pthread_rwlock_t>
-    private let ioLock = NSLock()
+    let handleLock: UnsafeMutablePointer<pthread_rwlock_t>
+    let ioLock = NSLock()
     /// Why the store refuses writes (nil: writable). Guarded by `stateLock`.
     private var failure: StorageError?
-    private let stateLock = NSLock()
+    let stateLock = NSLock()
     /// `approximateBytes()`'s last answer, returned while a reopen holds the handle.
     private var lastBytes: UInt64 = 0
 
@@ -140,7 +140,7 @@ public final class Store: @unchecked Sendable {
 
     /// Runs `body` with the open handle, under the shared side of `handleLock`.
     @inline(__always)
-    private func withDB<T>(_ body: (OpaquePointer) throws(StorageError) -> T) throws(StorageError) -> T {
+    func withDB<T>(_ body: (OpaquePointer) throws(StorageError) -> T) throws(StorageError) -> T {
         pthread_rwlock_rdlock(handleLock)
         defer { pthread_rwlock_unlock(handleLock) }
         guard let db else {
@@ -156,7 +156,7 @@ public final class Store: @unchecked Sendable {
     public var readOnlyReason: StorageError? { stateLock.withLock { failure } }
 
     /// Records the first failure of a write, sync or flush; later writes are refused with it.
-    private func fail(_ what: String, _ msg: String) -> StorageError {
+    func fail(_ what: String, _ msg: String) -> StorageError {
         let full = StorageError.isNoSpace(msg)
         let e = StorageError(message: "\(what): \(msg)", readOnly: true, diskFull: full)
         stateLock.withLock { if failure == nil { failure = e } }

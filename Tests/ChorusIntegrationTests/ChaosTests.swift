@@ -123,7 +123,12 @@ final class ContinuousIngest: @unchecked Sendable {
         let (acked, attempts, failures) = ingest.stop()
 
         // The job's results equal the undisturbed run (the streamed users have no interactions or follows, so
-        // they do not change any base user's profile).
+        // they do not change any base user's profile). The export reads every partition's primary: wait until
+        // the killed worker is declared dead (its partitions failed over), or a read may still be routed to it.
+        try waitUntil("w3 declared dead", seconds: 60) {
+            (try cluster.status()["nodes"] as? [[String: Any]] ?? []).contains {
+                $0["name"] as? String == "w3" && $0["state"] as? String == "dead" }
+        }
         let out = work + "/chaos.jsonl"
         let exp = try chorus(["profile", "export", "--coordinator", a, "--out", out], timeout: 120)
         #expect(exp.status == 0, "\(exp.stderr)")

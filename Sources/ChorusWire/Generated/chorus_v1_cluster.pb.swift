@@ -477,7 +477,7 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .copyPartition(newValue)}
   }
 
-  /// move target -> partition primary
+  /// move target -> partition primary (rows; moves use files since 47)
   public var partitionChunk: Chorus_V1_PartitionChunkRequest {
     get {
       if case .partitionChunk(let v)? = body {return v}
@@ -639,6 +639,24 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .documentEvent(newValue)}
   }
 
+  /// move target -> partition primary: write the next SST file
+  public var partitionFile: Chorus_V1_PartitionFileRequest {
+    get {
+      if case .partitionFile(let v)? = body {return v}
+      return Chorus_V1_PartitionFileRequest()
+    }
+    set {body = .partitionFile(newValue)}
+  }
+
+  /// move target -> partition primary: bytes of a file partition_file wrote
+  public var fileChunk: Chorus_V1_FileChunkRequest {
+    get {
+      if case .fileChunk(let v)? = body {return v}
+      return Chorus_V1_FileChunkRequest()
+    }
+    set {body = .fileChunk(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -666,7 +684,7 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case rebalance(Chorus_V1_RebalanceRequest)
     /// coordinator -> move target
     case copyPartition(Chorus_V1_CopyPartition)
-    /// move target -> partition primary
+    /// move target -> partition primary (rows; moves use files since 47)
     case partitionChunk(Chorus_V1_PartitionChunkRequest)
     /// coordinator -> worker, after every map change
     case mapPush(Chorus_V1_PartitionMap)
@@ -702,6 +720,10 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case documentApprove(Chorus_V1_DocumentApprove)
     /// client -> coordinator: add an audit entry (e.g. an export)
     case documentEvent(Chorus_V1_DocumentEvent)
+    /// move target -> partition primary: write the next SST file
+    case partitionFile(Chorus_V1_PartitionFileRequest)
+    /// move target -> partition primary: bytes of a file partition_file wrote
+    case fileChunk(Chorus_V1_FileChunkRequest)
 
   }
 
@@ -939,6 +961,22 @@ public nonisolated struct Chorus_V1_Response: @unchecked Sendable {
     set {_uniqueStorage()._body = .documentList(newValue)}
   }
 
+  public var partitionFile: Chorus_V1_PartitionFile {
+    get {
+      if case .partitionFile(let v)? = _storage._body {return v}
+      return Chorus_V1_PartitionFile()
+    }
+    set {_uniqueStorage()._body = .partitionFile(newValue)}
+  }
+
+  public var fileChunk: Chorus_V1_FileChunk {
+    get {
+      if case .fileChunk(let v)? = _storage._body {return v}
+      return Chorus_V1_FileChunk()
+    }
+    set {_uniqueStorage()._body = .fileChunk(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -969,6 +1007,8 @@ public nonisolated struct Chorus_V1_Response: @unchecked Sendable {
     case jobResult(Chorus_V1_JobResultReply)
     case document(Chorus_V1_DocumentReply)
     case documentList(Chorus_V1_DocumentList)
+    case partitionFile(Chorus_V1_PartitionFile)
+    case fileChunk(Chorus_V1_FileChunk)
 
   }
 
@@ -1630,7 +1670,13 @@ public nonisolated struct Chorus_V1_CopyReply: Sendable {
 
   public var keys: UInt64 = 0
 
+  /// bytes fetched (of SST files since partition_file)
   public var bytes: UInt64 = 0
+
+  /// replicated writes made during the copy, applied again after its files
+  public var replayedWrites: UInt64 = 0
+
+  public var files: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1650,6 +1696,85 @@ public nonisolated struct Chorus_V1_PartitionChunkRequest: Sendable {
   public var maxBytes: UInt32 = 0
 
   public var mapVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Partition moves by files. The source writes the partition's keys after `after`, in order, into one SST file of
+/// at most max_bytes of keys and values, keeps it for the move target to fetch with file_chunk, and deletes it once
+/// the last byte was read (or after 2 minutes without a read).
+public nonisolated struct Chorus_V1_PartitionFileRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  /// continue after this shard key (the previous file's last_key); empty = from the start
+  public var after: Data = Data()
+
+  /// of keys and values in the file; the source caps it
+  public var maxBytes: UInt64 = 0
+
+  public var mapVersion: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_PartitionFile: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "" when no keys were left (done, nothing to fetch)
+  public var fileID: String = String()
+
+  /// bytes of the file
+  public var size: UInt64 = 0
+
+  public var keys: UInt64 = 0
+
+  public var firstKey: Data = Data()
+
+  public var lastKey: Data = Data()
+
+  /// no keys of the partition after last_key (when the file was written)
+  public var done: Bool = false
+
+  /// the partition's estimated size on disk at the source (first file only; 0: unknown)
+  public var bytesTotal: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_FileChunkRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var fileID: String = String()
+
+  public var offset: UInt64 = 0
+
+  public var maxBytes: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_FileChunk: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var data: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2531,7 +2656,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0\u{3}partition_file\0\u{3}file_chunk\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3023,6 +3148,32 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .documentEvent(v)
         }
       }()
+      case 47: try {
+        var v: Chorus_V1_PartitionFileRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionFile(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionFile(v)
+        }
+      }()
+      case 48: try {
+        var v: Chorus_V1_FileChunkRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .fileChunk(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .fileChunk(v)
+        }
+      }()
       default: break
       }
     }
@@ -3191,6 +3342,14 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .documentEvent(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
     }()
+    case .partitionFile?: try {
+      guard case .partitionFile(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
+    }()
+    case .fileChunk?: try {
+      guard case .fileChunk(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3208,7 +3367,7 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0\u{1}pipeline\0\u{3}pipeline_list\0\u{3}job_result\0\u{1}document\0\u{3}document_list\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0\u{1}pipeline\0\u{3}pipeline_list\0\u{3}job_result\0\u{1}document\0\u{3}document_list\0\u{3}partition_file\0\u{3}file_chunk\0")
 
   fileprivate class _StorageClass {
     var _correlationID: UInt64 = 0
@@ -3595,6 +3754,32 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
             _storage._body = .documentList(v)
           }
         }()
+        case 37: try {
+          var v: Chorus_V1_PartitionFile?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .partitionFile(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .partitionFile(v)
+          }
+        }()
+        case 38: try {
+          var v: Chorus_V1_FileChunk?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .fileChunk(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .fileChunk(v)
+          }
+        }()
         default: break
         }
       }
@@ -3718,6 +3903,14 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
       case .documentList?: try {
         guard case .documentList(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+      }()
+      case .partitionFile?: try {
+        guard case .partitionFile(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+      }()
+      case .fileChunk?: try {
+        guard case .fileChunk(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
       }()
       case nil: break
       }
@@ -5007,7 +5200,7 @@ nonisolated extension Chorus_V1_CopyPartition: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Chorus_V1_CopyReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CopyReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}bytes\0\u{3}replayed_writes\0\u{1}files\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5017,6 +5210,8 @@ nonisolated extension Chorus_V1_CopyReply: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.keys) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.bytes) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.replayedWrites) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.files) }()
       default: break
       }
     }
@@ -5029,12 +5224,20 @@ nonisolated extension Chorus_V1_CopyReply: SwiftProtobuf.Message, SwiftProtobuf.
     if self.bytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.bytes, fieldNumber: 2)
     }
+    if self.replayedWrites != 0 {
+      try visitor.visitSingularUInt64Field(value: self.replayedWrites, fieldNumber: 3)
+    }
+    if self.files != 0 {
+      try visitor.visitSingularUInt64Field(value: self.files, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_CopyReply, rhs: Chorus_V1_CopyReply) -> Bool {
     if lhs.keys != rhs.keys {return false}
     if lhs.bytes != rhs.bytes {return false}
+    if lhs.replayedWrites != rhs.replayedWrites {return false}
+    if lhs.files != rhs.files {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5080,6 +5283,181 @@ nonisolated extension Chorus_V1_PartitionChunkRequest: SwiftProtobuf.Message, Sw
     if lhs.after != rhs.after {return false}
     if lhs.maxBytes != rhs.maxBytes {return false}
     if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PartitionFileRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionFileRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}after\0\u{3}max_bytes\0\u{3}map_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.after) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.maxBytes) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.after.isEmpty {
+      try visitor.visitSingularBytesField(value: self.after, fieldNumber: 2)
+    }
+    if self.maxBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.maxBytes, fieldNumber: 3)
+    }
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PartitionFileRequest, rhs: Chorus_V1_PartitionFileRequest) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.after != rhs.after {return false}
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_PartitionFile: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionFile"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}file_id\0\u{1}size\0\u{1}keys\0\u{3}first_key\0\u{3}last_key\0\u{1}done\0\u{3}bytes_total\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.fileID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.keys) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.firstKey) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.lastKey) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.done) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.bytesTotal) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.fileID.isEmpty {
+      try visitor.visitSingularStringField(value: self.fileID, fieldNumber: 1)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 2)
+    }
+    if self.keys != 0 {
+      try visitor.visitSingularUInt64Field(value: self.keys, fieldNumber: 3)
+    }
+    if !self.firstKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.firstKey, fieldNumber: 4)
+    }
+    if !self.lastKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.lastKey, fieldNumber: 5)
+    }
+    if self.done != false {
+      try visitor.visitSingularBoolField(value: self.done, fieldNumber: 6)
+    }
+    if self.bytesTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesTotal, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_PartitionFile, rhs: Chorus_V1_PartitionFile) -> Bool {
+    if lhs.fileID != rhs.fileID {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.keys != rhs.keys {return false}
+    if lhs.firstKey != rhs.firstKey {return false}
+    if lhs.lastKey != rhs.lastKey {return false}
+    if lhs.done != rhs.done {return false}
+    if lhs.bytesTotal != rhs.bytesTotal {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_FileChunkRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FileChunkRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}file_id\0\u{1}offset\0\u{3}max_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.fileID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.maxBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.fileID.isEmpty {
+      try visitor.visitSingularStringField(value: self.fileID, fieldNumber: 1)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 2)
+    }
+    if self.maxBytes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxBytes, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_FileChunkRequest, rhs: Chorus_V1_FileChunkRequest) -> Bool {
+    if lhs.fileID != rhs.fileID {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_FileChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FileChunk"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_FileChunk, rhs: Chorus_V1_FileChunk) -> Bool {
+    if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
