@@ -7,15 +7,21 @@
 #
 #   bench/elastic.sh [USERS] [MOVE_RATE_MIB]     # USERS=50000 gives ~1 M interactions; MOVE_RATE_MIB 0 = unthrottled
 #   MOVES_ONLY=1 bench/elastic.sh …               # skip 1 (one R=2 cluster is loaded instead): moves only
+#   BIN=/path/to/older/chorus bench/elastic.sh …  # the same run with another build (for example the release before)
+#   COORD_ARGS="--max-moves 8" bench/elastic.sh … # extra coordinator flags
 # The drain is compared with the disk's sequential write rate (dd, 1 GiB, fdatasync) measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${1:-50000}
 RATE_MIB=${2:-32}
 OUT=${BENCH_DIR:-/tmp/chorus-elastic-$USERS}
-BIN=.build-release/release/chorus
-scripts/install-deps.sh >/dev/null
-swift build -c release --scratch-path .build-release --product chorus 2>&1 | { grep -v "prohibited flag" || true; } | tail -1
+if [ -n "${BIN:-}" ]; then
+  echo "binary: $BIN (given; not built)"
+else
+  BIN=.build-release/release/chorus
+  scripts/install-deps.sh >/dev/null
+  swift build -c release --scratch-path .build-release --product chorus 2>&1 | { grep -v "prohibited flag" || true; } | tail -1
+fi
 mkdir -p "$OUT"
 if [ ! -f "$OUT/gen/interactions.jsonl" ]; then
   $BIN generate --users "$USERS" --seed 42 --out "$OUT/gen" >/dev/null
@@ -31,6 +37,14 @@ status() { $BIN cluster status --coordinator "$ADDR" --json; }
 # py EXPR: evaluates EXPR with `s` = the cluster status JSON.
 py() { status | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 declare -A WPID
+# CPU seconds (user + system) used so far by the cluster's processes (those still running).
+cpu_total() {
+  local t=0 p
+  for p in "${pids[@]}"; do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$t / $(getconf CLK_TCK)" | bc -l
+}
 
 start_worker() {  # start_worker NAME
   $BIN worker --coordinator "$ADDR" --data "$DIR/$1" --name "$1" --log-level warning > "$DIR/$1.out" 2>&1 &
@@ -46,8 +60,9 @@ wait_settled() {
 
 start_cluster() {  # start_cluster NAME R
   DIR="$OUT/$1"; rm -rf "$DIR"; mkdir -p "$DIR"
+  # shellcheck disable=SC2086  # COORD_ARGS: extra coordinator flags, split on spaces (e.g. "--max-moves 8")
   $BIN coordinator --bind "tcp://127.0.0.1:*" --data "$DIR/coord" --replication "$2" --move-rate-mib "$RATE_MIB" \
-    --log-level warning > "$DIR/coord.out" 2>&1 &
+    ${COORD_ARGS:-} --log-level warning > "$DIR/coord.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do grep -q "listening on" "$DIR/coord.out" 2>/dev/null && break; sleep 0.1; done
   ADDR=$(grep -o 'tcp://[0-9.:]*' "$DIR/coord.out" | head -1)
@@ -96,10 +111,14 @@ $BIN node list --coordinator "$ADDR"
 echo "== 2. drain w3 (move throttle $RATE_MIB MiB/s per move, 4 moves in flight at most)"
 BYTES=$(py "[n['bytes_held'] for n in s['nodes'] if n['name']=='w3'][0]")
 PARTS=$(py "[n['partitions'] for n in s['nodes'] if n['name']=='w3'][0]")
+c0=$(cpu_total)
 t0=$(now)
 $BIN node drain w3 --wait --coordinator "$ADDR" 2>/dev/null
 t1=$(now)
+c1=$(cpu_total)
 D=$(echo "$t1 - $t0" | bc -l)
+printf "drain CPU: %.1f s of the cluster's processes over %.1f s (%.0f%% of %d cores)\n" "$(echo "$c1 - $c0" | bc -l)" "$D" \
+  "$(echo "100 * ($c1 - $c0) / $D / $(nproc)" | bc -l)" "$(nproc)"
 printf "drain: %d partition copies, %.1f MiB held, drained in %.1f s (%.1f MiB/s, %.0f%% of the disk's sequential write rate)\n" \
   "$PARTS" "$(echo "$BYTES / 1048576" | bc -l)" "$D" "$(echo "$BYTES / 1048576 / $D" | bc -l)" "$(echo "100 * $BYTES / 1048576 / $D / $DISK" | bc -l)"
 

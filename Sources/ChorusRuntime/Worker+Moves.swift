@@ -205,7 +205,6 @@ extension Worker {
         let start = ContinuousClock.now
         var reply = Chorus_V1_CopyReply()
         var files: [String] = []
-        var after = Data()
         var previousLast: [UInt8]?
         @Sendable func checkGoing() throws {
             try checkLease("partition copies")
@@ -215,16 +214,36 @@ extension Worker {
                                   + "writes during its copy; the coordinator retries the move")
             }
         }
-        while true {
-            try checkGoing()
+        // The source writes file n+1 while this worker fetches and checks file n.
+        func requestFile(after: Data) -> Task<Chorus_V1_PartitionFile, any Error> {
             var req = Chorus_V1_PartitionFileRequest()
             req.partition = p
             req.after = after
             req.maxBytes = UInt64(Self.fileRows)
             req.mapVersion = c.mapVersion
-            guard case let .partitionFile(file) = try await source.call(.partitionFile(req), timeout: .seconds(120))
-            else { throw ChorusError(.internal, "unexpected reply to partition_file") }
-            if after.isEmpty { state.withLock { $0.copies[p]?.bytesTotal = file.bytesTotal } }
+            return Task {
+                guard case let .partitionFile(file) = try await source.call(.partitionFile(req), timeout: .seconds(120))
+                else { throw ChorusError(.internal, "unexpected reply to partition_file") }
+                return file
+            }
+        }
+        var pending = requestFile(after: Data())
+        defer { pending.cancel() }
+        var first = true
+        while true {
+            try checkGoing()
+            let file = try await pending.value
+            if first {
+                // A partition that fits in one file has that file's size; a bigger one RocksDB's estimate of its
+                // SST files (memtables not included, so never below the first file).
+                let total = file.done ? file.size : max(file.bytesTotal, file.size)
+                state.withLock { $0.copies[p]?.bytesTotal = total }
+                first = false
+            }
+            if !file.done {
+                guard !file.lastKey.isEmpty else { throw ChorusError(.internal, "partition_file: more keys but no last key") }
+                pending = requestFile(after: file.lastKey)
+            }
             if !file.fileID.isEmpty {
                 let path = dir + "/\(files.count).sst"
                 let keysBefore = reply.keys
@@ -272,8 +291,6 @@ extension Worker {
                 state.withLock { $0.copies[p]?.keysCopied = keys }
             }
             if file.done { break }
-            guard !file.lastKey.isEmpty else { throw ChorusError(.internal, "partition_file: more keys but no last key") }
-            after = file.lastKey
         }
         // Ingest and catch up in one step of the write queue: no replicated write lands between the two.
         let store = self.store

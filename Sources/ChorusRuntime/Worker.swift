@@ -62,6 +62,10 @@ public final class Worker: Sendable {
         var catchUp: [UInt32: CatchUpLog] = [:]
         /// SST files written for move targets (`partition_file`), by file id, until fetched or stale.
         var outgoing: [String: OutgoingFile] = [:]
+        /// Dropped partitions waiting for their compaction (`compactAway`).
+        var compactionPending = Set<UInt32>()
+        var compactionScheduled = false
+        var lastDropAt: ContinuousClock.Instant?
         var fenced: UInt64 = 0
         var clusterId: String?
         /// Copies whose replicated writes from this primary get no reply, by node id: since when (the sending of
@@ -342,16 +346,53 @@ public final class Worker: Sendable {
 
     /// Compacts deleted partition ranges in the background, one partition at a time (a range spanning held
     /// partitions would overlap the memtable and make RocksDB switch the WAL outside the store's write lock).
+    ///
+    /// Partitions dropped in a burst (a drain hands over dozens within seconds) are compacted together once no
+    /// partition was dropped for `compactionQuiet`, adjacent ones as one range: SST files span several partitions,
+    /// so compacting them one by one rewrote the same files again and again, and competed with the moves for CPU.
     func compactAway(_ partitions: [UInt32]) {
         guard !partitions.isEmpty else { return }
+        let start = state.withLock { s -> Bool in
+            s.compactionPending.formUnion(partitions)
+            s.lastDropAt = .now
+            if s.compactionScheduled { return false }
+            s.compactionScheduled = true
+            return true
+        }
+        guard start else { return }
         let store = self.store
-        maintenanceQueue.submit {
-            for p in partitions {
-                let from = ShardKeys.prefix(partition: p)
-                let to = p == UInt32.max ? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF] : ShardKeys.prefix(partition: p + 1)
-                store.compactRange(from: from, to: to)
+        Task { [self] in
+            while true {
+                let since = state.withLock { ContinuousClock.now - ($0.lastDropAt ?? .now) }
+                if since >= Self.compactionQuiet { break }
+                try? await Task.sleep(for: Self.compactionQuiet - since)
+            }
+            let parts = state.withLock { s -> [UInt32] in
+                let p = s.compactionPending.sorted()
+                s.compactionPending = []
+                s.compactionScheduled = false
+                return p
+            }
+            maintenanceQueue.submit {
+                for (first, last) in Self.runs(parts) {
+                    let from = ShardKeys.prefix(partition: first)
+                    let to = last == UInt32.max ? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF] : ShardKeys.prefix(partition: last + 1)
+                    store.compactRange(from: from, to: to)
+                }
             }
         }
+    }
+
+    /// Dropped partitions are compacted this long after the last drop.
+    static let compactionQuiet: Duration = .seconds(2)
+
+    /// Sorted partition numbers as runs of consecutive ones: [1, 2, 3, 7] → [(1, 3), (7, 7)].
+    static func runs(_ sorted: [UInt32]) -> [(UInt32, UInt32)] {
+        var out: [(UInt32, UInt32)] = []
+        for p in sorted {
+            if let last = out.last, last.1 &+ 1 == p, last.1 != UInt32.max { out[out.count - 1].1 = p } else { out.append((p, p)) }
+        }
+        return out
     }
 
     /// Refreshes the partition map from the coordinator (used when a peer holds a newer one).

@@ -1,4 +1,5 @@
 import ChorusStorage
+@testable import ChorusRuntime
 import Foundation
 import Testing
 
@@ -78,5 +79,14 @@ import Testing
         #expect(throws: StorageError.self) { try Store.inspectSST(root + "/bad.sst") }
         #expect(throws: StorageError.self) { try Store.inspectSST(root + "/missing.sst") }
         #expect(try Store.inspectSST(path).entries == 2000)
+    }
+}
+
+/// Dropped partitions are compacted as runs of consecutive partitions (Worker.compactAway).
+@Suite struct CompactionRunTests {
+    @Test func consecutivePartitionsMergeIntoOneRange() {
+        #expect(Worker.runs([]).isEmpty)
+        #expect(Worker.runs([1, 2, 3, 7, 9, 10]).map { [$0.0, $0.1] } == [[1, 3], [7, 7], [9, 10]])
+        #expect(Worker.runs([UInt32.max - 1, UInt32.max]).map { [$0.0, $0.1] } == [[UInt32.max - 1, UInt32.max]])
     }
 }
