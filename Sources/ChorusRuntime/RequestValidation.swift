@@ -129,6 +129,10 @@ public enum RequestValidation {
                     }
                 }
             }
+        case let .replicaBatch(r):
+            // The batch itself (only puts, its count, every key's partition) is parsed whole by the worker.
+            try id(r.primary, "replica_batch.primary")
+            guard r.batch.count >= 12, r.count > 0 else { throw invalid("replica_batch.batch", "empty") }
         case let .nodeAdmin(a):
             try id(a.node, "node_admin.node")
             guard [.drain, .undrain, .remove].contains(a.action) else {

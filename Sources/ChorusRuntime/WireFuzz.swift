@@ -1,4 +1,5 @@
 import ChorusModel
+import ChorusStorage
 import ChorusTransport
 import ChorusWire
 import Foundation
@@ -188,6 +189,10 @@ public enum WireFuzz {
         op.partition = ps[0]; op.key = Data(ShardKeys.key(partition: ps[0], role: 1, id: Array("fuzz-user".utf8))); op.value = put.value
         var rw = Chorus_V1_ReplicaWrite(); rw.primary = "fuzz"; rw.ops = [op]
         out[25] = [req(.replicaWrite(rw))]
+        var prepared = WriteBatch()
+        prepared.put([UInt8](op.key), [UInt8](op.value))
+        var rb = Chorus_V1_ReplicaBatch(); rb.primary = "fuzz"; rb.batch = Data(prepared.prepared()); rb.count = 1
+        out[49] = [req(.replicaBatch(rb))]
         // A well-shaped map, version 1 (older than any the cluster holds) and of another cluster: a mutation of one
         // field cannot make it one a worker adopts. (A valid newer map of the cluster's own id would be adopted
         // and would take the worker's partitions away: that needs authentication to refuse, not validation.)

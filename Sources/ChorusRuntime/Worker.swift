@@ -446,6 +446,7 @@ public final class Worker: Sendable {
         switch req.body {
         case let .writeBatch(b): return .writeBatch(try await write(b))
         case let .replicaWrite(r): return .ack(try await replicaWrite(r))
+        case let .replicaBatch(r): return .ack(try await replicaBatch(r))
         case let .runTask(t):
             let job = try knownJob(t.kind, "run_task.kind")
             try RequestValidation.declaredParams(t.params, job.parameters + JobParameters.common,
@@ -536,15 +537,23 @@ public final class Worker: Sendable {
         let parts = Set(batch.puts.map(\.partition))
         let store = self.store
         try checkWritable()
-        let (counted, ops, map, ticket) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [Chorus_V1_ReplicaOp], Chorus_V1_PartitionMap, UInt64) in
+        let (counted, copies, map, ticket) = try await writeQueue.run { [self] () throws -> (Chorus_V1_WriteReply, [String: WriteBatch], Chorus_V1_PartitionMap, UInt64) in
             // Checked against the map inside the write queue: a map change cannot slip in between.
             let map = state.withLock { $0.map }
             try checkPrimary(parts, in: map)
+            // The other copies (replicas and learners) of each partition written: none with R=1.
+            var copiesOf: [UInt32: [String]] = [:]
+            for p in parts {
+                let a = map.assignments[Int(p)]
+                let nodes = (a.replicas + a.learners).filter { $0 != nodeId }
+                if !nodes.isEmpty { copiesOf[p] = nodes }
+            }
+            // What each copy receives: the rows written here, in the same order, as one RocksDB batch per copy.
+            var copies: [String: WriteBatch] = [:]
             var reply = Chorus_V1_WriteReply()
             var rows: [(key: [UInt8], value: [UInt8], partition: UInt32)] = []
             rows.reserveCapacity(batch.puts.count)
             var seen: [[UInt8]: [UInt8]] = [:]  // counted keys written earlier in this same batch
-            var dupOps: [Chorus_V1_ReplicaOp] = []
             for put in batch.puts {
                 let key = ShardKeys.key(partition: put.partition, role: ShardKeys.role(put.role), id: [UInt8](put.keyID))
                 let value = [UInt8](put.value)
@@ -554,13 +563,7 @@ public final class Worker: Sendable {
                     if try (seen[key] ?? store.get(key)) == value {
                         reply.duplicates += 1
                         // Still sent to the copies: an earlier attempt may have stopped before reaching them.
-                        let a = map.assignments[Int(put.partition)]
-                        if a.replicas.isEmpty && a.learners.isEmpty { continue }
-                        var op = Chorus_V1_ReplicaOp()
-                        op.partition = put.partition
-                        op.key = Data(key)
-                        op.value = put.value
-                        dupOps.append(op)
+                        for n in copiesOf[put.partition] ?? [] { copies[n, default: WriteBatch()].put(key, value) }
                         continue
                     }
                     seen[key] = value
@@ -572,33 +575,21 @@ public final class Worker: Sendable {
             let order = rows.indices.sorted { rows[$0].key.lexicographicallyPrecedes(rows[$1].key)
                 || (rows[$0].key == rows[$1].key && $0 < $1) }
             var wb = WriteBatch()
-            var ops: [Chorus_V1_ReplicaOp] = []
-            // Only rows of partitions that have other copies are sent on (none with R=1).
-            let copied = Set(parts.filter { p in
-                let a = map.assignments[Int(p)]
-                return !a.replicas.isEmpty || !a.learners.isEmpty
-            })
-            if !copied.isEmpty { ops.reserveCapacity(rows.count) }
             for i in order {
                 wb.put(rows[i].key, rows[i].value)
-                guard copied.contains(rows[i].partition) else { continue }
-                var op = Chorus_V1_ReplicaOp()
-                op.partition = rows[i].partition
-                op.key = Data(rows[i].key)
-                op.value = Data(rows[i].value)
-                ops.append(op)
+                for n in copiesOf[rows[i].partition] ?? [] { copies[n, default: WriteBatch()].put(rows[i].key, rows[i].value) }
             }
             reply.written = UInt32(rows.count)
             try storageWrite { try store.write(wb) }
             let ticket = commit.noteWritten()
             state.withLock { $0.nonEmpty.formUnion(parts) }
-            return (reply, dupOps + ops, map, ticket)
+            return (reply, copies, map, ticket)
         }
         // The local fsync (shared with other batches) and the copies run at the same time.
         async let durable: Void = waitDurable(ticket)
         var reply = counted
         do {
-            try await forward(ops, map: map)
+            try await forward(prepared: copies, map: map)
         } catch let e as ChorusError where e.code == .unavailable && batch.acceptUnconfirmed {
             // Written and counted here; the sender resends until the copies confirm. An error instead would make
             // its retry count these records as duplicates of themselves.
@@ -606,6 +597,22 @@ public final class Worker: Sendable {
         }
         try await durable
         return reply
+    }
+
+    /// Sends each copy the rows it holds of what the primary just wrote, as a prepared RocksDB batch
+    /// (`replica_batch`): the copy checks the keys' partitions and applies the batch without decoding a record.
+    func forward(prepared copies: [String: WriteBatch], map: Chorus_V1_PartitionMap) async throws {
+        guard !copies.isEmpty else { return }
+        var requests: [String: RequestBody] = [:]
+        for (node, wb) in copies {
+            var rb = Chorus_V1_ReplicaBatch()
+            rb.mapVersion = map.version
+            rb.primary = nodeId
+            rb.batch = Data(wb.prepared())
+            rb.count = UInt32(wb.count)
+            requests[node] = .replicaBatch(rb)
+        }
+        try await send(requests, map: map)
     }
 
     /// Sends what the primary just wrote to every replica and learner of the partitions involved, in parallel,
@@ -618,21 +625,32 @@ public final class Worker: Sendable {
             for n in a.replicas + a.learners where n != nodeId { byNode[n, default: []].append(op) }
         }
         guard !byNode.isEmpty else { return }
+        var requests: [String: RequestBody] = [:]
+        for (node, nodeOps) in byNode {
+            var rw = Chorus_V1_ReplicaWrite()
+            rw.mapVersion = map.version
+            rw.primary = nodeId
+            rw.ops = nodeOps
+            requests[node] = .replicaWrite(rw)
+        }
+        try await send(requests, map: map)
+    }
+
+    /// Sends one replication request to each copy in parallel, and returns once all of them wrote it durably. A copy
+    /// that cannot be confirmed fails the whole request (see `forward`).
+    private func send(_ requests: [String: RequestBody], map: Chorus_V1_PartitionMap) async throws {
+        let byNode = requests
         let infos = Dictionary(map.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var missing: [String] = []
         let failures = Locked<[String]>([])
         let silent = Locked<Set<String>>([])
         let sent = ContinuousClock.now
         await withDiscardingTaskGroup { group in
-            for (node, nodeOps) in byNode {
+            for (node, request) in byNode {
                 guard let info = infos[node] else { missing.append(node); continue }
-                var rw = Chorus_V1_ReplicaWrite()
-                rw.mapVersion = map.version
-                rw.primary = nodeId
-                rw.ops = nodeOps
                 group.addTask { [workerPeers] in
                     do {
-                        _ = try await workerPeers.peer(info).call(.replicaWrite(rw), timeout: .seconds(5))
+                        _ = try await workerPeers.peer(info).call(request, timeout: .seconds(5))
                     } catch {
                         failures.withLock { $0.append("\(info.name) (\(node)): \(error)") }
                         if let e = error as? ChorusError, e.code == .unreachable { silent.withLock { _ = $0.insert(node) } }
@@ -699,6 +717,62 @@ public final class Worker: Sendable {
                 s.nonEmpty.formUnion(parts)
                 if !s.catchUp.isEmpty {
                     for op in r.ops where s.catchUp[op.partition] != nil { s.catchUp[op.partition]!.record(op) }
+                }
+            }
+            return commit.noteWritten()
+        }
+        try await waitDurable(ticket)
+        return Chorus_V1_Ack()
+    }
+
+    /// A replica or learner applies the puts its primary wrote, sent as a prepared RocksDB batch, if the sender
+    /// still is the primary of every partition in it in this worker's map. The batch is checked whole first (only
+    /// puts, the entry count, every key's partition); it is then written as is.
+    func replicaBatch(_ r: Chorus_V1_ReplicaBatch) async throws -> Chorus_V1_Ack {
+        try checkLease("replicated writes")
+        if state.withLock({ $0.map.version }) < r.mapVersion { try await refreshMap() }
+        try checkWritable()
+        let facts: PreparedBatch.Facts
+        do {
+            facts = try r.batch.withUnsafeBytes { try PreparedBatch.check($0) }
+        } catch {
+            throw RequestValidation.invalid("replica_batch.batch", "\(error)")
+        }
+        guard facts.entries == Int(r.count) else {
+            throw RequestValidation.invalid("replica_batch.count", "says \(r.count) puts, the batch holds \(facts.entries)")
+        }
+        let store = self.store
+        let me = nodeId
+        let ticket = try await writeQueue.run { [self] () throws -> UInt64 in
+            let map = state.withLock { $0.map }
+            for p in facts.partitions {
+                guard p < map.partitionCount else { throw ChorusError(.usage, "partition \(p) does not exist") }
+                let a = map.assignments[Int(p)]
+                guard a.owner == r.primary, a.replicas.contains(me) || a.learners.contains(me) else {
+                    throw fence("stale primary: \(r.primary) is not the primary of partition \(p) "
+                                + "with \(name) as a copy in map version \(map.version) (sender's version \(r.mapVersion))")
+                }
+            }
+            try storageWrite { try r.batch.withUnsafeBytes { try store.write(prepared: $0) } }
+            let moving = state.withLock { s in
+                s.nonEmpty.formUnion(facts.partitions)
+                return Set(facts.partitions.filter { s.catchUp[$0] != nil })
+            }
+            if !moving.isEmpty {
+                // A partition being copied to this worker: its move replays these writes after the ingest.
+                var ops: [Chorus_V1_ReplicaOp] = []
+                _ = try r.batch.withUnsafeBytes { rep in
+                    try PreparedBatch.check(rep) { key, value in
+                        guard let p = ShardKeys.partition(ofKey: key), moving.contains(p) else { return }
+                        var op = Chorus_V1_ReplicaOp()
+                        op.partition = p
+                        op.key = Data(key)
+                        op.value = Data(value)
+                        ops.append(op)
+                    }
+                }
+                state.withLock { s in
+                    for op in ops where s.catchUp[op.partition] != nil { s.catchUp[op.partition]!.record(op) }
                 }
             }
             return commit.noteWritten()

@@ -232,30 +232,17 @@ public final class Store: @unchecked Sendable {
     /// Applies a batch atomically. `sync` waits for the WAL to reach the disk.
     public func write(_ batch: WriteBatch, sync: Bool = false) throws(StorageError) {
         if batch.ops.isEmpty { return }
-        let wb = rocksdb_writebatch_create()
+        let wb = batch.makeRocksBatch()
         defer { rocksdb_writebatch_destroy(wb) }
-        for op in batch.ops {
-            switch op {
-            case let .put(k, v):
-                k.withUnsafeBytes { kp in
-                    v.withUnsafeBytes { vp in
-                        rocksdb_writebatch_put(wb, kp.baseAddress?.assumingMemoryBound(to: CChar.self), kp.count,
-                                               vp.baseAddress?.assumingMemoryBound(to: CChar.self), vp.count)
-                    }
-                }
-            case let .delete(k):
-                k.withUnsafeBytes { kp in
-                    rocksdb_writebatch_delete(wb, kp.baseAddress?.assumingMemoryBound(to: CChar.self), kp.count)
-                }
-            case let .deleteRange(from, to):
-                from.withUnsafeBytes { fp in
-                    to.withUnsafeBytes { tp in
-                        rocksdb_writebatch_delete_range(wb, fp.baseAddress?.assumingMemoryBound(to: CChar.self), fp.count,
-                                                        tp.baseAddress?.assumingMemoryBound(to: CChar.self), tp.count)
-                    }
-                }
-            }
-        }
+        try mutate("write") { db, err in rocksdb_write(db, sync ? syncWriteOptions : writeOptions, wb, &err) }
+    }
+
+    /// Applies a serialized RocksDB write batch (`WriteBatch.prepared()`, checked with `PreparedBatch.check`)
+    /// atomically, as is.
+    public func write(prepared rep: UnsafeRawBufferPointer, sync: Bool = false) throws(StorageError) {
+        guard let base = rep.baseAddress, rep.count >= 12 else { return }
+        let wb = rocksdb_writebatch_create_from(base.assumingMemoryBound(to: CChar.self), rep.count)
+        defer { rocksdb_writebatch_destroy(wb) }
         try mutate("write") { db, err in rocksdb_write(db, sync ? syncWriteOptions : writeOptions, wb, &err) }
     }
 
@@ -370,4 +357,42 @@ public struct WriteBatch: Sendable {
     public mutating func put(_ key: [UInt8], _ value: [UInt8]) { ops.append(.put(key, value)) }
     public mutating func delete(_ key: [UInt8]) { ops.append(.delete(key)) }
     public mutating func deleteRange(from: [UInt8], to: [UInt8]) { ops.append(.deleteRange(from, to)) }
+
+    /// The batch serialized as RocksDB's own write batch (the rep of `rocksdb::WriteBatch`), which a replica
+    /// checks with `PreparedBatch.check` and applies with `Store.write(prepared:)` without decoding a record.
+    public func prepared() -> [UInt8] {
+        let wb = makeRocksBatch()
+        defer { rocksdb_writebatch_destroy(wb) }
+        var size = 0
+        guard let data = rocksdb_writebatch_data(wb, &size), size > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: data, count: size))
+    }
+
+    /// A RocksDB batch holding the operations; the caller destroys it.
+    func makeRocksBatch() -> OpaquePointer {
+        let wb = rocksdb_writebatch_create()!
+        for op in ops {
+            switch op {
+            case let .put(k, v):
+                k.withUnsafeBytes { kp in
+                    v.withUnsafeBytes { vp in
+                        rocksdb_writebatch_put(wb, kp.baseAddress?.assumingMemoryBound(to: CChar.self), kp.count,
+                                               vp.baseAddress?.assumingMemoryBound(to: CChar.self), vp.count)
+                    }
+                }
+            case let .delete(k):
+                k.withUnsafeBytes { kp in
+                    rocksdb_writebatch_delete(wb, kp.baseAddress?.assumingMemoryBound(to: CChar.self), kp.count)
+                }
+            case let .deleteRange(from, to):
+                from.withUnsafeBytes { fp in
+                    to.withUnsafeBytes { tp in
+                        rocksdb_writebatch_delete_range(wb, fp.baseAddress?.assumingMemoryBound(to: CChar.self), fp.count,
+                                                        tp.baseAddress?.assumingMemoryBound(to: CChar.self), tp.count)
+                    }
+                }
+            }
+        }
+        return wb
+    }
 }

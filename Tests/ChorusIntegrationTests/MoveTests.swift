@@ -20,7 +20,7 @@ extension MoveTests {
         let cluster = try TestCluster(workers: 2, partitions: 8, replication: 1, extraArgs: ["--move-rate-mib", "0.04"])
         defer { cluster.shutdown() }
         let a = cluster.address
-        try cluster.ingestGenerated(users: 1500, seed: 17)
+        let generated = try cluster.ingestGenerated(users: 1500, seed: 17)
         let first = try chorus(["job", "submit", "features", "--coordinator", a, "--as-of", "1759104000", "--wait",
                                 "--json"], timeout: 120)
         #expect(first.json["state"] as? String == "succeeded", "\(first.stderr)")
@@ -32,6 +32,14 @@ extension MoveTests {
             let moves = try cluster.status()["moves"] as? [[String: Any]] ?? []
             return moves.count >= 2 && moves.allSatisfy { ($0["bytes_copied"] as? Int ?? 0) > 0 }
         }
+        // Overwrite every user record while the copies run: ingested puts reach a learner as replica batches, and
+        // the files' older values must not win over them.
+        let users = try String(contentsOfFile: generated.dir + "/users.jsonl", encoding: .utf8)
+        let updated = cluster.dir + "/users-updated.jsonl"
+        try users.replacingOccurrences(of: #"[0-9-]{10}T00:00:00Z"#, with: "2020-01-01T00:00:00Z", options: .regularExpression)
+            .write(toFile: updated, atomically: true, encoding: .utf8)
+        let update = try chorus(["ingest", "--coordinator", a, "--json", updated], timeout: 120)
+        #expect(update.status == 0 && update.json["stored"] as? Int == 1500, "\(update.stdout)\(update.stderr)")
         // Rewrite every profile (a later as-of changes them) while the copies run.
         let second = try chorus(["job", "submit", "features", "--coordinator", a, "--as-of", "1761782400", "--wait",
                                  "--json"], timeout: 120)
@@ -72,6 +80,11 @@ extension MoveTests {
         #expect(again.status == 0, "\(again.stderr)")
         #expect(again.json["read"] as? Int == acked.count)
         #expect(again.json["stored"] as? Int == 0)
+
+        // And the user records hold the values written during the copies: ingesting them again stores nothing.
+        let updateAgain = try chorus(["ingest", "--coordinator", a, "--json", updated], timeout: 120)
+        #expect(updateAgain.json["stored"] as? Int == 0 && updateAgain.json["duplicates"] as? Int == 1500,
+                "a moved partition lost user records written during its copy: \(updateAgain.stdout)")
 
         // Nothing of the copies is left behind on any worker.
         for i in 1...3 {

@@ -657,6 +657,15 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .fileChunk(newValue)}
   }
 
+  /// primary -> replicas and learners: the ingest's puts, as a RocksDB batch
+  public var replicaBatch: Chorus_V1_ReplicaBatch {
+    get {
+      if case .replicaBatch(let v)? = body {return v}
+      return Chorus_V1_ReplicaBatch()
+    }
+    set {body = .replicaBatch(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -724,6 +733,8 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case partitionFile(Chorus_V1_PartitionFileRequest)
     /// move target -> partition primary: bytes of a file partition_file wrote
     case fileChunk(Chorus_V1_FileChunkRequest)
+    /// primary -> replicas and learners: the ingest's puts, as a RocksDB batch
+    case replicaBatch(Chorus_V1_ReplicaBatch)
 
   }
 
@@ -1599,6 +1610,33 @@ public nonisolated struct Chorus_V1_ReplicaWrite: Sendable {
   public var primary: String = String()
 
   public var ops: [Chorus_V1_ReplicaOp] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Replication of ingested records: the puts the primary wrote for one copy, as a serialized RocksDB write batch
+/// (the rep of rocksdb::WriteBatch, puts in the default column family only). The copy checks every key's
+/// partition and the entry count, and applies the batch as is: no record is decoded again. A new request rather
+/// than a field of ReplicaWrite, so that a worker that does not know it refuses it instead of acknowledging an
+/// empty write.
+public nonisolated struct Chorus_V1_ReplicaBatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the primary's map version
+  public var mapVersion: UInt64 = 0
+
+  /// the sending node id
+  public var primary: String = String()
+
+  /// rocksdb::WriteBatch rep: puts only
+  public var batch: Data = Data()
+
+  /// number of puts in batch
+  public var count: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2656,7 +2694,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0\u{3}partition_file\0\u{3}file_chunk\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0\u{3}partition_file\0\u{3}file_chunk\0\u{3}replica_batch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3174,6 +3212,19 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .fileChunk(v)
         }
       }()
+      case 49: try {
+        var v: Chorus_V1_ReplicaBatch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .replicaBatch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .replicaBatch(v)
+        }
+      }()
       default: break
       }
     }
@@ -3349,6 +3400,10 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
     case .fileChunk?: try {
       guard case .fileChunk(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
+    }()
+    case .replicaBatch?: try {
+      guard case .replicaBatch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
     }()
     case nil: break
     }
@@ -5063,6 +5118,51 @@ nonisolated extension Chorus_V1_ReplicaWrite: SwiftProtobuf.Message, SwiftProtob
     if lhs.mapVersion != rhs.mapVersion {return false}
     if lhs.primary != rhs.primary {return false}
     if lhs.ops != rhs.ops {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_ReplicaBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReplicaBatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{1}primary\0\u{1}batch\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.primary) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.batch) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.mapVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapVersion, fieldNumber: 1)
+    }
+    if !self.primary.isEmpty {
+      try visitor.visitSingularStringField(value: self.primary, fieldNumber: 2)
+    }
+    if !self.batch.isEmpty {
+      try visitor.visitSingularBytesField(value: self.batch, fieldNumber: 3)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_ReplicaBatch, rhs: Chorus_V1_ReplicaBatch) -> Bool {
+    if lhs.mapVersion != rhs.mapVersion {return false}
+    if lhs.primary != rhs.primary {return false}
+    if lhs.batch != rhs.batch {return false}
+    if lhs.count != rhs.count {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
