@@ -732,18 +732,19 @@ public final class Worker: Sendable {
         try checkLease("replicated writes")
         if state.withLock({ $0.map.version }) < r.mapVersion { try await refreshMap() }
         try checkWritable()
-        let facts: PreparedBatch.Facts
-        do {
-            facts = try r.batch.withUnsafeBytes { try PreparedBatch.check($0) }
-        } catch {
-            throw RequestValidation.invalid("replica_batch.batch", "\(error)")
-        }
-        guard facts.entries == Int(r.count) else {
-            throw RequestValidation.invalid("replica_batch.count", "says \(r.count) puts, the batch holds \(facts.entries)")
-        }
         let store = self.store
         let me = nodeId
         let ticket = try await writeQueue.run { [self] () throws -> UInt64 in
+            // Parsed whole on the write queue's thread (it is linear in the batch's bytes, and a batch may be large).
+            let facts: PreparedBatch.Facts
+            do {
+                facts = try r.batch.withUnsafeBytes { try PreparedBatch.check($0) }
+            } catch {
+                throw RequestValidation.invalid("replica_batch.batch", "\(error)")
+            }
+            guard facts.entries == Int(r.count) else {
+                throw RequestValidation.invalid("replica_batch.count", "says \(r.count) puts, the batch holds \(facts.entries)")
+            }
             let map = state.withLock { $0.map }
             for p in facts.partitions {
                 guard p < map.partitionCount else { throw ChorusError(.usage, "partition \(p) does not exist") }

@@ -60,6 +60,11 @@ import Testing
         garbage.batch = Data(repeating: 0xAB, count: 40)
         let m3 = try await send(garbage)
         #expect(m3?.contains("replica_batch.batch") == true, "\(m3 ?? "accepted")")
+        // A transaction marker, which RocksDB's own iterator would assert on (and abort the process).
+        var marker = batch([(true, key)])
+        marker.batch = Data([UInt8](repeating: 0, count: 8) + [1, 0, 0, 0, 0x0D])
+        let m5 = try await send(marker)
+        #expect(m5?.contains("a transaction marker") == true, "\(m5 ?? "accepted")")
         // Well-formed, but from a node that is not the partition's primary.
         let m4 = try await send(batch([(true, key)]))
         #expect(m4?.contains("stale primary") == true, "\(m4 ?? "accepted")")

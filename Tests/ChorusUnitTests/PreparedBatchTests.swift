@@ -69,6 +69,23 @@ import Testing
         #expect(refusal([]) != nil)
         // Garbage after the header.
         #expect(refusal(Array(good.prefix(12)) + [0x42, 0x00, 0x13]) != nil)
+
+        // Records RocksDB's own iterator asserts on (the installed library keeps its asserts, so these would abort
+        // the process if they reached it): a no-op transaction marker, a begin-prepare, a commit.
+        var header = [UInt8](repeating: 0, count: 12)
+        header[8] = 1
+        for tag: UInt8 in [0x0D, 0x09, 0x0B] {
+            #expect(refusal(header + [tag]) == "write batch refused: a transaction marker (a replica batch holds puts only)")
+        }
+        // A log data record (not counted in the header, so a count check alone would let it through).
+        #expect(refusal(good + [0x03, 0x02, 0x41, 0x42])?.contains("a log data record") == true)
+        // A length past the end, and one that never ends.
+        #expect(refusal(header + [0x01, 0x7F, 0x00])?.contains("past the end") == true)
+        #expect(refusal(header + [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])?.contains("longer than 5 bytes") == true)
+        // A key in a partition no cluster can have.
+        var far = WriteBatch()
+        far.put([0, 1, 0, 0, 1, 7], [1])
+        #expect(refusal(far.prepared())?.contains("partition 65536") == true)
     }
 
     @Test func aBatchOverManyPartitionsListsThemAll() throws {
