@@ -683,27 +683,34 @@ public final class Worker: Sendable {
         }
     }
 
+    /// Before a replicated write: a valid lease, a map at least as new as the sender's, a writable store.
+    private func admitReplicated(mapVersion: UInt64) async throws {
+        try checkLease("replicated writes")
+        if state.withLock({ $0.map.version }) < mapVersion { try await refreshMap() }
+        try checkWritable()
+    }
+
+    /// Throws unless `primary` is the primary of partition `p` in `map`, with this worker as a replica or learner.
+    private func checkCopy(_ p: UInt32, primary: String, senderVersion: UInt64, in map: Chorus_V1_PartitionMap) throws {
+        guard p < map.partitionCount else { throw ChorusError(.usage, "partition \(p) does not exist") }
+        let a = map.assignments[Int(p)]
+        guard a.owner == primary, a.replicas.contains(nodeId) || a.learners.contains(nodeId) else {
+            throw fence("stale primary: \(primary) is not the primary of partition \(p) "
+                        + "with \(name) as a copy in map version \(map.version) (sender's version \(senderVersion))")
+        }
+    }
+
     /// A replica or learner applies what its primary wrote, if the sender still is the primary in its map.
     func replicaWrite(_ r: Chorus_V1_ReplicaWrite) async throws -> Chorus_V1_Ack {
-        try checkLease("replicated writes")
-        if state.withLock({ $0.map.version }) < r.mapVersion { try await refreshMap() }
-        try checkWritable()
+        try await admitReplicated(mapVersion: r.mapVersion)
         let store = self.store
-        let me = nodeId
         let ticket = try await writeQueue.run { [self] () throws -> UInt64 in
             let map = state.withLock { $0.map }
             var parts = Set<UInt32>()
             var wb = WriteBatch()
             for op in r.ops {
                 if !parts.contains(op.partition) {
-                    guard op.partition < map.partitionCount else {
-                        throw ChorusError(.usage, "partition \(op.partition) does not exist")
-                    }
-                    let a = map.assignments[Int(op.partition)]
-                    guard a.owner == r.primary, a.replicas.contains(me) || a.learners.contains(me) else {
-                        throw fence("stale primary: \(r.primary) is not the primary of partition \(op.partition) "
-                                    + "with \(name) as a copy in map version \(map.version) (sender's version \(r.mapVersion))")
-                    }
+                    try checkCopy(op.partition, primary: r.primary, senderVersion: r.mapVersion, in: map)
                     parts.insert(op.partition)
                 }
                 guard op.key.count >= 5, ShardKeys.partition(ofKey: op.key) == op.partition else {
@@ -729,11 +736,8 @@ public final class Worker: Sendable {
     /// still is the primary of every partition in it in this worker's map. The batch is checked whole first (only
     /// puts, the entry count, every key's partition); it is then written as is.
     func replicaBatch(_ r: Chorus_V1_ReplicaBatch) async throws -> Chorus_V1_Ack {
-        try checkLease("replicated writes")
-        if state.withLock({ $0.map.version }) < r.mapVersion { try await refreshMap() }
-        try checkWritable()
+        try await admitReplicated(mapVersion: r.mapVersion)
         let store = self.store
-        let me = nodeId
         let ticket = try await writeQueue.run { [self] () throws -> UInt64 in
             // Parsed whole on the write queue's thread (it is linear in the batch's bytes, and a batch may be large).
             let facts: PreparedBatch.Facts
@@ -747,12 +751,7 @@ public final class Worker: Sendable {
             }
             let map = state.withLock { $0.map }
             for p in facts.partitions {
-                guard p < map.partitionCount else { throw ChorusError(.usage, "partition \(p) does not exist") }
-                let a = map.assignments[Int(p)]
-                guard a.owner == r.primary, a.replicas.contains(me) || a.learners.contains(me) else {
-                    throw fence("stale primary: \(r.primary) is not the primary of partition \(p) "
-                                + "with \(name) as a copy in map version \(map.version) (sender's version \(r.mapVersion))")
-                }
+                try checkCopy(p, primary: r.primary, senderVersion: r.mapVersion, in: map)
             }
             try storageWrite { try r.batch.withUnsafeBytes { try store.write(prepared: $0) } }
             let moving = state.withLock { s in
