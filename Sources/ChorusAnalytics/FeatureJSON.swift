@@ -14,32 +14,61 @@ public struct JSONBytes {
 
     mutating func string(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): raw("\\\"")
-            case UInt8(ascii: "\\"): raw("\\\\")
-            case UInt8(ascii: "/"): raw("\\/")
-            case 0x0A: raw("\\n")
-            case 0x0D: raw("\\r")
-            case 0x09: raw("\\t")
-            case 0x08: raw("\\b")
-            case 0x0C: raw("\\f")
-            case 0..<0x20:
-                raw("\\u00")
-                let hex: StaticString = "0123456789abcdef"
-                hex.withUTF8Buffer { h in
-                    bytes.append(h[Int(b >> 4)])
-                    bytes.append(h[Int(b & 0xf)])
-                }
-            default: bytes.append(b)
+        var s = s
+        s.withUTF8 { u in
+            // Most names need no escape: copy them whole.
+            if !u.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "/") }) {
+                bytes.append(contentsOf: u)
+                return
             }
+            for b in u { escaped(b) }
         }
         bytes.append(UInt8(ascii: "\""))
     }
 
-    mutating func int<T: BinaryInteger>(_ v: T) {
-        bytes.append(contentsOf: String(v).utf8)  // a small string: no heap allocation
+    private mutating func escaped(_ b: UInt8) {
+        switch b {
+        case UInt8(ascii: "\""): raw("\\\"")
+        case UInt8(ascii: "\\"): raw("\\\\")
+        case UInt8(ascii: "/"): raw("\\/")
+        case 0x0A: raw("\\n")
+        case 0x0D: raw("\\r")
+        case 0x09: raw("\\t")
+        case 0x08: raw("\\b")
+        case 0x0C: raw("\\f")
+        case 0..<0x20:
+            raw("\\u00")
+            let hex: StaticString = "0123456789abcdef"
+            hex.withUTF8Buffer { h in
+                bytes.append(h[Int(b >> 4)])
+                bytes.append(h[Int(b & 0xf)])
+            }
+        default: bytes.append(b)
+        }
     }
+
+    /// Decimal digits written straight into the buffer (`String(v)` goes through the generic integer printer).
+    mutating func int(_ v: Int64) {
+        var m = v.magnitude
+        if v < 0 { bytes.append(UInt8(ascii: "-")) }
+        if m < 10 {
+            bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: m))
+            return
+        }
+        // 20 digits hold any UInt64.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buf in
+            var i = 24
+            while m > 0 {
+                i -= 1
+                buf[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: m % 10)
+                m /= 10
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i...]))
+        }
+    }
+
+    @inline(__always) mutating func int(_ v: Int) { int(Int64(v)) }
 
     /// As Foundation writes a finite Double: its shortest round-trip description, without a trailing ".0".
     mutating func double(_ v: Double) {
@@ -67,13 +96,31 @@ public struct JSONBytes {
     /// An object of counts, keys sorted by their UTF-8 bytes.
     mutating func counts(_ d: [String: Int]) {
         bytes.append(UInt8(ascii: "{"))
-        for (i, k) in d.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
-            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+        var first = true
+        func pair(_ k: String, _ v: Int) {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
             string(k)
             bytes.append(UInt8(ascii: ":"))
-            int(d[k]!)
+            int(v)
+        }
+        if d.count == 1, let only = d.first {
+            pair(only.key, only.value)
+        } else if d.count > 1 {
+            for (k, v) in d.sorted(by: { Self.utf8Precedes($0.key, $1.key) }) { pair(k, v) }
         }
         bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// UTF-8 byte order (what `JSONEncoder`'s `.sortedKeys` uses), over contiguous bytes.
+    static func utf8Precedes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                for i in 0..<min(x.count, y.count) where x[i] != y[i] { return x[i] < y[i] }
+                return x.count < y.count
+            }
+        }
     }
 
     mutating func terms(_ a: [WeightedTerm]) {

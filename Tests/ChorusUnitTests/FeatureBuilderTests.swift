@@ -13,7 +13,7 @@ import Testing
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     }
 
-    static let channels = ["x", "weibo", "instagram", "tiktok", "", "un/known \"q\""]
+    static let channels = ["x", "weibo", "instagram", "tiktok", "", "un/known \"q\"", "ümlaut", "Zed", "new\nline"]
     static let t0: Int64 = 1_756_684_800
 
     /// A catalog with repeated topics, an empty-channel user, a duplicate id (the later one wins) and odd bytes.
@@ -96,6 +96,9 @@ import Testing
                                              followers: 0, following: 1, catalog: cat, asOf: Self.t0 + Int64(u) * 9999)
             if u == 1 { f.engagementRate = -0.0; f.recencyDays = 1e21; f.frequency = 1.0e-7 }
             if u == 2 { f.asOf = -42; f.recencyDays = -3.25 }
+            // The hand-written integer printer at its edges.
+            if u == 3 { f.asOf = .min; f.firstTs = .max; f.lastTs = -9; f.followers = 10; f.following = 99; f.engagements = -100 }
+            if u == 4 { f.asOf = 1_000_000_000_000_000_000; f.activeHours[0] = -1; f.weekdays[6] = Int.max }
             j.removeAll()
             f.writeJSON(&j)
             let mine = String(decoding: j.bytes, as: UTF8.self), foundation = String(decoding: try encoder.encode(f), as: UTF8.self)

@@ -136,17 +136,10 @@ public enum FeaturesJob: Job {
             read += 1
             return true
         }
-        var following: [String: Int] = [:], followers: [String: Int] = [:]
-        try data.scan(role: ShardKeys.role(.followOut)) { k, _ in
-            following[PartitionView.groupId(of: k), default: 0] += 1
-            read += 1
-            return true
-        }
-        try data.scan(role: ShardKeys.role(.followIn)) { k, _ in
-            followers[PartitionView.groupId(of: k), default: 0] += 1
-            read += 1
-            return true
-        }
+        // Follows are counted per run of equal user ids (keys are sorted), so one String and one hash per user.
+        let following = try data.groupCounts(role: ShardKeys.role(.followOut))
+        let followers = try data.groupCounts(role: ShardKeys.role(.followIn))
+        read += UInt64(following.values.reduce(0, +) + followers.values.reduce(0, +))
 
         var writes = DerivedWrites(partition: data.partition)
         writes.clear(role: profileRole)

@@ -86,7 +86,7 @@ public struct PartitionView: Sendable {
         try scan(role: role) { key, value in
             let rest = UnsafeRawBufferPointer(rebasing: key[5...])
             let gid = UnsafeRawBufferPointer(rebasing: rest[..<(rest.firstIndex(of: 0) ?? rest.endIndex)])
-            if !open || !gid.elementsEqual(current) {
+            if !open || !Self.same(gid, current) {
                 if open { try emit(String(decoding: current, as: UTF8.self)) }
                 current.removeAll(keepingCapacity: true)
                 current.append(contentsOf: gid)
@@ -98,6 +98,22 @@ public struct PartitionView: Sendable {
         }
         if open { try emit(String(decoding: current, as: UTF8.self)) }
         return n
+    }
+
+    /// The number of records of `role` per first key part (follows per user), one `String` per group.
+    public func groupCounts(role: UInt8) throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        var n = 0
+        _ = try groups(role: role, emit: { out[$0] = n; n = 0 }, record: { _ in n += 1 })
+        return out
+    }
+
+    @inline(__always) static func same(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return b.withUnsafeBytes { b in
+            guard let x = a.baseAddress, let y = b.baseAddress else { return true }
+            return memcmp(x, y, a.count) == 0
+        }
     }
 
     /// The partition's channel spend records (`spend*` ingest files), in key order: by channel, then date, period,
