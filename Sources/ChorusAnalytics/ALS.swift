@@ -36,6 +36,10 @@ public enum ALS {
         /// Implicit mode: 0 solves each row exactly (normal equations, Cholesky); n > 0 takes n conjugate-gradient
         /// steps from the row's previous vector instead (`RowSolver.implicitCG`).
         public var cgSteps = 0
+        /// Implicit mode: the confidence of an observed pair is `confidenceOffset + α·w`. 1 (the default) is Hu,
+        /// Koren and Volinsky's c = 1 + α·w (as in Spark); 0 is the `implicit` library's c = α·w, where a pair
+        /// with α·w = 1 weighs no more than an unobserved one and only its preference differs.
+        public var confidenceOffset = 1.0
         public init() {}
     }
 
@@ -196,8 +200,9 @@ public enum ALS {
                 : config.cgSteps > 0
                 ? solver.implicitCG(row: row, other: other, alpha: config.alpha, lambda: reg,
                                     start: solving.data[(i * solving.width)..<((i + 1) * solving.width)],
-                                    steps: config.cgSteps)
-                : solver.implicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: reg)
+                                    steps: config.cgSteps, offset: config.confidenceOffset)
+                : solver.implicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: reg,
+                                  offset: config.confidenceOffset)
             if let v = solved { solving.data.replaceSubrange((i * solving.width)..<((i + 1) * solving.width), with: v) }
         }
     }

@@ -363,7 +363,9 @@ extension ALS {
         }
 
         /// Implicit-mode row solve (see `ALS.solveImplicit`).
-        public mutating func implicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double) -> [Float]? {
+        /// The confidence of an observed pair is `offset + alpha·value` (`ALS.Config.confidenceOffset`).
+        public mutating func implicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double,
+                                      offset: Double = 1) -> [Float]? {
             let n = row.index.count
             guard n > 0 else { return nil }
             let k = other.rank
@@ -373,7 +375,7 @@ extension ALS {
             if c.count < n { c = [Float](repeating: 0, count: n) }
             if w.count < n { w = [Float](repeating: 0, count: n) }
             for t in 0..<n {
-                let conf = 1 + alpha * Double(row.value[t])
+                let conf = offset + alpha * Double(row.value[t])
                 c[t] = Float(conf)
                 w[t] = Float(conf - 1)
             }
@@ -444,12 +446,12 @@ extension ALS {
         /// as in Takács, Pilászy and Tikk 2011 (and the `implicit` library's default): each step costs O(k² + n·k)
         /// instead of the O(n·k² + k³) of the exact solve. Call `prepare(gram:rank:)` first.
         public mutating func implicitCG(row: Row, other: Factors, alpha: Double, lambda: Double,
-                                        start: ArraySlice<Float>, steps: Int) -> [Float]? {
+                                        start: ArraySlice<Float>, steps: Int, offset: Double = 1) -> [Float]? {
             var out = [Float](repeating: 0, count: other.width)
             let ok = out.withUnsafeMutableBufferPointer { o in
                 start.withUnsafeBufferPointer { s in
                     implicitCG(row: row, other: other, alpha: alpha, lambda: lambda, start: s.baseAddress!,
-                               steps: steps, into: o.baseAddress!)
+                               steps: steps, into: o.baseAddress!, offset: offset)
                 }
             }
             return ok ? out : nil
@@ -464,7 +466,7 @@ extension ALS {
         /// is `symmetricProduct`.
         public mutating func implicitCG(row: Row, other: Factors, alpha: Double, lambda: Double,
                                         start: UnsafePointer<Float>, steps: Int,
-                                        into out: UnsafeMutablePointer<Float>) -> Bool {
+                                        into out: UnsafeMutablePointer<Float>, offset: Double = 1) -> Bool {
             let n = row.index.count
             guard n > 0 else { return false }
             let k = other.rank
@@ -484,7 +486,8 @@ extension ALS {
                             x.update(repeating: 0, count: 4 * ld)
                             for q in 0..<k { x[q] = start[q] }
                             row.value.withUnsafeBufferPointer { vp in
-                                for t in 0..<n { C[t] = Float(alpha * Double(vp[t])) }  // c − 1
+                                let shift = offset - 1
+                                for t in 0..<n { C[t] = Float(shift + alpha * Double(vp[t])) }  // c − 1
                             }
                             // r = −(YᵀY + λI) x + Σ_t ((1 + c_t) − c_t (z_t·x)) z_t.
                             ALSKernels.symmetricProduct(G, x, lambda: lam, k: k, ld: ld, into: r)

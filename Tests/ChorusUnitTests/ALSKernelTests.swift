@@ -115,6 +115,38 @@ import Testing
         #expect(err3 < err0, "3 steps: \(err3) from \(err0)")
     }
 
+    /// confidence=linear (the `implicit` library's c = α·w, offset 0): the exact solve against the scalar
+    /// reference with weight c − 1 = α·w − 1 (negative for α·w < 1) and target c, and CG converging to it.
+    @Test(arguments: [4, 16, 33])
+    func linearConfidenceSolvesTheImplicitLibrarysObjective(rank: Int) {
+        let other = Self.factors(count: 300, rank: rank, width: rank, seed: UInt64(31 + rank))
+        let gram = ALS.gram(other)
+        var solver = ALS.RowSolver()
+        solver.prepare(gram: gram, rank: rank)
+        let alpha = 0.7, lambda = 0.3
+        for n in [1, 9, 120] {
+            let row = Self.row(n: n, of: 300, seed: UInt64(3 * n + rank))
+            let got = solver.implicit(row: row, other: other, gram: gram, alpha: alpha, lambda: lambda, offset: 0)!
+            let want = Self.reference(row: row, other: other, unknowns: rank, one: false,
+                                      weight: { alpha * Double(row.value[$0]) - 1 },
+                                      target: { alpha * Double(row.value[$0]) }, gram: gram,
+                                      diagonal: lambda, lastDiagonal: nil)
+            for q in 0..<rank {
+                #expect(abs(Double(got[q]) - want[q]) <= 2e-4 * max(1, abs(want[q])),
+                        "rank \(rank) n \(n) q \(q): \(got[q]) vs \(want[q])")
+            }
+            // The default offset solves a different system.
+            let onePlus = solver.implicit(row: row, other: other, gram: gram, alpha: alpha, lambda: lambda)!
+            #expect(zip(onePlus, got).contains { abs($0 - $1) > 1e-3 }, "rank \(rank) n \(n)")
+            let zero = [Float](repeating: 0, count: rank)
+            let cg = solver.implicitCG(row: row, other: other, alpha: alpha, lambda: lambda, start: zero[...],
+                                       steps: 4 * rank, offset: 0)!
+            let norm = got.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+            let err = zip(cg, got).reduce(Float(0)) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+            #expect(err <= 1e-3 * max(1, norm), "rank \(rank) n \(n): ‖cg − exact‖ = \(err)")
+        }
+    }
+
     /// The CG kernels against scalar Double references: o = λv + Gv, and o += Σ_t e_t z_t with
     /// e_t = (target ? 1 + c_t : 0) + sign·c_t·(z_t·v), for row counts around the 4-row blocks and every padded width.
     @Test(arguments: [1, 5, 16, 24, 33, 64, 100, 128])

@@ -77,6 +77,13 @@ public struct ALSJobConfig: Sendable {
             als.mode = mode
         }
         if params["biases"] == "false" { als.biases = false }
+        if let c = params["confidence"] {
+            switch c {
+            case "one_plus": als.confidenceOffset = 1
+            case "linear": als.confidenceOffset = 0
+            default: throw ChorusError(.usage, "als: confidence must be one_plus (c = 1 + alpha·w) or linear (c = alpha·w)")
+            }
+        }
         // lambda_exponent: λ·n^e per row in both modes, with a default of 1 in explicit mode and 0 (plain λ) in
         // implicit mode.
         if als.mode == .implicit { als.implicitLambdaExponent = try num("lambda_exponent") ?? 0 }

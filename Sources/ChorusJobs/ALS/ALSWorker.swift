@@ -269,7 +269,8 @@ final class ALSWorkerState: JobWorker {
                         setCurrent(j)
                         _ = solver.implicitCG(row: r, other: other, alpha: config.als.alpha,
                                               lambda: ALS.implicitLambda(config.als, observations: r.index.count),
-                                              start: o + j * width, steps: config.als.cgSteps, into: o + j * width)
+                                              start: o + j * width, steps: config.als.cgSteps, into: o + j * width,
+                                              offset: config.als.confidenceOffset)
                         continue
                     }
                     let solved: [Float]?
@@ -279,7 +280,8 @@ final class ALSWorkerState: JobWorker {
                                                  biasLambda: config.als.biasLambda)
                     } else {
                         solved = solver.implicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
-                                                 lambda: ALS.implicitLambda(config.als, observations: r.index.count))
+                                                 lambda: ALS.implicitLambda(config.als, observations: r.index.count),
+                                                 offset: config.als.confidenceOffset)
                     }
                     if let solved {
                         solved.withUnsafeBufferPointer { (o + j * width).update(from: $0.baseAddress!, count: width) }
