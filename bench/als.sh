@@ -130,15 +130,24 @@ echo "  rank 32 with λ chosen on the development split (bench/als_dev.sh), 10 i
 als "dev-λ chorus r32 cg3 λ30" mode=implicit rank=32 iterations=10 seed=42 lambda=30 alpha=1 solver=cg
 als "dev-λ chorus r32 chol λ30" mode=implicit rank=32 iterations=10 seed=42 lambda=30 alpha=1 solver=cholesky
 als "dev-λ chorus r32 cg3 λ0.3·n" mode=implicit rank=32 iterations=10 seed=42 lambda=0.3 lambda_exponent=1 alpha=1 solver=cg
-$PY bench/als_peers.py "$ML/interactions-ratings.csv" --iterations 10 --seed 42 --holdout 0.2 --implicit-lambda 30 \
-  --alpha 1 --skip-spark --cg-ranks 32 --threads 2 2>>"$OUT/peers.err" | python3 -c "
+# implicit_rank32 LABEL LAMBDA ALPHA: the `implicit` library, CG, 2 threads, rank 32, on the test split.
+implicit_rank32() {
+  $PY bench/als_peers.py "$ML/interactions-ratings.csv" --iterations 10 --seed 42 --holdout 0.2 --implicit-lambda "$2" \
+    --alpha "$3" --skip-spark --cg-ranks 32 --threads 2 2>>"$OUT/peers.err" | python3 -c "
 import json,sys
 for line in sys.stdin:
     r=json.loads(line)
     if 'peer' not in r: continue
-    r['label']='dev-λ implicit r32 cg 2t λ30'; print(json.dumps(r))
+    r['label']='$1'; print(json.dumps(r))
     print('  %-34s %-9s %.4f s/iteration  P@10 %.4f NDCG@10 %.4f' % (r['label'], 'ok', r['seconds_per_iteration'], r['precision_at_k'], r['ndcg_at_k']), file=sys.stderr)
 " 2>&1 >> "$RESULTS"
+}
+implicit_rank32 "dev-λ implicit r32 cg 2t λ30" 30 1
+# The confidence function too, chosen the same way (bench/als_dev.sh with CONFIDENCE and ALPHA; the `implicit`
+# library's own grid with PEER=implicit): both picked c = α·w with α 2 and λ 50 on the development split
+# (for `implicit` by the NDCG tie-break against α 1, λ 30, the dev-λ line above).
+als "dev chorus r32 cg3 linear α2 λ50" mode=implicit rank=32 iterations=10 seed=42 lambda=50 alpha=2 confidence=linear solver=cg
+implicit_rank32 "dev implicit r32 cg 2t α2 λ50" 50 2
 cleanup
 python3 - "$RESULTS" <<'PY'
 import json, statistics, sys
