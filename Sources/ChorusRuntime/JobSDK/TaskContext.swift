@@ -104,7 +104,9 @@ public struct PartitionView: Sendable {
     public func groupCounts(role: UInt8) throws -> [String: Int] {
         var out: [String: Int] = [:]
         var n = 0
-        _ = try groups(role: role, emit: { out[$0] = n; n = 0 }, record: { _ in n += 1 })
+        // `+=`, as the per-key count did: byte-distinct ids can be equal Strings (invalid UTF-8 becomes U+FFFD, and
+        // String equality is canonical, so "é" in NFC and NFD are one key), and such runs are not adjacent.
+        _ = try groups(role: role, emit: { out[$0, default: 0] += n; n = 0 }, record: { _ in n += 1 })
         return out
     }
 
