@@ -118,10 +118,12 @@ public enum ALS {
                           lambdaExponent: lambdaExponent, biasLambda: biasLambda)
     }
 
-    /// Solves one row in implicit mode: (YᵀY + Y_Iᵀ(C−I)Y_I + λI) x = Y_Iᵀ C p, with c = 1 + α·w.
-    public static func solveImplicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double) -> [Float]? {
+    /// Solves one row in implicit mode: (YᵀY + Y_Iᵀ(C−I)Y_I + λI) x = Y_Iᵀ C p, with c = offset + α·w
+    /// (`Config.confidenceOffset`: 1 by default).
+    public static func solveImplicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double,
+                                     offset: Double = 1) -> [Float]? {
         var s = RowSolver()
-        return s.implicit(row: row, other: other, gram: gram, alpha: alpha, lambda: lambda)
+        return s.implicit(row: row, other: other, gram: gram, alpha: alpha, lambda: lambda, offset: offset)
     }
 
     /// Predicted score of a (user, item) pair.

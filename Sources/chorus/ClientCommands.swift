@@ -318,7 +318,9 @@ func alsText(_ d: [String: Any]) -> String {
         return "\(v)"
     }
     var out = "  ALS \(n("mode")): rank \(n("rank")), \(n("iterations")) iterations, lambda \(n("lambda"))"
-        + (d["mode"] as? String == "implicit" ? ", alpha \(n("alpha"))" : "") + ", seed \(n("seed"))\n"
+        + (d["mode"] as? String == "implicit"
+            ? ", alpha \(n("alpha"))" + (d["confidence"] as? String == "linear" ? " (confidence alpha·w)" : "") : "")
+        + ", seed \(n("seed"))\n"
     out += "  \(n("users")) users × \(n("items")) items, \(n("observations")) training pairs, \(n("held_out")) held out; "
         + "\(String(format: "%.3f", d["seconds_per_iteration"] as? Double ?? 0)) s per iteration\n"
     if d["rmse"] != nil {

@@ -66,4 +66,15 @@ import Testing
         // A later broadcast without ids, before the ids reached this worker: unavailable (sent again), not invalid.
         #expect(refusal([side(ids: [], rank: 2, width: 2, factors: [1, 2, 3, 4])], rank: 2)?.hasPrefix("unavailable") == true)
     }
+
+    /// `confidence`: parsed into the confidence offset, and refused where it would make every vector 0.
+    @Test func confidenceParameter() throws {
+        #expect(try ALSJobConfig(params: ["mode": "implicit"]).als.confidenceOffset == 1)
+        #expect(try ALSJobConfig(params: ["mode": "implicit", "confidence": "one_plus"]).als.confidenceOffset == 1)
+        #expect(try ALSJobConfig(params: ["mode": "implicit", "confidence": "linear", "alpha": "2"]).als.confidenceOffset == 0)
+        #expect(throws: ChorusError.self) { try ALSJobConfig(params: ["mode": "implicit", "confidence": "squared"]) }
+        #expect(throws: ChorusError.self) { try ALSJobConfig(params: ["mode": "implicit", "confidence": "linear", "alpha": "0"]) }
+        // With one_plus, alpha 0 is still a valid (unweighted) model.
+        #expect(try ALSJobConfig(params: ["mode": "implicit", "alpha": "0"]).als.alpha == 0)
+    }
 }

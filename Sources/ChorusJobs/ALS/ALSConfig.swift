@@ -99,6 +99,10 @@ public struct ALSJobConfig: Sendable {
             if let v = try num("weight_" + kind.name) { weights[kind] = v }
         }
         guard als.lambda >= 0, als.alpha >= 0 else { throw ChorusError(.usage, "als: lambda and alpha must be ≥ 0") }
+        if als.confidenceOffset == 0, als.alpha == 0 {
+            // Every confidence would be 0: all targets vanish and every vector comes out 0.
+            throw ChorusError(.usage, "als: confidence=linear needs alpha > 0 (the confidence is alpha·weight)")
+        }
         guard (0.0..<1.0).contains(holdout) else { throw ChorusError(.usage, "als: holdout must be in [0, 1)") }
     }
 

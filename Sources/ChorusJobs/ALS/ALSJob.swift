@@ -27,7 +27,7 @@ public enum ALSJob: Job {
               "λ·n^e per row of n observations (1 = weighted-λ, as Spark; 0 = plain λ)"),
         .init("bias_lambda", .number(0...1e6), "1", "explicit: regularisation of the biases"),
         .init("biases", .boolean, "true", "explicit: fit user and item biases"),
-        .init("alpha", .number(0...1e6), "10", "implicit: confidence = 1 + alpha·weight (see confidence)"),
+        .init("alpha", .number(0...1e6), "10", "implicit: the confidence is 1 + alpha·weight, or alpha·weight with confidence=linear"),
         .init("confidence", .choice(["one_plus", "linear"]), "one_plus",
               "implicit: one_plus is c = 1 + alpha·weight (Hu, Koren and Volinsky; Spark), linear is c = alpha·weight (the implicit library)"),
         .init("iterations", .integer(1...1000), "10", "ALS sweeps (each one users half + items half)"),
@@ -265,7 +265,10 @@ public enum ALSJob: Job {
             eval.recommendationsStored += e.recommendationsStored
         }
         var report = ALSReport(mode: config.als.mode.rawValue, rank: k, iterations: config.als.iterations,
-                               lambda: config.als.lambda, alpha: config.als.alpha, seed: config.als.seed,
+                               lambda: config.als.lambda, alpha: config.als.alpha,
+                               confidence: config.als.mode == .explicit ? nil
+                                   : config.als.confidenceOffset == 0 ? "linear" : "one_plus",
+                               seed: config.als.seed,
                                holdout: config.holdout, users: userIds.count, items: itemIds.count,
                                observations: observations, heldOut: heldOut, secondsPerIteration: perIteration,
                                firstIterationSeconds: firstIteration,
@@ -348,6 +351,8 @@ struct ALSReport: Codable, Sendable {
     var iterations: Int
     var lambda: Double
     var alpha: Double
+    /// Implicit mode: `one_plus` (c = 1 + α·w) or `linear` (c = α·w); absent in explicit mode.
+    var confidence: String?
     var seed: UInt64
     var holdout: Double
     var users: Int
@@ -378,7 +383,7 @@ struct ALSReport: Codable, Sendable {
     var recommendationsStored = 0
 
     enum CodingKeys: String, CodingKey {
-        case mode, rank, iterations, lambda, alpha, seed, holdout, users, items, observations
+        case mode, rank, iterations, lambda, alpha, confidence, seed, holdout, users, items, observations
         case heldOut = "held_out", secondsPerIteration = "seconds_per_iteration", rmse, mae, k
         case firstIterationSeconds = "first_iteration_seconds"
         case evaluatedUsers = "evaluated_users"
