@@ -36,11 +36,20 @@ public enum ALS {
         /// Implicit mode: 0 solves each row exactly (normal equations, Cholesky); n > 0 takes n conjugate-gradient
         /// steps from the row's previous vector instead (`RowSolver.implicitCG`).
         public var cgSteps = 0
-        /// Implicit mode: the confidence of an observed pair is `confidenceOffset + α·w`. 1 (the default) is Hu,
-        /// Koren and Volinsky's c = 1 + α·w (as in Spark); 0 is the `implicit` library's c = α·w, where a pair
-        /// with α·w = 1 weighs no more than an unobserved one and only its preference differs.
-        public var confidenceOffset = 1.0
+        /// Implicit mode: the confidence function of an observed pair.
+        public var confidence = Confidence.onePlus
         public init() {}
+    }
+
+    /// The confidence c of an observed pair with weight w (the job's `confidence` parameter, by raw value).
+    public enum Confidence: String, Sendable, Codable, CaseIterable {
+        /// c = 1 + α·w: Hu, Koren and Volinsky, and Spark.
+        case onePlus = "one_plus"
+        /// c = α·w: the `implicit` library's, where a pair with α·w = 1 weighs no more than an unobserved one and
+        /// only its preference differs.
+        case linear
+        /// c = offset + α·w: the `offset` the row solvers take.
+        public var offset: Double { self == .onePlus ? 1 : 0 }
     }
 
     /// One row's observations: indices into the other side and values (ratings, or implicit weights).
@@ -119,7 +128,7 @@ public enum ALS {
     }
 
     /// Solves one row in implicit mode: (YᵀY + Y_Iᵀ(C−I)Y_I + λI) x = Y_Iᵀ C p, with c = offset + α·w
-    /// (`Config.confidenceOffset`: 1 by default).
+    /// (`Confidence.offset`: 1 by default).
     public static func solveImplicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double,
                                      offset: Double = 1) -> [Float]? {
         var s = RowSolver()
@@ -202,9 +211,9 @@ public enum ALS {
                 : config.cgSteps > 0
                 ? solver.implicitCG(row: row, other: other, alpha: config.alpha, lambda: reg,
                                     start: solving.data[(i * solving.width)..<((i + 1) * solving.width)],
-                                    steps: config.cgSteps, offset: config.confidenceOffset)
+                                    steps: config.cgSteps, offset: config.confidence.offset)
                 : solver.implicit(row: row, other: other, gram: g, alpha: config.alpha, lambda: reg,
-                                  offset: config.confidenceOffset)
+                                  offset: config.confidence.offset)
             if let v = solved { solving.data.replaceSubrange((i * solving.width)..<((i + 1) * solving.width), with: v) }
         }
     }

@@ -363,7 +363,7 @@ extension ALS {
         }
 
         /// Implicit-mode row solve (see `ALS.solveImplicit`).
-        /// The confidence of an observed pair is `offset + alpha·value` (`ALS.Config.confidenceOffset`).
+        /// The confidence of an observed pair is `offset + alpha·value` (`ALS.Confidence.offset`).
         public mutating func implicit(row: Row, other: Factors, gram: [Double], alpha: Double, lambda: Double,
                                       offset: Double = 1) -> [Float]? {
             let n = row.index.count

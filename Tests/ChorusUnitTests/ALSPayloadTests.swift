@@ -69,9 +69,9 @@ import Testing
 
     /// `confidence`: parsed into the confidence offset, and refused where it would make every vector 0.
     @Test func confidenceParameter() throws {
-        #expect(try ALSJobConfig(params: ["mode": "implicit"]).als.confidenceOffset == 1)
-        #expect(try ALSJobConfig(params: ["mode": "implicit", "confidence": "one_plus"]).als.confidenceOffset == 1)
-        #expect(try ALSJobConfig(params: ["mode": "implicit", "confidence": "linear", "alpha": "2"]).als.confidenceOffset == 0)
+        #expect(try ALSJobConfig(params: ["mode": "implicit"]).als.confidence == .onePlus)
+        #expect(try ALSJobConfig(params: ["mode": "implicit", "confidence": "one_plus"]).als.confidence == .onePlus)
+        #expect(try ALSJobConfig(params: ["mode": "implicit", "confidence": "linear", "alpha": "2"]).als.confidence == .linear)
         #expect(throws: ChorusError.self) { try ALSJobConfig(params: ["mode": "implicit", "confidence": "squared"]) }
         #expect(throws: ChorusError.self) { try ALSJobConfig(params: ["mode": "implicit", "confidence": "linear", "alpha": "0"]) }
         // With one_plus, alpha 0 is still a valid (unweighted) model.

@@ -78,11 +78,10 @@ public struct ALSJobConfig: Sendable {
         }
         if params["biases"] == "false" { als.biases = false }
         if let c = params["confidence"] {
-            switch c {
-            case "one_plus": als.confidenceOffset = 1
-            case "linear": als.confidenceOffset = 0
-            default: throw ChorusError(.usage, "als: confidence must be one_plus (c = 1 + alpha·w) or linear (c = alpha·w)")
+            guard let v = ALS.Confidence(rawValue: c) else {
+                throw ChorusError(.usage, "als: confidence must be one_plus (c = 1 + alpha·w) or linear (c = alpha·w)")
             }
+            als.confidence = v
         }
         // lambda_exponent: λ·n^e per row in both modes, with a default of 1 in explicit mode and 0 (plain λ) in
         // implicit mode.
@@ -99,7 +98,7 @@ public struct ALSJobConfig: Sendable {
             if let v = try num("weight_" + kind.name) { weights[kind] = v }
         }
         guard als.lambda >= 0, als.alpha >= 0 else { throw ChorusError(.usage, "als: lambda and alpha must be ≥ 0") }
-        if als.confidenceOffset == 0, als.alpha == 0 {
+        if als.confidence == .linear, als.alpha == 0 {
             // Every confidence would be 0: all targets vanish and every vector comes out 0.
             throw ChorusError(.usage, "als: confidence=linear needs alpha > 0 (the confidence is alpha·weight)")
         }

@@ -28,7 +28,7 @@ public enum ALSJob: Job {
         .init("bias_lambda", .number(0...1e6), "1", "explicit: regularisation of the biases"),
         .init("biases", .boolean, "true", "explicit: fit user and item biases"),
         .init("alpha", .number(0...1e6), "10", "implicit: the confidence is 1 + alpha·weight, or alpha·weight with confidence=linear"),
-        .init("confidence", .choice(["one_plus", "linear"]), "one_plus",
+        .init("confidence", .choice(ALS.Confidence.allCases.map(\.rawValue)), ALS.Confidence.onePlus.rawValue,
               "implicit: one_plus is c = 1 + alpha·weight (Hu, Koren and Volinsky; Spark), linear is c = alpha·weight (the implicit library)"),
         .init("iterations", .integer(1...1000), "10", "ALS sweeps (each one users half + items half)"),
         .init("solver", .choice(["cholesky", "cg"]), "cholesky", "exact row solves, or conjugate gradient"),
@@ -266,8 +266,7 @@ public enum ALSJob: Job {
         }
         var report = ALSReport(mode: config.als.mode.rawValue, rank: k, iterations: config.als.iterations,
                                lambda: config.als.lambda, alpha: config.als.alpha,
-                               confidence: config.als.mode == .explicit ? nil
-                                   : config.als.confidenceOffset == 0 ? "linear" : "one_plus",
+                               confidence: config.als.mode == .explicit ? nil : config.als.confidence.rawValue,
                                seed: config.als.seed,
                                holdout: config.holdout, users: userIds.count, items: itemIds.count,
                                observations: observations, heldOut: heldOut, secondsPerIteration: perIteration,

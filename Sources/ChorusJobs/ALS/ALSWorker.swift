@@ -270,7 +270,7 @@ final class ALSWorkerState: JobWorker {
                         _ = solver.implicitCG(row: r, other: other, alpha: config.als.alpha,
                                               lambda: ALS.implicitLambda(config.als, observations: r.index.count),
                                               start: o + j * width, steps: config.als.cgSteps, into: o + j * width,
-                                              offset: config.als.confidenceOffset)
+                                              offset: config.als.confidence.offset)
                         continue
                     }
                     let solved: [Float]?
@@ -281,7 +281,7 @@ final class ALSWorkerState: JobWorker {
                     } else {
                         solved = solver.implicit(row: r, other: other, gram: gram, alpha: config.als.alpha,
                                                  lambda: ALS.implicitLambda(config.als, observations: r.index.count),
-                                                 offset: config.als.confidenceOffset)
+                                                 offset: config.als.confidence.offset)
                     }
                     if let solved {
                         solved.withUnsafeBufferPointer { (o + j * width).update(from: $0.baseAddress!, count: width) }
