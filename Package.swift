@@ -57,7 +57,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .executableTarget(name: "chorus", dependencies: [
-            "ChorusRuntime", "ChorusJobs", "ChorusData", "ChorusModel", "ChorusStorage",
+            "ChorusRuntime", "ChorusJobs", "ChorusData", "ChorusModel", "ChorusStorage", "ChorusTransport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Chorus needs, only those that are missing (idempotent).
 set -euo pipefail
-packages=(libzmq3-dev librocksdb-dev libprotobuf-c-dev protobuf-compiler protobuf-c-compiler pkg-config gcc g++ python3 python3-pip chromium fonts-wqy-microhei iproute2 nftables)
+packages=(libzmq3-dev librocksdb-dev libprotobuf-c-dev protobuf-compiler protobuf-c-compiler pkg-config gcc g++ python3 python3-pip python3-venv chromium fonts-wqy-microhei iproute2 nftables)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

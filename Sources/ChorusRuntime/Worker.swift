@@ -23,6 +23,10 @@ public struct WorkerOptions: Sendable {
     public var minFreeBytes: UInt64 = 512 << 20
     /// The job kinds this worker runs (the `chorus` program passes `StandardJobs.registry`).
     public var jobs = JobRegistry.empty
+    /// After its first registration, clear a drain left on this node (`--undrain-on-start`): for deployments that
+    /// drain a worker whenever it stops (a Kubernetes preStop hook, a systemd ExecStop), so that a restarted
+    /// worker takes partitions again. It also cancels an operator's drain of a worker that restarts mid-drain.
+    public var undrainOnStart = false
 
     public init(coordinator: String, bind: String, advertise: String? = nil, dataDir: String, name: String? = nil,
                 cores: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -53,6 +57,8 @@ public final class Worker: Sendable {
         var nonEmpty = Set<UInt32>()
         var runningTasks = 0
         var registered = false
+        /// The coordinator has acknowledged the undrain of `options.undrainOnStart`.
+        var undrainDone = false
         /// Writes and tasks are refused after this instant (see `MembershipTiming.leaseMs`).
         var leaseUntil: ContinuousClock.Instant?
         /// Copies this worker is receiving, by partition.
@@ -146,6 +152,9 @@ public final class Worker: Sendable {
     }
 
     /// Serves requests and keeps the registration alive until cancelled.
+    /// Registered with the coordinator and heartbeating: what `/readyz` reports.
+    public var isRegistered: Bool { state.withLock { $0.registered } }
+
     public func run() async {
         logger.info("worker listening", metadata: ["endpoint": "\(endpoint)", "name": "\(name)"])
         await withDiscardingTaskGroup { group in
@@ -220,6 +229,15 @@ public final class Worker: Sendable {
                     }
                     state.withLock { $0.leaseUntil = sent + .milliseconds(options.leaseMs) }
                     backoff = .milliseconds(200)
+                }
+                if options.undrainOnStart, !state.withLock({ $0.undrainDone }) {
+                    var a = Chorus_V1_NodeAdmin()
+                    a.node = nodeId; a.action = .undrain
+                    guard case let .admin(done) = try await coordinator.call(.nodeAdmin(a), timeout: .seconds(3)) else {
+                        throw ChorusError(.internal, "unexpected reply to undrain")
+                    }
+                    state.withLock { $0.undrainDone = true }
+                    logger.notice("undrained at start (--undrain-on-start)", metadata: ["result": "\(done.message)"])
                 }
                 tick += 1
                 if tick % 4 == 0 { try await collectGarbage() }

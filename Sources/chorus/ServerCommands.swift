@@ -2,6 +2,7 @@ import ArgumentParser
 import ChorusJobs
 import ChorusModel
 import ChorusRuntime
+import ChorusTransport
 import Foundation
 import Logging
 
@@ -44,6 +45,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Flag(help: "Refuse an approval of a document version (a campaign plan) by the person who wrote it.")
     var blockSelfApproval = false
 
+    @Option(help: httpHelp)
+    var http: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -57,9 +61,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
             o.blockSelfApproval = blockSelfApproval
             let c = try Coordinator(options: o, logger: Logger(label: "chorus.coordinator"))
             print("coordinator listening on \(c.endpoint)")
+            let endpoint = c.endpoint
+            let web = try http.map { try startHTTP($0) { (true, "serving at \(endpoint)") } }
             fflush(nil)
             let task = Task { await c.run() }
             await waitForTermination()
+            web?.close()
             c.shutdown()
             task.cancel()
             await task.value
@@ -102,6 +109,17 @@ struct WorkerCommand: AsyncParsableCommand {
         """, valueName: "MiB"))
     var minFreeMib: UInt64 = 512
 
+    @Option(help: httpHelp)
+    var http: String?
+
+    @Flag(help: ArgumentHelp("After registering, clear a drain left on this node, so that it takes partitions again.",
+                             discussion: reflow("""
+        For deployments that drain a worker whenever it stops (the Kubernetes preStop hook and the systemd \
+        ExecStop in deploy/). It also cancels an operator's drain if the worker restarts before it is drained; \
+        to retire a worker for good, drain it and do not start it again.
+        """)))
+    var undrainOnStart = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -113,15 +131,52 @@ struct WorkerCommand: AsyncParsableCommand {
             if let cores { o.cores = cores }
             guard minFreeMib <= 1 << 30 else { throw ChorusError(.usage, "--min-free-mib \(minFreeMib) is too large") }
             o.minFreeBytes = minFreeMib << 20
+            o.undrainOnStart = undrainOnStart
             let w = try Worker(options: o, logger: Logger(label: "chorus.worker"))
             print("worker \(w.name) (\(w.nodeId)) listening on \(w.endpoint)")
+            let coordinator = self.coordinator
+            let web = try http.map {
+                try startHTTP($0) {
+                    w.isRegistered ? (true, "registered with the coordinator at \(coordinator) as \(w.name)")
+                        : (false, "not registered with the coordinator at \(coordinator) (yet): see this worker's log")
+                }
+            }
             fflush(nil)
             let task = Task { await w.run() }
             await waitForTermination()
+            web?.close()
             w.shutdown()
             task.cancel()
             await task.value
             w.closeStore()
         }
     }
+}
+
+let httpHelp = ArgumentHelp(
+    "Serve read-only HTTP endpoints on HOST:PORT: /healthz (the process runs) and /readyz (it serves).",
+    discussion: reflow("""
+    Off by default. A bare PORT binds loopback (127.0.0.1:PORT); 0.0.0.0:PORT is reachable from every \
+    interface, as a Kubernetes probe needs. /readyz answers 200 when ready and 503 with the reason otherwise.
+    """), valueName: "ADDR")
+
+/// Starts the health server of `--http` (HTTPServer in ChorusTransport, on a thread of its own).
+func startHTTP(_ address: String, ready: @escaping @Sendable () -> (Bool, String)) throws -> HTTPServer {
+    let server: HTTPServer
+    do {
+        server = try HTTPServer(address: address) { request in
+            switch request.path {
+            case "/healthz": return HTTPResponse(status: 200, text: "ok\n")
+            case "/readyz":
+                let (ok, why) = ready()
+                return HTTPResponse(status: ok ? 200 : 503, text: (ok ? "ready: " : "not ready: ") + why + "\n")
+            case "/": return HTTPResponse(status: 200, text: "chorus: /healthz (liveness), /readyz (readiness)\n")
+            default: return HTTPResponse(status: 404, text: "no \(request.path): try /healthz or /readyz\n")
+            }
+        }
+    } catch {
+        throw ChorusError(.usage, "--http \(address): \(error)", hint: "pick a free port, e.g. --http 127.0.0.1:9100")
+    }
+    print("http endpoints on \(server.address) (/healthz, /readyz)")
+    return server
 }

@@ -9,18 +9,144 @@ import Testing
         #expect(units.count == 2)
         for unit in units {
             let text = try String(contentsOfFile: dir + "/" + unit, encoding: .utf8)
-            guard let exec = text.split(separator: "\n").first(where: { $0.hasPrefix("ExecStart=") }) else {
-                Issue.record("\(unit) has no ExecStart"); continue
-            }
-            let words = exec.dropFirst("ExecStart=".count).split(separator: " ").map(String.init)
-            #expect(words.first == "/usr/local/bin/chorus")
-            let sub = words[1]
-            let help = try chorus([sub, "--help"])
-            #expect(help.status == 0, "chorus \(sub) --help failed")
-            for flag in words.dropFirst(2) where flag.hasPrefix("--") {
-                #expect(help.stdout.contains(flag), "\(unit): chorus \(sub) has no \(flag)")
+            let lines = text.split(separator: "\n")
+            #expect(lines.contains { $0.hasPrefix("ExecStart=") }, "\(unit) has no ExecStart")
+            for exec in lines where exec.hasPrefix("ExecStart=") || exec.hasPrefix("ExecStop=") {
+                let words = exec.drop { $0 != "=" }.dropFirst().split(separator: " ").map(String.init)
+                #expect(words.first == "/usr/local/bin/chorus")
+                try expectRealCommand(Array(words.dropFirst()), in: unit)
             }
         }
+        // The worker drains on stop and takes partitions again on start, with time for the drain.
+        let worker = try String(contentsOfFile: dir + "/chorus-worker@.service", encoding: .utf8)
+        #expect(worker.contains("ExecStop=/usr/local/bin/chorus node drain --wait "))
+        #expect(worker.contains(" --undrain-on-start"))
+        let timeout = worker.split(separator: "\n").first { $0.hasPrefix("TimeoutStopSec=") }
+            .flatMap { Int($0.dropFirst("TimeoutStopSec=".count)) } ?? 0
+        #expect(timeout >= 600, "TimeoutStopSec \(timeout) cannot cover a drain")
+    }
+
+    /// `words` is a chorus command line without the program: its subcommands must exist and take every flag.
+    private func expectRealCommand(_ words: [String], in file: String) throws {
+        let sub = words.prefix { !$0.hasPrefix("-") && !$0.contains("$") && !$0.contains("%") }
+        let help = try chorus(Array(sub) + ["--help"])
+        #expect(help.status == 0, "\(file): chorus \(sub.joined(separator: " ")) --help failed")
+        #expect(!sub.isEmpty)
+        for flag in words where flag.hasPrefix("--") {
+            #expect(help.stdout.contains(flag), "\(file): chorus \(sub.joined(separator: " ")) has no \(flag)")
+        }
+    }
+
+    /// scripts/check-deploy.sh renders each overlay and validates it strictly (and lints the Containerfile); the
+    /// rendered objects then carry what the issue asks of them, and every chorus command line in them is real.
+    @Test func kubernetesOverlaysRenderValidateAndDrainOnStop() throws {
+        let check = try run("/bin/bash", [Binary.root + "/scripts/check-deploy.sh"], timeout: 600)
+        #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
+        let tools = Binary.root + "/.cache/deploy-tools/bin"
+        let kubectl = try run("/bin/sh", ["-c", "command -v kubectl"])
+        guard kubectl.status == 0 else {
+            // check-deploy.sh said so on stderr; the base's files were validated one by one.
+            print("DeployTests: kubectl not installed: the overlays were not rendered, only the base validated")
+            return
+        }
+        for overlay in ["small", "large"] {
+            let out = NSTemporaryDirectory() + "chorus-k8s-\(overlay)-\(UUID().uuidString).yaml"
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let rendered = try run("/bin/sh", ["-c", "kubectl kustomize '\(Binary.root)/deploy/kubernetes/overlays/\(overlay)' > '\(out)'"])
+            #expect(rendered.status == 0, "\(rendered.stderr)")
+            let json = try run(tools + "/python", ["-c", "import json,sys,yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))", out])
+            let docs = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]] ?? []
+            func object(_ kind: String, _ name: String) -> [String: Any] {
+                docs.first { $0["kind"] as? String == kind && ($0["metadata"] as? [String: Any])?["name"] as? String == name } ?? [:]
+            }
+            func at(_ o: Any?, _ path: String...) -> Any? {
+                var cur = o
+                for key in path {
+                    if let i = Int(key) { cur = (cur as? [Any]).flatMap { i < $0.count ? $0[i] : nil } }
+                    else { cur = (cur as? [String: Any])?[key] }
+                }
+                return cur
+            }
+            let workers = object("StatefulSet", "chorus-worker")
+            let pod = at(workers, "spec", "template", "spec")
+            let container = at(pod, "containers", "0")
+            // A volume per pod, stable names from a headless Service, one pod per machine, readiness over HTTP.
+            #expect(at(workers, "spec", "volumeClaimTemplates", "0", "metadata", "name") as? String == "data")
+            #expect(at(workers, "spec", "serviceName") as? String == "chorus-worker")
+            #expect(at(object("Service", "chorus-worker"), "spec", "clusterIP") as? String == "None")
+            #expect(at(pod, "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "0",
+                       "topologyKey") as? String == "kubernetes.io/hostname")
+            #expect(at(container, "readinessProbe", "httpGet", "path") as? String == "/readyz")
+            #expect(at(object("StatefulSet", "chorus-coordinator"), "spec", "replicas") as? Int == 1)
+            #expect(at(object("PodDisruptionBudget", "chorus-worker"), "spec", "maxUnavailable") as? Int == 1)
+            // The drain on stop, with a grace period that can hold it.
+            let hook = at(container, "lifecycle", "preStop", "exec", "command") as? [String] ?? []
+            #expect(hook.last?.contains("/usr/local/bin/chorus node drain --wait") == true, "\(hook)")
+            #expect((at(pod, "terminationGracePeriodSeconds") as? Int ?? 0) >= 600)
+            // Every chorus command line is real: the containers' args and the hook's command.
+            let args = container.flatMap { at($0, "args") as? [String] } ?? []
+            #expect(args.contains("--undrain-on-start"))
+            try expectRealCommand(args, in: "\(overlay): chorus-worker args")
+            try expectRealCommand(at(object("StatefulSet", "chorus-coordinator"), "spec", "template", "spec",
+                                     "containers", "0", "args") as? [String] ?? [], in: "\(overlay): coordinator args")
+            let hookWords = hook.last.map { $0.split(separator: " ").map(String.init) } ?? []
+            try expectRealCommand(Array(hookWords.drop { $0 != "/usr/local/bin/chorus" }.dropFirst()), in: "\(overlay): preStop")
+        }
+        // --strict has teeth: a field the schema does not know fails the check.
+        let bad = NSTemporaryDirectory() + "chorus-k8s-bad-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        let pdb = try String(contentsOfFile: Binary.root + "/deploy/kubernetes/base/worker-pdb.yaml", encoding: .utf8)
+        try pdb.replacingOccurrences(of: "maxUnavailable: 1", with: "maxUnavailable: 1\n  maxUnavailible: 1")
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(try run(tools + "/kubernetes-validate", ["--strict", "--quiet", bad]).status != 0)
+    }
+
+    /// What the preStop hook and the systemd ExecStop do, on a real cluster: the hook's command drains the worker,
+    /// the worker stops, and when it starts again with --undrain-on-start it takes partitions back. Its /readyz
+    /// answers over real HTTP meanwhile.
+    @Test func drainOnStopThenUndrainOnStart() throws {
+        let c = try TestCluster(workers: 2, partitions: 8)
+        defer { c.shutdown() }
+        let args = ["--http", "127.0.0.1:0", "--undrain-on-start"]
+        try c.addWorker(3, extraArgs: args)
+        try c.waitUntilSettled(workers: 3)
+        func httpPort(_ p: ServerProcess) throws -> String {
+            let out = try String(contentsOfFile: p.outPath, encoding: .utf8)
+            guard let r = out.range(of: "http endpoints on ") else { throw HarnessError("no http line in \(out)") }
+            return String(out[r.upperBound...].prefix { !$0.isWhitespace })
+        }
+        func get(_ address: String, _ path: String) throws -> (status: Int, body: String) {
+            let r = try run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://\(address)\(path)"])
+            let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        }
+        let ready = try get(try httpPort(c.workers[2]), "/readyz")
+        #expect(ready.status == 200 && ready.body.contains("registered"), "\(ready)")
+        #expect(try get(try httpPort(c.workers[2]), "/healthz").status == 200)
+
+        // The hook, as the manifest runs it: a shell, POD_NAME and CHORUS_COORDINATOR from the environment.
+        let manifest = try String(contentsOfFile: Binary.root + "/deploy/kubernetes/base/worker.yaml", encoding: .utf8)
+        guard let hookLine = manifest.split(separator: "\n").first(where: { $0.contains("command: [\"/bin/sh\"") }),
+              let from = hookLine.range(of: "\"-c\", \""), let to = hookLine.range(of: "\"]", options: .backwards) else {
+            Issue.record("no preStop command in worker.yaml"); return
+        }
+        let hook = String(hookLine[from.upperBound..<to.lowerBound]).replacingOccurrences(of: "\\\"", with: "\"")
+            .replacingOccurrences(of: "/usr/local/bin/chorus", with: Binary.chorus)
+        let drained = try run("/usr/bin/env", ["POD_NAME=w3", "CHORUS_COORDINATOR=\(c.address)", "/bin/sh", "-c", hook],
+                              timeout: 120)
+        #expect(drained.status == 0, "\(hook)\n\(drained.stderr)")
+        let after = try c.status()["nodes"] as? [[String: Any]] ?? []
+        let w3 = after.first { $0["name"] as? String == "w3" } ?? [:]
+        #expect(w3["state"] as? String == "drained" && w3["partitions"] as? Int == 0, "\(w3)")
+
+        // Stopped and started again on its data dir: the same node, taking partitions again.
+        c.workers[2].stop()
+        c.workers[2] = try ServerProcess(["worker", "--coordinator", c.address, "--bind", "tcp://127.0.0.1:*",
+                                          "--data", c.dir + "/w3", "--name", "w3", "--cores", "2"] + args,
+                                         logDir: c.dir, name: "w3-restarted")
+        try c.waitUntilSettled(workers: 3)
+        #expect(c.workers[2].log().contains("undrained at start"), "\(c.workers[2].log())")
+        #expect(try get(try httpPort(c.workers[2]), "/readyz").status == 200)
     }
 
     @Test func clusterScriptsStartAndStopARealCluster() throws {
