@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Metrics: swift-metrics' API, exposed in Prometheus' text format by swift-prometheus (small: it adds
+        // swift-atomics and nothing else). Served by ChorusTransport's HTTPServer, not an HTTP framework.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C libraries, each reached by exactly one Swift wrapper module.
@@ -49,6 +53,8 @@ let package = Package(
         .target(name: "ChorusRuntime", dependencies: [
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusTransport", "ChorusStorage",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // Job kinds, each in a folder of its own, on the job SDK (ChorusRuntime/JobSDK); `StandardJobs.registry`
         // lists them. Their messages: proto/chorus/v1/jobs/<kind>.proto, generated into ChorusJobs/Generated.

@@ -33,6 +33,9 @@ public final class Coordinator: Sendable {
     let options: CoordinatorOptions
     let store: Store
     public var endpoint: String { server.endpoint }
+    /// The cluster's metrics (`/metrics` of `--http`); the cluster's state is read in `metricsExposition()`.
+    public let metrics = NodeMetrics()
+    let startedAt = ContinuousClock.now
 
     public init(options: CoordinatorOptions, logger: Logger) throws {
         self.options = options
@@ -76,7 +79,7 @@ public final class Coordinator: Sendable {
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)"])
         await loadShippedModel()
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.server.serve(logger: self.logger) { try await self.handle($0) } }
+            group.addTask { await self.server.serve(logger: self.logger, metrics: self.metrics) { try await self.handle($0) } }
             group.addTask {
                 while !Task.isCancelled {
                     do {
@@ -159,6 +162,7 @@ public final class Coordinator: Sendable {
             else { throw ChorusError(.internal, "unexpected reply to copy_partition") }
             // 3. Flip.
             if try await state.completeMove(m) {
+                metrics.counter("chorus_cluster_moves_finished_total", [("outcome", "done")]).increment()
                 logger.info("partition move done", metadata: [
                     "partition": "\(m.partition)", "to": "\(m.to)", "keys": "\(reply.keys)", "bytes": "\(reply.bytes)",
                     "files": "\(reply.files)", "replayed-writes": "\(reply.replayedWrites)"])
@@ -167,6 +171,7 @@ public final class Coordinator: Sendable {
                                metadata: ["partition": "\(m.partition)", "to": "\(m.to)"])
             }
         } catch {
+            metrics.counter("chorus_cluster_moves_finished_total", [("outcome", "failed")]).increment()
             logger.warning("partition move failed; the old holders keep serving", metadata: [
                 "partition": "\(m.partition)", "to": "\(m.to)", "error": "\(error)"])
             try? await state.abortMove(m)

@@ -693,6 +693,13 @@ actor CoordinatorState {
         return s
     }
 
+    /// How many jobs are in each state, for metrics.
+    func jobCounts() -> [Chorus_V1_JobState: Int] {
+        var out: [Chorus_V1_JobState: Int] = [:]
+        for j in jobs.values { out[j.state, default: 0] += 1 }
+        return out
+    }
+
     /// The live primary of `partition` (nil while it has none) and its incarnation.
     func owner(of partition: UInt32) -> (id: String, peer: Peer, cores: Int, incarnation: Int)? {
         let o = map.assignments[Int(partition)].owner

@@ -142,15 +142,41 @@ public final class RequestServer: Sendable {
     /// Requests answered BAD_REQUEST since start (undecodable, failing validation, or refused as malformed).
     public var rejected: UInt64 { rejections.total }
 
-    /// Runs until the server is closed. `handler` returns the reply body or throws a ChorusError.
-    func serve(logger: Logger, _ handler: @escaping @Sendable (Chorus_V1_Request) async throws -> ResponseBody) async {
+    /// Live connections from peers to this server.
+    public var connections: Int { server.connections }
+
+    /// The request type as metrics name it: the body's field name (`write_batch`, `run_task`), "invalid" when the
+    /// request did not decode or has no body.
+    static func typeName(_ body: RequestBody?) -> String {
+        guard let body, let label = Mirror(reflecting: body).children.first?.label else { return "invalid" }
+        // camelCase case name → snake_case, as in the .proto file.
+        var out = ""
+        for c in label {
+            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+        }
+        return out
+    }
+
+    /// Runs until the server is closed. `handler` returns the reply body or throws a ChorusError. Each request is
+    /// counted and timed in `metrics` by type (`chorus_requests_total`, `chorus_request_duration_seconds`).
+    func serve(logger: Logger, metrics: NodeMetrics,
+               _ handler: @escaping @Sendable (Chorus_V1_Request) async throws -> ResponseBody) async {
         let server = self.server
         let rejections = self.rejections
         await withDiscardingTaskGroup { group in
             for await msg in server.messages {
                 group.addTask {
+                    let start = ContinuousClock.now
+                    var type = "invalid"
                     var resp = Chorus_V1_Response()
                     var sender = ""
+                    defer {
+                        var outcome = "ok"
+                        if case let .error(e)? = resp.body { outcome = Self.errorName(e.code) }
+                        metrics.counter("chorus_requests_total", [("type", type), ("outcome", outcome)]).increment()
+                        metrics.timer("chorus_request_duration_seconds", [("type", type)])
+                            .recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+                    }
                     do {
                         let req: Chorus_V1_Request
                         do {
@@ -160,6 +186,7 @@ public final class RequestServer: Sendable {
                         }
                         resp.correlationID = req.correlationID
                         sender = String(req.sender.prefix(64))
+                        type = Self.typeName(req.body)
                         guard req.body != nil else {
                             throw ChorusError(.invalidInput, "request has no body (unknown request type or protocol "
                                               + "version \(req.protocolVersion))")
@@ -182,6 +209,16 @@ public final class RequestServer: Sendable {
     }
 
     public func close() { server.close() }
+
+    /// An error code as a metric label: `bad_request`, `not_found`, ...
+    static func errorName(_ code: Chorus_V1_ErrorCode) -> String {
+        let raw = "\(code)"  // the Swift case name, e.g. badRequest
+        var out = ""
+        for c in raw {
+            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+        }
+        return out.isEmpty ? "error" : out
+    }
 }
 
 /// Counts rejected requests and logs them once per connection (ZeroMQ routing id) per minute, with how many were

@@ -44,6 +44,9 @@ public final class Worker: Sendable {
     let store: Store
     let server: RequestServer
     let coordinator: Peer
+    /// This worker's metrics (`/metrics` of `--http`); state gauges are read in `metricsExposition()`.
+    public let metrics = NodeMetrics()
+    let startedAt = ContinuousClock.now
     let logger: Logger
     /// Serial queue for write batches: duplicate detection must see earlier batches.
     let writeQueue = BlockingQueue(label: "chorus.worker.writes")
@@ -158,7 +161,7 @@ public final class Worker: Sendable {
     public func run() async {
         logger.info("worker listening", metadata: ["endpoint": "\(endpoint)", "name": "\(name)"])
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.server.serve(logger: self.logger) { try await self.handle($0) } }
+            group.addTask { await self.server.serve(logger: self.logger, metrics: self.metrics) { try await self.handle($0) } }
             group.addTask { await self.heartbeatLoop() }
             group.addTask { await self.storageWatchLoop() }
         }
@@ -614,6 +617,10 @@ public final class Worker: Sendable {
             reply.copiesUnconfirmed = e.message
         }
         try await durable
+        metrics.counter("chorus_worker_write_batches_total").increment()
+        metrics.counter("chorus_worker_records_stored_total").increment(by: Int(reply.stored))
+        metrics.counter("chorus_worker_duplicate_records_total").increment(by: Int(reply.duplicates))
+        metrics.counter("chorus_worker_rows_written_total").increment(by: Int(reply.written))
         return reply
     }
 
@@ -747,6 +754,8 @@ public final class Worker: Sendable {
             return commit.noteWritten()
         }
         try await waitDurable(ticket)
+        metrics.counter("chorus_worker_replica_batches_total").increment()
+        metrics.counter("chorus_worker_replica_rows_total").increment(by: r.ops.count)
         return Chorus_V1_Ack()
     }
 
@@ -796,6 +805,8 @@ public final class Worker: Sendable {
             return commit.noteWritten()
         }
         try await waitDurable(ticket)
+        metrics.counter("chorus_worker_replica_batches_total").increment()
+        metrics.counter("chorus_worker_replica_rows_total").increment(by: Int(r.count))
         return Chorus_V1_Ack()
     }
 

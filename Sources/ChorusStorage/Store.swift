@@ -314,6 +314,45 @@ public final class Store: @unchecked Sendable {
         return bytes
     }
 
+    /// RocksDB's own health figures, for metrics.
+    public struct EngineStats: Sendable {
+        public var pendingCompactionBytes: UInt64 = 0
+        public var runningCompactions: UInt64 = 0
+        public var writeStopped = false
+        /// The rate writes are throttled to while RocksDB delays them, else 0 (bytes/s).
+        public var delayedWriteRate: UInt64 = 0
+        /// Seconds writes were stalled or delayed since the store opened ("Cumulative stall" of rocksdb.dbstats).
+        public var stallSeconds: Double?
+    }
+
+    /// Never waits: nil while a reopen holds the handle, or when the store is closed.
+    public func engineStats() -> EngineStats? {
+        guard pthread_rwlock_tryrdlock(handleLock) == 0 else { return nil }
+        defer { pthread_rwlock_unlock(handleLock) }
+        guard let db else { return nil }
+        func text(_ name: String) -> String? {
+            guard let v = rocksdb_property_value(db, name) else { return nil }
+            defer { rocksdb_free(v) }
+            return String(cString: v)
+        }
+        func int(_ name: String) -> UInt64 { text(name).flatMap { UInt64($0) } ?? 0 }
+        var s = EngineStats()
+        s.pendingCompactionBytes = int("rocksdb.estimate-pending-compaction-bytes")
+        s.runningCompactions = int("rocksdb.num-running-compactions")
+        s.writeStopped = int("rocksdb.is-write-stopped") != 0
+        s.delayedWriteRate = int("rocksdb.actual-delayed-write-rate")
+        s.stallSeconds = text("rocksdb.dbstats").flatMap(Self.cumulativeStallSeconds)
+        return s
+    }
+
+    /// Parses "Cumulative stall: 00:01:02.500 H:M:S, ..." from rocksdb.dbstats into seconds.
+    static func cumulativeStallSeconds(_ dbstats: String) -> Double? {
+        guard let r = dbstats.range(of: "Cumulative stall: ") else { return nil }
+        let hms = dbstats[r.upperBound...].prefix { !$0.isWhitespace }.split(separator: ":")
+        guard hms.count == 3, let h = Double(hms[0]), let m = Double(hms[1]), let sec = Double(hms[2]) else { return nil }
+        return h * 3600 + m * 60 + sec
+    }
+
     /// Writes the WAL buffer out and fsyncs it: every write that returned before this call is durable after it.
     /// Refused once any write failed (RocksDB must never sync a WAL after a failed append).
     public func syncWAL() throws(StorageError) {

@@ -46,15 +46,7 @@ public final class DealerClient: @unchecked Sendable {
         // A lost connection (ZMTP heartbeat timeout, reset) takes the replies of the requests sent on it with it:
         // the socket monitor tells the I/O thread, which fails them at once instead of letting them wait out their
         // deadline (a 20 s write batch, a 30 min task). Attached before the connect, so no event is missed.
-        let monitorEndpoint = "inproc://chorus-dealer-monitor-\(UUID().uuidString)"
-        var monitor: RawSocket?
-        if zmq_socket_monitor(socket.raw, monitorEndpoint, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0 {
-            if let pair = try? RawSocket(type: ZMQ_PAIR) {
-                if zmq_connect(pair.raw, monitorEndpoint) == 0 { monitor = pair } else { pair.close() }
-            }
-            // Without a reader, the first event would block libzmq's I/O thread (see `close`).
-            if monitor == nil { _ = zmq_socket_monitor(socket.raw, nil, 0) }
-        }
+        let monitor = attachMonitor(socket, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED, name: "dealer")
         if zmq_connect(socket.raw, endpoint) != 0 {
             let reason = zmqErrorString()
             Self.close(socket, monitor: monitor)

@@ -1,4 +1,5 @@
 import CZeroMQ
+import Foundation
 import Synchronization
 
 /// One request as it arrived on a server socket.
@@ -18,7 +19,7 @@ public final class RouterServer: @unchecked Sendable {
     public let endpoint: String
     public let messages: AsyncStream<InboundMessage>
     private let continuation: AsyncStream<InboundMessage>.Continuation
-    private let state = Mutex<(outbox: [[[UInt8]]], closed: Bool, malformed: Int)>(([], false, 0))
+    private let state = Mutex<(outbox: [[[UInt8]]], closed: Bool, malformed: Int, connections: Int)>(([], false, 0, 0))
     private let waker: Waker
 
     /// Binds `endpoint` (e.g. `tcp://127.0.0.1:7100` or `tcp://127.0.0.1:*` for any free port).
@@ -29,16 +30,25 @@ public final class RouterServer: @unchecked Sendable {
         socket.setInt(ZMQ_HEARTBEAT_TIMEOUT, 3000)
         socket.setInt(ZMQ_SNDHWM, 100_000)
         socket.setInt(ZMQ_RCVHWM, 100_000)
+        // Connections accepted and lost, for the live-connection count (`connections`); read by the I/O thread
+        // every poll round.
+        let monitor = attachMonitor(socket, events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED, name: "router")
         if zmq_bind(socket.raw, endpoint) != 0 {
             let reason = zmqErrorString()
-            socket.close()
+            Self.close(socket, monitor: monitor)
             throw .bind(endpoint: endpoint, reason: reason)
         }
         self.endpoint = socket.lastEndpoint()
-        self.waker = try Waker()
+        do {
+            self.waker = try Waker()
+        } catch {
+            Self.close(socket, monitor: monitor)
+            throw error
+        }
         (messages, continuation) = AsyncStream.makeStream(of: InboundMessage.self, bufferingPolicy: .unbounded)
         let box = SocketBox(socket)
-        startDedicatedThread(name: "zmq-router") { [self] in self.run(box.socket) }
+        let monitorBox = monitor.map(SocketBox.init)
+        startDedicatedThread(name: "zmq-router") { [self] in self.run(box.socket, monitor: monitorBox?.socket) }
     }
 
     /// Queues a reply to `peer`. Never blocks; dropped silently if the peer went away.
@@ -50,12 +60,15 @@ public final class RouterServer: @unchecked Sendable {
     /// Number of malformed frames received and dropped so far.
     public var malformedCount: Int { state.withLock { $0.malformed } }
 
+    /// Live connections from peers (accepted and not yet lost), as of the last poll round (at most 200 ms old).
+    public var connections: Int { state.withLock { $0.connections } }
+
     public func close() {
         state.withLock { $0.closed = true }
         waker.wake()
     }
 
-    private func run(_ socket: RawSocket) {
+    private func run(_ socket: RawSocket, monitor: RawSocket?) {
         while true {
             let (outbox, closed) = state.withLock { s -> ([[[UInt8]]], Bool) in
                 let o = s.outbox
@@ -80,10 +93,31 @@ public final class RouterServer: @unchecked Sendable {
                     }
                 }
             }
+            if let monitor { countConnections(monitor) }
         }
         continuation.finish()
-        socket.close()
+        Self.close(socket, monitor: monitor)
         waker.close()
+    }
+
+    /// A monitor event is two frames: 2 bytes of event id and 4 of value, then the endpoint.
+    private func countConnections(_ monitor: RawSocket) {
+        var delta = 0
+        while let frames = monitor.receive() {
+            guard let first = frames.first, first.count >= 2 else { continue }
+            let event = Int32(UInt16(first[0]) | UInt16(first[1]) << 8)
+            if event & ZMQ_EVENT_ACCEPTED != 0 { delta += 1 }
+            if event & ZMQ_EVENT_DISCONNECTED != 0 { delta -= 1 }
+        }
+        if delta != 0 { state.withLock { $0.connections = max(0, $0.connections + delta) } }
+    }
+
+    /// Stops the monitor before the socket closes: libzmq sends monitor events with a blocking send from its I/O
+    /// thread, and an event for a monitor nobody reads would block that thread (see DealerClient).
+    private static func close(_ socket: RawSocket, monitor: RawSocket?) {
+        if monitor != nil { _ = zmq_socket_monitor(socket.raw, nil, 0) }
+        socket.close()
+        monitor?.close()
     }
 }
 

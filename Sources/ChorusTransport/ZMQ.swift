@@ -141,6 +141,20 @@ func poll(socket: RawSocket, waker: Waker, timeoutMs: Int) -> (Bool, Bool) {
     return (items[0].revents & Int16(ZMQ_POLLIN) != 0, items[1].revents & Int16(ZMQ_POLLIN) != 0)
 }
 
+/// Attaches a socket monitor for `events` to `socket` and connects a PAIR socket to read them, before the socket
+/// binds or connects, so no event is missed. Nil when either step fails; then no monitor is left attached, since
+/// libzmq sends monitor events with a blocking send and an unread monitor would block its I/O thread.
+func attachMonitor(_ socket: RawSocket, events: Int32, name: String) -> RawSocket? {
+    let endpoint = "inproc://chorus-\(name)-monitor-\(UUID().uuidString)"
+    guard zmq_socket_monitor(socket.raw, endpoint, events) == 0 else { return nil }
+    var monitor: RawSocket?
+    if let pair = try? RawSocket(type: ZMQ_PAIR) {
+        if zmq_connect(pair.raw, endpoint) == 0 { monitor = pair } else { pair.close() }
+    }
+    if monitor == nil { _ = zmq_socket_monitor(socket.raw, nil, 0) }
+    return monitor
+}
+
 /// Starts a dedicated OS thread (never the Swift cooperative pool) for blocking I/O.
 public func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) {
     let t = Thread { body() }

@@ -48,6 +48,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: httpHelp)
     var http: String?
 
+    @Option(help: metricsHelp)
+    var metrics: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -62,11 +65,14 @@ struct CoordinatorCommand: AsyncParsableCommand {
             let c = try Coordinator(options: o, logger: Logger(label: "chorus.coordinator"))
             print("coordinator listening on \(c.endpoint)")
             let endpoint = c.endpoint
-            let web = try http.map { try startHTTP($0) { (true, "serving at \(endpoint)") } }
+            let web = try startHTTP([http, metrics], metrics: { await c.metricsExposition() },
+                                    statusPage: { await c.statusPageJSON() }) {
+                (true, "serving at \(endpoint)")
+            }
             fflush(nil)
             let task = Task { await c.run() }
             await waitForTermination()
-            web?.close()
+            web.forEach { $0.close() }
             c.shutdown()
             task.cancel()
             await task.value
@@ -112,6 +118,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: httpHelp)
     var http: String?
 
+    @Option(help: metricsHelp)
+    var metrics: String?
+
     @Flag(help: ArgumentHelp("After registering, clear a drain left on this node, so that it takes partitions again.",
                              discussion: reflow("""
         For deployments that drain a worker whenever it stops (the Kubernetes preStop hook and the systemd \
@@ -135,16 +144,14 @@ struct WorkerCommand: AsyncParsableCommand {
             let w = try Worker(options: o, logger: Logger(label: "chorus.worker"))
             print("worker \(w.name) (\(w.nodeId)) listening on \(w.endpoint)")
             let coordinator = self.coordinator
-            let web = try http.map {
-                try startHTTP($0) {
-                    w.isRegistered ? (true, "registered with the coordinator at \(coordinator) as \(w.name)")
-                        : (false, "not registered with the coordinator at \(coordinator) (yet): see this worker's log")
-                }
+            let web = try startHTTP([http, metrics], metrics: { w.metricsExposition() }) {
+                w.isRegistered ? (true, "registered with the coordinator at \(coordinator) as \(w.name)")
+                    : (false, "not registered with the coordinator at \(coordinator) (yet): see this worker's log")
             }
             fflush(nil)
             let task = Task { await w.run() }
             await waitForTermination()
-            web?.close()
+            web.forEach { $0.close() }
             w.shutdown()
             task.cancel()
             await task.value
@@ -154,29 +161,57 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 let httpHelp = ArgumentHelp(
-    "Serve read-only HTTP endpoints on HOST:PORT: /healthz (the process runs) and /readyz (it serves).",
+    "Serve read-only HTTP on HOST:PORT: /healthz, /readyz and /metrics (Prometheus).",
     discussion: reflow("""
     Off by default. A bare PORT binds loopback (127.0.0.1:PORT); 0.0.0.0:PORT is reachable from every \
-    interface, as a Kubernetes probe needs. /readyz answers 200 when ready and 503 with the reason otherwise.
+    interface, as a Kubernetes probe or a Prometheus server elsewhere needs. /healthz answers 200 while the \
+    process runs; /readyz 200 when it serves and 503 with the reason otherwise; /metrics the metrics in \
+    Prometheus' text format (docs/operations.md, "Monitoring"). On the coordinator, / is a live status page \
+    (nodes, partition map, moves, jobs, alerts) and /api/status its JSON.
     """), valueName: "ADDR")
 
-/// Starts the health server of `--http` (HTTPServer in ChorusTransport, on a thread of its own).
-func startHTTP(_ address: String, ready: @escaping @Sendable () -> (Bool, String)) throws -> HTTPServer {
-    let server: HTTPServer
-    do {
-        server = try HTTPServer(address: address) { request in
-            switch request.path {
-            case "/healthz": return HTTPResponse(status: 200, text: "ok\n")
-            case "/readyz":
-                let (ok, why) = ready()
-                return HTTPResponse(status: ok ? 200 : 503, text: (ok ? "ready: " : "not ready: ") + why + "\n")
-            case "/": return HTTPResponse(status: 200, text: "chorus: /healthz (liveness), /readyz (readiness)\n")
-            default: return HTTPResponse(status: 404, text: "no \(request.path): try /healthz or /readyz\n")
+let metricsHelp = ArgumentHelp(
+    "Serve the same read-only endpoints as --http (for /metrics) on another HOST:PORT.",
+    discussion: "For a separate scrape port; with only one of the two flags, either serves everything.",
+    valueName: "ADDR")
+
+/// Starts the HTTP servers of `--http` and `--metrics` (one per distinct address; HTTPServer in ChorusTransport,
+/// each on a thread of its own).
+func startHTTP(_ addresses: [String?], metrics: @escaping @Sendable () async -> [UInt8],
+               statusPage: (@Sendable () async -> [UInt8])? = nil,
+               ready: @escaping @Sendable () -> (Bool, String)) throws -> [HTTPServer] {
+    var servers: [HTTPServer] = []
+    var seen = Set<String>()
+    for address in addresses.compactMap({ $0 }) where seen.insert(address).inserted {
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(address: address) { request in
+                switch request.path {
+                case "/healthz": return HTTPResponse(status: 200, text: "ok\n")
+                case "/readyz":
+                    let (ok, why) = ready()
+                    return HTTPResponse(status: ok ? 200 : 503, text: (ok ? "ready: " : "not ready: ") + why + "\n")
+                case "/metrics":
+                    return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                        body: await metrics())
+                case "/" where statusPage != nil:
+                    return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8",
+                                        body: Array(Coordinator.statusPageHTML.utf8))
+                case "/api/status" where statusPage != nil:
+                    return HTTPResponse(status: 200, contentType: "application/json", body: await statusPage!())
+                case "/":
+                    return HTTPResponse(status: 200, text: "chorus: /healthz (liveness), /readyz (readiness), /metrics (Prometheus)\n")
+                default: return HTTPResponse(status: 404, text: "no \(request.path): try /healthz, /readyz or /metrics\n")
+                }
             }
+        } catch {
+            servers.forEach { $0.close() }
+            throw ChorusError(.usage, "cannot serve HTTP on \(address): \(error)",
+                              hint: "pick a free port, e.g. --http 127.0.0.1:9100")
         }
-    } catch {
-        throw ChorusError(.usage, "--http \(address): \(error)", hint: "pick a free port, e.g. --http 127.0.0.1:9100")
+        print("http endpoints on \(server.address) (" + (statusPage == nil ? "" : "/ status page, ")
+              + "/healthz, /readyz, /metrics)")
+        servers.append(server)
     }
-    print("http endpoints on \(server.address) (/healthz, /readyz)")
-    return server
+    return servers
 }

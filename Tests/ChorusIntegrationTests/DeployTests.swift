@@ -42,7 +42,7 @@ import Testing
     @Test func kubernetesOverlaysRenderValidateAndDrainOnStop() throws {
         let check = try run("/bin/bash", [Binary.root + "/scripts/check-deploy.sh"], timeout: 600)
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
-        let tools = Binary.root + "/.cache/deploy-tools/bin"
+        let tools = Binary.root + "/.cache/ops-tools/bin"
         let kubectl = try run("/bin/sh", ["-c", "command -v kubectl"])
         guard kubectl.status == 0 else {
             // check-deploy.sh said so on stderr; the base's files were validated one by one.
@@ -110,19 +110,14 @@ import Testing
         let args = ["--http", "127.0.0.1:0", "--undrain-on-start"]
         try c.addWorker(3, extraArgs: args)
         try c.waitUntilSettled(workers: 3)
-        func httpPort(_ p: ServerProcess) throws -> String {
-            let out = try String(contentsOfFile: p.outPath, encoding: .utf8)
-            guard let r = out.range(of: "http endpoints on ") else { throw HarnessError("no http line in \(out)") }
-            return String(out[r.upperBound...].prefix { !$0.isWhitespace })
-        }
         func get(_ address: String, _ path: String) throws -> (status: Int, body: String) {
             let r = try run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://\(address)\(path)"])
             let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
             return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
         }
-        let ready = try get(try httpPort(c.workers[2]), "/readyz")
+        let ready = try get(try c.workers[2].httpAddress(), "/readyz")
         #expect(ready.status == 200 && ready.body.contains("registered"), "\(ready)")
-        #expect(try get(try httpPort(c.workers[2]), "/healthz").status == 200)
+        #expect(try get(try c.workers[2].httpAddress(), "/healthz").status == 200)
 
         // The hook, as the manifest runs it: a shell, POD_NAME and CHORUS_COORDINATOR from the environment.
         let manifest = try String(contentsOfFile: Binary.root + "/deploy/kubernetes/base/worker.yaml", encoding: .utf8)
@@ -146,7 +141,7 @@ import Testing
                                          logDir: c.dir, name: "w3-restarted")
         try c.waitUntilSettled(workers: 3)
         #expect(c.workers[2].log().contains("undrained at start"), "\(c.workers[2].log())")
-        #expect(try get(try httpPort(c.workers[2]), "/readyz").status == 200)
+        #expect(try get(try c.workers[2].httpAddress(), "/readyz").status == 200)
     }
 
     @Test func clusterScriptsStartAndStopARealCluster() throws {

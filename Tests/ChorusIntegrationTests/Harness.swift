@@ -120,6 +120,15 @@ final class ServerProcess: @unchecked Sendable {
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 
+extension ServerProcess {
+    /// The address its `--http` server bound, as it printed it ("http endpoints on HOST:PORT ...").
+    func httpAddress() throws -> String {
+        let out = try String(contentsOfFile: outPath, encoding: .utf8)
+        guard let r = out.range(of: "http endpoints on ") else { throw HarnessError("no http line in \(out)") }
+        return String(out[r.upperBound...].prefix { !$0.isWhitespace })
+    }
+}
+
 struct HarnessError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -132,13 +141,14 @@ final class TestCluster: @unchecked Sendable {
     var workers: [ServerProcess] = []
     var address: String { coordinator.endpoint }
 
-    init(workers n: Int, partitions: Int = 16, replication: Int = 2, extraArgs: [String] = []) throws {
+    init(workers n: Int, partitions: Int = 16, replication: Int = 2, extraArgs: [String] = [],
+         workerArgs: [String] = []) throws {
         dir = NSTemporaryDirectory() + "chorus-it-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         coordinator = try ServerProcess(["coordinator", "--bind", "tcp://127.0.0.1:*", "--data", dir + "/coord",
                                          "--partitions", String(partitions), "--replication", String(replication)]
                                         + extraArgs, logDir: dir, name: "coordinator")
-        for i in 1...n { try addWorker(i) }
+        for i in 1...n { try addWorker(i, extraArgs: workerArgs) }
         try waitUntilSettled(workers: n)
     }
 

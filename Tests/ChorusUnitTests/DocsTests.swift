@@ -1,5 +1,5 @@
 import ChorusJobs
-import ChorusRuntime
+@testable import ChorusRuntime
 import Foundation
 import Testing
 
@@ -20,5 +20,25 @@ import Testing
         let all = JobParameters.allKinds(StandardJobs.registry)
         #expect(Set(kinds) == Set(all), "docs: \(kinds), runtime: \(all)")
         #expect(kinds.count == all.count)
+    }
+
+    /// docs/operations.md's metric table lists exactly the metrics that have a `# HELP` text (MetricDocs), and
+    /// MetricsTests checks that every family a real cluster emits has one.
+    @Test func everyMetricIsDocumentedInOperations() throws {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        let doc = try String(contentsOf: url.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let documented = Set(doc.split(separator: "\n").filter { $0.hasPrefix("| `chorus_") }
+            .map { String($0.dropFirst(3).prefix { $0 != "`" }) })
+        let onlyDocs = documented.subtracting(MetricDocs.help.keys).sorted()
+        let undocumented = Set(MetricDocs.help.keys).subtracting(documented).sorted()
+        #expect(documented == Set(MetricDocs.help.keys), "only in docs: \(onlyDocs); undocumented: \(undocumented)")
+    }
+
+    @Test func helpLinesAreAddedBeforeEachTypeLine() {
+        let body = Array("# TYPE chorus_up_seconds gauge\nchorus_up_seconds 3.0\n# TYPE other gauge\nother 1\n".utf8)
+        let out = String(decoding: MetricDocs.addHelp(body), as: UTF8.self)
+        #expect(out == "# HELP chorus_up_seconds \(MetricDocs.help["chorus_up_seconds"]!)\n"
+                + "# TYPE chorus_up_seconds gauge\nchorus_up_seconds 3.0\n# TYPE other gauge\nother 1\n")
     }
 }

@@ -1,5 +1,5 @@
 import ChorusModel
-import ChorusStorage
+@testable import ChorusStorage
 import ChorusTransport
 import ChorusWire
 import Foundation
@@ -10,6 +10,23 @@ import Testing
     func tempDir() -> String {
         let d = NSTemporaryDirectory() + "chorus-test-" + UUID().uuidString
         return d
+    }
+
+    /// The figures `/metrics` reads from RocksDB, on a real store.
+    @Test func engineStatsReadRocksDBsProperties() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try Store(path: dir)
+        var b = WriteBatch()
+        for i: UInt8 in 0..<100 { b.put([0, 0, 0, 1, 1, i], [i]) }
+        try s.write(b, sync: true)
+        let e = try #require(s.engineStats())
+        #expect(!e.writeStopped && e.delayedWriteRate == 0)
+        #expect(e.stallSeconds == 0, "a fresh store has not stalled; rocksdb.dbstats must parse")
+        #expect(Store.cumulativeStallSeconds("Uptime(secs): 3.0\nCumulative stall: 01:02:03.500 H:M:S, 0.0 percent\n") == 3723.5)
+        #expect(Store.cumulativeStallSeconds("nothing here") == nil)
+        s.close()
+        #expect(s.engineStats() == nil)
     }
 
     @Test func putGetScanDeleteRange() throws {

@@ -68,7 +68,9 @@ extension Coordinator {
                     let rounds = (parts.count + max(1, owner.cores) - 1) / max(1, owner.cores)
                     let timeout = Duration.seconds(min(taskTimeout * max(1, rounds), 7 * 24 * 3600))
                     let recipient = Recipient(node: owner.id, incarnation: owner.incarnation)
+                    let metrics = self.metrics
                     group.addTask {
+                        let sent = ContinuousClock.now
                         do {
                             if let broadcast {
                                 let peer = owner.peer
@@ -95,8 +97,12 @@ extension Coordinator {
                                 throw ChorusError(.internal, "worker \(owner.id) answered \(r.results.count) results for "
                                                   + "\(parts.count) partitions, or not in the order asked")
                             }
+                            metrics.timer("chorus_cluster_task_duration_seconds", [("kind", job.kind)])
+                                .recordNanoseconds((ContinuousClock.now - sent).nanoseconds)
+                            metrics.counter("chorus_cluster_tasks_total", [("kind", job.kind), ("outcome", "ok")]).increment()
                             return (owner.id, parts, .success(r.results))
                         } catch {
+                            metrics.counter("chorus_cluster_tasks_total", [("kind", job.kind), ("outcome", "error")]).increment()
                             if let e = error as? ChorusError, e.code == .unavailable {
                                 tracker.forget(owner.id, owner.incarnation)
                             }
@@ -167,6 +173,8 @@ extension Coordinator {
                     }
                 }
                 let (d, rt, f) = (done, retried, fenced)
+                if rt > 0 { metrics.counter("chorus_cluster_task_retries_total", [("kind", job.kind)]).increment(by: Int(rt)) }
+                if f > 0 { metrics.counter("chorus_cluster_task_fenced_results_total", [("kind", job.kind)]).increment(by: Int(f)) }
                 _ = try await state.update(job.id) {
                     $0.tasksDone += d; $0.taskRetries += rt; $0.fencedResults += f
                     if d > 0 { $0.stage = stage }
