@@ -63,10 +63,12 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .executableTarget(name: "chorus", dependencies: [
-            "ChorusRuntime", "ChorusJobs", "ChorusData", "ChorusModel", "ChorusStorage", "ChorusTransport",
+            "ChorusRuntime", "ChorusJobs", "ChorusData", "ChorusModel", "ChorusStorage", "ChorusTransport", "ChorusWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], plugins: ["BuildInfo"]),
+        // Writes the git commit into the `chorus` binary before each build (`chorus version`).
+        .plugin(name: "BuildInfo", capability: .buildTool()),
 
         .testTarget(name: "ChorusUnitTests", dependencies: [
             "ChorusModel", "ChorusAnalytics", "ChorusData", "ChorusWire", "ChorusStorage", "ChorusTransport",

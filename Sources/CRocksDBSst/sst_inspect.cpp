@@ -3,6 +3,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_reader.h>
 #include <rocksdb/table_properties.h>
+#include <rocksdb/version.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -73,3 +74,10 @@ extern "C" int chorus_sst_inspect(const char *path, chorus_sst_info *info, char 
 }
 
 extern "C" void chorus_sst_free(void *p) { std::free(p); }
+
+extern "C" char *chorus_rocksdb_version(void) {
+  const std::string v = rocksdb::GetRocksVersionAsString(true);
+  char *out = static_cast<char *>(std::malloc(v.size() + 1));
+  if (out != nullptr) std::memcpy(out, v.c_str(), v.size() + 1);
+  return out;
+}

@@ -15,14 +15,26 @@ extension Coordinator {
         let map = await state.mapWithNodes()
         let jobs = await state.list(limit: 15)
         let pipelines = (try? await state.pipelines(limit: 8)) ?? []
-        var q = Chorus_V1_SentimentQuery()
-        q.what = "alerts"
-        q.limit = 8
-        let alerts = (try? sentimentQuery(q).json) ?? "[]"
+        let alerts = latestAlerts()
         let body = "{\"now_ms\":\(nowMs()),\"status\":\(json(status)),\"map\":\(json(map)),"
             + "\"jobs\":[\(jobs.map(json).joined(separator: ","))],"
             + "\"pipelines\":[\(pipelines.map(json).joined(separator: ","))],\"alerts\":\(alerts)}"
         return Array(body.utf8)
+    }
+
+    /// The latest brand-monitoring alerts, read at most every 10 s however many pages are open (the read scans
+    /// every stored alert).
+    func latestAlerts() -> String {
+        let now = ContinuousClock.now
+        if let cached = statusPageAlerts.withLock({ c in c.flatMap { now - $0.at < .seconds(10) ? $0.json : nil } }) {
+            return cached
+        }
+        var q = Chorus_V1_SentimentQuery()
+        q.what = "alerts"
+        q.limit = 8
+        let json = (try? sentimentQuery(q).json) ?? "[]"
+        statusPageAlerts.withLock { $0 = (now, json) }
+        return json
     }
 
     /// The status page: one self-contained HTML file (no external scripts, styles or fonts) that reads
@@ -83,7 +95,7 @@ extension Coordinator {
       const s=d.status||{},nodes=s.nodes||[],moves=s.moves||[],under=new Set(s.under_replicated||[]);
       const byId={};(d.map.nodes||[]).concat(nodes).forEach(n=>byId[n.id]=n);
       const name=id=>esc((byId[id]||{}).name||id);
-      const live=id=>{const n=nodes.find(x=>x.id===id);return n&&!["NODE_STATE_DEAD","NODE_STATE_SUSPECT"].includes(n.state)};
+      const live=id=>{const n=nodes.find(x=>x.id===id);return n&&n.state!=="NODE_STATE_DEAD"};
       const count=st=>nodes.filter(n=>short(n.state)===st).length;
       const unavailable=Number(s.unassigned_partitions||0);
       const health=unavailable?["unavailable partitions","b-bad"]:under.size?["under-replicated","b-warn"]:moves.length?["moving","b-move"]:["healthy","b-ok"];

@@ -35,6 +35,8 @@ public final class Coordinator: Sendable {
     public var endpoint: String { server.endpoint }
     /// The cluster's metrics (`/metrics` of `--http`); the cluster's state is read in `metricsExposition()`.
     public let metrics = NodeMetrics()
+    /// The status page's alerts and when they were read (`latestAlerts`).
+    let statusPageAlerts = Mutex<(at: ContinuousClock.Instant, json: String)?>(nil)
     let startedAt = ContinuousClock.now
 
     public init(options: CoordinatorOptions, logger: Logger) throws {

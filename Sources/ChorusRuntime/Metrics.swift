@@ -132,7 +132,7 @@ public enum MetricDocs {
         "chorus_rocksdb_pending_compaction_bytes": "RocksDB's estimate of the bytes compaction still has to rewrite.",
         "chorus_rocksdb_running_compactions": "RocksDB compactions running now.",
         "chorus_rocksdb_write_stopped": "1 while RocksDB stops writes (too many level-0 files or pending compaction bytes).",
-        "chorus_rocksdb_delayed_write_rate_bytes": "The write rate RocksDB throttles to while it delays writes, else 0 (bytes per second).",
+        "chorus_rocksdb_delayed_write_rate_bytes_per_second": "The write rate RocksDB throttles to while it delays writes, else 0 (bytes per second).",
         "chorus_rocksdb_stall_seconds_total": "Seconds writes were stalled or delayed by RocksDB since the store opened.",
         // The coordinator about the cluster.
         "chorus_cluster_nodes": "Workers by state (joining, active, suspect, dead, draining, drained).",

@@ -3,7 +3,8 @@ import ChorusWire
 extension Worker {
     /// `/metrics`: reads this worker's state into the gauges, then renders every family.
     public func metricsExposition() -> [UInt8] {
-        let (registered, map, running, fenced) = state.withLock { ($0.registered, $0.map, $0.runningTasks, $0.fenced) }
+        let registered = isRegistered
+        let (map, running, fenced) = state.withLock { ($0.map, $0.runningTasks, $0.fenced) }
         metrics.set("chorus_up_seconds", [], Double((ContinuousClock.now - startedAt).components.seconds))
         metrics.set("chorus_worker_registered", [], registered ? 1 : 0)
         var primary = 0, replica = 0, learner = 0
@@ -29,7 +30,7 @@ extension Worker {
             metrics.set("chorus_rocksdb_pending_compaction_bytes", [], Double(e.pendingCompactionBytes))
             metrics.set("chorus_rocksdb_running_compactions", [], Double(e.runningCompactions))
             metrics.set("chorus_rocksdb_write_stopped", [], e.writeStopped ? 1 : 0)
-            metrics.set("chorus_rocksdb_delayed_write_rate_bytes", [], Double(e.delayedWriteRate))
+            metrics.set("chorus_rocksdb_delayed_write_rate_bytes_per_second", [], Double(e.delayedWriteRate))
             if let stall = e.stallSeconds { metrics.mirror("chorus_rocksdb_stall_seconds_total", total: stall) }
         }
         return metrics.exposition()

@@ -155,8 +155,11 @@ public final class Worker: Sendable {
     }
 
     /// Serves requests and keeps the registration alive until cancelled.
-    /// Registered with the coordinator and heartbeating: what `/readyz` reports.
-    public var isRegistered: Bool { state.withLock { $0.registered } }
+    /// Registered with the coordinator, with a heartbeat acknowledged within the lease (3 s): what `/readyz` and
+    /// `chorus_worker_registered` report. False while the coordinator is unreachable.
+    public var isRegistered: Bool {
+        state.withLock { $0.registered && ($0.leaseUntil.map { $0 > ContinuousClock.now } ?? false) }
+    }
 
     public func run() async {
         logger.info("worker listening", metadata: ["endpoint": "\(endpoint)", "name": "\(name)"])
@@ -234,13 +237,20 @@ public final class Worker: Sendable {
                     backoff = .milliseconds(200)
                 }
                 if options.undrainOnStart, !state.withLock({ $0.undrainDone }) {
+                    // Once, right after the first registration: retried later, it could cancel a drain an
+                    // operator started after this worker came up.
+                    state.withLock { $0.undrainDone = true }
                     var a = Chorus_V1_NodeAdmin()
                     a.node = nodeId; a.action = .undrain
-                    guard case let .admin(done) = try await coordinator.call(.nodeAdmin(a), timeout: .seconds(3)) else {
-                        throw ChorusError(.internal, "unexpected reply to undrain")
+                    do {
+                        guard case let .admin(done) = try await coordinator.call(.nodeAdmin(a), timeout: .seconds(3)) else {
+                            throw ChorusError(.internal, "unexpected reply to undrain")
+                        }
+                        logger.notice("undrained at start (--undrain-on-start)", metadata: ["result": "\(done.message)"])
+                    } catch {
+                        logger.warning("--undrain-on-start: the undrain failed; run `chorus node undrain \(name)` if this worker was drained",
+                                       metadata: ["error": "\(error)"])
                     }
-                    state.withLock { $0.undrainDone = true }
-                    logger.notice("undrained at start (--undrain-on-start)", metadata: ["result": "\(done.message)"])
                 }
                 tick += 1
                 if tick % 4 == 0 { try await collectGarbage() }

@@ -171,3 +171,13 @@ extension Store {
         return StorageError(message: "\(what): \(msg)", diskFull: StorageError.isNoSpace(msg))
     }
 }
+
+/// The RocksDB library this process runs on.
+public enum RocksDBLibrary {
+    /// Its version at run time, e.g. "7.8.3" (what `chorus version` prints).
+    public static var version: String {
+        guard let v = chorus_rocksdb_version() else { return "unknown" }
+        defer { chorus_sst_free(v) }
+        return String(cString: v)
+    }
+}

@@ -36,17 +36,19 @@ public struct HTTPResponse: Sendable {
 /// Why not a framework: these endpoints answer a few requests a second from a probe or a scraper, and the
 /// servers with routing, keep-alive and TLS (hummingbird, NIO) add minutes to every CI build. This one is a few
 /// POSIX calls on a thread of its own, so blocking `accept`/`recv` never runs on the cooperative pool. Each
-/// connection has 2 s to send its request and take the response, so a stalled client delays the next one by at
-/// most that.
+/// connection has 2 s in all to send its request (a client that trickles bytes is cut off at that deadline) and
+/// 2 s per write to take the response, so a stalled client delays the next one by seconds at most.
 public final class HTTPServer: Sendable {
     public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
+    /// Answers a request on the server's own thread, without the Swift pool (liveness must not depend on it);
+    /// nil passes the request on to the async handler.
+    public typealias Immediate = @Sendable (HTTPRequest) -> HTTPResponse?
 
     /// The bound address, `HOST:PORT`, with the real port when 0 was asked for.
     public let address: String
     public let port: Int
     private let fd: Int32
     private let closed = Atomic<Bool>(false)
-    private let stopped = DispatchSemaphore(value: 0)
 
     /// Parses `HOST:PORT`, `:PORT` or `PORT` (host 127.0.0.1: loopback unless a host is given). IPv4 only.
     public static func parse(_ address: String) throws(TransportError) -> (host: String, port: UInt16) {
@@ -67,7 +69,7 @@ public final class HTTPServer: Sendable {
         return (host, port)
     }
 
-    public init(address: String, handler: @escaping Handler) throws(TransportError) {
+    public init(address: String, immediate: Immediate? = nil, handler: @escaping Handler) throws(TransportError) {
         let (host, port) = try Self.parse(address)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .bind(endpoint: address, reason: String(cString: strerror(errno))) }
@@ -93,40 +95,44 @@ public final class HTTPServer: Sendable {
         self.fd = fd
         self.port = Int(UInt16(bigEndian: got.sin_port))
         self.address = "\(host):\(self.port)"
-        startDedicatedThread(name: "http") { [self] in self.acceptLoop(handler) }
+        startDedicatedThread(name: "http") { [self] in self.acceptLoop(immediate, handler) }
     }
 
-    /// Stops accepting and closes the socket, within about 0.2 s (plus a request being served). Idempotent; the
-    /// server lives until then.
+    /// Stops accepting. Never blocks: the server's thread closes the socket within about 0.2 s (after a request
+    /// it is serving). Idempotent; the server lives until then.
     public func close() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        stopped.wait()
-        Glibc.close(fd)
+        closed.store(true, ordering: .releasing)
     }
 
-    private func acceptLoop(_ handler: @escaping Handler) {
-        defer { stopped.signal() }
+    private func acceptLoop(_ immediate: Immediate?, _ handler: @escaping Handler) {
+        defer { Glibc.close(fd) }
         while !closed.load(ordering: .acquiring) {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, 200) > 0 else { continue }
             let c = accept(fd, nil, nil)
             guard c >= 0 else { continue }
             _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-            serve(c, handler)
+            serve(c, immediate, handler)
             Glibc.close(c)
         }
     }
 
-    private func serve(_ c: Int32, _ handler: @escaping Handler) {
+    private func serve(_ c: Int32, _ immediate: Immediate?, _ handler: @escaping Handler) {
         var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var head = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 2048)
         let end: [UInt8] = Array("\r\n\r\n".utf8)
+        // One deadline for the whole request, however its bytes trickle in.
+        let deadline = ContinuousClock.now + .seconds(2)
         while head.count < 8192 {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return }
+            var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
+            let ms = Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            guard poll(&p, 1, ms) > 0 else { return }  // no (more of the) request in time
             let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { return }  // closed, or no request within 2 s
+            guard n > 0 else { return }  // closed
             head += buf[0..<n]
             if head.count >= 4, Self.contains(head, end) { break }
         }
@@ -147,7 +153,7 @@ public final class HTTPServer: Sendable {
         let q = target.firstIndex(of: "?")
         let request = HTTPRequest(method: method, path: String(target[..<(q ?? target.endIndex)]),
                                   query: q.map { String(target[target.index(after: $0)...]) } ?? "")
-        send(c, Self.call(handler, request), head: method == "HEAD")
+        send(c, immediate?(request) ?? Self.call(handler, request), head: method == "HEAD")
     }
 
     /// Runs the async handler from this (non-pool) thread, waiting at most 5 s for it.

@@ -141,6 +141,13 @@ func poll(socket: RawSocket, waker: Waker, timeoutMs: Int) -> (Bool, Bool) {
     return (items[0].revents & Int16(ZMQ_POLLIN) != 0, items[1].revents & Int16(ZMQ_POLLIN) != 0)
 }
 
+/// The libzmq version this process runs on, e.g. "4.3.4" (what `chorus version` prints).
+public func zmqLibraryVersion() -> String {
+    var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+    zmq_version(&major, &minor, &patch)
+    return "\(major).\(minor).\(patch)"
+}
+
 /// Attaches a socket monitor for `events` to `socket` and connects a PAIR socket to read them, before the socket
 /// binds or connects, so no event is missed. Nil when either step fails; then no monitor is left attached, since
 /// libzmq sends monitor events with a blocking send and an unread monitor would block its I/O thread.

@@ -12,22 +12,25 @@ struct Chorus: AsyncParsableCommand {
         discussion: reflow("""
         Start a cluster with `chorus coordinator` and `chorus worker`, or try everything at once with
         `chorus local`. Client commands talk to the coordinator given by --coordinator (or the
-        CHORUS_COORDINATOR environment variable; default tcp://127.0.0.1:7100) and print JSON with --json.
+        CHORUS_COORDINATOR environment variable; default tcp://127.0.0.1:7100) and print JSON with --json (-o json; -o yaml for YAML).
 
         Exit codes: 0 ok, 1 job failed or cancelled, 2 internal error, 3 nothing done (e.g. cancelling a job that
         already ended), 64 usage, 65 invalid input, 66 not found, 69 coordinator/worker unreachable or unavailable,
-        74 storage error.
+        74 storage error, 130 interrupted.
 
-        Environment: CHORUS_COORDINATOR (the default --coordinator), CHORUS_LOG_LEVEL (servers' log level),
-        CHORUS_MODELS (a directory holding sentiment-default.chsm). Shell completion: `chorus
-        --generate-completion-script bash|zsh|fish`. Details: docs/cli.md.
+        Environment: CHORUS_COORDINATOR (the default --coordinator), CHORUS_OUTPUT (the default -o),
+        CHORUS_CONFIG (the config file, default ~/.config/chorus/config.toml: coordinator and output; a flag beats
+        the environment, which beats the file), CHORUS_LOG_LEVEL (servers' log level), CHORUS_MODELS (a directory
+        holding sentiment-default.chsm). Shell completion: `chorus --generate-completion-script bash|zsh|fish`.
+        Version: `chorus version`. Details: docs/cli.md.
         """),
+        version: VersionInfo.text,
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
                       Job.self, Pipeline.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Segments.self,
                       Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
                       Debug.self, Propensity.self, Influencers.self, ForecastCommand.self, BestTimesCommand.self, Insights.self,
-                      Campaign.self]
+                      Campaign.self, Version.self]
     )
 
     /// `chorus job submit KIND --help` shows that kind's parameters (generated from its declarations); every other
@@ -72,18 +75,43 @@ func reflow(_ text: String) -> String {
 
 /// Options every client command takes.
 struct ClientOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Coordinator endpoint.", valueName: "ADDR"))
-    var coordinator: String = ProcessInfo.processInfo.environment["CHORUS_COORDINATOR"] ?? "tcp://127.0.0.1:7100"
+    @Option(help: ArgumentHelp("Coordinator endpoint. Unset: $CHORUS_COORDINATOR, else the config file's coordinator.",
+                               valueName: "ADDR"))
+    var coordinator: String = ProcessInfo.processInfo.environment["CHORUS_COORDINATOR"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? ChorusConfig.loaded.coordinator ?? "tcp://127.0.0.1:7100"
 
-    @Flag(help: "Print machine-readable JSON (keys documented in docs/cli.md).")
-    var json = false
+    @Flag(name: .customLong("json"), help: "Print machine-readable JSON (keys documented in docs/cli.md); the same as -o json.")
+    var jsonFlag = false
+
+    @Option(name: [.customShort("o"), .customLong("output")],
+            help: ArgumentHelp("Output format: table, json or yaml. Unset: $CHORUS_OUTPUT, else the config file's output, else table.",
+                               valueName: "FORMAT"))
+    var output: OutputFormat?
 
     @Option(help: ArgumentHelp("Seconds the command may wait for the cluster; it fails with exit 69 within them.",
                                valueName: "SECONDS"))
     var timeout: Double = 3
 
+    /// The output format in effect: flag, then environment, then config file, then table.
+    var format: OutputFormat {
+        if jsonFlag { return .json }
+        if let output { return output }
+        if let env = ProcessInfo.processInfo.environment["CHORUS_OUTPUT"], let f = OutputFormat(rawValue: env) { return f }
+        return ChorusConfig.loaded.output ?? .table
+    }
+
+    /// Machine-readable output (JSON or YAML: both go through `printJSON`).
+    var json: Bool { format != .table }
+
     func validate() throws {
         guard timeout > 0, timeout <= 86400 else { throw ValidationError("--timeout must be between 0 and 86400 seconds") }
+        if jsonFlag, let output, output != .json {
+            throw ValidationError("--json and -o \(output.rawValue) disagree: give one of them")
+        }
+        if let env = ProcessInfo.processInfo.environment["CHORUS_OUTPUT"], !env.isEmpty, OutputFormat(rawValue: env) == nil {
+            throw ValidationError("CHORUS_OUTPUT=\(env): expected table, json or yaml")
+        }
+        OutputStyle.yaml = format == .yaml
     }
 
     func client() throws -> ChorusClient {
@@ -122,9 +150,16 @@ func guarded(_ body: () async throws -> Void) async throws {
     }
 }
 
+/// Prints a JSON object the way the command line asked: pretty JSON, one line of JSON (`--watch`), or YAML
+/// (`-o yaml`).
 func printJSON(_ object: Any) {
-    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted,
-                                                                                  .withoutEscapingSlashes]) {
+    if OutputStyle.yaml {
+        print(YAMLWriter.render(object))
+        return
+    }
+    let options: JSONSerialization.WritingOptions = OutputStyle.compact
+        ? [.sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: options) {
         print(String(decoding: data, as: UTF8.self))
     }
 }

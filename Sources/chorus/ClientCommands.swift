@@ -534,16 +534,19 @@ struct Job: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List recent jobs, newest first.")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var watch: WatchOptions
         @Option(help: "How many.") var limit = 50
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                let jobs = try await c.jobs(limit: limit)
-                if client.json { printJSON(["jobs": jobs.map(jobDict)]) } else {
-                    if jobs.isEmpty { print("no jobs yet: submit one with `chorus job submit features`") }
-                    jobs.forEach { print(jobLine($0)) }
+                try await watching(watch, format: client.format) {
+                    let jobs = try await c.jobs(limit: limit)
+                    if client.json { printJSON(["jobs": jobs.map(jobDict)]) } else {
+                        if jobs.isEmpty { print("no jobs yet: submit one with `chorus job submit features`") }
+                        jobs.forEach { print(jobLine($0)) }
+                    }
                 }
             }
         }

@@ -445,15 +445,18 @@ struct Node: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List workers: state, partitions as primary and replica, bytes held, heartbeat age.")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var watch: WatchOptions
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                let s = try await c.clusterStatus()
-                if client.json { printJSON(["nodes": s.nodes.map(nodeDict)]); return }
-                if s.nodes.isEmpty { print("no workers registered yet: start one with `chorus worker`"); return }
-                printNodes(s.nodes)
+                try await watching(watch, format: client.format) {
+                    let s = try await c.clusterStatus()
+                    if client.json { printJSON(["nodes": s.nodes.map(nodeDict)]); return }
+                    if s.nodes.isEmpty { print("no workers registered yet: start one with `chorus worker`"); return }
+                    printNodes(s.nodes)
+                }
             }
         }
     }
@@ -493,7 +496,16 @@ struct Node: AsyncParsableCommand {
                     let c = try client.client()
                     defer { c.close() }
                     while true {
-                        let s = try await c.clusterStatus()
+                        let s: Chorus_V1_ClusterStatus
+                        do {
+                            s = try await c.clusterStatus()
+                        } catch let e as ChorusError where e.code == .unreachable || e.code == .unavailable {
+                            // A coordinator restarting (a rescheduled pod) does not end the wait: the drain goes
+                            // on once it is back, and a stop hook must not give up half-way.
+                            FileHandle.standardError.write(Data("\rwaiting for the coordinator: \(e.message)   ".utf8))
+                            try await Task.sleep(for: .seconds(1))
+                            continue
+                        }
                         guard let n = s.nodes.first(where: { $0.id == node || $0.name == node }) else { return }
                         let left = n.partitions + n.learners
                         // Nothing moving and nothing planned, yet copies left: they have nowhere to go (forced).
@@ -572,33 +584,36 @@ struct Cluster: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the map version, replication health, moves in flight, members and jobs.")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var watch: WatchOptions
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
                 let c = try client.client()
                 defer { c.close() }
-                let s = try await c.clusterStatus()
-                if client.json { printJSON(statusDict(s)); return }
-                let live = s.nodes.filter { $0.state != .dead }.count
-                let names = nodeNames(s)
-                print("coordinator \(s.coordinatorID) at \(client.coordinator), up \(Int(s.uptimeMs / 1000)) s")
-                print(isReady(s) ? "ready: yes (every partition has a live primary)"
-                      : live == 0 ? "ready: no (no live worker: start one with `chorus worker`)"
-                      : "ready: no (\(s.unassignedPartitions) partitions without a live primary yet)")
-                print("partitions: \(s.partitionCount), replication factor \(s.replicationFactor), map version \(s.mapVersion)")
-                print("without a live primary: \(s.unassignedPartitions)")
-                if s.underReplicated.isEmpty {
-                    print("under-replicated: none (every partition has \(s.replicationFactor) live copies)")
-                } else {
-                    let shown = s.underReplicated.prefix(16).map(String.init).joined(separator: ",")
-                    print("under-replicated: \(s.underReplicated.count) partition(s) [\(shown)\(s.underReplicated.count > 16 ? ",..." : "")]"
-                          + (live < Int(s.replicationFactor) ? " (only \(live) live workers for R=\(s.replicationFactor))" : ""))
+                try await watching(watch, format: client.format) {
+                    let s = try await c.clusterStatus()
+                    if client.json { printJSON(statusDict(s)); return }
+                    let live = s.nodes.filter { $0.state != .dead }.count
+                    let names = nodeNames(s)
+                    print("coordinator \(s.coordinatorID) at \(client.coordinator), up \(Int(s.uptimeMs / 1000)) s")
+                    print(isReady(s) ? "ready: yes (every partition has a live primary)"
+                          : live == 0 ? "ready: no (no live worker: start one with `chorus worker`)"
+                          : "ready: no (\(s.unassignedPartitions) partitions without a live primary yet)")
+                    print("partitions: \(s.partitionCount), replication factor \(s.replicationFactor), map version \(s.mapVersion)")
+                    print("without a live primary: \(s.unassignedPartitions)")
+                    if s.underReplicated.isEmpty {
+                        print("under-replicated: none (every partition has \(s.replicationFactor) live copies)")
+                    } else {
+                        let shown = s.underReplicated.prefix(16).map(String.init).joined(separator: ",")
+                        print("under-replicated: \(s.underReplicated.count) partition(s) [\(shown)\(s.underReplicated.count > 16 ? ",..." : "")]"
+                              + (live < Int(s.replicationFactor) ? " (only \(live) live workers for R=\(s.replicationFactor))" : ""))
+                    }
+                    print("moves in flight: \(s.moves.count), more planned: \(s.movesPlanned)")
+                    for m in s.moves { print("  " + moveLine(m, names: names)) }
+                    print("workers: \(live) live of \(s.nodes.count)")
+                    if !s.nodes.isEmpty { printNodes(s.nodes) }
+                    print("jobs: \(s.jobsRunning) running, \(s.jobsTotal) total")
                 }
-                print("moves in flight: \(s.moves.count), more planned: \(s.movesPlanned)")
-                for m in s.moves { print("  " + moveLine(m, names: names)) }
-                print("workers: \(live) live of \(s.nodes.count)")
-                if !s.nodes.isEmpty { printNodes(s.nodes) }
-                print("jobs: \(s.jobsRunning) running, \(s.jobsTotal) total")
             }
         }
     }

@@ -124,8 +124,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: ArgumentHelp("After registering, clear a drain left on this node, so that it takes partitions again.",
                              discussion: reflow("""
         For deployments that drain a worker whenever it stops (the Kubernetes preStop hook and the systemd \
-        ExecStop in deploy/). It also cancels an operator's drain if the worker restarts before it is drained; \
-        to retire a worker for good, drain it and do not start it again.
+        ExecStop in deploy/). Tried once, right after the first registration: it also cancels an operator's drain \
+        (finished or not) of a worker that restarts, never one started later. To retire a worker for good, drain \
+        it and do not start it again.
         """)))
     var undrainOnStart = false
 
@@ -146,7 +147,7 @@ struct WorkerCommand: AsyncParsableCommand {
             let coordinator = self.coordinator
             let web = try startHTTP([http, metrics], metrics: { w.metricsExposition() }) {
                 w.isRegistered ? (true, "registered with the coordinator at \(coordinator) as \(w.name)")
-                    : (false, "not registered with the coordinator at \(coordinator) (yet): see this worker's log")
+                    : (false, "not registered with the coordinator at \(coordinator), or no heartbeat acknowledged in 3 s: see this worker's log")
             }
             fflush(nil)
             let task = Task { await w.run() }
@@ -185,9 +186,11 @@ func startHTTP(_ addresses: [String?], metrics: @escaping @Sendable () async -> 
     for address in addresses.compactMap({ $0 }) where seen.insert(address).inserted {
         let server: HTTPServer
         do {
-            server = try HTTPServer(address: address) { request in
+            // Liveness is answered on the server's own thread: it must not depend on the Swift pool.
+            server = try HTTPServer(address: address, immediate: { request in
+                request.path == "/healthz" ? HTTPResponse(status: 200, text: "ok\n") : nil
+            }) { request in
                 switch request.path {
-                case "/healthz": return HTTPResponse(status: 200, text: "ok\n")
                 case "/readyz":
                     let (ok, why) = ready()
                     return HTTPResponse(status: ok ? 200 : 503, text: (ok ? "ready: " : "not ready: ") + why + "\n")

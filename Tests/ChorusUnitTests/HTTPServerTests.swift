@@ -5,10 +5,8 @@ import Testing
 
 /// The read-only HTTP endpoint server, over real loopback sockets.
 @Suite struct HTTPServerTests {
-    /// Sends `request` raw and returns everything the server wrote before closing.
-    private func exchange(_ port: Int, _ request: String, pauseAfterSend: Double = 0) throws -> String {
+    private func connectTo(_ port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = UInt16(port).bigEndian
@@ -16,7 +14,17 @@ import Testing
         let ok = withUnsafePointer(to: &sa) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard ok == 0 else { throw HTTPTestError("connect: \(String(cString: strerror(errno)))") }
+        guard ok == 0 else {
+            close(fd)
+            throw HTTPTestError("connect: \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+
+    /// Sends `request` raw and returns everything the server wrote before closing.
+    private func exchange(_ port: Int, _ request: String, pauseAfterSend: Double = 0) throws -> String {
+        let fd = try connectTo(port)
+        defer { close(fd) }
         var tv = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let bytes = Array(request.utf8)
@@ -77,6 +85,35 @@ import Testing
         #expect(try exchange(s.port, "GET /x HTTP/1.1\r\n\r\n").hasSuffix("path=/x\n"))
     }
 
+    /// The 2 s are for the whole request: a client sending a byte every 0.3 s is cut off at the deadline, not
+    /// served for as long as it trickles, so the request queued behind it waits about 2 s.
+    @Test func aTricklingClientIsCutOffAtTheRequestDeadline() throws {
+        let s = try server()
+        defer { s.close() }
+        let slow = try connectTo(s.port)
+        defer { close(slow) }
+        let bytes = Array("GET /trickle HTTP/1.1\r\nX: 1234567890\r\n".utf8)
+        let trickler = Thread {
+            for b in bytes {
+                var one = b
+                if send(slow, &one, 1, Int32(MSG_NOSIGNAL)) != 1 { return }
+                usleep(300_000)
+            }
+        }
+        trickler.start()
+        usleep(100_000)
+        let start = Date()
+        let next = try exchange(s.port, "GET /next HTTP/1.1\r\n\r\n")
+        let waited = Date().timeIntervalSince(start)
+        #expect(next.hasSuffix("path=/next\n"), "\(next)")
+        #expect(waited > 1.2 && waited < 3.5, "waited \(waited) s behind the trickling client")
+        // The trickler was answered nothing: the server closed its connection.
+        var buf = [UInt8](repeating: 0, count: 64)
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        #expect(buf.withUnsafeMutableBytes { recv(slow, $0.baseAddress, $0.count, 0) } <= 0)
+    }
+
     @Test func addressesAreCheckedAndBusyPortsRefused() throws {
         #expect(try HTTPServer.parse("9100") == ("127.0.0.1", 9100))
         #expect(try HTTPServer.parse(":9100") == ("127.0.0.1", 9100))
@@ -94,7 +131,17 @@ import Testing
             #expect("\(error)".contains("Address already in use"), "\(error)")
         }
         s.close()
-        s.close()  // idempotent
+        s.close()  // idempotent, and it does not block: the server's thread closes the socket
+        try waitFor("the port to be free again") { (try? HTTPServer(address: s.address) { _ in HTTPResponse(status: 200, text: "") }).map { $0.close(); return true } ?? false }
+    }
+
+    private func waitFor(_ what: String, _ cond: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline {
+            if try cond() { return }
+            usleep(50_000)
+        }
+        Issue.record("timed out waiting for \(what)")
     }
 }
 

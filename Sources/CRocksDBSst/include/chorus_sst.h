@@ -25,6 +25,10 @@ int chorus_sst_inspect(const char *path, chorus_sst_info *info, char **error);
 
 void chorus_sst_free(void *p);
 
+/// The version of the RocksDB library loaded at run time ("7.8.3"), as a malloc'd string (free with
+/// chorus_sst_free). The C API has no such call.
+char *chorus_rocksdb_version(void);
+
 #ifdef __cplusplus
 }
 #endif
