@@ -149,9 +149,13 @@ public final class RequestServer: Sendable {
     /// request did not decode or has no body.
     static func typeName(_ body: RequestBody?) -> String {
         guard let body, let label = Mirror(reflecting: body).children.first?.label else { return "invalid" }
-        // camelCase case name → snake_case, as in the .proto file.
+        return snakeCase(label)
+    }
+
+    /// A Swift case name as the .proto file spells it: `writeBatch` → `write_batch`.
+    static func snakeCase(_ name: String) -> String {
         var out = ""
-        for c in label {
+        for c in name {
             if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
         }
         return out
@@ -212,12 +216,8 @@ public final class RequestServer: Sendable {
 
     /// An error code as a metric label: `bad_request`, `not_found`, ...
     static func errorName(_ code: Chorus_V1_ErrorCode) -> String {
-        let raw = "\(code)"  // the Swift case name, e.g. badRequest
-        var out = ""
-        for c in raw {
-            if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
-        }
-        return out.isEmpty ? "error" : out
+        let name = snakeCase("\(code)")  // from the Swift case name, e.g. badRequest
+        return name.isEmpty ? "error" : name
     }
 }
 
