@@ -639,6 +639,12 @@ final class RejectsWriter: @unchecked Sendable {
         if buffer.count > 1 << 16 { try flush() }
     }
 
+    /// Writes the buffered lines and syncs them to disk (before a follow checkpoint moves past them).
+    func sync() throws {
+        try flush()
+        try handle?.synchronize()
+    }
+
     private func flush() throws {
         guard let handle, !buffer.isEmpty else { return }
         try handle.write(contentsOf: buffer)

@@ -119,6 +119,9 @@ public enum RequestValidation {
                 guard op.key.count >= 5, ShardKeys.partition(ofKey: op.key) == op.partition else {
                     throw invalid(f + ".key", "not a key of partition \(op.partition)")
                 }
+                if op.delete, !op.rangeEnd.isEmpty || !op.value.isEmpty {
+                    throw invalid(f + ".delete", "a delete has no value and no range end")
+                }
                 if !op.rangeEnd.isEmpty {
                     // A range delete stays inside its partition: [key, range_end) with range_end at most the
                     // partition's end.

@@ -304,7 +304,8 @@ extension Worker {
             if !log.ops.isEmpty {
                 var wb = WriteBatch()
                 for op in log.ops {
-                    if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
+                    if op.delete { wb.delete([UInt8](op.key)) }
+                    else if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
                     else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
                 }
                 try storageWrite { try store.write(wb, sync: true) }

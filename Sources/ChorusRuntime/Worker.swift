@@ -88,6 +88,8 @@ public final class Worker: Sendable {
     let jobTable = WorkerJobTable()
     /// Shared WAL fsyncs for acknowledged writes.
     let commit: GroupCommit
+    /// Sequence numbers of the change markers written with each batch (ChangeMarkers.swift).
+    let changeSequence = ChangeSequence()
     /// Peers to other workers (replication and partition copies), by address.
     let workerPeers = WorkerPeers()
     /// What was last logged about the disk (Worker+Storage.swift).
@@ -585,6 +587,9 @@ public final class Worker: Sendable {
             var rows: [(key: [UInt8], value: [UInt8], partition: UInt32)] = []
             rows.reserveCapacity(batch.puts.count)
             var seen: [[UInt8]: [UInt8]] = [:]  // counted keys written earlier in this same batch
+            // Change markers of the users and content this batch writes (one per id and kind), for the
+            // incremental features job.
+            var markers = Set<[UInt8]>()
             for put in batch.puts {
                 let key = ShardKeys.key(partition: put.partition, role: ShardKeys.role(put.role), id: [UInt8](put.keyID))
                 let value = [UInt8](put.value)
@@ -601,6 +606,16 @@ public final class Worker: Sendable {
                     reply.stored += 1
                 }
                 rows.append((key, value, put.partition))
+                if let stem = ChangeMarkers.stem(partition: put.partition, role: put.role, keyID: put.keyID) {
+                    markers.insert(stem)
+                }
+            }
+            let recordRows = rows.count
+            if !markers.isEmpty {
+                let sequence = changeSequence.next()
+                for stem in markers {
+                    rows.append((ChangeMarkers.key(stem: stem, sequence: sequence), [], ShardKeys.partition(ofKey: stem)!))
+                }
             }
             // Sorted inserts are cheaper for the memtable skip list. Equal keys keep their order (last wins).
             let order = rows.indices.sorted { rows[$0].key.lexicographicallyPrecedes(rows[$1].key)
@@ -610,7 +625,7 @@ public final class Worker: Sendable {
                 wb.put(rows[i].key, rows[i].value)
                 for n in copiesOf[rows[i].partition] ?? [] { copies[n, default: WriteBatch()].put(rows[i].key, rows[i].value) }
             }
-            reply.written = UInt32(rows.count)
+            reply.written = UInt32(recordRows)
             try storageWrite { try store.write(wb) }
             let ticket = commit.noteWritten()
             state.withLock { $0.nonEmpty.formUnion(parts) }
@@ -751,7 +766,8 @@ public final class Worker: Sendable {
                 guard op.key.count >= 5, ShardKeys.partition(ofKey: op.key) == op.partition else {
                     throw ChorusError(.usage, "replicated key outside its partition")
                 }
-                if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
+                if op.delete { wb.delete([UInt8](op.key)) }
+                else if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
                 else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
             }
             try storageWrite { try store.write(wb) }
@@ -830,7 +846,8 @@ public final class Worker: Sendable {
             try checkPrimary(parts, in: map)
             var wb = WriteBatch()
             for op in ops {
-                if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
+                if op.delete { wb.delete([UInt8](op.key)) }
+                else if op.rangeEnd.isEmpty { wb.put([UInt8](op.key), [UInt8](op.value)) }
                 else { wb.deleteRange(from: [UInt8](op.key), to: [UInt8](op.rangeEnd)) }
             }
             try storageWrite { try store.write(wb) }

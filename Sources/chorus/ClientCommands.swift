@@ -5,6 +5,7 @@ import ChorusModel
 import ChorusRuntime
 import ChorusWire
 import Foundation
+import Synchronization
 import Logging
 
 // MARK: generate
@@ -147,6 +148,16 @@ struct Ingest: AsyncParsableCommand {
         reason. Schema: docs/data-format.md.
 
         Example: chorus ingest data/users.jsonl data/interactions.jsonl --json
+
+        --follow keeps reading the files as they grow, and new files that match a quoted glob or appear in a
+        directory, like tail -F (rotated and truncated files included). Records are sent in small batches within
+        --batch-delay; after each acknowledged batch the position in each file (its device, inode, a fingerprint
+        of its first bytes, and the byte offset) is written to --state. A restart resumes there: a kill at any
+        point loses nothing, and records sent twice are stored once (counted as duplicates). It submits an
+        incremental features job every --features-every seconds while records arrive. SIGINT or SIGTERM stops it
+        after the batch in flight is acknowledged (exit 0).
+
+        Example: chorus ingest --follow 'logs/interactions-*.jsonl' --batch-delay 0.5
         """))
 
     @OptionGroup var client: ClientOptions
@@ -167,8 +178,27 @@ struct Ingest: AsyncParsableCommand {
     @Option(help: "Write batches in flight at once (more hides round trips, but 8 is the fastest on 2 cores).") var inFlight = 8
     @Flag(inversion: .prefixedNo, help: "Show live progress on stderr (default: when stderr is a terminal).")
     var progress: Bool?
+    @Flag(help: "Keep following the files as they grow, and new files matching a glob (quote it), like tail -F.")
+    var follow = false
+    @Option(help: ArgumentHelp("With --follow: the checkpoint file (default: ~/.local/state/chorus/follow-HASH.json, "
+                               + "HASH of the input paths).", valueName: "FILE"))
+    var state: String?
+    @Option(help: ArgumentHelp("With --follow: the longest a record waits before it is sent.", valueName: "SECONDS"))
+    var batchDelay = 1.0
+    @Option(help: ArgumentHelp("With --follow: submit an incremental features job this often while records arrive "
+                               + "(0: never).", valueName: "SECONDS"))
+    var featuresEvery = 60.0
+    @Option(help: ArgumentHelp("With --follow: stop once every file is read and nothing new came for this long.",
+                               valueName: "SECONDS"))
+    var idleExit: Double?
 
     func validate() throws {
+        if !follow, state != nil || idleExit != nil {
+            throw ValidationError("--state and --idle-exit go with --follow")
+        }
+        if !(batchDelay >= 0.01 && batchDelay <= 3600) { throw ValidationError("--batch-delay must be 0.01...3600 seconds") }
+        if !(featuresEvery >= 0 && featuresEvery <= 86_400) { throw ValidationError("--features-every must be 0...86400 seconds") }
+        if let idleExit, !(idleExit > 0 && idleExit <= 86_400) { throw ValidationError("--idle-exit must be more than 0 and at most 86400 seconds") }
         if let kind, RecordKind(rawValue: kind) == nil {
             throw ValidationError("--kind must be users, content, interactions, follows or spend")
         }
@@ -192,6 +222,10 @@ struct Ingest: AsyncParsableCommand {
             }
             let c = try client.client()
             defer { c.close() }
+            if follow {
+                try await runFollow(c, mapping: mappingConfig)
+                return
+            }
             var opts = IngestOptions(paths: paths, kind: kind.flatMap(RecordKind.init(rawValue:)),
                                      mapping: mappingConfig, profile: profile, rejectsPath: rejects)
             opts.batchSize = batchSize
@@ -221,7 +255,63 @@ struct Ingest: AsyncParsableCommand {
     }
 }
 
+extension Ingest {
+    func runFollow(_ c: ChorusClient, mapping: MappingConfig?) async throws {
+        let statePath = state ?? FollowOptions.defaultStatePath(paths: paths)
+        var opts = FollowOptions(paths: paths, statePath: statePath, rejectsPath: rejects)
+        opts.kind = kind.flatMap(RecordKind.init(rawValue:))
+        opts.mapping = mapping
+        opts.profile = profile
+        opts.batchSize = batchSize
+        opts.maxInFlight = inFlight
+        opts.batchDelay = .milliseconds(Int64(batchDelay * 1000))
+        opts.featuresEvery = featuresEvery > 0 ? .milliseconds(Int64(featuresEvery * 1000)) : nil
+        opts.idleExit = idleExit.map { .milliseconds(Int64($0 * 1000)) }
+        let follower = FollowIngestor(client: c, options: opts)
+        // The first SIGINT or SIGTERM stops after the round in flight; a second one exits at once (the checkpoint
+        // is then the last acknowledged round's).
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let signals = SignalCount()
+        let sources = SignalSources([SIGINT, SIGTERM]) {
+            let n = signals.next()
+            if n == 1 { eprint("chorus: stopping after the batch in flight is acknowledged (again to quit at once)") }
+            else { Glibc.exit(130) }
+            follower.stop()
+        }
+        defer { sources.cancel() }
+        let line = ProgressLine()
+        let showProgress = progress ?? line.terminal
+        eprint("following \(paths.joined(separator: " ")); checkpoint \(statePath)")
+        let report = try await follower.run(progress: showProgress ? line.follow : nil, event: { text in
+            line.clear()
+            eprint("follow: " + text)
+        })
+        line.finish()
+        if client.json {
+            printJSON(encodeJSON(report))
+        } else {
+            print("read \(report.read): stored \(report.stored), duplicates \(report.duplicates), rejected \(report.rejected) "
+                  + "in \(report.rounds) acknowledged batches over \(durationText(report.seconds)); "
+                  + "\(report.featureRuns) incremental features jobs; checkpoint \(report.stateFile)")
+            if let r = report.rejectsFile { print("rejected records with file, line and reason: \(r)") }
+        }
+    }
+}
+
+/// How many stop signals arrived.
+final class SignalCount: Sendable {
+    private let n = Mutex(0)
+    func next() -> Int { n.withLock { $0 += 1; return $0 } }
+}
+
 extension ProgressLine {
+    /// Shows follow-mode progress.
+    @Sendable func follow(_ p: FollowProgress) {
+        update("follow: \(p.files) files, \(p.read) read, \(p.acknowledged) acknowledged, \(p.rejected) rejected, "
+               + "\(p.pending) waiting, \(p.behindBytes) bytes behind, elapsed " + durationText(p.seconds))
+    }
+
     /// Shows ingest progress.
     @Sendable func ingest(_ p: IngestProgress) { update(ingestProgressText(p)) }
 }

@@ -53,6 +53,15 @@ final class ProgressLine: Sendable {
         return Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 80
     }
 
+    /// Erases the live line so that a message can be printed on its own line; the next `update` draws it again.
+    func clear() {
+        let erase = state.withLock { s in
+            defer { s.live = false }
+            return terminal && s.live
+        }
+        if erase { write(Self.eraseLine) }
+    }
+
     /// Ends the live line: erased on a terminal (the caller prints the outcome), nothing otherwise.
     func finish() {
         let erase = state.withLock { s in

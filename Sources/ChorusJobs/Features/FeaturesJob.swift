@@ -16,7 +16,14 @@ public enum FeaturesJob: Job {
     public static let about = "user profiles and content features (the base of every other job)"
     public static let parameters: [JobParameter] = [
         .init("as_of", .time, "now", "the reference time for recency"),
+        .init("mode", .choice(["full", "incremental"]), "full",
+              "incremental: recompute only the users and content changed since the last run (docs/operations.md)"),
     ]
+    /// Above this many changed user or content records in one partition, an incremental run recomputes everything
+    /// (a bulk load touches most profiles anyway, and the lists of touched ids would be large).
+    static let maxRecordChanges = 20_000
+    /// Above this many touched ids in all, the same.
+    static let maxTouched = 500_000
     public static func tasksPerPartition(_ params: JobParams) -> Int { 2 }
 
     /// Stored roles (ChorusRuntime.ShardKeys.Derived, where `profile get` reads them).
@@ -24,13 +31,44 @@ public enum FeaturesJob: Job {
     static let contentRole = ShardKeys.Derived.contentStats.rawValue
 
     public static func drive(_ ctx: JobContext) async throws -> String {
+        let incremental = ctx.params.string("mode", "full") == "incremental"
         try await ctx.setStage("catalog")
         var catalog = Chorus_V1_Jobs_FeaturesCatalog()
+        var touchedUsers = Set<String>(), touchedContents = Set<String>()
         for out in try await ctx.collect("catalog") {
             let part = try Chorus_V1_Jobs_FeaturesCatalog(serializedBytes: out.payload)
             catalog.users.append(contentsOf: part.users)
             catalog.contents.append(contentsOf: part.contents)
+            catalog.full = catalog.full || part.full
+            catalog.changes += part.changes
+            touchedUsers.formUnion(part.touchedUsers)
+            touchedContents.formUnion(part.touchedContents)
         }
+        if incremental, !catalog.full, touchedUsers.count + touchedContents.count > maxTouched {
+            catalog.full = true
+        }
+        if incremental, catalog.full {
+            ctx.logger.info("features \(ctx.jobID): too many changed records for an incremental run, recomputing everything")
+        }
+        if incremental, !catalog.full {
+            catalog.touchedUsers = touchedUsers.sorted()
+            catalog.touchedContents = touchedContents.sorted()
+            try await ctx.setStage("compute (incremental)")
+            var recomputed = GlobalSummary()
+            for out in try await ctx.collect("compute", broadcast: Broadcast(try catalog.serializedData())) {
+                let partial = try Chorus_V1_Jobs_FeaturesSummary(serializedBytes: out.payload)
+                recomputed.users += Int(clamping: partial.users)
+                recomputed.contents += Int(clamping: partial.contents)
+                recomputed.interactions += Int(clamping: partial.interactions)
+            }
+            let report = IncrementalReport(changes: Int(clamping: catalog.changes), usersRecomputed: recomputed.users,
+                                           contentsRecomputed: recomputed.contents,
+                                           interactionsRead: recomputed.interactions, asOf: ctx.params.asOf)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: try encoder.encode(report), as: UTF8.self)
+        }
+        catalog.full = true
         try await ctx.setStage("compute")
         let broadcast = Broadcast(try catalog.serializedData())
         var summary = GlobalSummary()
@@ -57,8 +95,27 @@ public enum FeaturesJob: Job {
                 FuzzSeed(stage: "compute", params: ["as_of": "1759104000"], broadcast: try? c.serializedData())]
     }
 
+    /// The result of an incremental run (a full run returns the global summary).
+    struct IncrementalReport: Encodable {
+        var mode = "incremental"
+        var changes: Int
+        var usersRecomputed: Int
+        var contentsRecomputed: Int
+        var interactionsRead: Int
+        var asOf: Int64
+        enum CodingKeys: String, CodingKey {
+            case mode, changes, usersRecomputed = "users_recomputed", contentsRecomputed = "contents_recomputed"
+            case interactionsRead = "interactions_read", asOf = "as_of"
+        }
+    }
+
     final class Worker: JobWorker {
         let catalog = Mutex<FeatureIndex?>(nil)
+        /// The broadcast's touched ids and mode (nil until the broadcast arrives).
+        let touched = Mutex<(users: [String], contents: [String], full: Bool)?>(nil)
+        /// Per partition: the record change markers (U, C) whose consequences the catalog stage reported. Only these
+        /// are deleted by the compute stage; a record changed after the catalog stage keeps its marker.
+        let recordMarkersSeen = Mutex<[UInt32: Set<[UInt8]>]>([:])
 
         func receive(_ broadcast: JobBroadcast) throws {
             let c: Chorus_V1_Jobs_FeaturesCatalog
@@ -69,21 +126,39 @@ public enum FeaturesJob: Job {
             }
             let decoded = FeatureIndex(c)
             catalog.withLock { $0 = decoded }
+            touched.withLock { $0 = (c.touchedUsers, c.touchedContents, c.full) }
         }
 
-        func release() { catalog.withLock { $0 = nil } }
+        func release() {
+            catalog.withLock { $0 = nil }
+            touched.withLock { $0 = nil }
+            recordMarkersSeen.withLock { $0 = [:] }
+        }
 
         func run(_ task: TaskContext) async throws -> TaskOutput {
             let data = task.data
             switch task.stage {
             case "catalog":
-                let (c, read) = try await task.compute { try FeaturesJob.catalog(data) }
+                let incremental = task.params.string("mode", "full") == "incremental"
+                let (c, read, seen) = try await task.compute { try FeaturesJob.catalogWithChanges(data, incremental: incremental) }
+                recordMarkersSeen.withLock { $0[task.partition] = seen }
                 return TaskOutput(partition: task.partition, payload: try c.serializedData(), recordsRead: read)
             case "compute":
-                guard let catalog = catalog.withLock({ $0 }) else { throw task.unavailable("the catalog broadcast") }
+                guard let catalog = catalog.withLock({ $0 }), let touched = touched.withLock({ $0 }) else {
+                    throw task.unavailable("the catalog broadcast")
+                }
                 let asOf = task.params.asOf
+                // Without the catalog stage's list (it ran on another worker), no record marker is deleted: the next
+                // run processes them again.
+                let seen = recordMarkersSeen.withLock { $0[task.partition] } ?? []
                 let (summary, writes, read) = try await task.compute {
-                    try FeaturesJob.compute(data, catalog: catalog, asOf: asOf, cancellation: task.cancellation)
+                    if touched.full {
+                        return try FeaturesJob.compute(data, catalog: catalog, asOf: asOf, recordMarkersSeen: seen,
+                                                       cancellation: task.cancellation)
+                    }
+                    return try FeaturesJob.computeIncremental(data, catalog: catalog, touchedUsers: touched.users,
+                                                              touchedContents: touched.contents, asOf: asOf,
+                                                              recordMarkersSeen: seen, cancellation: task.cancellation)
                 }
                 // Results are written on the primary and replicated like ingested data.
                 try await task.write(writes)
@@ -118,15 +193,147 @@ public enum FeaturesJob: Job {
         return (out, read)
     }
 
+    /// The catalog, plus what the partition's change markers say. Returns the record markers (U, C) read, whose
+    /// consequences the coordinator learns from this stage: in incremental mode, the ids in other partitions they
+    /// touch; in full mode, none are needed (everything is recomputed with the catalog of this stage).
+    static func catalogWithChanges(_ data: PartitionView, incremental: Bool)
+        throws -> (Chorus_V1_Jobs_FeaturesCatalog, UInt64, Set<[UInt8]>) {
+        // Markers first: a record written after this read keeps its marker for the next run.
+        let markers = try data.changeMarkers()
+        var (out, read) = try catalog(data)
+        let records = markers.filter { $0.kind.isRecord }
+        out.changes = UInt64(markers.count)
+        guard incremental else { return (out, read, Set(records.map(\.key))) }
+        if records.count > maxRecordChanges {
+            out.full = true
+            return (out, read, Set(records.map(\.key)))
+        }
+        var users = Set<String>(), contents = Set<String>()
+        for m in records where !m.id.isEmpty {
+            let own = Array(m.id.utf8) + [0]
+            if m.kind == .userRecord {
+                // The content this user interacted with: its audience by channel and country changes.
+                try data.scan(role: ShardKeys.role(.interactionByUser), idPrefix: own) { _, value in
+                    let r = try InteractionFields(parsing: value)
+                    contents.insert(String(decoding: r.contentID, as: UTF8.self))
+                    read += 1
+                    return true
+                }
+            } else {
+                // The users who interacted with this content: their interests change.
+                try data.scan(role: ShardKeys.role(.interactionByContent), idPrefix: own) { _, value in
+                    let r = try InteractionFields(parsing: value)
+                    users.insert(String(decoding: r.userID, as: UTF8.self))
+                    read += 1
+                    return true
+                }
+            }
+            if users.count + contents.count > maxTouched {
+                out.full = true
+                break
+            }
+        }
+        if !out.full {
+            out.touchedUsers = users.sorted()
+            out.touchedContents = contents.sorted()
+        }
+        return (out, read, Set(records.map(\.key)))
+    }
+
+    /// The markers a run that read `markers` before its data may delete: every interaction and follow marker, and
+    /// the record markers the catalog stage saw.
+    static func processed(_ markers: [ChangeMarkers.Marker], recordMarkersSeen: Set<[UInt8]>) -> [[UInt8]] {
+        markers.filter { !$0.kind.isRecord || $0.id.isEmpty || recordMarkersSeen.contains($0.key) }.map(\.key)
+    }
+
+    /// Recomputes the profiles of the users and the features of the content items that have a change marker in
+    /// this partition or are in the broadcast's touched lists and held here, exactly as `compute` computes them,
+    /// and deletes the processed markers. Returns a summary whose `users`, `contents` and `interactions` count what
+    /// was recomputed and read.
+    static func computeIncremental(_ data: PartitionView, catalog: FeatureIndex, touchedUsers: [String],
+                                   touchedContents: [String], asOf: Int64, recordMarkersSeen: Set<[UInt8]>,
+                                   cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
+        let markers = try data.changeMarkers()
+        var markedUsers = Set<String>(), markedContents = Set<String>()
+        for m in markers where !m.id.isEmpty {
+            if m.kind.isUser { markedUsers.insert(m.id) } else { markedContents.insert(m.id) }
+        }
+        var writes = DerivedWrites(partition: data.partition)
+        var summary = GlobalSummary()
+        var read: UInt64 = 0
+        var json = JSONBytes()
+        func count(_ role: Chorus_V1_PutRole, _ prefix: [UInt8]) throws -> Int {
+            var n = 0
+            try data.scan(role: ShardKeys.role(role), idPrefix: prefix) { _, _ in n += 1; return true }
+            return n
+        }
+
+        var userBuilder = UserFeatureBuilder(index: catalog)
+        for id in markedUsers.union(touchedUsers).sorted() {
+            if cancellation.isSet { throw ChorusError(.jobFailed, "cancelled") }
+            let own = Array(id.utf8) + [0]
+            let record = try data.get(role: ShardKeys.role(.user), id: id)
+            let user = try record.map { bytes in Wire.decode(try Chorus_V1_User(serializedBytes: bytes)) }
+            let followers = try count(.followIn, own), following = try count(.followOut, own)
+            var n = 0
+            try data.scan(role: ShardKeys.role(.interactionByUser), idPrefix: own) { _, value in
+                n += 1
+                let r = try InteractionFields(parsing: value)
+                if let kind = r.kind { userBuilder.add(kind: kind, channel: r.channel, ts: r.ts, content: r.contentID) }
+                return true
+            }
+            read += UInt64(n + followers + following + (record == nil ? 0 : 1))
+            guard n > 0 || user != nil || followers > 0 || following > 0 else {
+                // Nothing of this user here: a touched id of another partition (or erased data).
+                if markedUsers.contains(id) { writes.delete(key: ShardKeys.key(partition: data.partition, role: profileRole, id: Array(id.utf8))) }
+                continue
+            }
+            let f = userBuilder.finish(userId: id, user: user, followers: followers, following: following, asOf: asOf)
+            summary.users += 1
+            summary.interactions += n
+            json.removeAll()
+            f.writeJSON(&json)
+            writes.put(role: profileRole, id: id, json.bytes)
+        }
+
+        var contentBuilder = ContentFeatureBuilder(index: catalog)
+        for id in markedContents.union(touchedContents).sorted() {
+            if cancellation.isSet { throw ChorusError(.jobFailed, "cancelled") }
+            let record = try data.get(role: ShardKeys.role(.content), id: id)
+            let content = try record.map { bytes in Wire.decode(try Chorus_V1_Content(serializedBytes: bytes)) }
+            var n = 0
+            try data.scan(role: ShardKeys.role(.interactionByContent), idPrefix: Array(id.utf8) + [0]) { _, value in
+                n += 1
+                let r = try InteractionFields(parsing: value)
+                if let kind = r.kind { contentBuilder.add(kind: kind, user: r.userID) }
+                return true
+            }
+            read += UInt64(n + (record == nil ? 0 : 1))
+            guard n > 0 || content != nil else {
+                if markedContents.contains(id) { writes.delete(key: ShardKeys.key(partition: data.partition, role: contentRole, id: Array(id.utf8))) }
+                continue
+            }
+            let f = contentBuilder.finish(contentId: id, content: content)
+            summary.contents += 1
+            json.removeAll()
+            f.writeJSON(&json)
+            writes.put(role: contentRole, id: id, json.bytes)
+        }
+        for key in processed(markers, recordMarkersSeen: recordMarkersSeen) { writes.delete(key: key) }
+        return (summary, writes, read)
+    }
+
     /// Builds the partition's profiles and content features (replacing the previous run's) and its summary.
     ///
     /// The interactions are read as raw fields (`InteractionFields`) and folded into reusable builders over the
     /// interned catalog, and each profile is written as JSON by hand: the cost per interaction does not depend on
     /// the size of the catalog or of the partition (docs/benchmarks.md, "The `features` job").
-    static func compute(_ data: PartitionView, catalog: FeatureIndex, asOf: Int64,
+    /// The change markers read first are deleted with the results (`processed`).
+    static func compute(_ data: PartitionView, catalog: FeatureIndex, asOf: Int64, recordMarkersSeen: Set<[UInt8]>,
                         cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
         var summary = GlobalSummary()
         var read: UInt64 = 0
+        let markers = try data.changeMarkers()
 
         // Small per-partition tables: user records and follow counts.
         var users: [String: UserRecord] = [:]
@@ -195,6 +402,7 @@ public enum FeaturesJob: Job {
             contentBuilder.add(kind: kind, user: r.userID)
         })
         for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id) }
+        for key in processed(markers, recordMarkersSeen: recordMarkersSeen) { writes.delete(key: key) }
         return (summary, writes, read)
     }
 }

@@ -12,6 +12,10 @@
 /// Stage "catalog": each partition returns its small dimension tables (FeaturesCatalog). The coordinator merges
 /// them and broadcasts the whole catalog with stage "compute"; each partition then builds its profiles and content
 /// features with local reads only and returns its partial summary (FeaturesSummary), summed in partition order.
+/// Parameter mode=incremental: the catalog stage also reads the partition's change markers (docs/operations.md,
+/// "Incremental features") and returns, for each changed user or content record, the content or users whose
+/// features it changes (touched_*); the compute stage recomputes only the marked and touched ids and returns an
+/// empty summary.
 
 import SwiftProtobuf
 
@@ -65,6 +69,20 @@ public nonisolated struct Chorus_V1_Jobs_FeaturesCatalog: Sendable {
   public var users: [Chorus_V1_Jobs_CatalogUser] = []
 
   public var contents: [Chorus_V1_Jobs_CatalogContent] = []
+
+  /// mode=incremental only. Catalog stage: ids in other partitions whose features a changed record here changes
+  /// (the users who interacted with a changed content record, the content a changed user record interacted with).
+  /// Broadcast: all partitions' lists; a partition recomputes the ones it holds.
+  public var touchedUsers: [String] = []
+
+  public var touchedContents: [String] = []
+
+  /// Catalog stage: the partition has more record changes than an incremental run handles (a bulk load);
+  /// broadcast: every partition recomputes everything, as mode=full.
+  public var full: Bool = false
+
+  /// change markers read (catalog stage), summed in the broadcast
+  public var changes: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -189,7 +207,7 @@ nonisolated extension Chorus_V1_Jobs_CatalogContent: SwiftProtobuf.Message, Swif
 
 nonisolated extension Chorus_V1_Jobs_FeaturesCatalog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FeaturesCatalog"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}contents\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}contents\0\u{3}touched_users\0\u{3}touched_contents\0\u{1}full\0\u{1}changes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -199,6 +217,10 @@ nonisolated extension Chorus_V1_Jobs_FeaturesCatalog: SwiftProtobuf.Message, Swi
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.users) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.contents) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.touchedUsers) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.touchedContents) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.full) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.changes) }()
       default: break
       }
     }
@@ -211,12 +233,28 @@ nonisolated extension Chorus_V1_Jobs_FeaturesCatalog: SwiftProtobuf.Message, Swi
     if !self.contents.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.contents, fieldNumber: 2)
     }
+    if !self.touchedUsers.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.touchedUsers, fieldNumber: 3)
+    }
+    if !self.touchedContents.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.touchedContents, fieldNumber: 4)
+    }
+    if self.full != false {
+      try visitor.visitSingularBoolField(value: self.full, fieldNumber: 5)
+    }
+    if self.changes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.changes, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chorus_V1_Jobs_FeaturesCatalog, rhs: Chorus_V1_Jobs_FeaturesCatalog) -> Bool {
     if lhs.users != rhs.users {return false}
     if lhs.contents != rhs.contents {return false}
+    if lhs.touchedUsers != rhs.touchedUsers {return false}
+    if lhs.touchedContents != rhs.touchedContents {return false}
+    if lhs.full != rhs.full {return false}
+    if lhs.changes != rhs.changes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1658,6 +1658,9 @@ public nonisolated struct Chorus_V1_ReplicaOp: Sendable {
   /// set: delete [key, range_end) instead of a put
   public var rangeEnd: Data = Data()
 
+  /// set: delete key (value and range_end empty) instead of a put
+  public var delete: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5170,7 +5173,7 @@ nonisolated extension Chorus_V1_ReplicaBatch: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_ReplicaOp: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicaOp"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}key\0\u{1}value\0\u{3}range_end\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}key\0\u{1}value\0\u{3}range_end\0\u{1}delete\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5182,6 +5185,7 @@ nonisolated extension Chorus_V1_ReplicaOp: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularBytesField(value: &self.key) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.value) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.rangeEnd) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.delete) }()
       default: break
       }
     }
@@ -5200,6 +5204,9 @@ nonisolated extension Chorus_V1_ReplicaOp: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.rangeEnd.isEmpty {
       try visitor.visitSingularBytesField(value: self.rangeEnd, fieldNumber: 4)
     }
+    if self.delete != false {
+      try visitor.visitSingularBoolField(value: self.delete, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5208,6 +5215,7 @@ nonisolated extension Chorus_V1_ReplicaOp: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.key != rhs.key {return false}
     if lhs.value != rhs.value {return false}
     if lhs.rangeEnd != rhs.rangeEnd {return false}
+    if lhs.delete != rhs.delete {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,726 @@
+import ChorusData
+import ChorusModel
+import ChorusStorage
+import ChorusWire
+import Foundation
+import Glibc
+import Synchronization
+
+/// Settings of `chorus ingest --follow` (docs/operations.md, "Streaming ingest").
+public struct FollowOptions: Sendable {
+    /// Files, directories (their regular files) or glob patterns (`data/interactions-*.jsonl`), looked up again on
+    /// every poll: new files that match are read from their start.
+    public var paths: [String]
+    public var kind: RecordKind?
+    public var mapping: MappingConfig?
+    public var profile: String?
+    public var rejectsPath: String
+    /// The checkpoint: per file, its identity and the offset of the last acknowledged record.
+    public var statePath: String
+    /// The longest a read record waits before it is sent.
+    public var batchDelay: Duration = .seconds(1)
+    /// Records per write batch; a round sends at most `batchSize × maxInFlight` records.
+    public var batchSize = 4000
+    public var maxInFlight = 8
+    /// How often the files are checked for growth, rotation, truncation and new matches.
+    public var pollInterval: Duration = .milliseconds(200)
+    /// How long one round keeps being retried through failovers before it is reported and retried again later.
+    public var retryWindow: Duration = .seconds(60)
+    /// Submit an incremental `features` job this often while new records arrive (nil: never).
+    public var featuresEvery: Duration? = .seconds(60)
+    /// Stop once every file is read to its end and nothing new came for this long (nil: run until a signal).
+    public var idleExit: Duration?
+    /// A file whose name now names another file (rotated), or that no longer matches, is read to its end and
+    /// closed after this long without growth; its last line counts even without a newline.
+    public var retireAfter: Duration = .seconds(5)
+
+    public init(paths: [String], statePath: String, rejectsPath: String) {
+        self.paths = paths; self.statePath = statePath; self.rejectsPath = rejectsPath
+    }
+
+    /// The default checkpoint path for a set of inputs: `$XDG_STATE_HOME/chorus/follow-HASH.json` (or
+    /// `~/.local/state/...`), HASH of the absolute input paths, so each set of inputs has its own.
+    public static func defaultStatePath(paths: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        let abs = paths.map { $0.hasPrefix("/") ? $0 : cwd + "/" + $0 }.sorted().joined(separator: "\n")
+        let hash = String(StableHash.fnv1a64(abs), radix: 16)
+        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.local/state")
+        return base + "/chorus/follow-" + hash + ".json"
+    }
+}
+
+/// The figures of a follow run (since this process started).
+public struct FollowReport: Codable, Sendable {
+    public var read = 0
+    public var stored = 0
+    public var duplicates = 0
+    public var rejected = 0
+    /// Rounds sent and acknowledged (one checkpoint each).
+    public var rounds = 0
+    public var featureRuns = 0
+    public var files: [FollowFileReport] = []
+    public var rejectsFile: String?
+    public var stateFile: String
+    public var seconds = 0.0
+    /// Rotations, truncations, new files, delivery problems, in order.
+    public var events: [String] = []
+
+    enum CodingKeys: String, CodingKey {
+        case read, stored, duplicates, rejected, rounds, featureRuns = "feature_runs", files
+        case rejectsFile = "rejects_file", stateFile = "state_file", seconds, events
+    }
+}
+
+public struct FollowFileReport: Codable, Sendable {
+    public var path: String
+    public var kind: String
+    public var read: Int
+    public var rejected: Int
+    /// Acknowledged bytes and lines.
+    public var offset: Int
+    public var line: Int
+}
+
+/// Live figures for the progress line.
+public struct FollowProgress: Sendable {
+    public var files: Int
+    public var read: Int
+    public var acknowledged: Int
+    public var rejected: Int
+    /// Read but not acknowledged yet.
+    public var pending: Int
+    /// Bytes in the followed files beyond what was read.
+    public var behindBytes: Int
+    public var seconds: Double
+}
+
+/// The checkpoint file. Written whole (temporary file, fsync, rename, fsync of the directory) after every
+/// acknowledged round, so a kill at any point leaves the previous or the new version.
+struct FollowState: Codable {
+    var version = 1
+    var files: [Entry] = []
+
+    struct Entry: Codable, Equatable {
+        var path: String
+        var device: UInt64
+        var inode: UInt64
+        /// FNV-1a 64 of the first `fingerprintBytes` bytes (hex): tells a reused inode from the same file.
+        var fingerprint: String
+        var fingerprintBytes: Int
+        /// The byte offset and line number after the last acknowledged record.
+        var offset: Int
+        var line: Int
+        var kind: String
+        var format: String
+        /// Unix seconds of the last change.
+        var updated: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case path, device, inode, fingerprint, fingerprintBytes = "fingerprint_bytes", offset, line, kind, format, updated
+        }
+    }
+
+    static let maxEntries = 1000
+
+    static func load(_ path: String) throws -> FollowState {
+        guard let data = FileManager.default.contents(atPath: path) else { return FollowState() }
+        do { return try JSONDecoder().decode(FollowState.self, from: data) } catch {
+            throw ChorusError(.invalidInput, "the follow checkpoint \(path) is not readable: \(error)",
+                              hint: "move it away to start over (every record is then read again and counted as a duplicate)")
+        }
+    }
+
+    func save(_ path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let data = try enc.encode(self)
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw ChorusError(.storage, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 { if errno == EINTR { continue }; throw ChorusError(.storage, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0, rename(tmp, path) == 0 else {
+            throw ChorusError(.storage, "cannot replace the follow checkpoint \(path): \(String(cString: strerror(errno)))")
+        }
+        let dir = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
+        if dir >= 0 { _ = fsync(dir); close(dir) }
+    }
+}
+
+/// What one poll read: the puts of its records and where each file stands after them.
+struct FollowRound {
+    var puts: [Chorus_V1_Put] = []
+    var read = 0
+    var rejected = 0
+    /// Per tracked file (by its tracking number): the checkpoint entry after the lines read.
+    var positions: [Int: FollowState.Entry] = [:]
+    /// The reader stopped at the record limit: more is waiting.
+    var more = false
+
+    var isEmpty: Bool { positions.isEmpty && puts.isEmpty }
+
+    mutating func merge(_ o: FollowRound) {
+        puts += o.puts; read += o.read; rejected += o.rejected
+        positions.merge(o.positions) { $1 }
+        more = o.more
+    }
+}
+
+/// Finds and reads the followed files. Confined to one thread (a serial `BlockingQueue`): all its file I/O blocks.
+final class FollowReader: @unchecked Sendable {
+    // SAFETY: every method runs on `FollowIngestor.queue`, a serial queue with one thread.
+    final class Tracked {
+        let number: Int
+        var path: String
+        let fd: Int32
+        let device: UInt64, inode: UInt64
+        var fingerprint: UInt64 = 0
+        var fingerprintBytes = 0
+        var offset: Int
+        var line: Int
+        let kind: RecordKind
+        let format: InputFormat
+        var parser: RecordParser
+        var retiredSince: ContinuousClock.Instant?
+        var lastGrowth = ContinuousClock.now
+        var read = 0, rejected = 0
+
+        init(number: Int, path: String, fd: Int32, device: UInt64, inode: UInt64, offset: Int, line: Int,
+             kind: RecordKind, format: InputFormat, mapping: FieldMapping?) {
+            self.number = number; self.path = path; self.fd = fd; self.device = device; self.inode = inode
+            self.offset = offset; self.line = line; self.kind = kind; self.format = format
+            parser = RecordParser(kind: kind, format: format, mapping: mapping)
+        }
+    }
+
+    let options: FollowOptions
+    let placement: Placement
+    let rejects: RejectsWriter
+    var state: FollowState
+    var tracked: [Tracked] = []
+    var nextNumber = 0
+    var events: [String] = []
+    var warnedMissing = Set<String>()
+    let named: FieldMapping?
+    static let fingerprintLength = 1024
+    static let readChunk = 4 << 20
+
+    init(options: FollowOptions, partitionCount: UInt32, state: FollowState, runId: String) throws {
+        self.options = options
+        placement = Placement(partitionCount: partitionCount)
+        self.state = state
+        rejects = RejectsWriter(path: options.rejectsPath, run: runId, paths: options.paths)
+        if let p = options.profile {
+            guard let m = options.mapping?.profile(named: p) else {
+                throw ChorusError(.usage, "mapping profile '\(p)' not found", hint: "check --mapping and --profile")
+            }
+            named = m
+        } else { named = nil }
+    }
+
+    func note(_ text: String) { events.append(text) }
+
+    // MARK: finding files
+
+    static func isGlob(_ p: String) -> Bool { p.contains("*") || p.contains("?") || p.contains("[") }
+
+    /// The regular files the inputs name now, in a stable order.
+    func currentPaths() -> [String] {
+        var out: [String] = []
+        var seen = Set<String>()
+        func add(_ p: String) { if seen.insert(p).inserted { out.append(p) } }
+        for p in options.paths {
+            if Self.isGlob(p) {
+                var g = glob_t()
+                defer { globfree(&g) }
+                if glob(p, 0, nil, &g) == 0 {
+                    var found: [String] = []
+                    for i in 0..<Int(g.gl_pathc) { if let c = g.gl_pathv[i] { found.append(String(cString: c)) } }
+                    for f in found.sorted() where isRegular(f) { add(f) }
+                }
+                continue
+            }
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: p, isDirectory: &isDir) {
+                if isDir.boolValue {
+                    let names = ((try? FileManager.default.contentsOfDirectory(atPath: p)) ?? []).sorted()
+                    for n in names where !n.hasPrefix(".") {
+                        let full = (p as NSString).appendingPathComponent(n)
+                        if isRegular(full) { add(full) }
+                    }
+                } else {
+                    add(p)
+                }
+                warnedMissing.remove(p)
+            } else if warnedMissing.insert(p).inserted {
+                note("\(p): not there (yet); waiting for it to appear")
+            }
+        }
+        return out
+    }
+
+    func isRegular(_ p: String) -> Bool {
+        var st = stat()
+        return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    func kindAndFormat(_ path: String) -> (RecordKind, InputFormat, FieldMapping?)? {
+        let base = (path as NSString).lastPathComponent
+        let mapping = named ?? options.mapping?.profile(forFile: base)
+        guard let kind = options.kind ?? mapping?.kind ?? RecordKind.infer(fromFileName: base) else { return nil }
+        let lower = base.lowercased()
+        // A rotated file keeps its format: interactions.csv.1 is CSV.
+        let format: InputFormat = lower.hasSuffix(".csv") || lower.contains(".csv.") ? .csv : .jsonl
+        return (kind, format, mapping)
+    }
+
+    /// Hash of the first `count` bytes of an open file (nil when it is shorter).
+    static func fingerprint(fd: Int32, count: Int) -> UInt64? {
+        guard count > 0 else { return 0 }
+        var buf = [UInt8](repeating: 0, count: count)
+        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, 0) }
+        guard n == count else { return nil }
+        return StableHash.fnv1a64(buf)
+    }
+
+    /// Looks the inputs up again: new files are opened (resuming from the checkpoint when their identity is in
+    /// it), a name that now names another file retires the old one (rotation), and files that vanished or no
+    /// longer match are retired too.
+    func discover() {
+        let paths = currentPaths()
+        var present = Set<Int>()
+        for path in paths {
+            var st = stat()
+            guard stat(path, &st) == 0 else { continue }
+            let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
+            if let t = tracked.first(where: { $0.device == dev && $0.inode == ino }) {
+                if t.path != path {
+                    note("\(t.path): now named \(path); following it there")
+                    t.path = path
+                }
+                if t.retiredSince != nil { t.retiredSince = nil }
+                present.insert(t.number)
+                continue
+            }
+            if let old = tracked.first(where: { $0.path == path && $0.retiredSince == nil }) {
+                note("\(path): replaced by a new file (rotated); reading the old one to its end, then the new one from its start")
+                old.retiredSince = .now
+            }
+            guard let (kind, format, mapping) = kindAndFormat(path) else {
+                if warnedMissing.insert("kind:" + path).inserted {
+                    note("\(path): not read (its name does not say users*, content*, interactions*, follows*, spend* or outcomes*; pass --kind)")
+                }
+                continue
+            }
+            let fd = open(path, O_RDONLY)
+            guard fd >= 0 else {
+                note("\(path): cannot open (\(String(cString: strerror(errno)))); trying again")
+                continue
+            }
+            var offset = 0, line = 0
+            var entryKind = kind, entryFormat = format
+            if let e = checkpoint(device: dev, inode: ino, size: Int(st.st_size), path: path) {
+                if e.offset > Int(st.st_size) {
+                    note("\(path): shorter than its checkpoint (truncated while stopped); reading it from its start")
+                } else {
+                    offset = e.offset; line = e.line
+                    entryKind = RecordKind(rawValue: e.kind) ?? kind
+                    entryFormat = InputFormat(rawValue: e.format) ?? format
+                }
+            }
+            let t = Tracked(number: nextNumber, path: path, fd: fd, device: dev, inode: ino, offset: offset, line: line,
+                            kind: entryKind, format: entryFormat, mapping: mapping)
+            nextNumber += 1
+            if offset > 0, entryFormat == .csv, let header = try? LineReader.firstNonBlankLine(path: path) {
+                _ = header.withUnsafeBufferPointer { t.parser.parse($0) }
+            }
+            refreshFingerprint(t, size: Int(st.st_size))
+            tracked.append(t)
+            present.insert(t.number)
+            note(offset > 0 ? "\(path): resuming at byte \(offset) (line \(line))" : "\(path): following from its start")
+        }
+        for t in tracked where !present.contains(t.number) && t.retiredSince == nil {
+            note("\(t.path): gone or renamed; reading it to its end")
+            t.retiredSince = .now
+        }
+    }
+
+    /// The checkpoint entry of a file with this identity, if its fingerprint still matches (else the inode was
+    /// reused by another file).
+    func checkpoint(device: UInt64, inode: UInt64, size: Int, path: String) -> FollowState.Entry? {
+        guard let e = state.files.first(where: { $0.device == device && $0.inode == inode }) else { return nil }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let fp = Self.fingerprint(fd: fd, count: e.fingerprintBytes), String(fp, radix: 16) == e.fingerprint else {
+            return nil
+        }
+        return e
+    }
+
+    func refreshFingerprint(_ t: Tracked, size: Int) {
+        guard t.fingerprintBytes < Self.fingerprintLength, size > t.fingerprintBytes else { return }
+        let n = min(size, Self.fingerprintLength)
+        if let fp = Self.fingerprint(fd: t.fd, count: n) { t.fingerprint = fp; t.fingerprintBytes = n }
+    }
+
+    func entry(_ t: Tracked) -> FollowState.Entry {
+        FollowState.Entry(path: t.path, device: t.device, inode: t.inode, fingerprint: String(t.fingerprint, radix: 16),
+                          fingerprintBytes: t.fingerprintBytes, offset: t.offset, line: t.line, kind: t.kind.rawValue,
+                          format: t.format.rawValue, updated: Int64(Date().timeIntervalSince1970))
+    }
+
+    // MARK: reading
+
+    /// One poll: discovery, then the new complete lines of every file, up to `limit` records.
+    func poll(limit: Int) throws -> FollowRound {
+        discover()
+        var round = FollowRound()
+        for t in tracked {
+            if round.read >= limit { round.more = true; break }
+            try read(t, into: &round, limit: limit)
+        }
+        // Retired files that stopped growing: their last line counts without a newline, then they are closed.
+        for t in tracked {
+            guard let since = t.retiredSince, ContinuousClock.now - max(since, t.lastGrowth) >= options.retireAfter else { continue }
+            var st = stat()
+            if fstat(t.fd, &st) == 0, Int(st.st_size) > t.offset {
+                try read(t, into: &round, limit: Int.max, finalLine: true)
+            }
+            round.positions[t.number] = entry(t)
+            close(t.fd)
+            note("\(t.path): read to its end (\(t.line) lines) and closed")
+        }
+        tracked.removeAll { t in
+            guard let since = t.retiredSince else { return false }
+            return ContinuousClock.now - max(since, t.lastGrowth) >= options.retireAfter
+        }
+        return round
+    }
+
+    /// Bytes in the followed files beyond what was read.
+    func behind() -> Int {
+        tracked.reduce(0) { sum, t in
+            var st = stat()
+            return sum + (fstat(t.fd, &st) == 0 ? max(0, Int(st.st_size) - t.offset) : 0)
+        }
+    }
+
+    func read(_ t: Tracked, into round: inout FollowRound, limit: Int, finalLine: Bool = false) throws {
+        var st = stat()
+        guard fstat(t.fd, &st) == 0 else { return }
+        let size = Int(st.st_size)
+        // Truncated (copytruncate), even when it grew back past the offset before this poll: shorter, or other first bytes.
+        let rewritten = t.fingerprintBytes > 0 && (size < t.fingerprintBytes
+            || Self.fingerprint(fd: t.fd, count: t.fingerprintBytes) != t.fingerprint)
+        if size < t.offset || rewritten {
+            note("\(t.path): truncated (\(size) bytes, \(t.offset) were read); reading it again from its start")
+            t.offset = 0; t.line = 0; t.fingerprintBytes = 0
+            t.parser = RecordParser(kind: t.kind, format: t.format, mapping: kindAndFormat(t.path)?.2 ?? named)
+            round.positions[t.number] = entry(t)
+        }
+        refreshFingerprint(t, size: size)
+        guard size > t.offset else { return }
+        t.lastGrowth = .now
+        var chunk = [UInt8](repeating: 0, count: min(Self.readChunk, size - t.offset))
+        while round.read < limit {
+            let want = min(chunk.count, size - t.offset)
+            guard want > 0 else { break }
+            let n = chunk.withUnsafeMutableBytes { pread(t.fd, $0.baseAddress, want, off_t(t.offset)) }
+            if n < 0 { if errno == EINTR { continue }; throw ChorusError(.storage, "read error in \(t.path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            let consumed = try chunk.withUnsafeBufferPointer { all -> Int in
+                let buf = UnsafeBufferPointer(rebasing: all[0..<n])
+                var start = 0
+                if t.offset == 0, n >= 3, buf[0] == 0xEF, buf[1] == 0xBB, buf[2] == 0xBF { start = 3 }
+                var i = start
+                while i < n, round.read < limit {
+                    guard let nl = buf[i...].firstIndex(of: 0x0A) else { break }
+                    try take(t, UnsafeBufferPointer(rebasing: buf[i..<nl]), into: &round)
+                    i = nl + 1
+                }
+                if finalLine, i < n, n == size - t.offset, round.read < limit {
+                    try take(t, UnsafeBufferPointer(rebasing: buf[i..<n]), into: &round)
+                    i = n
+                }
+                if round.read < limit, n - i > RecordParser.maxLineBytes, buf[i..<n].firstIndex(of: 0x0A) == nil {
+                    // A line longer than a record may be: reject it and skip to its end once that end is written.
+                    guard let end = try lineEnd(t, from: t.offset + n, size: size) else { return i }
+                    t.line += 1; t.read += 1; t.rejected += 1
+                    round.read += 1; round.rejected += 1
+                    try rejects.write(file: t.path, line: t.line,
+                                      reason: "record too large (\(end - t.offset - i) bytes, limit \(RecordParser.maxLineBytes))",
+                                      raw: UnsafeBufferPointer(rebasing: buf[i..<min(n, i + LineReader.tooLongPrefixBytes)]))
+                    return end + 1 - t.offset
+                }
+                return i
+            }
+            if consumed == 0 { break }
+            t.offset += consumed
+            round.positions[t.number] = entry(t)
+            if n < want { break }
+        }
+    }
+
+    /// The offset of the next line end at or after `from`, or nil when it is not written yet.
+    func lineEnd(_ t: Tracked, from: Int, size: Int) throws -> Int? {
+        var pos = from
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while pos < size {
+            let n = buf.withUnsafeMutableBytes { pread(t.fd, $0.baseAddress, min($0.count, size - pos), off_t(pos)) }
+            if n <= 0 { return nil }
+            if let i = buf[0..<n].firstIndex(of: 0x0A) { return pos + i }
+            pos += n
+        }
+        return nil
+    }
+
+    func take(_ t: Tracked, _ line: UnsafeBufferPointer<UInt8>, into round: inout FollowRound) throws {
+        t.line += 1
+        if line.count > RecordParser.maxLineBytes {
+            t.read += 1; t.rejected += 1; round.read += 1; round.rejected += 1
+            try rejects.write(file: t.path, line: t.line, reason: "record too large (\(line.count) bytes, limit \(RecordParser.maxLineBytes))",
+                              raw: UnsafeBufferPointer(rebasing: line.prefix(LineReader.tooLongPrefixBytes)))
+            return
+        }
+        switch t.parser.parse(line) {
+        case .skip:
+            return
+        case let .reject(reason):
+            t.read += 1; t.rejected += 1; round.read += 1; round.rejected += 1
+            try rejects.write(file: t.path, line: t.line, reason: reason, raw: line)
+        case let .record(rec):
+            t.read += 1; round.read += 1
+            round.puts += try Wire.puts(for: rec, placement: placement)
+        }
+    }
+
+    /// Writes the acknowledged positions into the checkpoint file (after the rejects of those lines are on disk).
+    func commit(_ positions: [Int: FollowState.Entry]) throws {
+        guard !positions.isEmpty else { return }
+        try rejects.sync()
+        for (_, e) in positions {
+            if let i = state.files.firstIndex(where: { $0.device == e.device && $0.inode == e.inode }) {
+                state.files[i] = e
+            } else {
+                state.files.append(e)
+            }
+        }
+        if state.files.count > FollowState.maxEntries {
+            state.files.sort { $0.updated > $1.updated }
+            state.files.removeLast(state.files.count - FollowState.maxEntries)
+        }
+        try state.save(options.statePath)
+    }
+
+    func fileReports() -> [FollowFileReport] {
+        tracked.map { t in
+            let e = state.files.first { $0.device == t.device && $0.inode == t.inode }
+            return FollowFileReport(path: t.path, kind: t.kind.rawValue, read: t.read, rejected: t.rejected,
+                                    offset: e?.offset ?? 0, line: e?.line ?? 0)
+        }
+    }
+
+    func takeEvents() -> [String] { defer { events = [] }; return events }
+
+    func closeAll() throws {
+        for t in tracked { close(t.fd) }
+        tracked = []
+        try rejects.close()
+    }
+}
+
+/// `chorus ingest --follow`: follows growing files like `tail -F` and sends their records in small batches, with a
+/// checkpoint per file written only after the batch is acknowledged. Re-sending after a crash is harmless: the
+/// workers count a record they hold already as a duplicate, and store it once.
+public final class FollowIngestor: Sendable {
+    let client: ChorusClient
+    let options: FollowOptions
+    let queue = BlockingQueue(label: "chorus.ingest.follow")
+    let stopFlag = Atomic<Bool>(false)
+
+    public init(client: ChorusClient, options: FollowOptions) {
+        self.client = client
+        self.options = options
+    }
+
+    /// Asks the run to stop after the round in flight is acknowledged and checkpointed.
+    public func stop() { stopFlag.store(true, ordering: .relaxed) }
+
+    /// Holds an exclusive lock on `<state>.lock` for the life of the run: two followers on one checkpoint would
+    /// each skip what the other acknowledged.
+    static func lock(_ statePath: String) throws -> Int32 {
+        let dir = (statePath as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let fd = open(statePath + ".lock", O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else {
+            throw ChorusError(.storage, "cannot create \(statePath).lock: \(String(cString: strerror(errno)))",
+                              hint: "pass a writable --state path")
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            throw ChorusError(.conflict, "another `chorus ingest --follow` is using the checkpoint \(statePath)",
+                              hint: "stop it first, or give this one its own --state file")
+        }
+        return fd
+    }
+
+    public func run(progress: (@Sendable (FollowProgress) -> Void)? = nil,
+                    event: (@Sendable (String) -> Void)? = nil) async throws -> FollowReport {
+        if options.paths.isEmpty { throw ChorusError(.usage, "no input files given") }
+        let lockFD = try Self.lock(options.statePath)
+        defer { close(lockFD) }
+        let start = ContinuousClock.now
+        let map = try await client.partitionMapWithOwners()
+        let state = try FollowState.load(options.statePath)
+        let runId = RejectsWriter.newRunId()
+        let reader = try FollowReader(options: options, partitionCount: map.partitionCount, state: state, runId: runId)
+        var ingest = IngestOptions(paths: options.paths, rejectsPath: options.rejectsPath)
+        ingest.retryWindow = options.retryWindow
+        let sender = Ingestor(client: client, options: ingest)
+        let mapBox = Locked(map)
+        var report = FollowReport(stateFile: options.statePath)
+        let limit = options.batchSize * options.maxInFlight
+        var pending = FollowRound()
+        var firstPendingAt: ContinuousClock.Instant?
+        var lastActivity = ContinuousClock.now
+        var lastProgress = ContinuousClock.now
+        var storedSinceFeatures = 0
+        var lastFeatures = ContinuousClock.now
+        var featuresJob: String?
+        var sawAnyFile = false
+
+        func emit(_ events: [String]) {
+            for e in events { report.events.append(e); event?(e) }
+            if report.events.count > 200 { report.events.removeFirst(report.events.count - 200) }
+        }
+
+        while true {
+            let stopping = stopFlag.load(ordering: .relaxed)
+            if !stopping {
+                let room = max(1, limit - pending.read)
+                let (round, events, files) = try await queue.run { () throws -> (FollowRound, [String], Int) in
+                    let r = try reader.poll(limit: room)
+                    return (r, reader.takeEvents(), reader.tracked.count)
+                }
+                emit(events)
+                if files > 0 { sawAnyFile = true }
+                if !round.isEmpty {
+                    if round.read > 0 { lastActivity = .now }
+                    if firstPendingAt == nil { firstPendingAt = .now }
+                    pending.merge(round)
+                }
+            }
+            let due = firstPendingAt.map { ContinuousClock.now - $0 >= options.batchDelay } ?? false
+            if !pending.isEmpty, stopping || due || pending.read >= limit {
+                let counts = try await deliver(pending.puts, sender: sender, map: mapBox, event: { emit([$0]) })
+                let positions = pending.positions
+                try await queue.run { try reader.commit(positions) }
+                report.read += pending.read
+                report.rejected += pending.rejected
+                report.stored += counts.stored
+                report.duplicates += counts.duplicates
+                report.rounds += 1
+                storedSinceFeatures += counts.stored
+                pending = FollowRound()
+                firstPendingAt = nil
+            }
+            if stopping && pending.isEmpty { break }
+            // Incremental features while new records arrive, one job at a time.
+            if let every = options.featuresEvery, storedSinceFeatures > 0, ContinuousClock.now - lastFeatures >= every {
+                var busy = false
+                if let id = featuresJob, let j = try? await client.jobStatus(id) {
+                    busy = j.state == .queued || j.state == .running
+                }
+                if !busy {
+                    do {
+                        let j = try await client.submit(kind: "features", params: ["mode": "incremental"])
+                        featuresJob = j.id
+                        report.featureRuns += 1
+                        storedSinceFeatures = 0
+                        emit(["submitted incremental features job \(j.id)"])
+                    } catch {
+                        emit(["could not submit the incremental features job: \(error); trying again in \(Int(every.seconds)) s"])
+                    }
+                    lastFeatures = .now
+                }
+            }
+            if let progress, ContinuousClock.now - lastProgress >= .seconds(1) {
+                lastProgress = .now
+                let (files, behind) = try await queue.run { (reader.tracked.count, reader.behind()) }
+                progress(FollowProgress(files: files, read: report.read + pending.read,
+                                        acknowledged: report.stored + report.duplicates, rejected: report.rejected + pending.rejected,
+                                        pending: pending.read, behindBytes: behind, seconds: (ContinuousClock.now - start).seconds))
+            }
+            if let idle = options.idleExit, pending.isEmpty, ContinuousClock.now - lastActivity >= idle {
+                let behind = try await queue.run { reader.behind() }
+                if behind == 0 && (sawAnyFile || ContinuousClock.now - start >= idle) { break }
+            }
+            if !pending.more { try await Task.sleep(for: options.pollInterval) }
+        }
+        report.files = try await queue.run { reader.fileReports() }
+        emit(try await queue.run { reader.takeEvents() })
+        try await queue.run { try reader.closeAll() }
+        report.rejectsFile = report.rejected > 0 ? options.rejectsPath : nil
+        report.seconds = (ContinuousClock.now - start).seconds
+        return report
+    }
+
+    /// Sends a round's puts, grouped by primary in batches of `batchSize`, all at once; retries the whole round
+    /// until every batch is acknowledged (a resent record counts as a duplicate, and is stored once). A round that
+    /// cannot be delivered within the retry window is reported and tried again: the checkpoint does not move.
+    func deliver(_ puts: [Chorus_V1_Put], sender: Ingestor, map: Locked<Chorus_V1_PartitionMap>,
+                 event: (String) -> Void) async throws -> (stored: Int, duplicates: Int) {
+        guard !puts.isEmpty else { return (0, 0) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let m = map.withLock { $0 }
+            var byNode: [String: [Chorus_V1_Put]] = [:]
+            for p in puts { byNode[m.assignments[Int(p.partition)].owner, default: []].append(p) }
+            var batches: [Ingestor.Outbound] = []
+            for (node, list) in byNode.sorted(by: { $0.key < $1.key }) {
+                var i = 0
+                while i < list.count {
+                    let part = Array(list[i..<min(list.count, i + options.batchSize)])
+                    batches.append(Ingestor.Outbound(node: node, puts: part, counted: part.filter(\.counted).count))
+                    i += options.batchSize
+                }
+            }
+            let totals = Locked((stored: 0, duplicates: 0))
+            let failure = Locked<(any Error)?>(nil)
+            await withDiscardingTaskGroup { group in
+                for b in batches {
+                    group.addTask {
+                        do {
+                            let r = try await sender.send(b, map: map)
+                            totals.withLock { $0.stored += Int(r.stored); $0.duplicates += Int(r.duplicates) }
+                        } catch {
+                            failure.withLock { $0 = $0 ?? error }
+                        }
+                    }
+                }
+            }
+            let got = totals.withLock { $0 }
+            guard let error = failure.withLock({ $0 }) else { return got }
+            if stopFlag.load(ordering: .relaxed) && attempt >= 2 {
+                throw ChorusError(.unavailable, "stopping with a round not acknowledged: \(error)",
+                                  hint: "the checkpoint was not moved: the next run sends these records again (idempotent)")
+            }
+            event("a round of \(puts.count) rows was not acknowledged (\(error)); the checkpoint stays, "
+                  + "retrying in 5 s (attempt \(attempt))")
+            try await Task.sleep(for: .seconds(5))
+            if let fresh = try? await client.partitionMap() {
+                map.withLock { if fresh.version >= $0.version { $0 = fresh } }
+            }
+        }
+    }
+}
