@@ -58,16 +58,6 @@ final class ContinuousIngest: @unchecked Sendable {
 @Suite(.serialized) struct ChaosTests {
     static let asOf = "1759104000"
 
-    func profiles(_ path: String) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
-            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
-            let id = obj["user_id"] as? String ?? ""
-            out[id] = String(line)
-        }
-        return out
-    }
-
     func allUserIds(_ path: String) throws -> [String] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line in
             let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
@@ -90,7 +80,7 @@ final class ContinuousIngest: @unchecked Sendable {
         #expect(refJob.json["state"] as? String == "succeeded", "\(refJob.stderr)")
         #expect(try chorus(["profile", "export", "--coordinator", ref.address, "--out", work + "/ref.jsonl"]).status == 0)
         ref.shutdown()
-        let reference = try profiles(work + "/ref.jsonl")
+        let reference = try exportedProfiles(work + "/ref.jsonl")
 
         // The cluster under test: 4 workers, R = 2.
         let cluster = try TestCluster(workers: 4, partitions: 32, replication: 2)
@@ -132,7 +122,7 @@ final class ContinuousIngest: @unchecked Sendable {
         let out = work + "/chaos.jsonl"
         let exp = try chorus(["profile", "export", "--coordinator", a, "--out", out], timeout: 120)
         #expect(exp.status == 0, "\(exp.stderr)")
-        let got = try profiles(out)
+        let got = try exportedProfiles(out)
         var mismatched = 0
         for (id, line) in reference where got[id] != line { mismatched += 1 }
         #expect(mismatched == 0, "\(mismatched) of \(reference.count) profiles differ from the undisturbed run")

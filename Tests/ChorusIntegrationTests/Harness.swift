@@ -234,3 +234,13 @@ extension TestCluster {
         return g
     }
 }
+
+/// The lines of a `profile export` JSONL file by user id.
+func exportedProfiles(_ path: String) throws -> [String: String] {
+    var out: [String: String] = [:]
+    for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
+        let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        out[obj["user_id"] as? String ?? ""] = String(line)
+    }
+    return out
+}

@@ -3,15 +3,6 @@ import Testing
 
 /// Partition moves by SST files (issue 20 part 2), on real processes.
 extension MoveTests {
-    func profilesByUser(_ path: String) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
-            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
-            out[obj["user_id"] as? String ?? ""] = String(line)
-        }
-        return out
-    }
-
     /// The copy's files are read from the primary before writes that reach the learner during the copy, and are
     /// ingested after them. Every write acknowledged during the copy must survive the flip, with its newest value:
     /// new records (a continuous ingest) and overwritten ones (a job that rewrites every profile).
@@ -62,13 +53,13 @@ extension MoveTests {
         #expect(log.contains("files="))
         #expect(inFlight > 0, "the moves ended before the job's writes; nothing was tested")
 
-        let before = try profilesByUser(cluster.dir + "/before.jsonl")
-        let truth = try profilesByUser(cluster.dir + "/truth.jsonl")
+        let before = try exportedProfiles(cluster.dir + "/before.jsonl")
+        let truth = try exportedProfiles(cluster.dir + "/truth.jsonl")
         // (The second job also gave the users streamed in so far a profile.)
         #expect(truth.count >= before.count)
         #expect(before.filter { truth[$0.key] != $0.value }.count > before.count / 2, "the second job changed few profiles")
         #expect(try chorus(["profile", "export", "--coordinator", a, "--out", cluster.dir + "/after.jsonl"]).status == 0)
-        let after = try profilesByUser(cluster.dir + "/after.jsonl")
+        let after = try exportedProfiles(cluster.dir + "/after.jsonl")
         let stale = truth.filter { after[$0.key] != $0.value }.map(\.key)
         #expect(after.count == truth.count)
         #expect(stale.isEmpty, "\(stale.count) profiles lost the write made during the copy, e.g. \(stale.prefix(3))")

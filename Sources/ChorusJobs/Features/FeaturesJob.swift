@@ -30,7 +30,24 @@ public enum FeaturesJob: Job {
     static let profileRole = ShardKeys.Derived.profile.rawValue
     static let contentRole = ShardKeys.Derived.contentStats.rawValue
 
+    /// One features job at a time per coordinator: two runs that overlap could write an older computation of a
+    /// profile after a newer one, and an incremental run deletes the change markers it read.
+    static let oneAtATime = AsyncExclusive()
+
     public static func drive(_ ctx: JobContext) async throws -> String {
+        try await ctx.setStage("waiting for the previous features job")
+        await oneAtATime.acquire()
+        do {
+            let out = try await driveAlone(ctx)
+            await oneAtATime.release()
+            return out
+        } catch {
+            await oneAtATime.release()
+            throw error
+        }
+    }
+
+    static func driveAlone(_ ctx: JobContext) async throws -> String {
         let incremental = ctx.params.string("mode", "full") == "incremental"
         try await ctx.setStage("catalog")
         var catalog = Chorus_V1_Jobs_FeaturesCatalog()
@@ -455,5 +472,21 @@ extension Chorus_V1_Jobs_FeaturesSummary {
         topicWeights = s.topicWeights
         hashtagWeights = s.hashtagWeights
         activeHours = s.activeHours.map { Int64($0) }
+    }
+}
+
+
+/// An async lock: `acquire` waits (without blocking a thread) until the holder calls `release`; first come, first served.
+actor AsyncExclusive {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy { busy = true; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
     }
 }
