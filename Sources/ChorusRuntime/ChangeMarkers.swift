@@ -5,12 +5,15 @@ import Synchronization
 
 /// Change markers: which users and content items had records written since the last features run.
 ///
-/// The primary adds one marker row per user and per content item that a write batch changes, in the same RocksDB
-/// batch as the records (so a marker exists exactly when its record does), and sends it to the copies with them.
-/// Key: `[partition][0x4D 'M'][kind][id][0x00][sequence u64 BE]`, empty value. The sequence is unique per batch on
-/// this worker (nanoseconds since 1970, strictly increasing), so a marker written after a job read the markers is
-/// a different key: the job deletes exactly the keys it read, and a concurrent write leaves its own marker for the
-/// next run. Markers are partition data like any other: moves and re-replication copy them.
+/// The primary adds, per partition that a write batch changes, one or two marker rows in the same RocksDB batch as
+/// the records (so a marker exists exactly when its records do), and sends them to the copies with them: one row
+/// lists the users and content items whose interactions or follows were written (class `i`), the other those whose
+/// user or content record was written (class `r`). Key: `[partition][0x4D 'M'][class][sequence u64 BE]`; value: the
+/// entries, each `[kind][id length u16 BE][id]`. The sequence is unique per batch on this worker (nanoseconds since
+/// 1970, strictly increasing), so a row written after a job read the markers is a different key: the job deletes
+/// exactly the rows it read, and a concurrent write leaves its own row for the next run. One row per partition and
+/// class, not one per id, keeps the cost of a bulk load small. Markers are partition data like any other: moves and
+/// re-replication copy them.
 public enum ChangeMarkers {
     public static let role: UInt8 = 0x4D  // 'M'
 
@@ -39,36 +42,67 @@ public enum ChangeMarkers {
         }
     }
 
-    /// The marker key without its sequence: `[partition][M][kind][id][0x00]`, where id is the key id up to its
-    /// first 0x00 (the user or content of a two-part key).
-    static func stem(partition: UInt32, role: Chorus_V1_PutRole, keyID: Data) -> [UInt8]? {
-        guard let kind = kind(for: role) else { return nil }
-        var k = ShardKeys.prefix(partition: partition, role: Self.role)
-        k.append(kind.rawValue)
-        if let z = keyID.firstIndex(of: 0) { k.append(contentsOf: keyID[keyID.startIndex..<z]) } else { k.append(contentsOf: keyID) }
-        k.append(0)
-        return k
-    }
-
-    static func key(stem: [UInt8], sequence: UInt64) -> [UInt8] {
-        var k = stem
-        for s in stride(from: 56, through: 0, by: -8) { k.append(UInt8(truncatingIfNeeded: sequence >> UInt64(s))) }
-        return k
-    }
-
-    /// One marker as read back.
-    public struct Marker: Sendable, Hashable {
-        public var key: [UInt8]
+    public struct Entry: Sendable, Hashable {
         public var kind: Kind
         public var id: String
     }
 
-    /// Parses a full marker key (nil for a malformed one, which a job deletes and ignores).
-    static func parse(_ key: UnsafeRawBufferPointer) -> Marker? {
-        // prefix 5 + kind 1 + id ≥ 0 + 0x00 + 8
-        guard key.count >= 15, let kind = Kind(rawValue: key[5]), key[key.count - 9] == 0 else { return nil }
-        let id = String(decoding: UnsafeRawBufferPointer(rebasing: key[6..<(key.count - 9)]), as: UTF8.self)
-        return Marker(key: Array(key), kind: kind, id: id)
+    /// One marker row as read back: its key (to delete it), whether it lists record changes, and its entries.
+    public struct Row: Sendable {
+        public var key: [UInt8]
+        public var isRecord: Bool
+        public var entries: [Entry]
+    }
+
+    /// Gathers the changes of one write batch, per partition and class.
+    struct Collector {
+        /// Per partition: the encoded entries of class i and r, and the ones already added.
+        private var rows: [UInt32: (i: [UInt8], r: [UInt8])] = [:]
+        private var seen = Set<[UInt8]>()
+
+        var isEmpty: Bool { rows.isEmpty }
+
+        /// Notes a written row of `role` with key id `keyID` (its user or content is the id up to the first 0x00).
+        mutating func add(partition: UInt32, role: Chorus_V1_PutRole, keyID: Data) {
+            guard let kind = ChangeMarkers.kind(for: role) else { return }
+            let id = keyID.firstIndex(of: 0).map { keyID[keyID.startIndex..<$0] } ?? keyID[...]
+            var entry = [kind.rawValue, UInt8(truncatingIfNeeded: id.count >> 8), UInt8(truncatingIfNeeded: id.count)]
+            entry.append(contentsOf: id)
+            guard seen.insert(ShardKeys.prefix(partition: partition) + entry).inserted else { return }
+            if kind.isRecord { rows[partition, default: ([], [])].r += entry } else { rows[partition, default: ([], [])].i += entry }
+        }
+
+        /// The marker rows to write: key and value, with their partition.
+        func rows(sequence: UInt64) -> [(key: [UInt8], value: [UInt8], partition: UInt32)] {
+            var out: [(key: [UInt8], value: [UInt8], partition: UInt32)] = []
+            for (p, v) in rows.sorted(by: { $0.key < $1.key }) {
+                if !v.i.isEmpty { out.append((ChangeMarkers.key(partition: p, record: false, sequence: sequence), v.i, p)) }
+                if !v.r.isEmpty { out.append((ChangeMarkers.key(partition: p, record: true, sequence: sequence), v.r, p)) }
+            }
+            return out
+        }
+    }
+
+    static func key(partition: UInt32, record: Bool, sequence: UInt64) -> [UInt8] {
+        var k = ShardKeys.prefix(partition: partition, role: role)
+        k.append(record ? 0x72 : 0x69)  // 'r', 'i'
+        for s in stride(from: 56, through: 0, by: -8) { k.append(UInt8(truncatingIfNeeded: sequence >> UInt64(s))) }
+        return k
+    }
+
+    /// Parses a marker row. A malformed one comes back as an interaction row without entries: a job deletes it.
+    static func parse(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Row {
+        let k = Array(key)
+        guard k.count == 14, k[5] == 0x69 || k[5] == 0x72 else { return Row(key: k, isRecord: false, entries: []) }
+        var entries: [Entry] = []
+        var i = 0
+        while i + 3 <= value.count {
+            let n = Int(value[i + 1]) << 8 | Int(value[i + 2])
+            guard let kind = Kind(rawValue: value[i]), i + 3 + n <= value.count else { return Row(key: k, isRecord: false, entries: []) }
+            entries.append(Entry(kind: kind, id: String(decoding: UnsafeRawBufferPointer(rebasing: value[(i + 3)..<(i + 3 + n)]), as: UTF8.self)))
+            i += 3 + n
+        }
+        return Row(key: k, isRecord: k[5] == 0x72, entries: entries)
     }
 }
 
@@ -82,13 +116,11 @@ final class ChangeSequence: Sendable {
 }
 
 extension PartitionView {
-    /// The partition's change markers, in key order (by kind, then id).
-    public func changeMarkers() throws -> [ChangeMarkers.Marker] {
-        var out: [ChangeMarkers.Marker] = []
-        try scan(role: ChangeMarkers.role) { key, _ in
-            if let m = ChangeMarkers.parse(key) { out.append(m) } else {
-                out.append(ChangeMarkers.Marker(key: Array(key), kind: .user, id: ""))
-            }
+    /// The partition's change marker rows, in key order.
+    public func changeMarkers() throws -> [ChangeMarkers.Row] {
+        var out: [ChangeMarkers.Row] = []
+        try scan(role: ChangeMarkers.role) { key, value in
+            out.append(ChangeMarkers.parse(key: key, value: value))
             return true
         }
         return out

@@ -115,9 +115,13 @@ struct FollowState: Codable {
         var format: String
         /// Unix seconds of the last change.
         var updated: Int64
+        /// FNV-1a 64 of the (up to) 64 bytes before `offset` (hex): a file truncated and written again past the
+        /// offset, with the same first bytes (a long CSV header), is told from the one read.
+        var tail: String?
 
         enum CodingKeys: String, CodingKey {
             case path, device, inode, fingerprint, fingerprintBytes = "fingerprint_bytes", offset, line, kind, format, updated
+            case tail
         }
     }
 
@@ -164,6 +168,8 @@ struct FollowRound {
     var positions: [Int: FollowState.Entry] = [:]
     /// The reader stopped at the record limit: more is waiting.
     var more = false
+    /// Files closed in this poll (read to their end after a rotation): their descriptor numbers are gone.
+    var closed = 0
 
     var isEmpty: Bool { positions.isEmpty && puts.isEmpty }
 
@@ -180,7 +186,7 @@ final class FollowReader: @unchecked Sendable {
     final class Tracked {
         let number: Int
         var path: String
-        let fd: Int32
+        var fd: Int32
         let device: UInt64, inode: UInt64
         var fingerprint: UInt64 = 0
         var fingerprintBytes = 0
@@ -188,15 +194,18 @@ final class FollowReader: @unchecked Sendable {
         var line: Int
         let kind: RecordKind
         let format: InputFormat
+        let mapping: FieldMapping?
         var parser: RecordParser
         var retiredSince: ContinuousClock.Instant?
+        /// The size last seen, and when it last grew.
+        var lastSize = -1
         var lastGrowth = ContinuousClock.now
         var read = 0, rejected = 0
 
         init(number: Int, path: String, fd: Int32, device: UInt64, inode: UInt64, offset: Int, line: Int,
              kind: RecordKind, format: InputFormat, mapping: FieldMapping?) {
             self.number = number; self.path = path; self.fd = fd; self.device = device; self.inode = inode
-            self.offset = offset; self.line = line; self.kind = kind; self.format = format
+            self.offset = offset; self.line = line; self.kind = kind; self.format = format; self.mapping = mapping
             parser = RecordParser(kind: kind, format: format, mapping: mapping)
         }
     }
@@ -207,10 +216,12 @@ final class FollowReader: @unchecked Sendable {
     var state: FollowState
     var tracked: [Tracked] = []
     var nextNumber = 0
+    var pollCount = 0
     var events: [String] = []
     var warnedMissing = Set<String>()
     let named: FieldMapping?
     static let fingerprintLength = 1024
+    static let tailLength = 64
     static let readChunk = 4 << 20
 
     init(options: FollowOptions, partitionCount: UInt32, state: FollowState, runId: String) throws {
@@ -282,13 +293,76 @@ final class FollowReader: @unchecked Sendable {
         return (kind, format, mapping)
     }
 
-    /// Hash of the first `count` bytes of an open file (nil when it is shorter).
-    static func fingerprint(fd: Int32, count: Int) -> UInt64? {
+    /// Hash of `count` bytes at `at` of an open file (nil when they are not all there).
+    static func hash(fd: Int32, at: Int = 0, count: Int) -> UInt64? {
         guard count > 0 else { return 0 }
         var buf = [UInt8](repeating: 0, count: count)
-        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, 0) }
+        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(at)) }
         guard n == count else { return nil }
         return StableHash.fnv1a64(buf)
+    }
+
+    /// The hash of the bytes just before `offset` (hex), as the checkpoint keeps it.
+    static func tail(fd: Int32, offset: Int) -> String? {
+        let n = min(offset, tailLength)
+        return hash(fd: fd, at: offset - n, count: n).map { String($0, radix: 16) }
+    }
+
+    /// Whether an open file is the one a checkpoint entry describes, with its acknowledged part unchanged.
+    static func matches(_ e: FollowState.Entry, fd: Int32, size: Int) -> Bool {
+        guard let fp = hash(fd: fd, count: e.fingerprintBytes), String(fp, radix: 16) == e.fingerprint,
+              size >= e.offset else { return false }
+        if let t = e.tail, tail(fd: fd, offset: e.offset) != t { return false }
+        return true
+    }
+
+    /// Opens `path` and checks that it is still the file `expected` names (a rotation between the `stat` and the
+    /// `open` would give another file).
+    func open(_ path: String, expected: (UInt64, UInt64)) -> (Int32, stat)? {
+        let fd = Glibc.open(path, O_RDONLY)
+        guard fd >= 0 else {
+            note("\(path): cannot open (\(String(cString: strerror(errno)))); trying again")
+            return nil
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0, UInt64(st.st_dev) == expected.0, UInt64(st.st_ino) == expected.1 else {
+            Glibc.close(fd)
+            return nil
+        }
+        return (fd, st)
+    }
+
+    /// Starts following an open file: from its checkpoint when the entry matches, else from its start.
+    func track(path: String, fd: Int32, st: stat, retired: Bool) -> Tracked? {
+        let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino), size = Int(st.st_size)
+        var offset = 0, line = 0
+        var kf = kindAndFormat(path)
+        if let e = state.files.first(where: { $0.device == dev && $0.inode == ino }) {
+            if Self.matches(e, fd: fd, size: size) {
+                offset = e.offset; line = e.line
+                if let k = RecordKind(rawValue: e.kind), let f = InputFormat(rawValue: e.format) { kf = (k, f, kf?.2 ?? named) }
+            } else if Self.hash(fd: fd, count: e.fingerprintBytes).map({ String($0, radix: 16) }) == e.fingerprint {
+                note("\(path): changed before its checkpoint (truncated while stopped); reading it from its start")
+            }
+        }
+        guard let (kind, format, mapping) = kf else {
+            Glibc.close(fd)
+            if warnedMissing.insert("kind:" + path).inserted {
+                note("\(path): not read (its name does not say users*, content*, interactions*, follows*, spend* or outcomes*; pass --kind)")
+            }
+            return nil
+        }
+        let t = Tracked(number: nextNumber, path: path, fd: fd, device: dev, inode: ino, offset: offset, line: line,
+                        kind: kind, format: format, mapping: mapping)
+        nextNumber += 1
+        if offset > 0, format == .csv, let header = try? LineReader.firstNonBlankLine(path: path) {
+            _ = header.withUnsafeBufferPointer { t.parser.parse($0) }
+        }
+        refreshFingerprint(t, size: size)
+        if retired { t.retiredSince = .now }
+        tracked.append(t)
+        note(offset > 0 ? "\(path): resuming at byte \(offset) (line \(line))" : "\(path): following from its start")
+        return t
     }
 
     /// Looks the inputs up again: new files are opened (resuming from the checkpoint when their identity is in
@@ -302,7 +376,8 @@ final class FollowReader: @unchecked Sendable {
             guard stat(path, &st) == 0 else { continue }
             let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
             if let t = tracked.first(where: { $0.device == dev && $0.inode == ino }) {
-                if t.path != path {
+                // The first name that leads to it wins (a hard link or a symlink beside it changes nothing).
+                if t.path != path, !present.contains(t.number) {
                     note("\(t.path): now named \(path); following it there")
                     t.path = path
                 }
@@ -310,42 +385,18 @@ final class FollowReader: @unchecked Sendable {
                 present.insert(t.number)
                 continue
             }
-            if let old = tracked.first(where: { $0.path == path && $0.retiredSince == nil }) {
-                note("\(path): replaced by a new file (rotated); reading the old one to its end, then the new one from its start")
-                old.retiredSince = .now
-            }
-            guard let (kind, format, mapping) = kindAndFormat(path) else {
+            if kindAndFormat(path) == nil && state.files.first(where: { $0.device == dev && $0.inode == ino }) == nil {
                 if warnedMissing.insert("kind:" + path).inserted {
                     note("\(path): not read (its name does not say users*, content*, interactions*, follows*, spend* or outcomes*; pass --kind)")
                 }
                 continue
             }
-            let fd = open(path, O_RDONLY)
-            guard fd >= 0 else {
-                note("\(path): cannot open (\(String(cString: strerror(errno)))); trying again")
-                continue
+            guard let (fd, st2) = open(path, expected: (dev, ino)) else { continue }
+            if let old = tracked.first(where: { $0.path == path && $0.retiredSince == nil }) {
+                note("\(path): replaced by a new file (rotated); reading the old one to its end, then the new one from its start")
+                old.retiredSince = .now
             }
-            var offset = 0, line = 0
-            var entryKind = kind, entryFormat = format
-            if let e = checkpoint(device: dev, inode: ino, size: Int(st.st_size), path: path) {
-                if e.offset > Int(st.st_size) {
-                    note("\(path): shorter than its checkpoint (truncated while stopped); reading it from its start")
-                } else {
-                    offset = e.offset; line = e.line
-                    entryKind = RecordKind(rawValue: e.kind) ?? kind
-                    entryFormat = InputFormat(rawValue: e.format) ?? format
-                }
-            }
-            let t = Tracked(number: nextNumber, path: path, fd: fd, device: dev, inode: ino, offset: offset, line: line,
-                            kind: entryKind, format: entryFormat, mapping: mapping)
-            nextNumber += 1
-            if offset > 0, entryFormat == .csv, let header = try? LineReader.firstNonBlankLine(path: path) {
-                _ = header.withUnsafeBufferPointer { t.parser.parse($0) }
-            }
-            refreshFingerprint(t, size: Int(st.st_size))
-            tracked.append(t)
-            present.insert(t.number)
-            note(offset > 0 ? "\(path): resuming at byte \(offset) (line \(line))" : "\(path): following from its start")
+            if let t = track(path: path, fd: fd, st: st2, retired: false) { present.insert(t.number) }
         }
         for t in tracked where !present.contains(t.number) && t.retiredSince == nil {
             note("\(t.path): gone or renamed; reading it to its end")
@@ -353,83 +404,121 @@ final class FollowReader: @unchecked Sendable {
         }
     }
 
-    /// The checkpoint entry of a file with this identity, if its fingerprint still matches (else the inode was
-    /// reused by another file).
-    func checkpoint(device: UInt64, inode: UInt64, size: Int, path: String) -> FollowState.Entry? {
-        guard let e = state.files.first(where: { $0.device == device && $0.inode == inode }) else { return nil }
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard let fp = Self.fingerprint(fd: fd, count: e.fingerprintBytes), String(fp, radix: 16) == e.fingerprint else {
-            return nil
+    /// At start: files of the checkpoint that no input names any more but that are still in their directory under
+    /// another name (rotated while the follower was stopped) are read to their end.
+    func recoverRotated() {
+        for e in state.files where !tracked.contains(where: { $0.device == e.device && $0.inode == e.inode }) {
+            let dir = (e.path as NSString).deletingLastPathComponent
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir)) ?? []
+            for name in names.sorted() {
+                let full = dir.isEmpty ? name : (dir as NSString).appendingPathComponent(name)
+                var st = stat()
+                guard stat(full, &st) == 0, UInt64(st.st_dev) == e.device, UInt64(st.st_ino) == e.inode,
+                      Int(st.st_size) > e.offset, let (fd, st2) = open(full, expected: (e.device, e.inode)) else { continue }
+                if Self.matches(e, fd: fd, size: Int(st2.st_size)) {
+                    note("\(full): \(e.path) as it was rotated while stopped; reading it to its end")
+                    _ = track(path: full, fd: fd, st: st2, retired: true)
+                } else {
+                    Glibc.close(fd)
+                }
+                break
+            }
         }
-        return e
     }
 
     func refreshFingerprint(_ t: Tracked, size: Int) {
         guard t.fingerprintBytes < Self.fingerprintLength, size > t.fingerprintBytes else { return }
         let n = min(size, Self.fingerprintLength)
-        if let fp = Self.fingerprint(fd: t.fd, count: n) { t.fingerprint = fp; t.fingerprintBytes = n }
+        if let fp = Self.hash(fd: t.fd, count: n) { t.fingerprint = fp; t.fingerprintBytes = n }
     }
 
     func entry(_ t: Tracked) -> FollowState.Entry {
         FollowState.Entry(path: t.path, device: t.device, inode: t.inode, fingerprint: String(t.fingerprint, radix: 16),
                           fingerprintBytes: t.fingerprintBytes, offset: t.offset, line: t.line, kind: t.kind.rawValue,
-                          format: t.format.rawValue, updated: Int64(Date().timeIntervalSince1970))
+                          format: t.format.rawValue, updated: Int64(Date().timeIntervalSince1970),
+                          tail: Self.tail(fd: t.fd, offset: t.offset))
     }
 
     // MARK: reading
 
-    /// One poll: discovery, then the new complete lines of every file, up to `limit` records.
+    /// One poll: discovery, then the new complete lines of the files, up to `limit` records, starting with a
+    /// different file each poll so that one file's backlog does not hold the others back. Retired files that
+    /// stopped growing are read to their end (their last line counts without a newline) and closed.
     func poll(limit: Int) throws -> FollowRound {
-        discover()
+        if pollCount == 0 { discover(); recoverRotated() } else { discover() }
+        pollCount += 1
         var round = FollowRound()
-        for t in tracked {
+        let n = tracked.count
+        for k in 0..<n {
             if round.read >= limit { round.more = true; break }
-            try read(t, into: &round, limit: limit)
+            try read(tracked[(k + pollCount) % n], into: &round, limit: limit)
         }
-        // Retired files that stopped growing: their last line counts without a newline, then they are closed.
+        var closing = Set<Int>()
         for t in tracked {
-            guard let since = t.retiredSince, ContinuousClock.now - max(since, t.lastGrowth) >= options.retireAfter else { continue }
+            guard let since = t.retiredSince, ContinuousClock.now - max(since, t.lastGrowth) >= options.retireAfter,
+                  round.read < limit else { continue }
+            try read(t, into: &round, limit: limit, finalLine: true)
             var st = stat()
-            if fstat(t.fd, &st) == 0, Int(st.st_size) > t.offset {
-                try read(t, into: &round, limit: Int.max, finalLine: true)
-            }
+            guard fstat(t.fd, &st) == 0, Int(st.st_size) == t.offset else { continue }  // more than the limit: next poll
             round.positions[t.number] = entry(t)
-            close(t.fd)
+            Glibc.close(t.fd)
+            t.fd = -1
+            closing.insert(t.number)
+            round.closed += 1
             note("\(t.path): read to its end (\(t.line) lines) and closed")
         }
-        tracked.removeAll { t in
-            guard let since = t.retiredSince else { return false }
-            return ContinuousClock.now - max(since, t.lastGrowth) >= options.retireAfter
-        }
+        tracked.removeAll { closing.contains($0.number) }
         return round
     }
 
-    /// Bytes in the followed files beyond what was read.
-    func behind() -> Int {
-        tracked.reduce(0) { sum, t in
+    /// Bytes in the followed files beyond what was read, and whether every file with such bytes has not grown for
+    /// `stable` (its tail is an unfinished last line that nobody is finishing).
+    func behind(stable: Duration? = nil) -> (bytes: Int, stable: Bool) {
+        var bytes = 0
+        var allStable = true
+        for t in tracked {
             var st = stat()
-            return sum + (fstat(t.fd, &st) == 0 ? max(0, Int(st.st_size) - t.offset) : 0)
+            guard fstat(t.fd, &st) == 0 else { continue }
+            let b = max(0, Int(st.st_size) - t.offset)
+            bytes += b
+            if b > 0, let stable, ContinuousClock.now - t.lastGrowth < stable { allStable = false }
         }
+        return (bytes, allStable)
+    }
+
+    /// Reads every file's unfinished last line as a record (before `--idle-exit` stops: the one-shot ingest
+    /// reads a last line without a newline too).
+    func finishTails(limit: Int) throws -> FollowRound {
+        var round = FollowRound()
+        for t in tracked where round.read < limit { try read(t, into: &round, limit: limit, finalLine: true) }
+        return round
     }
 
     func read(_ t: Tracked, into round: inout FollowRound, limit: Int, finalLine: Bool = false) throws {
         var st = stat()
-        guard fstat(t.fd, &st) == 0 else { return }
+        guard t.fd >= 0, fstat(t.fd, &st) == 0 else { return }
         let size = Int(st.st_size)
-        // Truncated (copytruncate), even when it grew back past the offset before this poll: shorter, or other first bytes.
-        let rewritten = t.fingerprintBytes > 0 && (size < t.fingerprintBytes
-            || Self.fingerprint(fd: t.fd, count: t.fingerprintBytes) != t.fingerprint)
+        if size > t.lastSize {
+            if t.lastSize >= 0 { t.lastGrowth = .now }
+            t.lastSize = size
+        }
+        // Truncated (copytruncate), even when it grew back past the offset before this poll: shorter, other first
+        // bytes, or other bytes just before the offset.
+        var rewritten = t.fingerprintBytes > 0 && (size < t.fingerprintBytes
+            || Self.hash(fd: t.fd, count: t.fingerprintBytes) != t.fingerprint)
+        if !rewritten, t.offset > 0, size >= t.offset, let seen = tailSeen[t.number],
+           Self.tail(fd: t.fd, offset: t.offset) != seen {
+            rewritten = true
+        }
         if size < t.offset || rewritten {
             note("\(t.path): truncated (\(size) bytes, \(t.offset) were read); reading it again from its start")
-            t.offset = 0; t.line = 0; t.fingerprintBytes = 0
-            t.parser = RecordParser(kind: t.kind, format: t.format, mapping: kindAndFormat(t.path)?.2 ?? named)
+            t.offset = 0; t.line = 0; t.fingerprintBytes = 0; t.lastSize = size
+            t.parser = RecordParser(kind: t.kind, format: t.format, mapping: t.mapping)
             round.positions[t.number] = entry(t)
         }
         refreshFingerprint(t, size: size)
+        defer { tailSeen[t.number] = t.offset > 0 ? Self.tail(fd: t.fd, offset: t.offset) : nil }
         guard size > t.offset else { return }
-        t.lastGrowth = .now
         var chunk = [UInt8](repeating: 0, count: min(Self.readChunk, size - t.offset))
         while round.read < limit {
             let want = min(chunk.count, size - t.offset)
@@ -470,6 +559,9 @@ final class FollowReader: @unchecked Sendable {
         }
     }
 
+    /// Per tracked file: the tail hash at its offset after the last poll (a change means it was rewritten).
+    var tailSeen: [Int: String] = [:]
+
     /// The offset of the next line end at or after `from`, or nil when it is not written yet.
     func lineEnd(_ t: Tracked, from: Int, size: Int) throws -> Int? {
         var pos = from
@@ -504,6 +596,8 @@ final class FollowReader: @unchecked Sendable {
     }
 
     /// Writes the acknowledged positions into the checkpoint file (after the rejects of those lines are on disk).
+    /// Entries are dropped only for files that are gone (no file at their path has their identity) and not
+    /// followed, oldest first, beyond `FollowState.maxEntries`.
     func commit(_ positions: [Int: FollowState.Entry]) throws {
         guard !positions.isEmpty else { return }
         try rejects.sync()
@@ -515,8 +609,15 @@ final class FollowReader: @unchecked Sendable {
             }
         }
         if state.files.count > FollowState.maxEntries {
-            state.files.sort { $0.updated > $1.updated }
-            state.files.removeLast(state.files.count - FollowState.maxEntries)
+            let followed = Set(tracked.map { "\($0.device)/\($0.inode)" })
+            let gone = state.files.indices.filter { i in
+                let e = state.files[i]
+                var st = stat()
+                return !followed.contains("\(e.device)/\(e.inode)")
+                    && !(stat(e.path, &st) == 0 && UInt64(st.st_dev) == e.device && UInt64(st.st_ino) == e.inode)
+            }.sorted { state.files[$0].updated < state.files[$1].updated }
+            let drop = Set(gone.prefix(state.files.count - FollowState.maxEntries))
+            state.files = state.files.indices.filter { !drop.contains($0) }.map { state.files[$0] }
         }
         try state.save(options.statePath)
     }
@@ -532,7 +633,7 @@ final class FollowReader: @unchecked Sendable {
     func takeEvents() -> [String] { defer { events = [] }; return events }
 
     func closeAll() throws {
-        for t in tracked { close(t.fd) }
+        for t in tracked where t.fd >= 0 { Glibc.close(t.fd); t.fd = -1 }
         tracked = []
         try rejects.close()
     }
@@ -576,33 +677,84 @@ public final class FollowIngestor: Sendable {
     public func run(progress: (@Sendable (FollowProgress) -> Void)? = nil,
                     event: (@Sendable (String) -> Void)? = nil) async throws -> FollowReport {
         if options.paths.isEmpty { throw ChorusError(.usage, "no input files given") }
-        let lockFD = try Self.lock(options.statePath)
+        let statePath = options.statePath
+        let lockFD = try await queue.run { try Self.lock(statePath) }
         defer { close(lockFD) }
         let start = ContinuousClock.now
         let map = try await client.partitionMapWithOwners()
-        let state = try FollowState.load(options.statePath)
+        let state = try await queue.run { try FollowState.load(statePath) }
         let runId = RejectsWriter.newRunId()
         let reader = try FollowReader(options: options, partitionCount: map.partitionCount, state: state, runId: runId)
         var ingest = IngestOptions(paths: options.paths, rejectsPath: options.rejectsPath)
         ingest.retryWindow = options.retryWindow
         let sender = Ingestor(client: client, options: ingest)
         let mapBox = Locked(map)
-        var report = FollowReport(stateFile: options.statePath)
+        let report = Locked(FollowReport(stateFile: options.statePath))
+        let emit: @Sendable ([String]) -> Void = { events in
+            report.withLock { r in
+                r.events += events
+                if r.events.count > 200 { r.events.removeFirst(r.events.count - 200) }
+            }
+            for e in events { event?(e) }
+        }
+        // Incremental features on its own task, so that a slow or unreachable coordinator never holds up reading.
+        let acknowledgedSinceFeatures = Locked(0)
+        let features = Task { [client, options] in
+            guard let every = options.featuresEvery else { return }
+            var job: String?
+            while !Task.isCancelled {
+                try? await Task.sleep(for: every)
+                if Task.isCancelled { break }
+                guard acknowledgedSinceFeatures.withLock({ $0 }) > 0 else { continue }
+                if let id = job, let j = try? await client.jobStatus(id), j.state == .queued || j.state == .running { continue }
+                let n = acknowledgedSinceFeatures.withLock { v in defer { v = 0 }; return v }
+                do {
+                    job = try await client.submit(kind: "features", params: ["mode": "incremental"]).id
+                    report.withLock { $0.featureRuns += 1 }
+                    emit(["submitted incremental features job \(job!) (\(n) records since the last)"])
+                } catch {
+                    acknowledgedSinceFeatures.withLock { $0 += n }
+                    emit(["could not submit the incremental features job: \(error); trying again in \(Int(every.seconds)) s"])
+                }
+            }
+        }
+        do {
+            try await follow(reader: reader, sender: sender, map: mapBox, report: report, emit: emit,
+                             acknowledged: acknowledgedSinceFeatures, progress: progress, start: start)
+        } catch {
+            features.cancel()
+            try? await queue.run { try reader.closeAll() }
+            throw error
+        }
+        features.cancel()
+        // What was acknowledged since the last incremental job gets one more, so that it is not left unprofiled.
+        if options.featuresEvery != nil, acknowledgedSinceFeatures.withLock({ $0 }) > 0 {
+            if let j = try? await client.submit(kind: "features", params: ["mode": "incremental"]) {
+                report.withLock { $0.featureRuns += 1 }
+                emit(["submitted incremental features job \(j.id) for the last records"])
+            }
+        }
+        let files = try await queue.run { reader.fileReports() }
+        emit(try await queue.run { reader.takeEvents() })
+        try await queue.run { try reader.closeAll() }
+        return report.withLock { r in
+            r.files = files
+            r.rejectsFile = r.rejected > 0 ? options.rejectsPath : nil
+            r.seconds = (ContinuousClock.now - start).seconds
+            return r
+        }
+    }
+
+    /// The read-send-checkpoint loop, until a stop request or `idleExit`.
+    func follow(reader: FollowReader, sender: Ingestor, map: Locked<Chorus_V1_PartitionMap>, report: Locked<FollowReport>,
+                emit: @Sendable ([String]) -> Void, acknowledged: Locked<Int>,
+                progress: (@Sendable (FollowProgress) -> Void)?, start: ContinuousClock.Instant) async throws {
         let limit = options.batchSize * options.maxInFlight
         var pending = FollowRound()
         var firstPendingAt: ContinuousClock.Instant?
         var lastActivity = ContinuousClock.now
         var lastProgress = ContinuousClock.now
-        var storedSinceFeatures = 0
-        var lastFeatures = ContinuousClock.now
-        var featuresJob: String?
         var sawAnyFile = false
-
-        func emit(_ events: [String]) {
-            for e in events { report.events.append(e); event?(e) }
-            if report.events.count > 200 { report.events.removeFirst(report.events.count - 200) }
-        }
-
         while true {
             let stopping = stopFlag.load(ordering: .relaxed)
             if !stopping {
@@ -614,64 +766,73 @@ public final class FollowIngestor: Sendable {
                 emit(events)
                 if files > 0 { sawAnyFile = true }
                 if !round.isEmpty {
-                    if round.read > 0 { lastActivity = .now }
+                    if round.read > 0 || round.closed > 0 { lastActivity = .now }
                     if firstPendingAt == nil { firstPendingAt = .now }
                     pending.merge(round)
                 }
             }
             let due = firstPendingAt.map { ContinuousClock.now - $0 >= options.batchDelay } ?? false
             if !pending.isEmpty, stopping || due || pending.read >= limit {
-                let counts = try await deliver(pending.puts, sender: sender, map: mapBox, event: { emit([$0]) })
+                let (puts, superseded) = Self.lastVersions(pending.puts)
+                let counts = try await deliver(puts, sender: sender, map: map, event: { emit([$0]) })
                 let positions = pending.positions
                 try await queue.run { try reader.commit(positions) }
-                report.read += pending.read
-                report.rejected += pending.rejected
-                report.stored += counts.stored
-                report.duplicates += counts.duplicates
-                report.rounds += 1
-                storedSinceFeatures += counts.stored
+                let (read, rejected) = (pending.read, pending.rejected)
+                report.withLock { r in
+                    r.read += read
+                    r.rejected += rejected
+                    r.stored += counts.stored
+                    r.duplicates += counts.duplicates + superseded
+                    r.rounds += 1
+                }
+                acknowledged.withLock { $0 += counts.stored + counts.duplicates }
                 pending = FollowRound()
                 firstPendingAt = nil
             }
-            if stopping && pending.isEmpty { break }
-            // Incremental features while new records arrive, one job at a time.
-            if let every = options.featuresEvery, storedSinceFeatures > 0, ContinuousClock.now - lastFeatures >= every {
-                var busy = false
-                if let id = featuresJob, let j = try? await client.jobStatus(id) {
-                    busy = j.state == .queued || j.state == .running
-                }
-                if !busy {
-                    do {
-                        let j = try await client.submit(kind: "features", params: ["mode": "incremental"])
-                        featuresJob = j.id
-                        report.featureRuns += 1
-                        storedSinceFeatures = 0
-                        emit(["submitted incremental features job \(j.id)"])
-                    } catch {
-                        emit(["could not submit the incremental features job: \(error); trying again in \(Int(every.seconds)) s"])
-                    }
-                    lastFeatures = .now
-                }
-            }
+            if stopping && pending.isEmpty { return }
             if let progress, ContinuousClock.now - lastProgress >= .seconds(1) {
                 lastProgress = .now
-                let (files, behind) = try await queue.run { (reader.tracked.count, reader.behind()) }
-                progress(FollowProgress(files: files, read: report.read + pending.read,
-                                        acknowledged: report.stored + report.duplicates, rejected: report.rejected + pending.rejected,
-                                        pending: pending.read, behindBytes: behind, seconds: (ContinuousClock.now - start).seconds))
+                let (files, behind) = try await queue.run { (reader.tracked.count, reader.behind().bytes) }
+                let r = report.withLock { $0 }
+                progress(FollowProgress(files: files, read: r.read + pending.read, acknowledged: r.stored + r.duplicates,
+                                        rejected: r.rejected + pending.rejected, pending: pending.read,
+                                        behindBytes: behind, seconds: (ContinuousClock.now - start).seconds))
             }
             if let idle = options.idleExit, pending.isEmpty, ContinuousClock.now - lastActivity >= idle {
-                let behind = try await queue.run { reader.behind() }
-                if behind == 0 && (sawAnyFile || ContinuousClock.now - start >= idle) { break }
+                let (bytes, stable) = try await queue.run { reader.behind(stable: idle) }
+                if bytes == 0 && (sawAnyFile || ContinuousClock.now - start >= idle) { return }
+                if bytes > 0 && stable {
+                    // Only unfinished last lines are left, and nobody finished them: they count, as in a one-shot ingest.
+                    let tails = try await queue.run { try reader.finishTails(limit: limit) }
+                    if !tails.isEmpty { pending.merge(tails); firstPendingAt = .now - options.batchDelay; continue }
+                }
             }
             if !pending.more { try await Task.sleep(for: options.pollInterval) }
         }
-        report.files = try await queue.run { reader.fileReports() }
-        emit(try await queue.run { reader.takeEvents() })
-        try await queue.run { try reader.closeAll() }
-        report.rejectsFile = report.rejected > 0 ? options.rejectsPath : nil
-        report.seconds = (ContinuousClock.now - start).seconds
-        return report
+    }
+
+    /// The puts of a round with only the last version of each key: a record given twice within a round is stored
+    /// as its last version, although the round's batches are sent at the same time. Returns the number of counted
+    /// copies dropped (reported as duplicates, as batch ingest reports superseded versions).
+    static func lastVersions(_ puts: [Chorus_V1_Put]) -> ([Chorus_V1_Put], Int) {
+        var last: [Data: Int] = [:]
+        last.reserveCapacity(puts.count)
+        for (i, p) in puts.enumerated() {
+            var key = Data(capacity: p.keyID.count + 5)
+            withUnsafeBytes(of: p.partition.bigEndian) { key.append(contentsOf: $0) }
+            key.append(UInt8(truncatingIfNeeded: p.role.rawValue))
+            key.append(p.keyID)
+            last[key] = i
+        }
+        guard last.count < puts.count else { return (puts, 0) }
+        let keep = Set(last.values)
+        var dropped = 0
+        var out: [Chorus_V1_Put] = []
+        out.reserveCapacity(keep.count)
+        for (i, p) in puts.enumerated() {
+            if keep.contains(i) { out.append(p) } else if p.counted { dropped += 1 }
+        }
+        return (out, dropped)
     }
 
     /// Sends a round's puts, grouped by primary in batches of `batchSize`, all at once; retries the whole round
@@ -711,8 +872,14 @@ public final class FollowIngestor: Sendable {
             }
             let got = totals.withLock { $0 }
             guard let error = failure.withLock({ $0 }) else { return got }
-            if stopFlag.load(ordering: .relaxed) && attempt >= 2 {
-                throw ChorusError(.unavailable, "stopping with a round not acknowledged: \(error)",
+            // A refusal that a retry cannot change (the records or the request are invalid for this cluster) stops
+            // the follower with the cluster's reason; the checkpoint stays before these records.
+            if let e = error as? ChorusError, [.usage, .invalidInput, .internal, .conflict].contains(e.code) {
+                throw ChorusError(e.code, "a batch was refused: \(e.message)",
+                                  hint: "the checkpoint stays before it; fix the cause, then start the follower again")
+            }
+            if stopFlag.load(ordering: .relaxed) {
+                throw ChorusError(.unavailable, "stopping with a batch not acknowledged: \(error)",
                                   hint: "the checkpoint was not moved: the next run sends these records again (idempotent)")
             }
             event("a round of \(puts.count) rows was not acknowledged (\(error)); the checkpoint stays, "

@@ -349,6 +349,7 @@ public final class Ingestor: Sendable {
                 wb.mapVersion = m.version
                 wb.puts = group.puts
                 wb.acceptUnconfirmed = true
+                wb.resend = group.counted
                 do {
                     guard case let .writeBatch(r) = try await client.workerPeers.peer(info)
                         .call(.writeBatch(wb), timeout: .seconds(20)) else {

@@ -589,7 +589,7 @@ public final class Worker: Sendable {
             var seen: [[UInt8]: [UInt8]] = [:]  // counted keys written earlier in this same batch
             // Change markers of the users and content this batch writes (one per id and kind), for the
             // incremental features job.
-            var markers = Set<[UInt8]>()
+            var changes = ChangeMarkers.Collector()
             for put in batch.puts {
                 let key = ShardKeys.key(partition: put.partition, role: ShardKeys.role(put.role), id: [UInt8](put.keyID))
                 let value = [UInt8](put.value)
@@ -598,6 +598,8 @@ public final class Worker: Sendable {
                 if put.counted {
                     if try (seen[key] ?? store.get(key)) == value {
                         reply.duplicates += 1
+                        // A resend after a copy did not confirm: that copy may have missed the marker too.
+                        if batch.resend { changes.add(partition: put.partition, role: put.role, keyID: put.keyID) }
                         // Still sent to the copies: an earlier attempt may have stopped before reaching them.
                         for n in copiesOf[put.partition] ?? [] { copies[n, default: WriteBatch()].put(key, value) }
                         continue
@@ -606,17 +608,10 @@ public final class Worker: Sendable {
                     reply.stored += 1
                 }
                 rows.append((key, value, put.partition))
-                if let stem = ChangeMarkers.stem(partition: put.partition, role: put.role, keyID: put.keyID) {
-                    markers.insert(stem)
-                }
+                changes.add(partition: put.partition, role: put.role, keyID: put.keyID)
             }
             let recordRows = rows.count
-            if !markers.isEmpty {
-                let sequence = changeSequence.next()
-                for stem in markers {
-                    rows.append((ChangeMarkers.key(stem: stem, sequence: sequence), [], ShardKeys.partition(ofKey: stem)!))
-                }
-            }
+            if !changes.isEmpty { rows += changes.rows(sequence: changeSequence.next()) }
             // Sorted inserts are cheaper for the memtable skip list. Equal keys keep their order (last wins).
             let order = rows.indices.sorted { rows[$0].key.lexicographicallyPrecedes(rows[$1].key)
                 || (rows[$0].key == rows[$1].key && $0 < $1) }

@@ -167,9 +167,12 @@ final class InteractionWriter: @unchecked Sendable {
         let events = (report["events"] as? [String] ?? []).joined(separator: "\n")
 
         // Exactly once: a full features run counts the stored interactions (the base load had none).
+        var jobSeconds: [String] = []
         for id in scheduled {
             let w = try chorus(["job", "watch", id, "--coordinator", a, "--json"], timeout: 300)
             #expect(w.json["state"] as? String == "succeeded", "scheduled incremental job \(id): \(w.stdout) \(w.stderr)")
+            let s = w.json["summary"] as? [String: Any] ?? [:]
+            jobSeconds.append("\(w.json["seconds"] ?? "?") s for \(s["users_recomputed"] ?? "?") users")
         }
         let incremental = try chorus(["job", "submit", "features", "--coordinator", a, "--as-of", Self.asOf, "--param",
                                       "mode=incremental", "--wait", "--json"], timeout: 300)
@@ -210,7 +213,8 @@ final class InteractionWriter: @unchecked Sendable {
             follow: \(total) interactions appended over 60 s (rotated once), worker w2 killed at 18 s, follower \
             killed and restarted at 33 s; follower 2 read \(read2) (stored \(stored2), duplicates \(duplicates2)); \
             stored interactions \(summary["interactions"] ?? "?"); incremental profiles equal to full: \
-            \(ref.count - differing)/\(ref.count); \(scheduled.count) scheduled incremental runs
+            \(ref.count - differing)/\(ref.count); \(scheduled.count) scheduled incremental runs: \
+            \(jobSeconds.joined(separator: ", "))
             """)
     }
 

@@ -18,17 +18,17 @@ import Testing
     /// Writes records as the worker does: the rows, and one change marker per id and kind.
     func ingest(_ store: Store, _ lines: [(RecordKind, String)], sequence: UInt64) throws {
         var batch = WriteBatch()
-        var stems = Set<[UInt8]>()
+        var changes = ChangeMarkers.Collector()
         for (kind, line) in lines {
             var parser = RecordParser(kind: kind, format: .jsonl)
             guard case let .record(rec) = parser.parse(line) else { Issue.record("not a record: \(line)"); continue }
             for put in try Wire.puts(for: rec, placement: placement) {
                 batch.put(ShardKeys.key(partition: put.partition, role: ShardKeys.role(put.role), id: [UInt8](put.keyID)),
                           [UInt8](put.value))
-                if let stem = ChangeMarkers.stem(partition: put.partition, role: put.role, keyID: put.keyID) { stems.insert(stem) }
+                changes.add(partition: put.partition, role: put.role, keyID: put.keyID)
             }
         }
-        for stem in stems { batch.put(ChangeMarkers.key(stem: stem, sequence: sequence), []) }
+        for row in changes.rows(sequence: sequence) { batch.put(row.key, row.value) }
         try store.write(batch, sync: true)
     }
 
@@ -48,21 +48,24 @@ import Testing
         return out
     }
 
-    /// One run of the job on the single partition, as the coordinator drives it.
+    /// One run of the job on the single partition, as the coordinator drives it: catalog, compute, forget.
     func run(_ view: PartitionView, incremental: Bool) throws -> GlobalSummary {
-        let (catalog, _, seen) = try FeaturesJob.catalogWithChanges(view, incremental: incremental)
+        var (catalog, _) = try FeaturesJob.catalogWithChanges(view, incremental: incremental)
+        catalog.partitionCount = 1
         let index = FeatureIndex(catalog)
         let (summary, writes, _): (GlobalSummary, DerivedWrites, UInt64)
         if incremental {
             #expect(!catalog.full)
             (summary, writes, _) = try FeaturesJob.computeIncremental(
                 view, catalog: index, touchedUsers: catalog.touchedUsers, touchedContents: catalog.touchedContents,
-                asOf: asOf, recordMarkersSeen: seen, cancellation: CancellationFlag())
+                asOf: asOf, cancellation: CancellationFlag())
         } else {
-            (summary, writes, _) = try FeaturesJob.compute(view, catalog: index, asOf: asOf, recordMarkersSeen: seen,
-                                                           cancellation: CancellationFlag())
+            (summary, writes, _) = try FeaturesJob.compute(view, catalog: index, asOf: asOf, cancellation: CancellationFlag())
         }
         try apply(view.store, writes)
+        var forget = DerivedWrites(partition: view.partition)
+        for k in catalog.recordMarkers { forget.delete(key: [UInt8](k)) }
+        try apply(view.store, forget)
         return summary
     }
 
@@ -123,18 +126,18 @@ import Testing
         let store = try Store(path: root)
         let view = PartitionView(partition: 0, store: store)
         try ingest(store, [Self.interaction(1, user: 1, content: 1)], sequence: 10)
-        let (catalog, _, seen) = try FeaturesJob.catalogWithChanges(view, incremental: true)
+        let (catalog, _) = try FeaturesJob.catalogWithChanges(view, incremental: true)
         let markersRead = try view.changeMarkers()
         let (_, writes, _) = try FeaturesJob.computeIncremental(
             view, catalog: FeatureIndex(catalog), touchedUsers: [], touchedContents: [], asOf: asOf,
-            recordMarkersSeen: seen, cancellation: CancellationFlag())
+            cancellation: CancellationFlag())
         // The same user's next interaction lands after the job read the partition, before its results are written.
         try ingest(store, [Self.interaction(2, user: 1, content: 1)], sequence: 11)
         try apply(store, writes)
         let left = try view.changeMarkers()
-        #expect(markersRead.count == 2)
-        #expect(left.count == 2 && Set(left.map(\.key)).isDisjoint(with: markersRead.map(\.key)))
-        #expect(Set(left.map(\.id)) == ["u1", "c1"])
+        #expect(markersRead.count == 1 && markersRead[0].entries.count == 2)
+        #expect(left.count == 1 && Set(left.map(\.key)).isDisjoint(with: markersRead.map(\.key)))
+        #expect(Set(left.flatMap(\.entries).map(\.id)) == ["u1", "c1"])
         let seq = ChangeSequence()
         let a = seq.next(), b = seq.next()
         #expect(b > a)

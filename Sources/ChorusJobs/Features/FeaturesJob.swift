@@ -24,7 +24,7 @@ public enum FeaturesJob: Job {
     static let maxRecordChanges = 20_000
     /// Above this many touched ids in all, the same.
     static let maxTouched = 500_000
-    public static func tasksPerPartition(_ params: JobParams) -> Int { 2 }
+    public static func tasksPerPartition(_ params: JobParams) -> Int { 3 }
 
     /// Stored roles (ChorusRuntime.ShardKeys.Derived, where `profile get` reads them).
     static let profileRole = ShardKeys.Derived.profile.rawValue
@@ -52,6 +52,7 @@ public enum FeaturesJob: Job {
         try await ctx.setStage("catalog")
         var catalog = Chorus_V1_Jobs_FeaturesCatalog()
         var touchedUsers = Set<String>(), touchedContents = Set<String>()
+        var recordMarkers: [Data] = []
         for out in try await ctx.collect("catalog") {
             let part = try Chorus_V1_Jobs_FeaturesCatalog(serializedBytes: out.payload)
             catalog.users.append(contentsOf: part.users)
@@ -60,6 +61,17 @@ public enum FeaturesJob: Job {
             catalog.changes += part.changes
             touchedUsers.formUnion(part.touchedUsers)
             touchedContents.formUnion(part.touchedContents)
+            recordMarkers += part.recordMarkers
+        }
+        catalog.partitionCount = ctx.partitionCount
+        let markersToForget = recordMarkers
+        /// After every compute task succeeded: the record markers whose consequences were recomputed go.
+        @Sendable func forget() async throws {
+            var f = Chorus_V1_Jobs_FeaturesCatalog()
+            f.forget = true
+            f.recordMarkers = markersToForget
+            try await ctx.setStage("forget")
+            _ = try await ctx.collect("forget", broadcast: Broadcast(try f.serializedData()))
         }
         if incremental, !catalog.full, touchedUsers.count + touchedContents.count > maxTouched {
             catalog.full = true
@@ -78,6 +90,7 @@ public enum FeaturesJob: Job {
                 recomputed.contents += Int(clamping: partial.contents)
                 recomputed.interactions += Int(clamping: partial.interactions)
             }
+            try await forget()
             let report = IncrementalReport(changes: Int(clamping: catalog.changes), usersRecomputed: recomputed.users,
                                            contentsRecomputed: recomputed.contents,
                                            interactionsRead: recomputed.interactions, asOf: ctx.params.asOf)
@@ -96,6 +109,7 @@ public enum FeaturesJob: Job {
             }
             summary.merge(partial)
         }
+        try await forget()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(summary.report), as: UTF8.self)
@@ -128,11 +142,10 @@ public enum FeaturesJob: Job {
 
     final class Worker: JobWorker {
         let catalog = Mutex<FeatureIndex?>(nil)
-        /// The broadcast's touched ids and mode (nil until the broadcast arrives).
-        let touched = Mutex<(users: [String], contents: [String], full: Bool)?>(nil)
-        /// Per partition: the record change markers (U, C) whose consequences the catalog stage reported. Only these
-        /// are deleted by the compute stage; a record changed after the catalog stage keeps its marker.
-        let recordMarkersSeen = Mutex<[UInt32: Set<[UInt8]>]>([:])
+        /// The compute broadcast's touched ids, partition count and mode (nil until the broadcast arrives).
+        let touched = Mutex<(users: [String], contents: [String], full: Bool, partitions: UInt32)?>(nil)
+        /// The forget broadcast: the record change markers to delete (every partition's).
+        let forgetKeys = Mutex<[Data]?>(nil)
 
         func receive(_ broadcast: JobBroadcast) throws {
             let c: Chorus_V1_Jobs_FeaturesCatalog
@@ -141,15 +154,19 @@ public enum FeaturesJob: Job {
             } catch {
                 throw TaskContext.invalid("job_broadcast.payload", "not a features catalog: \(error)")
             }
+            if broadcast.stage == "forget" {
+                forgetKeys.withLock { $0 = c.recordMarkers }
+                return
+            }
             let decoded = FeatureIndex(c)
             catalog.withLock { $0 = decoded }
-            touched.withLock { $0 = (c.touchedUsers, c.touchedContents, c.full) }
+            touched.withLock { $0 = (c.touchedUsers, c.touchedContents, c.full, c.partitionCount) }
         }
 
         func release() {
             catalog.withLock { $0 = nil }
             touched.withLock { $0 = nil }
-            recordMarkersSeen.withLock { $0 = [:] }
+            forgetKeys.withLock { $0 = nil }
         }
 
         func run(_ task: TaskContext) async throws -> TaskOutput {
@@ -157,30 +174,40 @@ public enum FeaturesJob: Job {
             switch task.stage {
             case "catalog":
                 let incremental = task.params.string("mode", "full") == "incremental"
-                let (c, read, seen) = try await task.compute { try FeaturesJob.catalogWithChanges(data, incremental: incremental) }
-                recordMarkersSeen.withLock { $0[task.partition] = seen }
+                let (c, read) = try await task.compute { try FeaturesJob.catalogWithChanges(data, incremental: incremental) }
                 return TaskOutput(partition: task.partition, payload: try c.serializedData(), recordsRead: read)
             case "compute":
                 guard let catalog = catalog.withLock({ $0 }), let touched = touched.withLock({ $0 }) else {
                     throw task.unavailable("the catalog broadcast")
                 }
                 let asOf = task.params.asOf
-                // Without the catalog stage's list (it ran on another worker), no record marker is deleted: the next
-                // run processes them again.
-                let seen = recordMarkersSeen.withLock { $0[task.partition] } ?? []
+                // The mode comes from the job's parameter; the broadcast can only turn an incremental run into a full one.
+                let incremental = task.params.string("mode", "full") == "incremental" && !touched.full
+                let placement = Placement(partitionCount: max(1, touched.partitions))
+                let partition = task.partition
                 let (summary, writes, read) = try await task.compute {
-                    if touched.full {
-                        return try FeaturesJob.compute(data, catalog: catalog, asOf: asOf, recordMarkersSeen: seen,
-                                                       cancellation: task.cancellation)
+                    if !incremental {
+                        return try FeaturesJob.compute(data, catalog: catalog, asOf: asOf, cancellation: task.cancellation)
                     }
-                    return try FeaturesJob.computeIncremental(data, catalog: catalog, touchedUsers: touched.users,
-                                                              touchedContents: touched.contents, asOf: asOf,
-                                                              recordMarkersSeen: seen, cancellation: task.cancellation)
+                    // Only the touched ids placed on this partition (its users' and content's rows live here).
+                    let users = touched.users.filter { placement.partition(of: $0) == partition }
+                    let contents = touched.contents.filter { placement.partition(of: $0) == partition }
+                    return try FeaturesJob.computeIncremental(data, catalog: catalog, touchedUsers: users,
+                                                              touchedContents: contents, asOf: asOf,
+                                                              cancellation: task.cancellation)
                 }
                 // Results are written on the primary and replicated like ingested data.
                 try await task.write(writes)
                 return TaskOutput(partition: task.partition, payload: try Chorus_V1_Jobs_FeaturesSummary(summary).serializedData(),
                                   recordsRead: read)
+            case "forget":
+                guard let keys = forgetKeys.withLock({ $0 }) else { throw task.unavailable("the forget broadcast") }
+                var writes = DerivedWrites(partition: task.partition)
+                for k in keys where ShardKeys.partition(ofKey: k) == task.partition && k.count > 5 && k[k.startIndex + 4] == ChangeMarkers.role {
+                    writes.delete(key: [UInt8](k))
+                }
+                try await task.write(writes)
+                return TaskOutput(partition: task.partition, payload: Data(), recordsRead: 0)
             default:
                 throw TaskContext.invalid("run_task.stage", "features has no stage '\(task.stage.prefix(40))'")
             }
@@ -210,23 +237,25 @@ public enum FeaturesJob: Job {
         return (out, read)
     }
 
-    /// The catalog, plus what the partition's change markers say. Returns the record markers (U, C) read, whose
-    /// consequences the coordinator learns from this stage: in incremental mode, the ids in other partitions they
-    /// touch; in full mode, none are needed (everything is recomputed with the catalog of this stage).
+    /// The catalog, plus what the partition's change markers say: how many changes, the keys of the record marker
+    /// rows read (deleted by stage "forget" once every partition recomputed their consequences) and, in incremental
+    /// mode, the ids in other partitions that the changed records touch.
     static func catalogWithChanges(_ data: PartitionView, incremental: Bool)
-        throws -> (Chorus_V1_Jobs_FeaturesCatalog, UInt64, Set<[UInt8]>) {
+        throws -> (Chorus_V1_Jobs_FeaturesCatalog, UInt64) {
         // Markers first: a record written after this read keeps its marker for the next run.
-        let markers = try data.changeMarkers()
+        let rows = try data.changeMarkers()
         var (out, read) = try catalog(data)
-        let records = markers.filter { $0.kind.isRecord }
-        out.changes = UInt64(markers.count)
-        guard incremental else { return (out, read, Set(records.map(\.key))) }
+        let recordRows = rows.filter(\.isRecord)
+        let records = Set(recordRows.flatMap(\.entries))
+        out.changes = UInt64(rows.reduce(0) { $0 + $1.entries.count })
+        out.recordMarkers = recordRows.map { Data($0.key) }
+        guard incremental else { return (out, read) }
         if records.count > maxRecordChanges {
             out.full = true
-            return (out, read, Set(records.map(\.key)))
+            return (out, read)
         }
         var users = Set<String>(), contents = Set<String>()
-        for m in records where !m.id.isEmpty {
+        for m in records.sorted(by: { ($0.kind.rawValue, $0.id) < ($1.kind.rawValue, $1.id) }) where !m.id.isEmpty {
             let own = Array(m.id.utf8) + [0]
             if m.kind == .userRecord {
                 // The content this user interacted with: its audience by channel and country changes.
@@ -254,13 +283,14 @@ public enum FeaturesJob: Job {
             out.touchedUsers = users.sorted()
             out.touchedContents = contents.sorted()
         }
-        return (out, read, Set(records.map(\.key)))
+        return (out, read)
     }
 
-    /// The markers a run that read `markers` before its data may delete: every interaction and follow marker, and
-    /// the record markers the catalog stage saw.
-    static func processed(_ markers: [ChangeMarkers.Marker], recordMarkersSeen: Set<[UInt8]>) -> [[UInt8]] {
-        markers.filter { !$0.kind.isRecord || $0.id.isEmpty || recordMarkersSeen.contains($0.key) }.map(\.key)
+    /// The markers a compute task that read `markers` before its data deletes with its results: the interaction
+    /// and follow markers (and malformed ones). Their effect stays in the partition. Record markers (U, C) change ids
+    /// in other partitions too: stage "forget" deletes them once every partition's compute succeeded.
+    static func processed(_ rows: [ChangeMarkers.Row]) -> [[UInt8]] {
+        rows.filter { !$0.isRecord }.map(\.key)
     }
 
     /// Recomputes the profiles of the users and the features of the content items that have a change marker in
@@ -268,11 +298,10 @@ public enum FeaturesJob: Job {
     /// and deletes the processed markers. Returns a summary whose `users`, `contents` and `interactions` count what
     /// was recomputed and read.
     static func computeIncremental(_ data: PartitionView, catalog: FeatureIndex, touchedUsers: [String],
-                                   touchedContents: [String], asOf: Int64, recordMarkersSeen: Set<[UInt8]>,
-                                   cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
+                                   touchedContents: [String], asOf: Int64, cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
         let markers = try data.changeMarkers()
         var markedUsers = Set<String>(), markedContents = Set<String>()
-        for m in markers where !m.id.isEmpty {
+        for m in markers.flatMap(\.entries) where !m.id.isEmpty {
             if m.kind.isUser { markedUsers.insert(m.id) } else { markedContents.insert(m.id) }
         }
         var writes = DerivedWrites(partition: data.partition)
@@ -336,7 +365,7 @@ public enum FeaturesJob: Job {
             f.writeJSON(&json)
             writes.put(role: contentRole, id: id, json.bytes)
         }
-        for key in processed(markers, recordMarkersSeen: recordMarkersSeen) { writes.delete(key: key) }
+        for key in processed(markers) { writes.delete(key: key) }
         return (summary, writes, read)
     }
 
@@ -346,8 +375,7 @@ public enum FeaturesJob: Job {
     /// interned catalog, and each profile is written as JSON by hand: the cost per interaction does not depend on
     /// the size of the catalog or of the partition (docs/benchmarks.md, "The `features` job").
     /// The change markers read first are deleted with the results (`processed`).
-    static func compute(_ data: PartitionView, catalog: FeatureIndex, asOf: Int64, recordMarkersSeen: Set<[UInt8]>,
-                        cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
+    static func compute(_ data: PartitionView, catalog: FeatureIndex, asOf: Int64, cancellation: CancellationFlag) throws -> (GlobalSummary, DerivedWrites, UInt64) {
         var summary = GlobalSummary()
         var read: UInt64 = 0
         let markers = try data.changeMarkers()
@@ -419,7 +447,7 @@ public enum FeaturesJob: Job {
             contentBuilder.add(kind: kind, user: r.userID)
         })
         for id in Set(contents.keys).subtracting(doneContent).sorted() { try emitContent(id) }
-        for key in processed(markers, recordMarkersSeen: recordMarkersSeen) { writes.delete(key: key) }
+        for key in processed(markers) { writes.delete(key: key) }
         return (summary, writes, read)
     }
 }

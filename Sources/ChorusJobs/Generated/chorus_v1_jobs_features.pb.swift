@@ -15,8 +15,13 @@
 /// Parameter mode=incremental: the catalog stage also reads the partition's change markers (docs/operations.md,
 /// "Incremental features") and returns, for each changed user or content record, the content or users whose
 /// features it changes (touched_*); the compute stage recomputes only the marked and touched ids and returns an
-/// empty summary.
+/// empty summary. Both modes end with stage "forget", which deletes the record change markers the catalog stage read.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -83,6 +88,16 @@ public nonisolated struct Chorus_V1_Jobs_FeaturesCatalog: Sendable {
 
   /// change markers read (catalog stage), summed in the broadcast
   public var changes: UInt64 = 0
+
+  /// Catalog stage: the keys of the record change markers (U, C) read, whose consequences this payload reports.
+  /// Stage "forget" (after every compute task succeeded), broadcast with forget set: every partition's such keys;
+  /// each partition deletes its own. Deleting them any earlier could lose a touched id whose compute failed.
+  public var recordMarkers: [Data] = []
+
+  public var forget: Bool = false
+
+  /// Broadcast: the cluster's partition count, so that a partition recomputes only the touched ids placed on it.
+  public var partitionCount: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -207,7 +222,7 @@ nonisolated extension Chorus_V1_Jobs_CatalogContent: SwiftProtobuf.Message, Swif
 
 nonisolated extension Chorus_V1_Jobs_FeaturesCatalog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FeaturesCatalog"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}contents\0\u{3}touched_users\0\u{3}touched_contents\0\u{1}full\0\u{1}changes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}users\0\u{1}contents\0\u{3}touched_users\0\u{3}touched_contents\0\u{1}full\0\u{1}changes\0\u{3}record_markers\0\u{1}forget\0\u{3}partition_count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -221,6 +236,9 @@ nonisolated extension Chorus_V1_Jobs_FeaturesCatalog: SwiftProtobuf.Message, Swi
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.touchedContents) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.full) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.changes) }()
+      case 7: try { try decoder.decodeRepeatedBytesField(value: &self.recordMarkers) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.forget) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.partitionCount) }()
       default: break
       }
     }
@@ -245,6 +263,15 @@ nonisolated extension Chorus_V1_Jobs_FeaturesCatalog: SwiftProtobuf.Message, Swi
     if self.changes != 0 {
       try visitor.visitSingularUInt64Field(value: self.changes, fieldNumber: 6)
     }
+    if !self.recordMarkers.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.recordMarkers, fieldNumber: 7)
+    }
+    if self.forget != false {
+      try visitor.visitSingularBoolField(value: self.forget, fieldNumber: 8)
+    }
+    if self.partitionCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partitionCount, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -255,6 +282,9 @@ nonisolated extension Chorus_V1_Jobs_FeaturesCatalog: SwiftProtobuf.Message, Swi
     if lhs.touchedContents != rhs.touchedContents {return false}
     if lhs.full != rhs.full {return false}
     if lhs.changes != rhs.changes {return false}
+    if lhs.recordMarkers != rhs.recordMarkers {return false}
+    if lhs.forget != rhs.forget {return false}
+    if lhs.partitionCount != rhs.partitionCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1871,6 +1871,10 @@ public nonisolated struct Chorus_V1_WriteBatch: Sendable {
   /// the batch (a resend counts nothing) until every copy confirms. Without it such a batch fails as a whole.
   public var acceptUnconfirmed: Bool = false
 
+  /// The sender sends these puts again because a copy did not confirm them: the primary writes the change markers
+  /// of records it already holds too (to itself and the copies), since a copy may have missed the first ones.
+  public var resend: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5658,7 +5662,7 @@ nonisolated extension Chorus_V1_PartitionChunk: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WriteBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{1}puts\0\u{3}accept_unconfirmed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}map_version\0\u{1}puts\0\u{3}accept_unconfirmed\0\u{1}resend\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5669,6 +5673,7 @@ nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.puts) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.acceptUnconfirmed) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.resend) }()
       default: break
       }
     }
@@ -5684,6 +5689,9 @@ nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf
     if self.acceptUnconfirmed != false {
       try visitor.visitSingularBoolField(value: self.acceptUnconfirmed, fieldNumber: 3)
     }
+    if self.resend != false {
+      try visitor.visitSingularBoolField(value: self.resend, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5691,6 +5699,7 @@ nonisolated extension Chorus_V1_WriteBatch: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.mapVersion != rhs.mapVersion {return false}
     if lhs.puts != rhs.puts {return false}
     if lhs.acceptUnconfirmed != rhs.acceptUnconfirmed {return false}
+    if lhs.resend != rhs.resend {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
