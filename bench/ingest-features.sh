@@ -107,7 +107,7 @@ if [ -n "${OLD_BIN:-}" ]; then
 fi
 # Incremental features (operations.md): 1000 new interactions of 100 users after the full run, then
 # mode=incremental with the same as_of; it recomputes those users and the content they touched, not everyone.
-python3 - "$OUT/gen/interactions.jsonl" "$OUT/late-interactions.jsonl" <<'PY'
+python3 - "$OUT/gen/interactions.jsonl" "$OUT/interactions-late.jsonl" <<'PY'
 import json, sys
 src, dst = sys.argv[1], sys.argv[2]
 first = [json.loads(l) for _, l in zip(range(5000), open(src))]
@@ -119,7 +119,7 @@ with open(dst, "w") as f:
                             "content_id": contents[n % len(contents)], "type": "like", "channel": "instagram",
                             "ts": "2025-09-28T12:00:00Z"}) + "\n")
 PY
-$BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/late-interactions.jsonl" > /dev/null
+$BIN ingest --coordinator "$ADDR" --json --no-progress "$OUT/interactions-late.jsonl" > /dev/null
 start=$(date +%s.%N)
 $BIN job submit features --coordinator "$ADDR" --as-of 2025-09-29T00:00:00Z --param mode=incremental --wait --json > "$OUT/job-incremental.json" 2>/dev/null
 end=$(date +%s.%N)
