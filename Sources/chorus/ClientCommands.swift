@@ -270,17 +270,20 @@ extension Ingest {
         let follower = FollowIngestor(client: c, options: opts)
         // The first SIGINT or SIGTERM stops after the round in flight; a second one exits at once (the checkpoint
         // is then the last acknowledged round's).
+        let line = ProgressLine()
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         let signals = SignalCount()
         let sources = SignalSources([SIGINT, SIGTERM]) {
             let n = signals.next()
-            if n == 1 { eprint("chorus: stopping after the batch in flight is acknowledged (again to quit at once)") }
+            if n == 1 {
+                line.clear()
+                eprint("chorus: stopping after the batch in flight is acknowledged (again to quit at once)")
+            }
             else { Glibc.exit(130) }
             follower.stop()
         }
         defer { sources.cancel() }
-        let line = ProgressLine()
         let showProgress = progress ?? line.terminal
         eprint("following \(paths.joined(separator: " ")); checkpoint \(statePath)")
         let report = try await follower.run(progress: showProgress ? line.follow : nil, event: { text in
