@@ -28,7 +28,7 @@ struct Chorus: AsyncParsableCommand {
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
                       Job.self, Pipeline.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Segments.self,
-                      Node.self, Cluster.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
+                      Node.self, Cluster.self, Keys.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
                       Debug.self, Propensity.self, Influencers.self, ForecastCommand.self, BestTimesCommand.self, Insights.self,
                       Campaign.self, Version.self]
     )
