@@ -1,4 +1,3 @@
-import ChorusStorage
 import ChorusWire
 import Foundation
 import Synchronization
@@ -124,16 +123,5 @@ extension PartitionView {
             return true
         }
         return out
-    }
-}
-
-extension DerivedWrites {
-    /// Deletes one key of the partition (for example a change marker a job has processed).
-    public mutating func delete(key: [UInt8]) {
-        var op = Chorus_V1_ReplicaOp()
-        op.partition = partition
-        op.key = Data(key)
-        op.delete = true
-        ops.append(op)
     }
 }

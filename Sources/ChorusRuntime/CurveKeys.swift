@@ -142,35 +142,16 @@ public enum CurveKeys {
         for p in [pubPath, secPath] where FileManager.default.fileExists(atPath: p) {
             throw ChorusError(.conflict, "\(p) exists already", hint: "choose another --name, or move the old key away first")
         }
-        try create(secPath, cert.text(secret: true), mode: 0o600)
-        try create(pubPath, cert.text(secret: false), mode: 0o644)
+        try DurableFile.write(Array(cert.text(secret: true).utf8), to: secPath, mode: 0o600, exclusive: true)
+        try DurableFile.write(Array(cert.text(secret: false).utf8), to: pubPath, mode: 0o644, exclusive: true)
         return (pubPath, secPath)
-    }
-
-    static func create(_ path: String, _ text: String, mode: mode_t) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode)
-        guard fd >= 0 else { throw ChorusError(.storage, "cannot create \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        _ = fchmod(fd, mode)  // the umask may have narrowed it; never widen the secret's
-        let bytes = Array(text.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; throw ChorusError(.storage, "cannot write \(path): \(String(cString: strerror(errno)))") }
-            done += n
-        }
-        guard fsync(fd) == 0 else { throw ChorusError(.storage, "cannot sync \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// The public keys a server lets in, with their principal's name and role: a certificate file, or a directory
     /// of them (`*.key`; secret files are skipped). A key listed twice with different roles is an error; a name may
     /// have several keys (a rotation in progress).
-    public struct AllowList: Sendable, Equatable {
+    public struct AllowList: Sendable {
         public var byKey: [String: (name: String, role: Role)] = [:]
-
-        public static func == (a: AllowList, b: AllowList) -> Bool {
-            a.byKey.mapValues { "\($0.name)/\($0.role.rawValue)" } == b.byKey.mapValues { "\($0.name)/\($0.role.rawValue)" }
-        }
 
         public init() {}
 

@@ -138,24 +138,7 @@ struct FollowState: Codable {
     func save(_ path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        let data = try enc.encode(self)
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw ChorusError(.storage, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        try data.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 { if errno == EINTR { continue }; throw ChorusError(.storage, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
-        guard fsync(fd) == 0, rename(tmp, path) == 0 else {
-            throw ChorusError(.storage, "cannot replace the follow checkpoint \(path): \(String(cString: strerror(errno)))")
-        }
-        let dir = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
-        if dir >= 0 { _ = fsync(dir); close(dir) }
+        try DurableFile.replace(path, with: Array(try enc.encode(self)))
     }
 }
 
@@ -283,6 +266,13 @@ final class FollowReader: @unchecked Sendable {
         return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
+    /// Says once per path that its record kind cannot be told.
+    func noteUnknownKind(_ path: String) {
+        if warnedMissing.insert("kind:" + path).inserted {
+            note("\(path): not read (its name does not say users*, content*, interactions*, follows*, spend* or outcomes*; pass --kind)")
+        }
+    }
+
     func kindAndFormat(_ path: String) -> (RecordKind, InputFormat, FieldMapping?)? {
         let base = (path as NSString).lastPathComponent
         let mapping = named ?? options.mapping?.profile(forFile: base)
@@ -347,9 +337,7 @@ final class FollowReader: @unchecked Sendable {
         }
         guard let (kind, format, mapping) = kf else {
             Glibc.close(fd)
-            if warnedMissing.insert("kind:" + path).inserted {
-                note("\(path): not read (its name does not say users*, content*, interactions*, follows*, spend* or outcomes*; pass --kind)")
-            }
+            noteUnknownKind(path)
             return nil
         }
         let t = Tracked(number: nextNumber, path: path, fd: fd, device: dev, inode: ino, offset: offset, line: line,
@@ -386,9 +374,7 @@ final class FollowReader: @unchecked Sendable {
                 continue
             }
             if kindAndFormat(path) == nil && state.files.first(where: { $0.device == dev && $0.inode == ino }) == nil {
-                if warnedMissing.insert("kind:" + path).inserted {
-                    note("\(path): not read (its name does not say users*, content*, interactions*, follows*, spend* or outcomes*; pass --kind)")
-                }
+                noteUnknownKind(path)
                 continue
             }
             guard let (fd, st2) = open(path, expected: (dev, ino)) else { continue }

@@ -184,6 +184,15 @@ public struct DerivedWrites: Sendable {
         roles.insert(role)
     }
 
+    /// Deletes one key of the partition (for example a change marker row a job has processed).
+    public mutating func delete(key: [UInt8]) {
+        var op = Chorus_V1_ReplicaOp()
+        op.partition = partition
+        op.key = Data(key)
+        op.delete = true
+        ops.append(op)
+    }
+
     public var isEmpty: Bool { ops.isEmpty }
     public var count: Int { ops.count }
 }
