@@ -17,6 +17,7 @@ swift build -c release --scratch-path .build-release --product chorus 2>&1 | { g
 DATA=$(scripts/fetch-real-data.sh)
 ML="$DATA/movielens"
 rm -rf "$OUT"; mkdir -p "$OUT"
+source scripts/throwaway-keys.sh "$OUT/keys"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%FT%TZ)"
 $BIN coordinator --bind "tcp://127.0.0.1:*" --data "$OUT/coord" --replication 1 --partitions 8 --log-level warning \
   > "$OUT/coord.out" 2>&1 &

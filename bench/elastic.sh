@@ -23,6 +23,7 @@ else
   swift build -c release --scratch-path .build-release --product chorus 2>&1 | { grep -v "prohibited flag" || true; } | tail -1
 fi
 mkdir -p "$OUT"
+source scripts/throwaway-keys.sh "$OUT/keys"
 if [ ! -f "$OUT/gen/interactions.jsonl" ]; then
   $BIN generate --users "$USERS" --seed 42 --out "$OUT/gen" >/dev/null
 fi

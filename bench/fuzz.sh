@@ -19,6 +19,8 @@ fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 echo "fuzz: $MESSAGES messages, seed $SEED, $BIN; machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
+mkdir -p "$OUT"
+source scripts/throwaway-keys.sh "$OUT/keys"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT

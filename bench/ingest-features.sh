@@ -20,6 +20,7 @@ scripts/install-deps.sh >/dev/null
 swift build -c release --scratch-path .build-release --product chorus 2>&1 | { grep -v "prohibited flag" || true; } | tail -1
 [ -n "${REUSE:-}" ] || rm -rf "$OUT/cluster"
 mkdir -p "$OUT/cluster"
+source scripts/throwaway-keys.sh "$OUT/keys"
 if [ ! -f "$OUT/gen/interactions.jsonl" ]; then
   /usr/bin/time -f "generate: %e s, peak %M KB" $BIN generate --users "$USERS" --seed 42 --out "$OUT/gen"
 fi

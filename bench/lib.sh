@@ -10,6 +10,7 @@ trap cleanup EXIT
 start_cluster() {
   local dir=$1 n=$2 parts=$3
   rm -rf "$dir"; mkdir -p "$dir"
+  source scripts/throwaway-keys.sh "$dir/keys"
   $BIN coordinator --bind "tcp://127.0.0.1:*" --data "$dir/coord" --replication 1 --partitions "$parts" \
     --log-level warning > "$dir/coord.out" 2>&1 &
   pids+=($!)

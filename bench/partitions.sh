@@ -31,6 +31,7 @@ trap cleanup EXIT
 start_cluster() {  # start_cluster BIN DIR PARTITIONS
   local bin=$1 dir=$2 parts=$3
   rm -rf "$dir"; mkdir -p "$dir"
+  BIN=$bin source scripts/throwaway-keys.sh "$dir/keys"
   $bin coordinator --bind "tcp://127.0.0.1:*" --data "$dir/coord" --replication 1 --partitions "$parts" \
     --log-level warning > "$dir/coord.out" 2>&1 &
   pids+=($!)

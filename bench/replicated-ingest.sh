@@ -19,6 +19,7 @@ if [ -z "${BIN:-}" ]; then
   swift build -c release --scratch-path .build-release --product chorus 2>&1 | { grep -v "prohibited flag" || true; } | tail -1
 fi
 mkdir -p "$OUT"
+source scripts/throwaway-keys.sh "$OUT/keys"
 [ -f "$OUT/gen/interactions.jsonl" ] || "$BIN" generate --users "$USERS" --seed 42 --out "$OUT/gen" >/dev/null
 DATA="$OUT/gen/interactions.jsonl"
 N=$(wc -l < "$DATA")

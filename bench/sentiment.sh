@@ -60,6 +60,7 @@ if [ "$COMMENTS" -gt 0 ]; then
   /usr/bin/time -f "generate: %e s" $BIN generate --users 20000 --seed 9 --comments "$COMMENTS" --out "$OUT/big" >/dev/null
   export CHORUS_PORT_BASE=${CHORUS_PORT_BASE:-7600}
   export CHORUS_COORDINATOR=tcp://127.0.0.1:$CHORUS_PORT_BASE
+  source scripts/throwaway-keys.sh "$OUT/keys"
   CHORUS_BIN=$BIN cluster/start.sh 3 "$OUT/cluster" >/dev/null
   trap 'cluster/stop.sh "$OUT/cluster" >/dev/null 2>&1 || true' EXIT
   sleep 3

@@ -7,6 +7,7 @@
 #   cluster/start.sh [N] [DIR]        defaults: 3 workers, chorus-data/cluster in the repository
 #   CHORUS_PORT_BASE=7100             coordinator on BASE, workers on BASE+1..BASE+N
 #   CHORUS_BIN=path/to/chorus         default: .build-release/release/chorus, else .build/debug/chorus
+#   CHORUS_KEYS=DIR                   the cluster's CurveZMQ keys; default DIR/keys, made by `chorus keys init`
 #
 # Stop it with cluster/stop.sh DIR.
 set -euo pipefail
@@ -36,6 +37,10 @@ for f in "$DIR"/*.pid; do
   fi
 done
 COORD="tcp://127.0.0.1:$BASE"
+# Security is on: throwaway keys unless CHORUS_KEYS names the cluster's keys directory (docs/security.md).
+export CHORUS_KEYS=${CHORUS_KEYS:-$DIR/keys}
+"$BIN" keys init --out "$CHORUS_KEYS" > /dev/null
+export CHORUS_KEY_NAME=${CHORUS_KEY_NAME:-admin}
 names=(coordinator)
 "$BIN" coordinator --bind "$COORD" --data "$DIR/coordinator" > "$DIR/coordinator.log" 2>&1 &
 echo $! > "$DIR/coordinator.pid"
@@ -80,7 +85,7 @@ for _ in $(seq 150); do
   if [ "$active" -eq "$N" ] && "$BIN" cluster status --coordinator "$COORD" --json 2>/dev/null \
        | grep -q '"ready" : true'; then
     echo "cluster up: coordinator $COORD, $N of $N workers active, every partition has an owner (logs and pids in $DIR)"
-    echo "try: export CHORUS_COORDINATOR=$COORD; $BIN node list"
+    echo "try: export CHORUS_COORDINATOR=$COORD CHORUS_KEYS=$CHORUS_KEYS CHORUS_KEY_NAME=admin; $BIN node list"
     echo "stop: $root/cluster/stop.sh $DIR"
     exit 0
   fi

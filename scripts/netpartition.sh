@@ -144,6 +144,7 @@ brief() { status_json | $PY brief; }
 
 start_cluster() {  # start_cluster DIR
   DIR=$1; rm -rf "$DIR"; mkdir -p "$DIR"
+  source scripts/throwaway-keys.sh "$DIR/keys"
   # (ip netns exec and nice exec the program, so $! is its pid; the `on` function would run it in a subshell)
   ip netns exec $P-coord nice -n 10 "$BIN" coordinator --bind "$ADDR" --data "$DIR/coord" --replication 2 \
     --partitions "$PARTITIONS" --log-level info > "$DIR/coord.out" 2>&1 &

@@ -24,6 +24,8 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
         /// The request does not apply to the target's current state: nothing was done (e.g. cancelling a job that
         /// already ended).
         case conflict
+        /// The sender's key is not allowed this request (its role), or was not let in at all.
+        case permissionDenied
         /// A bug: please report it with the log.
         case `internal`
     }
@@ -44,7 +46,7 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
     }
 
     /// Process exit code for the CLI: 0 ok, 1 job failed, 2 internal, 3 conflict (nothing to do), 64 usage,
-    /// 65 invalid input, 66 not found, 69 unreachable/unavailable, 74 storage.
+    /// 65 invalid input, 66 not found, 69 unreachable/unavailable, 74 storage, 77 permission denied.
     public var exitCode: Int32 {
         switch code {
         case .usage: return 64
@@ -52,6 +54,7 @@ public struct ChorusError: Error, Sendable, CustomStringConvertible, Equatable {
         case .notFound: return 66
         case .unreachable, .unavailable, .wrongOwner, .fenced: return 69
         case .storage: return 74
+        case .permissionDenied: return 77
         case .jobFailed: return 1
         case .internal: return 2
         case .conflict: return 3

@@ -13,17 +13,27 @@ public final class ChorusClient: Sendable {
     public let coordinatorAddress: String
     let coordinator: Peer
     public let timeout: Duration
-    let workerPeers = WorkerPeers()
+    let workerPeers: WorkerPeers
 
-    public init(coordinator: String, timeout: Duration = .seconds(4)) throws {
+    /// `security` is this client's key (and the coordinator's public key), or plaintext.
+    public init(coordinator: String, timeout: Duration = .seconds(4), security: NodeSecurity) throws {
         coordinatorAddress = coordinator
-        self.coordinator = try Peer(endpoint: coordinator, role: "coordinator")
+        self.coordinator = try Peer(endpoint: coordinator, role: "coordinator", security: security)
+        workerPeers = WorkerPeers(security: security, sender: "client")
         self.timeout = timeout
     }
 
     public func close() {
         coordinator.close()
         workerPeers.closeAll()
+    }
+
+    /// `chorus keys reload`: what the coordinator and each worker did.
+    public func reloadKeys() async throws -> String {
+        guard case let .admin(a) = try await coordinator.call(.keysReload(.init()), timeout: max(timeout, .seconds(10))) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return a.message
     }
 
     public func clusterStatus() async throws -> Chorus_V1_ClusterStatus {
@@ -270,13 +280,23 @@ struct Deadline: Sendable {
 
 /// One Peer per worker address, created on first use.
 final class WorkerPeers: Sendable {
+    /// By address and server key (a worker restarted with a new key gets a new connection).
     private let peers = Mutex<[String: Peer]>([:])
+    let security: NodeSecurity
+    let sender: String
+
+    init(security: NodeSecurity, sender: String) {
+        self.security = security
+        self.sender = sender
+    }
 
     func peer(_ node: Chorus_V1_NodeInfo) throws -> Peer {
         try peers.withLock { d in
-            if let p = d[node.address] { return p }
-            let p = try Peer(endpoint: node.address, role: "worker \(node.name)")
-            d[node.address] = p
+            let key = node.address + " " + node.publicKey
+            if let p = d[key] { return p }
+            let p = try Peer(endpoint: node.address, role: "worker \(node.name)", sender: sender, security: security,
+                             serverKey: node.publicKey)
+            d[key] = p
             return p
         }
     }

@@ -20,6 +20,8 @@ public struct CoordinatorOptions: Sendable {
     public var jobs = JobRegistry.empty
     /// Refuse an approval of a document version by its own author (`chorus coordinator --block-self-approval`).
     public var blockSelfApproval = false
+    /// CURVE keys and allow-list, or plaintext (`--insecure`).
+    public var security = NodeSecurity.insecure
     public init(bind: String, dataDir: String, partitions: UInt32? = nil, replication: UInt32? = nil) {
         self.bind = bind; self.dataDir = dataDir; self.partitions = partitions; self.replication = replication
     }
@@ -32,6 +34,8 @@ public final class Coordinator: Sendable {
     let logger: Logger
     let options: CoordinatorOptions
     let store: Store
+    /// The allow-list of keys (nil when plaintext).
+    let access: AccessControl?
     public var endpoint: String { server.endpoint }
     /// The cluster's metrics (`/metrics` of `--http`); the cluster's state is read in `metricsExposition()`.
     public let metrics = NodeMetrics()
@@ -57,8 +61,10 @@ public final class Coordinator: Sendable {
         }
         state = try CoordinatorState(store: store, partitionCount: options.partitions,
                                      replicationFactor: options.replication, timing: options.timing,
-                                     limits: options.moves)
-        server = try RequestServer(bind: options.bind)
+                                     limits: options.moves, security: options.security)
+        access = try options.security.allowListPath.map(AccessControl.init(path:))
+        if access != nil { HandshakeDenials.log(to: logger) }
+        server = try RequestServer(bind: options.bind, security: options.security, access: access)
         (mapChanges, mapChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -81,7 +87,10 @@ public final class Coordinator: Sendable {
         logger.info("coordinator listening", metadata: ["endpoint": "\(endpoint)"])
         await loadShippedModel()
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.server.serve(logger: self.logger, metrics: self.metrics) { try await self.handle($0) } }
+            group.addTask {
+                await self.server.serve(logger: self.logger, metrics: self.metrics,
+                                        readOnlyKinds: self.options.jobs.readOnlyKinds) { try await self.handle($0) }
+            }
             group.addTask {
                 while !Task.isCancelled {
                     do {
@@ -158,6 +167,7 @@ public final class Coordinator: Sendable {
             c.partition = m.partition
             c.sourceID = m.from
             c.sourceAddress = m.fromAddress
+            c.sourcePublicKey = m.fromPublicKey
             c.mapVersion = m.version
             c.rateBytesPerS = options.moves.rateBytesPerSecond
             guard case let .copyPartition(reply) = try await m.toPeer.call(.copyPartition(c), timeout: .seconds(6 * 3600))
@@ -223,6 +233,8 @@ public final class Coordinator: Sendable {
             reply.heartbeatIntervalMs = UInt32(options.timing.heartbeatIntervalMs)
             mapChanged.yield()  // other workers learn the (possibly new) address
             return .registerWorker(reply)
+        case let .keysReload(r):
+            return .admin(try await reloadKeys(r))
         case let .nodeAdmin(a):
             var reply = Chorus_V1_AdminReply()
             reply.message = try await state.admin(a)

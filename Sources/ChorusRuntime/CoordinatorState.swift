@@ -35,6 +35,8 @@ struct PlannedMove: Sendable {
     var from: String
     var fromPeer: Peer
     var fromAddress: String
+    /// The source's CurveZMQ server key, which the learner dials it with ("" when plaintext).
+    var fromPublicKey: String
     var leaving: String?
     var order: [String]
     var version: UInt64
@@ -83,9 +85,13 @@ actor CoordinatorState {
     private(set) var lastRecoveredMs: Int64 = 0
     private var degraded = false
 
+    /// The coordinator's key, which it dials workers with.
+    let security: NodeSecurity
+
     init(store: Store, partitionCount requested: UInt32?, replicationFactor requestedR: UInt32?,
-         timing: MembershipTiming, limits: MoveLimits) throws {
+         timing: MembershipTiming, limits: MoveLimits, security: NodeSecurity) throws {
         self.store = store
+        self.security = security
         self.timing = timing
         self.limits = limits
         if let id = try store.get(Array("meta/coordinator_id".utf8)) {
@@ -202,13 +208,15 @@ actor CoordinatorState {
             throw ChorusError(.usage, "register: node id and a tcp:// or ipc:// address are required")
         }
         var node = nodes[r.nodeID] ?? Node(info: Chorus_V1_NodeInfo(), lastHeartbeatMs: 0, peer: nil, incarnation: 0)
-        if node.peer == nil || node.info.address != r.address {
+        if node.peer == nil || node.info.address != r.address || node.info.publicKey != r.publicKey {
             node.peer?.close()
-            node.peer = try Peer(endpoint: r.address, role: "worker \(r.name)", sender: coordinatorId)
+            node.peer = try Peer(endpoint: r.address, role: "worker \(r.name)", sender: coordinatorId, security: security,
+                                 serverKey: r.publicKey)
         }
         node.info.id = r.nodeID
         node.info.name = r.name
         node.info.address = r.address
+        node.info.publicKey = r.publicKey
         node.info.cores = max(1, r.cores)
         node.info.state = .active
         node.lastHeartbeatMs = nowMs()
@@ -500,7 +508,8 @@ actor CoordinatorState {
             info.reason = leaving.map { nodes[$0]?.info.draining == true ? "drain" : "rebalance" } ?? "re-replicate"
             moves[p] = info
             planned.append(PlannedMove(partition: p, to: to, toPeer: toPeer, from: from, fromPeer: fromPeer,
-                                       fromAddress: fromNode.info.address, leaving: leaving, order: order,
+                                       fromAddress: fromNode.info.address, fromPublicKey: fromNode.info.publicKey,
+                                       leaving: leaving, order: order,
                                        version: map.version))
         }
         return planned

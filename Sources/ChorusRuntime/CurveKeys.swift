@@ -3,8 +3,7 @@ import ChorusModel
 import Foundation
 import Glibc
 
-/// CurveZMQ key pairs and the certificates that hold them (issue 17, part 1: the keys; the transport does not use
-/// them yet).
+/// CurveZMQ key pairs and the certificates that hold them (docs/security.md).
 ///
 /// Files use CZMQ's `zcert` format (ZPL), so the usual ZeroMQ tools read them: `NAME.key` holds the public key and
 /// the metadata, `NAME.key_secret` (mode 0600) the public and the secret key.
@@ -145,6 +144,22 @@ public enum CurveKeys {
         try DurableFile.write(Array(cert.text(secret: true).utf8), to: secPath, mode: 0o600, exclusive: true)
         try DurableFile.write(Array(cert.text(secret: false).utf8), to: pubPath, mode: 0o644, exclusive: true)
         return (pubPath, secPath)
+    }
+
+    /// A new cluster's keys in `dir`: `coordinator` and `worker` (role worker) and `admin`. Keys that exist are kept.
+    public static func initCluster(dir: String) throws -> (created: [String], kept: [String]) {
+        var created: [String] = [], kept: [String] = []
+        for (name, role) in [("coordinator", Role.worker), ("worker", .worker), ("admin", .admin)] {
+            let path = (dir as NSString).appendingPathComponent(name + ".key_secret")
+            if FileManager.default.fileExists(atPath: path) {
+                kept.append(name)
+                continue
+            }
+            let pair = try generate()
+            _ = try write(Certificate(name: name, role: role, publicKey: pair.publicKey, secretKey: pair.secretKey), to: dir)
+            created.append(name)
+        }
+        return (created, kept)
     }
 
     /// The public keys a server lets in, with their principal's name and role: a certificate file, or a directory

@@ -7,8 +7,8 @@ import Foundation
 public enum DebugRequests {
     /// Writes one user record into `partition` on the worker at `address`, claiming map version `mapVersion`.
     public static func writeUser(worker address: String, partition: UInt32, mapVersion: UInt64, userId: String,
-                                 timeout: Duration = .seconds(3)) async throws -> Chorus_V1_WriteReply {
-        let peer = try Peer(endpoint: address, role: "worker", sender: "debug")
+                                 security: NodeSecurity, serverKey: String?, timeout: Duration = .seconds(3)) async throws -> Chorus_V1_WriteReply {
+        let peer = try Peer(endpoint: address, role: "worker", sender: "debug", security: security, serverKey: serverKey)
         defer { peer.close() }
         var user = Chorus_V1_User()
         user.id = userId
@@ -31,8 +31,9 @@ public enum DebugRequests {
     /// Runs one stage of a job kind (the CLI: the features catalog) for `partition` on the worker at `address`,
     /// as a job of its own that is released afterwards.
     public static func runTask(worker address: String, kind: String, stage: String, partition: UInt32,
-                               mapVersion: UInt64, timeout: Duration = .seconds(10)) async throws -> Chorus_V1_TaskResult {
-        let peer = try Peer(endpoint: address, role: "worker", sender: "debug")
+                               mapVersion: UInt64, security: NodeSecurity, serverKey: String?,
+                               timeout: Duration = .seconds(10)) async throws -> Chorus_V1_TaskResult {
+        let peer = try Peer(endpoint: address, role: "worker", sender: "debug", security: security, serverKey: serverKey)
         defer { peer.close() }
         var t = Chorus_V1_RunTask()
         t.jobID = "debug-" + UUID().uuidString.lowercased().prefix(8)

@@ -23,13 +23,18 @@ public final class Peer: Sendable {
     let sender: String
     private let client: DealerClient
 
-    /// `role` names the peer in error messages ("coordinator", "worker w-1").
-    public init(endpoint: String, role: String, sender: String = "client") throws {
+    /// `role` names the peer in error messages ("coordinator", "worker w-1"). With a secure `security`, the
+    /// connection is CURVE, to the server holding `serverKey` (the coordinator's key when nil and `role` is
+    /// "coordinator").
+    public init(endpoint: String, role: String, sender: String = "client", security: NodeSecurity,
+                serverKey: String? = nil) throws {
         self.endpoint = endpoint
         self.role = role
         self.sender = sender
+        let curve = try security.curveClient(serverKey: serverKey ?? (role == "coordinator" ? security.coordinatorKey : nil),
+                                             peerRole: role, endpoint: endpoint)
         do {
-            client = try DealerClient(connect: endpoint, correlate: responseCorrelationId)
+            client = try DealerClient(connect: endpoint, curve: curve, correlate: responseCorrelationId)
         } catch {
             throw ChorusError(.usage, "bad \(role) address '\(endpoint)': \(error)",
                               hint: "use a ZeroMQ endpoint such as tcp://127.0.0.1:7100")
@@ -56,6 +61,10 @@ public final class Peer: Sendable {
                                   hint: hint)
             case .connect, .disconnected:
                 throw ChorusError(.unreachable, "\(role) at \(endpoint): \(e)", hint: hint)
+            case let .handshake(_, reason):
+                throw ChorusError(.permissionDenied, "the \(role) at \(endpoint) did not let this client in: \(reason)",
+                                  hint: "check that this key (--keys/CHORUS_KEYS, --key-name/CHORUS_KEY_NAME) is in the cluster's "
+                                    + "allow-list (then `chorus keys reload`), and that coordinator.key is the cluster's")
             default:
                 throw ChorusError(.unreachable, "\(role) at \(endpoint): \(e)")
             }
@@ -94,6 +103,7 @@ public final class Peer: Sendable {
         case .cancelled: return ChorusError(.jobFailed, e.message)
         case .unknownNode: return ChorusError(.notFound, e.message, hint: "re-register")
         case .fenced: return ChorusError(.fenced, e.message, hint: "refresh the partition map and retry")
+        case .permissionDenied: return ChorusError(.permissionDenied, e.message)
         default: return ChorusError(.internal, "\(role) error: \(e.message)")
         }
     }
@@ -115,6 +125,7 @@ extension ChorusError {
         case .fenced: e.code = .fenced
         case .unavailable, .unreachable: e.code = .unavailable
         case .jobFailed: e.code = .cancelled
+        case .permissionDenied: e.code = .permissionDenied
         default: e.code = .internal
         }
         return e
@@ -130,12 +141,25 @@ public final class RequestServer: Sendable {
     private let server: RouterServer
     private let rejections = RejectionLog()
 
-    public init(bind: String) throws {
+    /// Whether requests are checked against the sender's role (a CURVE server); a plaintext server serves all.
+    let secure: Bool
+
+    /// With a secure `security`, the socket is a CURVE server with this process's key, letting in the keys of
+    /// `access` only.
+    public init(bind: String, security: NodeSecurity, access: AccessControl?) throws {
+        var curve: CurveServer?
+        if let identity = security.identity {
+            guard let secret = identity.secretKey.flatMap(z85Key), let access else {
+                throw ChorusError(.usage, "a secure server needs its secret key and an allow-list")
+            }
+            curve = CurveServer(secretKey: secret, authorize: access.authorizer)
+        }
         do {
-            server = try RouterServer(bind: bind)
+            server = try RouterServer(bind: bind, curve: curve)
         } catch {
             throw ChorusError(.usage, "\(error)", hint: "is the port already in use? pick another --bind")
         }
+        secure = curve != nil
         endpoint = server.endpoint
     }
 
@@ -163,10 +187,14 @@ public final class RequestServer: Sendable {
 
     /// Runs until the server is closed. `handler` returns the reply body or throws a ChorusError. Each request is
     /// counted and timed in `metrics` by type (`chorus_requests_total`, `chorus_request_duration_seconds`).
-    func serve(logger: Logger, metrics: NodeMetrics,
+    /// On a CURVE server, a request outside the role of its connection's key is refused with PERMISSION_DENIED,
+    /// counted (`chorus_requests_total{outcome="permission_denied"}`) and logged; `readOnlyKinds` are the job kinds
+    /// an analyst may submit.
+    func serve(logger: Logger, metrics: NodeMetrics, readOnlyKinds: Set<String> = [],
                _ handler: @escaping @Sendable (Chorus_V1_Request) async throws -> ResponseBody) async {
         let server = self.server
         let rejections = self.rejections
+        let secure = self.secure
         await withDiscardingTaskGroup { group in
             for await msg in server.messages {
                 group.addTask {
@@ -195,6 +223,8 @@ public final class RequestServer: Sendable {
                             throw ChorusError(.invalidInput, "request has no body (unknown request type or protocol "
                                               + "version \(req.protocolVersion))")
                         }
+                        // The role first: a sender without the right role learns nothing about the request's checks.
+                        if secure { try Self.authorize(req, userId: msg.userId, readOnlyKinds: readOnlyKinds, logger: logger) }
                         try RequestValidation.check(req)
                         resp.body = try await handler(req)
                     } catch let e as ChorusError {
@@ -213,6 +243,20 @@ public final class RequestServer: Sendable {
     }
 
     public func close() { server.close() }
+
+    /// Refuses a request outside the role its connection was let in with (the ZAP User-Id).
+    static func authorize(_ req: Chorus_V1_Request, userId: String?, readOnlyKinds: Set<String>, logger: Logger) throws {
+        let rule = AccessPolicy.rule(req, readOnlyKinds: readOnlyKinds)
+        let principal = Principal(userId: userId)
+        if let principal, AccessPolicy.allows(principal.role, rule) { return }
+        let type = typeName(req.body)
+        logger.warning("permission denied", metadata: [
+            "principal": "\(principal?.description ?? "unknown")", "request": "\(type)", "needs": "\(rule.rawValue)"])
+        throw ChorusError(.permissionDenied,
+                          "permission denied: \(principal.map { "key '\($0.name)' has role \($0.role.rawValue), which" } ?? "this connection") "
+                          + "may not send \(type) (it needs \(AccessPolicy.rolesAllowed(rule)))",
+                          hint: "use a key with one of those roles (--key-name), or ask an admin for one")
+    }
 
     /// An error code as a metric label: `bad_request`, `not_found`, ...
     static func errorName(_ code: Chorus_V1_ErrorCode) -> String {

@@ -1,4 +1,5 @@
 import ChorusModel
+import ChorusTransport
 import ChorusStorage
 import ChorusWire
 import Foundation
@@ -55,6 +56,9 @@ public enum RequestValidation {
                 throw invalid("register_worker.address", "not a tcp:// or ipc:// endpoint")
             }
             guard r.cores <= 4096 else { throw invalid("register_worker.cores", "\(r.cores) is above 4096") }
+            guard r.publicKey.isEmpty || z85Key(r.publicKey) != nil else {
+                throw invalid("register_worker.public_key", "not a 40-character Z85 CurveZMQ key")
+            }
         case let .heartbeat(h):
             try id(h.nodeID, "heartbeat.node_id")
             try partitions(h.nonemptyPartitions, "heartbeat.nonempty_partitions")
@@ -136,6 +140,8 @@ public enum RequestValidation {
             // The batch itself (only puts, its count, every key's partition) is parsed whole by the worker.
             try id(r.primary, "replica_batch.primary")
             guard r.batch.count >= 12, r.count > 0 else { throw invalid("replica_batch.batch", "empty") }
+        case .keysReload:
+            break
         case let .nodeAdmin(a):
             try id(a.node, "node_admin.node")
             guard [.drain, .undrain, .remove].contains(a.action) else {

@@ -14,8 +14,10 @@ public enum WireFuzz {
         public var name: String
         public var endpoint: String
         public var coordinator: Bool
-        public init(name: String, endpoint: String, coordinator: Bool) {
-            self.name = name; self.endpoint = endpoint; self.coordinator = coordinator
+        /// A worker's CurveZMQ public key (from the map); the coordinator's comes from the security settings.
+        public var serverKey: String?
+        public init(name: String, endpoint: String, coordinator: Bool, serverKey: String? = nil) {
+            self.name = name; self.endpoint = endpoint; self.coordinator = coordinator; self.serverKey = serverKey
         }
     }
 
@@ -47,13 +49,25 @@ public enum WireFuzz {
     /// Sends up to `messages` requests (fewer if `seconds` runs out), `concurrency` in flight. Three in four go to a
     /// process that serves their type (so they get past the dispatch and into the handler), the rest to any target.
     /// `dictionary` adds strings for the generator (e.g. the cluster id).
-    public static func run(targets: [Target], messages: Int, seed: UInt64, seconds: Double, concurrency: Int = 16,
-                           dictionary: [String] = [], seeds: [Int: [Chorus_V1_Request]] = [:],
+    ///
+    /// On a secure cluster every message goes over CURVE, so it reaches the server's code after the handshake.
+    /// `securities` are the keys to send with: the first for client requests; a second one (a worker key) sends
+    /// the cluster-internal types, so they get past the role check into their handlers. One in ten messages
+    /// goes with the other key, to exercise the refusal.
+    public static func run(targets: [Target], securities: [NodeSecurity], messages: Int, seed: UInt64, seconds: Double,
+                           concurrency: Int = 16, dictionary: [String] = [], seeds: [Int: [Chorus_V1_Request]] = [:],
                            timeout: Duration = .seconds(5)) async throws -> Report {
-        let clients = try targets.map { t in
-            try DealerClient(connect: t.endpoint, correlate: responseCorrelationId)
+        let keys = securities.isEmpty ? [NodeSecurity.insecure] : securities
+        // clientsBy[k][i]: target i with key k.
+        let clientsBy: [[DealerClient]] = try keys.map { security in
+            try targets.map { t in
+                let curve = try security.curveClient(serverKey: t.coordinator ? security.coordinatorKey : t.serverKey,
+                                                     peerRole: t.coordinator ? "coordinator" : "worker", endpoint: t.endpoint)
+                return try DealerClient(connect: t.endpoint, curve: curve, correlate: responseCorrelationId)
+            }
         }
-        defer { clients.forEach { $0.close() } }
+        let clients = clientsBy[0]
+        defer { clientsBy.joined().forEach { $0.close() } }
         var fuzzer = WireFuzzer(seed: seed, dictionary: dictionary)
         fuzzer.seeds = seeds
         var report = Report(seed: seed)
@@ -78,7 +92,12 @@ public enum WireFuzz {
                 }
                 let pick = !serving.isEmpty && fuzzer.chance(0.75) ? serving[fuzzer.below(serving.count)]
                     : fuzzer.below(targets.count)
-                let client = clients[pick]
+                var k = 0
+                if keys.count > 1 {
+                    let internalType = AccessPolicy.rule(req, readOnlyKinds: []) == .internal
+                    k = internalType != fuzzer.chance(0.1) ? 1 : 0
+                }
+                let client = clientsBy[k][pick]
                 switch fuzzer.frames(bytes) {
                 case let .truncated(b): report.truncated += 1; client.post(frames: [b])
                 case let .flipped(b): report.flipped += 1; client.post(frames: [b])

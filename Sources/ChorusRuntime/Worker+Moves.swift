@@ -186,6 +186,9 @@ extension Worker {
         info.id = c.sourceID
         info.name = c.sourceID
         info.address = c.sourceAddress
+        // The source's server key: from the request, else from the map this worker holds.
+        info.publicKey = c.sourcePublicKey.isEmpty
+            ? state.withLock { $0.map.nodes.first { $0.id == c.sourceID }?.publicKey ?? "" } : c.sourcePublicKey
         let source = try workerPeers.peer(info)
         var progress = Chorus_V1_MoveProgress()
         progress.partition = p

@@ -27,6 +27,8 @@ public struct WorkerOptions: Sendable {
     /// drain a worker whenever it stops (a Kubernetes preStop hook, a systemd ExecStop), so that a restarted
     /// worker takes partitions again. It also cancels an operator's drain of a worker that restarts mid-drain.
     public var undrainOnStart = false
+    /// CURVE keys and allow-list, or plaintext (`--insecure`).
+    public var security = NodeSecurity.insecure
 
     public init(coordinator: String, bind: String, advertise: String? = nil, dataDir: String, name: String? = nil,
                 cores: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -91,7 +93,9 @@ public final class Worker: Sendable {
     /// Sequence numbers of the change markers written with each batch (ChangeMarkers.swift).
     let changeSequence = ChangeSequence()
     /// Peers to other workers (replication and partition copies), by address.
-    let workerPeers = WorkerPeers()
+    let workerPeers: WorkerPeers
+    /// The allow-list of keys (nil when plaintext).
+    let access: AccessControl?
     /// What was last logged about the disk (Worker+Storage.swift).
     let storageLog = Mutex(StorageLogState())
 
@@ -108,10 +112,13 @@ public final class Worker: Sendable {
             throw ChorusError(.storage, "\(error)")
         }
         commit = GroupCommit(store: store)
-        server = try RequestServer(bind: options.bind)
+        access = try options.security.allowListPath.map(AccessControl.init(path:))
+        if access != nil { HandshakeDenials.log(to: self.logger) }
+        server = try RequestServer(bind: options.bind, security: options.security, access: access)
+        workerPeers = WorkerPeers(security: options.security, sender: nodeId)
         let adv = options.advertise ?? server.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
         endpoint = adv
-        coordinator = try Peer(endpoint: options.coordinator, role: "coordinator", sender: nodeId)
+        coordinator = try Peer(endpoint: options.coordinator, role: "coordinator", sender: nodeId, security: options.security)
         // Files of moves that were in flight when this process stopped: never resumed, so never needed.
         try? FileManager.default.removeItem(atPath: options.dataDir + "/" + Self.transferDirName)
         let known = try Self.partitionsWithData(store)
@@ -166,7 +173,10 @@ public final class Worker: Sendable {
     public func run() async {
         logger.info("worker listening", metadata: ["endpoint": "\(endpoint)", "name": "\(name)"])
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.server.serve(logger: self.logger, metrics: self.metrics) { try await self.handle($0) } }
+            group.addTask {
+                await self.server.serve(logger: self.logger, metrics: self.metrics,
+                                        readOnlyKinds: self.options.jobs.readOnlyKinds) { try await self.handle($0) }
+            }
             group.addTask { await self.heartbeatLoop() }
             group.addTask { await self.storageWatchLoop() }
         }
@@ -197,6 +207,7 @@ public final class Worker: Sendable {
                 if !registered {
                     var r = Chorus_V1_RegisterWorker()
                     r.nodeID = nodeId; r.name = name; r.address = endpoint; r.cores = UInt32(options.cores)
+                    r.publicKey = options.security.publicKey
                     guard case let .registerWorker(reply) = try await coordinator.call(.registerWorker(r),
                                                                                         timeout: .seconds(3)) else {
                         throw ChorusError(.internal, "unexpected reply to register")
@@ -501,6 +512,8 @@ public final class Worker: Sendable {
         case let .profileScan(s): return .profileScan(try await profileScan(s))
         case .partitionMap:
             return .partitionMap(state.withLock { $0.map })
+        case .keysReload:
+            return .admin(try reloadKeys())
         case let .mapPush(m):
             try await applyMap(m)
             var r = Chorus_V1_MapPushReply()

@@ -26,11 +26,24 @@ public final class DealerClient: @unchecked Sendable {
         /// Since when the connection has been down: after it was up once, or since the client was made (nil: up).
         var downSince: ContinuousClock.Instant? = .now
         var everUp = false
+        /// Why the last CURVE handshake failed, until one succeeds: requests then fail at once with it.
+        var handshakeFailure: String?
     }
     private let state = Mutex(State())
 
-    public init(connect endpoint: String, correlate: @escaping @Sendable ([UInt8]) -> UInt64?) throws(TransportError) {
+    /// With `curve`, the socket is a CURVE client: it only talks to the server holding `curve.serverKey`'s secret,
+    /// and a refused or failed handshake fails the requests at once with `TransportError.handshake`.
+    public init(connect endpoint: String, curve: CurveClient? = nil,
+                correlate: @escaping @Sendable ([UInt8]) -> UInt64?) throws(TransportError) {
         let socket = try RawSocket(type: ZMQ_DEALER)
+        if let curve {
+            do {
+                try socket.configure(client: curve)
+            } catch {
+                socket.close()
+                throw error
+            }
+        }
         socket.setInt(ZMQ_RECONNECT_IVL, 100)
         socket.setInt(ZMQ_RECONNECT_IVL_MAX, 2000)
         // A TCP connect that gets no answer (the peer's host cut off by a network partition) is given up after
@@ -46,7 +59,11 @@ public final class DealerClient: @unchecked Sendable {
         // A lost connection (ZMTP heartbeat timeout, reset) takes the replies of the requests sent on it with it:
         // the socket monitor tells the I/O thread, which fails them at once instead of letting them wait out their
         // deadline (a 20 s write batch, a 30 min task). Attached before the connect, so no event is missed.
-        let monitor = attachMonitor(socket, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED, name: "dealer")
+        // Handshake failures are silent otherwise: a refused key would look like a peer that never answers.
+        let monitor = attachMonitor(socket, events: ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED
+                                    | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                                    | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH,
+                                    name: "dealer")
         if zmq_connect(socket.raw, endpoint) != 0 {
             let reason = zmqErrorString()
             Self.close(socket, monitor: monitor)
@@ -172,24 +189,44 @@ public final class DealerClient: @unchecked Sendable {
     private func checkDisconnects(_ monitor: RawSocket) {
         var lost = false
         var up = false
+        var failure: String?
+        var succeeded = false
+        let handshakeFailed = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
         while let frames = monitor.receive() {
             guard let first = frames.first, first.count >= 2 else { continue }
             let event = Int32(UInt16(first[0]) | UInt16(first[1]) << 8)
             if event & ZMQ_EVENT_DISCONNECTED != 0 { lost = true; up = false }
             if event & ZMQ_EVENT_CONNECTED != 0 { up = true }
+            if event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED != 0 { succeeded = true; failure = nil }
+            if event & handshakeFailed != 0 {
+                let value = first.count >= 6
+                    ? UInt32(first[2]) | UInt32(first[3]) << 8 | UInt32(first[4]) << 16 | UInt32(first[5]) << 24 : 0
+                failure = handshakeFailureText(event: event, value: value)
+                up = false
+                succeeded = false
+            }
         }
         let now = ContinuousClock.now
-        let (failed, neverUp) = state.withLock { s -> ([Pending], Bool) in
+        let (failed, neverUp, refused) = state.withLock { s -> ([Pending], Bool, String?) in
+            if succeeded { s.handshakeFailure = nil }
+            if let failure { s.handshakeFailure = failure }
             if up { s.downSince = nil; s.everUp = true } else if lost { s.downSince = now }
+            if failure != nil { s.downSince = s.downSince ?? now }
             let grace = s.everUp ? Self.downGrace : Self.neverUpGrace
-            guard lost || s.downSince.map({ now - $0 >= grace }) == true else { return ([], false) }
+            let refused = s.downSince == nil ? nil : s.handshakeFailure
+            guard lost || refused != nil || s.downSince.map({ now - $0 >= grace }) == true else { return ([], false, nil) }
             let v = Array(s.pending.values)
             s.pending.removeAll()
-            return (v, !s.everUp)
+            return (v, !s.everUp, refused)
         }
-        let error: TransportError = neverUp
-            ? .connect(endpoint: endpoint, reason: "no connection within \(Self.neverUpGrace.components.seconds) s (the peer is down or cut off)")
-            : .disconnected(endpoint: endpoint)
+        let error: TransportError = if let refused {
+            .handshake(endpoint: endpoint, reason: refused)
+        } else if neverUp {
+            .connect(endpoint: endpoint, reason: "no connection within \(Self.neverUpGrace.components.seconds) s (the peer is down or cut off)")
+        } else {
+            .disconnected(endpoint: endpoint)
+        }
         for p in failed { p.continuation.resume(throwing: error) }
     }
 

@@ -7,6 +7,8 @@ public struct InboundMessage: Sendable {
     /// The ZeroMQ routing identity of the peer; pass it back to `reply`.
     public let peer: [UInt8]
     public let payload: [UInt8]
+    /// The ZAP User-Id the peer's CURVE handshake was accepted with; nil on a plaintext server.
+    public let userId: String?
 }
 
 /// A ZeroMQ ROUTER socket bound to an endpoint and driven by its own OS thread.
@@ -21,10 +23,34 @@ public final class RouterServer: @unchecked Sendable {
     private let continuation: AsyncStream<InboundMessage>.Continuation
     private let state = Mutex<(outbox: [[[UInt8]]], closed: Bool, malformed: Int, connections: Int)>(([], false, 0, 0))
     private let waker: Waker
+    private let zapDomain: String?
 
     /// Binds `endpoint` (e.g. `tcp://127.0.0.1:7100` or `tcp://127.0.0.1:*` for any free port).
-    public init(bind endpoint: String, maxMessageBytes: Int64 = 512 << 20) throws(TransportError) {
+    /// With `curve`, the socket is a CURVE server: the process's ZAP handler is installed first (it refuses every
+    /// key `curve.authorize` does not know), and each message carries the User-Id its peer was let in with.
+    public init(bind endpoint: String, curve: CurveServer? = nil, maxMessageBytes: Int64 = 512 << 20) throws(TransportError) {
         let socket = try RawSocket(type: ZMQ_ROUTER)
+        if let curve {
+            do {
+                try ZAPHandler.shared.install()
+            } catch {
+                socket.close()
+                throw error
+            }
+            let domain = ZAPHandler.shared.register(curve.authorize)
+            zapDomain = domain
+            var on: Int32 = 1
+            guard zmq_setsockopt(socket.raw, ZMQ_CURVE_SERVER, &on, 4) == 0,
+                  socket.setBytes(ZMQ_CURVE_SECRETKEY, curve.secretKey),
+                  socket.setString(ZMQ_ZAP_DOMAIN, domain) else {
+                let reason = zmqErrorString()
+                ZAPHandler.shared.unregister(domain)
+                socket.close()
+                throw .system("CURVE server setup failed: \(reason) (is libzmq built with libsodium?)")
+            }
+        } else {
+            zapDomain = nil
+        }
         socket.setInt64(ZMQ_MAXMSGSIZE, maxMessageBytes)
         socket.setInt(ZMQ_HEARTBEAT_IVL, 1000)
         socket.setInt(ZMQ_HEARTBEAT_TIMEOUT, 3000)
@@ -35,6 +61,7 @@ public final class RouterServer: @unchecked Sendable {
         let monitor = attachMonitor(socket, events: ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED, name: "router")
         if zmq_bind(socket.raw, endpoint) != 0 {
             let reason = zmqErrorString()
+            if let zapDomain { ZAPHandler.shared.unregister(zapDomain) }
             Self.close(socket, monitor: monitor)
             throw .bind(endpoint: endpoint, reason: reason)
         }
@@ -42,6 +69,7 @@ public final class RouterServer: @unchecked Sendable {
         do {
             self.waker = try Waker()
         } catch {
+            if let zapDomain { ZAPHandler.shared.unregister(zapDomain) }
             Self.close(socket, monitor: monitor)
             throw error
         }
@@ -81,13 +109,15 @@ public final class RouterServer: @unchecked Sendable {
             if woken { waker.drain() }
             if readable {
                 var n = 0
-                while n < 1000, let frames = socket.receive() {
+                while n < 1000 {
+                    var user: String?
+                    guard let frames = socket.receive(userId: &user) else { break }
                     n += 1
                     // ROUTER prepends the identity. Accept [id, payload] and REQ-style [id, "", payload].
                     if frames.count == 2 {
-                        continuation.yield(InboundMessage(peer: frames[0], payload: frames[1]))
+                        continuation.yield(InboundMessage(peer: frames[0], payload: frames[1], userId: user))
                     } else if frames.count == 3, frames[1].isEmpty {
-                        continuation.yield(InboundMessage(peer: frames[0], payload: frames[2]))
+                        continuation.yield(InboundMessage(peer: frames[0], payload: frames[2], userId: user))
                     } else {
                         state.withLock { $0.malformed += 1 }
                     }
@@ -96,6 +126,7 @@ public final class RouterServer: @unchecked Sendable {
             if let monitor { countConnections(monitor) }
         }
         continuation.finish()
+        if let zapDomain { ZAPHandler.shared.unregister(zapDomain) }
         Self.close(socket, monitor: monitor)
         waker.close()
     }

@@ -12,6 +12,9 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
     /// The connection a request went out on was lost before its reply came (ZMTP heartbeats timed out: the peer
     /// is cut off or gone). The request may or may not have been served.
     case disconnected(endpoint: String)
+    /// The CURVE handshake with the peer failed: it refused this client's key, the server key is wrong, or one side
+    /// is plaintext.
+    case handshake(endpoint: String, reason: String)
     case system(String)
 
     public var description: String {
@@ -21,6 +24,7 @@ public enum TransportError: Error, Sendable, CustomStringConvertible {
         case let .timeout(e, ms): return "no reply from \(e) within \(ms) ms"
         case .closed: return "transport closed"
         case let .disconnected(e): return "the connection to \(e) was lost (the peer is cut off or gone); the request may or may not have been served"
+        case let .handshake(e, r): return "not allowed to connect to \(e): \(r)"
         case let .system(s): return s
         }
     }
@@ -108,6 +112,12 @@ struct RawSocket {
 
     /// Receives one whole multipart message without blocking; nil when none is waiting.
     func receive() -> [[UInt8]]? {
+        var ignored: String?
+        return receive(userId: &ignored)
+    }
+
+    /// The same, and the ZAP User-Id the message's connection was let in with (CURVE servers), if any.
+    func receive(userId: inout String?) -> [[UInt8]]? {
         var frames: [[UInt8]] = []
         while true {
             var msg = zmq_msg_t()
@@ -123,6 +133,7 @@ struct RawSocket {
                 frame = []
             }
             frames.append(frame)
+            if userId == nil, let u = zmq_msg_gets(&msg, "User-Id") { userId = String(cString: u) }
             if zmq_msg_more(&msg) == 0 { return frames }
         }
     }

@@ -37,12 +37,19 @@ struct BenchFuzz: AsyncParsableCommand {
             if targets != "workers" { list.append(.init(name: "coordinator", endpoint: client.coordinator, coordinator: true)) }
             if targets != "coordinator" {
                 for n in status.nodes where n.state != .dead && !n.address.isEmpty {
-                    list.append(.init(name: n.name, endpoint: n.address, coordinator: false))
+                    list.append(.init(name: n.name, endpoint: n.address, coordinator: false, serverKey: n.publicKey))
                 }
             }
             guard !list.isEmpty else { throw ChorusError(.unavailable, "bench-fuzz: nothing to fuzz") }
             // The cluster id gets map pushes past the cluster check, so the map's own rules are exercised.
-            let report = try await WireFuzz.run(targets: list, messages: messages, seed: seed, seconds: seconds,
+            // Client requests go with this client's key; cluster-internal ones with the keys directory's `worker`
+            // key when there is one, so they reach their handlers.
+            var securities = [try client.security.resolve(server: nil)]
+            if securities[0].isSecure, let dir = client.security.keysDir,
+               let worker = try? NodeSecurity.load(keysDir: dir, name: "worker") {
+                securities.append(worker)
+            }
+            let report = try await WireFuzz.run(targets: list, securities: securities, messages: messages, seed: seed, seconds: seconds,
                                                 concurrency: concurrency, dictionary: [status.coordinatorID],
                                                 seeds: WireFuzz.seeds(partitions: status.partitionCount,
                                                                       clusterId: status.coordinatorID,

@@ -16,7 +16,10 @@ struct Chorus: AsyncParsableCommand {
 
         Exit codes: 0 ok, 1 job failed or cancelled, 2 internal error, 3 nothing done (e.g. cancelling a job that
         already ended), 64 usage, 65 invalid input, 66 not found, 69 coordinator/worker unreachable or unavailable,
-        74 storage error, 130 interrupted.
+        74 storage error, 77 permission denied (the key is not let in, or its role may not do that), 130 interrupted.
+
+        Security: every connection is CurveZMQ. Client commands take --keys DIR (or CHORUS_KEYS, or the config
+        file's keys) and --key-name (or CHORUS_KEY_NAME); `chorus keys init` makes a set. --insecure turns it off.
 
         Environment: CHORUS_COORDINATOR (the default --coordinator), CHORUS_OUTPUT (the default -o),
         CHORUS_CONFIG (the config file, default ~/.config/chorus/config.toml: coordinator and output; a flag beats
@@ -92,6 +95,8 @@ struct ClientOptions: ParsableArguments {
                                valueName: "SECONDS"))
     var timeout: Double = 3
 
+    @OptionGroup(title: "Security") var security: SecurityOptions
+
     /// The output format in effect: flag, then environment, then config file, then table.
     var format: OutputFormat {
         if jsonFlag { return .json }
@@ -119,7 +124,8 @@ struct ClientOptions: ParsableArguments {
         guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
             throw ChorusError(.usage, "--timeout must be a number of seconds in (0, 86400], got \(timeout)")
         }
-        return try ChorusClient(coordinator: coordinator, timeout: .milliseconds(Int(timeout * 1000)))
+        return try ChorusClient(coordinator: coordinator, timeout: .milliseconds(Int(timeout * 1000)),
+                                security: security.resolve(server: nil))
     }
 }
 

@@ -13,6 +13,18 @@ struct Debug: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Worker endpoint.", valueName: "ADDR")) var worker: String
         @Option(help: "Partition.") var partition: UInt32
         @Option(help: "Map version to claim.") var mapVersion: UInt64
+        @Option(help: ArgumentHelp("The worker's public key (Z85). Unset: worker.key of the keys directory.", valueName: "KEY"))
+        var workerKey: String?
+        @OptionGroup(title: "Security") var security: SecurityOptions
+
+        /// This client's security, and the worker's server key.
+        func resolve() throws -> (NodeSecurity, String?) {
+            let s = try security.resolve(server: nil)
+            guard s.isSecure, workerKey == nil, let dir = security.keysDir else { return (s, workerKey) }
+            let path = (dir as NSString).appendingPathComponent("worker.key")
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+            return (s, try text.map { try CurveKeys.Certificate.parse($0, source: path).publicKey })
+        }
     }
 
     struct Write: AsyncParsableCommand {
@@ -22,8 +34,10 @@ struct Debug: AsyncParsableCommand {
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
+                let (security, key) = try target.resolve()
                 let r = try await DebugRequests.writeUser(worker: target.worker, partition: target.partition,
-                                                          mapVersion: target.mapVersion, userId: userId)
+                                                          mapVersion: target.mapVersion, userId: userId,
+                                                          security: security, serverKey: key)
                 printJSON(["stored": Int(r.stored), "duplicates": Int(r.duplicates)])
             }
         }
@@ -36,9 +50,11 @@ struct Debug: AsyncParsableCommand {
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
+                let (security, key) = try target.resolve()
                 let r = try await DebugRequests.runTask(worker: target.worker, kind: "features", stage: "catalog",
                                                         partition: target.partition,
-                                                        mapVersion: target.mapVersion)
+                                                        mapVersion: target.mapVersion,
+                                                        security: security, serverKey: key)
                 printJSON(["records_read": Int(r.recordsRead), "map_version": Int(r.mapVersion)])
             }
         }

@@ -7,13 +7,70 @@ import Foundation
 
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "CurveZMQ keys of the cluster's principals (the transport does not use them yet: issue 17).",
+        abstract: "CurveZMQ keys of the cluster's principals: make them, and reload the allow-list.",
         discussion: reflow("""
-        Every process and user of a secured cluster has a key pair and a role: worker, admin, operator, analyst or
-        ingest. The coordinator and the workers will let in only the public keys of their allow-list (a directory
-        of NAME.key files) and check each request against the sender's role. Files are CZMQ zcert certificates.
+        Every process and user of a cluster has a key pair and a role: worker, admin, operator, analyst or
+        ingest. The coordinator and the workers let in only the public keys of their allow-list (the NAME.key
+        files of their keys directory) and check each request against the sender's role (docs/security.md).
+        Files are CZMQ zcert certificates.
         """),
-        subcommands: [Generate.self])
+        subcommands: [Init.self, Generate.self, Reload.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a keys directory for a new cluster: coordinator and worker (role worker) and admin.",
+            discussion: reflow("""
+            Keys that exist already are kept, so running it again is harmless. Start the servers with
+            --keys DIR (or CHORUS_KEYS=DIR) and run client commands with CHORUS_KEYS=DIR CHORUS_KEY_NAME=admin.
+            For more principals, `chorus keys generate`. On several machines, give each worker its own key
+            (--key-name) and copy only the public *.key files and your own NAME.key_secret.
+
+            Example: chorus keys init --out /etc/chorus/keys
+            """))
+
+        @Option(help: ArgumentHelp("Directory to write the keys into (created if missing).", valueName: "DIR"))
+        var out: String
+        @Flag(help: "Print machine-readable JSON: {dir, created, kept}.") var json = false
+
+        func run() async throws {
+            try await guarded {
+                let (created, kept) = try CurveKeys.initCluster(dir: out)
+                if json {
+                    printJSON(["dir": out, "created": created, "kept": kept])
+                } else {
+                    print("keys in \(out): " + (created.isEmpty ? "nothing new" : "made \(created.joined(separator: ", "))")
+                          + (kept.isEmpty ? "" : "; kept \(kept.joined(separator: ", "))"))
+                    print("servers:  --keys \(out)      clients:  export CHORUS_KEYS=\(out) CHORUS_KEY_NAME=admin")
+                }
+            }
+        }
+    }
+
+    struct Reload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the coordinator and every live worker re-read their allow-list, without a restart (admin).",
+            discussion: reflow("""
+            New connections are checked against the new list; connections already let in are not disturbed. To
+            rotate a key, add the new NAME.key beside the old one (a principal may have two keys), reload, move
+            the client to the new key, then delete the old NAME.key and reload again. SIGHUP to one server does
+            the same for that server only. Exit 69 when a worker could not reload (the others did).
+            """))
+
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await guarded {
+                let client = try options.client()
+                defer { client.close() }
+                let message = try await client.reloadKeys()
+                if options.json {
+                    printJSON(["result": message])
+                } else {
+                    print(message.replacingOccurrences(of: "; ", with: "\n"))
+                }
+            }
+        }
+    }
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -31,6 +31,10 @@ struct Local: AsyncParsableCommand {
     var bind = "tcp://127.0.0.1:*"
     @Flag(help: "Keep the cluster running after the pipeline.") var keepRunning = false
     @Flag(help: "Print the summary as JSON.") var json = false
+    @Flag(help: "Plaintext transport instead of throwaway CurveZMQ keys (DIR/keys).") var insecure = false
+
+    /// Where the throwaway keys live: made once per data directory.
+    var keysDir: String { (data as NSString).standardizingPath + "/keys" }
 
     func validate() throws {
         if workers < 1 || workers > 32 { throw ValidationError("--workers must be 1...32") }
@@ -43,8 +47,19 @@ struct Local: AsyncParsableCommand {
             let root = (data as NSString).standardizingPath
             func say(_ s: String) { if !json { print(s); fflush(nil) } }
             say("chorus local: \(workers) workers, data in \(root)")
+            // Security is on in the default path too: throwaway keys, made once per data directory.
+            var security = (coordinator: NodeSecurity.insecure, worker: NodeSecurity.insecure, client: NodeSecurity.insecure)
+            if insecure {
+                FileHandle.standardError.write(Data("warning: --insecure: plaintext, unauthenticated transport\n".utf8))
+            } else {
+                _ = try CurveKeys.initCluster(dir: keysDir)
+                security = (try NodeSecurity.load(keysDir: keysDir, name: "coordinator"),
+                            try NodeSecurity.load(keysDir: keysDir, name: "worker"),
+                            try NodeSecurity.load(keysDir: keysDir, name: "admin"))
+            }
             var coordOptions = CoordinatorOptions(bind: bind, dataDir: root + "/coordinator", partitions: partitions)
             coordOptions.jobs = StandardJobs.registry
+            coordOptions.security = security.coordinator
             let coord = try Coordinator(options: coordOptions,
                                         logger: Logger(label: "chorus.coordinator"))
             let coordTask = Task { await coord.run() }
@@ -55,6 +70,7 @@ struct Local: AsyncParsableCommand {
                 var workerOptions = WorkerOptions(coordinator: coord.endpoint, bind: "tcp://127.0.0.1:*",
                                                   dataDir: root + "/worker-\(i)", name: "worker-\(i)", cores: max(cores, 1))
                 workerOptions.jobs = StandardJobs.registry
+                workerOptions.security = security.worker
                 // One machine, one disk, small data: a smaller reserve than a production worker's 512 MiB.
                 workerOptions.minFreeBytes = 64 << 20
                 let w = try Worker(options: workerOptions,
@@ -62,7 +78,7 @@ struct Local: AsyncParsableCommand {
                 ws.append(w)
                 tasks.append(Task { await w.run() })
             }
-            let client = try ChorusClient(coordinator: coord.endpoint)
+            let client = try ChorusClient(coordinator: coord.endpoint, security: security.client)
             do {
                 try await pipeline(coord: coord, client: client, root: root, say: say)
             } catch {
@@ -271,6 +287,8 @@ struct Local: AsyncParsableCommand {
             }
             if keepRunning {
                 say("serving on \(coord.endpoint); press Ctrl-C to stop")
+                say(insecure ? "  plaintext (--insecure): client commands need --insecure"
+                    : "  client commands: export CHORUS_COORDINATOR=\(coord.endpoint) CHORUS_KEYS=\(keysDir) CHORUS_KEY_NAME=admin")
                 await waitForTermination()
             }
         }

@@ -54,16 +54,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @OptionGroup(title: "Security") var security: SecurityOptions
+
     func run() async throws {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         try await guarded {
             var o = CoordinatorOptions(bind: bind, dataDir: data, partitions: partitions, replication: replication)
+            o.security = try security.resolve(server: "coordinator")
             o.jobs = StandardJobs.registry
             o.moves.rateBytesPerSecond = UInt64(max(0, moveRateMib) * 1_048_576)
             o.moves.maxMoves = max(1, maxMoves)
             o.blockSelfApproval = blockSelfApproval
             let c = try Coordinator(options: o, logger: Logger(label: "chorus.coordinator"))
-            print("coordinator listening on \(c.endpoint)")
+            print("coordinator listening on \(c.endpoint) \(securityNote(o.security))")
+            let hup = reloadOnSIGHUP { c.reloadKeysOnSignal() }
+            defer { hup.cancel() }
             let endpoint = c.endpoint
             let web = try startHTTP([http, metrics], metrics: { await c.metricsExposition() },
                                     statusPage: { await c.statusPageJSON() }) {
@@ -133,17 +138,22 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @OptionGroup(title: "Security") var security: SecurityOptions
+
     func run() async throws {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
         try await guarded {
             var o = WorkerOptions(coordinator: coordinator, bind: bind, advertise: advertise, dataDir: data, name: name)
+            o.security = try security.resolve(server: "worker")
             o.jobs = StandardJobs.registry
             if let cores { o.cores = cores }
             guard minFreeMib <= 1 << 30 else { throw ChorusError(.usage, "--min-free-mib \(minFreeMib) is too large") }
             o.minFreeBytes = minFreeMib << 20
             o.undrainOnStart = undrainOnStart
             let w = try Worker(options: o, logger: Logger(label: "chorus.worker"))
-            print("worker \(w.name) (\(w.nodeId)) listening on \(w.endpoint)")
+            print("worker \(w.name) (\(w.nodeId)) listening on \(w.endpoint) \(securityNote(o.security))")
+            let hup = reloadOnSIGHUP { w.reloadKeysOnSignal() }
+            defer { hup.cancel() }
             let coordinator = self.coordinator
             let web = try startHTTP([http, metrics], metrics: { w.metricsExposition() }) {
                 w.isRegistered ? (true, "registered with the coordinator at \(coordinator) as \(w.name)")
@@ -217,4 +227,19 @@ func startHTTP(_ addresses: [String?], metrics: @escaping @Sendable () async -> 
         servers.append(server)
     }
     return servers
+}
+
+/// How a server's sockets are secured, for its start line: "(CurveZMQ, key worker-1, public key ...)".
+func securityNote(_ s: NodeSecurity) -> String {
+    guard let id = s.identity else {
+        Logger(label: "chorus.security").warning("running with --insecure: plaintext, unauthenticated transport")
+        return "(PLAINTEXT: --insecure)"
+    }
+    return "(CurveZMQ, key \(id.name), public key \(id.publicKey))"
+}
+
+/// Re-reads the allow-list on SIGHUP, without a restart.
+func reloadOnSIGHUP(_ reload: @escaping @Sendable () -> Void) -> SignalSources {
+    signal(SIGHUP, SIG_IGN)
+    return SignalSources([SIGHUP], handler: reload)
 }

@@ -38,14 +38,19 @@ import Testing
                 sendRawTCP(port: port, bytes: (0..<size).map { _ in UInt8.random(in: 0...255) })
             }
             // 2. Well-framed ZeroMQ messages whose payload is not a protobuf Request, or a truncated one,
-            //    or a multi-frame message.
-            let client = try DealerClient(connect: target.endpoint) { _ in nil }
-            for size in [0, 1, 3, 100, 10_000] {
-                _ = try? await client.request((0..<size).map { _ in UInt8.random(in: 0...255) }, correlationId: 1,
-                                              timeout: .milliseconds(100))
+            //    or a multi-frame message: before the CURVE handshake (a plaintext client, refused at the
+            //    handshake) and after it (a client with a key the server lets in).
+            let serverKey = target === cluster.coordinator ? "coordinator" : "worker"
+            for curve in [nil, try TestKeys.client(server: serverKey)] {
+                let client = try DealerClient(connect: target.endpoint, curve: curve) { _ in nil }
+                for size in [0, 1, 3, 100, 10_000, 1 << 20] {
+                    _ = try? await client.request((0..<size).map { _ in UInt8.random(in: 0...255) }, correlationId: 1,
+                                                  timeout: .milliseconds(100))
+                }
+                _ = try? await client.request([0x08, 0x01, 0x10], correlationId: 2, timeout: .milliseconds(100))
+                client.post(frames: [[1, 2, 3], [], [4, 5, 6]])
+                client.close()
             }
-            _ = try? await client.request([0x08, 0x01, 0x10], correlationId: 2, timeout: .milliseconds(100))
-            client.close()
             #expect(target.isRunning, "\(target.logPath) died:\n\(target.log())")
         }
         // Both still serve real requests.

@@ -1,3 +1,4 @@
+import ChorusTransport
 import Foundation
 import Synchronization
 import Testing
@@ -19,6 +20,56 @@ enum Binary {
     }
 }
 
+/// Throwaway CurveZMQ keys for every cluster this test process starts, as `chorus local` makes them: security is
+/// on in the tested path. Children inherit CHORUS_KEYS (servers pick `coordinator` and `worker`) and
+/// CHORUS_KEY_NAME=admin (client commands).
+enum TestKeys {
+    static let dir: String = {
+        let dir = NSTemporaryDirectory() + "chorus-keys-" + UUID().uuidString
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.chorus)
+        p.arguments = ["keys", "init", "--out", dir]
+        p.standardOutput = FileHandle.nullDevice
+        try? p.run()
+        p.waitUntilExit()
+        setenv("CHORUS_KEYS", dir, 1)
+        setenv("CHORUS_KEY_NAME", "admin", 1)
+        return dir
+    }()
+
+    static func ensure() { _ = dir }
+
+    /// Makes another principal's key pair in the test keys directory (the servers let it in after a reload).
+    static func generate(name: String, role: String, dir: String = dir) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.chorus)
+        p.arguments = ["keys", "generate", "--name", name, "--role", role, "--out", dir]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        if p.terminationStatus != 0 { throw HarnessError("keys generate \(name) failed") }
+    }
+
+    /// A key of a certificate file: `public-key` or `secret-key`, as 32 bytes.
+    static func key(_ name: String, secret: Bool = false, dir: String = dir) throws -> [UInt8] {
+        let file = dir + "/" + name + (secret ? ".key_secret" : ".key")
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let field = secret ? "secret-key" : "public-key"
+        for line in text.split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            guard t.hasPrefix(field) else { continue }
+            let value = t.split(separator: "\"").dropFirst().first.map(String.init) ?? ""
+            if let k = z85Key(value) { return k }
+        }
+        throw HarnessError("no \(field) in \(file)")
+    }
+
+    /// CURVE settings for an in-process client with key `name` dialling the server with key `server`.
+    static func client(_ name: String = "admin", server: String) throws -> CurveClient {
+        CurveClient(serverKey: try key(server), publicKey: try key(name), secretKey: try key(name, secret: true))
+    }
+}
+
 /// Output of a finished command.
 struct Result {
     var status: Int32
@@ -37,6 +88,7 @@ func chorus(_ args: [String], timeout: Double = 120) throws -> Result {
 }
 
 func run(_ exe: String, _ args: [String], timeout: Double = 120) throws -> Result {
+    TestKeys.ensure()
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
@@ -76,6 +128,7 @@ final class ServerProcess: @unchecked Sendable {
     init(_ args: [String], logDir: String, name: String) throws {
         logPath = logDir + "/\(name).log"
         outPath = logDir + "/\(name).out"
+        TestKeys.ensure()
         FileManager.default.createFile(atPath: logPath, contents: nil)
         FileManager.default.createFile(atPath: outPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Binary.chorus)

@@ -9,7 +9,8 @@ import Testing
     @Test func aWorkerRefusesMalformedOrForeignReplicaBatchesAndKeepsServing() async throws {
         let cluster = try TestCluster(workers: 2, partitions: 4, replication: 2)
         defer { cluster.shutdown() }
-        let client = try DealerClient(connect: cluster.workers[1].endpoint) { b in
+        let client = try DealerClient(connect: cluster.workers[1].endpoint,
+                                      curve: try TestKeys.client("worker", server: "worker")) { b in
             (try? Chorus_V1_Response(serializedBytes: b))?.correlationID
         }
         defer { client.close() }

@@ -31,7 +31,7 @@ private actor Recorder {
         let store = try Store(path: dir.path)
         defer { store.close() }
         let state = try CoordinatorState(store: store, partitionCount: 4, replicationFactor: 1,
-                                         timing: MembershipTiming(), limits: MoveLimits())
+                                         timing: MembershipTiming(), limits: MoveLimits(), security: .insecure)
         #expect(!state.executor.isCurrentThread)  // the test itself runs on the cooperative pool
         #expect(await state.runsOnStateThread())
         // Methods that make synced puts (meta/job_seq, then the job) run there too, and their writes are durable.

@@ -111,7 +111,7 @@ final class InProcessCluster: @unchecked Sendable {
             ws.append(try Worker(options: wo, logger: log))
         }
         workers = ws
-        client = try ChorusClient(coordinator: coordinator.endpoint)
+        client = try ChorusClient(coordinator: coordinator.endpoint, security: .insecure)
         let c = coordinator
         tasks.append(Task { await c.run() })
         for w in ws { tasks.append(Task { await w.run() }) }

@@ -16,6 +16,8 @@ import Foundation
 /// every post (scope `all`), each channel and each segment, and keeps each scope's effects as a result.
 public enum ContentInsightsJob: Job {
     public static let kind = "content-insights"
+    /// Writes only its result on the coordinator: an analyst may run it.
+    public static let readOnly = true
     public static let about = "what makes content engage: effects of a post's attributes on its engagement rate, with intervals"
     public static let parameters: [JobParameter] = [
         .init("as_of", .time, "now", "accepted for every kind; content-insights uses all interactions"),

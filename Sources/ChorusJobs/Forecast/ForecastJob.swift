@@ -16,6 +16,8 @@ import Synchronization
 /// Results: "index" (every series: model, backtest, fallback) and "series/<key>" (history and forecast).
 public enum ForecastJob: Job {
     public static let kind = "forecast"
+    /// Writes only its result on the coordinator: an analyst may run it.
+    public static let readOnly = true
     public static let about = "engagement forecasts per channel, topic, hashtag, brand and segment, with 80%/95% intervals and a backtest"
     public static let metrics = ["engagements", "views", "like", "comment", "share", "click", "conversion",
                                  "engagement_per_post"]

@@ -11,6 +11,8 @@ import Foundation
 /// The coordinator adds the counts in partition order and keeps the top `n` per channel.
 public enum TopHashtagsJob: Job {
     public static let kind = "top-hashtags"
+    /// Writes only its result on the coordinator: an analyst may run it.
+    public static let readOnly = true
     public static let about = "the most engaged-with hashtags per channel (the example job of docs/jobs.md)"
     public static let parameters: [JobParameter] = [
         .init("as_of", .time, "now", "accepted for every kind; top-hashtags does not use it"),

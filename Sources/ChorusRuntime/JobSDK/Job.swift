@@ -44,6 +44,9 @@ public protocol Job: Sendable {
     /// The parts of the user profile this kind writes (a JSON value per user under its own derived role):
     /// `chorus profile get` and `profile export` show each under its name, with the job that wrote it.
     static var profileSections: [ProfileSection] { get }
+    /// True when the kind writes nothing back to the shards (only its result on the coordinator): an `analyst`
+    /// key may submit it (docs/security.md). Default false.
+    static var readOnly: Bool { get }
 }
 
 /// A part of the user profile that a job kind writes into the user's partition: the JSON object stored under
@@ -68,6 +71,7 @@ extension Job {
     public static var fuzzSeeds: [FuzzSeed] { [] }
     public static func summaryText(_ summaryJSON: String) -> String? { nil }
     public static var profileSections: [ProfileSection] { [] }
+    public static var readOnly: Bool { false }
 }
 
 /// One well-formed message of a kind for the wire fuzzer: a task of `stage` with `params`, and (when set) the
@@ -175,6 +179,8 @@ public struct JobRegistry: Sendable {
     }
     public subscript(_ kind: String) -> (any Job.Type)? { jobs.first { $0.kind == kind } }
     public var kinds: [String] { jobs.map { $0.kind } }
+    /// The kinds an analyst may submit (`Job.readOnly`).
+    public var readOnlyKinds: Set<String> { Set(jobs.filter { $0.readOnly }.map { $0.kind }) }
     /// Every kind's profile sections, in registry order.
     public var profileSections: [ProfileSection] { jobs.flatMap { $0.profileSections } }
     public static let empty = JobRegistry([])

@@ -57,6 +57,9 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
 
   /// the receiver's lease expired or the sender's map is stale; refresh the map, retry
   case fenced // = 8
+
+  /// the sender's key does not have the role this request needs
+  case permissionDenied // = 9
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -74,6 +77,7 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case 6: self = .cancelled
     case 7: self = .unknownNode
     case 8: self = .fenced
+    case 9: self = .permissionDenied
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -89,6 +93,7 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case .cancelled: return 6
     case .unknownNode: return 7
     case .fenced: return 8
+    case .permissionDenied: return 9
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -104,6 +109,7 @@ public nonisolated enum Chorus_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     .cancelled,
     .unknownNode,
     .fenced,
+    .permissionDenied,
   ]
 
 }
@@ -666,6 +672,15 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .replicaBatch(newValue)}
   }
 
+  /// client -> coordinator (admin), coordinator -> workers: re-read the allow-list
+  public var keysReload: Chorus_V1_KeysReload {
+    get {
+      if case .keysReload(let v)? = body {return v}
+      return Chorus_V1_KeysReload()
+    }
+    set {body = .keysReload(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -735,6 +750,8 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case fileChunk(Chorus_V1_FileChunkRequest)
     /// primary -> replicas and learners: the ingest's puts, as a RocksDB batch
     case replicaBatch(Chorus_V1_ReplicaBatch)
+    /// client -> coordinator (admin), coordinator -> workers: re-read the allow-list
+    case keysReload(Chorus_V1_KeysReload)
 
   }
 
@@ -1075,6 +1092,9 @@ public nonisolated struct Chorus_V1_RegisterWorker: Sendable {
   public var address: String = String()
 
   public var cores: UInt32 = 0
+
+  /// the worker's CurveZMQ public key (Z85), which clients dial it with; "" when plaintext
+  public var publicKey: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1452,6 +1472,12 @@ public nonisolated struct Chorus_V1_NodeInfo: @unchecked Sendable {
   /// Clears the value of `storage`. Subsequent reads from it will return its default value.
   public mutating func clearStorage() {_uniqueStorage()._storage = nil}
 
+  /// its CurveZMQ server key (Z85) from its registration; "" when plaintext
+  public var publicKey: String {
+    get {_storage._publicKey}
+    set {_uniqueStorage()._publicKey = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1568,6 +1594,20 @@ public nonisolated struct Chorus_V1_RebalanceRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Re-read the allow-list of keys. To the coordinator: it reloads its own and forwards the request to every live
+/// worker (forwarded = true), and says what each did in AdminReply.message.
+public nonisolated struct Chorus_V1_KeysReload: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var forwarded: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1698,6 +1738,9 @@ public nonisolated struct Chorus_V1_CopyPartition: Sendable {
 
   /// throttle; 0 = unlimited
   public var rateBytesPerS: UInt64 = 0
+
+  /// the source's CurveZMQ server key (Z85); "" when plaintext
+  public var sourcePublicKey: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2680,7 +2723,7 @@ public nonisolated struct Chorus_V1_PipelineList: Sendable {
 fileprivate nonisolated let _protobuf_package = "chorus.v1"
 
 nonisolated extension Chorus_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_WRONG_OWNER\0\u{1}ERROR_CODE_UNAVAILABLE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_CANCELLED\0\u{1}ERROR_CODE_UNKNOWN_NODE\0\u{1}ERROR_CODE_FENCED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_BAD_REQUEST\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_WRONG_OWNER\0\u{1}ERROR_CODE_UNAVAILABLE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_CANCELLED\0\u{1}ERROR_CODE_UNKNOWN_NODE\0\u{1}ERROR_CODE_FENCED\0\u{1}ERROR_CODE_PERMISSION_DENIED\0")
 }
 
 nonisolated extension Chorus_V1_NodeState: SwiftProtobuf._ProtoNameProviding {
@@ -2701,7 +2744,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0\u{3}partition_file\0\u{3}file_chunk\0\u{3}replica_batch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0\u{3}partition_file\0\u{3}file_chunk\0\u{3}replica_batch\0\u{3}keys_reload\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3232,6 +3275,19 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .replicaBatch(v)
         }
       }()
+      case 50: try {
+        var v: Chorus_V1_KeysReload?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .keysReload(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .keysReload(v)
+        }
+      }()
       default: break
       }
     }
@@ -3411,6 +3467,10 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
     case .replicaBatch?: try {
       guard case .replicaBatch(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
+    }()
+    case .keysReload?: try {
+      guard case .keysReload(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
     }()
     case nil: break
     }
@@ -4067,7 +4127,7 @@ nonisolated extension Chorus_V1_Ack: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension Chorus_V1_RegisterWorker: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RegisterWorker"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}name\0\u{1}address\0\u{1}cores\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{1}name\0\u{1}address\0\u{1}cores\0\u{3}public_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4079,6 +4139,7 @@ nonisolated extension Chorus_V1_RegisterWorker: SwiftProtobuf.Message, SwiftProt
       case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.address) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.cores) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.publicKey) }()
       default: break
       }
     }
@@ -4097,6 +4158,9 @@ nonisolated extension Chorus_V1_RegisterWorker: SwiftProtobuf.Message, SwiftProt
     if self.cores != 0 {
       try visitor.visitSingularUInt32Field(value: self.cores, fieldNumber: 4)
     }
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.publicKey, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4105,6 +4169,7 @@ nonisolated extension Chorus_V1_RegisterWorker: SwiftProtobuf.Message, SwiftProt
     if lhs.name != rhs.name {return false}
     if lhs.address != rhs.address {return false}
     if lhs.cores != rhs.cores {return false}
+    if lhs.publicKey != rhs.publicKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4616,7 +4681,7 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".NodeInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0\u{1}rejected\0\u{3}job_states\0\u{1}storage\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}address\0\u{1}state\0\u{1}partitions\0\u{3}heartbeat_age_ms\0\u{3}bytes_held\0\u{1}cores\0\u{3}running_tasks\0\u{1}primaries\0\u{1}replicas\0\u{1}learners\0\u{1}draining\0\u{1}fenced\0\u{3}stray_partitions\0\u{1}rejected\0\u{3}job_states\0\u{1}storage\0\u{3}public_key\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -4637,6 +4702,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
     var _rejected: UInt64 = 0
     var _jobStates: [String] = []
     var _storage: Chorus_V1_StorageHealth? = nil
+    var _publicKey: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4665,6 +4731,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
       _rejected = source._rejected
       _jobStates = source._jobStates
       _storage = source._storage
+      _publicKey = source._publicKey
     }
   }
 
@@ -4701,6 +4768,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._rejected) }()
         case 17: try { try decoder.decodeRepeatedStringField(value: &_storage._jobStates) }()
         case 18: try { try decoder.decodeSingularMessageField(value: &_storage._storage) }()
+        case 19: try { try decoder.decodeSingularStringField(value: &_storage._publicKey) }()
         default: break
         }
       }
@@ -4767,6 +4835,9 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
       try { if let v = _storage._storage {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
       } }()
+      if !_storage._publicKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._publicKey, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4794,6 +4865,7 @@ nonisolated extension Chorus_V1_NodeInfo: SwiftProtobuf.Message, SwiftProtobuf._
         if _storage._rejected != rhs_storage._rejected {return false}
         if _storage._jobStates != rhs_storage._jobStates {return false}
         if _storage._storage != rhs_storage._storage {return false}
+        if _storage._publicKey != rhs_storage._publicKey {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5051,6 +5123,36 @@ nonisolated extension Chorus_V1_RebalanceRequest: SwiftProtobuf.Message, SwiftPr
   }
 }
 
+nonisolated extension Chorus_V1_KeysReload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeysReload"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}forwarded\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.forwarded) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.forwarded != false {
+      try visitor.visitSingularBoolField(value: self.forwarded, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_KeysReload, rhs: Chorus_V1_KeysReload) -> Bool {
+    if lhs.forwarded != rhs.forwarded {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Chorus_V1_AdminReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AdminReply"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}message\0\u{1}status\0")
@@ -5262,7 +5364,7 @@ nonisolated extension Chorus_V1_MapPushReply: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Chorus_V1_CopyPartition: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CopyPartition"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{3}source_id\0\u{3}source_address\0\u{3}map_version\0\u{3}rate_bytes_per_s\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{3}source_id\0\u{3}source_address\0\u{3}map_version\0\u{3}rate_bytes_per_s\0\u{3}source_public_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5275,6 +5377,7 @@ nonisolated extension Chorus_V1_CopyPartition: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularStringField(value: &self.sourceAddress) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.mapVersion) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.rateBytesPerS) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.sourcePublicKey) }()
       default: break
       }
     }
@@ -5296,6 +5399,9 @@ nonisolated extension Chorus_V1_CopyPartition: SwiftProtobuf.Message, SwiftProto
     if self.rateBytesPerS != 0 {
       try visitor.visitSingularUInt64Field(value: self.rateBytesPerS, fieldNumber: 5)
     }
+    if !self.sourcePublicKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourcePublicKey, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5305,6 +5411,7 @@ nonisolated extension Chorus_V1_CopyPartition: SwiftProtobuf.Message, SwiftProto
     if lhs.sourceAddress != rhs.sourceAddress {return false}
     if lhs.mapVersion != rhs.mapVersion {return false}
     if lhs.rateBytesPerS != rhs.rateBytesPerS {return false}
+    if lhs.sourcePublicKey != rhs.sourcePublicKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
