@@ -6,6 +6,7 @@
 #   bench/replicated-ingest.sh [USERS] [ROUNDS]        # USERS=50000 gives ~1 M interactions; ROUNDS=2
 #   BIN=/path/to/chorus bench/replicated-ingest.sh …   # a given build instead of building this tree
 #   OLD_BIN=/path/to/older/chorus bench/replicated-ingest.sh …
+#   COMPARE_INSECURE=1 bench/replicated-ingest.sh …    # also BIN with --insecure: the cost of CurveZMQ
 # Prints one line per ingest (wall time, interactions/s, CPU seconds of the workers and of the client) and the
 # R=2/R=1 ratio of each round.
 set -euo pipefail
@@ -31,23 +32,24 @@ trap cleanup EXIT
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # clock ticks, user + system
 
 run() {  # run BIN R → prints "RATE WORKER_CPU CLIENT_CPU WALL"
-  local bin=$1 r=$2 dir="$OUT/ingest-r$2" addr c0=() i t0 t1 w=0 client
+  local bin=$1 r=$2 dir="$OUT/ingest-r$2" addr c0=() i t0 t1 w=0 client sec=()
+  [ "${3:-curve}" = plaintext ] && sec=(--insecure)
   rm -rf "$dir"; mkdir -p "$dir"
-  "$bin" coordinator --bind "tcp://127.0.0.1:*" --data "$dir/coord" --replication "$r" --log-level warning > "$dir/coord.out" 2>&1 &
+  "$bin" coordinator --bind "tcp://127.0.0.1:*" --data "$dir/coord" --replication "$r" --log-level warning "${sec[@]}" > "$dir/coord.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do grep -q "listening on" "$dir/coord.out" 2>/dev/null && break; sleep 0.1; done
   addr=$(grep -o 'tcp://[0-9.:]*' "$dir/coord.out" | head -1)
   for n in w1 w2 w3; do
-    "$bin" worker --coordinator "$addr" --data "$dir/$n" --name "$n" --log-level warning > "$dir/$n.out" 2>&1 &
+    "$bin" worker --coordinator "$addr" --data "$dir/$n" --name "$n" --log-level warning "${sec[@]}" > "$dir/$n.out" 2>&1 &
     pids+=($!)
   done
   for _ in $(seq 600); do
-    [ "$("$bin" cluster status --coordinator "$addr" --json | python3 -c "import json,sys; s=json.load(sys.stdin); print(int(sum(1 for n in s['nodes'] if n['state']=='active')==3 and not s['under_replicated'] and not s['moves'] and s['moves_planned']==0 and s['unassigned_partitions']==0))")" = 1 ] && break
+    [ "$("$bin" cluster status --coordinator "$addr" --json "${sec[@]}" 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print(int(sum(1 for n in s['nodes'] if n['state']=='active')==3 and not s['under_replicated'] and not s['moves'] and s['moves_planned']==0 and s['unassigned_partitions']==0))")" = 1 ] && break
     sleep 0.1
   done
   for i in 1 2 3; do c0[$i]=$(cpu "${pids[$i]}"); done
   t0=$(date +%s.%N)
-  client=$( { /usr/bin/time -f "%U %S" "$bin" ingest --coordinator "$addr" --json --no-progress "$DATA" > "$dir/ingest.json"; } 2>&1 | tail -1)
+  client=$( { /usr/bin/time -f "%U %S" "$bin" ingest --coordinator "$addr" --json --no-progress "${sec[@]}" "$DATA" > "$dir/ingest.json"; } 2>&1 | tail -1)
   t1=$(date +%s.%N)
   for i in 1 2 3; do w=$((w + $(cpu "${pids[$i]}") - c0[i])); done
   cleanup
@@ -59,17 +61,23 @@ run() {  # run BIN R → prints "RATE WORKER_CPU CLIENT_CPU WALL"
 rm -f "$OUT/replicated-ingest.err"
 builds=("$BIN")
 [ -n "${OLD_BIN:-}" ] && builds+=("$OLD_BIN")
+# COMPARE_INSECURE=1 also runs BIN with --insecure (plaintext), for the cost of CurveZMQ in the same run.
+modes=(curve)
+[ -n "${COMPARE_INSECURE:-}" ] && modes+=(plaintext)
 for round in $(seq "$ROUNDS"); do
   for b in "${builds[@]}"; do
+   for mode in "${modes[@]}"; do
+    [ "$b" != "$BIN" ] && [ "$mode" = plaintext ] && continue
     # (stderr to a file: bash reports every process the run kills at its end)
-    read -r r1 w1 c1 s1 <<< "$(run "$b" 1 2>>"$OUT/replicated-ingest.err")"
-    read -r r2 w2 c2 s2 <<< "$(run "$b" 2 2>>"$OUT/replicated-ingest.err")"
+    read -r r1 w1 c1 s1 <<< "$(run "$b" 1 "$mode" 2>>"$OUT/replicated-ingest.err")"
+    read -r r2 w2 c2 s2 <<< "$(run "$b" 2 "$mode" 2>>"$OUT/replicated-ingest.err")"
     if [ "$r1" = FAILED: ] || [ "$r2" = FAILED: ]; then
       echo "an ingest failed (R=1: $r1 $w1 $c1 $s1; R=2: $r2 $w2 $c2 $s2); see $OUT/replicated-ingest.err" >&2
       exit 1
     fi
-    printf "round %d %s\n  R=1: %6.1f s %7.0f interactions/s, workers %5.1f s CPU, client %5.1f s CPU\n" "$round" "$b" "$s1" "$r1" "$w1" "$c1"
+    printf "round %d %s (%s)\n  R=1: %6.1f s %7.0f interactions/s, workers %5.1f s CPU, client %5.1f s CPU\n" "$round" "$b" "$mode" "$s1" "$r1" "$w1" "$c1"
     printf "  R=2: %6.1f s %7.0f interactions/s, workers %5.1f s CPU, client %5.1f s CPU\n" "$s2" "$r2" "$w2" "$c2"
     printf "  R=2/R=1 = %.2f\n" "$(echo "$r2 / $r1" | bc -l)"
+   done
   done
 done

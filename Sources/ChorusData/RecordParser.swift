@@ -37,6 +37,9 @@ public struct RecordParser: Sendable {
     public let mapping: FieldMapping?
     private var header: [String]?
     private var firstLine = true
+    /// Replaces every user id (and drops the user's name) with its pseudonym, before a record leaves the client
+    /// (docs/security.md, "Pseudonymous ids").
+    public var pseudonymizer: Pseudonymizer?
 
     public init(kind: RecordKind, format: InputFormat, mapping: FieldMapping? = nil) {
         self.kind = kind
@@ -46,6 +49,40 @@ public struct RecordParser: Sendable {
 
     /// Parses one line (without its newline). For CSV the first non-blank line is the header.
     public mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> ParseOutcome {
+        let outcome = parseRecord(line)
+        guard let p = pseudonymizer, case let .record(r) = outcome else { return outcome }
+        return .record(Self.pseudonymize(r, p))
+    }
+
+    /// The record with its user ids replaced by pseudonyms: a user's id (and its `name`, dropped), a content
+    /// item's author, an interaction's user, both ends of a follow, and an outcome's user.
+    public static func pseudonymize(_ r: Record, _ p: Pseudonymizer) -> Record {
+        switch r {
+        case var .user(u):
+            u.id = p.pseudonym(u.id)
+            u.name = ""
+            return .user(u)
+        case var .content(c):
+            if !c.authorId.isEmpty { c.authorId = p.pseudonym(c.authorId) }
+            return .content(c)
+        case var .interaction(i):
+            // An interaction id that spells the user id out would give it away.
+            if !i.id.isEmpty, !i.userId.isEmpty, i.id.contains(i.userId) { i.id = p.pseudonym("interaction\u{0}" + i.id) }
+            i.userId = p.pseudonym(i.userId)
+            return .interaction(i)
+        case var .follow(f):
+            f.followerId = p.pseudonym(f.followerId)
+            f.followeeId = p.pseudonym(f.followeeId)
+            return .follow(f)
+        case var .outcome(o):
+            if !o.user.isEmpty { o.user = p.pseudonym(o.user) }
+            return .outcome(o)
+        case .spend:
+            return r
+        }
+    }
+
+    private mutating func parseRecord(_ line: UnsafeBufferPointer<UInt8>) -> ParseOutcome {
         var bytes = line
         if let last = bytes.last, last == 0x0D { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
         if firstLine {

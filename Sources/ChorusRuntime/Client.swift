@@ -30,10 +30,21 @@ public final class ChorusClient: Sendable {
 
     /// `chorus keys reload`: what the coordinator and each worker did.
     public func reloadKeys() async throws -> String {
-        guard case let .admin(a) = try await coordinator.call(.keysReload(.init()), timeout: max(timeout, .seconds(10))) else {
+        guard case let .admin(a) = try await coordinator.call(.keysReload(.init()), timeout: timeout) else {
             throw ChorusError(.internal, "unexpected reply")
         }
         return a.message
+    }
+
+    /// `chorus audit`: the audit log's entries at or after `sinceMs`, the newest `limit`, oldest first.
+    public func auditLog(sinceMs: Int64, limit: UInt32) async throws -> [Chorus_V1_AuditRecord] {
+        var q = Chorus_V1_AuditQuery()
+        q.sinceMs = sinceMs
+        q.limit = limit
+        guard case let .audit(log) = try await coordinator.call(.audit(q), timeout: timeout) else {
+            throw ChorusError(.internal, "unexpected reply")
+        }
+        return log.entries
     }
 
     public func clusterStatus() async throws -> Chorus_V1_ClusterStatus {
@@ -294,6 +305,11 @@ final class WorkerPeers: Sendable {
         try peers.withLock { d in
             let key = node.address + " " + node.publicKey
             if let p = d[key] { return p }
+            // A worker at this address with another key (it was restarted with a new one): drop the old peer.
+            for (k, old) in d where k.hasPrefix(node.address + " ") {
+                old.close()
+                d.removeValue(forKey: k)
+            }
             let p = try Peer(endpoint: node.address, role: "worker \(node.name)", sender: sender, security: security,
                              serverKey: node.publicKey)
             d[key] = p

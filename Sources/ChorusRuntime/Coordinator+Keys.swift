@@ -29,17 +29,32 @@ extension Coordinator {
         var lines = ["coordinator: " + (try access.reload(logger: logger, trigger: "keys reload"))]
         var failed = 0
         if !r.forwarded {
-            var forward = Chorus_V1_KeysReload()
-            forward.forwarded = true
-            for (id, peer) in await state.livePeers().sorted(by: { $0.0 < $1.0 }) {
-                do {
-                    guard case let .admin(a) = try await peer.call(.keysReload(forward), timeout: .seconds(5)) else {
-                        throw ChorusError(.internal, "unexpected reply")
+            let forward: Chorus_V1_KeysReload = { var f = Chorus_V1_KeysReload(); f.forwarded = true; return f }()
+            let peers = await state.livePeers()
+            // All workers at once, 2 s each, so one that does not answer does not hold up the reply.
+            let results = await withTaskGroup(of: (String, String?, String).self) { group in
+                for (id, peer) in peers {
+                    group.addTask {
+                        do {
+                            guard case let .admin(a) = try await peer.call(.keysReload(forward), timeout: .seconds(2)) else {
+                                throw ChorusError(.internal, "unexpected reply")
+                            }
+                            return (id, nil, a.message)
+                        } catch {
+                            return (id, "\(error)", "")
+                        }
                     }
-                    lines.append("\(id): \(a.message)")
-                } catch {
+                }
+                var out: [(String, String?, String)] = []
+                for await r in group { out.append(r) }
+                return out.sorted { $0.0 < $1.0 }
+            }
+            for (id, error, message) in results {
+                if let error {
                     failed += 1
                     lines.append("\(id): failed (\(error))")
+                } else {
+                    lines.append("\(id): \(message)")
                 }
             }
         }

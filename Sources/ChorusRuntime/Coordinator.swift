@@ -22,6 +22,8 @@ public struct CoordinatorOptions: Sendable {
     public var blockSelfApproval = false
     /// CURVE keys and allow-list, or plaintext (`--insecure`).
     public var security = NodeSecurity.insecure
+    /// A new cluster stores pseudonymous user ids made with the secret of this fingerprint (`--pseudonymous-ids`).
+    public var pseudonymFingerprint: String?
     public init(bind: String, dataDir: String, partitions: UInt32? = nil, replication: UInt32? = nil) {
         self.bind = bind; self.dataDir = dataDir; self.partitions = partitions; self.replication = replication
     }
@@ -61,7 +63,8 @@ public final class Coordinator: Sendable {
         }
         state = try CoordinatorState(store: store, partitionCount: options.partitions,
                                      replicationFactor: options.replication, timing: options.timing,
-                                     limits: options.moves, security: options.security)
+                                     limits: options.moves, security: options.security,
+                                     pseudonymFingerprint: options.pseudonymFingerprint)
         access = try options.security.allowListPath.map(AccessControl.init(path:))
         if access != nil { HandshakeDenials.log(to: logger) }
         server = try RequestServer(bind: options.bind, security: options.security, access: access)
@@ -89,7 +92,8 @@ public final class Coordinator: Sendable {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 await self.server.serve(logger: self.logger, metrics: self.metrics,
-                                        readOnlyKinds: self.options.jobs.readOnlyKinds) { try await self.handle($0) }
+                                        readOnlyKinds: self.options.jobs.readOnlyKinds,
+                                        observe: { await self.audit($0, $1, $2) }) { try await self.handle($0) }
             }
             group.addTask {
                 while !Task.isCancelled {
@@ -235,6 +239,8 @@ public final class Coordinator: Sendable {
             return .registerWorker(reply)
         case let .keysReload(r):
             return .admin(try await reloadKeys(r))
+        case let .audit(q):
+            return .audit(try await auditLog(q))
         case let .nodeAdmin(a):
             var reply = Chorus_V1_AdminReply()
             reply.message = try await state.admin(a)

@@ -89,7 +89,7 @@ actor CoordinatorState {
     let security: NodeSecurity
 
     init(store: Store, partitionCount requested: UInt32?, replicationFactor requestedR: UInt32?,
-         timing: MembershipTiming, limits: MoveLimits, security: NodeSecurity) throws {
+         timing: MembershipTiming, limits: MoveLimits, security: NodeSecurity, pseudonymFingerprint: String? = nil) throws {
         self.store = store
         self.security = security
         self.timing = timing
@@ -107,6 +107,12 @@ actor CoordinatorState {
                                   + "not \(requested)", hint: "the partition count is fixed at creation; drop --partitions")
             }
             if map.replicationFactor == 0 { map.replicationFactor = 1 }  // a cluster created before replication
+            if let pseudonymFingerprint, pseudonymFingerprint != map.pseudonymFingerprint {
+                throw ChorusError(.usage, map.pseudonymFingerprint.isEmpty
+                                  ? "this cluster was created with plaintext user ids; it cannot switch to pseudonymous ones"
+                                  : "this cluster was created with pseudonym fingerprint \(map.pseudonymFingerprint), not \(pseudonymFingerprint)",
+                                  hint: "pseudonymous ids are chosen when the cluster is created; drop --pseudonymous-ids")
+            }
             if let requestedR, requestedR != map.replicationFactor {
                 throw ChorusError(.usage, "this cluster was created with replication factor \(map.replicationFactor), "
                                   + "not \(requestedR)", hint: "R is fixed at creation; drop --replication")
@@ -129,6 +135,7 @@ actor CoordinatorState {
             map.partitionCount = p
             map.replicationFactor = r
             map.hash = StableHash.name
+            map.pseudonymFingerprint = pseudonymFingerprint ?? ""
             map.assignments = (0..<p).map { var a = Chorus_V1_PartitionAssignment(); a.partition = $0; return a }
         }
         map.clusterID = coordinatorId

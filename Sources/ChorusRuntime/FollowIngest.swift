@@ -17,6 +17,8 @@ public struct FollowOptions: Sendable {
     public var rejectsPath: String
     /// The checkpoint: per file, its identity and the offset of the last acknowledged record.
     public var statePath: String
+    /// Pseudonymous user ids (the cluster's secret), as in `IngestOptions`.
+    public var pseudonymizer: Pseudonymizer?
     /// The longest a read record waits before it is sent.
     public var batchDelay: Duration = .seconds(1)
     /// Records per write batch; a round sends at most `batchSize × maxInFlight` records.
@@ -342,6 +344,7 @@ final class FollowReader: @unchecked Sendable {
         }
         let t = Tracked(number: nextNumber, path: path, fd: fd, device: dev, inode: ino, offset: offset, line: line,
                         kind: kind, format: format, mapping: mapping)
+        t.parser.pseudonymizer = options.pseudonymizer
         nextNumber += 1
         if offset > 0, format == .csv, let header = try? LineReader.firstNonBlankLine(path: path) {
             _ = header.withUnsafeBufferPointer { t.parser.parse($0) }
@@ -500,6 +503,7 @@ final class FollowReader: @unchecked Sendable {
             note("\(t.path): truncated (\(size) bytes, \(t.offset) were read); reading it again from its start")
             t.offset = 0; t.line = 0; t.fingerprintBytes = 0; t.lastSize = size
             t.parser = RecordParser(kind: t.kind, format: t.format, mapping: t.mapping)
+            t.parser.pseudonymizer = options.pseudonymizer
             round.positions[t.number] = entry(t)
         }
         refreshFingerprint(t, size: size)
@@ -668,6 +672,7 @@ public final class FollowIngestor: Sendable {
         defer { close(lockFD) }
         let start = ContinuousClock.now
         let map = try await client.partitionMapWithOwners()
+        try Ingestor.checkPseudonyms(map, options.pseudonymizer)
         let state = try await queue.run { try FollowState.load(statePath) }
         let runId = RejectsWriter.newRunId()
         let reader = try FollowReader(options: options, partitionCount: map.partitionCount, state: state, runId: runId)

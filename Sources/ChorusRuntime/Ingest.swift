@@ -14,6 +14,9 @@ public struct IngestOptions: Sendable {
     /// Mapping profile to apply to every file (otherwise chosen by each profile's `match` globs).
     public var profile: String?
     public var rejectsPath: String
+    /// Pseudonymous user ids: the cluster's secret, which the cluster's map names by its fingerprint. Every user
+    /// id is replaced by its pseudonym here, before a record is sent (docs/security.md).
+    public var pseudonymizer: Pseudonymizer?
     public var batchSize = 4000
     public var maxInFlight = 8
     /// How long one batch keeps being retried through failovers and moves before the ingest gives up.
@@ -236,6 +239,7 @@ public final class Ingestor: Sendable {
         let start = ContinuousClock.now
         let runId = RejectsWriter.newRunId()
         let map = try await client.partitionMapWithOwners()
+        try Self.checkPseudonyms(map, options.pseudonymizer)
         let shared = Shared(maxInFlight: options.maxInFlight)
         let totalBytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         let (stream, cont) = AsyncStream.makeStream(of: Outbound.self)
@@ -416,7 +420,7 @@ public final class Ingestor: Sendable {
     /// repeated identity. The hashes only select candidates; the identities themselves are compared, so a hash
     /// collision can never drop a record. Large files are read in line-aligned byte ranges on one thread per
     /// core (the workers are idle until loading starts).
-    static func lastVersions(of files: [PlannedFile], shared: Shared) throws -> [String: Int] {
+    static func lastVersions(of files: [PlannedFile], shared: Shared, pseudonymizer: Pseudonymizer? = nil) throws -> [String: Int] {
         struct Range: Sendable { var file: Int; var from: Int; var to: Int? ; var header: [UInt8]? }
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         var ranges: [Range] = []
@@ -435,6 +439,7 @@ public final class Ingestor: Sendable {
         @Sendable func scan(_ r: Range, _ body: (String, UInt64, Int) -> Void) throws -> Int {
             let file = files[r.file]
             var parser = RecordParser(kind: file.kind, format: file.format, mapping: file.mapping)
+            parser.pseudonymizer = pseudonymizer
             if let h = r.header { _ = h.withUnsafeBufferPointer { parser.parse($0) } }
             var lines = 0
             try LineReader.forEachLine(path: file.path, maxLineBytes: RecordParser.maxLineBytes, from: r.from,
@@ -513,7 +518,7 @@ public final class Ingestor: Sendable {
                         out: AsyncStream<Outbound>.Continuation) throws {
         shared.counts.withLock { $0.scanning = true }
         let scanStart = ContinuousClock.now
-        let lastVersion = try lastVersions(of: files, shared: shared)
+        let lastVersion = try lastVersions(of: files, shared: shared, pseudonymizer: options.pseudonymizer)
         let scanSeconds = (ContinuousClock.now - scanStart).seconds
         shared.counts.withLock { $0.scanning = false; $0.scanSeconds = scanSeconds }
         let placement = Placement(partitionCount: map.partitionCount)
@@ -528,6 +533,7 @@ public final class Ingestor: Sendable {
         }
         for (fi, file) in files.enumerated() {
             var parser = RecordParser(kind: file.kind, format: file.format, mapping: file.mapping)
+            parser.pseudonymizer = options.pseudonymizer
             var fr = IngestFileReport(path: file.path, kind: file.kind.rawValue, format: file.format.rawValue,
                                       read: 0, rejected: 0)
             var lastBytes = 0
@@ -668,4 +674,26 @@ final class Locked<T: Sendable>: Sendable {
     private let m: Mutex<T>
     init(_ v: T) { m = Mutex(v) }
     func withLock<R>(_ body: (inout T) throws -> R) rethrows -> R { try m.withLock { try body(&$0) } }
+}
+
+extension Ingestor {
+    /// An ingest into a cluster of pseudonymous ids must hold the cluster's secret, and only then may it hold one:
+    /// plaintext and pseudonymous ids of the same user would never meet.
+    static func checkPseudonyms(_ map: Chorus_V1_PartitionMap, _ p: Pseudonymizer?) throws {
+        switch (map.pseudonymFingerprint.isEmpty, p) {
+        case (true, nil):
+            return
+        case (false, nil):
+            throw ChorusError(.usage, "this cluster stores pseudonymous user ids (secret fingerprint \(map.pseudonymFingerprint))",
+                              hint: "pass --pseudonym-secret FILE or set CHORUS_PSEUDONYM_SECRET (docs/security.md)")
+        case let (true, p?):
+            throw ChorusError(.usage, "this cluster stores user ids as they are, but a pseudonym secret (fingerprint \(p.fingerprint)) was given",
+                              hint: "drop --pseudonym-secret, or create the cluster with `chorus coordinator --pseudonymous-ids FINGERPRINT`")
+        case let (false, p?):
+            guard p.fingerprint == map.pseudonymFingerprint else {
+                throw ChorusError(.usage, "the pseudonym secret's fingerprint \(p.fingerprint) is not the cluster's (\(map.pseudonymFingerprint))",
+                                  hint: "use the cluster's secret file")
+            }
+        }
+    }
 }

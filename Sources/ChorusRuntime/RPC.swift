@@ -190,7 +190,10 @@ public final class RequestServer: Sendable {
     /// On a CURVE server, a request outside the role of its connection's key is refused with PERMISSION_DENIED,
     /// counted (`chorus_requests_total{outcome="permission_denied"}`) and logged; `readOnlyKinds` are the job kinds
     /// an analyst may submit.
+    /// `observe` sees every decoded request with its principal and reply (an error reply included), before the
+    /// reply is sent: the coordinator's audit log.
     func serve(logger: Logger, metrics: NodeMetrics, readOnlyKinds: Set<String> = [],
+               observe: (@Sendable (Chorus_V1_Request, Principal?, ResponseBody?) async -> Void)? = nil,
                _ handler: @escaping @Sendable (Chorus_V1_Request) async throws -> ResponseBody) async {
         let server = self.server
         let rejections = self.rejections
@@ -202,6 +205,7 @@ public final class RequestServer: Sendable {
                     var type = "invalid"
                     var resp = Chorus_V1_Response()
                     var sender = ""
+                    var decoded: Chorus_V1_Request?
                     defer {
                         var outcome = "ok"
                         if case let .error(e)? = resp.body { outcome = Self.errorName(e.code) }
@@ -217,6 +221,7 @@ public final class RequestServer: Sendable {
                             throw ChorusError(.invalidInput, "undecodable request (\(msg.payload.count) bytes): not a chorus.v1.Request")
                         }
                         resp.correlationID = req.correlationID
+                        decoded = req
                         sender = String(req.sender.prefix(64))
                         type = Self.typeName(req.body)
                         guard req.body != nil else {
@@ -236,6 +241,7 @@ public final class RequestServer: Sendable {
                     if case let .error(e)? = resp.body, e.code == .badRequest {
                         rejections.note(peer: msg.peer, sender: sender, message: e.message, logger: logger)
                     }
+                    if let observe, let decoded { await observe(decoded, Principal(userId: msg.userId), resp.body) }
                     if let bytes: [UInt8] = try? resp.serializedBytes() { server.reply(to: msg.peer, bytes) }
                 }
             }

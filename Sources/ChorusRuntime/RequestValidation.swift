@@ -142,6 +142,8 @@ public enum RequestValidation {
             guard r.batch.count >= 12, r.count > 0 else { throw invalid("replica_batch.batch", "empty") }
         case .keysReload:
             break
+        case let .audit(q):
+            guard q.limit <= 100_000 else { throw invalid("audit.limit", "\(q.limit) is above 100000") }
         case let .nodeAdmin(a):
             try id(a.node, "node_admin.node")
             guard [.drain, .undrain, .remove].contains(a.action) else {

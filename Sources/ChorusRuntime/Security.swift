@@ -193,7 +193,7 @@ public enum AccessPolicy {
         case ingest
         /// drain or undrain a node: admin, and a worker key (a worker drains itself on stop, undrains at start)
         case nodeLifecycle
-        /// drain, remove, rebalance, keys: admin
+        /// remove, rebalance, keys, the audit log: admin
         case admin
     }
 
@@ -207,8 +207,11 @@ public enum AccessPolicy {
         case .clusterStatus, .partitionMap:
             return .map
         case .jobStatus, .jobList, .profileGet, .profileScan, .recommend, .similar, .modelList, .modelGet,
-             .sentimentQuery, .pipelineStatus, .pipelineList, .jobResult, .documentGet, .documentList, .documentEvent:
+             .sentimentQuery, .pipelineStatus, .pipelineList, .jobResult, .documentGet, .documentList:
             return .read
+        case let .documentEvent(e):
+            // A reader notes its own exports and reports in a document's history; any other entry is an operator's.
+            return e.action == "export" || e.action == "report" ? .read : .operate
         case let .submitJob(s):
             return readOnlyKinds.contains(s.kind) ? .readOnlyJob : .operate
         case .jobCancel, .submitPipeline, .modelPut, .documentPut, .documentApprove:
@@ -218,11 +221,12 @@ public enum AccessPolicy {
         case let .nodeAdmin(a):
             // A worker drains itself when it stops (the systemd ExecStop, the Kubernetes preStop hook) and
             // undrains itself at start (--undrain-on-start), with its own key.
-            return a.action == Chorus_V1_NodeAction.undrain || a.action == .drain ? .nodeLifecycle : .admin
+            // A forced drain (one that leaves fewer than R copies) stays an admin's.
+            return a.action == Chorus_V1_NodeAction.undrain || (a.action == .drain && !a.force) ? .nodeLifecycle : .admin
         case let .keysReload(k):
             // The coordinator forwards an admin's reload to the workers with its own (worker) key.
             return k.forwarded ? .internal : .admin
-        case .rebalance:
+        case .rebalance, .audit:
             return .admin
         }
     }
@@ -245,5 +249,47 @@ public enum AccessPolicy {
     static func rolesAllowed(_ rule: Rule) -> String {
         let roles = CurveKeys.Role.allCases.filter { allows($0, rule) }.map(\.rawValue)
         return "role " + roles.joined(separator: " or ")
+    }
+}
+
+/// The cluster's pseudonym secret file (`chorus privacy secret`): 32 random bytes as 64 hex digits, mode 0600. Only
+/// ingest clients and analysts who map ids hold it; it never reaches a worker.
+public enum PseudonymSecret {
+    public static func load(_ path: String) throws -> Pseudonymizer {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ChorusError(.notFound, "cannot read the pseudonym secret \(path)", hint: "make one with `chorus privacy secret --out FILE`")
+        }
+        try NodeSecurity.checkPrivate(path)
+        let hex = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+        var bytes: [UInt8] = []
+        var i = 0
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            case 0x41...0x46: return c - 0x41 + 10
+            default: return nil
+            }
+        }
+        while i + 1 < hex.count, let hi = nibble(hex[i]), let lo = nibble(hex[i + 1]) {
+            bytes.append(hi << 4 | lo)
+            i += 2
+        }
+        guard i == hex.count, let p = Pseudonymizer(secret: bytes), bytes.count >= 32 else {
+            throw ChorusError(.invalidInput, "\(path) is not a pseudonym secret (64 hex digits)")
+        }
+        return p
+    }
+
+    /// Writes a new secret (refusing to overwrite one) and returns its pseudonymizer.
+    public static func create(_ path: String) throws -> Pseudonymizer {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        if FileManager.default.fileExists(atPath: path) {
+            throw ChorusError(.conflict, "\(path) exists already", hint: "a secret is never overwritten: losing it loses the mapping")
+        }
+        let text = bytes.map { String(format: "%02x", $0) }.joined() + "\n"
+        try DurableFile.write(Array(text.utf8), to: path, mode: 0o600, exclusive: true)
+        return Pseudonymizer(secret: bytes)!
     }
 }

@@ -71,7 +71,8 @@ extension RawSocket {
 ///
 /// Each CURVE server socket has a domain of its own, so several servers in one process (`chorus local`) each
 /// apply their own allow-list.
-/// SAFETY: the REP socket is used only by the handler thread; the domain table is behind a mutex.
+/// SAFETY: the ROUTER socket is used only by the handler thread (a ROUTER, not a REP: a reply that cannot be sent
+/// must not leave the socket stuck in its send state); the domain table is behind a mutex.
 public final class ZAPHandler: @unchecked Sendable {
     public static let shared = ZAPHandler()
     public static let endpoint = "inproc://zeromq.zap.01"
@@ -89,20 +90,22 @@ public final class ZAPHandler: @unchecked Sendable {
 
     private init() {}
 
-    /// Binds the handler once per process. Throws when it cannot: a CURVE server must then not bind.
+    /// Binds the handler once per process (under the lock, so two servers made at once do not race). Throws
+    /// when it cannot: a CURVE server must then not bind.
     public func install() throws(TransportError) {
-        let done: Bool = state.withLock { $0.installed }
-        if done { return }
-        let socket = try RawSocket(type: ZMQ_REP)
-        // Binding is the lock: a second install in a race fails to bind and finds `installed` set.
-        if zmq_bind(socket.raw, Self.endpoint) != 0 {
-            let reason = zmqErrorString()
-            socket.close()
-            if state.withLock({ $0.installed }) { return }
-            throw .bind(endpoint: Self.endpoint, reason: "the ZAP handler cannot bind: \(reason)")
+        let result: Result<SocketBox?, TransportError> = state.withLock { s in
+            if s.installed { return .success(nil) }
+            let socket: RawSocket
+            do throws(TransportError) { socket = try RawSocket(type: ZMQ_ROUTER) } catch { return .failure(error) }
+            if zmq_bind(socket.raw, Self.endpoint) != 0 {
+                let reason = zmqErrorString()
+                socket.close()
+                return .failure(.bind(endpoint: Self.endpoint, reason: "the ZAP handler cannot bind: \(reason)"))
+            }
+            s.installed = true
+            return .success(SocketBox(socket))
         }
-        state.withLock { $0.installed = true }
-        let box = SocketBox(socket)
+        guard let box = try result.get() else { return }
         startDedicatedThread(name: "zmq-zap") { [self] in self.run(box.socket) }
     }
 
@@ -132,8 +135,12 @@ public final class ZAPHandler: @unchecked Sendable {
         while true {
             var items = [zmq_pollitem_t(socket: socket.raw, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)]
             if zmq_poll(&items, 1, -1) <= 0 { continue }
-            guard let frames = socket.receive() else { continue }
-            _ = socket.send(answer(frames))
+            // A ROUTER prepends the requester's routing id; libzmq's ZAP requests start with an empty delimiter.
+            while let frames = socket.receive() {
+                guard frames.count >= 2 else { continue }
+                let envelope = frames[1].isEmpty ? [frames[0], []] : [frames[0]]
+                _ = socket.send(envelope + answer(Array(frames.dropFirst(envelope.count))))
+            }
         }
     }
 

@@ -26,8 +26,13 @@ public final class DealerClient: @unchecked Sendable {
         /// Since when the connection has been down: after it was up once, or since the client was made (nil: up).
         var downSince: ContinuousClock.Instant? = .now
         var everUp = false
-        /// Why the last CURVE handshake failed, until one succeeds: requests then fail at once with it.
+        /// Why the last CURVE handshake was refused, until one succeeds: requests then fail at once with it.
         var handshakeFailure: String?
+        /// A handshake that failed without detail (a wrong server key, or a connection lost early): named in the
+        /// message of a peer that never came up.
+        var vagueFailure: String?
+        /// Whether a handshake ever succeeded on this client.
+        var handshaked = false
     }
     private let state = Mutex(State())
 
@@ -129,6 +134,11 @@ public final class DealerClient: @unchecked Sendable {
 
     private func run(_ socket: RawSocket, monitor: RawSocket?) {
         var unsent: [[[UInt8]]] = []
+        // After a refused handshake libzmq 4.3 does not dial again by itself: the socket re-dials after a backoff
+        // (1 s, doubling up to 8 s), so a key added to the allow-list later (`chorus keys reload`) is let in
+        // without a new client.
+        var redialAt: ContinuousClock.Instant?
+        var redialBackoff: Duration = .seconds(1)
         while true {
             let (outbox, closed) = state.withLock { s -> ([[[UInt8]]], Bool) in
                 let o = s.outbox
@@ -152,7 +162,23 @@ public final class DealerClient: @unchecked Sendable {
                     p?.continuation.resume(returning: payload)
                 }
             }
-            if let monitor { checkDisconnects(monitor) }
+            if let monitor {
+                switch checkDisconnects(monitor) {
+                case .refused:
+                    if redialAt == nil { redialAt = .now + redialBackoff }
+                case .succeeded:
+                    redialAt = nil
+                    redialBackoff = .seconds(1)
+                case .nothing:
+                    break
+                }
+            }
+            if let at = redialAt, ContinuousClock.now >= at {
+                _ = zmq_disconnect(socket.raw, endpoint)
+                _ = zmq_connect(socket.raw, endpoint)
+                redialAt = nil
+                redialBackoff = min(redialBackoff * 2, .seconds(8))
+            }
             expire()
         }
         let all = state.withLock { s -> [Pending] in
@@ -174,6 +200,8 @@ public final class DealerClient: @unchecked Sendable {
         monitor?.close()
     }
 
+    private enum HandshakeNews { case nothing, refused, succeeded }
+
     /// How long requests wait for a connection that was lost before they fail (the ZMTP heartbeat timeout): long
     /// enough for a restarted peer to be dialled again, short enough that a peer cut off by the network costs a
     /// few seconds, not a request's whole deadline.
@@ -185,49 +213,65 @@ public final class DealerClient: @unchecked Sendable {
     /// Follows the connection through the monitor (checked every poll round, at most 50 ms apart). When it drops,
     /// every request in flight fails at once: their replies went with it. Requests sent while it stays down fail
     /// once it has been down for `downGrace` (before the first connection, only their deadline applies). A
-    /// monitor event is two frames: 2 bytes of event id and 4 of value, then the endpoint.
-    private func checkDisconnects(_ monitor: RawSocket) {
+    /// monitor event is two frames: 2 bytes of event id and 4 of value, then the endpoint. A refused handshake
+    /// fails every request at once, and the ones sent later until a handshake succeeds; says whether one was
+    /// refused or succeeded this round (the run loop re-dials after a refusal).
+    private func checkDisconnects(_ monitor: RawSocket) -> HandshakeNews {
         var lost = false
         var up = false
         var failure: String?
         var succeeded = false
-        let handshakeFailed = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        var vague: String?
         while let frames = monitor.receive() {
             guard let first = frames.first, first.count >= 2 else { continue }
             let event = Int32(UInt16(first[0]) | UInt16(first[1]) << 8)
+            let value = first.count >= 6
+                ? UInt32(first[2]) | UInt32(first[3]) << 8 | UInt32(first[4]) << 16 | UInt32(first[5]) << 24 : 0
             if event & ZMQ_EVENT_DISCONNECTED != 0 { lost = true; up = false }
             if event & ZMQ_EVENT_CONNECTED != 0 { up = true }
             if event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED != 0 { succeeded = true; failure = nil }
-            if event & handshakeFailed != 0 {
-                let value = first.count >= 6
-                    ? UInt32(first[2]) | UInt32(first[3]) << 8 | UInt32(first[4]) << 16 | UInt32(first[5]) << 24 : 0
+            // A refusal by the server (ZAP) or a protocol error is definite and sticky until a handshake succeeds.
+            // NO_DETAIL is any error before the handshake ended: a wrong server key or a plaintext server (sticky
+            // too, while no handshake ever succeeded), or a reset or a peer that died (a lost connection).
+            if event & (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 {
                 failure = handshakeFailureText(event: event, value: value)
                 up = false
                 succeeded = false
+            } else if event & ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL != 0 {
+                vague = handshakeFailureText(event: event, value: value)
+                lost = true
+                up = false
             }
         }
         let now = ContinuousClock.now
-        let (failed, neverUp, refused) = state.withLock { s -> ([Pending], Bool, String?) in
-            if succeeded { s.handshakeFailure = nil }
+        let (failed, neverUp, refused, hint) = state.withLock { s -> ([Pending], Bool, String?, String?) in
+            if let vague {
+                s.vagueFailure = vague
+                if !s.handshaked, failure == nil { failure = vague }
+            }
+            if succeeded { s.handshakeFailure = nil; s.vagueFailure = nil; s.handshaked = true }
             if let failure { s.handshakeFailure = failure }
             if up { s.downSince = nil; s.everUp = true } else if lost { s.downSince = now }
             if failure != nil { s.downSince = s.downSince ?? now }
             let grace = s.everUp ? Self.downGrace : Self.neverUpGrace
             let refused = s.downSince == nil ? nil : s.handshakeFailure
-            guard lost || refused != nil || s.downSince.map({ now - $0 >= grace }) == true else { return ([], false, nil) }
+            guard lost || refused != nil || s.downSince.map({ now - $0 >= grace }) == true else {
+                return ([], false, nil, nil)
+            }
             let v = Array(s.pending.values)
             s.pending.removeAll()
-            return (v, !s.everUp, refused)
+            return (v, !s.everUp, refused, s.vagueFailure)
         }
         let error: TransportError = if let refused {
             .handshake(endpoint: endpoint, reason: refused)
         } else if neverUp {
-            .connect(endpoint: endpoint, reason: "no connection within \(Self.neverUpGrace.components.seconds) s (the peer is down or cut off)")
+            .connect(endpoint: endpoint, reason: "no connection within \(Self.neverUpGrace.components.seconds) s ("
+                     + (hint ?? "the peer is down or cut off") + ")")
         } else {
             .disconnected(endpoint: endpoint)
         }
         for p in failed { p.continuation.resume(throwing: error) }
+        return failure != nil ? .refused : succeeded ? .succeeded : .nothing
     }
 
     private func expire() {

@@ -31,7 +31,7 @@ struct Chorus: AsyncParsableCommand {
         subcommands: [Local.self, CoordinatorCommand.self, WorkerCommand.self, Generate.self, Ingest.self,
                       Job.self, Pipeline.self, Profile.self, Recommend.self, Similar.self, ModelCommand.self, Sentiment.self, Alerts.self,
                       Segments.self,
-                      Node.self, Cluster.self, Keys.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
+                      Node.self, Cluster.self, Keys.self, Audit.self, Privacy.self, BenchStore.self, BenchKernels.self, BenchSentiment.self, BenchFuzz.self,
                       Debug.self, Propensity.self, Influencers.self, ForecastCommand.self, BestTimesCommand.self, Insights.self,
                       Campaign.self, Version.self]
     )
@@ -95,7 +95,7 @@ struct ClientOptions: ParsableArguments {
                                valueName: "SECONDS"))
     var timeout: Double = 3
 
-    @OptionGroup(title: "Security") var security: SecurityOptions
+    @OptionGroup var security: SecurityOptions
 
     /// The output format in effect: flag, then environment, then config file, then table.
     var format: OutputFormat {

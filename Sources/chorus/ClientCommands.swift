@@ -170,6 +170,17 @@ struct Ingest: AsyncParsableCommand {
     var profile: String?
     @Option(help: ArgumentHelp("Where rejected records go (JSONL).", valueName: "FILE"))
     var rejects = "chorus-rejects.jsonl"
+    @Option(help: ArgumentHelp("""
+        The cluster's pseudonym secret (`chorus privacy secret`), for a cluster of pseudonymous user ids: every user         id is replaced by its keyed hash before it is sent. Unset: $CHORUS_PSEUDONYM_SECRET.
+        """, valueName: "FILE"))
+    var pseudonymSecret: String?
+
+    /// The pseudonymizer of --pseudonym-secret or CHORUS_PSEUDONYM_SECRET, if either is set.
+    func pseudonymizer() throws -> Pseudonymizer? {
+        guard let path = pseudonymSecret ?? ProcessInfo.processInfo.environment["CHORUS_PSEUDONYM_SECRET"].flatMap({ $0.isEmpty ? nil : $0 })
+        else { return nil }
+        return try PseudonymSecret.load(path)
+    }
     @Option(help: ArgumentHelp("Fail (exit 65) when more records than this are rejected: a count, or a share of "
                                + "the records read such as 10%. The valid records are stored either way.",
                                valueName: "N|P%"))
@@ -231,6 +242,7 @@ struct Ingest: AsyncParsableCommand {
             opts.batchSize = batchSize
             opts.maxInFlight = inFlight
             opts.maxRejects = RejectLimit(maxRejects) ?? .defaultLimit
+            opts.pseudonymizer = try pseudonymizer()
             let line = ProgressLine()
             let showProgress = progress ?? line.terminal
             let report = try await Ingestor(client: c, options: opts).run(progress: showProgress ? line.ingest : nil)
@@ -260,6 +272,7 @@ extension Ingest {
         let statePath = state ?? FollowOptions.defaultStatePath(paths: paths)
         var opts = FollowOptions(paths: paths, statePath: statePath, rejectsPath: rejects)
         opts.kind = kind.flatMap(RecordKind.init(rawValue:))
+        opts.pseudonymizer = try pseudonymizer()
         opts.mapping = mapping
         opts.profile = profile
         opts.batchSize = batchSize

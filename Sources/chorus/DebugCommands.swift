@@ -15,11 +15,12 @@ struct Debug: AsyncParsableCommand {
         @Option(help: "Map version to claim.") var mapVersion: UInt64
         @Option(help: ArgumentHelp("The worker's public key (Z85). Unset: worker.key of the keys directory.", valueName: "KEY"))
         var workerKey: String?
-        @OptionGroup(title: "Security") var security: SecurityOptions
+        @OptionGroup var security: SecurityOptions
 
-        /// This client's security, and the worker's server key.
-        func resolve() throws -> (NodeSecurity, String?) {
-            let s = try security.resolve(server: nil)
+        /// This client's security, and the worker's server key. `task` sends a cluster-internal request, so it
+        /// defaults to the keys directory's `worker` key.
+        func resolve(internalRequest: Bool = false) throws -> (NodeSecurity, String?) {
+            let s = try security.resolve(server: internalRequest && security.keyName == nil ? "worker" : nil)
             guard s.isSecure, workerKey == nil, let dir = security.keysDir else { return (s, workerKey) }
             let path = (dir as NSString).appendingPathComponent("worker.key")
             let text = try? String(contentsOfFile: path, encoding: .utf8)
@@ -50,7 +51,7 @@ struct Debug: AsyncParsableCommand {
         func run() async throws {
             setupLogging(level: .warning)
             try await guarded {
-                let (security, key) = try target.resolve()
+                let (security, key) = try target.resolve(internalRequest: true)
                 let r = try await DebugRequests.runTask(worker: target.worker, kind: "features", stage: "catalog",
                                                         partition: target.partition,
                                                         mapVersion: target.mapVersion,

@@ -54,12 +54,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @OptionGroup(title: "Security") var security: SecurityOptions
+    @Option(help: ArgumentHelp("""
+        Store pseudonymous user ids, made with the secret of this fingerprint (`chorus privacy secret`); fixed when         the cluster is created. Every ingest must then hold the secret.
+        """, valueName: "FINGERPRINT"))
+    var pseudonymousIds: String?
+
+    @OptionGroup var security: SecurityOptions
 
     func run() async throws {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        signal(SIGHUP, SIG_IGN)  // until the reload handler is in place: a HUP during start must not kill it
         try await guarded {
             var o = CoordinatorOptions(bind: bind, dataDir: data, partitions: partitions, replication: replication)
+            if let fp = pseudonymousIds {
+                guard fp.utf8.count == 16, fp.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                    throw ChorusError(.usage, "--pseudonymous-ids takes the 16 hex digits `chorus privacy secret` printed")
+                }
+                o.pseudonymFingerprint = fp
+            }
             o.security = try security.resolve(server: "coordinator")
             o.jobs = StandardJobs.registry
             o.moves.rateBytesPerSecond = UInt64(max(0, moveRateMib) * 1_048_576)
@@ -138,10 +150,11 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @OptionGroup(title: "Security") var security: SecurityOptions
+    @OptionGroup var security: SecurityOptions
 
     func run() async throws {
         setupLogging(level: Logger.Level(rawValue: logLevel) ?? .info)
+        signal(SIGHUP, SIG_IGN)  // until the reload handler is in place: a HUP during start must not kill it
         try await guarded {
             var o = WorkerOptions(coordinator: coordinator, bind: bind, advertise: advertise, dataDir: data, name: name)
             o.security = try security.resolve(server: "worker")

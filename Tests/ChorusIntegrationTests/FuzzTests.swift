@@ -105,7 +105,8 @@ import Testing
             return (node?["rejected"] as? Int ?? 0) >= 4 && (s["rejected"] as? Int ?? 0) >= 1
         }
         let lines = cluster.workers[0].log().components(separatedBy: "\n").filter { $0.contains("rejected an invalid request") }
-        #expect(lines.count == 1, "\(lines)")
+        // Once per connection: the cases went over a worker-key and an admin-key connection.
+        #expect((1...2).contains(lines.count), "\(lines)")
         // And the worker still serves: the map it holds is the coordinator's, not the pushed one.
         let gen = cluster.dir + "/gen"
         #expect(try chorus(["generate", "--users", "30", "--seed", "2", "--out", gen]).status == 0)

@@ -101,8 +101,8 @@ import Testing
         36: ("model_put", operate), 37: ("sentiment_query", reads), 38: ("submit_pipeline", operate),
         39: ("pipeline_status", reads), 40: ("pipeline_list", reads), 41: ("job_result", reads),
         42: ("document_put", operate), 43: ("document_get", reads), 44: ("document_list", reads),
-        45: ("document_approve", operate), 46: ("document_event", reads), 47: ("partition_file", internalOnly),
-        48: ("file_chunk", internalOnly), 49: ("replica_batch", internalOnly), 50: ("keys_reload", ["admin"]),
+        45: ("document_approve", operate), 46: ("document_event", operate), 47: ("partition_file", internalOnly),
+        48: ("file_chunk", internalOnly), 49: ("replica_batch", internalOnly), 50: ("keys_reload", ["admin"]), 51: ("audit", ["admin"]),
     ]
 
     /// A request whose body is field `field` holding an empty message.
@@ -157,6 +157,15 @@ import Testing
         drain.nodeAdmin.action = .drain
         cases.append(("node_admin drain", drain, ["admin", "worker"]))
         correlation += 1
+        var forced = try Self.request(field: 26, correlation: correlation)
+        forced.nodeAdmin.action = .drain
+        forced.nodeAdmin.force = true
+        cases.append(("node_admin drain --force", forced, ["admin"]))
+        correlation += 1
+        var export = try Self.request(field: 46, correlation: correlation)
+        export.documentEvent.action = "export"
+        cases.append(("document_event export", export, Self.reads))
+        correlation += 1
         var remove = try Self.request(field: 26, correlation: correlation)
         remove.nodeAdmin.action = .remove
         cases.append(("node_admin remove", remove, ["admin"]))
@@ -196,6 +205,55 @@ import Testing
         // The CLI's exit code for a refusal.
         let refused = try chorus(["node", "drain", "worker-1", "--coordinator", cluster.address, "--key-name", "m-analyst-\(tag)"])
         #expect(refused.status == 77 && refused.stderr.contains("permission denied"), "\(refused.stderr)")
+
+        // The audit log has the refusal under the key's principal, and the reload under the admin's; an analyst
+        // may not read it.
+        let log = try chorus(["audit", "--coordinator", cluster.address, "--since", "1h", "--json"])
+        #expect(log.status == 0, "\(log.stderr)")
+        let entries = log.json["entries"] as? [[String: Any]] ?? []
+        #expect(entries.contains { $0["action"] as? String == "node drain" && $0["principal"] as? String == "m-analyst-\(tag)"
+                    && $0["role"] as? String == "analyst" && $0["ok"] as? Bool == false
+                    && ($0["result"] as? String ?? "").contains("permission denied") }, "\(entries)")
+        #expect(entries.contains { $0["action"] as? String == "keys reload" && $0["principal"] as? String == "admin"
+                    && $0["ok"] as? Bool == true }, "\(entries)")
+        let table = try chorus(["audit", "--coordinator", cluster.address])
+        #expect(table.status == 0 && table.stdout.contains("REFUSED") && table.stdout.contains("m-analyst-\(tag)"), "\(table.stdout)")
+        #expect(try chorus(["audit", "--coordinator", cluster.address, "--key-name", "m-analyst-\(tag)"]).status == 77)
+    }
+
+    /// A whole CURVE session, captured on the wire and sent again on a new connection, is refused: the server's
+    /// cookie and the session keys belong to the first connection, so the replayed request never runs.
+    @Test func aCapturedSessionReplayedOnAnotherConnectionIsRefused() async throws {
+        let cluster = try TestCluster(workers: 1, partitions: 4, replication: 1)
+        defer { cluster.shutdown() }
+        let port = UInt16(cluster.address.split(separator: ":").last!)!
+        func reloads() throws -> Int {
+            let log = try chorus(["audit", "--coordinator", cluster.address, "--json"]).json
+            return (log["entries"] as? [[String: Any]] ?? []).filter { $0["action"] as? String == "keys reload" }.count
+        }
+        let before = try reloads()
+        // An admin's `keys reload`, through a relay that records every byte the client sends.
+        let relay = try RecordingRelay(to: port)
+        let client = try DealerClient(connect: "tcp://127.0.0.1:\(relay.port)", curve: try TestKeys.client(server: "coordinator")) { b in
+            (try? Chorus_V1_Response(serializedBytes: b))?.correlationID
+        }
+        var req = Chorus_V1_Request()
+        req.protocolVersion = 1
+        req.correlationID = 77
+        req.keysReload = .init()
+        let resp = try Chorus_V1_Response(serializedBytes: try await client.request(try req.serializedBytes(), correlationId: 77,
+                                                                                    timeout: .seconds(10)))
+        guard case .admin? = resp.body else { Issue.record("keys reload failed: \(resp)"); return }
+        client.close()
+        relay.stop()
+        let captured = relay.clientBytes
+        #expect(captured.count > 300, "captured \(captured.count) bytes")  // greeting, HELLO, INITIATE, MESSAGE
+        #expect(try reloads() == before + 1)
+        // Replayed whole, twice, on new connections: no reload runs again, and the coordinator keeps serving.
+        for _ in 0..<2 { _ = replayTCP(port: port, bytes: captured, seconds: 1.5) }
+        #expect(try reloads() == before + 1)
+        #expect(cluster.coordinator.isRunning)
+        #expect(try chorus(["cluster", "status", "--coordinator", cluster.address]).status == 0)
     }
 
     @Test func keysRotateWithoutARestart() async throws {
@@ -227,11 +285,39 @@ import Testing
         try TestKeys.generate(name: name, role: "analyst")
         defer { for ext in [".key", ".key_secret"] { try? FileManager.default.removeItem(atPath: TestKeys.dir + "/" + name + ext) } }
         #expect(try chorus(["cluster", "status", "--coordinator", a, "--key-name", name]).status == 77)
+        // A long-lived client refused now (as a worker started before its key was listed) ...
+        let late = try DealerClient(connect: a, curve: try TestKeys.client(name, server: "coordinator")) { b in
+            (try? Chorus_V1_Response(serializedBytes: b))?.correlationID
+        }
+        defer { late.close() }
+        var mapRequest = Chorus_V1_Request()
+        mapRequest.protocolVersion = 1
+        mapRequest.partitionMap = .init()
+        func lateRequest(_ id: UInt64) async throws -> Bool {
+            mapRequest.correlationID = id
+            let r = try Chorus_V1_Response(serializedBytes: try await late.request(try mapRequest.serializedBytes(),
+                                                                                correlationId: id, timeout: .seconds(5)))
+            if case .partitionMap? = r.body { return true }
+            return false
+        }
+        do {
+            _ = try await lateRequest(9001)
+            Issue.record("a key not yet listed was let in")
+        } catch let e as TransportError {
+            guard case .handshake = e else { Issue.record("expected a refusal, got \(e)"); return }
+        }
         let reload = try chorus(["keys", "reload", "--coordinator", a, "--json"])
         #expect(reload.status == 0, "\(reload.stderr)")
         #expect((reload.json["result"] as? String ?? "").contains("coordinator: "), "\(reload.stdout)")
         #expect(try chorus(["cluster", "status", "--coordinator", a, "--key-name", name]).status == 0)
         #expect(try await otherStillServed())
+        // ... is let in after the reload without being made again: it re-dials after a refusal (1 s, doubling).
+        var admitted = false
+        for i in 0..<40 where !admitted {
+            admitted = (try? await lateRequest(9100 + UInt64(i))) == true
+            if !admitted { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        #expect(admitted, "the refused client never got in after the reload")
 
         // Revoked with SIGHUP instead: its new connections fail, the other client is not disturbed.
         try FileManager.default.removeItem(atPath: TestKeys.dir + "/" + name + ".key")

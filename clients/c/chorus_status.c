@@ -6,6 +6,10 @@
  *
  *   chorus-status ENDPOINT [TIMEOUT_MS]        e.g. chorus-status tcp://127.0.0.1:7100 3000
  *
+ * Security as the chorus CLI's: with CHORUS_KEYS set, the socket is a CurveZMQ client with the key
+ * CHORUS_KEYS/$CHORUS_KEY_NAME.key_secret, dialling the server key in CHORUS_KEYS/coordinator.key (zcert files,
+ * docs/security.md); without it, plaintext (a coordinator started with --insecure).
+ *
  * Exit codes: 0 ok, 2 usage or decode failure, 3 no reply in time, 4 the coordinator answered an error.
  */
 #include <stdio.h>
@@ -14,6 +18,52 @@
 #include <zmq.h>
 
 #include "chorus/v1/cluster.pb-c.h"
+
+/* The value of `KEY = "..."` in a zcert file (40 Z85 characters), into out[41]. 0 on success. */
+static int zcert_value(const char *path, const char *key, char out[41]) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[512];
+    int rc = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *k = strstr(line, key);
+        char *q = k ? strchr(k, '"') : NULL;
+        if (q && strlen(q + 1) >= 41 && q[41] == '"') {
+            memcpy(out, q + 1, 40);
+            out[40] = 0;
+            rc = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+/* CURVE client keys from CHORUS_KEYS; 0 when set up or not asked for, -1 (with a message) when they cannot be read. */
+static int setup_curve(void *sock) {
+    const char *dir = getenv("CHORUS_KEYS");
+    if (!dir || !*dir) return 0;
+    const char *name = getenv("CHORUS_KEY_NAME");
+    if (!name || !*name) name = "admin";
+    char path[4096], server[41], public_key[41], secret_key[41];
+    snprintf(path, sizeof path, "%s/coordinator.key", dir);
+    if (zcert_value(path, "public-key", server) != 0) {
+        fprintf(stderr, "error: no public-key in %s\n", path);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s.key_secret", dir, name);
+    if (zcert_value(path, "public-key", public_key) != 0 || zcert_value(path, "secret-key", secret_key) != 0) {
+        fprintf(stderr, "error: no public-key and secret-key in %s\n", path);
+        return -1;
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0) {
+        fprintf(stderr, "error: CURVE keys rejected: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
 
 static const char *state_name(Chorus__V1__NodeState s) {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&chorus__v1__node_state__descriptor, s);
@@ -47,6 +97,7 @@ int main(int argc, char **argv) {
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (setup_curve(sock) != 0) return 2;
     if (zmq_connect(sock, endpoint) != 0) {
         fprintf(stderr, "error: cannot connect to %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
         return 2;

@@ -17,8 +17,6 @@ import Synchronization
 /// moved, and the list says what the plan's rules select today (its summary counts them against the plan).
 public enum CampaignAudienceJob: Job {
     public static let kind = "campaign-audience"
-    /// Writes only its result on the coordinator: an analyst may run it.
-    public static let readOnly = true
     public static let about = "the users of a campaign plan's segments with their channel and arm (treatment or holdout)"
     public static let parameters: [JobParameter] = [
         .init("campaign_id", .text(maxBytes: 128), "", "the campaign plan's id (`chorus campaign list`)"),

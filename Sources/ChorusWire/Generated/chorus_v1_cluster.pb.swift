@@ -681,6 +681,15 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     set {body = .keysReload(newValue)}
   }
 
+  /// client -> coordinator (admin): the audit log (chorus audit)
+  public var audit: Chorus_V1_AuditQuery {
+    get {
+      if case .audit(let v)? = body {return v}
+      return Chorus_V1_AuditQuery()
+    }
+    set {body = .audit(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -752,6 +761,8 @@ public nonisolated struct Chorus_V1_Request: Sendable {
     case replicaBatch(Chorus_V1_ReplicaBatch)
     /// client -> coordinator (admin), coordinator -> workers: re-read the allow-list
     case keysReload(Chorus_V1_KeysReload)
+    /// client -> coordinator (admin): the audit log (chorus audit)
+    case audit(Chorus_V1_AuditQuery)
 
   }
 
@@ -1005,6 +1016,14 @@ public nonisolated struct Chorus_V1_Response: @unchecked Sendable {
     set {_uniqueStorage()._body = .fileChunk(newValue)}
   }
 
+  public var audit: Chorus_V1_AuditLog {
+    get {
+      if case .audit(let v)? = _storage._body {return v}
+      return Chorus_V1_AuditLog()
+    }
+    set {_uniqueStorage()._body = .audit(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1037,6 +1056,7 @@ public nonisolated struct Chorus_V1_Response: @unchecked Sendable {
     case documentList(Chorus_V1_DocumentList)
     case partitionFile(Chorus_V1_PartitionFile)
     case fileChunk(Chorus_V1_FileChunk)
+    case audit(Chorus_V1_AuditLog)
 
   }
 
@@ -1359,6 +1379,9 @@ public nonisolated struct Chorus_V1_PartitionMap: Sendable {
   /// the coordinator's id; a worker never joins a second cluster with its data
   public var clusterID: String = String()
 
+  /// set when the cluster stores pseudonymous user ids: the secret's fingerprint
+  public var pseudonymFingerprint: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1608,6 +1631,65 @@ public nonisolated struct Chorus_V1_KeysReload: Sendable {
   // methods supported on all messages.
 
   public var forwarded: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One administrative or privacy action in the coordinator's audit log (docs/security.md, "Audit log").
+public nonisolated struct Chorus_V1_AuditRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var timeMs: Int64 = 0
+
+  /// the name of the sender's key, from its ZAP User-Id; "" on a plaintext cluster
+  public var principal: String = String()
+
+  /// that key's role
+  public var role: String = String()
+
+  /// "node drain", "rebalance", "keys reload", "job submit", "job cancel", ...
+  public var action: String = String()
+
+  /// the node, job kind or id, document, model the action named
+  public var target: String = String()
+
+  public var ok: Bool = false
+
+  /// what was done ("job job-000042"), or the error when ok is false
+  public var result: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_AuditQuery: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// entries at or after this time (0 = all)
+  public var sinceMs: Int64 = 0
+
+  /// the newest this many of them (0 = 1000)
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chorus_V1_AuditLog: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// oldest first
+  public var entries: [Chorus_V1_AuditRecord] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2744,7 +2826,7 @@ nonisolated extension Chorus_V1_JobState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0\u{3}partition_file\0\u{3}file_chunk\0\u{3}replica_batch\0\u{3}keys_reload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}correlation_id\0\u{1}sender\0\u{4}\u{7}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{3}submit_job\0\u{3}job_status\0\u{3}job_list\0\u{3}job_cancel\0\u{3}run_task\0\u{3}profile_get\0\u{3}profile_scan\0\u{3}job_broadcast\0\u{3}job_release\0\u{3}seal_partitions\0\u{3}replica_write\0\u{3}node_admin\0\u{1}rebalance\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommend\0\u{1}similar\0\u{3}user_history\0\u{3}model_list\0\u{3}model_get\0\u{3}model_put\0\u{3}sentiment_query\0\u{3}submit_pipeline\0\u{3}pipeline_status\0\u{3}pipeline_list\0\u{3}job_result\0\u{3}document_put\0\u{3}document_get\0\u{3}document_list\0\u{3}document_approve\0\u{3}document_event\0\u{3}partition_file\0\u{3}file_chunk\0\u{3}replica_batch\0\u{3}keys_reload\0\u{1}audit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3288,6 +3370,19 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
           self.body = .keysReload(v)
         }
       }()
+      case 51: try {
+        var v: Chorus_V1_AuditQuery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .audit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .audit(v)
+        }
+      }()
       default: break
       }
     }
@@ -3472,6 +3567,10 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
       guard case .keysReload(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
     }()
+    case .audit?: try {
+      guard case .audit(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3489,7 +3588,7 @@ nonisolated extension Chorus_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0\u{1}pipeline\0\u{3}pipeline_list\0\u{3}job_result\0\u{1}document\0\u{3}document_list\0\u{3}partition_file\0\u{3}file_chunk\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}correlation_id\0\u{2}\u{9}error\0\u{3}register_worker\0\u{1}heartbeat\0\u{3}cluster_status\0\u{3}partition_map\0\u{3}write_batch\0\u{1}job\0\u{3}job_list\0\u{3}task_result\0\u{1}profile\0\u{3}profile_scan\0\u{1}ack\0\u{1}admin\0\u{3}copy_partition\0\u{3}partition_chunk\0\u{3}map_push\0\u{1}recommendations\0\u{3}user_history\0\u{3}model_list\0\u{1}model\0\u{1}sentiment\0\u{3}task_results\0\u{1}pipeline\0\u{3}pipeline_list\0\u{3}job_result\0\u{1}document\0\u{3}document_list\0\u{3}partition_file\0\u{3}file_chunk\0\u{1}audit\0")
 
   fileprivate class _StorageClass {
     var _correlationID: UInt64 = 0
@@ -3902,6 +4001,19 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
             _storage._body = .fileChunk(v)
           }
         }()
+        case 39: try {
+          var v: Chorus_V1_AuditLog?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .audit(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .audit(v)
+          }
+        }()
         default: break
         }
       }
@@ -4033,6 +4145,10 @@ nonisolated extension Chorus_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._
       case .fileChunk?: try {
         guard case .fileChunk(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+      }()
+      case .audit?: try {
+        guard case .audit(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
       }()
       case nil: break
       }
@@ -4621,7 +4737,7 @@ nonisolated extension Chorus_V1_PartitionAssignment: SwiftProtobuf.Message, Swif
 
 nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionMap"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}partition_count\0\u{1}assignments\0\u{1}nodes\0\u{1}hash\0\u{3}replication_factor\0\u{3}cluster_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}partition_count\0\u{1}assignments\0\u{1}nodes\0\u{1}hash\0\u{3}replication_factor\0\u{3}cluster_id\0\u{3}pseudonym_fingerprint\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4636,6 +4752,7 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
       case 5: try { try decoder.decodeSingularStringField(value: &self.hash) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.replicationFactor) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.clusterID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.pseudonymFingerprint) }()
       default: break
       }
     }
@@ -4663,6 +4780,9 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
     if !self.clusterID.isEmpty {
       try visitor.visitSingularStringField(value: self.clusterID, fieldNumber: 7)
     }
+    if !self.pseudonymFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.pseudonymFingerprint, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4674,6 +4794,7 @@ nonisolated extension Chorus_V1_PartitionMap: SwiftProtobuf.Message, SwiftProtob
     if lhs.hash != rhs.hash {return false}
     if lhs.replicationFactor != rhs.replicationFactor {return false}
     if lhs.clusterID != rhs.clusterID {return false}
+    if lhs.pseudonymFingerprint != rhs.pseudonymFingerprint {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5148,6 +5269,131 @@ nonisolated extension Chorus_V1_KeysReload: SwiftProtobuf.Message, SwiftProtobuf
 
   public static func ==(lhs: Chorus_V1_KeysReload, rhs: Chorus_V1_KeysReload) -> Bool {
     if lhs.forwarded != rhs.forwarded {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AuditRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}time_ms\0\u{1}principal\0\u{1}role\0\u{1}action\0\u{1}target\0\u{1}ok\0\u{1}result\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.timeMs) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.principal) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.ok) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.result) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.timeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.timeMs, fieldNumber: 1)
+    }
+    if !self.principal.isEmpty {
+      try visitor.visitSingularStringField(value: self.principal, fieldNumber: 2)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 3)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 4)
+    }
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 5)
+    }
+    if self.ok != false {
+      try visitor.visitSingularBoolField(value: self.ok, fieldNumber: 6)
+    }
+    if !self.result.isEmpty {
+      try visitor.visitSingularStringField(value: self.result, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_AuditRecord, rhs: Chorus_V1_AuditRecord) -> Bool {
+    if lhs.timeMs != rhs.timeMs {return false}
+    if lhs.principal != rhs.principal {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.target != rhs.target {return false}
+    if lhs.ok != rhs.ok {return false}
+    if lhs.result != rhs.result {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AuditQuery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditQuery"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}since_ms\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.sinceMs) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.sinceMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sinceMs, fieldNumber: 1)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_AuditQuery, rhs: Chorus_V1_AuditQuery) -> Bool {
+    if lhs.sinceMs != rhs.sinceMs {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chorus_V1_AuditLog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditLog"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chorus_V1_AuditLog, rhs: Chorus_V1_AuditLog) -> Bool {
+    if lhs.entries != rhs.entries {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,98 @@
+/// SHA-256 (FIPS 180-4) and HMAC-SHA-256 (RFC 2104) in pure Swift, for pseudonymous ids: small inputs (an id), so
+/// a table-free, allocation-light version is enough and keeps swift-crypto's build time out of every CI run.
+/// Checked against the FIPS and RFC 4231 test vectors (`PseudonymTests`).
+public enum SHA256 {
+    static let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ]
+
+    /// The 32-byte digest of `message`.
+    public static func hash(_ message: [UInt8]) -> [UInt8] {
+        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+        var data = message
+        let bitLength = UInt64(message.count) &* 8
+        data.append(0x80)
+        while data.count % 64 != 56 { data.append(0) }
+        for i in (0..<8).reversed() { data.append(UInt8(truncatingIfNeeded: bitLength >> (UInt64(i) * 8))) }
+        var w = [UInt32](repeating: 0, count: 64)
+        func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+        for chunk in stride(from: 0, to: data.count, by: 64) {
+            for t in 0..<16 {
+                let j = chunk + t * 4
+                w[t] = UInt32(data[j]) << 24 | UInt32(data[j + 1]) << 16 | UInt32(data[j + 2]) << 8 | UInt32(data[j + 3])
+            }
+            for t in 16..<64 {
+                let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+                let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+            }
+            var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+            for t in 0..<64 {
+                let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                let ch = (e & f) ^ (~e & g)
+                let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
+                let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                let maj = (a & b) ^ (a & c) ^ (b & c)
+                let t2 = s0 &+ maj
+                hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+            }
+            h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d
+            h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        for v in h { out += [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
+        return out
+    }
+
+    /// HMAC-SHA-256 of `message` under `key` (RFC 2104; block size 64).
+    public static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        var k = key.count > 64 ? hash(key) : key
+        k += [UInt8](repeating: 0, count: 64 - k.count)
+        let inner = hash(k.map { $0 ^ 0x36 } + message)
+        return hash(k.map { $0 ^ 0x5c } + inner)
+    }
+}
+
+/// Pseudonymous user ids (docs/security.md, "Pseudonymous ids"): HMAC-SHA-256 of the id under a cluster secret that
+/// only the ingest clients hold, shown as `p-` and 32 hex digits (128 bits). The same id always gives the same
+/// pseudonym, so records join up; without the secret nobody can tell which id a pseudonym stands for, nor
+/// enumerate common ids. Pseudonymized data is still personal data.
+public struct Pseudonymizer: Sendable {
+    let secret: [UInt8]
+
+    /// `secret`: at least 16 bytes.
+    public init?(secret: [UInt8]) {
+        guard secret.count >= 16 else { return nil }
+        self.secret = secret
+    }
+
+    public static let prefix = "p-"
+
+    /// The pseudonym of `id`; an id that is already a pseudonym is kept (an ingest may be re-run on output).
+    public func pseudonym(_ id: String) -> String {
+        if Self.isPseudonym(id) { return id }
+        let mac = SHA256.hmac(key: secret, Array("chorus-user-id\u{0}".utf8) + Array(id.utf8))
+        return Self.prefix + mac.prefix(16).map { String($0, radix: 16).leftPadded(2) }.joined()
+    }
+
+    public static func isPseudonym(_ id: String) -> Bool {
+        id.utf8.count == 34 && id.hasPrefix(prefix) && id.utf8.dropFirst(2).allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// Names the secret without revealing it (what the cluster stores to check that every ingest uses the same one).
+    public var fingerprint: String {
+        SHA256.hmac(key: secret, Array("chorus-fingerprint".utf8)).prefix(8).map { String($0, radix: 16).leftPadded(2) }.joined()
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}
