@@ -130,16 +130,20 @@ public enum CurveKeys {
 
     /// Writes `DIR/NAME.key` (0644) and `DIR/NAME.key_secret` (0600, created with that mode, never wider).
     /// Refuses to overwrite either file.
-    public static func write(_ cert: Certificate, to dir: String) throws -> (publicFile: String, secretFile: String) {
-        guard !cert.name.isEmpty, cert.name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }),
-              !cert.name.hasPrefix(".") else {
-            throw ChorusError(.usage, "a key name is letters, digits, '-', '_' and '.', not starting with '.'")
+    /// `file` names the files when it is not the principal's name: a second key of the same principal during a
+    /// rotation (`ana-2027.key` with `name = "ana"`).
+    public static func write(_ cert: Certificate, to dir: String, file: String? = nil) throws -> (publicFile: String, secretFile: String) {
+        for n in [cert.name, file ?? cert.name] {
+            guard !n.isEmpty, n.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !n.hasPrefix(".") else {
+                throw ChorusError(.usage, "a key name or file name is letters, digits, '-', '_' and '.', not starting with '.'")
+            }
         }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let pubPath = (dir as NSString).appendingPathComponent(cert.name + ".key")
+        let pubPath = (dir as NSString).appendingPathComponent((file ?? cert.name) + ".key")
         let secPath = pubPath + "_secret"
         for p in [pubPath, secPath] where FileManager.default.fileExists(atPath: p) {
-            throw ChorusError(.conflict, "\(p) exists already", hint: "choose another --name, or move the old key away first")
+            throw ChorusError(.conflict, "\(p) exists already",
+                              hint: "choose another --name, or --file for a second key of the same principal")
         }
         try DurableFile.write(Array(cert.text(secret: true).utf8), to: secPath, mode: 0o600, exclusive: true)
         try DurableFile.write(Array(cert.text(secret: false).utf8), to: pubPath, mode: 0o644, exclusive: true)

@@ -86,6 +86,10 @@ struct Keys: AsyncParsableCommand {
         @Option(help: ArgumentHelp("worker, admin, operator, analyst or ingest.", valueName: "ROLE")) var role: String
         @Option(help: ArgumentHelp("Directory to write the two files into (created if missing).", valueName: "DIR"))
         var out: String
+        @Option(help: ArgumentHelp("""
+            Name the files FILE.key and FILE.key_secret instead of NAME's: a second key of the same principal, for a             rotation (clients then pick it with --key-name FILE).
+            """, valueName: "FILE"))
+        var file: String?
         @Flag(help: "Print machine-readable JSON: {name, role, public_key, public_file, secret_file}.") var json = false
 
         func validate() throws {
@@ -99,7 +103,7 @@ struct Keys: AsyncParsableCommand {
                 let pair = try CurveKeys.generate()
                 let cert = CurveKeys.Certificate(name: name, role: CurveKeys.Role(rawValue: role)!, publicKey: pair.publicKey,
                                                  secretKey: pair.secretKey)
-                let (pub, sec) = try CurveKeys.write(cert, to: out)
+                let (pub, sec) = try CurveKeys.write(cert, to: out, file: file)
                 if json {
                     printJSON(["name": name, "role": role, "public_key": pair.publicKey, "public_file": pub, "secret_file": sec])
                 } else {

@@ -40,10 +40,10 @@ enum TestKeys {
     static func ensure() { _ = dir }
 
     /// Makes another principal's key pair in the test keys directory (the servers let it in after a reload).
-    static func generate(name: String, role: String, dir: String = dir) throws {
+    static func generate(name: String, role: String, dir: String = dir, file: String? = nil) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Binary.chorus)
-        p.arguments = ["keys", "generate", "--name", name, "--role", role, "--out", dir]
+        p.arguments = ["keys", "generate", "--name", name, "--role", role, "--out", dir] + (file.map { ["--file", $0] } ?? [])
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         p.waitUntilExit()

@@ -319,13 +319,23 @@ import Testing
         }
         #expect(admitted, "the refused client never got in after the reload")
 
-        // Revoked with SIGHUP instead: its new connections fail, the other client is not disturbed.
+        // A second key of the same principal (a rotation in progress): both are let in, as the same principal.
+        try TestKeys.generate(name: name, role: "analyst", file: name + "-2")
+        defer { for ext in [".key", ".key_secret"] { try? FileManager.default.removeItem(atPath: TestKeys.dir + "/" + name + "-2" + ext) } }
+        #expect(try chorus(["keys", "reload", "--coordinator", a]).status == 0)
+        let second = try chorus(["node", "drain", "worker-1", "--coordinator", a, "--key-name", name + "-2"])
+        #expect(second.status == 77 && second.stderr.contains("key '\(name)' has role analyst"), "\(second.stderr)")
+        #expect(try chorus(["cluster", "status", "--coordinator", a, "--key-name", name]).status == 0)
+
+        // The old key revoked with SIGHUP instead: its new connections fail, the principal's new key and the other
+        // client are not disturbed.
         try FileManager.default.removeItem(atPath: TestKeys.dir + "/" + name + ".key")
         for p in [cluster.coordinator] + cluster.workers { kill(p.pid, SIGHUP) }
         try waitUntil("the SIGHUP reload in the logs", seconds: 10) {
             ([cluster.coordinator] + cluster.workers).allSatisfy { $0.log().contains("trigger=SIGHUP") }
         }
         #expect(try chorus(["cluster", "status", "--coordinator", a, "--key-name", name]).status == 77)
+        #expect(try chorus(["cluster", "status", "--coordinator", a, "--key-name", name + "-2"]).status == 0)
         #expect(try await otherStillServed())
         #expect(cluster.coordinator.isRunning && cluster.workers[0].isRunning)
         // A broken allow-list keeps the old one in force, and says so.
