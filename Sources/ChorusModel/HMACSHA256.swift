@@ -80,7 +80,7 @@ public struct Pseudonymizer: Sendable {
     public func pseudonym(_ id: String) -> String {
         if Self.isPseudonym(id) { return id }
         let mac = SHA256.hmac(key: secret, Array("chorus-user-id\u{0}".utf8) + Array(id.utf8))
-        return Self.prefix + mac.prefix(16).map { String($0, radix: 16).leftPadded(2) }.joined()
+        return Self.prefix + mac.prefix(16).hexString
     }
 
     public static func isPseudonym(_ id: String) -> Bool {
@@ -89,10 +89,16 @@ public struct Pseudonymizer: Sendable {
 
     /// Names the secret without revealing it (what the cluster stores to check that every ingest uses the same one).
     public var fingerprint: String {
-        SHA256.hmac(key: secret, Array("chorus-fingerprint".utf8)).prefix(8).map { String($0, radix: 16).leftPadded(2) }.joined()
+        SHA256.hmac(key: secret, Array("chorus-fingerprint".utf8)).prefix(8).hexString
     }
 }
 
-extension String {
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+extension Sequence<UInt8> {
+    /// Two lowercase hex digits per byte.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in self { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0x0F)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

@@ -312,7 +312,7 @@ final class RejectionLog: Sendable {
         }
         logger.warning("rejected an invalid request", metadata: [
             "sender": "\(sender.isEmpty ? "?" : clean(sender[...]))",
-            "connection": "\(peer.map { String(format: "%02x", $0) }.joined())",
+            "connection": "\(peer.hexString)",
             "error": "\(clean(message.prefix(300)))",
             "rejected-since-last-log": "\(suppressed)"])
     }

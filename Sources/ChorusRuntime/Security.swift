@@ -288,7 +288,7 @@ public enum PseudonymSecret {
         if FileManager.default.fileExists(atPath: path) {
             throw ChorusError(.conflict, "\(path) exists already", hint: "a secret is never overwritten: losing it loses the mapping")
         }
-        let text = bytes.map { String(format: "%02x", $0) }.joined() + "\n"
+        let text = bytes.hexString + "\n"
         try DurableFile.write(Array(text.utf8), to: path, mode: 0o600, exclusive: true)
         return Pseudonymizer(secret: bytes)!
     }

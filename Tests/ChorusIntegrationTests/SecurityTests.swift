@@ -144,35 +144,19 @@ import Testing
             correlation += 1
             cases.append((row.name, try Self.request(field: field, correlation: correlation), row.allowed))
         }
-        correlation += 1
-        var readOnlyJob = try Self.request(field: 15, correlation: correlation)
-        readOnlyJob.submitJob.kind = "top-hashtags"
-        cases.append(("submit_job top-hashtags (read-only)", readOnlyJob, Self.reads))
-        correlation += 1
-        var undrain = try Self.request(field: 26, correlation: correlation)
-        undrain.nodeAdmin.action = .undrain
-        cases.append(("node_admin undrain", undrain, ["admin", "worker"]))
-        correlation += 1
-        var drain = try Self.request(field: 26, correlation: correlation)
-        drain.nodeAdmin.action = .drain
-        cases.append(("node_admin drain", drain, ["admin", "worker"]))
-        correlation += 1
-        var forced = try Self.request(field: 26, correlation: correlation)
-        forced.nodeAdmin.action = .drain
-        forced.nodeAdmin.force = true
-        cases.append(("node_admin drain --force", forced, ["admin"]))
-        correlation += 1
-        var export = try Self.request(field: 46, correlation: correlation)
-        export.documentEvent.action = "export"
-        cases.append(("document_event export", export, Self.reads))
-        correlation += 1
-        var remove = try Self.request(field: 26, correlation: correlation)
-        remove.nodeAdmin.action = .remove
-        cases.append(("node_admin remove", remove, ["admin"]))
-        correlation += 1
-        var forwarded = try Self.request(field: 50, correlation: correlation)
-        forwarded.keysReload.forwarded = true
-        cases.append(("keys_reload forwarded", forwarded, Self.internalOnly))
+        func variant(_ label: String, field: Int, _ allowed: Set<String>, _ edit: (inout Chorus_V1_Request) -> Void) throws {
+            correlation += 1
+            var req = try Self.request(field: field, correlation: correlation)
+            edit(&req)
+            cases.append((label, req, allowed))
+        }
+        try variant("submit_job top-hashtags (read-only)", field: 15, Self.reads) { $0.submitJob.kind = "top-hashtags" }
+        try variant("node_admin undrain", field: 26, ["admin", "worker"]) { $0.nodeAdmin.action = .undrain }
+        try variant("node_admin drain", field: 26, ["admin", "worker"]) { $0.nodeAdmin.action = .drain }
+        try variant("node_admin drain --force", field: 26, ["admin"]) { $0.nodeAdmin.action = .drain; $0.nodeAdmin.force = true }
+        try variant("document_event export", field: 46, Self.reads) { $0.documentEvent.action = "export" }
+        try variant("node_admin remove", field: 26, ["admin"]) { $0.nodeAdmin.action = .remove }
+        try variant("keys_reload forwarded", field: 50, Self.internalOnly) { $0.keysReload.forwarded = true }
 
         var denied = 0
         for (server, endpoint, serverKey) in [("coordinator", cluster.address, "coordinator"),

@@ -4,7 +4,7 @@ import Testing
 
 /// SHA-256 and HMAC-SHA-256 against the published vectors, and pseudonymous ids at parse time.
 @Suite struct PseudonymTests {
-    static func hex(_ b: [UInt8]) -> String { b.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
+    static func hex(_ b: [UInt8]) -> String { b.hexString }
 
     @Test func sha256MatchesFIPSVectors() {
         #expect(Self.hex(SHA256.hash([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
